@@ -1,0 +1,8 @@
+"""The canonical WSGI hello world: a 12-byte body with Content-Length."""
+
+
+def application(environ, start_response):
+    body = b"Hello World!"
+    start_response("200 OK", [("Content-Type", "text/plain"),
+                              ("Content-Length", str(len(body)))])
+    return [body]

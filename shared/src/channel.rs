@@ -1,0 +1,378 @@
+//! The master/worker channel: one `SOCK_SEQPACKET` socketpair per worker.
+//!
+//! Every message is one datagram carrying a small tagged payload and at most
+//! one file descriptor (SCM_RIGHTS). The receiver checks truncation of both
+//! the payload and the control data, and receives descriptors close-on-exec.
+
+use nix::errno::Errno;
+use nix::sys::socket::{
+    recvmsg, sendmsg, socketpair, AddressFamily, ControlMessage, ControlMessageOwned, MsgFlags,
+    SockFlag, SockType,
+};
+use std::io::{IoSlice, IoSliceMut};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+
+/// Largest datagram: a request head that was already read plus framing.
+pub const MAX_MESSAGE: usize = 128 * 1024;
+
+/// Instructions from the master to a worker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Control {
+    /// Stop taking connections, finish in-flight requests, hand back idle ones, exit.
+    GracefulStop,
+    /// Write the Python stack of every thread to the log.
+    DumpStacks,
+}
+
+/// One message on the channel. `Handoff` and `HandBack` travel with a socket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Message {
+    /// Master → worker, first message: the serialized `ServerConfig`.
+    Config(Vec<u8>),
+    /// Master → worker: a client connection and any bytes already read from it.
+    Handoff {
+        peer: SocketAddr,
+        accepted_at_us: u64,
+        buffered: Vec<u8>,
+    },
+    /// Master → worker.
+    Control(Control),
+    /// Worker → master: a connection the worker gives up while draining.
+    HandBack { peer: SocketAddr, buffered: Vec<u8> },
+}
+
+/// A message as received, with the descriptor that came with it.
+#[derive(Debug)]
+pub struct Received {
+    pub message: Message,
+    pub fd: Option<OwnedFd>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ChannelError {
+    #[error("the channel would block")]
+    WouldBlock,
+    #[error("the peer closed the channel")]
+    Closed,
+    #[error("malformed channel message: {0}")]
+    Malformed(&'static str),
+    #[error("channel I/O error: {0}")]
+    Io(#[from] Errno),
+}
+
+const TAG_CONFIG: u8 = 1;
+const TAG_HANDOFF: u8 = 2;
+const TAG_CONTROL: u8 = 3;
+const TAG_HANDBACK: u8 = 4;
+const ADDR_LEN: usize = 1 + 16 + 2;
+
+fn encode_addr(out: &mut Vec<u8>, addr: &SocketAddr) {
+    match addr.ip() {
+        IpAddr::V4(ip) => {
+            out.push(4);
+            out.extend_from_slice(&ip.to_ipv6_mapped().octets());
+        }
+        IpAddr::V6(ip) => {
+            out.push(6);
+            out.extend_from_slice(&ip.octets());
+        }
+    }
+    out.extend_from_slice(&addr.port().to_be_bytes());
+}
+
+fn decode_addr(bytes: &[u8]) -> Result<SocketAddr, ChannelError> {
+    let bad = ChannelError::Malformed("short address");
+    let family = *bytes.first().ok_or(ChannelError::Malformed("short address"))?;
+    let octets: [u8; 16] = bytes.get(1..17).and_then(|b| b.try_into().ok()).ok_or(bad)?;
+    let port_bytes: [u8; 2] = bytes
+        .get(17..19)
+        .and_then(|b| b.try_into().ok())
+        .ok_or(ChannelError::Malformed("short address"))?;
+    let v6 = Ipv6Addr::from(octets);
+    let ip = match family {
+        4 => IpAddr::V4(v6.to_ipv4_mapped().unwrap_or(Ipv4Addr::UNSPECIFIED)),
+        6 => IpAddr::V6(v6),
+        _ => return Err(ChannelError::Malformed("unknown address family")),
+    };
+    Ok(SocketAddr::new(ip, u16::from_be_bytes(port_bytes)))
+}
+
+impl Message {
+    /// Appends the wire form of the message to `out`.
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        match self {
+            Message::Config(json) => {
+                out.push(TAG_CONFIG);
+                out.extend_from_slice(json);
+            }
+            Message::Handoff {
+                peer,
+                accepted_at_us,
+                buffered,
+            } => {
+                out.push(TAG_HANDOFF);
+                encode_addr(out, peer);
+                out.extend_from_slice(&accepted_at_us.to_le_bytes());
+                out.extend_from_slice(buffered);
+            }
+            Message::Control(control) => {
+                out.push(TAG_CONTROL);
+                out.push(match control {
+                    Control::GracefulStop => 1,
+                    Control::DumpStacks => 2,
+                });
+            }
+            Message::HandBack { peer, buffered } => {
+                out.push(TAG_HANDBACK);
+                encode_addr(out, peer);
+                out.extend_from_slice(buffered);
+            }
+        }
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<Message, ChannelError> {
+        let (&tag, body) = bytes
+            .split_first()
+            .ok_or(ChannelError::Malformed("empty message"))?;
+        match tag {
+            TAG_CONFIG => Ok(Message::Config(body.to_vec())),
+            TAG_HANDOFF => {
+                let peer = decode_addr(body)?;
+                let at: [u8; 8] = body
+                    .get(ADDR_LEN..ADDR_LEN + 8)
+                    .and_then(|b| b.try_into().ok())
+                    .ok_or(ChannelError::Malformed("short handoff"))?;
+                Ok(Message::Handoff {
+                    peer,
+                    accepted_at_us: u64::from_le_bytes(at),
+                    buffered: body[ADDR_LEN + 8..].to_vec(),
+                })
+            }
+            TAG_CONTROL => match body.first() {
+                Some(1) => Ok(Message::Control(Control::GracefulStop)),
+                Some(2) => Ok(Message::Control(Control::DumpStacks)),
+                _ => Err(ChannelError::Malformed("unknown control")),
+            },
+            TAG_HANDBACK => Ok(Message::HandBack {
+                peer: decode_addr(body)?,
+                buffered: body.get(ADDR_LEN..).unwrap_or_default().to_vec(),
+            }),
+            _ => Err(ChannelError::Malformed("unknown tag")),
+        }
+    }
+
+    /// Whether the message must carry a descriptor.
+    pub fn carries_fd(&self) -> bool {
+        matches!(self, Message::Handoff { .. } | Message::HandBack { .. })
+    }
+}
+
+/// One end of a master/worker channel.
+#[derive(Debug)]
+pub struct Channel {
+    fd: OwnedFd,
+}
+
+impl Channel {
+    /// A connected pair, both ends close-on-exec and blocking.
+    pub fn pair() -> Result<(Channel, Channel), ChannelError> {
+        let (a, b) = socketpair(
+            AddressFamily::Unix,
+            SockType::SeqPacket,
+            None,
+            SockFlag::SOCK_CLOEXEC,
+        )?;
+        Ok((Channel { fd: a }, Channel { fd: b }))
+    }
+
+    pub fn from_fd(fd: OwnedFd) -> Channel {
+        Channel { fd }
+    }
+
+    pub fn set_nonblocking(&self, nonblocking: bool) -> Result<(), ChannelError> {
+        set_nonblocking(self.fd.as_fd(), nonblocking)?;
+        Ok(())
+    }
+
+    /// Sends one message, with `fd` attached when given.
+    pub fn send(&self, message: &Message, fd: Option<BorrowedFd<'_>>) -> Result<(), ChannelError> {
+        let mut payload = Vec::with_capacity(64);
+        message.encode(&mut payload);
+        if payload.len() > MAX_MESSAGE {
+            return Err(ChannelError::Malformed("message too large"));
+        }
+        let iov = [IoSlice::new(&payload)];
+        let raw: [RawFd; 1] = [fd.map(|f| f.as_raw_fd()).unwrap_or(-1)];
+        let cmsg = [ControlMessage::ScmRights(&raw)];
+        let cmsgs: &[ControlMessage] = if fd.is_some() { &cmsg } else { &[] };
+        loop {
+            match sendmsg::<()>(
+                self.fd.as_raw_fd(),
+                &iov,
+                cmsgs,
+                MsgFlags::MSG_NOSIGNAL,
+                None,
+            ) {
+                Ok(_) => return Ok(()),
+                Err(Errno::EINTR) => continue,
+                Err(Errno::EAGAIN) => return Err(ChannelError::WouldBlock),
+                Err(Errno::EPIPE) | Err(Errno::ECONNRESET) => return Err(ChannelError::Closed),
+                Err(e) => return Err(ChannelError::Io(e)),
+            }
+        }
+    }
+
+    /// Receives one message. `buf` is scratch space reused between calls.
+    pub fn recv(&self, buf: &mut Vec<u8>) -> Result<Received, ChannelError> {
+        buf.resize(MAX_MESSAGE + 1, 0);
+        let mut cmsg_space = nix::cmsg_space!([RawFd; 1]);
+        let (len, fd, flags) = loop {
+            let mut iov = [IoSliceMut::new(buf.as_mut_slice())];
+            match recvmsg::<()>(
+                self.fd.as_raw_fd(),
+                &mut iov,
+                Some(&mut cmsg_space),
+                MsgFlags::MSG_CMSG_CLOEXEC,
+            ) {
+                Ok(msg) => {
+                    let mut fd = None;
+                    // A control-data truncation means a descriptor was dropped: refuse.
+                    let cmsgs = msg.cmsgs().map_err(|_| ChannelError::Malformed("truncated fds"))?;
+                    for cmsg in cmsgs {
+                        if let ControlMessageOwned::ScmRights(fds) = cmsg {
+                            for raw in fds {
+                                // SAFETY: the kernel just installed `raw` in our table for us alone.
+                                let owned = unsafe { OwnedFd::from_raw_fd(raw) };
+                                if fd.is_none() {
+                                    fd = Some(owned);
+                                }
+                            }
+                        }
+                    }
+                    break (msg.bytes, fd, msg.flags);
+                }
+                Err(Errno::EINTR) => continue,
+                Err(Errno::EAGAIN) => return Err(ChannelError::WouldBlock),
+                Err(Errno::ECONNRESET) => return Err(ChannelError::Closed),
+                Err(e) => return Err(ChannelError::Io(e)),
+            }
+        };
+        if len == 0 {
+            return Err(ChannelError::Closed);
+        }
+        if flags.contains(MsgFlags::MSG_TRUNC) || len > MAX_MESSAGE {
+            return Err(ChannelError::Malformed("truncated message"));
+        }
+        let message = Message::decode(&buf[..len])?;
+        if message.carries_fd() && fd.is_none() {
+            return Err(ChannelError::Malformed("handoff without a descriptor"));
+        }
+        Ok(Received { message, fd })
+    }
+}
+
+impl AsFd for Channel {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+impl AsRawFd for Channel {
+    fn as_raw_fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+}
+
+/// Sets or clears `O_NONBLOCK` on a descriptor.
+pub fn set_nonblocking(fd: BorrowedFd<'_>, nonblocking: bool) -> Result<(), Errno> {
+    use nix::fcntl::{fcntl, FcntlArg, OFlag};
+    let flags = OFlag::from_bits_truncate(fcntl(fd, FcntlArg::F_GETFL)?);
+    let wanted = if nonblocking {
+        flags | OFlag::O_NONBLOCK
+    } else {
+        flags - OFlag::O_NONBLOCK
+    };
+    if wanted != flags {
+        fcntl(fd, FcntlArg::F_SETFL(wanted))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+    use std::os::unix::net::UnixStream;
+
+    #[test]
+    fn handoff_carries_the_socket_and_the_bytes() {
+        let (master, worker) = Channel::pair().expect("pair");
+        let (mut ours, theirs) = UnixStream::pair().expect("stream pair");
+        let peer: SocketAddr = "192.0.2.7:4711".parse().expect("addr");
+        let msg = Message::Handoff {
+            peer,
+            accepted_at_us: 42,
+            buffered: b"GET / HTTP/1.1\r\n".to_vec(),
+        };
+        master.send(&msg, Some(theirs.as_fd())).expect("send");
+        drop(theirs);
+        let mut buf = Vec::new();
+        let got = worker.recv(&mut buf).expect("recv");
+        assert_eq!(got.message, msg);
+        let fd = got.fd.expect("fd");
+        let mut passed = UnixStream::from(fd);
+        passed.write_all(b"ping").expect("write");
+        let mut four = [0u8; 4];
+        ours.read_exact(&mut four).expect("read");
+        assert_eq!(&four, b"ping");
+    }
+
+    #[test]
+    fn control_and_config_round_trip_and_eof_is_closed() {
+        let (master, worker) = Channel::pair().expect("pair");
+        master
+            .send(&Message::Config(b"{}".to_vec()), None)
+            .expect("send");
+        master
+            .send(&Message::Control(Control::DumpStacks), None)
+            .expect("send");
+        let mut buf = Vec::new();
+        assert_eq!(
+            worker.recv(&mut buf).expect("recv").message,
+            Message::Config(b"{}".to_vec())
+        );
+        assert_eq!(
+            worker.recv(&mut buf).expect("recv").message,
+            Message::Control(Control::DumpStacks)
+        );
+        drop(master);
+        assert!(matches!(worker.recv(&mut buf), Err(ChannelError::Closed)));
+    }
+
+    #[test]
+    fn nonblocking_empty_channel_would_block() {
+        let (_master, worker) = Channel::pair().expect("pair");
+        worker.set_nonblocking(true).expect("nonblocking");
+        let mut buf = Vec::new();
+        assert!(matches!(worker.recv(&mut buf), Err(ChannelError::WouldBlock)));
+    }
+
+    #[test]
+    fn ipv6_peer_round_trips() {
+        let peer: SocketAddr = "[2001:db8::1]:80".parse().expect("addr");
+        let mut out = Vec::new();
+        Message::HandBack {
+            peer,
+            buffered: vec![1, 2, 3],
+        }
+        .encode(&mut out);
+        assert_eq!(
+            Message::decode(&out).expect("decode"),
+            Message::HandBack {
+                peer,
+                buffered: vec![1, 2, 3]
+            }
+        );
+    }
+}

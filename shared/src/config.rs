@@ -1,0 +1,175 @@
+//! The validated server configuration.
+//!
+//! `rwsgi-conf` builds it from the command line and environment; the master
+//! sends it to every worker as the first message on the channel, so both
+//! sides act on exactly the same values.
+
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+/// How the entry point names the application.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AppType {
+    /// A WSGI script file, run as a uniquely named module (like mod_wsgi).
+    Script,
+    /// A dotted module path, optionally `module:callable`.
+    Module,
+    /// A PasteDeploy `.ini` file.
+    Paste,
+    /// No application: only the document root is served.
+    Static,
+}
+
+impl AppType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AppType::Script => "script",
+            AppType::Module => "module",
+            AppType::Paste => "paste",
+            AppType::Static => "static",
+        }
+    }
+}
+
+/// Output format of the log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Minimum level of the log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogLevel {
+    Debug,
+    Info,
+    Warn,
+    Error,
+}
+
+/// The application to load.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppSpec {
+    pub kind: AppType,
+    /// Absolute path (script, paste) or dotted name (module); empty for static.
+    pub entry_point: String,
+    pub callable: String,
+}
+
+/// Paths the worker's interpreter needs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PythonSpec {
+    /// Directory the worker changes into; first on `sys.path`.
+    pub working_directory: PathBuf,
+    /// Extra `sys.path` entries (`--python-path`), in order.
+    pub python_paths: Vec<PathBuf>,
+    /// A virtual environment or Python installation (`--python-home`, `VIRTUAL_ENV`).
+    pub python_home: Option<PathBuf>,
+}
+
+/// Request and head size limits enforced before the application sees anything.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Limits {
+    /// Largest request body in bytes (`--limit-request-body`); 413 beyond.
+    pub request_body: u64,
+    /// Longest request line in bytes; 414 beyond.
+    pub request_line: usize,
+    /// Most header fields; 431 beyond.
+    pub header_fields: usize,
+    /// Largest single header field (name, colon, value); 431 beyond.
+    pub header_field_size: usize,
+    /// Largest whole request head (`--header-buffer-size`); 431 beyond.
+    pub header_buffer: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            request_body: 10 * 1024 * 1024,
+            request_line: 4094,
+            header_fields: 100,
+            header_field_size: 8190,
+            header_buffer: 32768,
+        }
+    }
+}
+
+/// Every timeout, in milliseconds. Each has exactly one owner (see the field docs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Timeouts {
+    /// Master: a worker must report ready within this.
+    pub startup_ms: u64,
+    /// Master: a stopping worker is killed after this.
+    pub shutdown_ms: u64,
+    /// Worker: in-flight requests may finish within this when draining.
+    pub graceful_ms: u64,
+    /// Master: a request running longer makes its worker dump stacks and recycle.
+    pub request_ms: u64,
+    /// Worker: a request waiting longer than this for a thread gets a 503.
+    pub queue_ms: u64,
+    /// Worker I/O thread: idle keep-alive connections are closed after this.
+    pub keep_alive_ms: u64,
+    /// Worker I/O thread: a request head must arrive within this.
+    pub header_ms: u64,
+    /// Worker request threads: one socket read or write may block this long.
+    pub socket_ms: u64,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            startup_ms: 15_000,
+            shutdown_ms: 5_000,
+            graceful_ms: 15_000,
+            request_ms: 60_000,
+            queue_ms: 45_000,
+            keep_alive_ms: 2_000,
+            header_ms: 15_000,
+            socket_ms: 60_000,
+        }
+    }
+}
+
+/// The complete, validated configuration of one server.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServerConfig {
+    /// Address to bind; empty means all interfaces.
+    pub host: String,
+    pub port: u16,
+    /// Name reported as `SERVER_NAME` when the request has no Host header.
+    pub server_name: String,
+    pub processes: usize,
+    pub threads: usize,
+    /// True when `--processes` was given (mod_wsgi reports `wsgi.multiprocess` then).
+    pub multiprocess: bool,
+    pub app: AppSpec,
+    pub python: PythonSpec,
+    /// URL prefix the application is mounted at (`SCRIPT_NAME`); "" for the root.
+    pub mount_point: String,
+    pub limits: Limits,
+    pub timeouts: Timeouts,
+    pub listen_backlog: i32,
+    pub log_level: LogLevel,
+    pub log_format: LogFormat,
+    pub access_log: bool,
+}
+
+impl ServerConfig {
+    /// Encodes the configuration for the channel.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        // Serializing plain data with string keys cannot fail.
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+
+    pub fn from_bytes(bytes: &[u8]) -> Result<ServerConfig, serde_json::Error> {
+        serde_json::from_slice(bytes)
+    }
+
+    /// Total number of requests that can run at once.
+    pub fn capacity(&self) -> usize {
+        self.processes * self.threads
+    }
+}

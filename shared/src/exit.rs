@@ -1,0 +1,60 @@
+//! Process exit codes shared by master and workers.
+//!
+//! The master decides how to react to a worker's death from its exit code:
+//! a configuration error is never retried, an application that failed to
+//! load is retried with back-off, anything else is a crash.
+
+/// Exit codes of `rwsgi` and `rwsgi-worker`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(i32)]
+pub enum ExitCode {
+    /// Clean stop.
+    Ok = 0,
+    /// Unexpected failure (the master's generic error).
+    Failure = 1,
+    /// The command line or environment is invalid; retrying cannot help.
+    Config = 2,
+    /// The WSGI application could not be imported.
+    AppLoad = 3,
+    /// The embedded Python interpreter could not start.
+    PythonInit = 4,
+    /// The server could not bind its listening socket.
+    Bind = 5,
+}
+
+impl ExitCode {
+    pub fn code(self) -> i32 {
+        self as i32
+    }
+
+    pub fn from_code(code: i32) -> Option<ExitCode> {
+        [
+            ExitCode::Ok,
+            ExitCode::Failure,
+            ExitCode::Config,
+            ExitCode::AppLoad,
+            ExitCode::PythonInit,
+            ExitCode::Bind,
+        ]
+        .into_iter()
+        .find(|c| c.code() == code)
+    }
+
+    pub fn describe(self) -> &'static str {
+        match self {
+            ExitCode::Ok => "stopped cleanly",
+            ExitCode::Failure => "failed",
+            ExitCode::Config => "configuration error",
+            ExitCode::AppLoad => "the application failed to load",
+            ExitCode::PythonInit => "the Python interpreter failed to start",
+            ExitCode::Bind => "could not bind the listening socket",
+        }
+    }
+}
+
+impl From<ExitCode> for std::process::ExitCode {
+    fn from(code: ExitCode) -> Self {
+        // Every variant fits in a u8 by construction.
+        std::process::ExitCode::from(code.code() as u8)
+    }
+}

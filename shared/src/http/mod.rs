@@ -1,0 +1,12 @@
+//! HTTP/1.1 on the wire: the one strict request-head parser, the chunked
+//! body decoder, and the small pieces every response needs.
+
+mod chunked;
+mod error;
+mod head;
+mod response;
+
+pub use chunked::ChunkedDecoder;
+pub use error::HttpError;
+pub use head::{parse_request_head, BodyKind, Parsed, RequestHead, Version};
+pub use response::{error_response, reason_phrase, DateCache, SERVER_HEADER};

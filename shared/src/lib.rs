@@ -1,0 +1,13 @@
+//! Code shared by the `rwsgi` master and the `rwsgi-worker` processes.
+//!
+//! Everything here is plain data or a protocol both sides must agree on:
+//! the validated server configuration, the master/worker channel, the
+//! shared-memory scoreboard, the HTTP head parser, exit codes and logging.
+
+pub mod channel;
+pub mod config;
+pub mod exit;
+pub mod http;
+pub mod log;
+pub mod scoreboard;
+pub mod time;
