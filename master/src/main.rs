@@ -1,1 +1,50 @@
-fn main() {}
+//! `rwsgi`: the master process.
+//!
+//! Parses the command line, binds the listener, and runs the supervisor loop
+//! that hands connections to `rwsgi-worker` processes. It never links
+//! libpython, so it can always report what went wrong with Python.
+
+mod control;
+mod dispatch;
+mod listener;
+mod reap;
+mod server;
+mod spawn;
+mod workers;
+
+use rwsgi_conf::{summary, Invocation};
+use rwsgi_shared::exit::ExitCode;
+use rwsgi_shared::log::logger;
+use slog::{error, info, warn};
+
+fn main() -> std::process::ExitCode {
+    let invocation = match rwsgi_conf::parse(std::env::args_os()) {
+        Ok(inv) => inv,
+        Err(e) => {
+            e.print();
+            return if e.is_informational() {
+                ExitCode::Ok.into()
+            } else {
+                ExitCode::Config.into()
+            };
+        }
+    };
+    match invocation {
+        Invocation::StartServer { config, warnings } => {
+            let log = logger(config.log_format, config.log_level, "master");
+            for w in &warnings {
+                warn!(log, "{}", w);
+            }
+            for line in summary(&config) {
+                info!(log, "{}", line);
+            }
+            match server::run(*config, log.clone()) {
+                Ok(code) => code.into(),
+                Err(e) => {
+                    error!(log, "{:#}", e);
+                    e.exit_code().into()
+                }
+            }
+        }
+    }
+}

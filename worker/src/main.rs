@@ -1,1 +1,139 @@
-fn main() {}
+//! `rwsgi-worker`: one worker process of rwsgi.
+//!
+//! Started by the master with its channel and the scoreboard as inherited
+//! descriptors. Starts CPython, loads the application, marks itself ready,
+//! then serves the connections the master hands over: an I/O thread owns
+//! idle connections and reads request heads without the GIL, N request
+//! threads run the application.
+
+mod args;
+mod conn;
+mod io_loop;
+mod net;
+mod pool;
+mod python;
+mod request_thread;
+mod wsgi;
+
+use rwsgi_shared::channel::{Channel, Message};
+use rwsgi_shared::config::ServerConfig;
+use rwsgi_shared::exit::ExitCode;
+use rwsgi_shared::scoreboard::{Scoreboard, WorkerState};
+use slog::{error, info, o};
+use std::sync::Arc;
+
+fn main() -> std::process::ExitCode {
+    let args = match args::parse(std::env::args().skip(1)) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("rwsgi-worker: {e} (this program is started by rwsgi, not by hand)");
+            return ExitCode::Config.into();
+        }
+    };
+    let scoreboard = match Scoreboard::attach(args.scoreboard) {
+        Ok(sb) => sb,
+        Err(e) => {
+            eprintln!("rwsgi-worker: {e}");
+            return ExitCode::Config.into();
+        }
+    };
+    let channel = Channel::from_fd(args.channel);
+    let config = match receive_config(&channel) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("rwsgi-worker: no configuration from the master: {e}");
+            return ExitCode::Config.into();
+        }
+    };
+    let log = rwsgi_shared::log::logger(config.log_format, config.log_level, "worker")
+        .new(o!("worker" => args.slot, "pid" => std::process::id()));
+    let code = run(args.slot, args.generation, config, channel, scoreboard, &log);
+    if code != ExitCode::Ok {
+        error!(log, "worker exiting"; "why" => code.describe());
+    }
+    code.into()
+}
+
+fn receive_config(channel: &Channel) -> Result<ServerConfig, String> {
+    let mut buf = Vec::new();
+    match channel.recv(&mut buf).map_err(|e| e.to_string())?.message {
+        Message::Config(bytes) => ServerConfig::from_bytes(&bytes).map_err(|e| e.to_string()),
+        other => Err(format!("expected the configuration, got {other:?}")),
+    }
+}
+
+fn run(
+    slot: usize,
+    generation: u32,
+    config: ServerConfig,
+    channel: Channel,
+    scoreboard: Scoreboard,
+    log: &slog::Logger,
+) -> ExitCode {
+    let config = Arc::new(config);
+    let scoreboard = Arc::new(scoreboard);
+    let Some(_) = scoreboard.worker(slot) else {
+        error!(log, "scoreboard slot out of range"; "slot" => slot);
+        return ExitCode::Config;
+    };
+    let interpreter = match python::start(&config, log) {
+        Ok(i) => i,
+        Err(e) => {
+            error!(log, "cannot start Python: {}", e);
+            return ExitCode::PythonInit;
+        }
+    };
+    let app = match python::load_application(&config, &interpreter, log) {
+        Ok(app) => Arc::new(app),
+        Err(e) => {
+            // The traceback was already written; say plainly what it means.
+            error!(log, "{}", e);
+            return ExitCode::AppLoad;
+        }
+    };
+    let (pool, poll) = match pool::Pool::new() {
+        Ok((p, poll)) => (Arc::new(p), poll),
+        Err(e) => {
+            error!(log, "cannot create the I/O poller: {}", e);
+            return ExitCode::Failure;
+        }
+    };
+    let threads = request_thread::start(
+        config.threads,
+        &pool,
+        &app,
+        &config,
+        &scoreboard,
+        slot,
+        log,
+    );
+    if let Some(sb) = scoreboard.worker(slot) {
+        sb.set_state(WorkerState::Ready);
+    }
+    info!(log, "ready"; "generation" => generation, "threads" => config.threads);
+    let outcome = io_loop::run(io_loop::Context {
+        config: &config,
+        channel,
+        poll,
+        pool: &pool,
+        scoreboard: &scoreboard,
+        slot,
+        app: &app,
+        log,
+    });
+    if let Some(sb) = scoreboard.worker(slot) {
+        sb.set_state(WorkerState::Exited);
+    }
+    pool.shutdown();
+    for t in threads {
+        let _ = t.join();
+    }
+    python::run_exit_handlers(log);
+    match outcome {
+        Ok(()) => ExitCode::Ok,
+        Err(e) => {
+            error!(log, "I/O loop failed: {}", e);
+            ExitCode::Failure
+        }
+    }
+}

@@ -1,7 +1,13 @@
 //! Incremental decoder for `Transfer-Encoding: chunked` request bodies.
 //!
-//! Strict: chunk sizes are 1–16 hex digits, extensions must be well-formed
-//! tokens, every line ends in CRLF, trailers are well-formed fields.
+//! Strict (RFC 9112 7.1): chunk sizes are hex digits only, whitespace is
+//! allowed only before a `;`, extensions are tokens or quoted strings, every
+//! line ends in CRLF, chunk data is followed by exactly CRLF, and trailers are
+//! well-formed fields that do not try to change framing, routing or
+//! authentication after the fact.
+//!
+//! The result never depends on how the input is split: a line is checked
+//! byte for byte in order, and never beyond its length limit.
 
 use super::head::is_token;
 use super::HttpError;
@@ -12,8 +18,10 @@ enum State {
     SizeLine,
     /// Copying chunk data; `remaining` bytes left.
     Data,
-    /// Expecting the CRLF after chunk data.
-    DataEnd,
+    /// Expecting the CR after chunk data.
+    DataCr,
+    /// Expecting the LF after chunk data.
+    DataLf,
     /// Reading trailer field lines until an empty line.
     Trailer,
     Done,
@@ -24,16 +32,40 @@ enum State {
 pub struct ChunkedDecoder {
     state: State,
     remaining: u64,
+    /// Sum of the chunk sizes announced so far (checked against `limit`).
+    announced: u64,
+    /// Body bytes handed out so far.
     total: u64,
     limit: u64,
     line: Vec<u8>,
     trailer_bytes: usize,
+    trailers: Vec<(String, Vec<u8>)>,
 }
 
-/// Longest chunk-size or trailer line accepted.
+/// Longest chunk-size or trailer line accepted, CRLF included.
 const MAX_LINE: usize = 4096;
 /// Largest trailer section accepted.
 const MAX_TRAILERS: usize = 8192;
+
+/// Fields a trailer may not carry (RFC 9110 6.5.1): they decide framing,
+/// routing, authentication or request handling, all settled by the header.
+const FORBIDDEN_TRAILERS: &[&str] = &[
+    "content-length",
+    "transfer-encoding",
+    "trailer",
+    "te",
+    "host",
+    "connection",
+    "keep-alive",
+    "upgrade",
+    "proxy-connection",
+    "expect",
+    "authorization",
+    "proxy-authorization",
+    "cookie",
+    "content-encoding",
+    "content-range",
+];
 
 impl ChunkedDecoder {
     /// A decoder refusing bodies larger than `limit` bytes (413).
@@ -41,10 +73,12 @@ impl ChunkedDecoder {
         ChunkedDecoder {
             state: State::SizeLine,
             remaining: 0,
+            announced: 0,
             total: 0,
             limit,
             line: Vec::new(),
             trailer_bytes: 0,
+            trailers: Vec::new(),
         }
     }
 
@@ -57,33 +91,58 @@ impl ChunkedDecoder {
         self.total
     }
 
+    /// The trailer fields received after the last chunk, names as sent,
+    /// values trimmed. WSGI has no place for them; they are kept for logging.
+    pub fn trailers(&self) -> &[(String, Vec<u8>)] {
+        &self.trailers
+    }
+
     /// Decodes from `input`, appending body bytes to `out` but never more than
     /// `max_out` of them. Returns how many input bytes were consumed; stops at
     /// the end of the body, leaving what follows (a pipelined request) unread.
-    pub fn decode(&mut self, input: &[u8], out: &mut Vec<u8>, max_out: usize) -> Result<usize, HttpError> {
+    pub fn decode(
+        &mut self,
+        input: &[u8],
+        out: &mut Vec<u8>,
+        max_out: usize,
+    ) -> Result<usize, HttpError> {
         let mut pos = 0;
-        let start_len = out.len();
-        while pos < input.len() && self.state != State::Done {
+        let mut room = max_out;
+        while pos < input.len() {
             match self.state {
                 State::Data => {
-                    let room = max_out.saturating_sub(out.len() - start_len);
                     if room == 0 {
                         break;
                     }
-                    let n = (input.len() - pos).min(room).min(usize::try_from(self.remaining).unwrap_or(usize::MAX));
+                    let remaining = usize::try_from(self.remaining).unwrap_or(usize::MAX);
+                    let n = (input.len() - pos).min(room).min(remaining);
                     out.extend_from_slice(&input[pos..pos + n]);
                     pos += n;
+                    room -= n;
+                    self.total += n as u64;
                     self.remaining -= n as u64;
                     if self.remaining == 0 {
-                        self.state = State::DataEnd;
+                        self.state = State::DataCr;
                     }
                 }
-                State::SizeLine | State::DataEnd | State::Trailer => {
-                    let Some(line_end) = self.take_line(input, &mut pos)? else {
-                        break;
+                State::DataCr | State::DataLf => {
+                    let (want, next) = match self.state {
+                        State::DataCr => (b'\r', State::DataLf),
+                        _ => (b'\n', State::SizeLine),
                     };
-                    let line = std::mem::take(&mut self.line);
-                    self.finish_line(&line[..line_end])?;
+                    if input[pos] != want {
+                        return Err(HttpError::bad("chunk data not followed by CRLF"));
+                    }
+                    pos += 1;
+                    self.state = next;
+                }
+                State::SizeLine | State::Trailer => {
+                    if !self.take_line(input, &mut pos)? {
+                        break;
+                    }
+                    let result = self.finish_line();
+                    self.line.clear();
+                    result?;
                 }
                 State::Done => break,
             }
@@ -91,36 +150,44 @@ impl ChunkedDecoder {
         Ok(pos)
     }
 
-    /// Accumulates one CRLF-terminated line; returns its length without CRLF when complete.
-    fn take_line(&mut self, input: &[u8], pos: &mut usize) -> Result<Option<usize>, HttpError> {
-        while *pos < input.len() {
-            let b = input[*pos];
-            *pos += 1;
-            if b == b'\n' {
-                if self.line.last() != Some(&b'\r') {
-                    return Err(HttpError::bad("bare LF in chunked body"));
-                }
-                return Ok(Some(self.line.len() - 1));
-            }
-            if self.line.last() == Some(&b'\r') {
-                return Err(HttpError::bad("bare CR in chunked body"));
-            }
-            self.line.push(b);
-            if self.line.len() > MAX_LINE {
-                return Err(HttpError::bad("chunk line too long"));
-            }
+    /// Accumulates one line; true once its CRLF has arrived.
+    fn take_line(&mut self, input: &[u8], pos: &mut usize) -> Result<bool, HttpError> {
+        let rest = &input[*pos..];
+        // Never look past the line limit, so that the verdict does not depend on the split.
+        let room = (MAX_LINE + 1).saturating_sub(self.line.len());
+        let rest = &rest[..rest.len().min(room)];
+        let (segment, complete) = match rest.iter().position(|&b| b == b'\n') {
+            Some(i) => (&rest[..=i], true),
+            None => (rest, false),
+        };
+        let checked_from = self.line.len().saturating_sub(1);
+        self.line.extend_from_slice(segment);
+        *pos += segment.len();
+        // A CR must be followed by LF: check every CR whose next byte has arrived.
+        let line = &self.line[checked_from..];
+        if line.windows(2).any(|w| w[0] == b'\r' && w[1] != b'\n') {
+            return Err(HttpError::bad("bare CR in chunked body"));
         }
-        Ok(None)
+        if complete && !self.line.ends_with(b"\r\n") {
+            return Err(HttpError::bad("bare LF in chunked body"));
+        }
+        if self.line.len() > MAX_LINE {
+            return Err(HttpError::bad("chunk line too long"));
+        }
+        Ok(complete)
     }
 
-    fn finish_line(&mut self, line: &[u8]) -> Result<(), HttpError> {
+    /// Acts on the complete line in `self.line` (CRLF included).
+    fn finish_line(&mut self) -> Result<(), HttpError> {
+        let line = &self.line[..self.line.len() - 2];
         match self.state {
             State::SizeLine => {
                 let size = parse_size_line(line)?;
-                if self.total.saturating_add(size) > self.limit {
-                    return Err(HttpError::new(413, "request body larger than the limit"));
-                }
-                self.total += size;
+                self.announced = self
+                    .announced
+                    .checked_add(size)
+                    .filter(|&n| n <= self.limit)
+                    .ok_or(HttpError::new(413, "request body larger than the limit"))?;
                 if size == 0 {
                     self.state = State::Trailer;
                 } else {
@@ -128,97 +195,146 @@ impl ChunkedDecoder {
                     self.state = State::Data;
                 }
             }
-            State::DataEnd => {
-                if !line.is_empty() {
-                    return Err(HttpError::bad("chunk data longer than its size"));
-                }
-                self.state = State::SizeLine;
-            }
             State::Trailer => {
                 if line.is_empty() {
                     self.state = State::Done;
-                } else {
-                    self.trailer_bytes += line.len();
-                    if self.trailer_bytes > MAX_TRAILERS {
-                        return Err(HttpError::new(431, "trailer section too large"));
-                    }
-                    check_trailer(line)?;
+                    return Ok(());
                 }
+                self.trailer_bytes += line.len() + 2;
+                if self.trailer_bytes > MAX_TRAILERS {
+                    return Err(HttpError::new(431, "trailer section too large"));
+                }
+                let field = parse_trailer(line)?;
+                self.trailers.push(field);
             }
-            State::Data | State::Done => {}
+            State::Data | State::DataCr | State::DataLf | State::Done => {}
         }
         Ok(())
     }
 }
 
+/// `chunk-size [ chunk-ext ]`: hex digits, then extensions, nothing else.
 fn parse_size_line(line: &[u8]) -> Result<u64, HttpError> {
-    let (size, ext) = match line.iter().position(|&b| b == b';') {
-        Some(i) => (&line[..i], Some(&line[i + 1..])),
-        None => (line, None),
-    };
-    // BWS before the extension is tolerated by RFC 9112 7.1.1; nothing else.
-    let size = trim_trailing_ws(size);
-    if size.is_empty() || size.len() > 16 || !size.iter().all(u8::is_ascii_hexdigit) {
+    let digits = line
+        .iter()
+        .position(|b| !b.is_ascii_hexdigit())
+        .unwrap_or(line.len());
+    if digits == 0 {
         return Err(HttpError::bad("invalid chunk size"));
     }
-    let mut n: u64 = 0;
-    for &d in size {
+    let mut size: u64 = 0;
+    for &d in &line[..digits] {
         let v = (d as char).to_digit(16).unwrap_or(0);
-        n = n
+        size = size
             .checked_mul(16)
             .and_then(|n| n.checked_add(u64::from(v)))
-            .ok_or(HttpError::bad("chunk size overflows"))?;
+            .ok_or(HttpError::bad("chunk size out of range"))?;
     }
-    if let Some(ext) = ext {
-        check_extensions(ext)?;
-    }
-    Ok(n)
+    check_extensions(&line[digits..])?;
+    Ok(size)
 }
 
-fn trim_trailing_ws(s: &[u8]) -> &[u8] {
-    let end = s.iter().rposition(|&b| b != b' ' && b != b'\t').map_or(0, |e| e + 1);
-    &s[..end]
-}
-
+/// `*( BWS ";" BWS name [ BWS "=" BWS ( token / quoted-string ) ] )`.
 fn check_extensions(ext: &[u8]) -> Result<(), HttpError> {
-    for part in ext.split(|&b| b == b';') {
-        let part = trim_ws(part);
-        let (name, value) = match part.iter().position(|&b| b == b'=') {
-            Some(i) => (trim_ws(&part[..i]), Some(trim_ws(&part[i + 1..]))),
-            None => (part, None),
-        };
-        if !is_token(name) {
-            return Err(HttpError::bad("invalid chunk extension"));
+    let bad = |what| Err(HttpError::bad(what));
+    let skip_ws = |mut i: usize| {
+        while i < ext.len() && (ext[i] == b' ' || ext[i] == b'\t') {
+            i += 1;
         }
-        if let Some(v) = value {
-            let quoted = v.len() >= 2 && v[0] == b'"' && v[v.len() - 1] == b'"'
-                && v[1..v.len() - 1].iter().all(|&b| b == b'\t' || (b >= 0x20 && b != 0x7f));
-            if !quoted && !is_token(v) {
-                return Err(HttpError::bad("invalid chunk extension"));
+        i
+    };
+    let token_end = |i: usize| {
+        ext[i..]
+            .iter()
+            .position(|&b| !is_token(&[b]))
+            .map_or(ext.len(), |n| i + n)
+    };
+    let mut i = 0;
+    while i < ext.len() {
+        let semi = skip_ws(i);
+        if semi == ext.len() || ext[semi] != b';' {
+            return bad(if i == 0 {
+                "invalid chunk size"
+            } else {
+                "invalid chunk extension"
+            });
+        }
+        let name = skip_ws(semi + 1);
+        i = token_end(name);
+        if i == name {
+            return bad("invalid chunk extension");
+        }
+        let eq = skip_ws(i);
+        if eq < ext.len() && ext[eq] == b'=' {
+            let value = skip_ws(eq + 1);
+            i = if ext.get(value) == Some(&b'"') {
+                quoted_string_end(ext, value).ok_or(HttpError::bad("invalid chunk extension"))?
+            } else {
+                token_end(value)
+            };
+            if i == value {
+                return bad("invalid chunk extension");
             }
         }
     }
     Ok(())
 }
 
-fn trim_ws(s: &[u8]) -> &[u8] {
-    let t = trim_trailing_ws(s);
-    let start = t.iter().position(|&b| b != b' ' && b != b'\t').unwrap_or(t.len());
-    &t[start..]
+/// The index after the quoted-string starting at `start` (a `"`), if well-formed.
+fn quoted_string_end(s: &[u8], start: usize) -> Option<usize> {
+    let mut i = start + 1;
+    while i < s.len() {
+        match s[i] {
+            b'"' => return Some(i + 1),
+            b'\\' => {
+                let next = *s.get(i + 1)?;
+                if !is_field_vchar(next) {
+                    return None;
+                }
+                i += 2;
+            }
+            b if is_field_vchar(b) => i += 1,
+            _ => return None,
+        }
+    }
+    None
 }
 
-fn check_trailer(line: &[u8]) -> Result<(), HttpError> {
+/// HTAB, SP, visible ASCII and obs-text: what a field value may contain.
+fn is_field_vchar(b: u8) -> bool {
+    b == b'\t' || (b >= 0x20 && b != 0x7f)
+}
+
+fn parse_trailer(line: &[u8]) -> Result<(String, Vec<u8>), HttpError> {
     let colon = line
         .iter()
         .position(|&b| b == b':')
-        .ok_or(HttpError::bad("invalid trailer field"))?;
-    if !is_token(&line[..colon]) {
-        return Err(HttpError::bad("invalid trailer field"));
+        .ok_or(HttpError::bad("trailer line without a colon"))?;
+    let name = &line[..colon];
+    if !is_token(name) {
+        return Err(HttpError::bad("invalid trailer field name"));
     }
-    if line[colon + 1..].iter().any(|&b| (b < 0x20 && b != b'\t') || b == 0x7f) {
+    let value = &line[colon + 1..];
+    if !value.iter().all(|&b| is_field_vchar(b)) {
         return Err(HttpError::bad("control character in trailer"));
     }
-    Ok(())
+    if FORBIDDEN_TRAILERS
+        .iter()
+        .any(|f| name.eq_ignore_ascii_case(f.as_bytes()))
+    {
+        return Err(HttpError::bad("trailer field not allowed in a trailer"));
+    }
+    let start = value
+        .iter()
+        .position(|&b| b != b' ' && b != b'\t')
+        .unwrap_or(value.len());
+    let end = value
+        .iter()
+        .rposition(|&b| b != b' ' && b != b'\t')
+        .map_or(start, |e| e + 1);
+    // A token is ASCII.
+    let name = String::from_utf8_lossy(name).into_owned();
+    Ok((name, value[start..end].to_vec()))
 }
 
 #[cfg(test)]
@@ -230,19 +346,21 @@ mod tests {
         let mut out = Vec::new();
         let used = d.decode(input, &mut out, usize::MAX)?;
         assert!(d.is_done(), "not done");
+        assert_eq!(d.total(), out.len() as u64);
         Ok((out, used))
     }
 
     #[test]
     fn decodes_and_stops_at_the_end() {
-        let (body, used) = decode_all(b"5\r\nhello\r\n6;x=\"y\"\r\n world\r\n0\r\nT: v\r\n\r\nGET").expect("ok");
+        let (body, used) =
+            decode_all(b"5\r\nhello\r\n6;x=\"y\"\r\n world\r\n0\r\nT: v\r\n\r\nGET").expect("ok");
         assert_eq!(body, b"hello world");
         assert_eq!(used, 38);
     }
 
     #[test]
     fn byte_by_byte_equals_whole() {
-        let raw = b"3\r\nabc\r\na\r\n0123456789\r\n0\r\n\r\n";
+        let raw = b"3\r\nabc\r\na ; n = \"q\\\"s\" ; m\r\n0123456789\r\n0\r\nX: 1\r\n\r\n";
         let mut d = ChunkedDecoder::new(100);
         let mut out = Vec::new();
         for b in raw.chunks(1) {
@@ -250,15 +368,55 @@ mod tests {
         }
         assert!(d.is_done());
         assert_eq!(out, b"abc0123456789");
+        assert_eq!(d.trailers(), &[("X".to_owned(), b"1".to_vec())]);
+    }
+
+    #[test]
+    fn max_out_is_respected() {
+        let mut d = ChunkedDecoder::new(100);
+        let mut out = Vec::new();
+        let raw = b"a\r\n0123456789\r\n0\r\n\r\n";
+        let used = d.decode(raw, &mut out, 4).expect("ok");
+        assert_eq!(out, b"0123");
+        let rest = d.decode(&raw[used..], &mut out, 100).expect("ok");
+        assert_eq!(used + rest, raw.len());
+        assert!(d.is_done());
     }
 
     #[test]
     fn refuses_bad_framing() {
-        for bad in [&b"x\r\n"[..], b"5\nhello", b"5\r\nhelloX\r\n", b"-1\r\n", b"11111111111111111\r\n", b"5;\x01\r\n", b"0\r\nbad trailer\r\n\r\n"] {
-            let mut d = ChunkedDecoder::new(100);
-            assert!(d.decode(bad, &mut Vec::new(), usize::MAX).is_err(), "{bad:?}");
+        for bad in [
+            &b"x\r\n"[..],
+            b"5\nhello",
+            b"5\r\nhelloX\r\n",
+            b"-1\r\n",
+            b"+1\r\n",
+            b" 1\r\n",
+            b"1 \r\n",
+            b"1;\r\n",
+            b"1;a=\r\n",
+            b"1;a=\"x\r\n",
+            b"1;a=b c\r\n",
+            b"1;a\rb\r\n",
+            b"11111111111111111\r\n",
+            b"5;\x01\r\n",
+            b"0\r\nbad trailer\r\n\r\n",
+            b"0\r\n folded: x\r\n\r\n",
+            b"0\r\nContent-Length: 5\r\n\r\n",
+            b"0\r\nHost: evil\r\n\r\n",
+        ] {
+            let mut d = ChunkedDecoder::new(u64::MAX);
+            assert!(
+                d.decode(bad, &mut Vec::new(), usize::MAX).is_err(),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
         }
         let mut d = ChunkedDecoder::new(4);
-        assert_eq!(d.decode(b"5\r\n", &mut Vec::new(), usize::MAX).map_err(|e| e.status), Err(413));
+        assert_eq!(
+            d.decode(b"5\r\n", &mut Vec::new(), usize::MAX)
+                .map_err(|e| e.status),
+            Err(413)
+        );
     }
 }

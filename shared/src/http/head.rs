@@ -1,9 +1,17 @@
 //! The strict request-head parser (RFC 9112), httparse underneath.
 //!
-//! httparse tokenises; the rules on top refuse whatever could let two
-//! parsers disagree about where a request ends (request smuggling): bare LF
-//! or CR, obs-fold, Content-Length and Transfer-Encoding together, duplicate
-//! or malformed lengths, transfer codings other than a final `chunked`.
+//! The request line is read here (it is short, and the rules for methods,
+//! targets and versions are ours); httparse tokenises the header fields. The
+//! rules on top refuse whatever could let two parsers disagree about where a
+//! request ends (request smuggling): bare LF or CR, obs-fold, Content-Length
+//! and Transfer-Encoding together, duplicate or malformed lengths, transfer
+//! codings other than a final `chunked`.
+//!
+//! A complete head is checked without another pass over its bytes: httparse
+//! hands back slices into the buffer, and where each field line starts tells
+//! where the previous one ended, so its length and its CRLF are checked from
+//! the offsets. Only a partial head is scanned again, to enforce the line
+//! limits before the head is complete.
 
 use super::HttpError;
 use crate::config::Limits;
@@ -36,11 +44,12 @@ pub enum BodyKind {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RequestHead {
     pub method: String,
-    /// The request-target exactly as sent.
+    /// The request-target exactly as sent (a fragment, if any, included).
     pub target: String,
-    /// The path part of the target, still percent-encoded.
+    /// The path part of the target, still percent-encoded; `*` for the
+    /// asterisk form, the path of an absolute-form target.
     pub path: String,
-    /// Everything after the first `?`, raw.
+    /// Everything after the first `?` up to a `#`, raw.
     pub query: String,
     pub version: Version,
     /// Header fields in order, names as sent, values without surrounding whitespace.
@@ -58,6 +67,20 @@ impl RequestHead {
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.as_slice())
     }
+
+    /// The authority of an absolute-form target (`http://host:port/...`),
+    /// which RFC 9112 3.2.2 says an origin server uses instead of `Host`.
+    pub fn target_authority(&self) -> Option<&str> {
+        let rest = strip_http_scheme(&self.target)?;
+        let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+        let authority = &rest[..end];
+        // userinfo is not part of the host.
+        Some(
+            authority
+                .rsplit_once('@')
+                .map_or(authority, |(_, host)| host),
+        )
+    }
 }
 
 /// Result of feeding the bytes received so far.
@@ -69,123 +92,218 @@ pub enum Parsed {
     Partial,
 }
 
+/// Header slots kept on the stack; a larger `header_fields` limit uses the heap.
 const STACK_HEADERS: usize = 128;
 
 /// Parses the request head at the start of `buf`.
 pub fn parse_request_head(buf: &[u8], limits: &Limits) -> Result<Parsed, HttpError> {
-    // RFC 9112 2.2: a server may ignore empty lines before the request line.
+    // RFC 9112 2.2: a server should ignore empty lines before the request line.
     let skipped = leading_crlfs(buf);
-    let buf = &buf[skipped..];
-    check_line_endings(buf, limits)?;
-    let result = if limits.header_fields < STACK_HEADERS {
-        let mut headers = [httparse::EMPTY_HEADER; STACK_HEADERS];
-        parse_with(buf, &mut headers[..limits.header_fields + 1], limits)
-    } else {
-        let mut headers = vec![httparse::EMPTY_HEADER; limits.header_fields + 1];
-        parse_with(buf, &mut headers, limits)
+    let rest = &buf[skipped..];
+    let Some(line) = request_line(rest, limits)? else {
+        return partial(buf.len(), &[], limits);
     };
-    match result? {
-        Parsed::Complete(head, used) => Ok(Parsed::Complete(head, used + skipped)),
-        Parsed::Partial => Ok(Parsed::Partial),
+    let fields = &rest[line.len..];
+    let head_start = skipped + line.len;
+    if limits.header_fields <= STACK_HEADERS {
+        let mut slots = [httparse::EMPTY_HEADER; STACK_HEADERS];
+        parse_fields(
+            line,
+            fields,
+            head_start,
+            &mut slots[..limits.header_fields],
+            limits,
+        )
+    } else {
+        let mut slots = vec![httparse::EMPTY_HEADER; limits.header_fields];
+        parse_fields(line, fields, head_start, &mut slots, limits)
     }
 }
 
 fn leading_crlfs(buf: &[u8]) -> usize {
     let mut i = 0;
-    while buf.len() >= i + 2 && &buf[i..i + 2] == b"\r\n" {
+    while buf.len() >= i + 2 && buf[i] == b'\r' && buf[i + 1] == b'\n' {
         i += 2;
     }
     i
 }
 
-/// Refuses bare CR, bare LF, NUL and over-long lines before httparse sees them,
-/// and enforces the request-line and head size limits on partial input too.
-fn check_line_endings(buf: &[u8], limits: &Limits) -> Result<(), HttpError> {
-    let end = find_head_end(buf).unwrap_or(buf.len());
-    let head = &buf[..end];
-    let mut line_start = 0;
-    let mut first_line = true;
-    for (i, &b) in head.iter().enumerate() {
-        match b {
-            b'\n' => {
-                if i == 0 || head[i - 1] != b'\r' {
-                    return Err(HttpError::bad("bare LF in request head"));
-                }
-                let len = i - 1 - line_start;
-                check_line_length(len, first_line, limits)?;
-                first_line = false;
-                line_start = i + 1;
-            }
-            b'\r' => {
-                if head.get(i + 1).is_some_and(|&n| n != b'\n') {
-                    return Err(HttpError::bad("bare CR in request head"));
-                }
-            }
-            0 => return Err(HttpError::bad("NUL in request head")),
-            _ => {}
-        }
+/// What a partial head may still become: refused now if it is already too big.
+fn partial(received: usize, fields: &[u8], limits: &Limits) -> Result<Parsed, HttpError> {
+    if received > limits.header_buffer {
+        return Err(HttpError::new(
+            431,
+            "request head larger than the header buffer",
+        ));
     }
-    // The line still arriving must not already be over its limit.
-    let pending = head.len() - line_start;
-    check_line_length(pending.saturating_sub(1), first_line, limits)?;
-    if find_head_end(buf).is_none() && buf.len() > limits.header_buffer {
-        return Err(HttpError::new(431, "request head larger than the header buffer"));
-    }
-    Ok(())
-}
-
-fn check_line_length(len: usize, request_line: bool, limits: &Limits) -> Result<(), HttpError> {
-    if request_line && len > limits.request_line {
-        return Err(HttpError::new(414, "request line too long"));
-    }
-    if !request_line && len > limits.header_field_size {
+    // A field line counts with its CRLF (as gunicorn counts it), including
+    // the line still arriving; none can be over while the section is shorter.
+    let too_long =
+        |l: &[u8]| l.strip_suffix(b"\r").unwrap_or(l).len() + 2 > limits.header_field_size;
+    if fields.len() + 2 > limits.header_field_size && fields.split(|&b| b == b'\n').any(too_long) {
         return Err(HttpError::new(431, "header field too large"));
     }
-    Ok(())
+    Ok(Parsed::Partial)
 }
 
-fn find_head_end(buf: &[u8]) -> Option<usize> {
-    buf.windows(4).position(|w| w == b"\r\n\r\n").map(|p| p + 4)
+/// The request line: `method SP request-target SP HTTP-version CRLF`.
+#[derive(Debug, Clone, Copy)]
+struct RequestLine<'b> {
+    method: &'b str,
+    target: &'b str,
+    version: Version,
+    /// Bytes used, CRLF included.
+    len: usize,
 }
 
-fn parse_with<'b>(
-    buf: &'b [u8],
-    headers: &mut [httparse::Header<'b>],
+/// Reads the request line, or `None` if it is not complete yet.
+fn request_line<'b>(buf: &'b [u8], limits: &Limits) -> Result<Option<RequestLine<'b>>, HttpError> {
+    // Only look as far as a line within the limit can reach (its CRLF included).
+    let window = &buf[..buf.len().min(limits.request_line + 2)];
+    let incomplete = || {
+        if window.len() == limits.request_line + 2 {
+            Err(HttpError::new(414, "request line too long"))
+        } else {
+            Ok(None)
+        }
+    };
+    if window == b"\r" {
+        // The first half of an empty line before the request line.
+        return Ok(None);
+    }
+
+    let method_len = window
+        .iter()
+        .position(|&b| !is_method_byte(b))
+        .unwrap_or(window.len());
+    if method_len == window.len() {
+        return incomplete();
+    }
+    if window[method_len] != b' ' {
+        return Err(method_error(window[method_len]));
+    }
+    if method_len == 0 {
+        return Err(HttpError::bad("empty method"));
+    }
+
+    let target_start = method_len + 1;
+    let target_len = window[target_start..]
+        .iter()
+        .position(|&b| !is_target_byte(b))
+        .unwrap_or(window.len() - target_start);
+    let target_end = target_start + target_len;
+    if target_end == window.len() {
+        return incomplete();
+    }
+    match window[target_end] {
+        b' ' if target_len == 0 => return Err(HttpError::bad("empty request target")),
+        b' ' => {}
+        b'\r' | b'\n' => return Err(HttpError::bad("request line without an HTTP version")),
+        _ => return Err(HttpError::bad("invalid character in request target")),
+    }
+
+    let version_start = target_end + 1;
+    let Some(cr) = window[version_start..]
+        .iter()
+        .position(|&b| b == b'\r' || b == b'\n')
+    else {
+        return incomplete();
+    };
+    let version_end = version_start + cr;
+    if window[version_end] == b'\n' {
+        return Err(HttpError::bad("bare LF in request line"));
+    }
+    match window.get(version_end + 1) {
+        None => return incomplete(),
+        Some(b'\n') => {}
+        Some(_) => return Err(HttpError::bad("bare CR in request line")),
+    }
+    let version = parse_version(&window[version_start..version_end])?;
+    let method =
+        std::str::from_utf8(&window[..method_len]).map_err(|_| HttpError::bad("invalid method"))?;
+    let target = std::str::from_utf8(&window[target_start..target_end])
+        .map_err(|_| HttpError::bad("request target is not UTF-8"))?;
+    Ok(Some(RequestLine {
+        method,
+        target,
+        version,
+        len: version_end + 2,
+    }))
+}
+
+fn method_error(b: u8) -> HttpError {
+    if b == b'\n' {
+        HttpError::bad("bare LF in request line")
+    } else if b == b'\r' {
+        HttpError::bad("request line ends after the method")
+    } else if b.is_ascii_lowercase() {
+        // Methods are case-sensitive; lowercase ones are typos or probes.
+        HttpError::bad("method is not uppercase")
+    } else {
+        HttpError::bad("invalid character in method")
+    }
+}
+
+/// `HTTP/1.0` and `HTTP/1.1`; a later 1.x is served as 1.1 (RFC 9110 2.5),
+/// another major version is 505, anything else 400.
+fn parse_version(v: &[u8]) -> Result<Version, HttpError> {
+    match v {
+        b"HTTP/1.1" => Ok(Version::Http11),
+        b"HTTP/1.0" => Ok(Version::Http10),
+        [b'H', b'T', b'T', b'P', b'/', major, b'.', minor]
+            if major.is_ascii_digit() && minor.is_ascii_digit() =>
+        {
+            if *major == b'1' {
+                Ok(Version::Http11)
+            } else {
+                Err(HttpError::new(505, "HTTP version not supported"))
+            }
+        }
+        _ => Err(HttpError::bad("invalid HTTP version")),
+    }
+}
+
+fn parse_fields<'b>(
+    line: RequestLine<'b>,
+    fields: &'b [u8],
+    head_start: usize,
+    slots: &mut [httparse::Header<'b>],
     limits: &Limits,
 ) -> Result<Parsed, HttpError> {
-    let mut req = httparse::Request::new(headers);
-    let used = match req.parse(buf) {
-        Ok(httparse::Status::Complete(used)) => used,
-        Ok(httparse::Status::Partial) => return Ok(Parsed::Partial),
-        Err(e) => return Err(map_httparse_error(e, buf)),
+    let (fields_len, headers) = match httparse::parse_headers(fields, slots) {
+        Ok(httparse::Status::Complete(done)) => done,
+        Ok(httparse::Status::Partial) => return partial(head_start + fields.len(), fields, limits),
+        Err(httparse::Error::TooManyHeaders) => {
+            return Err(HttpError::new(431, "too many header fields"))
+        }
+        Err(_) => return Err(diagnose_fields(fields)),
     };
+    let used = head_start + fields_len;
     if used > limits.header_buffer {
-        return Err(HttpError::new(431, "request head larger than the header buffer"));
+        return Err(HttpError::new(
+            431,
+            "request head larger than the header buffer",
+        ));
     }
-    let method = req.method.unwrap_or_default();
-    let target = req.path.unwrap_or_default();
-    let version = match req.version {
-        Some(0) => Version::Http10,
-        Some(1) => Version::Http11,
-        _ => return Err(HttpError::new(505, "HTTP version not supported")),
-    };
-    let (path, query) = split_target(method, target)?;
+    check_field_lines(fields, fields_len, headers, limits)?;
+
+    let (path, query) = split_target(line.method, line.target)?;
     let mut head = RequestHead {
-        method: method.to_owned(),
-        target: target.to_owned(),
-        path,
-        query,
-        version,
-        headers: Vec::with_capacity(req.headers.len()),
+        method: line.method.to_owned(),
+        target: line.target.to_owned(),
+        path: path.to_owned(),
+        query: query.to_owned(),
+        version: line.version,
+        headers: Vec::with_capacity(headers.len()),
         body: BodyKind::Empty,
-        keep_alive: version == Version::Http11,
+        keep_alive: false,
         expect_continue: false,
     };
     let mut framing = Framing::default();
-    for h in req.headers.iter() {
-        check_field_value(h.value)?;
-        framing.see(h.name, h.value, &mut head)?;
-        head.headers.push((h.name.to_owned(), trim_ows(h.value).to_vec()));
+    for h in headers {
+        // httparse refused control characters and trimmed the value already.
+        framing.see(h.name, h.value, line.version)?;
+        head.headers.push((h.name.to_owned(), h.value.to_vec()));
     }
     framing.finish(&mut head)?;
     if let BodyKind::Length(n) = head.body {
@@ -196,125 +314,197 @@ fn parse_with<'b>(
     Ok(Parsed::Complete(head, used))
 }
 
-fn map_httparse_error(e: httparse::Error, buf: &[u8]) -> HttpError {
-    match e {
-        httparse::Error::TooManyHeaders => HttpError::new(431, "too many header fields"),
-        httparse::Error::Version => {
-            // A well-formed but unsupported version gets 505, garbage gets 400.
-            let line_end = buf.iter().position(|&b| b == b'\r').unwrap_or(buf.len());
-            let line = &buf[..line_end];
-            let v = line.rsplit(|&b| b == b' ').next().unwrap_or_default();
-            if v.len() == 8 && v.starts_with(b"HTTP/") && v[5].is_ascii_digit() && v[6] == b'.' && v[7].is_ascii_digit() {
-                HttpError::new(505, "HTTP version not supported")
-            } else {
-                HttpError::bad("invalid HTTP version")
-            }
-        }
-        httparse::Error::HeaderName => HttpError::bad("invalid header name"),
-        httparse::Error::HeaderValue => HttpError::bad("invalid header value"),
-        httparse::Error::Token => HttpError::bad("invalid method"),
-        httparse::Error::NewLine => HttpError::bad("invalid line ending"),
-        httparse::Error::Status => HttpError::bad("invalid request line"),
+/// Checks every field line's CRLF and length from where the lines start:
+/// httparse accepts a bare LF as a line end, RFC 9112 2.2 does not.
+fn check_field_lines(
+    fields: &[u8],
+    fields_len: usize,
+    headers: &[httparse::Header<'_>],
+    limits: &Limits,
+) -> Result<(), HttpError> {
+    let ends_in_crlf =
+        |end: usize| end >= 2 && fields[end - 2] == b'\r' && fields[end - 1] == b'\n';
+    if !ends_in_crlf(fields_len) {
+        return Err(HttpError::bad("bare LF in request head"));
     }
-}
-
-fn split_target(method: &str, target: &str) -> Result<(String, String), HttpError> {
-    if target.is_empty() {
-        return Err(HttpError::bad("empty request target"));
-    }
-    let path_and_query = if target.starts_with('/') {
-        target
-    } else if target == "*" {
-        if method != "OPTIONS" {
-            return Err(HttpError::bad("asterisk target outside OPTIONS"));
+    let base = fields.as_ptr() as usize;
+    // Each line ends where the next begins; the last one where the empty line begins.
+    let mut end = fields_len - 2;
+    for h in headers.iter().rev() {
+        let start = h.name.as_ptr() as usize - base;
+        if !ends_in_crlf(end) {
+            return Err(HttpError::bad("bare LF in request head"));
         }
-        "*"
-    } else if let Some(rest) = target
-        .strip_prefix("http://")
-        .or_else(|| target.strip_prefix("https://"))
-    {
-        // absolute-form: keep the path, the authority is the Host.
-        match rest.find('/') {
-            Some(i) => &rest[i..],
-            None => match rest.find('?') {
-                Some(i) => &rest[i..],
-                None => "/",
-            },
+        // CRLF included, as gunicorn counts it.
+        if end - start > limits.header_field_size {
+            return Err(HttpError::new(431, "header field too large"));
         }
-    } else if method == "CONNECT" {
-        return Err(HttpError::new(501, "CONNECT is not supported"));
-    } else {
-        return Err(HttpError::bad("invalid request target"));
-    };
-    let (path, query) = match path_and_query.split_once('?') {
-        Some((p, q)) => (p, q),
-        None => (path_and_query, ""),
-    };
-    let path = if path.is_empty() { "/" } else { path };
-    // Fragments are never sent by conforming clients; refuse rather than guess.
-    if path_and_query.contains('#') {
-        return Err(HttpError::bad("fragment in request target"));
-    }
-    Ok((path.to_owned(), query.to_owned()))
-}
-
-fn check_field_value(value: &[u8]) -> Result<(), HttpError> {
-    // httparse accepts obs-text; control characters other than HTAB are refused.
-    if value.iter().any(|&b| (b < 0x20 && b != b'\t') || b == 0x7f) {
-        return Err(HttpError::bad("control character in header value"));
+        end = start;
     }
     Ok(())
 }
 
-fn trim_ows(v: &[u8]) -> &[u8] {
-    let start = v.iter().position(|&b| b != b' ' && b != b'\t').unwrap_or(v.len());
-    let end = v.iter().rposition(|&b| b != b' ' && b != b'\t').map_or(start, |e| e + 1);
-    &v[start..end]
+/// Finds, for the log, why httparse refused the field section.
+fn diagnose_fields(fields: &[u8]) -> HttpError {
+    let mut lines = fields.split(|&b| b == b'\n').peekable();
+    while let Some(line) = lines.next() {
+        let terminated = lines.peek().is_some();
+        if terminated && !line.ends_with(b"\r") {
+            return HttpError::bad("bare LF in request head");
+        }
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.is_empty() {
+            break;
+        }
+        if line[0] == b' ' || line[0] == b'\t' {
+            return HttpError::bad("obs-fold (folded header line)");
+        }
+        if line.contains(&0) {
+            return HttpError::bad("NUL in header field");
+        }
+        if line.contains(&b'\r') {
+            return HttpError::bad("bare CR in header field");
+        }
+        let Some(colon) = line.iter().position(|&b| b == b':') else {
+            return HttpError::bad("header line without a colon");
+        };
+        let name = &line[..colon];
+        if name.last().is_some_and(|&b| b == b' ' || b == b'\t') {
+            return HttpError::bad("whitespace between header name and colon");
+        }
+        if !is_token(name) {
+            return HttpError::bad("invalid character in header name");
+        }
+        if line[colon + 1..]
+            .iter()
+            .any(|&b| b != b'\t' && (b < 0x20 || b == 0x7f))
+        {
+            return HttpError::bad("control character in header value");
+        }
+    }
+    HttpError::bad("invalid header field")
+}
+
+/// Splits a target into (path, query), refusing forms the method does not allow.
+fn split_target<'t>(method: &str, target: &'t str) -> Result<(&'t str, &'t str), HttpError> {
+    let path_and_query = if method == "CONNECT" {
+        // authority-form: a tunnel, which a WSGI application cannot serve.
+        return Err(HttpError::new(501, "CONNECT is not supported"));
+    } else if target.starts_with('/') {
+        target
+    } else if target == "*" {
+        if method != "OPTIONS" {
+            return Err(HttpError::bad("asterisk-form target outside OPTIONS"));
+        }
+        return Ok(("*", ""));
+    } else if let Some(rest) = strip_http_scheme(target) {
+        // absolute-form: the authority stands in for Host, the rest is the path.
+        let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+        if !is_authority(&rest[..end]) {
+            return Err(HttpError::bad("invalid authority in absolute-form target"));
+        }
+        match &rest[end..] {
+            "" => "/",
+            p if p.starts_with('/') => p,
+            p => return Ok(("/", split_query(p).1)),
+        }
+    } else {
+        return Err(HttpError::bad("invalid request target"));
+    };
+    Ok(split_query(path_and_query))
+}
+
+/// `path?query#fragment` into (path, query); the fragment is dropped.
+fn split_query(s: &str) -> (&str, &str) {
+    // A fragment is not part of a request-target; clients that send one anyway
+    // (gunicorn accepts it) mean the part before it.
+    let s = s.split_once('#').map_or(s, |(before, _)| before);
+    s.split_once('?').unwrap_or((s, ""))
+}
+
+fn strip_http_scheme(target: &str) -> Option<&str> {
+    let (scheme, rest) = target.split_once("://")?;
+    (scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("https")).then_some(rest)
+}
+
+/// `[userinfo@]host[:port]` with the characters RFC 3986 allows there; non-empty.
+fn is_authority(a: &str) -> bool {
+    let host = a.rsplit_once('@').map_or(a, |(_, host)| host);
+    !host.is_empty() && a.bytes().all(|b| is_host_byte(b) || b == b'@')
 }
 
 /// Collects the headers that decide message framing and connection handling.
 #[derive(Default)]
 struct Framing {
     content_length: Option<u64>,
+    transfer_encoding: bool,
+    /// `chunked` was the last coding seen so far.
     chunked: bool,
-    transfer_encoding_seen: bool,
+    /// A coding other than `chunked` (`gzip, chunked`): the body reaches the
+    /// application still encoded, and the connection is closed afterwards.
+    other_coding: bool,
+    unknown_coding: bool,
     connection_close: bool,
     connection_keep_alive: bool,
+    expect_continue: bool,
     hosts: usize,
+    content_types: usize,
 }
 
 impl Framing {
-    fn see(&mut self, name: &str, raw: &[u8], head: &mut RequestHead) -> Result<(), HttpError> {
-        let value = trim_ows(raw);
-        if name.eq_ignore_ascii_case("content-length") {
-            if self.content_length.is_some() {
-                return Err(HttpError::bad("duplicate Content-Length"));
-            }
-            self.content_length = Some(parse_content_length(value)?);
-        } else if name.eq_ignore_ascii_case("transfer-encoding") {
-            self.see_transfer_encoding(value)?;
-        } else if name.eq_ignore_ascii_case("connection") {
-            for token in value.split(|&b| b == b',') {
-                let token = trim_ows(token);
-                if token.eq_ignore_ascii_case(b"close") {
-                    self.connection_close = true;
-                } else if token.eq_ignore_ascii_case(b"keep-alive") {
-                    self.connection_keep_alive = true;
+    fn see(&mut self, name: &str, value: &[u8], version: Version) -> Result<(), HttpError> {
+        // Dispatch on the length first: most fields are none of these.
+        match name.len() {
+            4 if name.eq_ignore_ascii_case("host") => {
+                self.hosts += 1;
+                if self.hosts > 1 {
+                    return Err(HttpError::bad("more than one Host header"));
+                }
+                if !value.iter().all(|&b| is_host_byte(b)) {
+                    return Err(HttpError::bad("invalid Host header"));
                 }
             }
-        } else if name.eq_ignore_ascii_case("expect") {
-            if value.eq_ignore_ascii_case(b"100-continue") {
-                head.expect_continue = head.version == Version::Http11;
-            } else {
-                return Err(HttpError::new(417, "unsupported expectation"));
+            6 if name.eq_ignore_ascii_case("expect") => {
+                // RFC 9110 10.1.1: an HTTP/1.0 server ignores Expect.
+                if version == Version::Http11 {
+                    if !value.eq_ignore_ascii_case(b"100-continue") {
+                        return Err(HttpError::new(417, "unsupported expectation"));
+                    }
+                    self.expect_continue = true;
+                }
             }
-        } else if name.eq_ignore_ascii_case("host") {
-            self.hosts += 1;
+            10 if name.eq_ignore_ascii_case("connection") => {
+                for token in value.split(|&b| b == b',') {
+                    let token = trim_ows(token);
+                    if token.eq_ignore_ascii_case(b"close") {
+                        self.connection_close = true;
+                    } else if token.eq_ignore_ascii_case(b"keep-alive") {
+                        self.connection_keep_alive = true;
+                    }
+                }
+            }
+            12 if name.eq_ignore_ascii_case("content-type") => {
+                self.content_types += 1;
+                if self.content_types > 1 {
+                    return Err(HttpError::bad("more than one Content-Type header"));
+                }
+            }
+            14 if name.eq_ignore_ascii_case("content-length") => {
+                if self.content_length.is_some() {
+                    return Err(HttpError::bad("duplicate Content-Length"));
+                }
+                self.content_length = Some(parse_content_length(value)?);
+            }
+            17 if name.eq_ignore_ascii_case("transfer-encoding") => {
+                self.see_transfer_encoding(value)?
+            }
+            _ => {}
         }
         Ok(())
     }
 
     fn see_transfer_encoding(&mut self, value: &[u8]) -> Result<(), HttpError> {
+        self.transfer_encoding = true;
         for coding in value.split(|&b| b == b',') {
             let coding = trim_ows(coding);
             if coding.is_empty() {
@@ -326,31 +516,33 @@ impl Framing {
             }
             if coding.eq_ignore_ascii_case(b"chunked") {
                 self.chunked = true;
+            } else if is_known_coding(coding) {
+                self.other_coding = true;
             } else if is_token(coding) {
-                return Err(HttpError::new(501, "unsupported transfer coding"));
+                self.unknown_coding = true;
             } else {
                 return Err(HttpError::bad("invalid transfer coding"));
             }
         }
-        self.transfer_encoding_seen = true;
         Ok(())
     }
 
     fn finish(self, head: &mut RequestHead) -> Result<(), HttpError> {
-        if self.transfer_encoding_seen && self.content_length.is_some() {
-            return Err(HttpError::bad("both Content-Length and Transfer-Encoding"));
-        }
-        if self.transfer_encoding_seen && !self.chunked {
-            return Err(HttpError::new(501, "unsupported transfer coding"));
-        }
-        if self.transfer_encoding_seen && head.version == Version::Http10 {
-            return Err(HttpError::bad("Transfer-Encoding in an HTTP/1.0 request"));
-        }
-        if self.hosts > 1 {
-            return Err(HttpError::bad("more than one Host header"));
-        }
-        if self.hosts == 0 && head.version == Version::Http11 {
-            return Err(HttpError::bad("HTTP/1.1 request without Host"));
+        if self.transfer_encoding {
+            if self.content_length.is_some() {
+                return Err(HttpError::bad("both Content-Length and Transfer-Encoding"));
+            }
+            if head.version == Version::Http10 {
+                // RFC 9112 6.1: the framing of such a message is faulty.
+                return Err(HttpError::bad("Transfer-Encoding in an HTTP/1.0 request"));
+            }
+            if !self.chunked {
+                // RFC 9112 6.3: the body length cannot be determined.
+                return Err(HttpError::bad("Transfer-Encoding without a final chunked"));
+            }
+            if self.unknown_coding {
+                return Err(HttpError::new(501, "unsupported transfer coding"));
+            }
         }
         head.body = if self.chunked {
             BodyKind::Chunked
@@ -360,29 +552,78 @@ impl Framing {
                 Some(n) => BodyKind::Length(n),
             }
         };
-        head.keep_alive = match head.version {
-            Version::Http11 => !self.connection_close,
-            Version::Http10 => self.connection_keep_alive && !self.connection_close,
-        };
+        head.keep_alive = !self.connection_close
+            && !self.other_coding
+            && (head.version == Version::Http11 || self.connection_keep_alive);
+        head.expect_continue = self.expect_continue;
         Ok(())
     }
 }
 
+/// Registered transfer codings accepted before a final `chunked`, and `identity`.
+fn is_known_coding(coding: &[u8]) -> bool {
+    [
+        "gzip",
+        "deflate",
+        "compress",
+        "x-gzip",
+        "x-compress",
+        "identity",
+    ]
+    .iter()
+    .any(|k| coding.eq_ignore_ascii_case(k.as_bytes()))
+}
+
+/// `1*DIGIT`, nothing else: no sign, no list, no whitespace inside.
 fn parse_content_length(value: &[u8]) -> Result<u64, HttpError> {
-    if value.is_empty() || value.len() > 19 || !value.iter().all(u8::is_ascii_digit) {
+    if value.is_empty() || !value.iter().all(u8::is_ascii_digit) {
         return Err(HttpError::bad("invalid Content-Length"));
     }
     value
         .iter()
-        .try_fold(0u64, |n, &d| n.checked_mul(10)?.checked_add(u64::from(d - b'0')))
-        .ok_or(HttpError::bad("invalid Content-Length"))
+        .try_fold(0u64, |n, &d| {
+            n.checked_mul(10)?.checked_add(u64::from(d - b'0'))
+        })
+        .ok_or(HttpError::bad("Content-Length out of range"))
+}
+
+fn trim_ows(v: &[u8]) -> &[u8] {
+    let start = v
+        .iter()
+        .position(|&b| b != b' ' && b != b'\t')
+        .unwrap_or(v.len());
+    let end = v
+        .iter()
+        .rposition(|&b| b != b' ' && b != b'\t')
+        .map_or(start, |e| e + 1);
+    &v[start..end]
+}
+
+/// RFC 9110 tchar.
+const fn is_tchar(b: u8) -> bool {
+    matches!(b, b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'!' | b'#' | b'$' | b'%' | b'&' | b'\''
+        | b'*' | b'+' | b'-' | b'.' | b'^' | b'_' | b'`' | b'|' | b'~')
+}
+
+/// A method is a token; lowercase letters are refused as well.
+const fn is_method_byte(b: u8) -> bool {
+    is_tchar(b) && !b.is_ascii_lowercase()
+}
+
+/// Visible ASCII and bytes of UTF-8 sequences (checked later); no space, no controls.
+const fn is_target_byte(b: u8) -> bool {
+    matches!(b, 0x21..=0x7e | 0x80..=0xff)
+}
+
+/// What `uri-host [":" port]` may contain: unreserved, pct-encoded, sub-delims, `:[]`.
+const fn is_host_byte(b: u8) -> bool {
+    matches!(b, b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b'%'
+        | b'!' | b'$' | b'&' | b'\'' | b'(' | b')' | b'*' | b'+' | b',' | b';' | b'='
+        | b':' | b'[' | b']')
 }
 
 pub(super) fn is_token(s: &[u8]) -> bool {
-    !s.is_empty()
-        && s.iter().all(|&b| {
-            b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
-        })
+    !s.is_empty() && s.iter().all(|&b| is_tchar(b))
 }
 
 #[cfg(test)]
@@ -422,23 +663,50 @@ mod tests {
 
     #[test]
     fn partial_until_the_blank_line() {
-        assert_eq!(parse(b"GET / HTTP/1.1\r\nHost: h\r\n").ok(), Some(Parsed::Partial));
+        let raw = b"\r\nGET / HTTP/1.1\r\nHost: h\r\n\r\n";
+        for end in 0..raw.len() {
+            assert_eq!(parse(&raw[..end]), Ok(Parsed::Partial), "prefix {end}");
+        }
+        complete(raw);
     }
 
     #[test]
     fn framing_rules() {
         assert_eq!(status(b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n"), 400);
-        assert_eq!(status(b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\n"), 400);
-        assert_eq!(status(b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: +3\r\n\r\n"), 400);
-        assert_eq!(status(b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip\r\n\r\n"), 501);
-        assert_eq!(status(b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked, gzip\r\n\r\n"), 400);
+        assert_eq!(
+            status(b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\n"),
+            400
+        );
+        assert_eq!(
+            status(b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: +3\r\n\r\n"),
+            400
+        );
+        assert_eq!(
+            status(b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip\r\n\r\n"),
+            400
+        );
+        assert_eq!(
+            status(b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: br, chunked\r\n\r\n"),
+            501
+        );
+        assert_eq!(
+            status(b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked, gzip\r\n\r\n"),
+            400
+        );
         let head = complete(b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n");
         assert_eq!(head.body, BodyKind::Chunked);
+        let head =
+            complete(b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip, chunked\r\n\r\n");
+        assert_eq!(head.body, BodyKind::Chunked);
+        assert!(!head.keep_alive);
     }
 
     #[test]
     fn line_ending_rules() {
         assert_eq!(status(b"GET / HTTP/1.1\nHost: h\r\n\r\n"), 400);
+        assert_eq!(status(b"GET / HTTP/1.1\r\nHost: h\n\r\n"), 400);
+        assert_eq!(status(b"GET / HTTP/1.1\r\nHost: h\r\n\n"), 400);
+        assert_eq!(status(b"GET / HTTP/1.1\r\n\n"), 400);
         assert_eq!(status(b"GET / HTTP/1.1\r\nHost: h\rX: y\r\n\r\n"), 400);
         assert_eq!(status(b"GET / HTTP/1.1\r\nHost: h\r\n folded\r\n\r\n"), 400);
         assert_eq!(status(b"GET / HTTP/1.1\r\nHost : h\r\n\r\n"), 400);
@@ -448,11 +716,73 @@ mod tests {
     fn limits_and_versions() {
         let long = format!("GET /{} HTTP/1.1\r\n", "a".repeat(5000));
         assert_eq!(status(long.as_bytes()), 414);
+        assert_eq!(status(long.as_bytes()), 414);
         assert_eq!(status(b"GET / HTTP/2.0\r\nHost: h\r\n\r\n"), 505);
-        assert_eq!(status(b"GET / HTTP/1.1\r\n\r\n"), 400);
+        assert_eq!(status(b"GET / http/1.1\r\nHost: h\r\n\r\n"), 400);
+        assert_eq!(
+            complete(b"GET / HTTP/1.2\r\nHost: h\r\n\r\n").version,
+            Version::Http11
+        );
         let head = complete(b"GET / HTTP/1.0\r\n\r\n");
         assert!(!head.keep_alive);
         let head = complete(b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
         assert!(head.keep_alive);
+    }
+
+    #[test]
+    fn request_line_limit_is_exact() {
+        let limits = Limits::default();
+        let fits = format!("GET /{} HTTP/1.1", "a".repeat(limits.request_line - 14));
+        assert_eq!(fits.len(), limits.request_line);
+        complete(format!("{fits}\r\nHost: h\r\n\r\n").as_bytes());
+        assert_eq!(parse(fits.as_bytes()), Ok(Parsed::Partial));
+        let over = format!("GET /{} HTTP/1.1\r\n", "a".repeat(limits.request_line - 13));
+        assert_eq!(status(over.as_bytes()), 414);
+    }
+
+    #[test]
+    fn field_limits_are_exact() {
+        let limits = Limits::default();
+        // "X: " + value + CRLF is exactly the limit.
+        let value = "v".repeat(limits.header_field_size - 5);
+        complete(format!("GET / HTTP/1.1\r\nHost: h\r\nX: {value}\r\n\r\n").as_bytes());
+        assert_eq!(
+            status(format!("GET / HTTP/1.1\r\nHost: h\r\nX: {value}v\r\n\r\n").as_bytes()),
+            431
+        );
+        // Refused before the head is complete, too.
+        assert_eq!(
+            status(format!("GET / HTTP/1.1\r\nHost: h\r\nX: {value}v\r\n").as_bytes()),
+            431
+        );
+        assert_eq!(
+            status(format!("GET / HTTP/1.1\r\nHost: h\r\nX: {value}vv").as_bytes()),
+            431
+        );
+        let many: String = (0..limits.header_fields)
+            .map(|i| format!("X-{i}: v\r\n"))
+            .collect();
+        complete(format!("GET / HTTP/1.0\r\n{many}\r\n").as_bytes());
+        assert_eq!(
+            status(format!("GET / HTTP/1.0\r\n{many}Y: v\r\n\r\n").as_bytes()),
+            431
+        );
+    }
+
+    #[test]
+    fn targets() {
+        let head = complete(b"GET http://example.com:8080/p?q#f HTTP/1.1\r\nHost: h\r\n\r\n");
+        assert_eq!((head.path.as_str(), head.query.as_str()), ("/p", "q"));
+        assert_eq!(head.target_authority(), Some("example.com:8080"));
+        let head = complete(b"OPTIONS * HTTP/1.1\r\nHost: h\r\n\r\n");
+        assert_eq!(head.path, "*");
+        assert_eq!(status(b"GET * HTTP/1.1\r\nHost: h\r\n\r\n"), 400);
+        assert_eq!(
+            status(b"CONNECT h:443 HTTP/1.1\r\nHost: h:443\r\n\r\n"),
+            501
+        );
+        assert_eq!(status(b"GET h:443 HTTP/1.1\r\nHost: h\r\n\r\n"), 400);
+        assert_eq!(status(b"GET /\x01 HTTP/1.1\r\nHost: h\r\n\r\n"), 400);
+        assert_eq!(status(b"GET /\xff HTTP/1.1\r\nHost: h\r\n\r\n"), 400);
     }
 }

@@ -1,0 +1,205 @@
+//! The option model, with mod_wsgi-express's names and defaults.
+//!
+//! Every option can also be set with an `RWSGI_<NAME>` environment variable,
+//! the container convention (`RWSGI_PROCESSES=4`).
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "rwsgi",
+    version,
+    about = "A production server for Python WSGI applications, made for containers.",
+    long_about = "A production server for Python WSGI applications, made for containers.\n\n\
+        Its command line speaks mod_wsgi-express's language:\n\n    \
+        rwsgi start-server wsgi.py\n    \
+        rwsgi start-server --processes 2 --threads 4 --port 8000 wsgi.py\n    \
+        rwsgi start-server --application-type module example.wsgi\n\n\
+        Every option can also come from an RWSGI_<NAME> environment variable\n\
+        (for example RWSGI_PROCESSES=4)."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Start the server on a WSGI application.
+    StartServer(StartServer),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ApplicationType {
+    /// A WSGI script file (wsgi.py).
+    Script,
+    /// A dotted Python module path (example.wsgi or example.wsgi:app).
+    Module,
+    /// A PasteDeploy .ini file.
+    Paste,
+    /// No application: serve the document root only.
+    Static,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogLevelArg {
+    Emerg,
+    Alert,
+    Crit,
+    Error,
+    Warn,
+    Notice,
+    Info,
+    Debug,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormatArg {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Args)]
+#[command(
+    about = "Start the server on a WSGI application",
+    after_help = "Examples:\n  rwsgi start-server wsgi.py\n  \
+        rwsgi start-server --processes 2 --threads 4 wsgi.py\n  \
+        rwsgi start-server --working-directory example --application-type module example.wsgi"
+)]
+pub struct StartServer {
+    /// The application: a WSGI script file, a module path or a Paste .ini file.
+    #[arg(value_name = "ENTRY_POINT", env = "RWSGI_ENTRY_POINT")]
+    pub entry_point_positional: Option<String>,
+
+    /// The application (same as the positional ENTRY_POINT).
+    #[arg(long, value_name = "FILE-PATH|MODULE", conflicts_with = "entry_point_positional")]
+    pub entry_point: Option<String>,
+
+    /// How ENTRY_POINT names the application.
+    #[arg(long, value_enum, default_value = "script", env = "RWSGI_APPLICATION_TYPE")]
+    pub application_type: ApplicationType,
+
+    /// Name of the WSGI callable in the application.
+    #[arg(long, default_value = "application", env = "RWSGI_CALLABLE_OBJECT")]
+    pub callable_object: String,
+
+    /// Interface to listen on (default: all interfaces).
+    #[arg(long, default_value = "", hide_default_value = true, env = "RWSGI_HOST")]
+    pub host: String,
+
+    /// Port to listen on.
+    #[arg(long, default_value_t = 8000, env = "RWSGI_PORT")]
+    pub port: u16,
+
+    /// Name reported to the application when a request has no Host header.
+    #[arg(long, env = "RWSGI_SERVER_NAME")]
+    pub server_name: Option<String>,
+
+    /// Number of worker processes.
+    #[arg(long, env = "RWSGI_PROCESSES", value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub processes: Option<u32>,
+
+    /// Number of request threads in each worker process.
+    #[arg(long, default_value_t = 5, env = "RWSGI_THREADS", value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub threads: u32,
+
+    /// Directory the application runs in; also put first on sys.path.
+    #[arg(long, env = "RWSGI_WORKING_DIRECTORY")]
+    pub working_directory: Option<PathBuf>,
+
+    /// Extra directory for sys.path (repeatable).
+    #[arg(long = "python-path", value_name = "DIRECTORY-PATH")]
+    pub python_paths: Vec<PathBuf>,
+
+    /// Python installation or virtual environment to use (default: $VIRTUAL_ENV).
+    #[arg(long, env = "RWSGI_PYTHON_HOME")]
+    pub python_home: Option<PathBuf>,
+
+    /// URL prefix the application is mounted at (SCRIPT_NAME).
+    #[arg(long, default_value = "/", env = "RWSGI_MOUNT_POINT")]
+    pub mount_point: String,
+
+    /// Seconds a request may run before its worker is recycled.
+    #[arg(long, default_value_t = 60.0, env = "RWSGI_REQUEST_TIMEOUT")]
+    pub request_timeout: f64,
+
+    /// Seconds a worker has to start and load the application.
+    #[arg(long, default_value_t = 15.0, env = "RWSGI_STARTUP_TIMEOUT")]
+    pub startup_timeout: f64,
+
+    /// Seconds a stopping worker may take to finish its requests.
+    #[arg(long, default_value_t = 15.0, env = "RWSGI_GRACEFUL_TIMEOUT")]
+    pub graceful_timeout: f64,
+
+    /// Seconds after which a stopping worker is killed.
+    #[arg(long, default_value_t = 5.0, env = "RWSGI_SHUTDOWN_TIMEOUT")]
+    pub shutdown_timeout: f64,
+
+    /// Seconds a request may wait for a free thread before a 503.
+    #[arg(long, default_value_t = 45.0, env = "RWSGI_QUEUE_TIMEOUT")]
+    pub queue_timeout: f64,
+
+    /// Seconds an idle keep-alive connection is kept open.
+    #[arg(long, default_value_t = 2.0, env = "RWSGI_KEEP_ALIVE_TIMEOUT")]
+    pub keep_alive_timeout: f64,
+
+    /// Seconds a client has to send a complete request head.
+    #[arg(long, default_value_t = 15.0, env = "RWSGI_HEADER_TIMEOUT")]
+    pub header_timeout: f64,
+
+    /// Seconds one socket read or write may block.
+    #[arg(long, default_value_t = 60.0, env = "RWSGI_SOCKET_TIMEOUT")]
+    pub socket_timeout: f64,
+
+    /// Largest request body in bytes (413 beyond).
+    #[arg(long, default_value_t = 10_485_760, env = "RWSGI_LIMIT_REQUEST_BODY")]
+    pub limit_request_body: u64,
+
+    /// Longest request line in bytes (414 beyond).
+    #[arg(long, default_value_t = 4094, env = "RWSGI_LIMIT_REQUEST_LINE")]
+    pub limit_request_line: usize,
+
+    /// Most header fields in a request (431 beyond).
+    #[arg(long, default_value_t = 100, env = "RWSGI_LIMIT_REQUEST_FIELDS")]
+    pub limit_request_fields: usize,
+
+    /// Largest single header field in bytes (431 beyond).
+    #[arg(long, default_value_t = 8190, env = "RWSGI_LIMIT_REQUEST_FIELD_SIZE")]
+    pub limit_request_field_size: usize,
+
+    /// Largest whole request head in bytes (431 beyond).
+    #[arg(long, default_value_t = 32768, env = "RWSGI_HEADER_BUFFER_SIZE")]
+    pub header_buffer_size: usize,
+
+    /// Depth of the kernel's queue of connections not yet accepted.
+    #[arg(long, default_value_t = 500, env = "RWSGI_LISTEN_BACKLOG")]
+    pub listen_backlog: i32,
+
+    /// Minimum level of the log.
+    #[arg(long, value_enum, default_value = "info", env = "RWSGI_LOG_LEVEL")]
+    pub log_level: LogLevelArg,
+
+    /// Log format: human-readable text or one JSON object per line.
+    #[arg(long, value_enum, default_value = "text", env = "RWSGI_LOG_FORMAT")]
+    pub log_format: LogFormatArg,
+
+    /// Log every request in Apache combined format.
+    #[arg(long, env = "RWSGI_ACCESS_LOG")]
+    pub access_log: bool,
+
+    /// Log to the terminal (the default: accepted for mod_wsgi-express CMDs).
+    #[arg(long, env = "RWSGI_LOG_TO_TERMINAL")]
+    pub log_to_terminal: bool,
+
+    /// Log start-up details (accepted for mod_wsgi-express CMDs; always on).
+    #[arg(long, env = "RWSGI_STARTUP_LOG")]
+    pub startup_log: bool,
+}
+
+/// The clap command with the mod_wsgi-express options rwsgi only accepts.
+pub fn command() -> clap::Command {
+    use clap::CommandFactory;
+    let cmd = Cli::command();
+    cmd.mut_subcommand("start-server", crate::compat::add_unimplemented)
+}

@@ -1,0 +1,188 @@
+//! From parsed options to a validated `ServerConfig`.
+
+use crate::cli::{ApplicationType, LogFormatArg, LogLevelArg, StartServer};
+use crate::error::{invalid, ConfError};
+use rwsgi_shared::config::{
+    AppSpec, AppType, Limits, LogFormat, LogLevel, PythonSpec, ServerConfig, Timeouts,
+};
+use std::path::{Path, PathBuf};
+
+/// Validates the options and resolves paths against the current directory.
+pub fn resolve(args: &StartServer) -> Result<ServerConfig, ConfError> {
+    let cwd = std::env::current_dir()
+        .map_err(|e| ConfError::Invalid(format!("cannot read the current directory: {e}")))?;
+    let working_directory = match &args.working_directory {
+        Some(dir) => existing_dir("working-directory", &absolute(&cwd, dir))?,
+        None => cwd.clone(),
+    };
+    let app = app_spec(args, &cwd)?;
+    let python_home = args
+        .python_home
+        .clone()
+        .or_else(|| std::env::var_os("VIRTUAL_ENV").map(PathBuf::from))
+        .map(|p| existing_dir("python-home", &absolute(&cwd, &p)))
+        .transpose()?;
+    let python_paths = args
+        .python_paths
+        .iter()
+        .map(|p| absolute(&cwd, p))
+        .collect();
+    Ok(ServerConfig {
+        host: args.host.clone(),
+        port: args.port,
+        server_name: args.server_name.clone().unwrap_or_else(|| {
+            if args.host.is_empty() {
+                "localhost".to_owned()
+            } else {
+                args.host.clone()
+            }
+        }),
+        processes: args.processes.unwrap_or(1) as usize,
+        threads: args.threads as usize,
+        multiprocess: args.processes.is_some_and(|p| p > 1),
+        app,
+        python: PythonSpec {
+            working_directory,
+            python_paths,
+            python_home,
+        },
+        mount_point: mount_point(&args.mount_point)?,
+        limits: limits(args)?,
+        timeouts: timeouts(args)?,
+        listen_backlog: positive("listen-backlog", i64::from(args.listen_backlog))? as i32,
+        log_level: match args.log_level {
+            LogLevelArg::Debug => LogLevel::Debug,
+            LogLevelArg::Info | LogLevelArg::Notice => LogLevel::Info,
+            LogLevelArg::Warn => LogLevel::Warn,
+            LogLevelArg::Error | LogLevelArg::Crit | LogLevelArg::Alert | LogLevelArg::Emerg => {
+                LogLevel::Error
+            }
+        },
+        log_format: match args.log_format {
+            LogFormatArg::Text => LogFormat::Text,
+            LogFormatArg::Json => LogFormat::Json,
+        },
+        access_log: args.access_log,
+    })
+}
+
+fn absolute(base: &Path, p: &Path) -> PathBuf {
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        base.join(p)
+    }
+}
+
+fn existing_dir(option: &str, p: &Path) -> Result<PathBuf, ConfError> {
+    if !p.is_dir() {
+        return Err(invalid(option, format_args!("{} is not a directory", p.display())));
+    }
+    p.canonicalize().map_err(|e| invalid(option, format_args!("{}: {e}", p.display())))
+}
+
+fn app_spec(args: &StartServer, cwd: &Path) -> Result<AppSpec, ConfError> {
+    let entry = args
+        .entry_point
+        .clone()
+        .or_else(|| args.entry_point_positional.clone());
+    let kind = match args.application_type {
+        ApplicationType::Script => AppType::Script,
+        ApplicationType::Module => AppType::Module,
+        ApplicationType::Paste => AppType::Paste,
+        ApplicationType::Static => AppType::Static,
+    };
+    let callable = args.callable_object.clone();
+    if callable.is_empty() || !callable.chars().all(|c| c.is_alphanumeric() || c == '_') {
+        return Err(invalid("callable-object", format_args!("{callable:?} is not a Python name")));
+    }
+    let entry_point = match (kind, entry) {
+        (AppType::Static, _) => String::new(),
+        (_, None) => {
+            return Err(ConfError::Invalid(
+                "no application given: pass a WSGI script file, e.g. `rwsgi start-server wsgi.py`".into(),
+            ))
+        }
+        (AppType::Script | AppType::Paste, Some(path)) => {
+            let p = absolute(cwd, Path::new(&path));
+            if !p.is_file() {
+                return Err(invalid(
+                    "entry-point",
+                    format_args!("{path}: no such file (application type {})", kind.as_str()),
+                ));
+            }
+            p.canonicalize()
+                .map_err(|e| invalid("entry-point", format_args!("{path}: {e}")))?
+                .to_string_lossy()
+                .into_owned()
+        }
+        (AppType::Module, Some(name)) => {
+            let module = name.split(':').next().unwrap_or_default();
+            let valid = !module.is_empty()
+                && module.split('.').all(|part| {
+                    !part.is_empty() && part.chars().all(|c| c.is_alphanumeric() || c == '_')
+                });
+            if !valid {
+                return Err(invalid("entry-point", format_args!("{name:?} is not a module path like package.module")));
+            }
+            name
+        }
+    };
+    Ok(AppSpec {
+        kind,
+        entry_point,
+        callable,
+    })
+}
+
+fn mount_point(raw: &str) -> Result<String, ConfError> {
+    if !raw.starts_with('/') {
+        return Err(invalid("mount-point", "must start with '/'"));
+    }
+    Ok(raw.trim_end_matches('/').to_owned())
+}
+
+fn positive(option: &str, v: i64) -> Result<i64, ConfError> {
+    if v <= 0 {
+        return Err(invalid(option, "must be greater than zero"));
+    }
+    Ok(v)
+}
+
+fn seconds(option: &str, v: f64) -> Result<u64, ConfError> {
+    if !v.is_finite() || v <= 0.0 || v > 31_536_000.0 {
+        return Err(invalid(option, format_args!("{v} is not a positive number of seconds")));
+    }
+    Ok((v * 1000.0).round() as u64)
+}
+
+fn timeouts(a: &StartServer) -> Result<Timeouts, ConfError> {
+    Ok(Timeouts {
+        startup_ms: seconds("startup-timeout", a.startup_timeout)?,
+        shutdown_ms: seconds("shutdown-timeout", a.shutdown_timeout)?,
+        graceful_ms: seconds("graceful-timeout", a.graceful_timeout)?,
+        request_ms: seconds("request-timeout", a.request_timeout)?,
+        queue_ms: seconds("queue-timeout", a.queue_timeout)?,
+        keep_alive_ms: seconds("keep-alive-timeout", a.keep_alive_timeout)?,
+        header_ms: seconds("header-timeout", a.header_timeout)?,
+        socket_ms: seconds("socket-timeout", a.socket_timeout)?,
+    })
+}
+
+fn limits(a: &StartServer) -> Result<Limits, ConfError> {
+    let l = Limits {
+        request_body: a.limit_request_body,
+        request_line: positive("limit-request-line", a.limit_request_line as i64)? as usize,
+        header_fields: positive("limit-request-fields", a.limit_request_fields as i64)? as usize,
+        header_field_size: positive("limit-request-field-size", a.limit_request_field_size as i64)?
+            as usize,
+        header_buffer: positive("header-buffer-size", a.header_buffer_size as i64)? as usize,
+    };
+    if l.header_fields > 32_768 {
+        return Err(invalid("limit-request-fields", "at most 32768"));
+    }
+    if l.header_buffer > 1 << 20 {
+        return Err(invalid("header-buffer-size", "at most 1048576"));
+    }
+    Ok(l)
+}

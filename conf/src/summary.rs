@@ -1,0 +1,40 @@
+//! The start-up summary an operator reads first.
+
+use rwsgi_shared::config::ServerConfig;
+
+/// Lines describing what the server is about to do.
+pub fn summary(c: &ServerConfig) -> Vec<String> {
+    let host = if c.host.is_empty() { "0.0.0.0" } else { &c.host };
+    let t = &c.timeouts;
+    vec![
+        format!(
+            "application: {} {} (callable {})",
+            c.app.kind.as_str(),
+            c.app.entry_point,
+            c.app.callable
+        ),
+        format!("listening on http://{host}:{}/{}", c.port, c.mount_point.trim_start_matches('/')),
+        format!(
+            "{} process{} x {} thread{} = {} concurrent requests",
+            c.processes,
+            if c.processes == 1 { "" } else { "es" },
+            c.threads,
+            if c.threads == 1 { "" } else { "s" },
+            c.capacity()
+        ),
+        format!(
+            "timeouts: request {}s, startup {}s, graceful {}s, shutdown {}s, queue {}s, keep-alive {}s, header {}s, socket {}s",
+            secs(t.request_ms), secs(t.startup_ms), secs(t.graceful_ms), secs(t.shutdown_ms),
+            secs(t.queue_ms), secs(t.keep_alive_ms), secs(t.header_ms), secs(t.socket_ms)
+        ),
+        format!("working directory: {}", c.python.working_directory.display()),
+    ]
+}
+
+fn secs(ms: u64) -> String {
+    if ms % 1000 == 0 {
+        (ms / 1000).to_string()
+    } else {
+        format!("{:.3}", ms as f64 / 1000.0)
+    }
+}

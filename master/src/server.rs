@@ -1,0 +1,573 @@
+//! The master's event loop. Each turn reads like a table of contents:
+//! wait for events, apply controls, reap, track start-ups and deadlines,
+//! reconcile the number of workers, dispatch connections.
+
+use crate::control::{self, Control};
+use crate::dispatch;
+use crate::listener::{self, BindError};
+use crate::reap::{self, Death};
+use crate::spawn::{self, SpawnError};
+use crate::workers::{Phase, Worker, Workers};
+use mio::{Events, Interest, Poll, Token};
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use rwsgi_shared::channel::{ChannelError, Control as WorkerControl, Message};
+use rwsgi_shared::config::ServerConfig;
+use rwsgi_shared::exit::ExitCode;
+use rwsgi_shared::scoreboard::{Scoreboard, ScoreboardError, WorkerState, MAX_WORKERS};
+use slog::{error, info, warn, Logger};
+use std::collections::VecDeque;
+use std::net::{SocketAddr, TcpStream};
+use std::os::fd::AsFd;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+const LISTENER: Token = Token(0);
+const SIGNALS: Token = Token(1);
+const CHANNEL_BASE: usize = 16;
+/// Connections accepted but not yet handed to a worker; beyond this the
+/// master stops accepting and lets the kernel backlog hold clients.
+const MAX_PENDING: usize = 1024;
+const TICK: Duration = Duration::from_millis(100);
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error(transparent)]
+    Bind(#[from] BindError),
+    #[error("{0}")]
+    Scoreboard(#[from] ScoreboardError),
+    #[error("{0}")]
+    Spawn(#[from] SpawnError),
+    #[error("event loop: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("cannot start: worker {slot} {death}")]
+    FirstGeneration { slot: usize, death: String, code: ExitCode },
+}
+
+impl ServerError {
+    pub fn exit_code(&self) -> ExitCode {
+        match self {
+            ServerError::Bind(_) => ExitCode::Bind,
+            ServerError::FirstGeneration { code, .. } => *code,
+            _ => ExitCode::Failure,
+        }
+    }
+}
+
+/// A connection waiting for a worker.
+struct Pending {
+    stream: TcpStream,
+    peer: SocketAddr,
+    accepted_at_us: u64,
+    buffered: Vec<u8>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RunState {
+    Running,
+    Stopping,
+}
+
+struct Server {
+    config: ServerConfig,
+    log: Logger,
+    poll: Poll,
+    listener: Option<mio::net::TcpListener>,
+    listener_ready: bool,
+    accept_paused_until: Option<Instant>,
+    signals: signal_hook_mio::v1_0::Signals,
+    scoreboard: Scoreboard,
+    workers: Workers,
+    worker_bin: PathBuf,
+    config_bytes: Vec<u8>,
+    generation: u32,
+    wanted: usize,
+    pending: VecDeque<Pending>,
+    rotate: usize,
+    state: RunState,
+    ever_ready: bool,
+    failures: u32,
+    next_spawn_at: Instant,
+    recv_buf: Vec<u8>,
+}
+
+/// Runs the server until it is stopped; returns the exit code.
+pub fn run(config: ServerConfig, log: Logger) -> Result<ExitCode, ServerError> {
+    let worker_bin = spawn::worker_binary()?;
+    let mut listener = listener::bind(&config.host, config.port, config.listen_backlog)?;
+    let poll = Poll::new()?;
+    poll.registry()
+        .register(&mut listener, LISTENER, Interest::READABLE)?;
+    let mut signals = control::install()?;
+    poll.registry()
+        .register(&mut signals, SIGNALS, Interest::READABLE)?;
+    let scoreboard = Scoreboard::create(std::process::id())?;
+    let wanted = config.processes;
+    let config_bytes = spawn::config_bytes(&config);
+    info!(log, "listening"; "address" => listener.local_addr().map(|a| a.to_string()).unwrap_or_default());
+    let mut server = Server {
+        config,
+        log,
+        poll,
+        listener: Some(listener),
+        listener_ready: true,
+        accept_paused_until: None,
+        signals,
+        scoreboard,
+        workers: Workers::new(MAX_WORKERS),
+        worker_bin,
+        config_bytes,
+        generation: 1,
+        wanted,
+        pending: VecDeque::new(),
+        rotate: 0,
+        state: RunState::Running,
+        ever_ready: false,
+        failures: 0,
+        next_spawn_at: Instant::now(),
+        recv_buf: Vec::new(),
+    };
+    server.scoreboard.header().set_generation(1);
+    server.main_loop()
+}
+
+impl Server {
+    fn main_loop(&mut self) -> Result<ExitCode, ServerError> {
+        let mut events = Events::with_capacity(256);
+        loop {
+            let mut controls = Vec::new();
+            let mut channels = Vec::new();
+            match self.poll.poll(&mut events, Some(TICK)) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e.into()),
+            }
+            for event in events.iter() {
+                match event.token() {
+                    LISTENER => self.listener_ready = true,
+                    SIGNALS => controls.extend(control::drain(&mut self.signals)),
+                    Token(t) if t >= CHANNEL_BASE => channels.push(t - CHANNEL_BASE),
+                    Token(_) => {}
+                }
+            }
+            for control in controls {
+                self.apply(control);
+            }
+            for slot in channels {
+                self.read_channel(slot);
+            }
+            self.reap()?;
+            self.track_workers();
+            self.reconcile()?;
+            self.dispatch_pending();
+            self.accept();
+            if self.state == RunState::Stopping && self.workers.is_empty() {
+                info!(self.log, "stopped");
+                return Ok(ExitCode::Ok);
+            }
+        }
+    }
+
+    // --- controls ---
+
+    fn apply(&mut self, control: Control) {
+        match control {
+            Control::GracefulStop => self.graceful_stop(),
+            Control::FastStop => self.fast_stop(),
+            Control::Reload => self.reload(),
+            Control::AddWorker => {
+                if self.state == RunState::Running && self.wanted < MAX_WORKERS / 2 {
+                    self.wanted += 1;
+                    info!(self.log, "SIGTTIN: one more worker"; "workers" => self.wanted);
+                }
+            }
+            Control::RemoveWorker => {
+                if self.state == RunState::Running && self.wanted > 1 {
+                    self.wanted -= 1;
+                    info!(self.log, "SIGTTOU: one fewer worker"; "workers" => self.wanted);
+                }
+            }
+            Control::ChildExited => {} // reaping happens every turn
+        }
+        self.scoreboard.header().set_wanted_workers(self.wanted as u32);
+    }
+
+    fn graceful_stop(&mut self) {
+        if self.state == RunState::Stopping {
+            return;
+        }
+        info!(self.log, "SIGTERM: stopping gracefully (finishing in-flight requests)");
+        // Connections already in the kernel backlog were promised service.
+        self.listener_ready = true;
+        self.accept_paused_until = None;
+        self.accept();
+        self.dispatch_pending();
+        if let Some(mut l) = self.listener.take() {
+            let _ = self.poll.registry().deregister(&mut l);
+        }
+        self.state = RunState::Stopping;
+        let slots: Vec<usize> = self.workers.iter().map(|(s, _)| s).collect();
+        for slot in slots {
+            self.stop_worker(slot, "server stopping");
+        }
+    }
+
+    fn fast_stop(&mut self) {
+        info!(self.log, "stopping now");
+        self.listener = None;
+        self.pending.clear();
+        self.state = RunState::Stopping;
+        let deadline = Instant::now() + Duration::from_secs(1);
+        for (_, w) in self.workers.iter_mut() {
+            let _ = kill(Pid::from_raw(w.pid as i32), Signal::SIGTERM);
+            w.phase = Phase::Stopping { deadline };
+        }
+    }
+
+    fn reload(&mut self) {
+        if self.state == RunState::Stopping {
+            return;
+        }
+        self.generation = self.generation.wrapping_add(1);
+        self.scoreboard.header().set_generation(self.generation);
+        info!(self.log, "reloading: starting a new generation of workers"; "generation" => self.generation);
+    }
+
+    // --- workers ---
+
+    fn stop_worker(&mut self, slot: usize, why: &str) {
+        let t = self.config.timeouts;
+        let deadline = Instant::now() + Duration::from_millis(t.graceful_ms + t.shutdown_ms);
+        let Some(w) = self.workers.get_mut(slot) else {
+            return;
+        };
+        if w.is_stopping() {
+            return;
+        }
+        info!(self.log, "stopping worker"; "slot" => slot, "pid" => w.pid, "generation" => w.generation, "why" => why);
+        let sent = w.channel_open
+            && w.channel
+                .send(&Message::Control(WorkerControl::GracefulStop), None)
+                .is_ok();
+        if !sent || w.phase == Phase::Starting {
+            let _ = kill(Pid::from_raw(w.pid as i32), Signal::SIGTERM);
+        }
+        w.phase = Phase::Stopping { deadline };
+    }
+
+    fn spawn_worker(&mut self) -> Result<(), ServerError> {
+        let Some(slot) = self.workers.free_slot() else {
+            warn!(self.log, "no free scoreboard slot for another worker");
+            return Ok(());
+        };
+        let spawned = spawn::spawn(
+            &self.worker_bin,
+            slot,
+            self.generation,
+            self.scoreboard.fd(),
+            &self.config_bytes,
+        )?;
+        if let Some(sb) = self.scoreboard.worker(slot) {
+            sb.assign(spawned.pid, self.generation, self.config.threads as u32);
+        }
+        let mut channel = spawned.channel;
+        let fd = std::os::fd::AsRawFd::as_raw_fd(&channel);
+        self.poll.registry().register(
+            &mut mio::unix::SourceFd(&fd),
+            Token(CHANNEL_BASE + slot),
+            Interest::READABLE,
+        )?;
+        let _ = &mut channel;
+        info!(self.log, "started worker"; "slot" => slot, "pid" => spawned.pid, "generation" => self.generation);
+        self.workers.insert(
+            slot,
+            Worker {
+                pid: spawned.pid,
+                generation: self.generation,
+                channel,
+                channel_open: true,
+                sent: 0,
+                phase: Phase::Starting,
+                spawned_at: Instant::now(),
+            },
+        );
+        Ok(())
+    }
+
+    fn reap(&mut self) -> Result<(), ServerError> {
+        for (pid, death) in reap::reap_all() {
+            let Some(slot) = self.workers.slot_of_pid(pid) else {
+                continue;
+            };
+            let Some(worker) = self.workers.remove(slot) else {
+                continue;
+            };
+            let fd = std::os::fd::AsRawFd::as_raw_fd(&worker.channel);
+            let _ = self.poll.registry().deregister(&mut mio::unix::SourceFd(&fd));
+            if let Some(sb) = self.scoreboard.worker(slot) {
+                sb.release();
+            }
+            if worker.is_stopping() {
+                info!(self.log, "worker stopped"; "slot" => slot, "pid" => pid, "how" => death.describe());
+                continue;
+            }
+            error!(self.log, "worker died"; "slot" => slot, "pid" => pid, "how" => death.describe());
+            if !self.ever_ready {
+                return Err(self.first_generation_failure(slot, death));
+            }
+            self.failures += 1;
+            let backoff = Duration::from_millis(100u64 << self.failures.min(8)).min(Duration::from_secs(30));
+            self.next_spawn_at = Instant::now() + backoff;
+            if self.failures > 1 {
+                warn!(self.log, "backing off before replacing the worker"; "seconds" => backoff.as_secs_f64());
+            }
+        }
+        Ok(())
+    }
+
+    fn first_generation_failure(&mut self, slot: usize, death: Death) -> ServerError {
+        let code = match death.exit_code() {
+            Some(ExitCode::Ok) | None => ExitCode::Failure,
+            Some(code) => code,
+        };
+        if code == ExitCode::AppLoad {
+            error!(self.log, "the application could not be loaded (traceback above); not starting");
+        }
+        self.kill_all();
+        ServerError::FirstGeneration {
+            slot,
+            death: death.describe(),
+            code,
+        }
+    }
+
+    fn kill_all(&mut self) {
+        for (_, w) in self.workers.iter() {
+            let _ = kill(Pid::from_raw(w.pid as i32), Signal::SIGKILL);
+        }
+        // Collect them so nothing is left behind as a zombie.
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while !self.workers.is_empty() && Instant::now() < deadline {
+            for (pid, _) in reap::reap_all() {
+                if let Some(slot) = self.workers.slot_of_pid(pid) {
+                    self.workers.remove(slot);
+                }
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Start-up completion, start-up timeouts, stop deadlines.
+    fn track_workers(&mut self) {
+        let now = Instant::now();
+        let startup = Duration::from_millis(self.config.timeouts.startup_ms);
+        let mut became_ready = false;
+        for (slot, w) in self.workers.iter_mut() {
+            match w.phase {
+                Phase::Starting => {
+                    let state = self.scoreboard.worker(slot).map(|s| s.state());
+                    if state == Some(WorkerState::Ready) {
+                        w.phase = Phase::Ready;
+                        became_ready = true;
+                        info!(self.log, "worker ready"; "slot" => slot, "pid" => w.pid,
+                            "ms" => now.duration_since(w.spawned_at).as_millis() as u64);
+                    } else if now.duration_since(w.spawned_at) > startup {
+                        error!(self.log, "worker did not become ready within --startup-timeout; killing it";
+                            "slot" => slot, "pid" => w.pid, "seconds" => startup.as_secs_f64());
+                        let _ = kill(Pid::from_raw(w.pid as i32), Signal::SIGKILL);
+                        w.phase = Phase::Stopping { deadline: now };
+                    }
+                }
+                Phase::Stopping { deadline } if now > deadline => {
+                    warn!(self.log, "worker did not stop in time; killing it"; "slot" => slot, "pid" => w.pid);
+                    let _ = kill(Pid::from_raw(w.pid as i32), Signal::SIGKILL);
+                    w.phase = Phase::Stopping {
+                        deadline: now + Duration::from_secs(3600),
+                    };
+                }
+                _ => {}
+            }
+        }
+        if became_ready {
+            self.failures = 0;
+            if !self.ever_ready && self.workers.serving_count(self.generation) >= self.wanted
+                && self.workers.iter().all(|(_, w)| w.phase != Phase::Starting)
+            {
+                self.ever_ready = true;
+                info!(self.log, "server ready"; "workers" => self.wanted, "threads" => self.config.threads);
+            }
+        }
+    }
+
+    /// Spawns what is missing, retires what is surplus. An old worker is only
+    /// retired once a replacement is ready, so capacity never dips.
+    fn reconcile(&mut self) -> Result<(), ServerError> {
+        if self.state == RunState::Stopping {
+            return Ok(());
+        }
+        while self.workers.serving_count(self.generation) < self.wanted
+            && Instant::now() >= self.next_spawn_at
+        {
+            self.spawn_worker()?;
+        }
+        self.retire_surplus();
+        Ok(())
+    }
+
+    fn retire_surplus(&mut self) {
+        let generation = self.generation;
+        loop {
+            let current_ready = self
+                .workers
+                .iter()
+                .filter(|(_, w)| w.generation == generation && w.phase == Phase::Ready)
+                .count();
+            let old: Vec<(usize, bool)> = self
+                .workers
+                .iter()
+                .filter(|(_, w)| w.generation != generation && !w.is_stopping())
+                .map(|(s, w)| (s, w.phase == Phase::Starting))
+                .collect();
+            let Some(&(slot, starting)) = old.iter().find(|(_, s)| *s).or(old.first()) else {
+                break;
+            };
+            if starting || current_ready + old.len() > self.wanted {
+                self.stop_worker(slot, "replaced by a new generation");
+            } else {
+                break;
+            }
+        }
+        while self.workers.serving_count(generation) > self.wanted {
+            let newest = self
+                .workers
+                .iter()
+                .filter(|(_, w)| w.generation == generation && !w.is_stopping())
+                .max_by_key(|(_, w)| w.spawned_at)
+                .map(|(s, _)| s);
+            match newest {
+                Some(slot) => self.stop_worker(slot, "fewer workers wanted"),
+                None => break,
+            }
+        }
+    }
+
+    // --- connections ---
+
+    fn accept(&mut self) {
+        if let Some(until) = self.accept_paused_until {
+            if Instant::now() < until {
+                return;
+            }
+            self.accept_paused_until = None;
+        }
+        while self.listener_ready && self.workers.any_ready() && self.pending.len() < MAX_PENDING {
+            let Some(listener) = self.listener.as_ref() else {
+                return;
+            };
+            match listener.accept() {
+                Ok((stream, peer)) => {
+                    let _ = stream.set_nodelay(true);
+                    // The worker owns the socket from here; blocking mode is its choice.
+                    let fd = std::os::fd::OwnedFd::from(stream);
+                    let conn = Pending {
+                        stream: TcpStream::from(fd),
+                        peer,
+                        accepted_at_us: rwsgi_shared::time::now_us(),
+                        buffered: Vec::new(),
+                    };
+                    self.dispatch(conn);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => self.listener_ready = false,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)) => {
+                    warn!(self.log, "cannot accept: {}; pausing accepts for 100 ms", e);
+                    self.accept_paused_until = Some(Instant::now() + Duration::from_millis(100));
+                    return;
+                }
+                // ECONNABORTED and friends concern one client only.
+                Err(_) => {}
+            }
+        }
+    }
+
+    fn dispatch(&mut self, conn: Pending) {
+        let mut tried = Vec::new();
+        loop {
+            let Some(slot) = dispatch::choose(&self.workers, &self.scoreboard, &mut self.rotate, &tried) else {
+                self.pending.push_back(conn);
+                return;
+            };
+            let Some(worker) = self.workers.get_mut(slot) else {
+                return;
+            };
+            let msg = Message::Handoff {
+                peer: conn.peer,
+                accepted_at_us: conn.accepted_at_us,
+                buffered: conn.buffered.clone(),
+            };
+            match worker.channel.send(&msg, Some(conn.stream.as_fd())) {
+                Ok(()) => {
+                    worker.sent += 1;
+                    return; // dropping `conn` closes the master's copy
+                }
+                Err(ChannelError::WouldBlock) => tried.push(slot),
+                Err(e) => {
+                    warn!(self.log, "cannot hand a connection to worker"; "slot" => slot, "error" => %e);
+                    worker.channel_open = false;
+                    tried.push(slot);
+                }
+            }
+        }
+    }
+
+    fn dispatch_pending(&mut self) {
+        let n = self.pending.len();
+        for _ in 0..n {
+            if !self.workers.any_ready() {
+                if self.state == RunState::Stopping {
+                    self.pending.clear();
+                }
+                return;
+            }
+            let Some(conn) = self.pending.pop_front() else {
+                return;
+            };
+            let before = self.pending.len();
+            self.dispatch(conn);
+            if self.pending.len() > before {
+                return; // every channel is full; try again next turn
+            }
+        }
+    }
+
+    fn read_channel(&mut self, slot: usize) {
+        loop {
+            let Some(worker) = self.workers.get_mut(slot) else {
+                return;
+            };
+            match worker.channel.recv(&mut self.recv_buf) {
+                Ok(received) => {
+                    if let (Message::HandBack { peer, buffered }, Some(fd)) = (received.message, received.fd) {
+                        let conn = Pending {
+                            stream: TcpStream::from(fd),
+                            peer,
+                            accepted_at_us: rwsgi_shared::time::now_us(),
+                            buffered,
+                        };
+                        self.dispatch(conn);
+                    }
+                }
+                Err(ChannelError::WouldBlock) => return,
+                Err(ChannelError::Malformed(why)) => {
+                    warn!(self.log, "malformed message from worker"; "slot" => slot, "why" => why);
+                }
+                Err(_) => {
+                    worker.channel_open = false;
+                    let fd = std::os::fd::AsRawFd::as_raw_fd(&worker.channel);
+                    let _ = self.poll.registry().deregister(&mut mio::unix::SourceFd(&fd));
+                    return;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,90 @@
+//! Starting a worker: fork+exec of `rwsgi-worker` with exactly two inherited
+//! descriptors, its channel end and the scoreboard, named on its command line.
+
+use rwsgi_shared::channel::{Channel, ChannelError, Message};
+use rwsgi_shared::config::ServerConfig;
+use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+#[derive(Debug, thiserror::Error)]
+pub enum SpawnError {
+    #[error("cannot find the rwsgi-worker program next to rwsgi ({0}); set RWSGI_WORKER_BIN")]
+    NoWorkerBinary(String),
+    #[error("cannot create the worker channel: {0}")]
+    Channel(#[from] ChannelError),
+    #[error("cannot start {0}: {1}")]
+    Exec(String, std::io::Error),
+}
+
+/// Where `rwsgi-worker` lives: `RWSGI_WORKER_BIN`, else beside this executable.
+pub fn worker_binary() -> Result<PathBuf, SpawnError> {
+    if let Some(p) = std::env::var_os("RWSGI_WORKER_BIN") {
+        return Ok(PathBuf::from(p));
+    }
+    let exe = std::env::current_exe().map_err(|e| SpawnError::NoWorkerBinary(e.to_string()))?;
+    let candidate = exe.with_file_name("rwsgi-worker");
+    if candidate.is_file() {
+        Ok(candidate)
+    } else {
+        Err(SpawnError::NoWorkerBinary(candidate.display().to_string()))
+    }
+}
+
+/// A started worker process and the master's end of its channel.
+pub struct Spawned {
+    pub pid: u32,
+    pub channel: Channel,
+}
+
+/// Starts one worker for scoreboard `slot` and sends it the configuration.
+pub fn spawn(
+    binary: &std::path::Path,
+    slot: usize,
+    generation: u32,
+    scoreboard: BorrowedFd<'_>,
+    config_bytes: &[u8],
+) -> Result<Spawned, SpawnError> {
+    let (ours, theirs) = Channel::pair()?;
+    let channel_fd: RawFd = theirs.as_raw_fd();
+    let scoreboard_fd: RawFd = scoreboard.as_raw_fd();
+    let mut cmd = Command::new(binary);
+    cmd.arg("--slot")
+        .arg(slot.to_string())
+        .arg("--generation")
+        .arg(generation.to_string())
+        .arg("--channel-fd")
+        .arg(channel_fd.to_string())
+        .arg("--scoreboard-fd")
+        .arg(scoreboard_fd.to_string())
+        .stdin(Stdio::null());
+    // SAFETY: between fork and exec the closure only calls fcntl(2), which is
+    // async-signal-safe, on descriptors that are open in the child.
+    unsafe {
+        cmd.pre_exec(move || {
+            for fd in [channel_fd, scoreboard_fd] {
+                if libc::fcntl(fd, libc::F_SETFD, 0) == -1 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            Ok(())
+        });
+    }
+    let child = cmd
+        .spawn()
+        .map_err(|e| SpawnError::Exec(binary.display().to_string(), e))?;
+    drop(theirs);
+    // The channel is empty, so this first message cannot block for long.
+    ours.send(&Message::Config(config_bytes.to_vec()), None)?;
+    ours.set_nonblocking(true)?;
+    Ok(Spawned {
+        pid: child.id(),
+        channel: ours,
+    })
+}
+
+/// Serialized configuration, computed once per server.
+pub fn config_bytes(config: &ServerConfig) -> Vec<u8> {
+    config.to_bytes()
+}

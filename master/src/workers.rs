@@ -1,0 +1,107 @@
+//! The master's view of its workers: one entry per scoreboard slot.
+
+use rwsgi_shared::channel::Channel;
+use std::time::Instant;
+
+/// Where a worker is in its life, from the master's side.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Spawned, not yet ready in the scoreboard.
+    Starting,
+    /// Taking connections.
+    Ready,
+    /// Told to stop; takes no new connections; killed at the deadline.
+    Stopping { deadline: Instant },
+}
+
+/// One live worker process.
+pub struct Worker {
+    pub pid: u32,
+    pub generation: u32,
+    pub channel: Channel,
+    /// The channel reached EOF or failed: nothing more can be sent.
+    pub channel_open: bool,
+    /// Connections sent over the channel (compared with the worker's
+    /// `accepted` counter to know how many are still in flight).
+    pub sent: u64,
+    pub phase: Phase,
+    pub spawned_at: Instant,
+}
+
+impl Worker {
+    pub fn accepts_work(&self) -> bool {
+        self.phase == Phase::Ready && self.channel_open
+    }
+
+    pub fn is_stopping(&self) -> bool {
+        matches!(self.phase, Phase::Stopping { .. })
+    }
+}
+
+/// Workers indexed by scoreboard slot.
+pub struct Workers {
+    slots: Vec<Option<Worker>>,
+}
+
+impl Workers {
+    pub fn new(capacity: usize) -> Workers {
+        Workers {
+            slots: (0..capacity).map(|_| None).collect(),
+        }
+    }
+
+    pub fn free_slot(&self) -> Option<usize> {
+        self.slots.iter().position(Option::is_none)
+    }
+
+    pub fn insert(&mut self, slot: usize, worker: Worker) {
+        if let Some(s) = self.slots.get_mut(slot) {
+            *s = Some(worker);
+        }
+    }
+
+    pub fn remove(&mut self, slot: usize) -> Option<Worker> {
+        self.slots.get_mut(slot).and_then(Option::take)
+    }
+
+    pub fn get(&self, slot: usize) -> Option<&Worker> {
+        self.slots.get(slot).and_then(Option::as_ref)
+    }
+
+    pub fn get_mut(&mut self, slot: usize) -> Option<&mut Worker> {
+        self.slots.get_mut(slot).and_then(Option::as_mut)
+    }
+
+    pub fn slot_of_pid(&self, pid: u32) -> Option<usize> {
+        self.iter().find(|(_, w)| w.pid == pid).map(|(i, _)| i)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (usize, &Worker)> {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter_map(|(i, w)| w.as_ref().map(|w| (i, w)))
+    }
+
+    pub fn iter_mut(&mut self) -> impl Iterator<Item = (usize, &mut Worker)> {
+        self.slots
+            .iter_mut()
+            .enumerate()
+            .filter_map(|(i, w)| w.as_mut().map(|w| (i, w)))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.slots.iter().all(Option::is_none)
+    }
+
+    /// Live workers of `generation` that are not stopping.
+    pub fn serving_count(&self, generation: u32) -> usize {
+        self.iter()
+            .filter(|(_, w)| w.generation == generation && !w.is_stopping())
+            .count()
+    }
+
+    pub fn any_ready(&self) -> bool {
+        self.iter().any(|(_, w)| w.accepts_work())
+    }
+}

@@ -1,0 +1,43 @@
+//! A client connection owned by this worker.
+
+use rwsgi_shared::http::{error_response, DateCache, HttpError};
+use slog::{info, Logger};
+use std::io::Write;
+use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::time::Instant;
+
+/// Read granularity for request heads and bodies.
+pub const READ_CHUNK: usize = 16 * 1024;
+
+pub struct Conn {
+    pub stream: TcpStream,
+    pub peer: SocketAddr,
+    /// Bytes received and not yet consumed (a partial or pipelined request).
+    pub buf: Vec<u8>,
+    /// Requests answered on this connection.
+    pub served: u64,
+    /// When the connection last became idle or started a head.
+    pub since: Instant,
+}
+
+impl Conn {
+    pub fn new(stream: TcpStream, peer: SocketAddr, buffered: Vec<u8>) -> Conn {
+        Conn {
+            stream,
+            peer,
+            buf: buffered,
+            served: 0,
+            since: Instant::now(),
+        }
+    }
+
+    /// Answers a refused request with its status and closes the connection.
+    /// Best effort: the socket is non-blocking and an error page is small.
+    pub fn reject(self, err: &HttpError, log: &Logger) {
+        info!(log, "request refused"; "status" => err.status, "reason" => err.reason, "client" => %self.peer);
+        let mut dates = DateCache::default();
+        let response = error_response(err.status, dates.now(), false);
+        let _ = (&self.stream).write(&response);
+        let _ = self.stream.shutdown(Shutdown::Write);
+    }
+}

@@ -1,0 +1,370 @@
+//! The I/O thread: receives connections from the master, owns them while
+//! they are idle or their request head is still arriving, and queues
+//! complete requests for the request threads. It never touches the GIL
+//! (except to dump stacks when the master asks).
+
+use crate::conn::{Conn, READ_CHUNK};
+use crate::net;
+use crate::pool::{Job, Pool, Returned, WAKER};
+use crate::python::Application;
+use mio::unix::SourceFd;
+use pyo3::types::PyAnyMethods;
+use mio::{Events, Interest, Poll, Token};
+use rwsgi_shared::channel::{Channel, ChannelError, Control, Message};
+use rwsgi_shared::config::ServerConfig;
+use rwsgi_shared::http::{parse_request_head, HttpError, Parsed};
+use rwsgi_shared::scoreboard::{Scoreboard, WorkerState};
+use slog::{debug, info, warn, Logger};
+use std::net::TcpStream;
+use std::os::fd::AsRawFd;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const CHANNEL: Token = Token(0);
+const FIRST_CONN: usize = 2;
+const SWEEP: Duration = Duration::from_millis(250);
+
+pub struct Context<'a> {
+    pub config: &'a ServerConfig,
+    pub channel: Channel,
+    pub poll: Poll,
+    pub pool: &'a Arc<Pool>,
+    pub scoreboard: &'a Scoreboard,
+    pub slot: usize,
+    pub app: &'a Application,
+    pub log: &'a Logger,
+}
+
+enum Entry {
+    Idle(Conn),
+    /// A request thread owns the connection; it stays registered.
+    Busy,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Serving,
+    /// Finishing in-flight requests before exiting; idle connections go back
+    /// to the master when `hand_back` is set, else they are closed.
+    Draining { deadline: Instant, hand_back: bool },
+}
+
+struct IoLoop<'a> {
+    ctx: Context<'a>,
+    entries: Vec<Option<Entry>>,
+    free: Vec<usize>,
+    mode: Mode,
+    recv_buf: Vec<u8>,
+}
+
+pub fn run(ctx: Context<'_>) -> std::io::Result<()> {
+    ctx.channel
+        .set_nonblocking(true)
+        .map_err(|e| std::io::Error::other(e.to_string()))?;
+    let fd = ctx.channel.as_raw_fd();
+    ctx.poll
+        .registry()
+        .register(&mut SourceFd(&fd), CHANNEL, Interest::READABLE)?;
+    let mut io = IoLoop {
+        ctx,
+        entries: Vec::new(),
+        free: Vec::new(),
+        mode: Mode::Serving,
+        recv_buf: Vec::new(),
+    };
+    io.main()
+}
+
+impl IoLoop<'_> {
+    fn main(&mut self) -> std::io::Result<()> {
+        let mut events = Events::with_capacity(1024);
+        let mut returns = Vec::new();
+        let mut last_sweep = Instant::now();
+        loop {
+            match self.ctx.poll.poll(&mut events, Some(SWEEP)) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+            for event in events.iter() {
+                match event.token() {
+                    CHANNEL => self.read_channel(),
+                    WAKER => {}
+                    Token(t) => self.read_conn(t - FIRST_CONN),
+                }
+            }
+            self.ctx.pool.take_returns(&mut returns);
+            for r in returns.drain(..) {
+                self.returned(r);
+            }
+            if last_sweep.elapsed() >= SWEEP {
+                last_sweep = Instant::now();
+                self.sweep();
+            }
+            if let Mode::Draining { deadline, .. } = self.mode {
+                let busy = self.entries.iter().any(|e| matches!(e, Some(Entry::Busy)));
+                if !busy && self.ctx.pool.queued() == 0 {
+                    info!(self.ctx.log, "drained; exiting");
+                    return Ok(());
+                }
+                if Instant::now() > deadline {
+                    warn!(self.ctx.log, "requests still running at the end of --graceful-timeout; exiting anyway");
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    // --- the master's channel ---
+
+    fn read_channel(&mut self) {
+        loop {
+            match self.ctx.channel.recv(&mut self.recv_buf) {
+                Ok(received) => match (received.message, received.fd) {
+                    (Message::Handoff { peer, buffered, .. }, Some(fd)) => {
+                        if let Some(sb) = self.ctx.scoreboard.worker(self.ctx.slot) {
+                            sb.note_accepted();
+                        }
+                        let stream = TcpStream::from(fd);
+                        if stream.set_nonblocking(true).is_err() {
+                            continue;
+                        }
+                        self.adopt(Conn::new(stream, peer, buffered));
+                    }
+                    (Message::Control(Control::GracefulStop), _) => self.drain(true),
+                    (Message::Control(Control::DumpStacks), _) => self.dump_stacks(),
+                    (other, _) => warn!(self.ctx.log, "unexpected channel message"; "message" => ?other),
+                },
+                Err(ChannelError::WouldBlock) => return,
+                Err(ChannelError::Malformed(why)) => {
+                    warn!(self.ctx.log, "malformed channel message"; "why" => why);
+                }
+                Err(e) => {
+                    // The master is gone: finish what is running, then exit.
+                    if self.mode == Mode::Serving {
+                        warn!(self.ctx.log, "lost the master ({}); draining", e);
+                    }
+                    let fd = self.ctx.channel.as_raw_fd();
+                    let _ = self.ctx.poll.registry().deregister(&mut SourceFd(&fd));
+                    self.drain(false);
+                    return;
+                }
+            }
+        }
+    }
+
+    fn drain(&mut self, hand_back: bool) {
+        if let Mode::Draining { .. } = self.mode {
+            if !hand_back {
+                self.mode = Mode::Draining {
+                    deadline: self.deadline(),
+                    hand_back: false,
+                };
+            }
+            return;
+        }
+        info!(self.ctx.log, "draining: finishing in-flight requests");
+        if let Some(sb) = self.ctx.scoreboard.worker(self.ctx.slot) {
+            sb.set_state(WorkerState::Draining);
+        }
+        self.mode = Mode::Draining {
+            deadline: self.deadline(),
+            hand_back,
+        };
+        for token in 0..self.entries.len() {
+            if matches!(self.entries[token], Some(Entry::Idle(_))) {
+                if let Some(Entry::Idle(conn)) = self.take(token) {
+                    self.give_up(conn);
+                }
+            }
+        }
+    }
+
+    fn deadline(&self) -> Instant {
+        Instant::now() + Duration::from_millis(self.ctx.config.timeouts.graceful_ms)
+    }
+
+    /// While draining: an idle connection goes back to the master (with any
+    /// bytes already read) so a reload closes nothing; otherwise it is closed.
+    fn give_up(&mut self, conn: Conn) {
+        let fd = conn.stream.as_raw_fd();
+        let _ = self.ctx.poll.registry().deregister(&mut SourceFd(&fd));
+        if let Mode::Draining { hand_back: true, .. } = self.mode {
+            let msg = Message::HandBack {
+                peer: conn.peer,
+                buffered: conn.buf.clone(),
+            };
+            if let Err(e) = self.ctx.channel.send(&msg, Some(std::os::fd::AsFd::as_fd(&conn.stream))) {
+                debug!(self.ctx.log, "could not hand a connection back; closing it"; "error" => %e);
+            }
+        }
+    }
+
+    fn dump_stacks(&self) {
+        let stacks = pyo3::Python::attach(|py| {
+            self.ctx
+                .app
+                .bootstrap
+                .bind(py)
+                .call_method0("dump_stacks")
+                .and_then(|s| s.extract::<String>())
+                .unwrap_or_else(|e| format!("cannot dump stacks: {e}"))
+        });
+        warn!(self.ctx.log, "Python stacks of every thread:\n{}", stacks.trim_end());
+    }
+
+    // --- connections ---
+
+    fn insert(&mut self, entry: Entry) -> usize {
+        match self.free.pop() {
+            Some(t) => {
+                self.entries[t] = Some(entry);
+                t
+            }
+            None => {
+                self.entries.push(Some(entry));
+                self.entries.len() - 1
+            }
+        }
+    }
+
+    fn take(&mut self, token: usize) -> Option<Entry> {
+        let e = self.entries.get_mut(token)?.take();
+        if e.is_some() {
+            self.free.push(token);
+        }
+        e
+    }
+
+    fn adopt(&mut self, conn: Conn) {
+        if let Mode::Draining { .. } = self.mode {
+            self.give_up(conn);
+            return;
+        }
+        let fd = conn.stream.as_raw_fd();
+        let token = self.insert(Entry::Idle(conn));
+        if let Err(e) = self.ctx.poll.registry().register(
+            &mut SourceFd(&fd),
+            Token(token + FIRST_CONN),
+            Interest::READABLE,
+        ) {
+            warn!(self.ctx.log, "cannot watch a connection"; "error" => %e);
+            self.take(token);
+            return;
+        }
+        self.read_conn(token);
+    }
+
+    fn returned(&mut self, r: Returned) {
+        match r {
+            Returned::Closed(token) => {
+                self.take(token);
+            }
+            Returned::Idle(token, mut conn) => {
+                if let Mode::Draining { .. } = self.mode {
+                    self.take(token);
+                    self.give_up(conn);
+                    return;
+                }
+                conn.since = Instant::now();
+                if let Some(slot) = self.entries.get_mut(token) {
+                    *slot = Some(Entry::Idle(conn));
+                }
+                // Bytes may have arrived while a request thread had it.
+                self.read_conn(token);
+            }
+        }
+    }
+
+    /// Reads what the client sent; queues the request once its head is complete.
+    fn read_conn(&mut self, token: usize) {
+        let limits = self.ctx.config.limits;
+        let Some(Some(Entry::Idle(conn))) = self.entries.get_mut(token) else {
+            return;
+        };
+        let outcome = loop {
+            if !conn.buf.is_empty() {
+                match parse_request_head(&conn.buf, &limits) {
+                    Ok(Parsed::Complete(head, used)) => break Ok(Some((head, used))),
+                    Ok(Parsed::Partial) => {}
+                    Err(e) => break Err(Some(e)),
+                }
+            }
+            let before = conn.buf.len();
+            match net::try_read(&conn.stream, &mut conn.buf, READ_CHUNK) {
+                Ok(Some(0)) => break Err(None),
+                Ok(Some(_)) => {
+                    if before == 0 {
+                        conn.since = Instant::now();
+                    }
+                }
+                Ok(None) => break Ok(None),
+                Err(_) => break Err(None),
+            }
+        };
+        match outcome {
+            Ok(None) => {}
+            Ok(Some((head, used))) => {
+                let Some(Entry::Idle(mut conn)) = self.entries[token].replace(Entry::Busy) else {
+                    return;
+                };
+                conn.buf.drain(..used);
+                let n = self.ctx.pool.push(Job {
+                    conn,
+                    head,
+                    token,
+                    queued_at: Instant::now(),
+                });
+                if let Some(sb) = self.ctx.scoreboard.worker(self.ctx.slot) {
+                    sb.set_queued(n);
+                }
+            }
+            Err(err) => {
+                if let Some(Entry::Idle(conn)) = self.take(token) {
+                    let fd = conn.stream.as_raw_fd();
+                    let _ = self.ctx.poll.registry().deregister(&mut SourceFd(&fd));
+                    if let Some(e) = err {
+                        conn.reject(&e, self.ctx.log);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Closes idle connections past their timeouts; refreshes the heartbeat.
+    fn sweep(&mut self) {
+        let t = self.ctx.config.timeouts;
+        let keep_alive = Duration::from_millis(t.keep_alive_ms);
+        let header = Duration::from_millis(t.header_ms);
+        let now = Instant::now();
+        let mut idle = 0;
+        for token in 0..self.entries.len() {
+            let verdict = match &self.entries[token] {
+                Some(Entry::Idle(conn)) => {
+                    idle += 1;
+                    let waited = now.duration_since(conn.since);
+                    if conn.buf.is_empty() && conn.served > 0 {
+                        (waited > keep_alive).then_some(None)
+                    } else {
+                        (waited > header).then_some(Some(HttpError::new(408, "request head not received in time")))
+                    }
+                }
+                _ => None,
+            };
+            if let Some(reply) = verdict {
+                if let Some(Entry::Idle(conn)) = self.take(token) {
+                    let fd = conn.stream.as_raw_fd();
+                    let _ = self.ctx.poll.registry().deregister(&mut SourceFd(&fd));
+                    match reply {
+                        Some(e) if !conn.buf.is_empty() => conn.reject(&e, self.ctx.log),
+                        _ => drop(conn),
+                    }
+                }
+            }
+        }
+        if let Some(sb) = self.ctx.scoreboard.worker(self.ctx.slot) {
+            sb.heartbeat();
+            sb.set_idle_connections(idle);
+        }
+    }
+}

@@ -1,0 +1,110 @@
+//! Socket I/O for request threads: non-blocking sockets driven with poll(2)
+//! and a deadline, so a stalled client costs a timeout, never a hung thread.
+//! Callers release the GIL around these functions.
+
+use nix::errno::Errno;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use std::io::{self, IoSlice};
+use std::os::fd::{AsFd, BorrowedFd, RawFd};
+use std::time::{Duration, Instant};
+
+/// A borrowed view of a connection's socket for objects handed to Python
+/// (`wsgi.input`, `start_response`).
+///
+/// # Safety
+/// The caller guarantees the descriptor stays open while the view is used:
+/// the request handler owns the connection for the whole request and closes
+/// those objects (so they stop using the descriptor) before it gives the
+/// connection up.
+pub unsafe fn borrow(fd: RawFd) -> BorrowedFd<'static> {
+    // SAFETY: upheld by the caller, see above.
+    unsafe { BorrowedFd::borrow_raw(fd) }
+}
+
+fn timed_out() -> io::Error {
+    io::Error::new(io::ErrorKind::TimedOut, "socket timed out")
+}
+
+fn wait(fd: BorrowedFd<'_>, flags: PollFlags, deadline: Instant) -> io::Result<()> {
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(timed_out());
+        }
+        let ms = left.as_millis().min(i32::MAX as u128) as i32;
+        let mut fds = [PollFd::new(fd, flags)];
+        match poll(&mut fds, PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX)) {
+            Ok(0) => continue,
+            Ok(_) => return Ok(()),
+            Err(Errno::EINTR) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// Reads what is available right now (at most `max` bytes) into the end of
+/// `buf` without waiting. `Ok(None)`: nothing yet; `Ok(Some(0))`: end of stream.
+pub fn try_read(fd: impl AsFd, buf: &mut Vec<u8>, max: usize) -> io::Result<Option<usize>> {
+    let start = buf.len();
+    buf.resize(start + max, 0);
+    let result = loop {
+        match nix::unistd::read(fd.as_fd(), &mut buf[start..]) {
+            Ok(n) => break Ok(Some(n)),
+            Err(Errno::EINTR) => continue,
+            Err(Errno::EAGAIN) => break Ok(None),
+            Err(e) => break Err(io::Error::from(e)),
+        }
+    };
+    buf.truncate(start + result.as_ref().ok().copied().flatten().unwrap_or(0));
+    result
+}
+
+/// Like `try_read`, but waits up to `timeout` for data. Returns 0 at end of stream.
+pub fn read_some(fd: BorrowedFd<'_>, buf: &mut Vec<u8>, max: usize, timeout: Duration) -> io::Result<usize> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(n) = try_read(fd, buf, max)? {
+            return Ok(n);
+        }
+        wait(fd, PollFlags::POLLIN, deadline)?;
+    }
+}
+
+/// Writes every byte of `parts`, waiting up to `timeout` whenever the socket
+/// buffer stays full (the timeout is per stall, not per response).
+pub fn write_all(fd: BorrowedFd<'_>, parts: &[&[u8]], timeout: Duration) -> io::Result<()> {
+    let mut part = 0;
+    let mut offset = 0;
+    let mut slices: Vec<IoSlice<'_>> = Vec::with_capacity(parts.len());
+    loop {
+        while part < parts.len() && offset >= parts[part].len() {
+            part += 1;
+            offset = 0;
+        }
+        if part >= parts.len() {
+            return Ok(());
+        }
+        slices.clear();
+        slices.push(IoSlice::new(&parts[part][offset..]));
+        slices.extend(parts[part + 1..].iter().filter(|p| !p.is_empty()).map(|p| IoSlice::new(p)));
+        match nix::sys::uio::writev(fd, &slices) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(mut n) => {
+                while n > 0 && part < parts.len() {
+                    let left = parts[part].len() - offset;
+                    if n >= left {
+                        n -= left;
+                        part += 1;
+                        offset = 0;
+                    } else {
+                        offset += n;
+                        n = 0;
+                    }
+                }
+            }
+            Err(Errno::EINTR) => {}
+            Err(Errno::EAGAIN) => wait(fd, PollFlags::POLLOUT, Instant::now() + timeout)?,
+            Err(e) => return Err(e.into()),
+        }
+    }
+}

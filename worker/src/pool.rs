@@ -1,0 +1,112 @@
+//! Hand-off between the I/O thread and the request threads.
+//!
+//! The I/O thread queues connections whose request head is complete; request
+//! threads take them, and give connections back (keep-alive) or report them
+//! closed, waking the I/O thread through a mio `Waker`.
+
+use crate::conn::Conn;
+use mio::{Poll, Token, Waker};
+use rwsgi_shared::http::RequestHead;
+use std::collections::VecDeque;
+use std::sync::{Condvar, Mutex, MutexGuard};
+use std::time::Instant;
+
+pub const WAKER: Token = Token(1);
+
+/// A request ready to run.
+pub struct Job {
+    pub conn: Conn,
+    pub head: RequestHead,
+    /// The I/O thread's token for this connection.
+    pub token: usize,
+    pub queued_at: Instant,
+}
+
+/// What a request thread gives back to the I/O thread.
+pub enum Returned {
+    /// Keep-alive: wait for the next request on this connection.
+    Idle(usize, Conn),
+    /// The connection was closed.
+    Closed(usize),
+}
+
+struct Queue {
+    jobs: VecDeque<Job>,
+    shutdown: bool,
+}
+
+pub struct Pool {
+    queue: Mutex<Queue>,
+    ready: Condvar,
+    returns: Mutex<Vec<Returned>>,
+    waker: Waker,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic elsewhere must not take the server down with it: the data is
+    // plain queues and stays consistent.
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl Pool {
+    /// The pool and the poller of the I/O thread (the waker is registered on it).
+    pub fn new() -> std::io::Result<(Pool, Poll)> {
+        let poll = Poll::new()?;
+        let waker = Waker::new(poll.registry(), WAKER)?;
+        Ok((
+            Pool {
+                queue: Mutex::new(Queue {
+                    jobs: VecDeque::new(),
+                    shutdown: false,
+                }),
+                ready: Condvar::new(),
+                returns: Mutex::new(Vec::new()),
+                waker,
+            },
+            poll,
+        ))
+    }
+
+    /// Queues a request; returns the queue length.
+    pub fn push(&self, job: Job) -> usize {
+        let mut q = lock(&self.queue);
+        q.jobs.push_back(job);
+        let n = q.jobs.len();
+        drop(q);
+        self.ready.notify_one();
+        n
+    }
+
+    /// Blocks until a request is queued; `None` once the pool shuts down.
+    pub fn next_job(&self) -> Option<(Job, usize)> {
+        let mut q = lock(&self.queue);
+        loop {
+            if let Some(job) = q.jobs.pop_front() {
+                return Some((job, q.jobs.len()));
+            }
+            if q.shutdown {
+                return None;
+            }
+            q = self.ready.wait(q).unwrap_or_else(|p| p.into_inner());
+        }
+    }
+
+    pub fn queued(&self) -> usize {
+        lock(&self.queue).jobs.len()
+    }
+
+    pub fn give_back(&self, returned: Returned) {
+        lock(&self.returns).push(returned);
+        let _ = self.waker.wake();
+    }
+
+    pub fn take_returns(&self, into: &mut Vec<Returned>) {
+        into.append(&mut lock(&self.returns));
+    }
+
+    /// Wakes every request thread so it can exit.
+    pub fn shutdown(&self) {
+        lock(&self.queue).shutdown = true;
+        self.ready.notify_all();
+    }
+}

@@ -1,0 +1,146 @@
+//! Loading the WSGI application and the constants every request shares.
+
+use super::Interpreter;
+use crate::wsgi::errors::ErrorStream;
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyModule, PyTuple};
+use rwsgi_shared::config::{AppType, ServerConfig};
+use slog::{error, Logger};
+
+const BOOTSTRAP: &std::ffi::CStr = {
+    // The source must be NUL-terminated for PyModule::from_code.
+    match std::ffi::CStr::from_bytes_with_nul(concat!(include_str!("bootstrap.py"), "\0").as_bytes()) {
+        Ok(s) => s,
+        Err(_) => panic!("bootstrap.py contains a NUL byte"),
+    }
+};
+
+/// The loaded application and the per-worker Python objects requests share.
+pub struct Application {
+    pub callable: Py<PyAny>,
+    pub bootstrap: Py<PyModule>,
+    /// environ keys that are the same for every request; copied per request.
+    pub environ_template: Py<PyDict>,
+    pub errors: Py<ErrorStream>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("the application failed to load: {0}")]
+    Failed(String),
+}
+
+fn bootstrap(py: Python<'_>) -> PyResult<Bound<'_, PyModule>> {
+    PyModule::from_code(py, BOOTSTRAP, c"rwsgi_bootstrap.py", c"_rwsgi_bootstrap")
+}
+
+/// One line naming the running Python, for the start-up log.
+pub fn describe(log: &Logger) -> String {
+    Python::attach(|py| {
+        bootstrap(py)
+            .and_then(|m| m.call_method0("describe_interpreter"))
+            .and_then(|s| s.extract::<String>())
+            .unwrap_or_else(|e| {
+                error!(log, "cannot describe the interpreter: {}", e);
+                "Python (unknown)".to_owned()
+            })
+    })
+}
+
+/// Writes a Python exception with its traceback to the log.
+pub fn log_exception(py: Python<'_>, bootstrap: &Bound<'_, PyModule>, err: &PyErr, log: &Logger, what: &str) {
+    let text = bootstrap
+        .call_method1("format_exception", (err.value(py),))
+        .and_then(|s| s.extract::<String>())
+        .unwrap_or_else(|_| err.to_string());
+    error!(log, "{}\n{}", what, text.trim_end());
+}
+
+/// Imports the application. On failure the traceback is logged and an error returned.
+pub fn load_application(config: &ServerConfig, _interp: &Interpreter, log: &Logger) -> Result<Application, LoadError> {
+    Python::attach(|py| {
+        let boot = bootstrap(py).map_err(|e| LoadError::Failed(e.to_string()))?;
+        let result = load_with(py, &boot, config, log);
+        result.map_err(|err| {
+            log_exception(py, &boot, &err, log, "the application raised an exception while loading:");
+            LoadError::Failed(format!(
+                "{} {}: {}",
+                config.app.kind.as_str(),
+                config.app.entry_point,
+                err.value(py)
+            ))
+        })
+    })
+}
+
+fn load_with(py: Python<'_>, boot: &Bound<'_, PyModule>, config: &ServerConfig, log: &Logger) -> PyResult<Application> {
+    let spec = &config.app;
+    let script_dir = match spec.kind {
+        AppType::Script | AppType::Paste => std::path::Path::new(&spec.entry_point)
+            .parent()
+            .map(|p| p.to_string_lossy().into_owned()),
+        _ => None,
+    };
+    let paths: Vec<String> = config
+        .python
+        .python_paths
+        .iter()
+        .map(|p| p.to_string_lossy().into_owned())
+        .collect();
+    boot.call_method1(
+        "prepare_path",
+        (
+            config.python.working_directory.to_string_lossy().into_owned(),
+            paths,
+            script_dir,
+        ),
+    )?;
+    let callable = match spec.kind {
+        AppType::Script => boot.call_method1("load_script", (&spec.entry_point, &spec.callable))?,
+        AppType::Module => boot.call_method1("load_module", (&spec.entry_point, &spec.callable))?,
+        AppType::Paste => boot.call_method1("load_paste", (&spec.entry_point,))?,
+        AppType::Static => py.None().into_bound(py),
+    };
+    let errors = Py::new(py, ErrorStream::new(log.clone()))?;
+    let template = environ_template(py, boot, config, &errors)?;
+    Ok(Application {
+        callable: callable.unbind(),
+        bootstrap: boot.clone().unbind(),
+        environ_template: template.unbind(),
+        errors,
+    })
+}
+
+fn environ_template<'py>(
+    py: Python<'py>,
+    boot: &Bound<'py, PyModule>,
+    config: &ServerConfig,
+    errors: &Py<ErrorStream>,
+) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item("wsgi.version", PyTuple::new(py, [1, 0])?)?;
+    d.set_item("wsgi.url_scheme", "http")?;
+    d.set_item("wsgi.errors", errors.clone_ref(py))?;
+    d.set_item("wsgi.multithread", config.threads > 1)?;
+    d.set_item("wsgi.multiprocess", config.multiprocess)?;
+    d.set_item("wsgi.run_once", false)?;
+    d.set_item("wsgi.input_terminated", true)?;
+    d.set_item("wsgi.file_wrapper", boot.getattr("FileWrapper")?)?;
+    d.set_item("SERVER_NAME", &config.server_name)?;
+    d.set_item("SERVER_PORT", config.port.to_string())?;
+    d.set_item("SCRIPT_NAME", &config.mount_point)?;
+    d.set_item("SERVER_SOFTWARE", rwsgi_shared::http::SERVER_HEADER)?;
+    d.set_item("GATEWAY_INTERFACE", "CGI/1.1")?;
+    d.set_item("mod_wsgi.process_group", "")?;
+    d.set_item("mod_wsgi.application_group", "")?;
+    Ok(d)
+}
+
+/// Runs `atexit` handlers on a graceful stop.
+pub fn run_exit_handlers(log: &Logger) {
+    Python::attach(|py| {
+        if let Err(e) = bootstrap(py).and_then(|b| b.call_method0("run_exit_handlers")) {
+            error!(log, "an atexit handler failed: {}", e);
+        }
+    });
+}

@@ -1,0 +1,125 @@
+"""Python half of the rwsgi worker: loading applications and small helpers.
+
+Kept in Python because this is where Python semantics live (import
+machinery, tracebacks); the Rust side calls these functions by name.
+"""
+
+import hashlib
+import importlib
+import importlib.machinery
+import importlib.util
+import os
+import site
+import sys
+import traceback
+
+
+def prepare_path(working_directory, python_paths, script_directory):
+    """sys.path: working directory first, then --python-path entries (with
+    their .pth files processed), then the script's own directory."""
+    front = [working_directory] + list(python_paths)
+    if script_directory and script_directory not in front:
+        front.append(script_directory)
+    rest = [p for p in sys.path if p not in front and p != ""]
+    sys.path[:] = front + rest
+    for path in python_paths:
+        site.addsitedir(path)
+
+
+def describe_interpreter():
+    venv = sys.prefix if sys.prefix != sys.base_prefix else None
+    return "Python %s at %s (prefix %s%s)" % (
+        sys.version.split()[0],
+        sys.executable,
+        sys.prefix,
+        ", virtualenv" if venv else "",
+    )
+
+
+def load_script(path, callable_name):
+    """Runs a WSGI script file as a uniquely named module, like mod_wsgi."""
+    name = "_rwsgi_" + hashlib.md5(path.encode("utf-8")).hexdigest()
+    loader = importlib.machinery.SourceFileLoader(name, path)
+    spec = importlib.util.spec_from_loader(name, loader, origin=path)
+    module = importlib.util.module_from_spec(spec)
+    module.__file__ = path
+    sys.modules[name] = module
+    try:
+        loader.exec_module(module)
+    except BaseException:
+        sys.modules.pop(name, None)
+        raise
+    return _find_callable(module, callable_name, "script %s" % path)
+
+
+def load_module(name, callable_name):
+    """Imports a dotted module path; "package.module:callable" is accepted."""
+    if ":" in name:
+        name, callable_name = name.split(":", 1)
+    module = importlib.import_module(name)
+    return _find_callable(module, callable_name, "module %s" % name)
+
+
+def load_paste(path):
+    try:
+        from paste.deploy import loadapp
+    except ImportError:
+        raise ImportError(
+            "--application-type paste needs PasteDeploy: pip install PasteDeploy"
+        ) from None
+    return loadapp("config:" + path)
+
+
+def _find_callable(module, callable_name, where):
+    try:
+        app = getattr(module, callable_name)
+    except AttributeError:
+        raise LookupError(
+            "%s has no WSGI callable named %r (see --callable-object)"
+            % (where, callable_name)
+        ) from None
+    if not callable(app):
+        raise TypeError("%s: %r is not callable" % (where, callable_name))
+    return app
+
+
+def format_exception(exc):
+    return "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+
+
+def dump_stacks():
+    """The Python stack of every thread, for a request that overran its time."""
+    import threading
+
+    names = {t.ident: t.name for t in threading.enumerate()}
+    out = []
+    for ident, frame in sys._current_frames().items():
+        out.append("Thread %s (%s):\n" % (ident, names.get(ident, "?")))
+        out.extend(traceback.format_stack(frame))
+    return "".join(out)
+
+
+def run_exit_handlers():
+    import atexit
+
+    atexit._run_exitfuncs()
+
+
+class FileWrapper:
+    """wsgi.file_wrapper: iterates a file-like object in blocks. The server
+    sends real files with sendfile() instead of iterating."""
+
+    def __init__(self, filelike, blksize=8192):
+        self.filelike = filelike
+        self.blksize = blksize
+        if hasattr(filelike, "close"):
+            self.close = filelike.close
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        data = self.filelike.read(self.blksize)
+        if data:
+            return data
+        raise StopIteration

@@ -1,0 +1,134 @@
+//! Request threads: each attaches to Python once and runs requests, with the
+//! GIL released while it waits for work or does socket I/O.
+
+use crate::conn::{Conn, READ_CHUNK};
+use crate::net;
+use crate::pool::{Job, Pool, Returned};
+use crate::python::Application;
+use crate::wsgi::{self, RequestContext};
+use pyo3::Python;
+use rwsgi_shared::config::ServerConfig;
+use rwsgi_shared::http::{parse_request_head, HttpError, Parsed, RequestHead};
+use rwsgi_shared::scoreboard::Scoreboard;
+use slog::{o, Logger};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+pub fn start(
+    n: usize,
+    pool: &Arc<Pool>,
+    app: &Arc<Application>,
+    config: &Arc<ServerConfig>,
+    scoreboard: &Arc<Scoreboard>,
+    slot: usize,
+    log: &Logger,
+) -> Vec<JoinHandle<()>> {
+    (0..n)
+        .filter_map(|index| {
+            let pool = Arc::clone(pool);
+            let app = Arc::clone(app);
+            let config = Arc::clone(config);
+            let scoreboard = Arc::clone(scoreboard);
+            let log = log.new(o!("thread" => index));
+            std::thread::Builder::new()
+                .name(format!("rwsgi-request-{index}"))
+                .spawn(move || {
+                    let ctx = RequestContext {
+                        app: &app,
+                        config: &config,
+                        scoreboard: &scoreboard,
+                        slot,
+                        thread: index,
+                        log: &log,
+                    };
+                    serve(&pool, &ctx);
+                })
+                .ok()
+        })
+        .collect()
+}
+
+/// What to do with a connection after its request.
+enum Next {
+    /// Another complete request is already here (pipelined or quick client).
+    Run(Conn, RequestHead),
+    /// Wait in the I/O thread.
+    Idle(Conn),
+    Close,
+}
+
+fn serve(pool: &Pool, ctx: &RequestContext<'_>) {
+    Python::attach(|py| {
+        let mut carried: Option<Job> = None;
+        loop {
+            let job = match carried.take() {
+                Some(job) => job,
+                None => match py.detach(|| pool.next_job()) {
+                    Some((job, left)) => {
+                        if let Some(sb) = ctx.scoreboard.worker(ctx.slot) {
+                            sb.set_queued(left);
+                        }
+                        job
+                    }
+                    None => return,
+                },
+            };
+            let token = job.token;
+            let queue_limit = Duration::from_millis(ctx.config.timeouts.queue_ms);
+            if job.queued_at.elapsed() > queue_limit {
+                // Waited too long for a thread: the client has likely given up.
+                job.conn.reject(&HttpError::new(503, "request waited longer than --queue-timeout"), ctx.log);
+                pool.give_back(Returned::Closed(token));
+                continue;
+            }
+            let outcome = wsgi::handle(py, ctx, job.conn, job.head);
+            let next = match outcome {
+                Some(conn) => py.detach(|| follow_up(conn, ctx)),
+                None => Next::Close,
+            };
+            match next {
+                Next::Run(conn, head) => {
+                    carried = Some(Job {
+                        conn,
+                        head,
+                        token,
+                        queued_at: Instant::now(),
+                    })
+                }
+                Next::Idle(conn) => pool.give_back(Returned::Idle(token, conn)),
+                Next::Close => pool.give_back(Returned::Closed(token)),
+            }
+        }
+    });
+}
+
+/// After a keep-alive response: if the next request head is already complete
+/// (or arrives without waiting), run it on this thread and skip a hand-off.
+fn follow_up(mut conn: Conn, ctx: &RequestContext<'_>) -> Next {
+    let limits = ctx.config.limits;
+    for attempt in 0..2 {
+        if !conn.buf.is_empty() {
+            match parse_request_head(&conn.buf, &limits) {
+                Ok(Parsed::Complete(head, used)) => {
+                    conn.buf.drain(..used);
+                    return Next::Run(conn, head);
+                }
+                Ok(Parsed::Partial) => {}
+                Err(e) => {
+                    conn.reject(&e, ctx.log);
+                    return Next::Close;
+                }
+            }
+        }
+        if attempt == 1 {
+            break;
+        }
+        match net::try_read(&conn.stream, &mut conn.buf, READ_CHUNK) {
+            Ok(Some(0)) | Err(_) => return Next::Close,
+            Ok(Some(_)) => {}
+            Ok(None) => break,
+        }
+    }
+    Next::Idle(conn)
+}

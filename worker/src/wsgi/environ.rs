@@ -1,0 +1,106 @@
+//! Building the PEP 3333 `environ` dict.
+//!
+//! Constant keys come from a per-worker template (one dict copy per
+//! request); per-request keys use interned names.
+
+use super::input::Input;
+use super::RequestContext;
+use percent_encoding::percent_decode_str;
+use pyo3::prelude::*;
+use pyo3::intern;
+use pyo3::types::{PyDict, PyString};
+use rwsgi_shared::http::{HttpError, RequestHead};
+use std::net::SocketAddr;
+
+/// Bytes as a native string, the way PEP 3333 wants: each byte one code point (latin-1).
+fn latin1(bytes: &[u8]) -> String {
+    bytes.iter().map(|&b| b as char).collect()
+}
+
+/// `PATH_INFO`: the percent-decoded path below the mount point, as latin-1.
+pub fn path_info(raw_path: &str, mount_point: &str) -> Result<String, HttpError> {
+    let decoded: Vec<u8> = percent_decode_str(raw_path).collect();
+    let path = latin1(&decoded);
+    if mount_point.is_empty() {
+        return Ok(path);
+    }
+    match path.strip_prefix(mount_point) {
+        Some(rest) if rest.is_empty() || rest.starts_with('/') => Ok(rest.to_owned()),
+        _ => Err(HttpError::new(404, "outside the mount point")),
+    }
+}
+
+/// The CGI name of a header (`HTTP_USER_AGENT`), or `None` when it must be dropped.
+fn cgi_name(name: &str) -> Option<String> {
+    // A header with `_` could impersonate another once `-` becomes `_`
+    // (`X_Forwarded_For` vs `X-Forwarded-For`): drop it, like nginx and Apache.
+    if name.contains('_') {
+        return None;
+    }
+    if name.eq_ignore_ascii_case("content-type") {
+        return Some("CONTENT_TYPE".to_owned());
+    }
+    if name.eq_ignore_ascii_case("content-length") {
+        return Some("CONTENT_LENGTH".to_owned());
+    }
+    let mut key = String::with_capacity(5 + name.len());
+    key.push_str("HTTP_");
+    key.extend(name.chars().map(|c| if c == '-' { '_' } else { c.to_ascii_uppercase() }));
+    Some(key)
+}
+
+pub fn build<'py>(
+    py: Python<'py>,
+    ctx: &RequestContext<'_>,
+    head: &RequestHead,
+    path_info: &str,
+    peer: SocketAddr,
+    input: &Py<Input>,
+) -> PyResult<Bound<'py, PyDict>> {
+    let env = ctx.app.environ_template.bind(py).copy()?;
+    env.set_item(intern!(py, "REQUEST_METHOD"), PyString::new(py, &head.method))?;
+    env.set_item(intern!(py, "PATH_INFO"), PyString::new(py, path_info))?;
+    env.set_item(intern!(py, "QUERY_STRING"), PyString::new(py, &head.query))?;
+    env.set_item(intern!(py, "REQUEST_URI"), PyString::new(py, &head.target))?;
+    env.set_item(intern!(py, "SERVER_PROTOCOL"), head.version.as_str())?;
+    env.set_item(intern!(py, "REMOTE_ADDR"), peer.ip().to_string())?;
+    env.set_item(intern!(py, "REMOTE_PORT"), peer.port().to_string())?;
+    env.set_item(intern!(py, "wsgi.input"), input.clone_ref(py))?;
+    for (name, value) in &head.headers {
+        let Some(key) = cgi_name(name) else {
+            continue;
+        };
+        let value = latin1(value);
+        let key = PyString::new(py, &key);
+        match env.get_item(&key)? {
+            Some(previous) => {
+                // Repeated fields are one list (RFC 9110 5.3); cookies use "; ".
+                let sep = if name.eq_ignore_ascii_case("cookie") { "; " } else { "," };
+                let joined = format!("{}{sep}{value}", previous.extract::<String>()?);
+                env.set_item(key, joined)?;
+            }
+            None => env.set_item(key, value)?,
+        }
+    }
+    Ok(env)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn path_info_is_decoded_latin1_below_the_mount_point() {
+        assert_eq!(path_info("/a%20b/%C3%A9", "").as_deref(), Ok("/a b/\u{c3}\u{a9}"));
+        assert_eq!(path_info("/app/x", "/app").as_deref(), Ok("/x"));
+        assert_eq!(path_info("/app", "/app").as_deref(), Ok(""));
+        assert!(path_info("/application", "/app").is_err());
+    }
+
+    #[test]
+    fn header_names() {
+        assert_eq!(cgi_name("User-Agent").as_deref(), Some("HTTP_USER_AGENT"));
+        assert_eq!(cgi_name("content-type").as_deref(), Some("CONTENT_TYPE"));
+        assert_eq!(cgi_name("X_Forwarded_For"), None);
+    }
+}

@@ -1,0 +1,184 @@
+//! The WSGI side of a request (PEP 3333): environ, `wsgi.input`,
+//! `start_response`, the response body, `wsgi.errors`.
+
+mod access_log;
+mod environ;
+pub mod errors;
+mod input;
+mod response;
+
+use crate::conn::Conn;
+use crate::python::Application;
+use input::Input;
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyList, PyTuple};
+use response::StartResponse;
+use rwsgi_shared::config::ServerConfig;
+use rwsgi_shared::http::{HttpError, RequestHead};
+use rwsgi_shared::scoreboard::Scoreboard;
+use slog::{debug, Logger};
+use std::os::fd::AsRawFd;
+use std::time::{Duration, Instant};
+
+/// Everything a request thread needs, borrowed for its lifetime.
+pub struct RequestContext<'a> {
+    pub app: &'a Application,
+    pub config: &'a ServerConfig,
+    pub scoreboard: &'a Scoreboard,
+    pub slot: usize,
+    pub thread: usize,
+    pub log: &'a Logger,
+}
+
+/// Runs one request. Returns the connection when it may be kept alive.
+pub fn handle(py: Python<'_>, ctx: &RequestContext<'_>, mut conn: Conn, head: RequestHead) -> Option<Conn> {
+    let sb = ctx.scoreboard.worker(ctx.slot);
+    if let Some(sb) = sb {
+        sb.begin_request(ctx.thread, &head.method, &head.path, conn.peer);
+    }
+    let started = Instant::now();
+    let result = run(py, ctx, &mut conn, &head);
+    if let Some(sb) = sb {
+        sb.end_request(ctx.thread);
+    }
+    conn.served += 1;
+    if ctx.config.access_log {
+        access_log::write(ctx.log, &conn, &head, result.status, result.body_bytes, started.elapsed());
+    }
+    result.keep_alive.then_some(conn)
+}
+
+/// How a request ended, for the connection and the access log.
+struct Outcome {
+    status: u16,
+    body_bytes: u64,
+    keep_alive: bool,
+}
+
+fn run(py: Python<'_>, ctx: &RequestContext<'_>, conn: &mut Conn, head: &RequestHead) -> Outcome {
+    let timeout = Duration::from_millis(ctx.config.timeouts.socket_ms);
+    let fd = conn.stream.as_raw_fd();
+    let path_info = match environ::path_info(&head.path, &ctx.config.mount_point) {
+        Ok(p) => p,
+        Err(e) => return server_error(py, fd, &e, timeout, head),
+    };
+    let input = Input::new(
+        fd,
+        std::mem::take(&mut conn.buf),
+        head,
+        ctx.config.limits.request_body,
+        timeout,
+    );
+    let response = StartResponse::new(fd, head, timeout);
+    let (input, response) = match (Py::new(py, input), Py::new(py, response)) {
+        (Ok(i), Ok(r)) => (i, r),
+        _ => {
+            return server_error(py, fd, &HttpError::new(500, "out of memory"), timeout, head);
+        }
+    };
+    let called = environ::build(py, ctx, head, &path_info, conn.peer, &input)
+        .and_then(|environ| ctx.app.callable.bind(py).call1((environ, response.clone_ref(py))));
+    let mut app_ok = true;
+    match called {
+        Ok(iterable) => {
+            if let Err(e) = send_body(py, &iterable, &response) {
+                app_ok = false;
+                report(py, ctx, &e, &response);
+            }
+            if let Ok(close) = iterable.getattr(pyo3::intern!(py, "close")) {
+                if let Err(e) = close.call0() {
+                    app_ok = false;
+                    crate::python::log_exception(py, ctx.app.bootstrap.bind(py), &e, ctx.log, "close() of the response iterable raised:");
+                }
+            }
+        }
+        Err(e) => {
+            app_ok = false;
+            crate::python::log_exception(py, ctx.app.bootstrap.bind(py), &e, ctx.log, &format!("{} {} raised:", head.method, head.target));
+        }
+    }
+    let mut r = response.borrow_mut(py);
+    if !app_ok && !r.headers_sent() {
+        r.discard();
+        drop(r);
+        let mut i = input.borrow_mut(py);
+        conn.buf = i.detach();
+        return server_error(py, fd, &HttpError::new(500, "the application raised an exception"), timeout, head);
+    }
+    let finished = r.finish(py);
+    let (status, body_bytes, response_keep_alive) = (r.status_code(), r.body_bytes(), r.keep_alive());
+    drop(r);
+    let mut i = input.borrow_mut(py);
+    let input_ref: &mut Input = &mut i;
+    let body_clean = py.detach(|| input_ref.discard_rest());
+    conn.buf = i.detach();
+    if let Err(e) = &finished {
+        debug!(ctx.log, "response not completed"; "error" => %e, "client" => %conn.peer);
+    }
+    Outcome {
+        status,
+        body_bytes,
+        keep_alive: app_ok && finished.is_ok() && response_keep_alive && body_clean && head.keep_alive,
+    }
+}
+
+/// Iterates the application's response and sends every block.
+fn send_body(py: Python<'_>, iterable: &Bound<'_, PyAny>, response: &Py<StartResponse>) -> PyResult<()> {
+    // A list or tuple of bytes has a known length: send Content-Length instead of chunks.
+    let known = if let Ok(list) = iterable.cast::<PyList>() {
+        total_len(list.iter())
+    } else if let Ok(tuple) = iterable.cast::<PyTuple>() {
+        total_len(tuple.iter())
+    } else {
+        None
+    };
+    if let Some(n) = known {
+        response.borrow_mut(py).set_known_length(n);
+    }
+    for item in iterable.try_iter()? {
+        let item = item?;
+        let bytes = item.cast::<PyBytes>().map_err(|_| {
+            pyo3::exceptions::PyTypeError::new_err(format!(
+                "the response iterable yielded {} instead of bytes",
+                item.get_type().name().map(|n| n.to_string()).unwrap_or_default()
+            ))
+        })?;
+        response.borrow_mut(py).send(py, bytes.as_bytes())?;
+    }
+    Ok(())
+}
+
+fn total_len<'py>(items: impl Iterator<Item = Bound<'py, PyAny>>) -> Option<u64> {
+    let mut total = 0u64;
+    for item in items {
+        total += item.cast::<PyBytes>().ok()?.as_bytes().len() as u64;
+    }
+    Some(total)
+}
+
+fn report(py: Python<'_>, ctx: &RequestContext<'_>, e: &PyErr, response: &Py<StartResponse>) {
+    if response.borrow(py).client_gone() {
+        debug!(ctx.log, "client went away during the response");
+    } else {
+        crate::python::log_exception(py, ctx.app.bootstrap.bind(py), e, ctx.log, "error while sending the response:");
+    }
+}
+
+/// A response the server makes itself; the connection is closed after it.
+fn server_error(py: Python<'_>, fd: std::os::fd::RawFd, err: &HttpError, timeout: Duration, head: &RequestHead) -> Outcome {
+    let mut dates = rwsgi_shared::http::DateCache::default();
+    let mut bytes = rwsgi_shared::http::error_response(err.status, dates.now(), false);
+    if head.method == "HEAD" {
+        if let Some(end) = bytes.windows(4).position(|w| w == b"\r\n\r\n") {
+            bytes.truncate(end + 4);
+        }
+    }
+    // SAFETY: `fd` belongs to the connection the caller holds for this request.
+    let view = unsafe { crate::net::borrow(fd) };
+    let _ = py.detach(|| crate::net::write_all(view, &[&bytes], timeout));
+    Outcome {
+        status: err.status,
+        body_bytes: 0,
+        keep_alive: false,
+    }
+}

@@ -1,0 +1,382 @@
+//! `start_response`, the `write` callable and the response on the wire.
+//!
+//! Headers are validated when the application passes them (a bad header is
+//! an exception in the application, so the request becomes a 500 with a
+//! clear log line, and CR/LF can never split a response). The head is sent
+//! with the first body bytes; small pieces are gathered and written with
+//! one `writev`, with the GIL released.
+
+use crate::net;
+use pyo3::exceptions::{PyAssertionError, PyOSError, PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyList, PyString, PyTuple};
+use rwsgi_shared::http::{DateCache, RequestHead, Version, SERVER_HEADER};
+use std::cell::RefCell;
+use std::io::Write as _;
+use std::os::fd::RawFd;
+use std::time::Duration;
+
+/// Pieces smaller than this are copied into the output buffer; larger
+/// ones are written from the Python bytes object directly.
+const COPY_LIMIT: usize = 16 * 1024;
+/// The output buffer is flushed when it grows beyond this.
+const FLUSH_AT: usize = 64 * 1024;
+
+thread_local! {
+    static DATES: RefCell<DateCache> = RefCell::new(DateCache::default());
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Framing {
+    /// Not decided: the head has not been sent.
+    Undecided,
+    /// No body may be sent (HEAD, 1xx, 204, 304).
+    NoBody,
+    Length(u64),
+    Chunked,
+    /// HTTP/1.0 without a length: the body ends when the connection closes.
+    UntilClose,
+}
+
+#[pyclass(module = "rwsgi")]
+pub struct StartResponse {
+    fd: RawFd,
+    timeout: Duration,
+    head_request: bool,
+    version: Version,
+    status: Option<String>,
+    code: u16,
+    headers: Vec<(String, String)>,
+    app_length: Option<u64>,
+    known_length: Option<u64>,
+    has_date: bool,
+    has_server: bool,
+    framing: Framing,
+    body_bytes: u64,
+    out: Vec<u8>,
+    keep_alive: bool,
+    client_gone: bool,
+}
+
+fn is_token(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+/// A header value must be latin-1 text without control characters (so no CR/LF).
+fn valid_value(s: &str) -> bool {
+    s.chars()
+        .all(|c| (c as u32) <= 0xff && (c == '\t' || (c >= ' ' && c != '\u{7f}')))
+}
+
+fn parse_status(status: &str) -> PyResult<u16> {
+    let bytes = status.as_bytes();
+    let ok = bytes.len() >= 4
+        && bytes[..3].iter().all(u8::is_ascii_digit)
+        && bytes[3] == b' '
+        && valid_value(status);
+    if !ok {
+        return Err(PyValueError::new_err(format!(
+            "invalid status {status:?}: expected a three-digit code, a space and a reason, like \"200 OK\""
+        )));
+    }
+    Ok(status[..3].parse().unwrap_or(500))
+}
+
+/// Hop-by-hop headers describe the connection, which the server owns.
+fn is_hop_by_hop(name: &str) -> bool {
+    ["connection", "keep-alive", "transfer-encoding", "proxy-connection", "te", "trailer", "upgrade"]
+        .iter()
+        .any(|h| name.eq_ignore_ascii_case(h))
+}
+
+impl StartResponse {
+    pub fn new(fd: RawFd, head: &RequestHead, timeout: Duration) -> StartResponse {
+        StartResponse {
+            fd,
+            timeout,
+            head_request: head.method == "HEAD",
+            version: head.version,
+            status: None,
+            code: 0,
+            headers: Vec::new(),
+            app_length: None,
+            known_length: None,
+            has_date: false,
+            has_server: false,
+            framing: Framing::Undecided,
+            body_bytes: 0,
+            out: Vec::with_capacity(512),
+            keep_alive: true,
+            client_gone: false,
+        }
+    }
+
+    pub fn headers_sent(&self) -> bool {
+        self.framing != Framing::Undecided
+    }
+    pub fn status_code(&self) -> u16 {
+        self.code
+    }
+    pub fn body_bytes(&self) -> u64 {
+        self.body_bytes
+    }
+    pub fn keep_alive(&self) -> bool {
+        self.keep_alive && self.framing != Framing::UntilClose
+    }
+    pub fn client_gone(&self) -> bool {
+        self.client_gone
+    }
+    /// The body's total length, when the server can tell it in advance.
+    pub fn set_known_length(&mut self, n: u64) {
+        self.known_length = Some(n);
+    }
+    /// Forgets an unsent response (the server will send a 500 instead).
+    pub fn discard(&mut self) {
+        self.out.clear();
+    }
+
+    fn set(&mut self, status: &Bound<'_, PyAny>, headers: &Bound<'_, PyAny>) -> PyResult<()> {
+        let status: String = status
+            .cast::<PyString>()
+            .map_err(|_| PyTypeError::new_err("status must be a str"))?
+            .to_str()?
+            .to_owned();
+        let code = parse_status(&status)?;
+        let items: Vec<Bound<'_, PyAny>> = if let Ok(list) = headers.cast::<PyList>() {
+            list.iter().collect()
+        } else if let Ok(tuple) = headers.cast::<PyTuple>() {
+            tuple.iter().collect()
+        } else {
+            return Err(PyTypeError::new_err("response headers must be a list of (name, value) tuples"));
+        };
+        let mut parsed = Vec::with_capacity(items.len());
+        let (mut app_length, mut keep_alive, mut has_date, mut has_server) = (None, true, false, false);
+        for item in items {
+            let pair = item
+                .cast::<PyTuple>()
+                .map_err(|_| PyTypeError::new_err("each response header must be a (name, value) tuple"))?;
+            if pair.len() != 2 {
+                return Err(PyTypeError::new_err("each response header must be a (name, value) tuple"));
+            }
+            let name: String = pair.get_item(0)?.cast::<PyString>()
+                .map_err(|_| PyTypeError::new_err("header names must be str"))?.to_str()?.to_owned();
+            let value: String = pair.get_item(1)?.cast::<PyString>()
+                .map_err(|_| PyTypeError::new_err(format!("the value of header {name:?} must be a str")))?
+                .to_str()?.to_owned();
+            if !is_token(&name) {
+                return Err(PyValueError::new_err(format!("invalid response header name {name:?}")));
+            }
+            if !valid_value(&value) {
+                return Err(PyValueError::new_err(format!(
+                    "invalid value for response header {name}: control characters (CR, LF …) or non-latin-1 text"
+                )));
+            }
+            if name.eq_ignore_ascii_case("content-length") {
+                let n = value.trim().parse::<u64>().map_err(|_| {
+                    PyValueError::new_err(format!("invalid Content-Length {value:?}"))
+                })?;
+                app_length = Some(n);
+            } else if name.eq_ignore_ascii_case("connection") {
+                if value.split(',').any(|t| t.trim().eq_ignore_ascii_case("close")) {
+                    keep_alive = false;
+                }
+                continue;
+            } else if is_hop_by_hop(&name) {
+                continue;
+            } else if name.eq_ignore_ascii_case("date") {
+                has_date = true;
+            } else if name.eq_ignore_ascii_case("server") {
+                has_server = true;
+            }
+            parsed.push((name, value));
+        }
+        self.status = Some(status);
+        self.code = code;
+        self.headers = parsed;
+        self.app_length = app_length;
+        self.keep_alive = keep_alive;
+        self.has_date = has_date;
+        self.has_server = has_server;
+        Ok(())
+    }
+
+    fn write_head(&mut self) -> PyResult<()> {
+        let Some(status) = &self.status else {
+            return Err(PyAssertionError::new_err("the application sent a body before calling start_response"));
+        };
+        let no_body = self.head_request || self.code < 200 || self.code == 204 || self.code == 304;
+        let length = self.app_length.or(self.known_length);
+        let out = &mut self.out;
+        let _ = write!(out, "HTTP/1.1 {status}\r\n");
+        for (name, value) in &self.headers {
+            out.extend_from_slice(name.as_bytes());
+            out.extend_from_slice(b": ");
+            // Values are latin-1 by PEP 3333: one byte per character.
+            out.extend(value.chars().map(|c| c as u32 as u8));
+            out.extend_from_slice(b"\r\n");
+        }
+        if !self.has_server {
+            let _ = write!(out, "Server: {SERVER_HEADER}\r\n");
+        }
+        if !self.has_date {
+            DATES.with(|d| {
+                let _ = write!(out, "Date: {}\r\n", d.borrow_mut().now());
+            });
+        }
+        let framing = if self.code < 200 || self.code == 204 || self.code == 304 {
+            Framing::NoBody
+        } else if let Some(n) = length {
+            if self.app_length.is_none() {
+                let _ = write!(out, "Content-Length: {n}\r\n");
+            }
+            if no_body { Framing::NoBody } else { Framing::Length(n) }
+        } else if no_body {
+            Framing::NoBody
+        } else if self.version == Version::Http11 {
+            out.extend_from_slice(b"Transfer-Encoding: chunked\r\n");
+            Framing::Chunked
+        } else {
+            self.keep_alive = false;
+            Framing::UntilClose
+        };
+        if !self.keep_alive || framing == Framing::UntilClose {
+            out.extend_from_slice(b"Connection: close\r\n");
+        } else if self.version == Version::Http10 {
+            out.extend_from_slice(b"Connection: keep-alive\r\n");
+        }
+        out.extend_from_slice(b"\r\n");
+        self.framing = framing;
+        Ok(())
+    }
+
+    /// Sends the buffer and then `extra` pieces, without the GIL.
+    fn flush(&mut self, py: Python<'_>, extra: &[&[u8]]) -> PyResult<()> {
+        if self.client_gone {
+            return Err(PyOSError::new_err("the client closed the connection"));
+        }
+        if self.out.is_empty() && extra.iter().all(|e| e.is_empty()) {
+            return Ok(());
+        }
+        // SAFETY: the request handler owns the connection until after finish().
+        let fd = unsafe { net::borrow(self.fd) };
+        let timeout = self.timeout;
+        let mut parts: Vec<&[u8]> = Vec::with_capacity(1 + extra.len());
+        parts.push(&self.out);
+        parts.extend_from_slice(extra);
+        let result = py.detach(|| net::write_all(fd, &parts, timeout));
+        self.out.clear();
+        result.map_err(|e| {
+            self.client_gone = true;
+            self.keep_alive = false;
+            PyOSError::new_err(format!("cannot send the response: {e}"))
+        })
+    }
+
+    /// Sends one block of the body (from the iterable or `write`).
+    pub fn send(&mut self, py: Python<'_>, data: &[u8]) -> PyResult<()> {
+        if !self.headers_sent() {
+            self.write_head()?;
+        }
+        if data.is_empty() {
+            return Ok(());
+        }
+        let data = match self.framing {
+            Framing::NoBody | Framing::Undecided => return Ok(()),
+            Framing::Length(n) => {
+                let room = n.saturating_sub(self.body_bytes);
+                if (data.len() as u64) > room {
+                    // Never send more than announced: the excess would be read
+                    // as the next response by the client.
+                    self.keep_alive = false;
+                    &data[..room as usize]
+                } else {
+                    data
+                }
+            }
+            Framing::Chunked | Framing::UntilClose => data,
+        };
+        self.body_bytes += data.len() as u64;
+        if self.framing == Framing::Chunked {
+            let _ = write!(self.out, "{:x}\r\n", data.len());
+        }
+        if data.len() >= COPY_LIMIT {
+            let trailer: &[u8] = if self.framing == Framing::Chunked { b"\r\n" } else { b"" };
+            return self.flush(py, &[data, trailer]);
+        }
+        self.out.extend_from_slice(data);
+        if self.framing == Framing::Chunked {
+            self.out.extend_from_slice(b"\r\n");
+        }
+        if self.out.len() >= FLUSH_AT {
+            self.flush(py, &[])?;
+        }
+        Ok(())
+    }
+
+    /// Completes the response: head if not yet sent, last chunk, flush.
+    pub fn finish(&mut self, py: Python<'_>) -> PyResult<()> {
+        if !self.headers_sent() {
+            if self.status.is_none() {
+                return Err(PyAssertionError::new_err("the application returned without calling start_response"));
+            }
+            if self.app_length.is_none() && self.known_length.is_none() {
+                // Nothing was sent, so the body is empty.
+                self.known_length = Some(0);
+            }
+            self.write_head()?;
+        }
+        match self.framing {
+            Framing::Chunked => self.out.extend_from_slice(b"0\r\n\r\n"),
+            Framing::Length(n) if self.body_bytes < n => {
+                // The client would wait for bytes that never come: close.
+                self.keep_alive = false;
+            }
+            _ => {}
+        }
+        self.flush(py, &[])
+    }
+}
+
+#[pymethods]
+impl StartResponse {
+    #[pyo3(signature = (status, headers, exc_info = None))]
+    fn __call__<'py>(
+        slf: &Bound<'py, Self>,
+        status: &Bound<'py, PyAny>,
+        headers: &Bound<'py, PyAny>,
+        exc_info: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        {
+            let mut me = slf.borrow_mut();
+            match exc_info.filter(|e| !e.is_none()) {
+                Some(exc) if me.headers_sent() => {
+                    // Too late to change the response: re-raise the original error.
+                    return Err(PyErr::from_value(exc.get_item(1)?));
+                }
+                Some(_) => {}
+                None if me.status.is_some() => {
+                    return Err(PyAssertionError::new_err(
+                        "start_response was called a second time without exc_info",
+                    ))
+                }
+                None => {}
+            }
+            me.set(status, headers)?;
+        }
+        slf.getattr(pyo3::intern!(slf.py(), "write"))
+    }
+
+    fn write(&mut self, py: Python<'_>, data: &Bound<'_, PyAny>) -> PyResult<()> {
+        let bytes = data
+            .cast::<PyBytes>()
+            .map_err(|_| PyTypeError::new_err("write() takes bytes"))?;
+        if self.status.is_none() {
+            return Err(PyAssertionError::new_err("write() called before start_response"));
+        }
+        self.send(py, bytes.as_bytes())?;
+        // write() must not return before the data is on its way (PEP 3333).
+        self.flush(py, &[])
+    }
+}
