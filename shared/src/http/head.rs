@@ -464,14 +464,12 @@ impl Framing {
                     return Err(HttpError::bad("invalid Host header"));
                 }
             }
-            6 if name.eq_ignore_ascii_case("expect") => {
-                // RFC 9110 10.1.1: an HTTP/1.0 server ignores Expect.
-                if version == Version::Http11 {
-                    if !value.eq_ignore_ascii_case(b"100-continue") {
-                        return Err(HttpError::new(417, "unsupported expectation"));
-                    }
-                    self.expect_continue = true;
+            // RFC 9110 10.1.1: an HTTP/1.0 server ignores Expect.
+            6 if name.eq_ignore_ascii_case("expect") && version == Version::Http11 => {
+                if !value.eq_ignore_ascii_case(b"100-continue") {
+                    return Err(HttpError::new(417, "unsupported expectation"));
                 }
+                self.expect_continue = true;
             }
             10 if name.eq_ignore_ascii_case("connection") => {
                 for token in value.split(|&b| b == b',') {
