@@ -1,1 +1,29 @@
-//! Helpers for the integration tests.
+//! Helpers for rwsgi's integration tests: start the real `rwsgi` binary in
+//! its own process group on a free port, wait until it is ready, talk HTTP
+//! over loopback, and kill the whole group when the test is over.
+
+pub mod client;
+pub mod server;
+
+pub use client::{Response, request, get};
+pub use server::{Server, ServerBuilder};
+
+use std::path::PathBuf;
+
+/// The directory of the test applications.
+pub fn apps_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("apps")
+}
+
+/// A test application by file name.
+pub fn app(name: &str) -> String {
+    apps_dir().join(name).to_string_lossy().into_owned()
+}
+
+/// The repository's root.
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(PathBuf::from)
+        .unwrap_or_default()
+}

@@ -1,13 +1,11 @@
 //! What the corpus tests share: feeding a raw byte stream through the head
-//! parser and the body decoders the way a connection would.
+//! parser and the body decoders the way a connection does.
 
 use rwsgi_shared::config::Limits;
-use rwsgi_shared::http::{
-    parse_request_head, BodyKind, ChunkedDecoder, HttpError, Parsed, RequestHead,
-};
+use rwsgi_shared::http::{parse_request_head, BodyKind, ChunkedDecoder, HttpError, Parsed, RequestHead};
 
 /// One request read off the stream.
-#[derive(Debug)]
+#[derive(Debug, PartialEq, Eq)]
 pub struct Request {
     pub head: RequestHead,
     pub body: Vec<u8>,
@@ -30,51 +28,83 @@ pub enum End {
 /// Reads requests from `data` until it is used up, refused, or a request
 /// closes the connection.
 pub fn read_stream(data: &[u8], limits: &Limits) -> (Vec<Request>, End) {
+    read_stream_fed(data, limits, usize::MAX)
+}
+
+/// The bytes a connection has received, arriving `step` bytes at a time.
+struct Wire<'d> {
+    data: &'d [u8],
+    fed: usize,
+    step: usize,
+    buf: Vec<u8>,
+}
+
+impl Wire<'_> {
+    /// Receives the next piece; false once everything has arrived.
+    fn receive(&mut self) -> bool {
+        let n = self.step.min(self.data.len() - self.fed);
+        self.buf.extend_from_slice(&self.data[self.fed..self.fed + n]);
+        self.fed += n;
+        n > 0
+    }
+
+    fn unread(&self) -> usize {
+        self.buf.len() + self.data.len() - self.fed
+    }
+}
+
+/// Like [`read_stream`], with the bytes arriving `step` at a time: the head
+/// is parsed again after every piece, bodies are decoded piece by piece.
+pub fn read_stream_fed(data: &[u8], limits: &Limits, step: usize) -> (Vec<Request>, End) {
+    let mut wire = Wire { data, fed: 0, step: step.max(1), buf: Vec::new() };
     let mut requests = Vec::new();
-    let mut rest = data;
+    wire.receive();
     loop {
-        if rest.chunks(2).all(|c| c == b"\r\n") {
-            // Nothing, or only the empty lines a server ignores before a request.
-            return (requests, End::Clean);
-        }
-        let (head, used) = match parse_request_head(rest, limits) {
-            Ok(Parsed::Complete(head, used)) => (head, used),
-            Ok(Parsed::Partial) => return (requests, End::Incomplete("request head")),
-            Err(e) => return (requests, End::Rejected(e)),
+        let (head, used) = loop {
+            match parse_request_head(&wire.buf, limits) {
+                Ok(Parsed::Complete(head, used)) => break (head, used),
+                Ok(Parsed::Partial) if wire.receive() => {}
+                // Nothing, or only the empty lines a server ignores before a request.
+                Ok(Parsed::Partial) if wire.buf.chunks(2).all(|c| c == b"\r\n") => return (requests, End::Clean),
+                Ok(Parsed::Partial) => return (requests, End::Incomplete("request head")),
+                Err(e) => return (requests, End::Rejected(e)),
+            }
         };
-        assert!(used <= rest.len(), "head used more bytes than it was given");
-        rest = &rest[used..];
-        let mut request = Request {
-            head,
-            body: Vec::new(),
-            trailers: Vec::new(),
-        };
+        assert!(used <= wire.buf.len(), "head used more bytes than it was given");
+        wire.buf.drain(..used);
+        let mut request = Request { head, body: Vec::new(), trailers: Vec::new() };
         let mut incomplete = None;
         match request.head.body {
             BodyKind::Empty => {}
             BodyKind::Length(n) => {
                 let n = usize::try_from(n).unwrap_or(usize::MAX);
-                let take = n.min(rest.len());
-                request.body = rest[..take].to_vec();
-                rest = &rest[take..];
+                while wire.buf.len() < n && wire.receive() {}
+                let take = n.min(wire.buf.len());
+                request.body = wire.buf.drain(..take).collect();
                 if take < n {
                     incomplete = Some("body shorter than Content-Length");
                 }
             }
             BodyKind::Chunked => {
                 let mut decoder = ChunkedDecoder::new(limits.request_body);
-                match decoder.decode(rest, &mut request.body, usize::MAX) {
-                    Ok(used) => rest = &rest[used..],
-                    Err(e) => {
-                        requests.push(request);
-                        return (requests, End::Rejected(e));
+                loop {
+                    match decoder.decode(&wire.buf, &mut request.body, usize::MAX) {
+                        Ok(used) => drop(wire.buf.drain(..used)),
+                        Err(e) => {
+                            requests.push(request);
+                            return (requests, End::Rejected(e));
+                        }
+                    }
+                    if decoder.is_done() {
+                        break;
+                    }
+                    if !wire.receive() {
+                        incomplete = Some("chunked body");
+                        break;
                     }
                 }
                 assert_eq!(decoder.total(), request.body.len() as u64);
                 request.trailers = decoder.trailers().to_vec();
-                if !decoder.is_done() {
-                    incomplete = Some("chunked body");
-                }
             }
         }
         let keep_alive = request.head.keep_alive;
@@ -83,7 +113,10 @@ pub fn read_stream(data: &[u8], limits: &Limits) -> (Vec<Request>, End) {
             return (requests, End::Incomplete(what));
         }
         if !keep_alive {
-            return (requests, End::Closed(rest.len()));
+            return (requests, End::Closed(wire.unread()));
+        }
+        if wire.buf.is_empty() && !wire.receive() {
+            return (requests, End::Clean);
         }
     }
 }

@@ -50,7 +50,7 @@ pub fn describe(log: &Logger) -> String {
 /// Writes a Python exception with its traceback to the log.
 pub fn log_exception(py: Python<'_>, bootstrap: &Bound<'_, PyModule>, err: &PyErr, log: &Logger, what: &str) {
     let text = bootstrap
-        .call_method1("format_exception", (err.value(py),))
+        .call_method1("format_exception", (err.value(py), err.traceback(py)))
         .and_then(|s| s.extract::<String>())
         .unwrap_or_else(|_| err.to_string());
     error!(log, "{}\n{}", what, text.trim_end());

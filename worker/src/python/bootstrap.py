@@ -83,8 +83,8 @@ def _find_callable(module, callable_name, where):
     return app
 
 
-def format_exception(exc):
-    return "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+def format_exception(exc, tb):
+    return "".join(traceback.format_exception(type(exc), exc, tb or exc.__traceback__))
 
 
 def dump_stacks():

@@ -108,7 +108,7 @@ impl StartResponse {
             framing: Framing::Undecided,
             body_bytes: 0,
             out: Vec::with_capacity(512),
-            keep_alive: true,
+            keep_alive: head.keep_alive,
             client_gone: false,
         }
     }
@@ -196,7 +196,7 @@ impl StartResponse {
         self.code = code;
         self.headers = parsed;
         self.app_length = app_length;
-        self.keep_alive = keep_alive;
+        self.keep_alive = self.keep_alive && keep_alive;
         self.has_date = has_date;
         self.has_server = has_server;
         Ok(())

@@ -1,0 +1,89 @@
+//! Start-up failures, worker crashes, signals.
+
+use nix::sys::signal::Signal;
+use rwsgi_tests::{app, get, Server};
+use std::time::{Duration, Instant};
+
+#[test]
+fn a_worker_that_dies_is_replaced_and_the_server_keeps_answering() {
+    let server = Server::start(&["--processes", "1", &app("app.py")]);
+    let before = server.worker_pids();
+    assert_eq!(before.len(), 1);
+    // The request that kills the worker fails; that is all it may cost.
+    let _ = rwsgi_tests::request(server.port, b"GET /exit HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n");
+    assert!(server.log.wait_for("worker died", Duration::from_secs(5)), "{}", server.log.text());
+    assert!(server.log.text().contains("exited with code 17"));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let after = server.worker_pids();
+        if after.len() == 1 && after != before {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no replacement worker; log:\n{}", server.log.text());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(server.log.wait_for("worker ready", Duration::from_secs(10)));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while get(server.port, "/pid").status != 200 {
+        assert!(Instant::now() < deadline);
+    }
+}
+
+#[test]
+fn sigterm_lets_the_slow_request_finish_and_exits_zero() {
+    let mut server = Server::start(&[&app("app.py")]);
+    let port = server.port;
+    let slow = std::thread::spawn(move || get(port, "/sleep?1.5"));
+    // Wait until the request is really running in the worker.
+    std::thread::sleep(Duration::from_millis(300));
+    server.signal(Signal::SIGTERM);
+    let r = slow.join().expect("client thread");
+    assert_eq!(r.status, 200, "{}", server.log.text());
+    assert!(r.text().contains("slept"));
+    let status = server.wait_exit(Duration::from_secs(20)).expect("rwsgi exits");
+    assert_eq!(status.code(), Some(0), "{}", server.log.text());
+    assert!(server.worker_pids().is_empty());
+}
+
+#[test]
+fn sigint_stops_fast() {
+    let mut server = Server::start(&[&app("hello.py")]);
+    server.signal(Signal::SIGINT);
+    let status = server.wait_exit(Duration::from_secs(5)).expect("rwsgi exits");
+    assert_eq!(status.code(), Some(0));
+}
+
+#[test]
+fn an_app_with_a_syntax_error_makes_rwsgi_exit_nonzero_with_the_traceback() {
+    let mut server = Server::builder().arg(app("syntax_error.py")).no_wait().start();
+    let status = server.wait_exit(Duration::from_secs(20)).expect("rwsgi exits instead of looping");
+    assert_eq!(status.code(), Some(3), "{}", server.log.text());
+    let log = server.log.text();
+    assert!(log.contains("SyntaxError"), "{log}");
+    assert!(log.contains("syntax_error.py"), "{log}");
+    assert!(log.contains("could not be loaded"), "{log}");
+}
+
+#[test]
+fn an_app_that_fails_to_import_names_the_missing_module() {
+    let mut server = Server::builder().arg(app("import_error.py")).no_wait().start();
+    let status = server.wait_exit(Duration::from_secs(20)).expect("rwsgi exits");
+    assert_eq!(status.code(), Some(3));
+    assert!(server.log.text().contains("module_that_does_not_exist_anywhere"));
+}
+
+#[test]
+fn a_taken_port_gives_a_clear_error() {
+    let holder = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = holder.local_addr().expect("addr").port().to_string();
+    let mut server = Server::builder()
+        .raw_args()
+        .args(["--host", "127.0.0.1", "--port", &port, &app("hello.py")])
+        .no_wait()
+        .start();
+    let status = server.wait_exit(Duration::from_secs(10)).expect("rwsgi exits");
+    assert_ne!(status.code(), Some(0));
+    let log = server.log.text();
+    assert!(log.contains("already in use"), "{log}");
+    assert!(log.contains(&port), "{log}");
+}

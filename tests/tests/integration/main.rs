@@ -1,0 +1,6 @@
+//! Integration tests: the real `rwsgi` binary, real HTTP over loopback,
+//! real signals. One binary, one module per topic.
+
+mod basics;
+mod cli;
+mod lifecycle;
