@@ -12,7 +12,7 @@
 
 mod common;
 
-use common::{latin1, read_stream, End, Request};
+use common::{latin1, read_stream, read_stream_fed, End, Request};
 use rwsgi_shared::config::Limits;
 use rwsgi_shared::http::Version;
 use serde_json::Value;
@@ -428,6 +428,29 @@ fn gunicorn_request_corpus() {
             }
             Verdict::RejectedOtherwise(e) | Verdict::Accepted(e) => {
                 failures.push(format!("{case}: {e}"))
+            }
+        }
+    }
+    // However the bytes arrive, a connection reaches the same verdict.
+    for dir in ["valid", "invalid"] {
+        for name in cases(&root.join(dir)) {
+            let (data, expectation) = load(&root.join(dir), &name);
+            let limits = limits_for(&expectation["cfg"]);
+            let whole = read_stream(&data, &limits);
+            // Byte by byte re-parses the head after every byte: only for small cases.
+            let steps: &[usize] = if data.len() <= 4096 {
+                &[1, 7, 512]
+            } else {
+                &[509, 4096]
+            };
+            for &step in steps {
+                let fed = read_stream_fed(&data, &limits, step);
+                if fed != whole {
+                    failures.push(format!(
+                        "{dir}/{name}: fed {step} bytes at a time: {:?}, whole: {:?}",
+                        fed.1, whole.1
+                    ));
+                }
             }
         }
     }

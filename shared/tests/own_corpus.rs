@@ -26,10 +26,12 @@ enum Expect {
 
 fn expectation(dir: &Path, name: &str) -> Result<Expect, String> {
     let sidecar = |ext: &str| {
-        std::fs::read_to_string(dir.join(format!("{name}.{ext}"))).map_err(|e| format!("{name}.{ext}: {e}"))
+        std::fs::read_to_string(dir.join(format!("{name}.{ext}")))
+            .map_err(|e| format!("{name}.{ext}: {e}"))
     };
     if name.starts_with("accept-") {
-        let json = serde_json::from_str(&sidecar("json")?).map_err(|e| format!("{name}.json: {e}"))?;
+        let json =
+            serde_json::from_str(&sidecar("json")?).map_err(|e| format!("{name}.json: {e}"))?;
         Ok(Expect::Accept(json))
     } else if let Some(rest) = name.strip_prefix("reject-") {
         let status = rest
@@ -73,7 +75,11 @@ fn compare(got: &Request, want: &Value) -> Result<(), String> {
     };
     check("version", version.as_bytes(), &text("version"))?;
     let flag = |b: bool| if b { "true" } else { "false" };
-    check("keep_alive", flag(head.keep_alive).as_bytes(), want["keep_alive"].to_string().as_bytes())?;
+    check(
+        "keep_alive",
+        flag(head.keep_alive).as_bytes(),
+        want["keep_alive"].to_string().as_bytes(),
+    )?;
     check(
         "expect_continue",
         flag(head.expect_continue).as_bytes(),
@@ -90,11 +96,18 @@ fn compare(got: &Request, want: &Value) -> Result<(), String> {
         v.as_array()
             .into_iter()
             .flatten()
-            .map(|f| (latin1(f[0].as_str().unwrap_or_default()), latin1(f[1].as_str().unwrap_or_default())))
+            .map(|f| {
+                (
+                    latin1(f[0].as_str().unwrap_or_default()),
+                    latin1(f[1].as_str().unwrap_or_default()),
+                )
+            })
             .collect()
     };
     let as_bytes = |list: &[(String, Vec<u8>)]| -> Vec<(Vec<u8>, Vec<u8>)> {
-        list.iter().map(|(n, v)| (n.clone().into_bytes(), v.clone())).collect()
+        list.iter()
+            .map(|(n, v)| (n.clone().into_bytes(), v.clone()))
+            .collect()
     };
     if let Some(headers) = want.get("headers") {
         if as_bytes(&head.headers) != fields(headers) {
@@ -114,7 +127,11 @@ fn check_case(expect: &Expect, requests: &[Request], end: &End) -> Result<(), St
         Expect::Accept(want) => {
             let wanted = want["requests"].as_array().ok_or("no \"requests\" list")?;
             if requests.len() != wanted.len() {
-                return Err(format!("{} requests read, {} expected; ended {end:?}", requests.len(), wanted.len()));
+                return Err(format!(
+                    "{} requests read, {} expected; ended {end:?}",
+                    requests.len(),
+                    wanted.len()
+                ));
             }
             for (i, (got, want)) in requests.iter().zip(wanted).enumerate() {
                 compare(got, want).map_err(|e| format!("request {}: {e}", i + 1))?;
@@ -126,7 +143,9 @@ fn check_case(expect: &Expect, requests: &[Request], end: &End) -> Result<(), St
         }
         Expect::Reject(status, reason) => match end {
             End::Rejected(e) if e.status == *status && e.reason.contains(reason.as_str()) => Ok(()),
-            other => Err(format!("ended {other:?}, want {status} with a reason containing {reason:?}")),
+            other => Err(format!(
+                "ended {other:?}, want {status} with a reason containing {reason:?}"
+            )),
         },
         Expect::Incomplete(what) => match end {
             End::Incomplete(w) if w == what => Ok(()),
@@ -141,7 +160,14 @@ fn own_corpus() {
     let limits = Limits::default();
     let mut names: Vec<String> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .filter_map(|e| e.ok()?.file_name().into_string().ok()?.strip_suffix(".http").map(str::to_owned))
+        .filter_map(|e| {
+            e.ok()?
+                .file_name()
+                .into_string()
+                .ok()?
+                .strip_suffix(".http")
+                .map(str::to_owned)
+        })
         .collect();
     names.sort();
     assert!(!names.is_empty(), "no cases in {}", dir.display());
@@ -149,7 +175,8 @@ fn own_corpus() {
     let mut failures = Vec::new();
     let (mut accepted, mut rejected, mut incomplete) = (0, 0, 0);
     for name in &names {
-        let data = std::fs::read(dir.join(format!("{name}.http"))).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let data = std::fs::read(dir.join(format!("{name}.http")))
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
         let expect = match expectation(&dir, name) {
             Ok(expect) => expect,
             Err(e) => {
@@ -163,11 +190,17 @@ fn own_corpus() {
             continue;
         }
         // Byte by byte re-parses the head after every byte: keep that for small cases.
-        let steps: &[usize] = if data.len() <= 4096 { &[1, 2, 7, 64] } else { &[509, 4096] };
+        let steps: &[usize] = if data.len() <= 4096 {
+            &[1, 2, 7, 64]
+        } else {
+            &[509, 4096]
+        };
         for &step in steps {
             let (fed_requests, fed_end) = read_stream_fed(&data, &limits, step);
             if (&fed_requests, &fed_end) != (&requests, &end) {
-                failures.push(format!("{name}: fed {step} bytes at a time ended {fed_end:?}, whole {end:?}"));
+                failures.push(format!(
+                    "{name}: fed {step} bytes at a time ended {fed_end:?}, whole {end:?}"
+                ));
             }
         }
         match expect {
@@ -183,5 +216,9 @@ fn own_corpus() {
         names.len(),
         failures.len()
     );
-    assert!(failures.is_empty(), "own corpus failures:\n{}", failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "own corpus failures:\n{}",
+        failures.join("\n")
+    );
 }

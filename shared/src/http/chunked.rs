@@ -306,6 +306,9 @@ fn is_field_vchar(b: u8) -> bool {
 }
 
 fn parse_trailer(line: &[u8]) -> Result<(String, Vec<u8>), HttpError> {
+    if line[0] == b' ' || line[0] == b'\t' {
+        return Err(HttpError::bad("obs-fold (folded trailer line)"));
+    }
     let colon = line
         .iter()
         .position(|&b| b == b':')

@@ -101,24 +101,26 @@ pub fn parse_request_head(buf: &[u8], limits: &Limits) -> Result<Parsed, HttpErr
     let skipped = leading_crlfs(buf);
     let rest = &buf[skipped..];
     let Some(line) = request_line(rest, limits)? else {
-        return partial(buf.len(), &[], limits);
+        if buf.len() > limits.header_buffer {
+            return Err(HEAD_TOO_LARGE);
+        }
+        return Ok(Parsed::Partial);
     };
-    let fields = &rest[line.len..];
-    let head_start = skipped + line.len;
+    let fields = FieldSection {
+        bytes: &rest[line.len..],
+        head_start: skipped + line.len,
+    };
     if limits.header_fields <= STACK_HEADERS {
         let mut slots = [httparse::EMPTY_HEADER; STACK_HEADERS];
-        parse_fields(
-            line,
-            fields,
-            head_start,
-            &mut slots[..limits.header_fields],
-            limits,
-        )
+        parse_fields(line, fields, &mut slots[..limits.header_fields], limits)
     } else {
         let mut slots = vec![httparse::EMPTY_HEADER; limits.header_fields];
-        parse_fields(line, fields, head_start, &mut slots, limits)
+        parse_fields(line, fields, &mut slots, limits)
     }
 }
+
+const HEAD_TOO_LARGE: HttpError = HttpError::new(431, "request head larger than the header buffer");
+const FIELD_TOO_LARGE: HttpError = HttpError::new(431, "header field too large");
 
 fn leading_crlfs(buf: &[u8]) -> usize {
     let mut i = 0;
@@ -126,24 +128,6 @@ fn leading_crlfs(buf: &[u8]) -> usize {
         i += 2;
     }
     i
-}
-
-/// What a partial head may still become: refused now if it is already too big.
-fn partial(received: usize, fields: &[u8], limits: &Limits) -> Result<Parsed, HttpError> {
-    if received > limits.header_buffer {
-        return Err(HttpError::new(
-            431,
-            "request head larger than the header buffer",
-        ));
-    }
-    // A field line counts with its CRLF (as gunicorn counts it), including
-    // the line still arriving; none can be over while the section is shorter.
-    let too_long =
-        |l: &[u8]| l.strip_suffix(b"\r").unwrap_or(l).len() + 2 > limits.header_field_size;
-    if fields.len() + 2 > limits.header_field_size && fields.split(|&b| b == b'\n').any(too_long) {
-        return Err(HttpError::new(431, "header field too large"));
-    }
-    Ok(Parsed::Partial)
 }
 
 /// The request line: `method SP request-target SP HTTP-version CRLF`.
@@ -167,9 +151,11 @@ fn request_line<'b>(buf: &'b [u8], limits: &Limits) -> Result<Option<RequestLine
             Ok(None)
         }
     };
-    if window == b"\r" {
+    match window {
         // The first half of an empty line before the request line.
-        return Ok(None);
+        b"\r" => return Ok(None),
+        [b'\r', ..] => return Err(HttpError::bad("bare CR before the request line")),
+        _ => {}
     }
 
     let method_len = window
@@ -263,29 +249,56 @@ fn parse_version(v: &[u8]) -> Result<Version, HttpError> {
     }
 }
 
+/// The bytes after the request line, and where they start in the buffer.
+#[derive(Debug, Clone, Copy)]
+struct FieldSection<'b> {
+    bytes: &'b [u8],
+    head_start: usize,
+}
+
+impl FieldSection<'_> {
+    /// How many field bytes fit in the header buffer.
+    fn budget(&self, limits: &Limits) -> usize {
+        limits.header_buffer.saturating_sub(self.head_start)
+    }
+
+    /// The first problem in the order the bytes arrive (see [`first_field_error`]),
+    /// or `fallback` if the scan finds none.
+    fn error(&self, limits: &Limits, fallback: HttpError) -> HttpError {
+        first_field_error(self.bytes, self.budget(limits), limits).unwrap_or(fallback)
+    }
+}
+
 fn parse_fields<'b>(
     line: RequestLine<'b>,
-    fields: &'b [u8],
-    head_start: usize,
+    fields: FieldSection<'b>,
     slots: &mut [httparse::Header<'b>],
     limits: &Limits,
 ) -> Result<Parsed, HttpError> {
-    let (fields_len, headers) = match httparse::parse_headers(fields, slots) {
+    let (fields_len, headers) = match httparse::parse_headers(fields.bytes, slots) {
         Ok(httparse::Status::Complete(done)) => done,
-        Ok(httparse::Status::Partial) => return partial(head_start + fields.len(), fields, limits),
-        Err(httparse::Error::TooManyHeaders) => {
-            return Err(HttpError::new(431, "too many header fields"))
+        Ok(httparse::Status::Partial) => {
+            // Refuse what can no longer become valid: a line or head past its limit.
+            let received = fields.bytes.len();
+            if received + 2 > limits.header_field_size || received > fields.budget(limits) {
+                if let Some(e) = first_field_error(fields.bytes, fields.budget(limits), limits) {
+                    return Err(e);
+                }
+            }
+            return Ok(Parsed::Partial);
         }
-        Err(_) => return Err(diagnose_fields(fields)),
+        Err(httparse::Error::TooManyHeaders) => {
+            return Err(fields.error(limits, HttpError::new(431, "too many header fields")))
+        }
+        Err(_) => return Err(fields.error(limits, HttpError::bad("invalid header field"))),
     };
-    let used = head_start + fields_len;
-    if used > limits.header_buffer {
-        return Err(HttpError::new(
-            431,
-            "request head larger than the header buffer",
-        ));
+    if fields_len > fields.budget(limits) {
+        return Err(fields.error(limits, HEAD_TOO_LARGE));
     }
-    check_field_lines(fields, fields_len, headers, limits)?;
+    if let Err(e) = check_field_lines(fields.bytes, fields_len, headers, limits) {
+        return Err(fields.error(limits, e));
+    }
+    let used = fields.head_start + fields_len;
 
     let (path, query) = split_target(line.method, line.target)?;
     let mut head = RequestHead {
@@ -315,7 +328,9 @@ fn parse_fields<'b>(
 }
 
 /// Checks every field line's CRLF and length from where the lines start:
-/// httparse accepts a bare LF as a line end, RFC 9112 2.2 does not.
+/// httparse accepts a bare LF as a line end, RFC 9112 2.2 does not. This is
+/// the fast path of a valid head; any problem is then located precisely by
+/// [`first_field_error`].
 fn check_field_lines(
     fields: &[u8],
     fields_len: usize,
@@ -329,60 +344,114 @@ fn check_field_lines(
     }
     let base = fields.as_ptr() as usize;
     // Each line ends where the next begins; the last one where the empty line begins.
-    let mut end = fields_len - 2;
-    for h in headers.iter().rev() {
-        let start = h.name.as_ptr() as usize - base;
-        if !ends_in_crlf(end) {
-            return Err(HttpError::bad("bare LF in request head"));
+    let mut line_start = None;
+    for end in headers
+        .iter()
+        .map(|h| h.name.as_ptr() as usize - base)
+        .chain([fields_len - 2])
+    {
+        if let Some(start) = line_start {
+            // CRLF included, as gunicorn counts it.
+            if end - start > limits.header_field_size {
+                return Err(FIELD_TOO_LARGE);
+            }
+            if !ends_in_crlf(end) {
+                return Err(HttpError::bad("bare LF in request head"));
+            }
         }
-        // CRLF included, as gunicorn counts it.
-        if end - start > limits.header_field_size {
-            return Err(HttpError::new(431, "header field too large"));
-        }
-        end = start;
+        line_start = Some(end);
     }
     Ok(())
 }
 
-/// Finds, for the log, why httparse refused the field section.
-fn diagnose_fields(fields: &[u8]) -> HttpError {
-    let mut lines = fields.split(|&b| b == b'\n').peekable();
+/// The first problem in a field section, in the order its bytes arrive, or
+/// `None` while the bytes so far can still begin a valid head.
+///
+/// Runs only when something is wrong or a limit is near, never for a valid
+/// head. Because it reports the earliest problem and decides nothing a later
+/// byte could change, a head is refused with the same reason however its
+/// bytes are split across reads.
+fn first_field_error(fields: &[u8], budget: usize, limits: &Limits) -> Option<HttpError> {
+    let over_budget = fields.len() > budget;
+    let mut count = 0;
+    let mut lines = fields[..fields.len().min(budget)]
+        .split(|&b| b == b'\n')
+        .peekable();
     while let Some(line) = lines.next() {
-        let terminated = lines.peek().is_some();
-        if terminated && !line.ends_with(b"\r") {
-            return HttpError::bad("bare LF in request head");
-        }
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        if line.is_empty() {
-            break;
-        }
-        if line[0] == b' ' || line[0] == b'\t' {
-            return HttpError::bad("obs-fold (folded header line)");
-        }
-        if line.contains(&0) {
-            return HttpError::bad("NUL in header field");
-        }
-        if line.contains(&b'\r') {
-            return HttpError::bad("bare CR in header field");
-        }
-        let Some(colon) = line.iter().position(|&b| b == b':') else {
-            return HttpError::bad("header line without a colon");
-        };
-        let name = &line[..colon];
-        if name.last().is_some_and(|&b| b == b' ' || b == b'\t') {
-            return HttpError::bad("whitespace between header name and colon");
-        }
-        if !is_token(name) {
-            return HttpError::bad("invalid character in header name");
-        }
-        if line[colon + 1..]
-            .iter()
-            .any(|&b| b != b'\t' && (b < 0x20 || b == 0x7f))
-        {
-            return HttpError::bad("control character in header value");
+        match field_line(line, lines.peek().is_some(), limits) {
+            Err(e) => return Some(e),
+            Ok(Line::Field) => {
+                count += 1;
+                if count > limits.header_fields {
+                    return Some(HttpError::new(431, "too many header fields"));
+                }
+            }
+            Ok(Line::Empty) => return None,
+            Ok(Line::Pending) => break,
         }
     }
-    HttpError::bad("invalid header field")
+    over_budget.then_some(HEAD_TOO_LARGE)
+}
+
+/// What one line of a field section turned out to be.
+enum Line {
+    /// A complete, valid field line.
+    Field,
+    /// The empty line that ends the head.
+    Empty,
+    /// Valid so far, not complete.
+    Pending,
+}
+
+/// Checks one field line (without its LF; `terminated` if the LF came).
+fn field_line(line: &[u8], terminated: bool, limits: &Limits) -> Result<Line, HttpError> {
+    match line {
+        [] if terminated => return Err(HttpError::bad("bare LF in request head")),
+        [] => return Ok(Line::Pending),
+        [b'\r'] if terminated => return Ok(Line::Empty),
+        [b'\r'] => return Ok(Line::Pending),
+        [b'\r', ..] => return Err(HttpError::bad("bare CR in request head")),
+        [b' ' | b'\t', ..] => return Err(HttpError::bad("obs-fold (folded header line)")),
+        _ => {}
+    }
+    // Bytes past the length limit are never looked at: the limit comes first.
+    let max_content = limits.header_field_size.saturating_sub(2);
+    let mut in_value = false;
+    for (i, &b) in line.iter().enumerate().take(max_content) {
+        let problem = if !in_value {
+            match b {
+                b':' if i == 0 => "empty header name",
+                b':' => {
+                    in_value = true;
+                    continue;
+                }
+                _ if is_tchar(b) => continue,
+                b' ' | b'\t' => "whitespace in or after a header name",
+                0 => "NUL in header field",
+                b'\r' => "header line without a colon",
+                _ => "invalid character in header name",
+            }
+        } else {
+            match b {
+                b'\t' | 0x20..=0x7e | 0x80..=0xff => continue,
+                // The line end, or undecided until the next byte comes.
+                b'\r' if i + 1 == line.len() => continue,
+                b'\r' => "bare CR in header field",
+                0 => "NUL in header field",
+                _ => "control character in header value",
+            }
+        };
+        return Err(HttpError::bad(problem));
+    }
+    let content = line.strip_suffix(b"\r").unwrap_or(line);
+    if content.len() > max_content {
+        return Err(FIELD_TOO_LARGE);
+    }
+    match (terminated, content.len() < line.len()) {
+        (false, _) => Ok(Line::Pending),
+        (true, true) => Ok(Line::Field),
+        (true, false) => Err(HttpError::bad("bare LF in request head")),
+    }
 }
 
 /// Splits a target into (path, query), refusing forms the method does not allow.

@@ -2,7 +2,9 @@
 //! parser and the body decoders the way a connection does.
 
 use rwsgi_shared::config::Limits;
-use rwsgi_shared::http::{parse_request_head, BodyKind, ChunkedDecoder, HttpError, Parsed, RequestHead};
+use rwsgi_shared::http::{
+    parse_request_head, BodyKind, ChunkedDecoder, HttpError, Parsed, RequestHead,
+};
 
 /// One request read off the stream.
 #[derive(Debug, PartialEq, Eq)]
@@ -43,7 +45,8 @@ impl Wire<'_> {
     /// Receives the next piece; false once everything has arrived.
     fn receive(&mut self) -> bool {
         let n = self.step.min(self.data.len() - self.fed);
-        self.buf.extend_from_slice(&self.data[self.fed..self.fed + n]);
+        self.buf
+            .extend_from_slice(&self.data[self.fed..self.fed + n]);
         self.fed += n;
         n > 0
     }
@@ -56,7 +59,12 @@ impl Wire<'_> {
 /// Like [`read_stream`], with the bytes arriving `step` at a time: the head
 /// is parsed again after every piece, bodies are decoded piece by piece.
 pub fn read_stream_fed(data: &[u8], limits: &Limits, step: usize) -> (Vec<Request>, End) {
-    let mut wire = Wire { data, fed: 0, step: step.max(1), buf: Vec::new() };
+    let mut wire = Wire {
+        data,
+        fed: 0,
+        step: step.max(1),
+        buf: Vec::new(),
+    };
     let mut requests = Vec::new();
     wire.receive();
     loop {
@@ -65,14 +73,23 @@ pub fn read_stream_fed(data: &[u8], limits: &Limits, step: usize) -> (Vec<Reques
                 Ok(Parsed::Complete(head, used)) => break (head, used),
                 Ok(Parsed::Partial) if wire.receive() => {}
                 // Nothing, or only the empty lines a server ignores before a request.
-                Ok(Parsed::Partial) if wire.buf.chunks(2).all(|c| c == b"\r\n") => return (requests, End::Clean),
+                Ok(Parsed::Partial) if wire.buf.chunks(2).all(|c| c == b"\r\n") => {
+                    return (requests, End::Clean)
+                }
                 Ok(Parsed::Partial) => return (requests, End::Incomplete("request head")),
                 Err(e) => return (requests, End::Rejected(e)),
             }
         };
-        assert!(used <= wire.buf.len(), "head used more bytes than it was given");
+        assert!(
+            used <= wire.buf.len(),
+            "head used more bytes than it was given"
+        );
         wire.buf.drain(..used);
-        let mut request = Request { head, body: Vec::new(), trailers: Vec::new() };
+        let mut request = Request {
+            head,
+            body: Vec::new(),
+            trailers: Vec::new(),
+        };
         let mut incomplete = None;
         match request.head.body {
             BodyKind::Empty => {}
