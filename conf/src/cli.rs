@@ -73,11 +73,20 @@ pub struct StartServer {
     pub entry_point_positional: Option<String>,
 
     /// The application (same as the positional ENTRY_POINT).
-    #[arg(long, value_name = "FILE-PATH|MODULE", conflicts_with = "entry_point_positional")]
+    #[arg(
+        long,
+        value_name = "FILE-PATH|MODULE",
+        conflicts_with = "entry_point_positional"
+    )]
     pub entry_point: Option<String>,
 
     /// How ENTRY_POINT names the application.
-    #[arg(long, value_enum, default_value = "script", env = "RWSGI_APPLICATION_TYPE")]
+    #[arg(
+        long,
+        value_enum,
+        default_value = "script",
+        env = "RWSGI_APPLICATION_TYPE"
+    )]
     pub application_type: ApplicationType,
 
     /// Name of the WSGI callable in the application.
@@ -85,7 +94,12 @@ pub struct StartServer {
     pub callable_object: String,
 
     /// Interface to listen on (default: all interfaces).
-    #[arg(long, default_value = "", hide_default_value = true, env = "RWSGI_HOST")]
+    #[arg(
+        long,
+        default_value = "",
+        hide_default_value = true,
+        env = "RWSGI_HOST"
+    )]
     pub host: String,
 
     /// Port to listen on.

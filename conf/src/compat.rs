@@ -16,8 +16,16 @@ pub enum Takes {
 /// The single table of accepted-but-ignored options, with why.
 pub const UNIMPLEMENTED: &[(&str, Takes, &str)] = &[
     ("url-alias", Takes::Two, "static files are not served yet"),
-    ("document-root", Takes::One, "static files are not served yet"),
-    ("directory-index", Takes::One, "static files are not served yet"),
+    (
+        "document-root",
+        Takes::One,
+        "static files are not served yet",
+    ),
+    (
+        "directory-index",
+        Takes::One,
+        "static files are not served yet",
+    ),
     ("setenv", Takes::Two, "not implemented yet"),
     ("passenv", Takes::One, "not implemented yet"),
     ("locale", Takes::One, "not implemented yet"),
@@ -35,17 +43,57 @@ pub const UNIMPLEMENTED: &[(&str, Takes, &str)] = &[
     ("body-max-timeout", Takes::One, "not implemented yet"),
     ("body-min-rate", Takes::One, "not implemented yet"),
     ("inactivity-timeout", Takes::One, "use --request-timeout"),
-    ("deadlock-timeout", Takes::One, "not applicable: no Apache deadlock detector"),
-    ("connect-timeout", Takes::One, "not applicable: no Apache proxy stage"),
-    ("response-socket-timeout", Takes::One, "use --socket-timeout"),
-    ("server-root", Takes::One, "not applicable: no Apache configuration"),
-    ("user", Takes::One, "run the container or process as the wanted user"),
-    ("group", Takes::One, "run the container or process as the wanted group"),
-    ("include-file", Takes::One, "not applicable: no Apache configuration"),
+    (
+        "deadlock-timeout",
+        Takes::One,
+        "not applicable: no Apache deadlock detector",
+    ),
+    (
+        "connect-timeout",
+        Takes::One,
+        "not applicable: no Apache proxy stage",
+    ),
+    (
+        "response-socket-timeout",
+        Takes::One,
+        "use --socket-timeout",
+    ),
+    (
+        "server-root",
+        Takes::One,
+        "not applicable: no Apache configuration",
+    ),
+    (
+        "user",
+        Takes::One,
+        "run the container or process as the wanted user",
+    ),
+    (
+        "group",
+        Takes::One,
+        "run the container or process as the wanted group",
+    ),
+    (
+        "include-file",
+        Takes::One,
+        "not applicable: no Apache configuration",
+    ),
     ("server-mpm", Takes::One, "not applicable: no Apache MPM"),
-    ("initial-workers", Takes::One, "not applicable: no Apache MPM"),
-    ("minimum-spare-workers", Takes::One, "not applicable: no Apache MPM"),
-    ("maximum-spare-workers", Takes::One, "not applicable: no Apache MPM"),
+    (
+        "initial-workers",
+        Takes::One,
+        "not applicable: no Apache MPM",
+    ),
+    (
+        "minimum-spare-workers",
+        Takes::One,
+        "not applicable: no Apache MPM",
+    ),
+    (
+        "maximum-spare-workers",
+        Takes::One,
+        "not applicable: no Apache MPM",
+    ),
     ("daemon-backlog", Takes::One, "not applicable"),
     ("enable-sendfile", Takes::Flag, "sendfile is always used"),
     ("compress-responses", Takes::Flag, "not implemented"),
@@ -53,12 +101,36 @@ pub const UNIMPLEMENTED: &[(&str, Takes, &str)] = &[
     ("server-metrics", Takes::Flag, "not implemented yet"),
     ("server-alias", Takes::One, "not implemented"),
     ("allow-localhost", Takes::Flag, "not implemented"),
-    ("https-port", Takes::One, "TLS is terminated in front of rwsgi"),
-    ("https-only", Takes::Flag, "TLS is terminated in front of rwsgi"),
-    ("ssl-port", Takes::One, "TLS is terminated in front of rwsgi"),
-    ("ssl-certificate-file", Takes::One, "TLS is terminated in front of rwsgi"),
-    ("ssl-certificate-key-file", Takes::One, "TLS is terminated in front of rwsgi"),
-    ("ssl-certificate", Takes::One, "TLS is terminated in front of rwsgi"),
+    (
+        "https-port",
+        Takes::One,
+        "TLS is terminated in front of rwsgi",
+    ),
+    (
+        "https-only",
+        Takes::Flag,
+        "TLS is terminated in front of rwsgi",
+    ),
+    (
+        "ssl-port",
+        Takes::One,
+        "TLS is terminated in front of rwsgi",
+    ),
+    (
+        "ssl-certificate-file",
+        Takes::One,
+        "TLS is terminated in front of rwsgi",
+    ),
+    (
+        "ssl-certificate-key-file",
+        Takes::One,
+        "TLS is terminated in front of rwsgi",
+    ),
+    (
+        "ssl-certificate",
+        Takes::One,
+        "TLS is terminated in front of rwsgi",
+    ),
     ("trust-proxy-header", Takes::One, "not implemented yet"),
     ("trust-proxy", Takes::One, "not implemented yet"),
     ("error-log-format", Takes::One, "not applicable"),
@@ -117,6 +189,10 @@ pub fn warnings(matches: &ArgMatches) -> Vec<String> {
             Takes::Flag => matches.get_flag(name),
             _ => matches.contains_id(name) && matches.value_source(name).is_some(),
         })
-        .map(|(name, _, why)| format!("option --{name} is accepted for mod_wsgi-express compatibility but ignored: {why}"))
+        .map(|(name, _, why)| {
+            format!(
+                "option --{name} is accepted for mod_wsgi-express compatibility but ignored: {why}"
+            )
+        })
         .collect()
 }

@@ -36,9 +36,9 @@ where
     T: Into<std::ffi::OsString> + Clone,
 {
     let matches = cli::command().try_get_matches_from(args)?;
-    let (name, sub) = matches
-        .subcommand()
-        .ok_or(ConfError::Invalid("a command is required; try `rwsgi start-server --help`".into()))?;
+    let (name, sub) = matches.subcommand().ok_or(ConfError::Invalid(
+        "a command is required; try `rwsgi start-server --help`".into(),
+    ))?;
     match name {
         "start-server" => {
             let warnings = compat::warnings(sub);

@@ -76,9 +76,13 @@ fn absolute(base: &Path, p: &Path) -> PathBuf {
 
 fn existing_dir(option: &str, p: &Path) -> Result<PathBuf, ConfError> {
     if !p.is_dir() {
-        return Err(invalid(option, format_args!("{} is not a directory", p.display())));
+        return Err(invalid(
+            option,
+            format_args!("{} is not a directory", p.display()),
+        ));
     }
-    p.canonicalize().map_err(|e| invalid(option, format_args!("{}: {e}", p.display())))
+    p.canonicalize()
+        .map_err(|e| invalid(option, format_args!("{}: {e}", p.display())))
 }
 
 fn app_spec(args: &StartServer, cwd: &Path) -> Result<AppSpec, ConfError> {
@@ -94,40 +98,46 @@ fn app_spec(args: &StartServer, cwd: &Path) -> Result<AppSpec, ConfError> {
     };
     let callable = args.callable_object.clone();
     if callable.is_empty() || !callable.chars().all(|c| c.is_alphanumeric() || c == '_') {
-        return Err(invalid("callable-object", format_args!("{callable:?} is not a Python name")));
+        return Err(invalid(
+            "callable-object",
+            format_args!("{callable:?} is not a Python name"),
+        ));
     }
-    let entry_point = match (kind, entry) {
-        (AppType::Static, _) => String::new(),
-        (_, None) => {
-            return Err(ConfError::Invalid(
-                "no application given: pass a WSGI script file, e.g. `rwsgi start-server wsgi.py`".into(),
-            ))
-        }
-        (AppType::Script | AppType::Paste, Some(path)) => {
-            let p = absolute(cwd, Path::new(&path));
-            if !p.is_file() {
-                return Err(invalid(
-                    "entry-point",
-                    format_args!("{path}: no such file (application type {})", kind.as_str()),
-                ));
+    let entry_point =
+        match (kind, entry) {
+            (AppType::Static, _) => String::new(),
+            (_, None) => return Err(ConfError::Invalid(
+                "no application given: pass a WSGI script file, e.g. `rwsgi start-server wsgi.py`"
+                    .into(),
+            )),
+            (AppType::Script | AppType::Paste, Some(path)) => {
+                let p = absolute(cwd, Path::new(&path));
+                if !p.is_file() {
+                    return Err(invalid(
+                        "entry-point",
+                        format_args!("{path}: no such file (application type {})", kind.as_str()),
+                    ));
+                }
+                p.canonicalize()
+                    .map_err(|e| invalid("entry-point", format_args!("{path}: {e}")))?
+                    .to_string_lossy()
+                    .into_owned()
             }
-            p.canonicalize()
-                .map_err(|e| invalid("entry-point", format_args!("{path}: {e}")))?
-                .to_string_lossy()
-                .into_owned()
-        }
-        (AppType::Module, Some(name)) => {
-            let module = name.split(':').next().unwrap_or_default();
-            let valid = !module.is_empty()
-                && module.split('.').all(|part| {
-                    !part.is_empty() && part.chars().all(|c| c.is_alphanumeric() || c == '_')
-                });
-            if !valid {
-                return Err(invalid("entry-point", format_args!("{name:?} is not a module path like package.module")));
+            (AppType::Module, Some(name)) => {
+                let module = name.split(':').next().unwrap_or_default();
+                let valid = !module.is_empty()
+                    && module.split('.').all(|part| {
+                        !part.is_empty() && part.chars().all(|c| c.is_alphanumeric() || c == '_')
+                    });
+                if !valid {
+                    return Err(invalid(
+                        "entry-point",
+                        format_args!("{name:?} is not a module path like package.module"),
+                    ));
+                }
+                name
             }
-            name
-        }
-    };
+        };
     Ok(AppSpec {
         kind,
         entry_point,
@@ -151,7 +161,10 @@ fn positive(option: &str, v: i64) -> Result<i64, ConfError> {
 
 fn seconds(option: &str, v: f64) -> Result<u64, ConfError> {
     if !v.is_finite() || v <= 0.0 || v > 31_536_000.0 {
-        return Err(invalid(option, format_args!("{v} is not a positive number of seconds")));
+        return Err(invalid(
+            option,
+            format_args!("{v} is not a positive number of seconds"),
+        ));
     }
     Ok((v * 1000.0).round() as u64)
 }
@@ -174,8 +187,10 @@ fn limits(a: &StartServer) -> Result<Limits, ConfError> {
         request_body: a.limit_request_body,
         request_line: positive("limit-request-line", a.limit_request_line as i64)? as usize,
         header_fields: positive("limit-request-fields", a.limit_request_fields as i64)? as usize,
-        header_field_size: positive("limit-request-field-size", a.limit_request_field_size as i64)?
-            as usize,
+        header_field_size: positive(
+            "limit-request-field-size",
+            a.limit_request_field_size as i64,
+        )? as usize,
         header_buffer: positive("header-buffer-size", a.header_buffer_size as i64)? as usize,
     };
     if l.header_fields > 32_768 {

@@ -4,7 +4,11 @@ use rwsgi_shared::config::ServerConfig;
 
 /// Lines describing what the server is about to do.
 pub fn summary(c: &ServerConfig) -> Vec<String> {
-    let host = if c.host.is_empty() { "0.0.0.0" } else { &c.host };
+    let host = if c.host.is_empty() {
+        "0.0.0.0"
+    } else {
+        &c.host
+    };
     let t = &c.timeouts;
     vec![
         format!(

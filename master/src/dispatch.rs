@@ -5,7 +5,12 @@ use crate::workers::Workers;
 use rwsgi_shared::scoreboard::Scoreboard;
 
 /// Picks a worker slot, rotating among equals so load spreads when all are idle.
-pub fn choose(workers: &Workers, scoreboard: &Scoreboard, rotate: &mut usize, exclude: &[usize]) -> Option<usize> {
+pub fn choose(
+    workers: &Workers,
+    scoreboard: &Scoreboard,
+    rotate: &mut usize,
+    exclude: &[usize],
+) -> Option<usize> {
     let mut best: Option<(i64, usize)> = None;
     let candidates: Vec<usize> = workers
         .iter()

@@ -34,7 +34,8 @@ pub fn bind(host: &str, port: u16, backlog: i32) -> Result<mio::net::TcpListener
         _ => BindError::Other(addr, e),
     };
     // socket2 creates sockets with SOCK_CLOEXEC.
-    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP)).map_err(map)?;
+    let socket =
+        Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP)).map_err(map)?;
     socket.set_reuse_address(true).map_err(map)?;
     socket.set_nonblocking(true).map_err(map)?;
     socket.bind(&SockAddr::from(addr)).map_err(map)?;

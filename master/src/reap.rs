@@ -19,9 +19,7 @@ impl Death {
                 Some(known) => format!("exited with code {code} ({})", known.describe()),
                 None => format!("exited with code {code}"),
             },
-            Death::Signaled(Signal::SIGKILL) => {
-                "killed by SIGKILL (out of memory?)".to_owned()
-            }
+            Death::Signaled(Signal::SIGKILL) => "killed by SIGKILL (out of memory?)".to_owned(),
             Death::Signaled(sig) => format!("killed by {}", sig.as_str()),
         }
     }
@@ -39,7 +37,9 @@ pub fn reap_all() -> Vec<(u32, Death)> {
     let mut dead = Vec::new();
     loop {
         match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
-            Ok(WaitStatus::Exited(pid, code)) => dead.push((pid.as_raw() as u32, Death::Exited(code))),
+            Ok(WaitStatus::Exited(pid, code)) => {
+                dead.push((pid.as_raw() as u32, Death::Exited(code)))
+            }
             Ok(WaitStatus::Signaled(pid, sig, _)) => {
                 dead.push((pid.as_raw() as u32, Death::Signaled(sig)))
             }

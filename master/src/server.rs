@@ -41,7 +41,11 @@ pub enum ServerError {
     #[error("event loop: {0}")]
     Io(#[from] std::io::Error),
     #[error("cannot start: worker {slot} {death}")]
-    FirstGeneration { slot: usize, death: String, code: ExitCode },
+    FirstGeneration {
+        slot: usize,
+        death: String,
+        code: ExitCode,
+    },
 }
 
 impl ServerError {
@@ -189,14 +193,19 @@ impl Server {
             }
             Control::ChildExited => {} // reaping happens every turn
         }
-        self.scoreboard.header().set_wanted_workers(self.wanted as u32);
+        self.scoreboard
+            .header()
+            .set_wanted_workers(self.wanted as u32);
     }
 
     fn graceful_stop(&mut self) {
         if self.state == RunState::Stopping {
             return;
         }
-        info!(self.log, "SIGTERM: stopping gracefully (finishing in-flight requests)");
+        info!(
+            self.log,
+            "SIGTERM: stopping gracefully (finishing in-flight requests)"
+        );
         // Connections already in the kernel backlog were promised service.
         self.listener_ready = true;
         self.accept_paused_until = None;
@@ -303,7 +312,10 @@ impl Server {
                 continue;
             };
             let fd = std::os::fd::AsRawFd::as_raw_fd(&worker.channel);
-            let _ = self.poll.registry().deregister(&mut mio::unix::SourceFd(&fd));
+            let _ = self
+                .poll
+                .registry()
+                .deregister(&mut mio::unix::SourceFd(&fd));
             if let Some(sb) = self.scoreboard.worker(slot) {
                 sb.release();
             }
@@ -316,7 +328,8 @@ impl Server {
                 return Err(self.first_generation_failure(slot, death));
             }
             self.failures += 1;
-            let backoff = Duration::from_millis(100u64 << self.failures.min(8)).min(Duration::from_secs(30));
+            let backoff =
+                Duration::from_millis(100u64 << self.failures.min(8)).min(Duration::from_secs(30));
             self.next_spawn_at = Instant::now() + backoff;
             if self.failures > 1 {
                 warn!(self.log, "backing off before replacing the worker"; "seconds" => backoff.as_secs_f64());
@@ -331,7 +344,10 @@ impl Server {
             Some(code) => code,
         };
         if code == ExitCode::AppLoad {
-            error!(self.log, "the application could not be loaded (traceback above); not starting");
+            error!(
+                self.log,
+                "the application could not be loaded (traceback above); not starting"
+            );
         }
         self.kill_all();
         ServerError::FirstGeneration {
@@ -390,7 +406,8 @@ impl Server {
         }
         if became_ready {
             self.failures = 0;
-            if !self.ever_ready && self.workers.serving_count(self.generation) >= self.wanted
+            if !self.ever_ready
+                && self.workers.serving_count(self.generation) >= self.wanted
                 && self.workers.iter().all(|(_, w)| w.phase != Phase::Starting)
             {
                 self.ever_ready = true;
@@ -479,7 +496,12 @@ impl Server {
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => self.listener_ready = false,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)) => {
+                Err(e)
+                    if matches!(
+                        e.raw_os_error(),
+                        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
+                    ) =>
+                {
                     warn!(self.log, "cannot accept: {}; pausing accepts for 100 ms", e);
                     self.accept_paused_until = Some(Instant::now() + Duration::from_millis(100));
                     return;
@@ -493,7 +515,9 @@ impl Server {
     fn dispatch(&mut self, conn: Pending) {
         let mut tried = Vec::new();
         loop {
-            let Some(slot) = dispatch::choose(&self.workers, &self.scoreboard, &mut self.rotate, &tried) else {
+            let Some(slot) =
+                dispatch::choose(&self.workers, &self.scoreboard, &mut self.rotate, &tried)
+            else {
                 self.pending.push_back(conn);
                 return;
             };
@@ -547,7 +571,9 @@ impl Server {
             };
             match worker.channel.recv(&mut self.recv_buf) {
                 Ok(received) => {
-                    if let (Message::HandBack { peer, buffered }, Some(fd)) = (received.message, received.fd) {
+                    if let (Message::HandBack { peer, buffered }, Some(fd)) =
+                        (received.message, received.fd)
+                    {
                         let conn = Pending {
                             stream: TcpStream::from(fd),
                             peer,
@@ -564,7 +590,10 @@ impl Server {
                 Err(_) => {
                     worker.channel_open = false;
                     let fd = std::os::fd::AsRawFd::as_raw_fd(&worker.channel);
-                    let _ = self.poll.registry().deregister(&mut mio::unix::SourceFd(&fd));
+                    let _ = self
+                        .poll
+                        .registry()
+                        .deregister(&mut mio::unix::SourceFd(&fd));
                     return;
                 }
             }

@@ -83,8 +83,13 @@ fn encode_addr(out: &mut Vec<u8>, addr: &SocketAddr) {
 
 fn decode_addr(bytes: &[u8]) -> Result<SocketAddr, ChannelError> {
     let bad = ChannelError::Malformed("short address");
-    let family = *bytes.first().ok_or(ChannelError::Malformed("short address"))?;
-    let octets: [u8; 16] = bytes.get(1..17).and_then(|b| b.try_into().ok()).ok_or(bad)?;
+    let family = *bytes
+        .first()
+        .ok_or(ChannelError::Malformed("short address"))?;
+    let octets: [u8; 16] = bytes
+        .get(1..17)
+        .and_then(|b| b.try_into().ok())
+        .ok_or(bad)?;
     let port_bytes: [u8; 2] = bytes
         .get(17..19)
         .and_then(|b| b.try_into().ok())
@@ -238,7 +243,9 @@ impl Channel {
                 Ok(msg) => {
                     let mut fd = None;
                     // A control-data truncation means a descriptor was dropped: refuse.
-                    let cmsgs = msg.cmsgs().map_err(|_| ChannelError::Malformed("truncated fds"))?;
+                    let cmsgs = msg
+                        .cmsgs()
+                        .map_err(|_| ChannelError::Malformed("truncated fds"))?;
                     for cmsg in cmsgs {
                         if let ControlMessageOwned::ScmRights(fds) = cmsg {
                             for raw in fds {
@@ -355,7 +362,10 @@ mod tests {
         let (_master, worker) = Channel::pair().expect("pair");
         worker.set_nonblocking(true).expect("nonblocking");
         let mut buf = Vec::new();
-        assert!(matches!(worker.recv(&mut buf), Err(ChannelError::WouldBlock)));
+        assert!(matches!(
+            worker.recv(&mut buf),
+            Err(ChannelError::WouldBlock)
+        ));
     }
 
     #[test]

@@ -30,7 +30,9 @@ pub enum ScoreboardError {
     Map(#[source] std::io::Error),
     #[error("the scoreboard is {0} bytes, expected {1}")]
     Size(usize, usize),
-    #[error("the scoreboard has magic {0:#x} version {1}, expected {MAGIC:#x} version {LAYOUT_VERSION}")]
+    #[error(
+        "the scoreboard has magic {0:#x} version {1}, expected {MAGIC:#x} version {LAYOUT_VERSION}"
+    )]
     Layout(u64, u32),
 }
 
@@ -278,7 +280,8 @@ impl WorkerSlot {
         if state == WorkerState::Ready {
             self.ready_at_ms.store(crate::time::now_ms(), Relaxed);
         }
-        self.state.store(state as u32, std::sync::atomic::Ordering::Release);
+        self.state
+            .store(state as u32, std::sync::atomic::Ordering::Release);
     }
     pub fn state(&self) -> WorkerState {
         WorkerState::from_u32(self.state.load(std::sync::atomic::Ordering::Acquire))
@@ -327,7 +330,13 @@ impl WorkerSlot {
     }
 
     /// Records that thread `index` started a request (worker, request thread).
-    pub fn begin_request(&self, index: usize, method: &str, path: &str, client: std::net::SocketAddr) {
+    pub fn begin_request(
+        &self,
+        index: usize,
+        method: &str,
+        path: &str,
+        client: std::net::SocketAddr,
+    ) {
         self.busy_threads.fetch_add(1, Relaxed);
         if let Some(t) = self.thread.get(index) {
             t.begin(method, path, client);
@@ -391,12 +400,18 @@ impl ThreadSlot {
         self.client_port.store(u32::from(client.port()), Relaxed);
         self.request_started_ms
             .store(crate::time::now_ms(), Relaxed);
-        self.state.store(ThreadState::Busy as u32, std::sync::atomic::Ordering::Release);
+        self.state.store(
+            ThreadState::Busy as u32,
+            std::sync::atomic::Ordering::Release,
+        );
     }
 
     fn end(&self) {
         self.requests.fetch_add(1, Relaxed);
-        self.state.store(ThreadState::Idle as u32, std::sync::atomic::Ordering::Release);
+        self.state.store(
+            ThreadState::Idle as u32,
+            std::sync::atomic::Ordering::Release,
+        );
         self.request_started_ms.store(0, Relaxed);
     }
 

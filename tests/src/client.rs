@@ -34,7 +34,11 @@ pub fn connect(port: u16) -> TcpStream {
 }
 
 /// Reads one response from `stream`. `head_request`: no body follows.
-pub fn read_response(stream: &mut TcpStream, buf: &mut Vec<u8>, head_request: bool) -> std::io::Result<Response> {
+pub fn read_response(
+    stream: &mut TcpStream,
+    buf: &mut Vec<u8>,
+    head_request: bool,
+) -> std::io::Result<Response> {
     let head_end = loop {
         if let Some(p) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
             break p + 4;
@@ -45,12 +49,24 @@ pub fn read_response(stream: &mut TcpStream, buf: &mut Vec<u8>, head_request: bo
     buf.drain(..head_end);
     let mut lines = head.split("\r\n");
     let status_line = lines.next().unwrap_or_default();
-    let status: u16 = status_line.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let status: u16 = status_line
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
     let headers: Vec<(String, String)> = lines
         .filter(|l| !l.is_empty())
-        .filter_map(|l| l.split_once(':').map(|(n, v)| (n.to_owned(), v.trim().to_owned())))
+        .filter_map(|l| {
+            l.split_once(':')
+                .map(|(n, v)| (n.to_owned(), v.trim().to_owned()))
+        })
         .collect();
-    let find = |name: &str| headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.clone());
+    let find = |name: &str| {
+        headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.clone())
+    };
     let mut body = Vec::new();
     let no_body = head_request || status == 204 || status == 304 || (100..200).contains(&status);
     if no_body {
@@ -67,7 +83,8 @@ pub fn read_response(stream: &mut TcpStream, buf: &mut Vec<u8>, head_request: bo
                 }
                 fill(stream, buf)?;
             };
-            let size = usize::from_str_radix(String::from_utf8_lossy(&buf[..line_end]).trim(), 16).unwrap_or(0);
+            let size = usize::from_str_radix(String::from_utf8_lossy(&buf[..line_end]).trim(), 16)
+                .unwrap_or(0);
             buf.drain(..line_end + 2);
             while buf.len() < size + 2 {
                 fill(stream, buf)?;
@@ -88,7 +105,12 @@ pub fn read_response(stream: &mut TcpStream, buf: &mut Vec<u8>, head_request: bo
         }
         body = std::mem::take(buf);
     }
-    Ok(Response { status, headers, body, head })
+    Ok(Response {
+        status,
+        headers,
+        body,
+        head,
+    })
 }
 
 fn fill(stream: &mut TcpStream, buf: &mut Vec<u8>) -> std::io::Result<()> {

@@ -5,7 +5,7 @@
 pub mod client;
 pub mod server;
 
-pub use client::{Response, request, get};
+pub use client::{get, request, Response};
 pub use server::{Server, ServerBuilder};
 
 use std::path::PathBuf;

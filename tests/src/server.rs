@@ -15,7 +15,13 @@ pub fn binary(name: &str) -> PathBuf {
     let exe = std::env::current_exe().unwrap_or_default();
     let dir = exe
         .parent()
-        .and_then(|d| if d.ends_with("deps") { d.parent() } else { Some(d) })
+        .and_then(|d| {
+            if d.ends_with("deps") {
+                d.parent()
+            } else {
+                Some(d)
+            }
+        })
         .map(PathBuf::from)
         .unwrap_or_default();
     dir.join(name)
@@ -59,7 +65,10 @@ impl LogBuffer {
             if left.is_zero() {
                 return false;
             }
-            t = cv.wait_timeout(t, left).map(|(g, _)| g).unwrap_or_else(|p| p.into_inner().0);
+            t = cv
+                .wait_timeout(t, left)
+                .map(|(g, _)| g)
+                .unwrap_or_else(|p| p.into_inner().0);
         }
     }
 
@@ -119,8 +128,14 @@ impl ServerBuilder {
         let mut child = cmd.spawn().expect("start rwsgi (run `cargo build` first)");
         let log = LogBuffer::default();
         for pipe in [
-            child.stdout.take().map(|p| Box::new(p) as Box<dyn std::io::Read + Send>),
-            child.stderr.take().map(|p| Box::new(p) as Box<dyn std::io::Read + Send>),
+            child
+                .stdout
+                .take()
+                .map(|p| Box::new(p) as Box<dyn std::io::Read + Send>),
+            child
+                .stderr
+                .take()
+                .map(|p| Box::new(p) as Box<dyn std::io::Read + Send>),
         ]
         .into_iter()
         .flatten()
@@ -221,7 +236,10 @@ impl Server {
             let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
             // Field 4 (after the parenthesised name) is the parent pid.
             let after = stat.rsplit(')').next().unwrap_or_default();
-            let ppid = after.split_whitespace().nth(1).and_then(|p| p.parse::<i32>().ok());
+            let ppid = after
+                .split_whitespace()
+                .nth(1)
+                .and_then(|p| p.parse::<i32>().ok());
             if ppid == Some(self.pid()) && stat.contains("(rwsgi-worker)") {
                 pids.push(pid);
             }

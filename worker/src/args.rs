@@ -13,7 +13,10 @@ pub fn parse(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
     let (mut slot, mut generation, mut channel, mut scoreboard) = (None, None, None, None);
     while let Some(flag) = args.next() {
         let value = args.next().ok_or(format!("{flag} needs a value"))?;
-        let number = |v: &str| v.parse::<i64>().map_err(|_| format!("{flag}: not a number: {v}"));
+        let number = |v: &str| {
+            v.parse::<i64>()
+                .map_err(|_| format!("{flag}: not a number: {v}"))
+        };
         match flag.as_str() {
             "--slot" => slot = Some(number(&value)? as usize),
             "--generation" => generation = Some(number(&value)? as u32),

@@ -8,8 +8,8 @@ use crate::net;
 use crate::pool::{Job, Pool, Returned, WAKER};
 use crate::python::Application;
 use mio::unix::SourceFd;
-use pyo3::types::PyAnyMethods;
 use mio::{Events, Interest, Poll, Token};
+use pyo3::types::PyAnyMethods;
 use rwsgi_shared::channel::{Channel, ChannelError, Control, Message};
 use rwsgi_shared::config::ServerConfig;
 use rwsgi_shared::http::{parse_request_head, HttpError, Parsed};
@@ -46,7 +46,10 @@ enum Mode {
     Serving,
     /// Finishing in-flight requests before exiting; idle connections go back
     /// to the master when `hand_back` is set, else they are closed.
-    Draining { deadline: Instant, hand_back: bool },
+    Draining {
+        deadline: Instant,
+        hand_back: bool,
+    },
 }
 
 struct IoLoop<'a> {
@@ -108,7 +111,10 @@ impl IoLoop<'_> {
                     return Ok(());
                 }
                 if Instant::now() > deadline {
-                    warn!(self.ctx.log, "requests still running at the end of --graceful-timeout; exiting anyway");
+                    warn!(
+                        self.ctx.log,
+                        "requests still running at the end of --graceful-timeout; exiting anyway"
+                    );
                     return Ok(());
                 }
             }
@@ -133,7 +139,9 @@ impl IoLoop<'_> {
                     }
                     (Message::Control(Control::GracefulStop), _) => self.drain(true),
                     (Message::Control(Control::DumpStacks), _) => self.dump_stacks(),
-                    (other, _) => warn!(self.ctx.log, "unexpected channel message"; "message" => ?other),
+                    (other, _) => {
+                        warn!(self.ctx.log, "unexpected channel message"; "message" => ?other)
+                    }
                 },
                 Err(ChannelError::WouldBlock) => return,
                 Err(ChannelError::Malformed(why)) => {
@@ -189,12 +197,19 @@ impl IoLoop<'_> {
     fn give_up(&mut self, conn: Conn) {
         let fd = conn.stream.as_raw_fd();
         let _ = self.ctx.poll.registry().deregister(&mut SourceFd(&fd));
-        if let Mode::Draining { hand_back: true, .. } = self.mode {
+        if let Mode::Draining {
+            hand_back: true, ..
+        } = self.mode
+        {
             let msg = Message::HandBack {
                 peer: conn.peer,
                 buffered: conn.buf.clone(),
             };
-            if let Err(e) = self.ctx.channel.send(&msg, Some(std::os::fd::AsFd::as_fd(&conn.stream))) {
+            if let Err(e) = self
+                .ctx
+                .channel
+                .send(&msg, Some(std::os::fd::AsFd::as_fd(&conn.stream)))
+            {
                 debug!(self.ctx.log, "could not hand a connection back; closing it"; "error" => %e);
             }
         }
@@ -210,7 +225,11 @@ impl IoLoop<'_> {
                 .and_then(|s| s.extract::<String>())
                 .unwrap_or_else(|e| format!("cannot dump stacks: {e}"))
         });
-        warn!(self.ctx.log, "Python stacks of every thread:\n{}", stacks.trim_end());
+        warn!(
+            self.ctx.log,
+            "Python stacks of every thread:\n{}",
+            stacks.trim_end()
+        );
     }
 
     // --- connections ---
@@ -346,7 +365,10 @@ impl IoLoop<'_> {
                     if conn.buf.is_empty() && conn.served > 0 {
                         (waited > keep_alive).then_some(None)
                     } else {
-                        (waited > header).then_some(Some(HttpError::new(408, "request head not received in time")))
+                        (waited > header).then_some(Some(HttpError::new(
+                            408,
+                            "request head not received in time",
+                        )))
                     }
                 }
                 _ => None,

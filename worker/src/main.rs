@@ -47,7 +47,14 @@ fn main() -> std::process::ExitCode {
     };
     let log = rwsgi_shared::log::logger(config.log_format, config.log_level, "worker")
         .new(o!("worker" => args.slot, "pid" => std::process::id()));
-    let code = run(args.slot, args.generation, config, channel, scoreboard, &log);
+    let code = run(
+        args.slot,
+        args.generation,
+        config,
+        channel,
+        scoreboard,
+        &log,
+    );
     if code != ExitCode::Ok {
         error!(log, "worker exiting"; "why" => code.describe());
     }
@@ -98,15 +105,8 @@ fn run(
             return ExitCode::Failure;
         }
     };
-    let threads = request_thread::start(
-        config.threads,
-        &pool,
-        &app,
-        &config,
-        &scoreboard,
-        slot,
-        log,
-    );
+    let threads =
+        request_thread::start(config.threads, &pool, &app, &config, &scoreboard, slot, log);
     if let Some(sb) = scoreboard.worker(slot) {
         sb.set_state(WorkerState::Ready);
     }

@@ -33,7 +33,10 @@ fn wait(fd: BorrowedFd<'_>, flags: PollFlags, deadline: Instant) -> io::Result<(
         }
         let ms = left.as_millis().min(i32::MAX as u128) as i32;
         let mut fds = [PollFd::new(fd, flags)];
-        match poll(&mut fds, PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX)) {
+        match poll(
+            &mut fds,
+            PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX),
+        ) {
             Ok(0) => continue,
             Ok(_) => return Ok(()),
             Err(Errno::EINTR) => continue,
@@ -60,7 +63,12 @@ pub fn try_read(fd: impl AsFd, buf: &mut Vec<u8>, max: usize) -> io::Result<Opti
 }
 
 /// Like `try_read`, but waits up to `timeout` for data. Returns 0 at end of stream.
-pub fn read_some(fd: BorrowedFd<'_>, buf: &mut Vec<u8>, max: usize, timeout: Duration) -> io::Result<usize> {
+pub fn read_some(
+    fd: BorrowedFd<'_>,
+    buf: &mut Vec<u8>,
+    max: usize,
+    timeout: Duration,
+) -> io::Result<usize> {
     let deadline = Instant::now() + timeout;
     loop {
         if let Some(n) = try_read(fd, buf, max)? {
@@ -86,7 +94,12 @@ pub fn write_all(fd: BorrowedFd<'_>, parts: &[&[u8]], timeout: Duration) -> io::
         }
         slices.clear();
         slices.push(IoSlice::new(&parts[part][offset..]));
-        slices.extend(parts[part + 1..].iter().filter(|p| !p.is_empty()).map(|p| IoSlice::new(p)));
+        slices.extend(
+            parts[part + 1..]
+                .iter()
+                .filter(|p| !p.is_empty())
+                .map(|p| IoSlice::new(p)),
+        );
         match nix::sys::uio::writev(fd, &slices) {
             Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
             Ok(mut n) => {

@@ -33,6 +33,9 @@ pub enum Returned {
 struct Queue {
     jobs: VecDeque<Job>,
     shutdown: bool,
+    /// Threads blocked in `next_job`: a notify (a futex syscall) is only
+    /// needed when one is waiting.
+    waiting: usize,
 }
 
 pub struct Pool {
@@ -58,6 +61,7 @@ impl Pool {
                 queue: Mutex::new(Queue {
                     jobs: VecDeque::new(),
                     shutdown: false,
+                    waiting: 0,
                 }),
                 ready: Condvar::new(),
                 returns: Mutex::new(Vec::new()),
@@ -72,8 +76,11 @@ impl Pool {
         let mut q = lock(&self.queue);
         q.jobs.push_back(job);
         let n = q.jobs.len();
+        let wake = q.waiting > 0;
         drop(q);
-        self.ready.notify_one();
+        if wake {
+            self.ready.notify_one();
+        }
         n
     }
 
@@ -87,7 +94,9 @@ impl Pool {
             if q.shutdown {
                 return None;
             }
+            q.waiting += 1;
             q = self.ready.wait(q).unwrap_or_else(|p| p.into_inner());
+            q.waiting -= 1;
         }
     }
 

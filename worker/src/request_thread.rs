@@ -60,47 +60,82 @@ enum Next {
 
 fn serve(pool: &Pool, ctx: &RequestContext<'_>) {
     Python::attach(|py| {
-        let mut carried: Option<Job> = None;
+        let Some(mut job) = py.detach(|| next_job(pool, ctx)) else {
+            return;
+        };
         loop {
-            let job = match carried.take() {
-                Some(job) => job,
-                None => match py.detach(|| pool.next_job()) {
-                    Some((job, left)) => {
-                        if let Some(sb) = ctx.scoreboard.worker(ctx.slot) {
-                            sb.set_queued(left);
-                        }
-                        job
-                    }
-                    None => return,
-                },
-            };
             let token = job.token;
             let queue_limit = Duration::from_millis(ctx.config.timeouts.queue_ms);
-            if job.queued_at.elapsed() > queue_limit {
-                // Waited too long for a thread: the client has likely given up.
-                job.conn.reject(&HttpError::new(503, "request waited longer than --queue-timeout"), ctx.log);
-                pool.give_back(Returned::Closed(token));
-                continue;
-            }
-            let outcome = wsgi::handle(py, ctx, job.conn, job.head);
-            let next = match outcome {
-                Some(conn) => py.detach(|| follow_up(conn, ctx)),
-                None => Next::Close,
+            let waited_too_long = job.queued_at.elapsed() > queue_limit;
+            let handled = if waited_too_long {
+                Err(job.conn)
+            } else {
+                Ok(wsgi::handle(py, ctx, job.conn, job.head))
             };
-            match next {
-                Next::Run(conn, head) => {
-                    carried = Some(Job {
-                        conn,
-                        head,
-                        token,
-                        queued_at: Instant::now(),
-                    })
+            // One GIL-free stretch per request: send the response, look for
+            // the next request on this connection, else wait for other work.
+            let next = py.detach(|| {
+                let handled = match handled {
+                    Ok(h) => h,
+                    Err(conn) => {
+                        // Waited too long for a thread: the client has likely given up.
+                        conn.reject(
+                            &HttpError::new(503, "request waited longer than --queue-timeout"),
+                            ctx.log,
+                        );
+                        pool.give_back(Returned::Closed(token));
+                        return next_job(pool, ctx);
+                    }
+                };
+                match after_response(handled, ctx) {
+                    Next::Run(conn, head) => {
+                        return Some(Job {
+                            conn,
+                            head,
+                            token,
+                            queued_at: Instant::now(),
+                        })
+                    }
+                    Next::Idle(conn) => pool.give_back(Returned::Idle(token, conn)),
+                    Next::Close => pool.give_back(Returned::Closed(token)),
                 }
-                Next::Idle(conn) => pool.give_back(Returned::Idle(token, conn)),
-                Next::Close => pool.give_back(Returned::Closed(token)),
+                next_job(pool, ctx)
+            });
+            match next {
+                Some(j) => job = j,
+                None => return,
             }
         }
     });
+}
+
+fn next_job(pool: &Pool, ctx: &RequestContext<'_>) -> Option<Job> {
+    let (job, left) = pool.next_job()?;
+    if let Some(sb) = ctx.scoreboard.worker(ctx.slot) {
+        sb.set_queued(left);
+    }
+    Some(job)
+}
+
+/// Writes what is left of the response, then decides the connection's fate.
+fn after_response(handled: wsgi::Handled, ctx: &RequestContext<'_>) -> Next {
+    let timeout = Duration::from_millis(ctx.config.timeouts.socket_ms);
+    if !handled.unsent.is_empty()
+        && net::write_all(
+            std::os::fd::AsFd::as_fd(&handled.conn.stream),
+            &[&handled.unsent],
+            timeout,
+        )
+        .is_err()
+    {
+        return Next::Close;
+    }
+    if handled.keep_alive {
+        follow_up(handled.conn, ctx)
+    } else {
+        let _ = handled.conn.stream.shutdown(std::net::Shutdown::Write);
+        Next::Close
+    }
 }
 
 /// After a keep-alive response: if the next request head is already complete

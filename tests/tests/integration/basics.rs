@@ -5,7 +5,8 @@ use rwsgi_tests::{app, apps_dir, get, request, Server};
 use std::io::Write;
 
 fn json(body: &[u8]) -> serde_json::Value {
-    serde_json::from_slice(body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(body)))
+    serde_json::from_slice(body)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(body)))
 }
 
 #[test]
@@ -23,10 +24,19 @@ fn hello_world_script() {
 fn hello_world_with_curl() {
     let server = Server::start(&[&app("hello.py")]);
     let out = std::process::Command::new("curl")
-        .args(["-sS", "--max-time", "10", &format!("http://127.0.0.1:{}/", server.port)])
+        .args([
+            "-sS",
+            "--max-time",
+            "10",
+            &format!("http://127.0.0.1:{}/", server.port),
+        ])
         .output()
         .expect("curl is installed");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(String::from_utf8_lossy(&out.stdout), "Hello World!");
 }
 
@@ -56,7 +66,9 @@ fn environ_has_the_pep3333_keys_with_the_right_types() {
     assert_eq!(env["SERVER_PROTOCOL"], "HTTP/1.1");
     assert_eq!(env["SERVER_PORT"], server.port.to_string());
     assert_eq!(env["REMOTE_ADDR"], "127.0.0.1");
-    assert!(env["REMOTE_PORT"].as_str().is_some_and(|p| p.parse::<u16>().is_ok()));
+    assert!(env["REMOTE_PORT"]
+        .as_str()
+        .is_some_and(|p| p.parse::<u16>().is_ok()));
     assert_eq!(env["HTTP_HOST"], "127.0.0.1");
     assert_eq!(env["wsgi.version"], serde_json::json!([1, 0]));
     assert_eq!(env["wsgi.url_scheme"], "http");
@@ -122,14 +134,26 @@ fn keep_alive_serves_several_requests_on_one_connection() {
     let mut ports = Vec::new();
     for i in 0..5 {
         let body = format!("req{i}");
-        write!(s, "POST /echo HTTP/1.1\r\nHost: h\r\nContent-Length: {}\r\n\r\n{body}", body.len()).expect("write");
+        write!(
+            s,
+            "POST /echo HTTP/1.1\r\nHost: h\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .expect("write");
         let r = read_response(&mut s, &mut buf, false).expect("response");
         assert_eq!(r.text(), body);
         ports.push(r.header("connection").map(str::to_owned));
     }
     write!(s, "GET /environ HTTP/1.1\r\nHost: h\r\n\r\n").expect("write");
-    let env = json(&read_response(&mut s, &mut buf, false).expect("response").body);
-    assert_eq!(env["REMOTE_PORT"], s.local_addr().expect("addr").port().to_string());
+    let env = json(
+        &read_response(&mut s, &mut buf, false)
+            .expect("response")
+            .body,
+    );
+    assert_eq!(
+        env["REMOTE_PORT"],
+        s.local_addr().expect("addr").port().to_string()
+    );
     assert!(ports.iter().all(|c| c.as_deref() != Some("close")));
 }
 
@@ -139,9 +163,18 @@ fn pipelined_requests_are_answered_in_order() {
     let mut s = connect(server.port);
     s.write_all(b"POST /echo HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\nonePOST /echo HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\ntwoGET /pid HTTP/1.1\r\nHost: h\r\n\r\n").expect("write");
     let mut buf = Vec::new();
-    assert_eq!(read_response(&mut s, &mut buf, false).expect("1").text(), "one");
-    assert_eq!(read_response(&mut s, &mut buf, false).expect("2").text(), "two");
-    assert!(read_response(&mut s, &mut buf, false).expect("3").text().contains("pid"));
+    assert_eq!(
+        read_response(&mut s, &mut buf, false).expect("1").text(),
+        "one"
+    );
+    assert_eq!(
+        read_response(&mut s, &mut buf, false).expect("2").text(),
+        "two"
+    );
+    assert!(read_response(&mut s, &mut buf, false)
+        .expect("3")
+        .text()
+        .contains("pid"));
 }
 
 #[test]
@@ -161,7 +194,8 @@ fn response_without_length_is_chunked_and_head_has_no_body() {
     let w = get(server.port, "/write");
     assert_eq!(w.text(), "written and returned");
     let mut s = connect(server.port);
-    s.write_all(b"HEAD / HTTP/1.1\r\nHost: h\r\n\r\nGET /pid HTTP/1.1\r\nHost: h\r\n\r\n").expect("write");
+    s.write_all(b"HEAD / HTTP/1.1\r\nHost: h\r\n\r\nGET /pid HTTP/1.1\r\nHost: h\r\n\r\n")
+        .expect("write");
     let mut buf = Vec::new();
     let head = read_response(&mut s, &mut buf, true).expect("head");
     assert_eq!(head.status, 404);
@@ -195,7 +229,14 @@ fn an_exception_in_the_app_is_a_500_with_the_traceback_logged() {
     let server = Server::start(&[&app("app.py")]);
     let r = get(server.port, "/error");
     assert_eq!(r.status, 500);
-    assert!(server.log.wait_for("RuntimeError: boom from the test app", std::time::Duration::from_secs(5)), "{}", server.log.text());
+    assert!(
+        server.log.wait_for(
+            "RuntimeError: boom from the test app",
+            std::time::Duration::from_secs(5)
+        ),
+        "{}",
+        server.log.text()
+    );
     assert!(server.log.text().contains("Traceback"));
     // The worker keeps serving.
     assert_eq!(get(server.port, "/pid").status, 200);
@@ -205,8 +246,15 @@ fn an_exception_in_the_app_is_a_500_with_the_traceback_logged() {
 fn app_output_reaches_the_log_and_sys_executable_works() {
     let server = Server::start(&[&app("app.py")]);
     assert_eq!(get(server.port, "/stderr").status, 200);
-    assert!(server.log.wait_for("hello from wsgi.errors", std::time::Duration::from_secs(5)));
-    assert!(server.log.wait_for("hello from print", std::time::Duration::from_secs(5)));
+    assert!(server
+        .log
+        .wait_for("hello from wsgi.errors", std::time::Duration::from_secs(5)));
+    assert!(server
+        .log
+        .wait_for("hello from print", std::time::Duration::from_secs(5)));
     let r = json(&get(server.port, "/executable").body);
-    assert!(r["child"].as_str().is_some_and(|s| s.starts_with("(3, ")), "{r}");
+    assert!(
+        r["child"].as_str().is_some_and(|s| s.starts_with("(3, ")),
+        "{r}"
+    );
 }

@@ -5,7 +5,10 @@ use rwsgi_tests::{app, get, Server};
 use std::process::Command;
 
 fn rwsgi(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(binary("rwsgi")).args(args).output().expect("run rwsgi");
+    let out = Command::new(binary("rwsgi"))
+        .args(args)
+        .output()
+        .expect("run rwsgi");
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -20,7 +23,14 @@ fn help_is_useful() {
     assert!(out.contains("start-server"));
     let (code, out, _) = rwsgi(&["start-server", "--help"]);
     assert_eq!(code, 0);
-    for opt in ["--processes", "--threads", "--port", "--application-type", "--working-directory", "RWSGI_PROCESSES"] {
+    for opt in [
+        "--processes",
+        "--threads",
+        "--port",
+        "--application-type",
+        "--working-directory",
+        "RWSGI_PROCESSES",
+    ] {
         assert!(out.contains(opt), "{opt} missing from help:\n{out}");
     }
     // Options accepted only for compatibility stay out of the help.
@@ -48,12 +58,22 @@ fn a_bad_value_is_named() {
 fn a_missing_script_is_a_clear_error() {
     let (code, _, err) = rwsgi(&["start-server", "/nonexistent/wsgi.py"]);
     assert_eq!(code, 2);
-    assert!(err.contains("/nonexistent/wsgi.py") && err.contains("no such file"), "{err}");
+    assert!(
+        err.contains("/nonexistent/wsgi.py") && err.contains("no such file"),
+        "{err}"
+    );
 }
 
 #[test]
 fn mod_wsgi_express_options_not_implemented_are_accepted_with_a_warning() {
-    let server = Server::start(&["--server-mpm", "event", "--include-file", "x.conf", "--enable-debugger", &app("hello.py")]);
+    let server = Server::start(&[
+        "--server-mpm",
+        "event",
+        "--include-file",
+        "x.conf",
+        "--enable-debugger",
+        &app("hello.py"),
+    ]);
     assert_eq!(get(server.port, "/").text(), "Hello World!");
     let log = server.log.text();
     assert!(log.contains("--server-mpm is accepted"), "{log}");
@@ -68,5 +88,9 @@ fn options_come_from_rwsgi_environment_variables() {
         .env("RWSGI_PROCESSES", "2")
         .arg(app("hello.py"))
         .start();
-    assert!(server.log.text().contains("2 processes x 2 threads"), "{}", server.log.text());
+    assert!(
+        server.log.text().contains("2 processes x 2 threads"),
+        "{}",
+        server.log.text()
+    );
 }

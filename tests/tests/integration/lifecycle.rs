@@ -10,8 +10,15 @@ fn a_worker_that_dies_is_replaced_and_the_server_keeps_answering() {
     let before = server.worker_pids();
     assert_eq!(before.len(), 1);
     // The request that kills the worker fails; that is all it may cost.
-    let _ = rwsgi_tests::request(server.port, b"GET /exit HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n");
-    assert!(server.log.wait_for("worker died", Duration::from_secs(5)), "{}", server.log.text());
+    let _ = rwsgi_tests::request(
+        server.port,
+        b"GET /exit HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n",
+    );
+    assert!(
+        server.log.wait_for("worker died", Duration::from_secs(5)),
+        "{}",
+        server.log.text()
+    );
     assert!(server.log.text().contains("exited with code 17"));
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
@@ -19,7 +26,11 @@ fn a_worker_that_dies_is_replaced_and_the_server_keeps_answering() {
         if after.len() == 1 && after != before {
             break;
         }
-        assert!(Instant::now() < deadline, "no replacement worker; log:\n{}", server.log.text());
+        assert!(
+            Instant::now() < deadline,
+            "no replacement worker; log:\n{}",
+            server.log.text()
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     assert!(server.log.wait_for("worker ready", Duration::from_secs(10)));
@@ -40,7 +51,9 @@ fn sigterm_lets_the_slow_request_finish_and_exits_zero() {
     let r = slow.join().expect("client thread");
     assert_eq!(r.status, 200, "{}", server.log.text());
     assert!(r.text().contains("slept"));
-    let status = server.wait_exit(Duration::from_secs(20)).expect("rwsgi exits");
+    let status = server
+        .wait_exit(Duration::from_secs(20))
+        .expect("rwsgi exits");
     assert_eq!(status.code(), Some(0), "{}", server.log.text());
     assert!(server.worker_pids().is_empty());
 }
@@ -49,14 +62,21 @@ fn sigterm_lets_the_slow_request_finish_and_exits_zero() {
 fn sigint_stops_fast() {
     let mut server = Server::start(&[&app("hello.py")]);
     server.signal(Signal::SIGINT);
-    let status = server.wait_exit(Duration::from_secs(5)).expect("rwsgi exits");
+    let status = server
+        .wait_exit(Duration::from_secs(5))
+        .expect("rwsgi exits");
     assert_eq!(status.code(), Some(0));
 }
 
 #[test]
 fn an_app_with_a_syntax_error_makes_rwsgi_exit_nonzero_with_the_traceback() {
-    let mut server = Server::builder().arg(app("syntax_error.py")).no_wait().start();
-    let status = server.wait_exit(Duration::from_secs(20)).expect("rwsgi exits instead of looping");
+    let mut server = Server::builder()
+        .arg(app("syntax_error.py"))
+        .no_wait()
+        .start();
+    let status = server
+        .wait_exit(Duration::from_secs(20))
+        .expect("rwsgi exits instead of looping");
     assert_eq!(status.code(), Some(3), "{}", server.log.text());
     let log = server.log.text();
     assert!(log.contains("SyntaxError"), "{log}");
@@ -66,10 +86,18 @@ fn an_app_with_a_syntax_error_makes_rwsgi_exit_nonzero_with_the_traceback() {
 
 #[test]
 fn an_app_that_fails_to_import_names_the_missing_module() {
-    let mut server = Server::builder().arg(app("import_error.py")).no_wait().start();
-    let status = server.wait_exit(Duration::from_secs(20)).expect("rwsgi exits");
+    let mut server = Server::builder()
+        .arg(app("import_error.py"))
+        .no_wait()
+        .start();
+    let status = server
+        .wait_exit(Duration::from_secs(20))
+        .expect("rwsgi exits");
     assert_eq!(status.code(), Some(3));
-    assert!(server.log.text().contains("module_that_does_not_exist_anywhere"));
+    assert!(server
+        .log
+        .text()
+        .contains("module_that_does_not_exist_anywhere"));
 }
 
 #[test]
@@ -81,7 +109,9 @@ fn a_taken_port_gives_a_clear_error() {
         .args(["--host", "127.0.0.1", "--port", &port, &app("hello.py")])
         .no_wait()
         .start();
-    let status = server.wait_exit(Duration::from_secs(10)).expect("rwsgi exits");
+    let status = server
+        .wait_exit(Duration::from_secs(10))
+        .expect("rwsgi exits");
     assert_ne!(status.code(), Some(0));
     let log = server.log.text();
     assert!(log.contains("already in use"), "{log}");

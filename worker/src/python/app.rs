@@ -9,7 +9,9 @@ use slog::{error, Logger};
 
 const BOOTSTRAP: &std::ffi::CStr = {
     // The source must be NUL-terminated for PyModule::from_code.
-    match std::ffi::CStr::from_bytes_with_nul(concat!(include_str!("bootstrap.py"), "\0").as_bytes()) {
+    match std::ffi::CStr::from_bytes_with_nul(
+        concat!(include_str!("bootstrap.py"), "\0").as_bytes(),
+    ) {
         Ok(s) => s,
         Err(_) => panic!("bootstrap.py contains a NUL byte"),
     }
@@ -48,7 +50,13 @@ pub fn describe(log: &Logger) -> String {
 }
 
 /// Writes a Python exception with its traceback to the log.
-pub fn log_exception(py: Python<'_>, bootstrap: &Bound<'_, PyModule>, err: &PyErr, log: &Logger, what: &str) {
+pub fn log_exception(
+    py: Python<'_>,
+    bootstrap: &Bound<'_, PyModule>,
+    err: &PyErr,
+    log: &Logger,
+    what: &str,
+) {
     let text = bootstrap
         .call_method1("format_exception", (err.value(py), err.traceback(py)))
         .and_then(|s| s.extract::<String>())
@@ -57,12 +65,22 @@ pub fn log_exception(py: Python<'_>, bootstrap: &Bound<'_, PyModule>, err: &PyEr
 }
 
 /// Imports the application. On failure the traceback is logged and an error returned.
-pub fn load_application(config: &ServerConfig, _interp: &Interpreter, log: &Logger) -> Result<Application, LoadError> {
+pub fn load_application(
+    config: &ServerConfig,
+    _interp: &Interpreter,
+    log: &Logger,
+) -> Result<Application, LoadError> {
     Python::attach(|py| {
         let boot = bootstrap(py).map_err(|e| LoadError::Failed(e.to_string()))?;
         let result = load_with(py, &boot, config, log);
         result.map_err(|err| {
-            log_exception(py, &boot, &err, log, "the application raised an exception while loading:");
+            log_exception(
+                py,
+                &boot,
+                &err,
+                log,
+                "the application raised an exception while loading:",
+            );
             LoadError::Failed(format!(
                 "{} {}: {}",
                 config.app.kind.as_str(),
@@ -73,7 +91,12 @@ pub fn load_application(config: &ServerConfig, _interp: &Interpreter, log: &Logg
     })
 }
 
-fn load_with(py: Python<'_>, boot: &Bound<'_, PyModule>, config: &ServerConfig, log: &Logger) -> PyResult<Application> {
+fn load_with(
+    py: Python<'_>,
+    boot: &Bound<'_, PyModule>,
+    config: &ServerConfig,
+    log: &Logger,
+) -> PyResult<Application> {
     let spec = &config.app;
     let script_dir = match spec.kind {
         AppType::Script | AppType::Paste => std::path::Path::new(&spec.entry_point)
@@ -90,7 +113,11 @@ fn load_with(py: Python<'_>, boot: &Bound<'_, PyModule>, config: &ServerConfig, 
     boot.call_method1(
         "prepare_path",
         (
-            config.python.working_directory.to_string_lossy().into_owned(),
+            config
+                .python
+                .working_directory
+                .to_string_lossy()
+                .into_owned(),
             paths,
             script_dir,
         ),

@@ -66,7 +66,10 @@ fn placement(python_home: Option<&Path>) -> Placement {
                 .map(|n| home.join("bin").join(n))
                 .find(|p| p.exists())
                 .unwrap_or_else(|| home.join("bin").join("python"));
-            Placement { program, home: None }
+            Placement {
+                program,
+                home: None,
+            }
         }
         Some(home) => Placement {
             program: default_executable(),
@@ -96,7 +99,9 @@ fn check(status: ffi::PyStatus) -> Result<(), InitError> {
             .to_string_lossy()
             .into_owned()
     };
-    Err(InitError::Status(format!("Python initialisation failed: {msg}")))
+    Err(InitError::Status(format!(
+        "Python initialisation failed: {msg}"
+    )))
 }
 
 /// Starts the interpreter, changes into the working directory, and releases the GIL.
@@ -127,7 +132,11 @@ pub fn start(config: &ServerConfig, log: &Logger) -> Result<Interpreter, InitErr
         ));
         if result.is_ok() {
             if let Some(home) = &home {
-                result = check(ffi::PyConfig_SetBytesString(&mut pc, &mut pc.home, home.as_ptr()));
+                result = check(ffi::PyConfig_SetBytesString(
+                    &mut pc,
+                    &mut pc.home,
+                    home.as_ptr(),
+                ));
             }
         }
         if result.is_ok() {

@@ -11,7 +11,14 @@ fn header<'a>(head: &'a RequestHead, name: &str) -> String {
         .unwrap_or_else(|| "-".to_owned())
 }
 
-pub fn write(log: &Logger, conn: &Conn, head: &RequestHead, status: u16, bytes: u64, took: Duration) {
+pub fn write(
+    log: &Logger,
+    conn: &Conn,
+    head: &RequestHead,
+    status: u16,
+    bytes: u64,
+    took: Duration,
+) {
     let line = format!(
         "{} - - [{}] \"{} {} {}\" {} {} \"{}\" \"{}\"",
         conn.peer.ip(),
@@ -20,7 +27,11 @@ pub fn write(log: &Logger, conn: &Conn, head: &RequestHead, status: u16, bytes: 
         head.target,
         head.version.as_str(),
         status,
-        if bytes == 0 { "-".to_owned() } else { bytes.to_string() },
+        if bytes == 0 {
+            "-".to_owned()
+        } else {
+            bytes.to_string()
+        },
         header(head, "referer"),
         header(head, "user-agent"),
     );

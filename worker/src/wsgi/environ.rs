@@ -6,8 +6,8 @@
 use super::input::Input;
 use super::RequestContext;
 use percent_encoding::percent_decode_str;
-use pyo3::prelude::*;
 use pyo3::intern;
+use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString};
 use rwsgi_shared::http::{HttpError, RequestHead};
 use std::net::SocketAddr;
@@ -45,7 +45,13 @@ fn cgi_name(name: &str) -> Option<String> {
     }
     let mut key = String::with_capacity(5 + name.len());
     key.push_str("HTTP_");
-    key.extend(name.chars().map(|c| if c == '-' { '_' } else { c.to_ascii_uppercase() }));
+    key.extend(name.chars().map(|c| {
+        if c == '-' {
+            '_'
+        } else {
+            c.to_ascii_uppercase()
+        }
+    }));
     Some(key)
 }
 
@@ -58,7 +64,10 @@ pub fn build<'py>(
     input: &Py<Input>,
 ) -> PyResult<Bound<'py, PyDict>> {
     let env = ctx.app.environ_template.bind(py).copy()?;
-    env.set_item(intern!(py, "REQUEST_METHOD"), PyString::new(py, &head.method))?;
+    env.set_item(
+        intern!(py, "REQUEST_METHOD"),
+        PyString::new(py, &head.method),
+    )?;
     env.set_item(intern!(py, "PATH_INFO"), PyString::new(py, path_info))?;
     env.set_item(intern!(py, "QUERY_STRING"), PyString::new(py, &head.query))?;
     env.set_item(intern!(py, "REQUEST_URI"), PyString::new(py, &head.target))?;
@@ -75,7 +84,11 @@ pub fn build<'py>(
         match env.get_item(&key)? {
             Some(previous) => {
                 // Repeated fields are one list (RFC 9110 5.3); cookies use "; ".
-                let sep = if name.eq_ignore_ascii_case("cookie") { "; " } else { "," };
+                let sep = if name.eq_ignore_ascii_case("cookie") {
+                    "; "
+                } else {
+                    ","
+                };
                 let joined = format!("{}{sep}{value}", previous.extract::<String>()?);
                 env.set_item(key, joined)?;
             }
@@ -91,7 +104,10 @@ mod tests {
 
     #[test]
     fn path_info_is_decoded_latin1_below_the_mount_point() {
-        assert_eq!(path_info("/a%20b/%C3%A9", "").as_deref(), Ok("/a b/\u{c3}\u{a9}"));
+        assert_eq!(
+            path_info("/a%20b/%C3%A9", "").as_deref(),
+            Ok("/a b/\u{c3}\u{a9}")
+        );
         assert_eq!(path_info("/app/x", "/app").as_deref(), Ok("/x"));
         assert_eq!(path_info("/app", "/app").as_deref(), Ok(""));
         assert!(path_info("/application", "/app").is_err());

@@ -42,7 +42,13 @@ pub struct Input {
 }
 
 impl Input {
-    pub fn new(fd: RawFd, raw: Vec<u8>, head: &RequestHead, limit: u64, timeout: Duration) -> Input {
+    pub fn new(
+        fd: RawFd,
+        raw: Vec<u8>,
+        head: &RequestHead,
+        limit: u64,
+        timeout: Duration,
+    ) -> Input {
         let body = match head.body {
             BodyKind::Empty => Body::Done,
             BodyKind::Length(n) => Body::Length(n),
@@ -101,7 +107,9 @@ impl Input {
             _ => READ_SIZE,
         };
         match net::read_some(fd, &mut self.raw, want, self.timeout) {
-            Ok(0) => Err("the client closed the connection before sending the whole request body".into()),
+            Ok(0) => {
+                Err("the client closed the connection before sending the whole request body".into())
+            }
             Ok(_) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
                 Err("timed out reading the request body (--socket-timeout)".into())
@@ -149,7 +157,9 @@ impl Input {
         let mut out = Vec::new();
         while limit.is_none_or(|l| out.len() < l) && self.fill(py)? {
             let avail = &self.ready[self.pos..];
-            let room = limit.map_or(avail.len(), |l| l - out.len()).min(avail.len());
+            let room = limit
+                .map_or(avail.len(), |l| l - out.len())
+                .min(avail.len());
             let (n, done) = match avail[..room].iter().position(|&b| b == b'\n') {
                 Some(i) => (i + 1, true),
                 None => (room, false),
@@ -160,6 +170,11 @@ impl Input {
             }
         }
         Ok(out)
+    }
+
+    /// True when the whole body has been read (or there was none).
+    pub fn body_done(&self) -> bool {
+        matches!(self.body, Body::Done)
     }
 
     /// After the response: reads and drops a small unread body so the
@@ -216,13 +231,21 @@ impl Input {
     }
 
     #[pyo3(signature = (size = None))]
-    fn readline<'py>(&mut self, py: Python<'py>, size: Option<isize>) -> PyResult<Bound<'py, PyBytes>> {
+    fn readline<'py>(
+        &mut self,
+        py: Python<'py>,
+        size: Option<isize>,
+    ) -> PyResult<Bound<'py, PyBytes>> {
         let line = self.read_line(py, size_arg(size))?;
         Ok(PyBytes::new(py, &line))
     }
 
     #[pyo3(signature = (hint = None))]
-    fn readlines<'py>(&mut self, py: Python<'py>, hint: Option<isize>) -> PyResult<Vec<Bound<'py, PyBytes>>> {
+    fn readlines<'py>(
+        &mut self,
+        py: Python<'py>,
+        hint: Option<isize>,
+    ) -> PyResult<Vec<Bound<'py, PyBytes>>> {
         let hint = size_arg(hint).filter(|&h| h > 0);
         let mut lines = Vec::new();
         let mut total = 0;

@@ -30,8 +30,22 @@ pub struct RequestContext<'a> {
     pub log: &'a Logger,
 }
 
-/// Runs one request. Returns the connection when it may be kept alive.
-pub fn handle(py: Python<'_>, ctx: &RequestContext<'_>, mut conn: Conn, head: RequestHead) -> Option<Conn> {
+/// A request whose application part is done.
+pub struct Handled {
+    pub conn: Conn,
+    /// Response bytes still to be written (without the GIL).
+    pub unsent: Vec<u8>,
+    /// Whether the connection may serve another request afterwards.
+    pub keep_alive: bool,
+}
+
+/// Runs one request with the GIL held; the caller writes `unsent`.
+pub fn handle(
+    py: Python<'_>,
+    ctx: &RequestContext<'_>,
+    mut conn: Conn,
+    head: RequestHead,
+) -> Handled {
     let sb = ctx.scoreboard.worker(ctx.slot);
     if let Some(sb) = sb {
         sb.begin_request(ctx.thread, &head.method, &head.path, conn.peer);
@@ -43,9 +57,20 @@ pub fn handle(py: Python<'_>, ctx: &RequestContext<'_>, mut conn: Conn, head: Re
     }
     conn.served += 1;
     if ctx.config.access_log {
-        access_log::write(ctx.log, &conn, &head, result.status, result.body_bytes, started.elapsed());
+        access_log::write(
+            ctx.log,
+            &conn,
+            &head,
+            result.status,
+            result.body_bytes,
+            started.elapsed(),
+        );
     }
-    result.keep_alive.then_some(conn)
+    Handled {
+        conn,
+        unsent: result.unsent,
+        keep_alive: result.keep_alive,
+    }
 }
 
 /// How a request ended, for the connection and the access log.
@@ -53,6 +78,7 @@ struct Outcome {
     status: u16,
     body_bytes: u64,
     keep_alive: bool,
+    unsent: Vec<u8>,
 }
 
 fn run(py: Python<'_>, ctx: &RequestContext<'_>, conn: &mut Conn, head: &RequestHead) -> Outcome {
@@ -60,7 +86,7 @@ fn run(py: Python<'_>, ctx: &RequestContext<'_>, conn: &mut Conn, head: &Request
     let fd = conn.stream.as_raw_fd();
     let path_info = match environ::path_info(&head.path, &ctx.config.mount_point) {
         Ok(p) => p,
-        Err(e) => return server_error(py, fd, &e, timeout, head),
+        Err(e) => return server_error(&e, head),
     };
     let input = Input::new(
         fd,
@@ -73,11 +99,15 @@ fn run(py: Python<'_>, ctx: &RequestContext<'_>, conn: &mut Conn, head: &Request
     let (input, response) = match (Py::new(py, input), Py::new(py, response)) {
         (Ok(i), Ok(r)) => (i, r),
         _ => {
-            return server_error(py, fd, &HttpError::new(500, "out of memory"), timeout, head);
+            return server_error(&HttpError::new(500, "out of memory"), head);
         }
     };
-    let called = environ::build(py, ctx, head, &path_info, conn.peer, &input)
-        .and_then(|environ| ctx.app.callable.bind(py).call1((environ, response.clone_ref(py))));
+    let called = environ::build(py, ctx, head, &path_info, conn.peer, &input).and_then(|environ| {
+        ctx.app
+            .callable
+            .bind(py)
+            .call1((environ, response.clone_ref(py)))
+    });
     let mut app_ok = true;
     match called {
         Ok(iterable) => {
@@ -88,13 +118,25 @@ fn run(py: Python<'_>, ctx: &RequestContext<'_>, conn: &mut Conn, head: &Request
             if let Ok(close) = iterable.getattr(pyo3::intern!(py, "close")) {
                 if let Err(e) = close.call0() {
                     app_ok = false;
-                    crate::python::log_exception(py, ctx.app.bootstrap.bind(py), &e, ctx.log, "close() of the response iterable raised:");
+                    crate::python::log_exception(
+                        py,
+                        ctx.app.bootstrap.bind(py),
+                        &e,
+                        ctx.log,
+                        "close() of the response iterable raised:",
+                    );
                 }
             }
         }
         Err(e) => {
             app_ok = false;
-            crate::python::log_exception(py, ctx.app.bootstrap.bind(py), &e, ctx.log, &format!("{} {} raised:", head.method, head.target));
+            crate::python::log_exception(
+                py,
+                ctx.app.bootstrap.bind(py),
+                &e,
+                ctx.log,
+                &format!("{} {} raised:", head.method, head.target),
+            );
         }
     }
     let mut r = response.borrow_mut(py);
@@ -103,27 +145,46 @@ fn run(py: Python<'_>, ctx: &RequestContext<'_>, conn: &mut Conn, head: &Request
         drop(r);
         let mut i = input.borrow_mut(py);
         conn.buf = i.detach();
-        return server_error(py, fd, &HttpError::new(500, "the application raised an exception"), timeout, head);
+        return server_error(
+            &HttpError::new(500, "the application raised an exception"),
+            head,
+        );
     }
-    let finished = r.finish(py);
-    let (status, body_bytes, response_keep_alive) = (r.status_code(), r.body_bytes(), r.keep_alive());
+    let finished = r.finish();
+    let (status, body_bytes, response_keep_alive) =
+        (r.status_code(), r.body_bytes(), r.keep_alive());
     drop(r);
     let mut i = input.borrow_mut(py);
-    let input_ref: &mut Input = &mut i;
-    let body_clean = py.detach(|| input_ref.discard_rest());
+    let body_clean = i.body_done() || {
+        let input_ref: &mut Input = &mut i;
+        py.detach(|| input_ref.discard_rest())
+    };
     conn.buf = i.detach();
-    if let Err(e) = &finished {
-        debug!(ctx.log, "response not completed"; "error" => %e, "client" => %conn.peer);
-    }
+    let unsent = match finished {
+        Ok(bytes) => Some(bytes),
+        Err(e) => {
+            debug!(ctx.log, "response not completed"; "error" => %e, "client" => %conn.peer);
+            None
+        }
+    };
     Outcome {
         status,
         body_bytes,
-        keep_alive: app_ok && finished.is_ok() && response_keep_alive && body_clean && head.keep_alive,
+        keep_alive: app_ok
+            && unsent.is_some()
+            && response_keep_alive
+            && body_clean
+            && head.keep_alive,
+        unsent: unsent.unwrap_or_default(),
     }
 }
 
 /// Iterates the application's response and sends every block.
-fn send_body(py: Python<'_>, iterable: &Bound<'_, PyAny>, response: &Py<StartResponse>) -> PyResult<()> {
+fn send_body(
+    py: Python<'_>,
+    iterable: &Bound<'_, PyAny>,
+    response: &Py<StartResponse>,
+) -> PyResult<()> {
     // A list or tuple of bytes has a known length: send Content-Length instead of chunks.
     let known = if let Ok(list) = iterable.cast::<PyList>() {
         total_len(list.iter())
@@ -140,7 +201,10 @@ fn send_body(py: Python<'_>, iterable: &Bound<'_, PyAny>, response: &Py<StartRes
         let bytes = item.cast::<PyBytes>().map_err(|_| {
             pyo3::exceptions::PyTypeError::new_err(format!(
                 "the response iterable yielded {} instead of bytes",
-                item.get_type().name().map(|n| n.to_string()).unwrap_or_default()
+                item.get_type()
+                    .name()
+                    .map(|n| n.to_string())
+                    .unwrap_or_default()
             ))
         })?;
         response.borrow_mut(py).send(py, bytes.as_bytes())?;
@@ -160,12 +224,18 @@ fn report(py: Python<'_>, ctx: &RequestContext<'_>, e: &PyErr, response: &Py<Sta
     if response.borrow(py).client_gone() {
         debug!(ctx.log, "client went away during the response");
     } else {
-        crate::python::log_exception(py, ctx.app.bootstrap.bind(py), e, ctx.log, "error while sending the response:");
+        crate::python::log_exception(
+            py,
+            ctx.app.bootstrap.bind(py),
+            e,
+            ctx.log,
+            "error while sending the response:",
+        );
     }
 }
 
 /// A response the server makes itself; the connection is closed after it.
-fn server_error(py: Python<'_>, fd: std::os::fd::RawFd, err: &HttpError, timeout: Duration, head: &RequestHead) -> Outcome {
+fn server_error(err: &HttpError, head: &RequestHead) -> Outcome {
     let mut dates = rwsgi_shared::http::DateCache::default();
     let mut bytes = rwsgi_shared::http::error_response(err.status, dates.now(), false);
     if head.method == "HEAD" {
@@ -173,12 +243,10 @@ fn server_error(py: Python<'_>, fd: std::os::fd::RawFd, err: &HttpError, timeout
             bytes.truncate(end + 4);
         }
     }
-    // SAFETY: `fd` belongs to the connection the caller holds for this request.
-    let view = unsafe { crate::net::borrow(fd) };
-    let _ = py.detach(|| crate::net::write_all(view, &[&bytes], timeout));
     Outcome {
         status: err.status,
         body_bytes: 0,
         keep_alive: false,
+        unsent: bytes,
     }
 }

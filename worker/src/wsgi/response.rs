@@ -86,9 +86,17 @@ fn parse_status(status: &str) -> PyResult<u16> {
 
 /// Hop-by-hop headers describe the connection, which the server owns.
 fn is_hop_by_hop(name: &str) -> bool {
-    ["connection", "keep-alive", "transfer-encoding", "proxy-connection", "te", "trailer", "upgrade"]
-        .iter()
-        .any(|h| name.eq_ignore_ascii_case(h))
+    [
+        "connection",
+        "keep-alive",
+        "transfer-encoding",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "upgrade",
+    ]
+    .iter()
+    .any(|h| name.eq_ignore_ascii_case(h))
 }
 
 impl StartResponse {
@@ -149,24 +157,40 @@ impl StartResponse {
         } else if let Ok(tuple) = headers.cast::<PyTuple>() {
             tuple.iter().collect()
         } else {
-            return Err(PyTypeError::new_err("response headers must be a list of (name, value) tuples"));
+            return Err(PyTypeError::new_err(
+                "response headers must be a list of (name, value) tuples",
+            ));
         };
         let mut parsed = Vec::with_capacity(items.len());
-        let (mut app_length, mut keep_alive, mut has_date, mut has_server) = (None, true, false, false);
+        let (mut app_length, mut keep_alive, mut has_date, mut has_server) =
+            (None, true, false, false);
         for item in items {
-            let pair = item
-                .cast::<PyTuple>()
-                .map_err(|_| PyTypeError::new_err("each response header must be a (name, value) tuple"))?;
+            let pair = item.cast::<PyTuple>().map_err(|_| {
+                PyTypeError::new_err("each response header must be a (name, value) tuple")
+            })?;
             if pair.len() != 2 {
-                return Err(PyTypeError::new_err("each response header must be a (name, value) tuple"));
+                return Err(PyTypeError::new_err(
+                    "each response header must be a (name, value) tuple",
+                ));
             }
-            let name: String = pair.get_item(0)?.cast::<PyString>()
-                .map_err(|_| PyTypeError::new_err("header names must be str"))?.to_str()?.to_owned();
-            let value: String = pair.get_item(1)?.cast::<PyString>()
-                .map_err(|_| PyTypeError::new_err(format!("the value of header {name:?} must be a str")))?
-                .to_str()?.to_owned();
+            let name: String = pair
+                .get_item(0)?
+                .cast::<PyString>()
+                .map_err(|_| PyTypeError::new_err("header names must be str"))?
+                .to_str()?
+                .to_owned();
+            let value: String = pair
+                .get_item(1)?
+                .cast::<PyString>()
+                .map_err(|_| {
+                    PyTypeError::new_err(format!("the value of header {name:?} must be a str"))
+                })?
+                .to_str()?
+                .to_owned();
             if !is_token(&name) {
-                return Err(PyValueError::new_err(format!("invalid response header name {name:?}")));
+                return Err(PyValueError::new_err(format!(
+                    "invalid response header name {name:?}"
+                )));
             }
             if !valid_value(&value) {
                 return Err(PyValueError::new_err(format!(
@@ -179,7 +203,10 @@ impl StartResponse {
                 })?;
                 app_length = Some(n);
             } else if name.eq_ignore_ascii_case("connection") {
-                if value.split(',').any(|t| t.trim().eq_ignore_ascii_case("close")) {
+                if value
+                    .split(',')
+                    .any(|t| t.trim().eq_ignore_ascii_case("close"))
+                {
                     keep_alive = false;
                 }
                 continue;
@@ -204,7 +231,9 @@ impl StartResponse {
 
     fn write_head(&mut self) -> PyResult<()> {
         let Some(status) = &self.status else {
-            return Err(PyAssertionError::new_err("the application sent a body before calling start_response"));
+            return Err(PyAssertionError::new_err(
+                "the application sent a body before calling start_response",
+            ));
         };
         let no_body = self.head_request || self.code < 200 || self.code == 204 || self.code == 304;
         let length = self.app_length.or(self.known_length);
@@ -231,7 +260,11 @@ impl StartResponse {
             if self.app_length.is_none() {
                 let _ = write!(out, "Content-Length: {n}\r\n");
             }
-            if no_body { Framing::NoBody } else { Framing::Length(n) }
+            if no_body {
+                Framing::NoBody
+            } else {
+                Framing::Length(n)
+            }
         } else if no_body {
             Framing::NoBody
         } else if self.version == Version::Http11 {
@@ -302,7 +335,11 @@ impl StartResponse {
             let _ = write!(self.out, "{:x}\r\n", data.len());
         }
         if data.len() >= COPY_LIMIT {
-            let trailer: &[u8] = if self.framing == Framing::Chunked { b"\r\n" } else { b"" };
+            let trailer: &[u8] = if self.framing == Framing::Chunked {
+                b"\r\n"
+            } else {
+                b""
+            };
             return self.flush(py, &[data, trailer]);
         }
         self.out.extend_from_slice(data);
@@ -315,11 +352,15 @@ impl StartResponse {
         Ok(())
     }
 
-    /// Completes the response: head if not yet sent, last chunk, flush.
-    pub fn finish(&mut self, py: Python<'_>) -> PyResult<()> {
+    /// Completes the response: head if not yet sent, last chunk. Returns
+    /// the bytes still to send, so the caller can write them in the same
+    /// GIL-free stretch in which it waits for the next request.
+    pub fn finish(&mut self) -> PyResult<Vec<u8>> {
         if !self.headers_sent() {
             if self.status.is_none() {
-                return Err(PyAssertionError::new_err("the application returned without calling start_response"));
+                return Err(PyAssertionError::new_err(
+                    "the application returned without calling start_response",
+                ));
             }
             if self.app_length.is_none() && self.known_length.is_none() {
                 // Nothing was sent, so the body is empty.
@@ -335,7 +376,10 @@ impl StartResponse {
             }
             _ => {}
         }
-        self.flush(py, &[])
+        if self.client_gone {
+            return Err(PyOSError::new_err("the client closed the connection"));
+        }
+        Ok(std::mem::take(&mut self.out))
     }
 }
 
@@ -373,7 +417,9 @@ impl StartResponse {
             .cast::<PyBytes>()
             .map_err(|_| PyTypeError::new_err("write() takes bytes"))?;
         if self.status.is_none() {
-            return Err(PyAssertionError::new_err("write() called before start_response"));
+            return Err(PyAssertionError::new_err(
+                "write() called before start_response",
+            ));
         }
         self.send(py, bytes.as_bytes())?;
         // write() must not return before the data is on its way (PEP 3333).
