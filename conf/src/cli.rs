@@ -187,8 +187,33 @@ pub struct StartServer {
     pub header_buffer_size: usize,
 
     /// Depth of the kernel's queue of connections not yet accepted.
-    #[arg(long, default_value_t = 500, env = "RWSGI_LISTEN_BACKLOG")]
+    #[arg(long, visible_alias = "server-backlog", default_value_t = 500, env = "RWSGI_LISTEN_BACKLOG")]
     pub listen_backlog: i32,
+
+    /// Connections held at once (idle keep-alive ones included); beyond it the
+    /// kernel backlog holds new clients. Default: 10 x processes x threads, at least 100.
+    #[arg(long, env = "RWSGI_MAX_CLIENTS")]
+    pub max_clients: Option<usize>,
+
+    /// Recycle a worker after this many requests (0: never).
+    #[arg(long, default_value_t = 0, env = "RWSGI_MAXIMUM_REQUESTS")]
+    pub maximum_requests: u64,
+
+    /// Up to this many extra requests, random per worker, so workers do not recycle together.
+    #[arg(long, default_value_t = 0, env = "RWSGI_MAXIMUM_REQUESTS_JITTER")]
+    pub maximum_requests_jitter: u64,
+
+    /// Recycle a worker after it has run this many seconds (0: never).
+    #[arg(long, default_value_t = 0.0, env = "RWSGI_RESTART_INTERVAL")]
+    pub restart_interval: f64,
+
+    /// Recycle a worker whose resident memory exceeds this many MB (0: never).
+    #[arg(long, default_value_t = 0, env = "RWSGI_MEMORY_LIMIT")]
+    pub memory_limit: u64,
+
+    /// Recycle a worker that has used this many seconds of CPU time (0: never).
+    #[arg(long, default_value_t = 0, env = "RWSGI_CPU_TIME_LIMIT")]
+    pub cpu_time_limit: u64,
 
     /// Minimum level of the log.
     #[arg(long, value_enum, default_value = "info", env = "RWSGI_LOG_LEVEL")]

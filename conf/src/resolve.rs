@@ -3,7 +3,7 @@
 use crate::cli::{ApplicationType, LogFormatArg, LogLevelArg, StartServer};
 use crate::error::{invalid, ConfError};
 use rwsgi_shared::config::{
-    AppSpec, AppType, Limits, LogFormat, LogLevel, PythonSpec, ServerConfig, Timeouts,
+    AppSpec, AppType, Limits, LogFormat, LogLevel, PythonSpec, Recycle, ServerConfig, Timeouts,
 };
 use std::path::{Path, PathBuf};
 
@@ -50,6 +50,21 @@ pub fn resolve(args: &StartServer) -> Result<ServerConfig, ConfError> {
         limits: limits(args)?,
         timeouts: timeouts(args)?,
         listen_backlog: positive("listen-backlog", i64::from(args.listen_backlog))? as i32,
+        max_clients: match args.max_clients {
+            Some(n) => positive("max-clients", n as i64)? as usize,
+            None => (10 * args.processes.unwrap_or(1) as usize * args.threads as usize).max(100),
+        },
+        recycle: Recycle {
+            max_requests: args.maximum_requests,
+            max_requests_jitter: args.maximum_requests_jitter,
+            restart_interval_ms: if args.restart_interval == 0.0 {
+                0
+            } else {
+                seconds("restart-interval", args.restart_interval)?
+            },
+            memory_limit_mb: args.memory_limit,
+            cpu_time_limit_s: args.cpu_time_limit,
+        },
         log_level: match args.log_level {
             LogLevelArg::Debug => LogLevel::Debug,
             LogLevelArg::Info | LogLevelArg::Notice => LogLevel::Info,

@@ -7,6 +7,7 @@
 mod control;
 mod dispatch;
 mod listener;
+mod monitor;
 mod reap;
 mod server;
 mod spawn;

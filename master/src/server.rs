@@ -5,6 +5,7 @@
 use crate::control::{self, Control};
 use crate::dispatch;
 use crate::listener::{self, BindError};
+use crate::monitor;
 use crate::reap::{self, Death};
 use crate::spawn::{self, SpawnError};
 use crate::workers::{Phase, Worker, Workers};
@@ -93,6 +94,8 @@ struct Server {
     failures: u32,
     next_spawn_at: Instant,
     recv_buf: Vec<u8>,
+    sampler: monitor::Sampler,
+    reload_started: Option<Instant>,
 }
 
 /// Runs the server until it is stopped; returns the exit code.
@@ -130,6 +133,8 @@ pub fn run(config: ServerConfig, log: Logger) -> Result<ExitCode, ServerError> {
         failures: 0,
         next_spawn_at: Instant::now(),
         recv_buf: Vec::new(),
+        sampler: monitor::Sampler::new(),
+        reload_started: None,
     };
     server.scoreboard.header().set_generation(1);
     server.main_loop()
@@ -138,6 +143,7 @@ pub fn run(config: ServerConfig, log: Logger) -> Result<ExitCode, ServerError> {
 impl Server {
     fn main_loop(&mut self) -> Result<ExitCode, ServerError> {
         let mut events = Events::with_capacity(256);
+        self.reconcile()?;
         loop {
             let mut controls = Vec::new();
             let mut channels = Vec::new();
@@ -162,6 +168,7 @@ impl Server {
             }
             self.reap()?;
             self.track_workers();
+            self.recycle();
             self.reconcile()?;
             self.dispatch_pending();
             self.accept();
@@ -239,6 +246,7 @@ impl Server {
         }
         self.generation = self.generation.wrapping_add(1);
         self.scoreboard.header().set_generation(self.generation);
+        self.reload_started = Some(Instant::now());
         info!(self.log, "reloading: starting a new generation of workers"; "generation" => self.generation);
     }
 
@@ -298,6 +306,12 @@ impl Server {
                 sent: 0,
                 phase: Phase::Starting,
                 spawned_at: Instant::now(),
+                retiring: None,
+                request_limit: match self.config.recycle.max_requests {
+                    0 => u64::MAX,
+                    n => n + monitor::jitter(self.config.recycle.max_requests_jitter),
+                },
+                restart_after: monitor::restart_after(&self.config),
             },
         );
         Ok(())
@@ -308,6 +322,9 @@ impl Server {
             let Some(slot) = self.workers.slot_of_pid(pid) else {
                 continue;
             };
+            // Connections the worker handed back just before exiting are
+            // still in its channel: take them before closing it.
+            self.read_channel(slot);
             let Some(worker) = self.workers.remove(slot) else {
                 continue;
             };
@@ -434,37 +451,81 @@ impl Server {
     fn retire_surplus(&mut self) {
         let generation = self.generation;
         loop {
-            let current_ready = self
+            let ready = self
                 .workers
                 .iter()
-                .filter(|(_, w)| w.generation == generation && w.phase == Phase::Ready)
+                .filter(|(_, w)| !w.is_replaceable(generation) && w.phase == Phase::Ready)
                 .count();
-            let old: Vec<(usize, bool)> = self
+            let replaceable: Vec<(usize, bool)> = self
                 .workers
                 .iter()
-                .filter(|(_, w)| w.generation != generation && !w.is_stopping())
+                .filter(|(_, w)| w.is_replaceable(generation) && !w.is_stopping())
                 .map(|(s, w)| (s, w.phase == Phase::Starting))
                 .collect();
-            let Some(&(slot, starting)) = old.iter().find(|(_, s)| *s).or(old.first()) else {
+            // A replaceable worker that never became ready serves nobody: stop it first.
+            let Some(&(slot, starting)) = replaceable.iter().find(|(_, s)| *s).or(replaceable.first()) else {
                 break;
             };
-            if starting || current_ready + old.len() > self.wanted {
-                self.stop_worker(slot, "replaced by a new generation");
+            if starting || ready + replaceable.len() > self.wanted {
+                let why = self
+                    .workers
+                    .get(slot)
+                    .and_then(|w| w.retiring.clone())
+                    .unwrap_or_else(|| "replaced by a new generation".to_owned());
+                self.stop_worker(slot, &why);
             } else {
                 break;
+            }
+        }
+        if let Some(started) = self.reload_started {
+            let old_left = self.workers.iter().any(|(_, w)| w.generation != generation && !w.is_stopping());
+            if !old_left && self.workers.serving_count(generation) >= self.wanted {
+                info!(self.log, "reload complete: the new generation is serving";
+                    "generation" => generation, "ms" => started.elapsed().as_millis() as u64);
+                self.reload_started = None;
             }
         }
         while self.workers.serving_count(generation) > self.wanted {
             let newest = self
                 .workers
                 .iter()
-                .filter(|(_, w)| w.generation == generation && !w.is_stopping())
+                .filter(|(_, w)| !w.is_replaceable(generation) && !w.is_stopping())
                 .max_by_key(|(_, w)| w.spawned_at)
                 .map(|(s, _)| s);
             match newest {
                 Some(slot) => self.stop_worker(slot, "fewer workers wanted"),
                 None => break,
             }
+        }
+    }
+
+    /// Marks workers for replacement (recycling triggers, request timeouts).
+    /// Recycling goes one worker at a time so capacity never dips; a
+    /// request timeout is acted on at once.
+    fn recycle(&mut self) {
+        if self.state == RunState::Stopping {
+            return;
+        }
+        let sample = self.sampler.due();
+        let verdicts = monitor::check(&self.config, &self.workers, &self.scoreboard, sample);
+        let mut retiring = self
+            .workers
+            .iter()
+            .filter(|(_, w)| w.retiring.is_some() && !w.is_stopping())
+            .count();
+        for v in verdicts {
+            if !v.dump_stacks && retiring > 0 {
+                continue;
+            }
+            let Some(w) = self.workers.get_mut(v.slot) else {
+                continue;
+            };
+            warn!(self.log, "recycling worker"; "slot" => v.slot, "pid" => w.pid, "why" => &v.reason);
+            if v.dump_stacks && w.channel_open {
+                let _ = w.channel.send(&Message::Control(WorkerControl::DumpStacks), None);
+            }
+            w.retiring = Some(v.reason);
+            retiring += 1;
         }
     }
 
@@ -477,7 +538,11 @@ impl Server {
             }
             self.accept_paused_until = None;
         }
-        while self.listener_ready && self.workers.any_ready() && self.pending.len() < MAX_PENDING {
+        while self.listener_ready
+            && self.workers.any_ready()
+            && self.pending.len() < MAX_PENDING
+            && self.held_connections() < self.config.max_clients
+        {
             let Some(listener) = self.listener.as_ref() else {
                 return;
             };
@@ -510,6 +575,22 @@ impl Server {
                 Err(_) => {}
             }
         }
+    }
+
+    /// Connections held by workers or waiting here, for `--max-clients`.
+    /// Beyond the limit the kernel backlog holds clients; the loop's tick
+    /// retries, so there is no busy loop.
+    fn held_connections(&self) -> usize {
+        let in_workers: u64 = self
+            .workers
+            .iter()
+            .map(|(slot, w)| {
+                let sb = self.scoreboard.worker(slot);
+                let held = sb.map_or(0, |s| u64::from(s.connections()));
+                held + w.sent.saturating_sub(sb.map_or(0, |s| s.accepted()))
+            })
+            .sum();
+        in_workers as usize + self.pending.len()
     }
 
     fn dispatch(&mut self, conn: Pending) {

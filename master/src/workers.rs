@@ -26,6 +26,13 @@ pub struct Worker {
     pub sent: u64,
     pub phase: Phase,
     pub spawned_at: Instant,
+    /// Why this worker is being replaced; it keeps serving until its
+    /// replacement is ready.
+    pub retiring: Option<String>,
+    /// `--maximum-requests` plus this worker's jitter.
+    pub request_limit: u64,
+    /// `--restart-interval` plus this worker's jitter.
+    pub restart_after: std::time::Duration,
 }
 
 impl Worker {
@@ -35,6 +42,12 @@ impl Worker {
 
     pub fn is_stopping(&self) -> bool {
         matches!(self.phase, Phase::Stopping { .. })
+    }
+
+    /// An old generation or a retiring worker: to be stopped once a
+    /// replacement is ready.
+    pub fn is_replaceable(&self, generation: u32) -> bool {
+        self.generation != generation || self.retiring.is_some()
     }
 }
 
@@ -94,10 +107,10 @@ impl Workers {
         self.slots.iter().all(Option::is_none)
     }
 
-    /// Live workers of `generation` that are not stopping.
+    /// Live workers of `generation` that are neither stopping nor retiring.
     pub fn serving_count(&self, generation: u32) -> usize {
         self.iter()
-            .filter(|(_, w)| w.generation == generation && !w.is_stopping())
+            .filter(|(_, w)| !w.is_replaceable(generation) && !w.is_stopping())
             .count()
     }
 

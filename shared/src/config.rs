@@ -133,6 +133,16 @@ impl Default for Timeouts {
     }
 }
 
+/// When a worker is replaced by a fresh one (0 disables a trigger).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Recycle {
+    pub max_requests: u64,
+    pub max_requests_jitter: u64,
+    pub restart_interval_ms: u64,
+    pub memory_limit_mb: u64,
+    pub cpu_time_limit_s: u64,
+}
+
 /// The complete, validated configuration of one server.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ServerConfig {
@@ -152,6 +162,9 @@ pub struct ServerConfig {
     pub limits: Limits,
     pub timeouts: Timeouts,
     pub listen_backlog: i32,
+    /// Connections held at once before the master stops accepting.
+    pub max_clients: usize,
+    pub recycle: Recycle,
     pub log_level: LogLevel,
     pub log_format: LogFormat,
     pub access_log: bool,

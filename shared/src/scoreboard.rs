@@ -14,7 +14,7 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
 
 pub const MAGIC: u64 = 0x7277_7367_695f_7362; // "rwsgi_sb"
-pub const LAYOUT_VERSION: u32 = 1;
+pub const LAYOUT_VERSION: u32 = 2;
 /// Worker slots: room for a full second generation during a reload.
 pub const MAX_WORKERS: usize = 128;
 /// Request threads per worker.
@@ -108,6 +108,9 @@ pub struct WorkerSlot {
     busy_threads: AtomicU32,
     queued: AtomicU32,
     idle_connections: AtomicU32,
+    /// Connections the worker holds (idle, reading or running).
+    connections: AtomicU32,
+    _worker_pad: AtomicU32,
     /// Connections received from the master.
     accepted: AtomicU64,
     requests: AtomicU64,
@@ -240,6 +243,7 @@ impl WorkerSlot {
         self.busy_threads.store(0, Relaxed);
         self.queued.store(0, Relaxed);
         self.idle_connections.store(0, Relaxed);
+        self.connections.store(0, Relaxed);
         self.accepted.store(0, Relaxed);
         self.requests.store(0, Relaxed);
         self.heartbeat_ms.store(0, Relaxed);
@@ -306,6 +310,12 @@ impl WorkerSlot {
     }
     pub fn idle_connections(&self) -> u32 {
         self.idle_connections.load(Relaxed)
+    }
+    pub fn set_connections(&self, n: usize) {
+        self.connections.store(n as u32, Relaxed);
+    }
+    pub fn connections(&self) -> u32 {
+        self.connections.load(Relaxed)
     }
     pub fn busy_threads(&self) -> u32 {
         self.busy_threads.load(Relaxed)

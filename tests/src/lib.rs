@@ -3,6 +3,7 @@
 //! over loopback, and kill the whole group when the test is over.
 
 pub mod client;
+pub mod load;
 pub mod server;
 
 pub use client::{get, request, Response};

@@ -235,7 +235,7 @@ impl IoLoop<'_> {
     // --- connections ---
 
     fn insert(&mut self, entry: Entry) -> usize {
-        match self.free.pop() {
+        let token = match self.free.pop() {
             Some(t) => {
                 self.entries[t] = Some(entry);
                 t
@@ -244,15 +244,25 @@ impl IoLoop<'_> {
                 self.entries.push(Some(entry));
                 self.entries.len() - 1
             }
-        }
+        };
+        self.publish_connections();
+        token
     }
 
     fn take(&mut self, token: usize) -> Option<Entry> {
         let e = self.entries.get_mut(token)?.take();
         if e.is_some() {
             self.free.push(token);
+            self.publish_connections();
         }
         e
+    }
+
+    /// The master reads this to enforce `--max-clients`.
+    fn publish_connections(&self) {
+        if let Some(sb) = self.ctx.scoreboard.worker(self.ctx.slot) {
+            sb.set_connections(self.entries.len() - self.free.len());
+        }
     }
 
     fn adopt(&mut self, conn: Conn) {

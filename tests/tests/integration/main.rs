@@ -4,3 +4,4 @@
 mod basics;
 mod cli;
 mod lifecycle;
+mod supervision;
