@@ -97,18 +97,25 @@ const STACK_HEADERS: usize = 128;
 
 /// Parses the request head at the start of `buf`.
 pub fn parse_request_head(buf: &[u8], limits: &Limits) -> Result<Parsed, HttpError> {
+    // A head must fit in the header buffer: nothing past it is looked at, so
+    // a problem inside it is reported before the buffer overflows, in the
+    // order the bytes arrive.
+    let view = &buf[..buf.len().min(limits.header_buffer)];
+    let overflow = buf.len() > limits.header_buffer;
     // RFC 9112 2.2: a server should ignore empty lines before the request line.
-    let skipped = leading_crlfs(buf);
-    let rest = &buf[skipped..];
+    let skipped = leading_crlfs(view);
+    let rest = &view[skipped..];
     let Some(line) = request_line(rest, limits)? else {
-        if buf.len() > limits.header_buffer {
-            return Err(HEAD_TOO_LARGE);
-        }
-        return Ok(Parsed::Partial);
+        return if overflow {
+            Err(HEAD_TOO_LARGE)
+        } else {
+            Ok(Parsed::Partial)
+        };
     };
     let fields = FieldSection {
         bytes: &rest[line.len..],
         head_start: skipped + line.len,
+        overflow,
     };
     if limits.header_fields <= STACK_HEADERS {
         let mut slots = [httparse::EMPTY_HEADER; STACK_HEADERS];
@@ -249,23 +256,20 @@ fn parse_version(v: &[u8]) -> Result<Version, HttpError> {
     }
 }
 
-/// The bytes after the request line, and where they start in the buffer.
+/// The bytes after the request line (within the header buffer).
 #[derive(Debug, Clone, Copy)]
 struct FieldSection<'b> {
     bytes: &'b [u8],
+    /// Where they start in the buffer.
     head_start: usize,
+    /// More bytes arrived than the header buffer holds.
+    overflow: bool,
 }
 
 impl FieldSection<'_> {
-    /// How many field bytes fit in the header buffer.
-    fn budget(&self, limits: &Limits) -> usize {
-        limits.header_buffer.saturating_sub(self.head_start)
-    }
-
-    /// The first problem in the order the bytes arrive (see [`first_field_error`]),
-    /// or `fallback` if the scan finds none.
-    fn error(&self, limits: &Limits, fallback: HttpError) -> HttpError {
-        first_field_error(self.bytes, self.budget(limits), limits).unwrap_or(fallback)
+    /// The first problem in the order the bytes arrive (see [`first_field_error`]).
+    fn first_error(&self, limits: &Limits) -> Option<HttpError> {
+        first_field_error(self.bytes, self.overflow, limits)
     }
 }
 
@@ -279,24 +283,23 @@ fn parse_fields<'b>(
         Ok(httparse::Status::Complete(done)) => done,
         Ok(httparse::Status::Partial) => {
             // Refuse what can no longer become valid: a line or head past its limit.
-            let received = fields.bytes.len();
-            if received + 2 > limits.header_field_size || received > fields.budget(limits) {
-                if let Some(e) = first_field_error(fields.bytes, fields.budget(limits), limits) {
+            if fields.overflow || fields.bytes.len() + 2 > limits.header_field_size {
+                if let Some(e) = fields.first_error(limits) {
                     return Err(e);
                 }
             }
             return Ok(Parsed::Partial);
         }
-        Err(httparse::Error::TooManyHeaders) => {
-            return Err(fields.error(limits, HttpError::new(431, "too many header fields")))
+        Err(e) => {
+            let fallback = match e {
+                httparse::Error::TooManyHeaders => HttpError::new(431, "too many header fields"),
+                _ => HttpError::bad("invalid header field"),
+            };
+            return Err(fields.first_error(limits).unwrap_or(fallback));
         }
-        Err(_) => return Err(fields.error(limits, HttpError::bad("invalid header field"))),
     };
-    if fields_len > fields.budget(limits) {
-        return Err(fields.error(limits, HEAD_TOO_LARGE));
-    }
     if let Err(e) = check_field_lines(fields.bytes, fields_len, headers, limits) {
-        return Err(fields.error(limits, e));
+        return Err(fields.first_error(limits).unwrap_or(e));
     }
     let used = fields.head_start + fields_len;
 
@@ -371,12 +374,9 @@ fn check_field_lines(
 /// head. Because it reports the earliest problem and decides nothing a later
 /// byte could change, a head is refused with the same reason however its
 /// bytes are split across reads.
-fn first_field_error(fields: &[u8], budget: usize, limits: &Limits) -> Option<HttpError> {
-    let over_budget = fields.len() > budget;
+fn first_field_error(fields: &[u8], overflow: bool, limits: &Limits) -> Option<HttpError> {
     let mut count = 0;
-    let mut lines = fields[..fields.len().min(budget)]
-        .split(|&b| b == b'\n')
-        .peekable();
+    let mut lines = fields.split(|&b| b == b'\n').peekable();
     while let Some(line) = lines.next() {
         match field_line(line, lines.peek().is_some(), limits) {
             Err(e) => return Some(e),
@@ -390,7 +390,7 @@ fn first_field_error(fields: &[u8], budget: usize, limits: &Limits) -> Option<Ht
             Ok(Line::Pending) => break,
         }
     }
-    over_budget.then_some(HEAD_TOO_LARGE)
+    overflow.then_some(HEAD_TOO_LARGE)
 }
 
 /// What one line of a field section turned out to be.
