@@ -64,6 +64,8 @@ fuzz_target!(|data: &[u8]| {
         Err(HttpError { status, reason }) => {
             assert!(STATUSES.contains(status), "status {status}");
             assert!(!reason.is_empty());
+            // The parser's fallback when it cannot say what is wrong: never expected.
+            assert_ne!(*reason, "invalid header field", "undiagnosed rejection");
         }
     }
     let complete_at = match &whole {

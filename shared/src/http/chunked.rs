@@ -421,5 +421,9 @@ mod tests {
                 .map_err(|e| e.status),
             Err(413)
         );
+        // The limit is on the sum of the chunks.
+        let mut d = ChunkedDecoder::new(10);
+        let result = d.decode(b"6\r\nabcdef\r\n5\r\n", &mut Vec::new(), usize::MAX);
+        assert_eq!(result.map_err(|e| e.status), Err(413));
     }
 }
