@@ -166,6 +166,26 @@ pub struct StartServer {
     #[arg(long, default_value_t = 60.0, env = "RWSGI_SOCKET_TIMEOUT")]
     pub socket_timeout: f64,
 
+    /// Longest time for a request head, however fast it trickles in (slow-client protection).
+    #[arg(long, default_value_t = 30.0, env = "RWSGI_HEADER_MAX_TIMEOUT")]
+    pub header_max_timeout: f64,
+
+    /// Bytes per second that extend --header-timeout by one second each (up to --header-max-timeout).
+    #[arg(long, default_value_t = 500, env = "RWSGI_HEADER_MIN_RATE")]
+    pub header_min_rate: u64,
+
+    /// Seconds to receive the request body, extended by --body-min-rate.
+    #[arg(long, default_value_t = 15.0, env = "RWSGI_BODY_TIMEOUT")]
+    pub body_timeout: f64,
+
+    /// Longest time for a request body (0: no limit beyond --body-timeout and --body-min-rate).
+    #[arg(long, default_value_t = 0.0, env = "RWSGI_BODY_MAX_TIMEOUT")]
+    pub body_max_timeout: f64,
+
+    /// Bytes per second that extend --body-timeout by one second each.
+    #[arg(long, default_value_t = 500, env = "RWSGI_BODY_MIN_RATE")]
+    pub body_min_rate: u64,
+
     /// Largest request body in bytes (413 beyond).
     #[arg(long, default_value_t = 10_485_760, env = "RWSGI_LIMIT_REQUEST_BODY")]
     pub limit_request_body: u64,
@@ -187,7 +207,12 @@ pub struct StartServer {
     pub header_buffer_size: usize,
 
     /// Depth of the kernel's queue of connections not yet accepted.
-    #[arg(long, visible_alias = "server-backlog", default_value_t = 500, env = "RWSGI_LISTEN_BACKLOG")]
+    #[arg(
+        long,
+        visible_alias = "server-backlog",
+        default_value_t = 500,
+        env = "RWSGI_LISTEN_BACKLOG"
+    )]
     pub listen_backlog: i32,
 
     /// Connections held at once (idle keep-alive ones included); beyond it the
@@ -234,6 +259,60 @@ pub struct StartServer {
     /// Log start-up details (accepted for mod_wsgi-express CMDs; always on).
     #[arg(long, env = "RWSGI_STARTUP_LOG")]
     pub startup_log: bool,
+
+    /// Add NAME=VALUE to every request's WSGI environ (repeatable).
+    #[arg(long, num_args = 2, value_names = ["NAME", "VALUE"], action = clap::ArgAction::Append)]
+    pub setenv: Vec<String>,
+
+    /// Copy the server's environment variable NAME into every request's WSGI environ (repeatable).
+    #[arg(long, value_name = "NAME")]
+    pub passenv: Vec<String>,
+
+    /// Locale (LC_ALL) for the application. Default: the inherited one, or a
+    /// UTF-8 locale when that is C/POSIX.
+    #[arg(long, env = "RWSGI_LOCALE")]
+    pub locale: Option<String>,
+
+    /// LANG for the application (default: as --locale).
+    #[arg(long, env = "RWSGI_LANG")]
+    pub lang: Option<String>,
+
+    /// Development: replace the workers when the file of a loaded module changes.
+    #[arg(long, env = "RWSGI_RELOAD_ON_CHANGES")]
+    pub reload_on_changes: bool,
+
+    /// Serve a file or a directory of static files at a URL prefix
+    /// (repeatable; the longest prefix wins; a relative PATH is relative to
+    /// the directory rwsgi starts in). Served without Python.
+    #[arg(
+        long = "url-alias",
+        num_args = 2,
+        value_names = ["URL-PATH", "FILE-PATH|DIRECTORY-PATH"],
+        action = clap::ArgAction::Append
+    )]
+    pub url_aliases: Vec<String>,
+
+    /// Directory of static files at the site root: an existing file is
+    /// served, any other request goes to the application.
+    #[arg(long, value_name = "DIRECTORY-PATH", env = "RWSGI_DOCUMENT_ROOT")]
+    pub document_root: Option<PathBuf>,
+
+    /// File a request for a directory gets (default for --url-alias
+    /// directories and --application-type static: index.html).
+    #[arg(long, value_name = "FILE-NAME", env = "RWSGI_DIRECTORY_INDEX")]
+    pub directory_index: Option<String>,
+
+    /// Send `Cache-Control: public, max-age=SECONDS` with static files.
+    #[arg(long, value_name = "SECONDS", env = "RWSGI_STATIC_MAX_AGE")]
+    pub static_max_age: Option<u64>,
+
+    /// Serve static files through symlinks that point outside their directory.
+    #[arg(long, env = "RWSGI_STATIC_FOLLOW_SYMLINKS")]
+    pub static_follow_symlinks: bool,
+
+    /// Serve static files whose name starts with '.' (refused by default).
+    #[arg(long, env = "RWSGI_STATIC_ALLOW_DOTFILES")]
+    pub static_allow_dotfiles: bool,
 }
 
 /// The clap command with the mod_wsgi-express options rwsgi only accepts.

@@ -15,27 +15,6 @@ pub enum Takes {
 
 /// The single table of accepted-but-ignored options, with why.
 pub const UNIMPLEMENTED: &[(&str, Takes, &str)] = &[
-    ("url-alias", Takes::Two, "static files are not served yet"),
-    (
-        "document-root",
-        Takes::One,
-        "static files are not served yet",
-    ),
-    (
-        "directory-index",
-        Takes::One,
-        "static files are not served yet",
-    ),
-    ("setenv", Takes::Two, "not implemented yet"),
-    ("passenv", Takes::One, "not implemented yet"),
-    ("locale", Takes::One, "not implemented yet"),
-    ("lang", Takes::One, "not implemented yet"),
-    ("reload-on-changes", Takes::Flag, "not implemented yet"),
-    ("header-max-timeout", Takes::One, "not implemented yet"),
-    ("header-min-rate", Takes::One, "not implemented yet"),
-    ("body-timeout", Takes::One, "not implemented yet"),
-    ("body-max-timeout", Takes::One, "not implemented yet"),
-    ("body-min-rate", Takes::One, "not implemented yet"),
     ("inactivity-timeout", Takes::One, "use --request-timeout"),
     (
         "deadlock-timeout",
@@ -91,6 +70,11 @@ pub const UNIMPLEMENTED: &[(&str, Takes, &str)] = &[
     ("daemon-backlog", Takes::One, "not applicable"),
     ("enable-sendfile", Takes::Flag, "sendfile is always used"),
     ("compress-responses", Takes::Flag, "not implemented"),
+    (
+        "directory-listing",
+        Takes::Flag,
+        "directory listings are never served",
+    ),
     ("server-status", Takes::Flag, "not implemented yet"),
     ("server-metrics", Takes::Flag, "not implemented yet"),
     ("server-alias", Takes::One, "not implemented"),

@@ -5,6 +5,7 @@ use crate::error::{invalid, ConfError};
 use rwsgi_shared::config::{
     AppSpec, AppType, Limits, LogFormat, LogLevel, PythonSpec, Recycle, ServerConfig, Timeouts,
 };
+use rwsgi_shared::config::{StaticConfig, UrlAlias};
 use std::path::{Path, PathBuf};
 
 /// Validates the options and resolves paths against the current directory.
@@ -16,6 +17,7 @@ pub fn resolve(args: &StartServer) -> Result<ServerConfig, ConfError> {
         None => cwd.clone(),
     };
     let app = app_spec(args, &cwd)?;
+    let app_kind = app.kind;
     let python_home = args
         .python_home
         .clone()
@@ -45,6 +47,10 @@ pub fn resolve(args: &StartServer) -> Result<ServerConfig, ConfError> {
             working_directory,
             python_paths,
             python_home,
+            environ: environ_extras(args)?,
+            locale: non_empty("locale", args.locale.as_deref())?,
+            lang: non_empty("lang", args.lang.as_deref())?,
+            reload_on_changes: args.reload_on_changes,
         },
         mount_point: mount_point(&args.mount_point)?,
         limits: limits(args)?,
@@ -78,6 +84,7 @@ pub fn resolve(args: &StartServer) -> Result<ServerConfig, ConfError> {
             LogFormatArg::Json => LogFormat::Json,
         },
         access_log: args.access_log,
+        statics: statics(args, &cwd, app_kind)?,
     })
 }
 
@@ -160,6 +167,132 @@ fn app_spec(args: &StartServer, cwd: &Path) -> Result<AppSpec, ConfError> {
     })
 }
 
+/// `--passenv` values present in the server's environment, then `--setenv` pairs.
+fn environ_extras(args: &StartServer) -> Result<Vec<(String, String)>, ConfError> {
+    let mut extras = Vec::new();
+    for name in &args.passenv {
+        valid_env_name("passenv", name)?;
+        if let Ok(value) = std::env::var(name) {
+            extras.push((name.clone(), value));
+        }
+    }
+    for pair in args.setenv.chunks(2) {
+        let [name, value] = pair else {
+            return Err(invalid("setenv", "needs a NAME and a VALUE"));
+        };
+        valid_env_name("setenv", name)?;
+        extras.push((name.clone(), value.clone()));
+    }
+    Ok(extras)
+}
+
+fn valid_env_name(option: &str, name: &str) -> Result<(), ConfError> {
+    if name.is_empty() || name.contains(['=', '\0']) {
+        return Err(invalid(
+            option,
+            format_args!("{name:?} is not a variable name"),
+        ));
+    }
+    Ok(())
+}
+
+fn non_empty(option: &str, value: Option<&str>) -> Result<Option<String>, ConfError> {
+    match value {
+        Some(v) if v.is_empty() || v.contains('\0') => {
+            Err(invalid(option, format_args!("{v:?} is not a locale name")))
+        }
+        other => Ok(other.map(str::to_owned)),
+    }
+}
+
+/// `--url-alias`, `--document-root`, `--directory-index` and the
+/// `--static-*` options. Relative paths are relative to the start directory
+/// (like mod_wsgi-express, not to `--working-directory`). With
+/// `--application-type static` the document root defaults to ENTRY_POINT,
+/// else the current directory.
+fn statics(args: &StartServer, cwd: &Path, kind: AppType) -> Result<StaticConfig, ConfError> {
+    let mut pairs: Vec<(String, String)> = args
+        .url_aliases
+        .chunks(2)
+        .filter_map(|p| match p {
+            [url, path] => Some((url.clone(), path.clone())),
+            _ => None,
+        })
+        .collect();
+    if pairs.is_empty() {
+        // RWSGI_URL_ALIAS="/static htdocs /media media" (paths without spaces).
+        if let Ok(v) = std::env::var("RWSGI_URL_ALIAS") {
+            let words: Vec<&str> = v.split_whitespace().collect();
+            if words.len() % 2 != 0 {
+                return Err(invalid(
+                    "url-alias",
+                    "RWSGI_URL_ALIAS needs URL-PATH PATH pairs",
+                ));
+            }
+            pairs = words
+                .chunks(2)
+                .map(|p| (p[0].to_owned(), p[1].to_owned()))
+                .collect();
+        }
+    }
+    let mut aliases: Vec<UrlAlias> = Vec::with_capacity(pairs.len());
+    for (url, path) in pairs {
+        if !url.starts_with('/') || url.contains(['?', '#', ' ', '\\']) {
+            return Err(invalid(
+                "url-alias",
+                format_args!("{url:?} is not a URL path starting with '/'"),
+            ));
+        }
+        if path.is_empty() {
+            return Err(invalid("url-alias", format_args!("{url}: empty path")));
+        }
+        let url = url.trim_end_matches('/').to_owned();
+        if aliases.iter().any(|a| a.url == url) {
+            return Err(invalid(
+                "url-alias",
+                format_args!("{}/ is given twice", url),
+            ));
+        }
+        aliases.push(UrlAlias {
+            url,
+            path: absolute(cwd, Path::new(&path)),
+        });
+    }
+    aliases.sort_by(|a, b| b.url.len().cmp(&a.url.len()));
+    let only_static = kind == AppType::Static;
+    let document_root = match (&args.document_root, only_static) {
+        (Some(dir), _) => Some(existing_dir("document-root", &absolute(cwd, dir))?),
+        (None, true) => Some(
+            match args
+                .entry_point
+                .as_ref()
+                .or(args.entry_point_positional.as_ref())
+            {
+                Some(dir) => existing_dir("entry-point", &absolute(cwd, Path::new(dir)))?,
+                None => cwd.to_path_buf(),
+            },
+        ),
+        (None, false) => None,
+    };
+    if let Some(name) = &args.directory_index {
+        if name.is_empty() || name == "." || name == ".." || name.contains(['/', '\\', '\0']) {
+            return Err(invalid(
+                "directory-index",
+                format_args!("{name:?} is not a file name"),
+            ));
+        }
+    }
+    Ok(StaticConfig {
+        aliases,
+        document_root,
+        directory_index: args.directory_index.clone(),
+        only_static,
+        max_age: args.static_max_age,
+        follow_symlinks: args.static_follow_symlinks,
+        allow_dotfiles: args.static_allow_dotfiles,
+    })
+}
+
 fn mount_point(raw: &str) -> Result<String, ConfError> {
     if !raw.starts_with('/') {
         return Err(invalid("mount-point", "must start with '/'"));
@@ -194,6 +327,15 @@ fn timeouts(a: &StartServer) -> Result<Timeouts, ConfError> {
         keep_alive_ms: seconds("keep-alive-timeout", a.keep_alive_timeout)?,
         header_ms: seconds("header-timeout", a.header_timeout)?,
         socket_ms: seconds("socket-timeout", a.socket_timeout)?,
+        header_max_ms: seconds("header-max-timeout", a.header_max_timeout)?,
+        header_min_rate: a.header_min_rate,
+        body_ms: seconds("body-timeout", a.body_timeout)?,
+        body_max_ms: if a.body_max_timeout == 0.0 {
+            0
+        } else {
+            seconds("body-max-timeout", a.body_max_timeout)?
+        },
+        body_min_rate: a.body_min_rate,
     })
 }
 

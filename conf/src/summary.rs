@@ -32,7 +32,34 @@ pub fn summary(c: &ServerConfig) -> Vec<String> {
             secs(t.queue_ms), secs(t.keep_alive_ms), secs(t.header_ms), secs(t.socket_ms)
         ),
         format!("working directory: {}", c.python.working_directory.display()),
+        format!("static files: {}", static_mounts(&c.statics)),
     ]
+}
+
+/// `/static -> /srv/htdocs, / -> /srv/root (document root)`, or `none`.
+fn static_mounts(s: &rwsgi_shared::config::StaticConfig) -> String {
+    let mut mounts: Vec<String> = s
+        .aliases
+        .iter()
+        .map(|a| {
+            let missing = if a.path.exists() { "" } else { " (missing)" };
+            let slash = if a.path.is_file() { "" } else { "/" };
+            format!("{}{slash} -> {}{missing}", a.url, a.path.display())
+        })
+        .collect();
+    if let Some(root) = &s.document_root {
+        let what = if s.only_static {
+            "static only"
+        } else {
+            "document root"
+        };
+        mounts.push(format!("/ -> {} ({what})", root.display()));
+    }
+    if mounts.is_empty() {
+        "none".to_owned()
+    } else {
+        mounts.join(", ")
+    }
 }
 
 fn secs(ms: u64) -> String {

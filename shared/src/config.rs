@@ -68,6 +68,20 @@ pub struct PythonSpec {
     pub python_paths: Vec<PathBuf>,
     /// A virtual environment or Python installation (`--python-home`, `VIRTUAL_ENV`).
     pub python_home: Option<PathBuf>,
+    /// Extra `environ` keys for every request: `--passenv` values read from
+    /// the server's environment at start, then `--setenv` pairs, in order.
+    #[serde(default)]
+    pub environ: Vec<(String, String)>,
+    /// `LC_ALL` for the worker (`--locale`); `None` keeps the inherited one,
+    /// except that a C/POSIX locale is replaced by a UTF-8 one.
+    #[serde(default)]
+    pub locale: Option<String>,
+    /// `LANG` for the worker (`--lang`); defaults like `locale`.
+    #[serde(default)]
+    pub lang: Option<String>,
+    /// Replace the workers when a loaded module's file changes (`--reload-on-changes`).
+    #[serde(default)]
+    pub reload_on_changes: bool,
 }
 
 /// Request and head size limits enforced before the application sees anything.
@@ -116,6 +130,15 @@ pub struct Timeouts {
     pub header_ms: u64,
     /// Worker request threads: one socket read or write may block this long.
     pub socket_ms: u64,
+    /// Worker I/O thread: a trickling head is cut off after this.
+    pub header_max_ms: u64,
+    /// Bytes per second that extend the head deadline by a second each.
+    pub header_min_rate: u64,
+    /// Worker request threads: the body must arrive within this (extended by the rate).
+    pub body_ms: u64,
+    /// Cap on the body deadline; 0: none.
+    pub body_max_ms: u64,
+    pub body_min_rate: u64,
 }
 
 impl Default for Timeouts {
@@ -129,6 +152,11 @@ impl Default for Timeouts {
             keep_alive_ms: 2_000,
             header_ms: 15_000,
             socket_ms: 60_000,
+            header_max_ms: 30_000,
+            header_min_rate: 500,
+            body_ms: 15_000,
+            body_max_ms: 0,
+            body_min_rate: 500,
         }
     }
 }
@@ -141,6 +169,34 @@ pub struct Recycle {
     pub restart_interval_ms: u64,
     pub memory_limit_mb: u64,
     pub cpu_time_limit_s: u64,
+}
+
+/// `--url-alias URL-PATH PATH`: a file or a directory served at a URL prefix.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UrlAlias {
+    /// URL prefix without a trailing slash; "" for the whole site.
+    pub url: String,
+    /// Absolute path of the directory or single file.
+    pub path: PathBuf,
+}
+
+/// Static files, answered by Rust code in the worker, never by Python.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StaticConfig {
+    /// `--url-alias`, longest URL first.
+    pub aliases: Vec<UrlAlias>,
+    /// `--document-root`: an existing file is served, anything else goes to the app.
+    pub document_root: Option<PathBuf>,
+    /// `--directory-index`: the file a request for a directory gets.
+    pub directory_index: Option<String>,
+    /// `--application-type static`: no application, 404 for what is not a file.
+    pub only_static: bool,
+    /// `--static-max-age`: `Cache-Control: public, max-age=N`.
+    pub max_age: Option<u64>,
+    /// `--static-follow-symlinks`: serve symlinks that point outside their root.
+    pub follow_symlinks: bool,
+    /// `--static-allow-dotfiles`: serve names starting with '.'.
+    pub allow_dotfiles: bool,
 }
 
 /// The complete, validated configuration of one server.
@@ -168,6 +224,9 @@ pub struct ServerConfig {
     pub log_level: LogLevel,
     pub log_format: LogFormat,
     pub access_log: bool,
+    /// Static files (`--url-alias`, `--document-root`).
+    #[serde(default)]
+    pub statics: StaticConfig,
 }
 
 impl ServerConfig {

@@ -10,4 +10,5 @@ pub mod exit;
 pub mod http;
 pub mod log;
 pub mod scoreboard;
+pub mod statics;
 pub mod time;

@@ -32,6 +32,8 @@ pub struct Context<'a> {
     pub scoreboard: &'a Scoreboard,
     pub slot: usize,
     pub app: &'a Application,
+    /// Static files: answered by their own threads, never by Python.
+    pub statics: &'a crate::statics::Statics,
     pub log: &'a Logger,
 }
 
@@ -338,6 +340,9 @@ impl IoLoop<'_> {
                     return;
                 };
                 conn.buf.drain(..used);
+                let Some((conn, head)) = self.ctx.statics.route(token, conn, head) else {
+                    return;
+                };
                 let n = self.ctx.pool.push(Job {
                     conn,
                     head,
@@ -361,10 +366,14 @@ impl IoLoop<'_> {
     }
 
     /// Closes idle connections past their timeouts; refreshes the heartbeat.
+    ///
+    /// A head gets `--header-timeout`, one more second per `--header-min-rate`
+    /// bytes received, and never more than `--header-max-timeout` (the
+    /// mod_reqtimeout rule), so a slow-loris client is cut off while a slow
+    /// but honest one is not.
     fn sweep(&mut self) {
         let t = self.ctx.config.timeouts;
         let keep_alive = Duration::from_millis(t.keep_alive_ms);
-        let header = Duration::from_millis(t.header_ms);
         let now = Instant::now();
         let mut idle = 0;
         for token in 0..self.entries.len() {
@@ -375,10 +384,9 @@ impl IoLoop<'_> {
                     if conn.buf.is_empty() && conn.served > 0 {
                         (waited > keep_alive).then_some(None)
                     } else {
-                        (waited > header).then_some(Some(HttpError::new(
-                            408,
-                            "request head not received in time",
-                        )))
+                        (waited > head_allowance(&t, conn.buf.len())).then_some(Some(
+                            HttpError::new(408, "request head not received in time"),
+                        ))
                     }
                 }
                 _ => None,
@@ -399,4 +407,13 @@ impl IoLoop<'_> {
             sb.set_idle_connections(idle);
         }
     }
+}
+
+fn head_allowance(t: &rwsgi_shared::config::Timeouts, received: usize) -> Duration {
+    let extra_ms = if t.header_min_rate == 0 {
+        0
+    } else {
+        received as u64 * 1000 / t.header_min_rate
+    };
+    Duration::from_millis((t.header_ms + extra_ms).min(t.header_max_ms.max(t.header_ms)))
 }

@@ -13,6 +13,7 @@ mod net;
 mod pool;
 mod python;
 mod request_thread;
+mod statics;
 mod wsgi;
 
 use rwsgi_shared::channel::{Channel, Message};
@@ -105,8 +106,25 @@ fn run(
             return ExitCode::Failure;
         }
     };
+    let (statics, static_threads) = match statics::Statics::start(&config, &pool, log) {
+        Ok(s) => s,
+        Err(e) => {
+            error!(log, "cannot start the static file threads: {}", e);
+            return ExitCode::Failure;
+        }
+    };
     let threads =
         request_thread::start(config.threads, &pool, &app, &config, &scoreboard, slot, log);
+    python::watch_for_changes(
+        &config,
+        python::Watch {
+            app: app.clone(),
+            scoreboard: scoreboard.clone(),
+            slot,
+            generation,
+            log: log.clone(),
+        },
+    );
     if let Some(sb) = scoreboard.worker(slot) {
         sb.set_state(WorkerState::Ready);
     }
@@ -119,16 +137,25 @@ fn run(
         scoreboard: &scoreboard,
         slot,
         app: &app,
+        statics: &statics,
         log,
     });
     if let Some(sb) = scoreboard.worker(slot) {
         sb.set_state(WorkerState::Exited);
     }
     pool.shutdown();
+    statics.shutdown();
+    for t in static_threads {
+        let _ = t.join();
+    }
     for t in threads {
         let _ = t.join();
     }
-    python::run_exit_handlers(log);
+    python::run_exit_handlers(
+        &app,
+        std::time::Duration::from_millis(config.timeouts.shutdown_ms),
+        log,
+    );
     match outcome {
         Ok(()) => ExitCode::Ok,
         Err(e) => {

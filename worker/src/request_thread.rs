@@ -146,6 +146,11 @@ fn follow_up(mut conn: Conn, ctx: &RequestContext<'_>) -> Next {
         if !conn.buf.is_empty() {
             match parse_request_head(&conn.buf, &limits) {
                 Ok(Parsed::Complete(head, used)) => {
+                    // Static files are never served on a Python thread: the
+                    // I/O thread parses the head again and routes it.
+                    if rwsgi_shared::statics::might_serve(&ctx.config.statics, &head.path) {
+                        return Next::Idle(conn);
+                    }
                     conn.buf.drain(..used);
                     return Next::Run(conn, head);
                 }
