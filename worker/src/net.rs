@@ -121,3 +121,28 @@ pub fn write_all(fd: BorrowedFd<'_>, parts: &[&[u8]], timeout: Duration) -> io::
         }
     }
 }
+
+/// Sends `count` bytes of `file` from `offset` with sendfile(2), waiting up
+/// to `timeout` per stall. Returns the bytes sent: fewer than `count` when
+/// the file is shorter than announced.
+pub fn send_file(
+    sock: BorrowedFd<'_>,
+    file: BorrowedFd<'_>,
+    offset: u64,
+    count: u64,
+    timeout: Duration,
+) -> io::Result<u64> {
+    let mut off = offset as libc::off64_t;
+    let mut sent = 0u64;
+    while sent < count {
+        let chunk = (count - sent).min(1 << 30) as usize;
+        match nix::sys::sendfile::sendfile64(sock, file, Some(&mut off), chunk) {
+            Ok(0) => break,
+            Ok(n) => sent += n as u64,
+            Err(Errno::EINTR) => {}
+            Err(Errno::EAGAIN) => wait(sock, PollFlags::POLLOUT, Instant::now() + timeout)?,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(sent)
+}

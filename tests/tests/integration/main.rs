@@ -1,7 +1,9 @@
 //! Integration tests: the real `rwsgi` binary, real HTTP over loopback,
 //! real signals. One binary, one module per topic.
 
+mod apps;
 mod basics;
 mod cli;
 mod lifecycle;
 mod supervision;
+mod wsgi;

@@ -39,6 +39,10 @@ pub struct Input {
     timeout: Duration,
     continue_pending: bool,
     failed: bool,
+    /// Body deadline rule (`--body-timeout`, `--body-min-rate`, `--body-max-timeout`).
+    body_rule: rwsgi_shared::config::Timeouts,
+    started: std::time::Instant,
+    received: u64,
 }
 
 impl Input {
@@ -47,7 +51,7 @@ impl Input {
         raw: Vec<u8>,
         head: &RequestHead,
         limit: u64,
-        timeout: Duration,
+        timeouts: &rwsgi_shared::config::Timeouts,
     ) -> Input {
         let body = match head.body {
             BodyKind::Empty => Body::Done,
@@ -62,9 +66,12 @@ impl Input {
             body,
             ready: Vec::new(),
             pos: 0,
-            timeout,
+            timeout: Duration::from_millis(timeouts.socket_ms),
             continue_pending,
             failed: false,
+            body_rule: *timeouts,
+            started: std::time::Instant::now(),
+            received: 0,
         }
     }
 
@@ -106,16 +113,45 @@ impl Input {
             Body::Length(rem) => (rem as usize).clamp(1, READ_SIZE),
             _ => READ_SIZE,
         };
-        match net::read_some(fd, &mut self.raw, want, self.timeout) {
+        let wait = self.read_allowance();
+        if wait.is_zero() {
+            return Err(
+                "the request body did not arrive in time (--body-timeout, --body-min-rate)".into(),
+            );
+        }
+        match net::read_some(fd, &mut self.raw, want, wait) {
             Ok(0) => {
                 Err("the client closed the connection before sending the whole request body".into())
             }
-            Ok(_) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
-                Err("timed out reading the request body (--socket-timeout)".into())
+            Ok(n) => {
+                self.received += n as u64;
+                Ok(())
             }
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => Err(
+                "timed out reading the request body (--body-timeout, --socket-timeout)".into(),
+            ),
             Err(e) => Err(format!("error reading the request body: {e}")),
         }
+    }
+
+    /// How long the next read may wait: `--body-timeout` from the start of
+    /// the request, one more second per `--body-min-rate` bytes received,
+    /// capped by `--body-max-timeout`, and never more than `--socket-timeout`.
+    fn read_allowance(&self) -> Duration {
+        let r = &self.body_rule;
+        let extra = if r.body_min_rate == 0 {
+            0
+        } else {
+            self.received * 1000 / r.body_min_rate
+        };
+        let mut allowed = r.body_ms + extra;
+        if r.body_max_ms > 0 {
+            allowed = allowed.min(r.body_max_ms);
+        }
+        let deadline = self.started + Duration::from_millis(allowed);
+        deadline
+            .saturating_duration_since(std::time::Instant::now())
+            .min(self.timeout)
     }
 
     /// Makes sure `ready` has unread bytes; false at the end of the body.

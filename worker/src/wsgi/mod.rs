@@ -93,7 +93,7 @@ fn run(py: Python<'_>, ctx: &RequestContext<'_>, conn: &mut Conn, head: &Request
         std::mem::take(&mut conn.buf),
         head,
         ctx.config.limits.request_body,
-        timeout,
+        &ctx.config.timeouts,
     );
     let response = StartResponse::new(fd, head, timeout);
     let (input, response) = match (Py::new(py, input), Py::new(py, response)) {
@@ -111,7 +111,7 @@ fn run(py: Python<'_>, ctx: &RequestContext<'_>, conn: &mut Conn, head: &Request
     let mut app_ok = true;
     match called {
         Ok(iterable) => {
-            if let Err(e) = send_body(py, &iterable, &response) {
+            if let Err(e) = send_body(py, ctx, &iterable, &response) {
                 app_ok = false;
                 report(py, ctx, &e, &response);
             }
@@ -179,12 +179,40 @@ fn run(py: Python<'_>, ctx: &RequestContext<'_>, conn: &mut Conn, head: &Request
     }
 }
 
+/// A `wsgi.file_wrapper` around a real, regular file: (fd, offset, length).
+fn real_file(
+    py: Python<'_>,
+    ctx: &RequestContext<'_>,
+    iterable: &Bound<'_, PyAny>,
+) -> Option<(std::os::fd::RawFd, u64, u64)> {
+    let wrapper_type = ctx.app.bootstrap.bind(py).getattr("FileWrapper").ok()?;
+    if !iterable.is_instance(&wrapper_type).ok()? {
+        return None;
+    }
+    let filelike = iterable.getattr("filelike").ok()?;
+    let fd: std::os::fd::RawFd = filelike.call_method0("fileno").ok()?.extract().ok()?;
+    let offset: u64 = filelike.call_method0("tell").ok()?.extract().ok()?;
+    // SAFETY: the descriptor belongs to the file object the application
+    // handed us, which stays open while we look at it.
+    let file = unsafe { crate::net::borrow(fd) };
+    let stat = nix::sys::stat::fstat(file).ok()?;
+    if stat.st_mode & libc::S_IFMT != libc::S_IFREG {
+        return None;
+    }
+    let size = u64::try_from(stat.st_size).ok()?;
+    Some((fd, offset, size.saturating_sub(offset)))
+}
+
 /// Iterates the application's response and sends every block.
 fn send_body(
     py: Python<'_>,
+    ctx: &RequestContext<'_>,
     iterable: &Bound<'_, PyAny>,
     response: &Py<StartResponse>,
 ) -> PyResult<()> {
+    if let Some((fd, offset, count)) = real_file(py, ctx, iterable) {
+        return response.borrow_mut(py).send_file(py, fd, offset, count);
+    }
     // A list or tuple of bytes has a known length: send Content-Length instead of chunks.
     let known = if let Ok(list) = iterable.cast::<PyList>() {
         total_len(list.iter())

@@ -352,6 +352,57 @@ impl StartResponse {
         Ok(())
     }
 
+    /// Sends `count` bytes of an open file from `offset` with sendfile(2)
+    /// (`wsgi.file_wrapper` on a real file): no copy through Python.
+    pub fn send_file(
+        &mut self,
+        py: Python<'_>,
+        file: RawFd,
+        offset: u64,
+        count: u64,
+    ) -> PyResult<()> {
+        if !self.headers_sent() {
+            if self.app_length.is_none() && self.known_length.is_none() {
+                self.known_length = Some(count);
+            }
+            self.write_head()?;
+        }
+        let count = match self.framing {
+            Framing::NoBody | Framing::Undecided => return Ok(()),
+            Framing::Length(n) => count.min(n.saturating_sub(self.body_bytes)),
+            Framing::Chunked | Framing::UntilClose => count,
+        };
+        if count == 0 {
+            return Ok(());
+        }
+        if self.framing == Framing::Chunked {
+            let _ = write!(self.out, "{count:x}\r\n");
+        }
+        self.flush(py, &[])?;
+        // SAFETY: the request handler owns the connection; the application
+        // keeps the file open while its file wrapper is being sent.
+        let (sock, file) = unsafe { (net::borrow(self.fd), net::borrow(file)) };
+        let timeout = self.timeout;
+        let sent = py
+            .detach(|| net::send_file(sock, file, offset, count, timeout))
+            .map_err(|e| {
+                self.client_gone = true;
+                self.keep_alive = false;
+                PyOSError::new_err(format!("cannot send the file: {e}"))
+            })?;
+        self.body_bytes += sent;
+        if sent < count {
+            // The file shrank: the announced length cannot be honoured.
+            self.keep_alive = false;
+            self.client_gone = true;
+            return Err(PyOSError::new_err("the file is shorter than announced"));
+        }
+        if self.framing == Framing::Chunked {
+            self.out.extend_from_slice(b"\r\n");
+        }
+        Ok(())
+    }
+
     /// Completes the response: head if not yet sent, last chunk. Returns
     /// the bytes still to send, so the caller can write them in the same
     /// GIL-free stretch in which it waits for the next request.
