@@ -1,11 +1,13 @@
 //! Loading the WSGI application and the constants every request shares.
 
+use super::output::{LogSink, Source};
 use super::Interpreter;
 use crate::wsgi::errors::ErrorStream;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyModule, PyTuple};
 use rwsgi_shared::config::{AppType, ServerConfig};
-use slog::{error, Logger};
+use slog::{error, warn, Logger};
+use std::time::Duration;
 
 const BOOTSTRAP: &std::ffi::CStr = {
     // The source must be NUL-terminated for PyModule::from_code.
@@ -24,6 +26,9 @@ pub struct Application {
     /// environ keys that are the same for every request; copied per request.
     pub environ_template: Py<PyDict>,
     pub errors: Py<ErrorStream>,
+    /// What `sys.stdout` and `sys.stderr` write to.
+    pub stdout: Py<LogSink>,
+    pub stderr: Py<LogSink>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -98,6 +103,14 @@ fn load_with(
     log: &Logger,
 ) -> PyResult<Application> {
     let spec = &config.app;
+    let stdout = Py::new(py, LogSink::new(log.clone(), Source::Stdout))?;
+    let stderr = Py::new(py, LogSink::new(log.clone(), Source::Stderr))?;
+    let server = Py::new(py, LogSink::new(log.clone(), Source::Server))?;
+    boot.call_method1(
+        "install_output",
+        (stdout.clone_ref(py), stderr.clone_ref(py)),
+    )?;
+    boot.call_method1("restrict_signals", (server.getattr(py, "message")?,))?;
     let script_dir = match spec.kind {
         AppType::Script | AppType::Paste => std::path::Path::new(&spec.entry_point)
             .parent()
@@ -135,6 +148,8 @@ fn load_with(
         bootstrap: boot.clone().unbind(),
         environ_template: template.unbind(),
         errors,
+        stdout,
+        stderr,
     })
 }
 
@@ -160,14 +175,33 @@ fn environ_template<'py>(
     d.set_item("GATEWAY_INTERFACE", "CGI/1.1")?;
     d.set_item("mod_wsgi.process_group", "")?;
     d.set_item("mod_wsgi.application_group", "")?;
+    for (name, value) in &config.python.environ {
+        d.set_item(name, value)?;
+    }
     Ok(d)
 }
 
-/// Runs `atexit` handlers on a graceful stop.
-pub fn run_exit_handlers(log: &Logger) {
-    Python::attach(|py| {
-        if let Err(e) = bootstrap(py).and_then(|b| b.call_method0("run_exit_handlers")) {
-            error!(log, "an atexit handler failed: {}", e);
+/// Runs `atexit` handlers on a graceful stop, for at most `bound`
+/// (`--shutdown-timeout`): a handler that hangs does not keep the worker alive.
+pub fn run_exit_handlers(app: &Application, bound: Duration, log: &Logger) {
+    let watchdog_log = log.clone();
+    let (done, finished) = std::sync::mpsc::channel::<()>();
+    std::thread::spawn(move || {
+        if finished.recv_timeout(bound).is_err() {
+            warn!(watchdog_log, "atexit handlers did not finish within --shutdown-timeout; exiting without them";
+                "seconds" => bound.as_secs_f64());
+            // SAFETY: _exit ends the process at once; nothing is left to unwind
+            // that the main thread (stuck in Python) would still need.
+            unsafe { libc::_exit(0) };
         }
     });
+    Python::attach(|py| {
+        let boot = app.bootstrap.bind(py);
+        if let Err(e) = boot.call_method0("run_exit_handlers") {
+            log_exception(py, boot, &e, log, "an atexit handler failed:");
+        }
+        app.stdout.get().flush_all();
+        app.stderr.get().flush_all();
+    });
+    let _ = done.send(());
 }

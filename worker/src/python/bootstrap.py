@@ -8,6 +8,7 @@ import hashlib
 import importlib
 import importlib.machinery
 import importlib.util
+import io
 import os
 import site
 import sys
@@ -24,6 +25,97 @@ def prepare_path(working_directory, python_paths, script_directory):
     sys.path[:] = front + rest
     for path in python_paths:
         site.addsitedir(path)
+
+
+class _LogRaw(io.RawIOBase):
+    """The bytes side of sys.stdout/sys.stderr: every write goes to a Rust
+    sink that logs complete lines with the worker's id. fileno() is the
+    inherited descriptor, so faulthandler and subprocess still work."""
+
+    def __init__(self, sink, fd, name):
+        super().__init__()
+        self._sink = sink
+        self._fd = fd
+        self.name = name
+
+    def writable(self):
+        return True
+
+    def write(self, b):
+        data = bytes(b)
+        self._sink.write(data)
+        return len(data)
+
+    def flush(self):
+        self._sink.flush()
+
+    def fileno(self):
+        return self._fd
+
+    def isatty(self):
+        return False
+
+
+def install_output(stdout_sink, stderr_sink):
+    """print() and logging reach the server log, line by line, tagged with
+    the worker: sys.stdout and sys.stderr become line-writing text streams."""
+
+    def stream(sink, fd, name):
+        text = io.TextIOWrapper(
+            _LogRaw(sink, fd, "<%s>" % name),
+            encoding="utf-8",
+            errors="backslashreplace",
+            line_buffering=True,
+            write_through=True,
+        )
+        text.mode = "w"
+        return text
+
+    sys.stdout = stream(stdout_sink, 1, "stdout")
+    sys.stderr = stream(stderr_sink, 2, "stderr")
+
+
+def flush_output():
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:
+            pass
+
+
+def restrict_signals(warn):
+    """signal.signal() from the application is ignored with a warning, like
+    mod_wsgi: the worker's signals belong to rwsgi, and a Python handler
+    would never run anyway (the main thread stays in Rust)."""
+    import signal
+
+    def _signal(signalnum, handler):
+        try:
+            name = signal.Signals(signalnum).name
+        except (ValueError, TypeError):
+            name = str(signalnum)
+        warn(
+            "signal.signal(%s, %r) by the application ignored: "
+            "rwsgi's worker handles its signals itself" % (name, handler)
+        )
+        return signal.getsignal(signalnum)
+
+    _signal.__doc__ = signal.signal.__doc__
+    signal.signal = _signal
+
+
+def module_files(extra):
+    """The source files of every loaded module (and `extra`), for
+    --reload-on-changes."""
+    files = set(extra)
+    for module in list(sys.modules.values()):
+        path = getattr(module, "__file__", None)
+        if not isinstance(path, str) or not path:
+            continue
+        if path.endswith((".pyc", ".pyo")):
+            path = path[:-1]
+        files.add(path)
+    return sorted(files)
 
 
 def describe_interpreter():
@@ -102,7 +194,10 @@ def dump_stacks():
 def run_exit_handlers():
     import atexit
 
-    atexit._run_exitfuncs()
+    try:
+        atexit._run_exitfuncs()
+    finally:
+        flush_output()
 
 
 class FileWrapper:

@@ -3,11 +3,13 @@
 //! Signals stay with Rust (`install_signal_handlers = 0`), `sys.executable`
 //! names a real Python so `subprocess` and `multiprocessing` work, and a
 //! virtual environment from `--python-home` or `VIRTUAL_ENV` is entered the
-//! way `venv/bin/python` would enter it (through its `pyvenv.cfg`).
+//! way `venv/bin/python` would enter it (through its `pyvenv.cfg`), and the
+//! locale is set before CPython reads it (`--locale`, `--lang`; a C/POSIX
+//! locale becomes a UTF-8 one, like mod_wsgi-express does).
 
 use pyo3::ffi;
 use rwsgi_shared::config::ServerConfig;
-use slog::{info, Logger};
+use slog::{info, warn, Logger};
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
@@ -104,8 +106,72 @@ fn check(status: ffi::PyStatus) -> Result<(), InitError> {
     )))
 }
 
+/// The locale the environment selects for character classification.
+fn inherited_locale() -> String {
+    ["LC_ALL", "LC_CTYPE", "LANG"]
+        .iter()
+        .filter_map(|k| std::env::var(k).ok())
+        .find(|v| !v.is_empty())
+        .unwrap_or_else(|| "C".to_owned())
+}
+
+/// True when the C library knows `name`.
+fn locale_exists(name: &str) -> bool {
+    let Ok(c) = CString::new(name) else {
+        return false;
+    };
+    // SAFETY: newlocale only reads the NUL-terminated name; a non-null result
+    // is a fresh locale object that we free at once.
+    unsafe {
+        let loc = libc::newlocale(libc::LC_ALL_MASK, c.as_ptr(), std::ptr::null_mut());
+        if loc.is_null() {
+            return false;
+        }
+        libc::freelocale(loc);
+    }
+    true
+}
+
+/// Sets `LC_ALL` and `LANG` for the worker before Python reads them.
+fn apply_locale(config: &ServerConfig, log: &Logger) {
+    let spec = &config.python;
+    let (locale, lang) = match (&spec.locale, &spec.lang) {
+        (None, None) => {
+            let inherited = inherited_locale();
+            if inherited != "C" && inherited != "POSIX" {
+                return;
+            }
+            let Some(utf8) = ["en_US.UTF-8", "C.UTF-8", "C.utf8"]
+                .into_iter()
+                .find(|l| locale_exists(l))
+            else {
+                return;
+            };
+            info!(
+                log,
+                "the locale is {}; the application runs with {} (choose with --locale)",
+                inherited,
+                utf8
+            );
+            (utf8.to_owned(), utf8.to_owned())
+        }
+        (Some(l), None) | (None, Some(l)) => (l.clone(), l.clone()),
+        (Some(l), Some(g)) => (l.clone(), g.clone()),
+    };
+    for name in [&locale, &lang] {
+        if !locale_exists(name) {
+            warn!(log, "locale {} is not installed on this system", name);
+        }
+    }
+    // Only the main thread runs at this point of the worker's start, so
+    // nothing reads the environment concurrently.
+    std::env::set_var("LC_ALL", &locale);
+    std::env::set_var("LANG", &lang);
+}
+
 /// Starts the interpreter, changes into the working directory, and releases the GIL.
 pub fn start(config: &ServerConfig, log: &Logger) -> Result<Interpreter, InitError> {
+    apply_locale(config, log);
     let wd = &config.python.working_directory;
     std::env::set_current_dir(wd).map_err(|e| InitError::Chdir(wd.clone(), e))?;
     let place = placement(config.python.python_home.as_deref());

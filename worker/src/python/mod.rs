@@ -1,7 +1,11 @@
-//! The embedded interpreter: start-up, application loading, exit handlers.
+//! The embedded interpreter: start-up, application loading, application
+//! output, the reload-on-changes monitor, exit handlers.
 
 mod app;
 mod init;
+mod monitor;
+mod output;
 
 pub use app::{load_application, log_exception, run_exit_handlers, Application};
 pub use init::{start, Interpreter};
+pub use monitor::{watch_for_changes, Watch};

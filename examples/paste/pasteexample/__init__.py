@@ -1,0 +1,1 @@
+"""A tiny PasteDeploy application and filter for rwsgi's example."""

@@ -1,0 +1,100 @@
+//! Application output (`print`, `logging`, anything written to
+//! `sys.stdout`/`sys.stderr`) into the server log, one record per line,
+//! tagged with the worker like every other worker record.
+//!
+//! Partial lines are kept per OS thread, so two request threads printing at
+//! once do not splice each other's lines together.
+
+use pyo3::prelude::*;
+use slog::{info, warn, Logger};
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::thread::ThreadId;
+
+/// Where a line came from, which decides its level.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    Stdout,
+    Stderr,
+    /// rwsgi's own remarks about the application (e.g. an ignored signal.signal).
+    Server,
+}
+
+#[pyclass(module = "rwsgi", frozen)]
+pub struct LogSink {
+    log: Logger,
+    source: Source,
+    partial: Mutex<HashMap<ThreadId, Vec<u8>>>,
+}
+
+impl LogSink {
+    pub fn new(log: Logger, source: Source) -> LogSink {
+        LogSink {
+            log,
+            source,
+            partial: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn emit(&self, line: &[u8]) {
+        let line = String::from_utf8_lossy(line);
+        let line = line.trim_end_matches(['\n', '\r']);
+        match self.source {
+            Source::Stdout => info!(self.log, "{}", line; "source" => "stdout"),
+            Source::Stderr => warn!(self.log, "{}", line; "source" => "stderr"),
+            Source::Server => warn!(self.log, "{}", line),
+        }
+    }
+
+    /// Emits every partial line of every thread (at exit).
+    pub fn flush_all(&self) {
+        let pending: Vec<Vec<u8>> = {
+            let mut partial = self.partial.lock().unwrap_or_else(|p| p.into_inner());
+            partial.drain().map(|(_, v)| v).collect()
+        };
+        for line in pending.iter().filter(|l| !l.is_empty()) {
+            self.emit(line);
+        }
+    }
+}
+
+#[pymethods]
+impl LogSink {
+    /// Takes bytes; logs every complete line, keeps the rest for this thread.
+    fn write(&self, data: &[u8]) -> usize {
+        let lines: Vec<Vec<u8>> = {
+            let mut partial = self.partial.lock().unwrap_or_else(|p| p.into_inner());
+            let buf = partial.entry(std::thread::current().id()).or_default();
+            buf.extend_from_slice(data);
+            let mut lines = Vec::new();
+            while let Some(i) = buf.iter().position(|&b| b == b'\n') {
+                lines.push(buf.drain(..=i).collect());
+            }
+            if buf.is_empty() {
+                partial.remove(&std::thread::current().id());
+            }
+            lines
+        };
+        // Log outside the lock: the drain takes its own.
+        for line in &lines {
+            self.emit(line);
+        }
+        data.len()
+    }
+
+    /// Logs this thread's partial line, if any.
+    fn flush(&self) {
+        let rest = {
+            let mut partial = self.partial.lock().unwrap_or_else(|p| p.into_inner());
+            partial.remove(&std::thread::current().id())
+        };
+        if let Some(rest) = rest.filter(|r| !r.is_empty()) {
+            self.emit(&rest);
+        }
+    }
+
+    /// A complete message from the bootstrap code (no newline needed).
+    fn message(&self, text: &str) {
+        self.emit(text.as_bytes());
+    }
+}
