@@ -202,6 +202,7 @@ pub fn run_exit_handlers(app: &Application, bound: Duration, log: &Logger) {
         }
         app.stdout.get().flush_all();
         app.stderr.get().flush_all();
+        let _ = app.errors.bind(py).call_method0("flush");
     });
     let _ = done.send(());
 }

@@ -26,7 +26,7 @@ pub enum InitError {
 
 /// Proof that the interpreter runs; the GIL is released when this is returned.
 pub struct Interpreter {
-    pub description: String,
+    _private: (),
 }
 
 /// The Python the worker was built against, else one of the same version on PATH.
@@ -217,7 +217,6 @@ pub fn start(config: &ServerConfig, log: &Logger) -> Result<Interpreter, InitErr
         // From here on threads attach when they need Python.
         ffi::PyEval_SaveThread();
     }
-    let description = super::app::describe(log);
-    info!(log, "{}", description);
-    Ok(Interpreter { description })
+    info!(log, "{}", super::app::describe(log));
+    Ok(Interpreter { _private: () })
 }
