@@ -759,4 +759,32 @@ fn reload_on_changes_serves_the_changed_script() {
     let log = server.log.text();
     assert!(log.contains("a file of the application changed"), "{log}");
     assert!(!log.contains("--reload-on-changes is accepted"), "{log}");
+    // A save with a syntax error: the new generation cannot load, the
+    // running one keeps serving the last good code.
+    std::fs::write(&script, "def application(environ, start_response)\n").expect("write");
+    assert!(
+        server.log.wait_for("SyntaxError", Duration::from_secs(20)),
+        "{}",
+        server.log.text()
+    );
+    assert_eq!(get(server.port, "/").text(), "two");
+}
+
+#[test]
+fn a_hanging_atexit_handler_is_cut_off_at_the_shutdown_timeout() {
+    let mut server = Server::start(&["--shutdown-timeout", "1", &app("slow_atexit.py")]);
+    assert_eq!(get(server.port, "/").text(), "ok");
+    let asked = Instant::now();
+    server.signal(Signal::SIGTERM);
+    let status = server
+        .wait_exit(Duration::from_secs(20))
+        .expect("rwsgi stops although an atexit handler hangs");
+    assert_eq!(status.code(), Some(0), "{}", server.log.text());
+    assert!(asked.elapsed() < Duration::from_secs(10));
+    let log = server.log.text();
+    assert!(log.contains("slow atexit handler started"), "{log}");
+    assert!(
+        log.contains("did not finish within --shutdown-timeout"),
+        "{log}"
+    );
 }

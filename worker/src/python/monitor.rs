@@ -114,7 +114,14 @@ fn run(watch: Watch, extra: Vec<String>) {
 
 /// Sends SIGHUP to the master unless another worker already caused a reload.
 fn request_reload(watch: &Watch) {
-    std::thread::sleep(STAGGER * watch.slot.min(64) as u32);
+    // Rank among the live workers of this generation: the first one signals
+    // at once, the others only if they still see no reload after a while.
+    let rank = watch
+        .scoreboard
+        .workers()
+        .filter(|(i, w)| *i < watch.slot && w.pid() != 0 && w.generation() == watch.generation)
+        .count();
+    std::thread::sleep(STAGGER * rank.min(16) as u32);
     let header = watch.scoreboard.header();
     if header.generation() != watch.generation {
         return;
