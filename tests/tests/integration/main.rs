@@ -5,5 +5,6 @@ mod apps;
 mod basics;
 mod cli;
 mod lifecycle;
+mod statics;
 mod supervision;
 mod wsgi;
