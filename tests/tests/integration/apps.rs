@@ -349,6 +349,36 @@ fn paste_ini_with_a_filter() {
     assert_eq!(r.status, 200, "{}", server.log.text());
     assert_eq!(r.text(), "Hello from PasteDeploy\n");
     assert_eq!(r.header("x-paste-filter"), Some("stamp"), "{}", r.head);
+    // The ini's [loggers] configured logging; the record reaches the server log.
+    assert!(
+        server
+            .log
+            .wait_for("INFO [pasteexample.app] serving /", Duration::from_secs(5)),
+        "{}",
+        server.log.text()
+    );
+}
+
+#[test]
+fn a_venv_for_another_python_version_is_a_clear_error() {
+    let tmp = TempDir::new("oldvenv");
+    std::fs::create_dir_all(tmp.path().join("bin")).expect("mkdir");
+    std::fs::write(
+        tmp.path().join("pyvenv.cfg"),
+        "home = /nonexistent/bin\ninclude-system-site-packages = false\nversion = 3.99.1\n",
+    )
+    .expect("write pyvenv.cfg");
+    let mut server = Server::builder()
+        .args(["--python-home", &s(tmp.path()), &app("hello.py")])
+        .no_wait()
+        .start();
+    let status = server.wait_exit(Duration::from_secs(20)).expect("exits");
+    let log = server.log.text();
+    assert_eq!(status.code(), Some(4), "{log}");
+    assert!(
+        log.contains("is for Python 3.99") && log.contains("built for Python 3."),
+        "{log}"
+    );
 }
 
 #[test]

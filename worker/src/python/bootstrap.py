@@ -159,7 +159,29 @@ def load_paste(path):
         raise ImportError(
             "--application-type paste needs PasteDeploy: pip install PasteDeploy"
         ) from None
+    _configure_paste_logging(path)
     return loadapp("config:" + path)
+
+
+def _configure_paste_logging(path):
+    """A Paste .ini with a [loggers] section configures logging, as pserve
+    and mod_wsgi-express do; its handlers' sys.stderr is the server log."""
+    import configparser
+
+    parser = configparser.RawConfigParser(strict=False)
+    try:
+        parser.read(path)
+    except configparser.Error:
+        return
+    if not parser.has_section("loggers"):
+        return
+    import logging.config
+
+    logging.config.fileConfig(
+        path,
+        {"__file__": path, "here": os.path.dirname(path)},
+        disable_existing_loggers=False,
+    )
 
 
 def _find_callable(module, callable_name, where):

@@ -22,6 +22,12 @@ pub enum InitError {
     Status(String),
     #[error("path contains a NUL byte: {0}")]
     Nul(String),
+    #[error("the virtualenv {venv} is for Python {found}, but this rwsgi was built for Python {built}: recreate it with python{built} -m venv")]
+    VenvVersion {
+        venv: String,
+        found: String,
+        built: String,
+    },
 }
 
 /// Proof that the interpreter runs; the GIL is released when this is returned.
@@ -57,6 +63,36 @@ struct Placement {
     program: PathBuf,
     /// `PYTHONHOME`-like override for a plain (non-venv) installation.
     home: Option<PathBuf>,
+}
+
+/// The `X.Y` a virtualenv's `pyvenv.cfg` names (`version` or `version_info`).
+fn venv_version(venv: &Path) -> Option<String> {
+    let cfg = std::fs::read_to_string(venv.join("pyvenv.cfg")).ok()?;
+    cfg.lines().find_map(|line| {
+        let (key, value) = line.split_once('=')?;
+        if !matches!(key.trim(), "version" | "version_info") {
+            return None;
+        }
+        let mut parts = value.trim().split('.');
+        Some(format!("{}.{}", parts.next()?, parts.next()?))
+    })
+}
+
+/// A virtualenv made by another Python version would load no packages (its
+/// site-packages is `lib/pythonX.Y`); say so instead of failing on imports.
+fn check_venv_version(python_home: Option<&Path>) -> Result<(), InitError> {
+    let Some(venv) = python_home else {
+        return Ok(());
+    };
+    let built = env!("RWSGI_BUILD_PYTHON_VERSION");
+    match venv_version(venv) {
+        Some(found) if found != built => Err(InitError::VenvVersion {
+            venv: venv.display().to_string(),
+            found,
+            built: built.to_owned(),
+        }),
+        _ => Ok(()),
+    }
 }
 
 fn placement(python_home: Option<&Path>) -> Placement {
@@ -174,6 +210,7 @@ pub fn start(config: &ServerConfig, log: &Logger) -> Result<Interpreter, InitErr
     apply_locale(config, log);
     let wd = &config.python.working_directory;
     std::env::set_current_dir(wd).map_err(|e| InitError::Chdir(wd.clone(), e))?;
+    check_venv_version(config.python.python_home.as_deref())?;
     let place = placement(config.python.python_home.as_deref());
     let program = cstring(&place.program)?;
     let home = place.home.as_deref().map(cstring).transpose()?;
