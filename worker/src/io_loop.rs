@@ -86,7 +86,10 @@ impl IoLoop<'_> {
         let mut returns = Vec::new();
         let mut last_sweep = Instant::now();
         loop {
-            match self.ctx.poll.poll(&mut events, Some(SWEEP)) {
+            let timeout = if self.ctx.pool.io_sleep() { SWEEP } else { Duration::ZERO };
+            let polled = self.ctx.poll.poll(&mut events, Some(timeout));
+            self.ctx.pool.io_awake();
+            match polled {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),

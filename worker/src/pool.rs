@@ -8,6 +8,7 @@ use crate::conn::Conn;
 use mio::{Poll, Token, Waker};
 use rwsgi_shared::http::RequestHead;
 use std::collections::VecDeque;
+use std::sync::atomic::{fence, AtomicBool, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::Instant;
 
@@ -43,6 +44,9 @@ pub struct Pool {
     ready: Condvar,
     returns: Mutex<Vec<Returned>>,
     waker: Waker,
+    /// The I/O thread is (about to be) blocked in epoll: only then does a
+    /// give-back need to wake it (an eventfd write, a syscall).
+    io_sleeping: AtomicBool,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -66,6 +70,7 @@ impl Pool {
                 ready: Condvar::new(),
                 returns: Mutex::new(Vec::new()),
                 waker,
+                io_sleeping: AtomicBool::new(false),
             },
             poll,
         ))
@@ -106,7 +111,24 @@ impl Pool {
 
     pub fn give_back(&self, returned: Returned) {
         lock(&self.returns).push(returned);
-        let _ = self.waker.wake();
+        // Pairs with the fence in `io_sleep`: either the I/O thread sees this
+        // return before it sleeps, or we see that it sleeps and wake it.
+        fence(Ordering::SeqCst);
+        if self.io_sleeping.load(Ordering::SeqCst) {
+            let _ = self.waker.wake();
+        }
+    }
+
+    /// Called by the I/O thread before it blocks; false when returns are
+    /// already waiting (then it must not block).
+    pub fn io_sleep(&self) -> bool {
+        self.io_sleeping.store(true, Ordering::SeqCst);
+        fence(Ordering::SeqCst);
+        lock(&self.returns).is_empty()
+    }
+
+    pub fn io_awake(&self) {
+        self.io_sleeping.store(false, Ordering::SeqCst);
     }
 
     pub fn take_returns(&self, into: &mut Vec<Returned>) {

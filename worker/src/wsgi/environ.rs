@@ -55,6 +55,30 @@ fn cgi_name(name: &str) -> Option<String> {
     Some(key)
 }
 
+thread_local! {
+    /// Header name as sent → interned environ key (None: dropped). Clients
+    /// send the same few names on every request.
+    static KEYS: std::cell::RefCell<std::collections::HashMap<String, Option<Py<PyString>>>> =
+        std::cell::RefCell::new(std::collections::HashMap::new());
+}
+
+/// Most distinct header names remembered per thread.
+const KEY_CACHE: usize = 256;
+
+fn cgi_key<'py>(py: Python<'py>, name: &str) -> Option<Bound<'py, PyString>> {
+    KEYS.with(|cache| {
+        let mut cache = cache.borrow_mut();
+        if let Some(key) = cache.get(name) {
+            return key.as_ref().map(|k| k.bind(py).clone());
+        }
+        let key = cgi_name(name).map(|k| PyString::intern(py, &k));
+        if cache.len() < KEY_CACHE {
+            cache.insert(name.to_owned(), key.as_ref().map(|k| k.clone().unbind()));
+        }
+        key
+    })
+}
+
 pub fn build<'py>(
     py: Python<'py>,
     ctx: &RequestContext<'_>,
@@ -76,11 +100,10 @@ pub fn build<'py>(
     env.set_item(intern!(py, "REMOTE_PORT"), peer.port().to_string())?;
     env.set_item(intern!(py, "wsgi.input"), input.clone_ref(py))?;
     for (name, value) in &head.headers {
-        let Some(key) = cgi_name(name) else {
+        let Some(key) = cgi_key(py, name) else {
             continue;
         };
         let value = latin1(value);
-        let key = PyString::new(py, &key);
         match env.get_item(&key)? {
             Some(previous) => {
                 // Repeated fields are one list (RFC 9110 5.3); cookies use "; ".
