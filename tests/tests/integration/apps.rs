@@ -438,10 +438,9 @@ fn check_venv_app(server: &Server, venv: &Path) {
 #[test]
 fn a_venv_from_python_home_provides_its_packages() {
     let venv = test_venv();
-    assert!(
-        global_python_lacks("django"),
-        "this check needs Django to be absent from the global Python"
-    );
+    if !global_python_lacks("django") {
+        eprintln!("NOTE: the global Python has Django too; see a_fresh_venv_*");
+    }
     let server = Server::builder()
         .args(["--python-home", &s(&venv), &app("venv_only.py")])
         .env("RWSGI_TEST_VENV_MODULE", "django")
@@ -460,20 +459,55 @@ fn a_venv_from_virtual_env_provides_its_packages() {
     check_venv_app(&server, &venv);
 }
 
+/// A module that exists nowhere but in the venv this test makes.
+const VENV_ONLY: &str = "rwsgi_test_only_in_this_venv";
+
+/// A new virtualenv (no pip: fast) holding the module `VENV_ONLY`.
+fn fresh_venv(tmp: &TempDir) -> PathBuf {
+    let venv = tmp.path().join("venv");
+    let made = Command::new(venv_python())
+        .args(["-m", "venv", "--without-pip", &s(&venv)])
+        .status()
+        .expect("python -m venv");
+    assert!(made.success());
+    let version = std::fs::read_to_string(venv.join("pyvenv.cfg")).expect("pyvenv.cfg");
+    let xy = version
+        .lines()
+        .find_map(|l| l.strip_prefix("version = "))
+        .map(|v| v.split('.').take(2).collect::<Vec<_>>().join("."))
+        .expect("version in pyvenv.cfg");
+    let site = venv.join(format!("lib/python{xy}/site-packages"));
+    std::fs::write(site.join(format!("{VENV_ONLY}.py")), "WHERE = 'venv'\n").expect("module");
+    venv
+}
+
 #[test]
-fn without_a_venv_its_packages_are_missing() {
-    if !global_python_lacks("django") {
-        eprintln!("NOTE: the global Python has Django; nothing to check");
-        return;
-    }
+fn a_fresh_venv_provides_a_module_nothing_else_has() {
+    let tmp = TempDir::new("freshvenv");
+    let venv = fresh_venv(&tmp);
+    let server = Server::builder()
+        .args(["--python-home", &s(&venv), &app("venv_only.py")])
+        .env("RWSGI_TEST_VENV_MODULE", VENV_ONLY)
+        .start();
+    check_venv_app(&server, &venv);
+    let server = Server::builder()
+        .arg(app("venv_only.py"))
+        .env("VIRTUAL_ENV", &s(&venv))
+        .env("RWSGI_TEST_VENV_MODULE", VENV_ONLY)
+        .start();
+    check_venv_app(&server, &venv);
+    // And without the venv, the import fails: the package really is only there.
     let mut server = Server::builder()
         .arg(app("venv_only.py"))
-        .env("RWSGI_TEST_VENV_MODULE", "django")
+        .env("RWSGI_TEST_VENV_MODULE", VENV_ONLY)
         .no_wait()
         .start();
     let status = server.wait_exit(Duration::from_secs(20)).expect("exits");
     assert_eq!(status.code(), Some(3), "{}", server.log.text());
-    assert!(server.log.text().contains("No module named 'django'"));
+    assert!(server
+        .log
+        .text()
+        .contains(&format!("No module named '{VENV_ONLY}'")));
 }
 
 // --- naming the callable ---
