@@ -223,7 +223,7 @@ fn statics(args: &StartServer, cwd: &Path, kind: AppType) -> Result<StaticConfig
         // RWSGI_URL_ALIAS="/static htdocs /media media" (paths without spaces).
         if let Ok(v) = std::env::var("RWSGI_URL_ALIAS") {
             let words: Vec<&str> = v.split_whitespace().collect();
-            if words.len() % 2 != 0 {
+            if words.len() % 2 == 1 {
                 return Err(invalid(
                     "url-alias",
                     "RWSGI_URL_ALIAS needs URL-PATH PATH pairs",
@@ -258,7 +258,7 @@ fn statics(args: &StartServer, cwd: &Path, kind: AppType) -> Result<StaticConfig
             path: absolute(cwd, Path::new(&path)),
         });
     }
-    aliases.sort_by(|a, b| b.url.len().cmp(&a.url.len()));
+    aliases.sort_by_key(|a| std::cmp::Reverse(a.url.len()));
     let only_static = kind == AppType::Static;
     let document_root = match (&args.document_root, only_static) {
         (Some(dir), _) => Some(existing_dir("document-root", &absolute(cwd, dir))?),

@@ -1,9 +1,11 @@
 //! Static files in the worker, answered without Python.
 //!
-//! The I/O thread resolves a complete request head with
-//! [`StaticFiles::resolve`]; a request for a static file (or a refusal, a
-//! redirect, a 404 under a static mount) becomes a [`Job`] for one of a few
-//! plain Rust threads ("lanes"), which never touch the GIL. Each lane runs
+//! The I/O thread routes a complete request head: a request under a
+//! `--url-alias` (or any request in static-only mode), or for an existing
+//! file of the `--document-root`, becomes a [`Job`] for one of a few plain
+//! Rust threads ("lanes"), which never touch the GIL. A lane resolves the
+//! path with [`StaticFiles::resolve`] (the I/O thread only does so for the
+//! document root, where the file system decides what is static). Each lane runs
 //! its own small event loop: it writes the head and small files with one
 //! `sendmsg`, larger bodies with `sendfile(2)`, and parks a transfer whose
 //! socket is full until the socket is writable again, so a slow reader
@@ -47,7 +49,9 @@ pub struct Job {
     conn: Conn,
     head: RequestHead,
     token: usize,
-    resolution: Resolution,
+    /// `None`: the lane resolves it (a `--url-alias` request, so the I/O
+    /// thread makes no file system call for it).
+    resolution: Option<Resolution>,
     started: Instant,
 }
 
@@ -133,10 +137,15 @@ impl Statics {
         if self.lanes.is_empty() {
             return Some((conn, head));
         }
-        let resolution = self.files.resolve(&head);
-        if let Resolution::NotStatic = resolution {
-            return Some((conn, head));
-        }
+        let resolution = if self.files.claims(&head) {
+            None
+        } else {
+            // --document-root: only an existing file is static.
+            match self.files.resolve(&head) {
+                Resolution::NotStatic => return Some((conn, head)),
+                r => Some(r),
+            }
+        };
         let lane = &self.lanes[self.next.fetch_add(1, Ordering::Relaxed) % self.lanes.len()];
         lock(&lane.jobs).push_back(Job {
             conn,
@@ -248,6 +257,7 @@ impl LaneLoop {
         } = job;
         let keep_alive = head.keep_alive && body_already_here(&mut conn, &head);
         let files = Arc::clone(&self.statics.files);
+        let resolution = resolution.unwrap_or_else(|| files.resolve(&head));
         let date = self.dates.now();
         let (plan, file) = match resolution {
             Resolution::File(f) => {

@@ -78,8 +78,8 @@ mod tests {
         assert_eq!(ok("/caf%C3%A9.txt"), "café.txt");
         assert_eq!(ok(""), "");
         assert_eq!(ok("/"), "");
-        assert!(decode("/dir/", false).unwrap().trailing_slash);
-        assert!(!decode("/dir", false).unwrap().trailing_slash);
+        assert!(decode("/dir/", false).expect("test").trailing_slash);
+        assert!(!decode("/dir", false).expect("test").trailing_slash);
     }
 
     #[test]

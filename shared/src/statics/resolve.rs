@@ -146,7 +146,7 @@ impl StaticFiles {
             .iter()
             .map(|a| Mount::new(&a.url, &a.path))
             .collect();
-        aliases.sort_by(|a, b| b.url.len().cmp(&a.url.len()));
+        aliases.sort_by_key(|a| std::cmp::Reverse(a.url.len()));
         let files = StaticFiles {
             aliases,
             document_root: config.document_root.as_deref().map(|p| Mount::new("", p)),
@@ -178,6 +178,17 @@ impl StaticFiles {
 
     pub fn options(&self) -> &Options {
         &self.options
+    }
+
+    /// Whether the request is static whatever the file system says (it is
+    /// under a `--url-alias`, or nothing else is served): it can then be
+    /// resolved off the I/O thread.
+    pub fn claims(&self, head: &RequestHead) -> bool {
+        self.only_static
+            || self
+                .aliases
+                .iter()
+                .any(|m| below(&m.url, &head.path).is_some())
     }
 
     /// What the request's path names.
@@ -432,14 +443,14 @@ mod tests {
             N.fetch_add(1, Ordering::Relaxed)
         ));
         let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).unwrap();
+        std::fs::create_dir_all(&p).expect("test");
         TempDir(p)
     }
 
     fn write(dir: &Path, rel: &str, body: &str) {
         let p = dir.join(rel);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, body).unwrap();
+        std::fs::create_dir_all(p.parent().expect("test")).expect("test");
+        std::fs::write(p, body).expect("test");
     }
 
     fn head(path: &str, headers: &[(&str, &str)]) -> RequestHead {
@@ -475,8 +486,8 @@ mod tests {
         write(d, "htdocs/inner.txt", "inner");
         write(d, "secret.txt", "TOP SECRET");
         write(d, "icon.ico", "ico");
-        std::os::unix::fs::symlink(d.join("secret.txt"), d.join("htdocs/out.txt")).unwrap();
-        std::os::unix::fs::symlink("inner.txt", d.join("htdocs/in.txt")).unwrap();
+        std::os::unix::fs::symlink(d.join("secret.txt"), d.join("htdocs/out.txt")).expect("test");
+        std::os::unix::fs::symlink("inner.txt", d.join("htdocs/in.txt")).expect("test");
         let mut c = StaticConfig {
             aliases: vec![
                 UrlAlias {
@@ -500,7 +511,7 @@ mod tests {
         match r {
             Resolution::File(mut f) => {
                 let mut s = String::new();
-                f.file.read_to_string(&mut s).unwrap();
+                f.file.read_to_string(&mut s).expect("test");
                 s
             }
             other => panic!("not a file: {other:?}"),

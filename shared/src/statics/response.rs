@@ -485,7 +485,7 @@ mod tests {
             true,
             "BOUNDARY",
         );
-        let head = String::from_utf8(plan.head.clone()).unwrap();
+        let head = String::from_utf8(plan.head.clone()).expect("test");
         (plan, head)
     }
 
@@ -636,9 +636,9 @@ mod tests {
         let len: u64 = head
             .lines()
             .find_map(|l| l.strip_prefix("Content-Length: "))
-            .unwrap()
+            .expect("test")
             .parse()
-            .unwrap();
+            .expect("test");
         assert_eq!(len, plan.body_len());
         let Segment::Bytes(first) = &plan.body[0] else {
             panic!()
@@ -687,7 +687,7 @@ mod tests {
             false,
             "B",
         );
-        let head = String::from_utf8(plan.head).unwrap();
+        let head = String::from_utf8(plan.head).expect("test");
         assert!(head.contains("Cache-Control: public, max-age=3600\r\n"));
         assert!(head.contains("Vary: Accept-Encoding\r\n"));
         assert!(head.contains("Content-Encoding: gzip\r\n"));
@@ -698,11 +698,11 @@ mod tests {
     fn errors_use_the_common_error_response() {
         let r = req("GET", &[]);
         let plan = error(404, &r, DATE, true, &[]);
-        let head = String::from_utf8(plan.head.clone()).unwrap();
+        let head = String::from_utf8(plan.head.clone()).expect("test");
         assert!(head.starts_with("HTTP/1.1 404 Not Found\r\n"));
         assert_eq!(plan.body, vec![Segment::Bytes(b"404 Not Found\n".to_vec())]);
         let plan = redirect(&req("HEAD", &[]), "/static/dir/", DATE, true);
-        let head = String::from_utf8(plan.head.clone()).unwrap();
+        let head = String::from_utf8(plan.head.clone()).expect("test");
         assert!(head.contains("Location: /static/dir/\r\n"));
         assert!(plan.body.is_empty());
         assert!(head.ends_with("\r\n\r\n"));
@@ -713,7 +713,7 @@ mod tests {
         let mut r = req("GET", &[]);
         r.version = Version::Http10;
         let plan = respond(&r, &info("\"e\""), &Options::default(), DATE, true, "B");
-        let head = String::from_utf8(plan.head).unwrap();
+        let head = String::from_utf8(plan.head).expect("test");
         assert!(head.contains("Connection: keep-alive\r\n"));
     }
 
