@@ -235,7 +235,13 @@ fn send_body(
                     .unwrap_or_default()
             ))
         })?;
-        response.borrow_mut(py).send(py, bytes.as_bytes())?;
+        let mut r = response.borrow_mut(py);
+        r.send(py, bytes.as_bytes())?;
+        if known.is_none() {
+            // A streamed block must not wait for the next one (PEP 3333):
+            // the application may take its time producing it.
+            r.flush_pending(py)?;
+        }
     }
     Ok(())
 }

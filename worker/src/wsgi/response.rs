@@ -307,6 +307,11 @@ impl StartResponse {
         })
     }
 
+    /// Sends what is buffered now.
+    pub fn flush_pending(&mut self, py: Python<'_>) -> PyResult<()> {
+        self.flush(py, &[])
+    }
+
     /// Sends one block of the body (from the iterable or `write`).
     pub fn send(&mut self, py: Python<'_>, data: &[u8]) -> PyResult<()> {
         if !self.headers_sent() {
