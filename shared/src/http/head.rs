@@ -5,13 +5,22 @@
 //! rules on top refuse whatever could let two parsers disagree about where a
 //! request ends (request smuggling): bare LF or CR, obs-fold, Content-Length
 //! and Transfer-Encoding together, duplicate or malformed lengths, transfer
-//! codings other than a final `chunked`.
+//! codings other than a final `chunked`, and more than one Host.
 //!
-//! A complete head is checked without another pass over its bytes: httparse
-//! hands back slices into the buffer, and where each field line starts tells
-//! where the previous one ended, so its length and its CRLF are checked from
-//! the offsets. Only a partial head is scanned again, to enforce the line
-//! limits before the head is complete.
+//! A valid head costs one pass over its bytes: httparse hands back slices
+//! into the buffer, and where each field line starts tells where the previous
+//! one ended, so line lengths and CRLFs are checked from the offsets. Only
+//! when something is wrong, or a partial head nears a limit, is the field
+//! section scanned again, to report the first problem in the order the bytes
+//! arrive: a head gets the same verdict however it is split across reads.
+//!
+//! Deliberately accepted: an HTTP/1.1 request without Host (RFC 9112 3.2 asks
+//! for a 400; gunicorn and its request corpus accept it, and the environ then
+//! falls back to the server name), a fragment after the target (dropped from
+//! path and query), HTTP/1.2 to 1.9 (served as HTTP/1.1, RFC 9110 2.5), and
+//! `gzip`, `deflate`, `compress` or `identity` before a final `chunked` (the
+//! body reaches the application still so encoded, and the connection closes
+//! after the request, as gunicorn does).
 
 use super::HttpError;
 use crate::config::Limits;
