@@ -87,7 +87,7 @@ fn serve(pool: &Pool, ctx: &RequestContext<'_>) {
                         return next_job(pool, ctx);
                     }
                 };
-                match after_response(handled, ctx) {
+                match after_response(handled, ctx, pool) {
                     Next::Run(conn, head) => {
                         return Some(Job {
                             conn,
@@ -118,7 +118,7 @@ fn next_job(pool: &Pool, ctx: &RequestContext<'_>) -> Option<Job> {
 }
 
 /// Writes what is left of the response, then decides the connection's fate.
-fn after_response(handled: wsgi::Handled, ctx: &RequestContext<'_>) -> Next {
+fn after_response(handled: wsgi::Handled, ctx: &RequestContext<'_>, pool: &Pool) -> Next {
     let timeout = Duration::from_millis(ctx.config.timeouts.socket_ms);
     if !handled.unsent.is_empty()
         && net::write_all(
@@ -131,7 +131,7 @@ fn after_response(handled: wsgi::Handled, ctx: &RequestContext<'_>) -> Next {
         return Next::Close;
     }
     if handled.keep_alive {
-        follow_up(handled.conn, ctx)
+        follow_up(handled.conn, ctx, pool.queued() == 0)
     } else {
         let _ = handled.conn.stream.shutdown(std::net::Shutdown::Write);
         Next::Close
@@ -140,7 +140,7 @@ fn after_response(handled: wsgi::Handled, ctx: &RequestContext<'_>) -> Next {
 
 /// After a keep-alive response: if the next request head is already complete
 /// (or arrives without waiting), run it on this thread and skip a hand-off.
-fn follow_up(mut conn: Conn, ctx: &RequestContext<'_>) -> Next {
+fn follow_up(mut conn: Conn, ctx: &RequestContext<'_>, read_more: bool) -> Next {
     let limits = ctx.config.limits;
     for attempt in 0..2 {
         if !conn.buf.is_empty() {
@@ -161,7 +161,9 @@ fn follow_up(mut conn: Conn, ctx: &RequestContext<'_>) -> Next {
                 }
             }
         }
-        if attempt == 1 {
+        // With requests queued, serving them beats a read that usually finds
+        // nothing (the I/O thread reads the connection when it gets it back).
+        if attempt == 1 || !read_more {
             break;
         }
         match net::try_read(&conn.stream, &mut conn.buf, READ_CHUNK) {
