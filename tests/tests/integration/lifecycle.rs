@@ -117,3 +117,31 @@ fn a_taken_port_gives_a_clear_error() {
     assert!(log.contains("already in use"), "{log}");
     assert!(log.contains(&port), "{log}");
 }
+
+fn set_nofile(pid: i32, limit: u64) {
+    let new = libc::rlimit { rlim_cur: limit, rlim_max: 4096 };
+    // SAFETY: prlimit(2) on a process this test started; `new` is a valid rlimit.
+    let rc = unsafe { libc::prlimit(pid, libc::RLIMIT_NOFILE, &new, std::ptr::null_mut()) };
+    assert_eq!(rc, 0, "prlimit: {}", std::io::Error::last_os_error());
+}
+
+#[test]
+fn the_master_survives_running_out_of_file_descriptors() {
+    let server = Server::start(&[&app("hello.py")]);
+    let open: std::collections::HashSet<u64> = std::fs::read_dir(format!("/proc/{}/fd", server.pid()))
+        .expect("fds")
+        .filter_map(|e| e.ok()?.file_name().to_string_lossy().parse().ok())
+        .collect();
+    let lowest_free = (0..).find(|n| !open.contains(n)).unwrap_or(0);
+    // No descriptor number left for accept(2): the next connection hits EMFILE.
+    set_nofile(server.pid(), lowest_free);
+    let port = server.port;
+    let client = std::thread::spawn(move || get(port, "/"));
+    assert!(server.log.wait_for("cannot accept", Duration::from_secs(10)), "{}", server.log.text());
+    set_nofile(server.pid(), 1024);
+    let r = client.join().expect("client");
+    assert_eq!(r.text(), "Hello World!");
+    // Logged once per pause, not once per loop turn.
+    assert!(server.log.count("cannot accept") < 50, "{}", server.log.text());
+    assert_eq!(get(server.port, "/").status, 200);
+}
