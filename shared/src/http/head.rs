@@ -101,8 +101,10 @@ pub enum Parsed {
     Partial,
 }
 
-/// Header slots kept on the stack; a larger `header_fields` limit uses the heap.
-const STACK_HEADERS: usize = 128;
+/// Header slots on the stack: enough for a browser behind a proxy or two.
+/// Initialising them is a visible part of the cost of a small request, so a
+/// head with more fields is parsed again with `header_fields` slots on the heap.
+const STACK_HEADERS: usize = 48;
 
 /// Parses the request head at the start of `buf`.
 pub fn parse_request_head(buf: &[u8], limits: &Limits) -> Result<Parsed, HttpError> {
@@ -126,13 +128,7 @@ pub fn parse_request_head(buf: &[u8], limits: &Limits) -> Result<Parsed, HttpErr
         head_start: skipped + line.len,
         overflow,
     };
-    if limits.header_fields <= STACK_HEADERS {
-        let mut slots = [httparse::EMPTY_HEADER; STACK_HEADERS];
-        parse_fields(line, fields, &mut slots[..limits.header_fields], limits)
-    } else {
-        let mut slots = vec![httparse::EMPTY_HEADER; limits.header_fields];
-        parse_fields(line, fields, &mut slots, limits)
-    }
+    parse_fields(line, fields, limits)
 }
 
 const HEAD_TOO_LARGE: HttpError = HttpError::new(431, "request head larger than the header buffer");
@@ -282,13 +278,22 @@ impl FieldSection<'_> {
     }
 }
 
-fn parse_fields<'b>(
-    line: RequestLine<'b>,
-    fields: FieldSection<'b>,
-    slots: &mut [httparse::Header<'b>],
+fn parse_fields(
+    line: RequestLine<'_>,
+    fields: FieldSection<'_>,
     limits: &Limits,
 ) -> Result<Parsed, HttpError> {
-    let (fields_len, headers) = match httparse::parse_headers(fields.bytes, slots) {
+    let mut stack = [httparse::EMPTY_HEADER; STACK_HEADERS];
+    let mut heap = Vec::new();
+    let mut tokens = httparse::parse_headers(
+        fields.bytes,
+        &mut stack[..limits.header_fields.min(STACK_HEADERS)],
+    );
+    if tokens == Err(httparse::Error::TooManyHeaders) && limits.header_fields > STACK_HEADERS {
+        heap.resize(limits.header_fields, httparse::EMPTY_HEADER);
+        tokens = httparse::parse_headers(fields.bytes, &mut heap);
+    }
+    let (fields_len, headers) = match tokens {
         Ok(httparse::Status::Complete(done)) => done,
         Ok(httparse::Status::Partial) => {
             // Refuse what can no longer become valid: a line or head past its limit.
