@@ -28,6 +28,15 @@ pub struct Cli {
 pub enum Command {
     /// Start the server on a WSGI application.
     StartServer(StartServer),
+    /// Show the workers and running requests of a running server (from its scoreboard).
+    Status(Status),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct Status {
+    /// Process id of the rwsgi master (default: the only one running).
+    #[arg(long)]
+    pub pid: Option<u32>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -26,6 +26,8 @@ pub enum Invocation {
         config: Box<ServerConfig>,
         warnings: Vec<String>,
     },
+    /// Print the scoreboard of a running server.
+    Status { pid: Option<u32> },
 }
 
 /// Parses `args` (including the program name). Help, version and usage
@@ -48,6 +50,10 @@ where
                 config: Box::new(config),
                 warnings,
             })
+        }
+        "status" => {
+            let args = <cli::Status as clap::FromArgMatches>::from_arg_matches(sub)?;
+            Ok(Invocation::Status { pid: args.pid })
         }
         other => Err(ConfError::Invalid(format!("unknown command {other}"))),
     }

@@ -11,6 +11,7 @@ mod monitor;
 mod reap;
 mod server;
 mod spawn;
+mod status;
 mod workers;
 
 use rwsgi_conf::{summary, Invocation};
@@ -31,6 +32,16 @@ fn main() -> std::process::ExitCode {
         }
     };
     match invocation {
+        Invocation::Status { pid } => match status::report(pid) {
+            Ok(text) => {
+                print!("{text}");
+                ExitCode::Ok.into()
+            }
+            Err(e) => {
+                eprintln!("rwsgi: {e}");
+                ExitCode::Failure.into()
+            }
+        },
         Invocation::StartServer { config, warnings } => {
             let log = logger(config.log_format, config.log_level, "master");
             for w in &warnings {

@@ -137,6 +137,7 @@ pub fn run(config: ServerConfig, log: Logger) -> Result<ExitCode, ServerError> {
         reload_started: None,
     };
     server.scoreboard.header().set_generation(1);
+    server.scoreboard.header().set_wanted_workers(wanted as u32);
     server.main_loop()
 }
 

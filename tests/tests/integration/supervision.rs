@@ -127,6 +127,15 @@ fn sigttin_and_sigttou_change_the_number_of_workers() {
     server.signal(Signal::SIGTTOU);
     wait_workers(&server, 2);
     assert_eq!(get(server.port, "/").status, 200);
+    // The scoreboard, read from outside by `rwsgi status`, agrees.
+    wait_until("the scoreboard to show 2 ready workers", Duration::from_secs(10), || {
+        let out = std::process::Command::new(rwsgi_tests::server::binary("rwsgi"))
+            .args(["status", "--pid", &server.pid().to_string()])
+            .output()
+            .expect("rwsgi status");
+        let text = String::from_utf8_lossy(&out.stdout);
+        text.contains("2 workers wanted") && text.matches(" ready ").count() == 2
+    });
 }
 
 #[test]
