@@ -19,6 +19,9 @@ use std::time::{Duration, Instant};
 
 // --- helpers ---
 
+/// How long a line the server has written may take to reach the test's log reader.
+const LOG_WAIT: Duration = Duration::from_secs(5);
+
 fn json(body: &[u8]) -> serde_json::Value {
     serde_json::from_slice(body)
         .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(body)))
@@ -373,6 +376,7 @@ fn a_venv_for_another_python_version_is_a_clear_error() {
         .no_wait()
         .start();
     let status = server.wait_exit(Duration::from_secs(20)).expect("exits");
+    server.log.wait_for("built for Python", LOG_WAIT);
     let log = server.log.text();
     assert_eq!(status.code(), Some(4), "{log}");
     assert!(
@@ -392,6 +396,7 @@ fn paste_without_pastedeploy_is_a_clear_error() {
     let status = server
         .wait_exit(Duration::from_secs(20))
         .expect("rwsgi exits");
+    server.log.wait_for("pip install PasteDeploy", LOG_WAIT);
     let log = server.log.text();
     assert_eq!(status.code(), Some(3), "{log}");
     assert!(log.contains("PasteDeploy"), "{log}");
@@ -504,10 +509,13 @@ fn a_fresh_venv_provides_a_module_nothing_else_has() {
         .start();
     let status = server.wait_exit(Duration::from_secs(20)).expect("exits");
     assert_eq!(status.code(), Some(3), "{}", server.log.text());
-    assert!(server
-        .log
-        .text()
-        .contains(&format!("No module named '{VENV_ONLY}'")));
+    assert!(
+        server
+            .log
+            .wait_for(&format!("No module named '{VENV_ONLY}'"), LOG_WAIT),
+        "{}",
+        server.log.text()
+    );
 }
 
 // --- naming the callable ---
@@ -550,6 +558,7 @@ fn a_missing_callable_names_callable_object() {
         .start();
     let status = server.wait_exit(Duration::from_secs(20)).expect("exits");
     assert_eq!(status.code(), Some(3));
+    server.log.wait_for("--callable-object", LOG_WAIT);
     let log = server.log.text();
     assert!(
         log.contains("nothing_here") && log.contains("--callable-object"),
@@ -608,7 +617,7 @@ fn a_c_locale_becomes_utf8() {
     );
     assert_eq!(seen["filesystem"], "utf-8");
     assert!(
-        server.log.text().contains("the locale is C"),
+        server.log.wait_for("the locale is C", LOG_WAIT),
         "{}",
         server.log.text()
     );
@@ -739,6 +748,7 @@ fn signal_signal_warns_and_sigterm_still_stops_gracefully_running_atexit() {
     // From a request thread too: a warning, not a ValueError.
     let r = get(server.port, "/signal");
     assert_eq!(r.status, 200, "{}", server.log.text());
+    server.log.wait_for("signal.signal(SIGUSR2", LOG_WAIT);
     let log = server.log.text();
     assert!(
         log.contains("signal.signal(SIGTERM") && log.contains("ignored"),
@@ -752,7 +762,11 @@ fn signal_signal_warns_and_sigterm_still_stops_gracefully_running_atexit() {
     assert_eq!(status.code(), Some(0), "{}", server.log.text());
     let written = std::fs::read_to_string(&marker).unwrap_or_default();
     assert!(written.starts_with("atexit ran"), "{}", server.log.text());
-    assert!(server.log.text().contains("atexit handler ran"));
+    assert!(
+        server.log.wait_for("atexit handler ran", LOG_WAIT),
+        "{}",
+        server.log.text()
+    );
 }
 
 #[test]
@@ -820,6 +834,9 @@ fn reload_on_changes_serves_the_changed_script() {
         Duration::from_secs(20),
         || get(server.port, "/").text() == "two",
     );
+    server
+        .log
+        .wait_for("a file of the application changed", LOG_WAIT);
     let log = server.log.text();
     assert!(log.contains("a file of the application changed"), "{log}");
     assert!(!log.contains("--reload-on-changes is accepted"), "{log}");
@@ -845,6 +862,9 @@ fn a_hanging_atexit_handler_is_cut_off_at_the_shutdown_timeout() {
         .expect("rwsgi stops although an atexit handler hangs");
     assert_eq!(status.code(), Some(0), "{}", server.log.text());
     assert!(asked.elapsed() < Duration::from_secs(10));
+    server
+        .log
+        .wait_for("did not finish within --shutdown-timeout", LOG_WAIT);
     let log = server.log.text();
     assert!(log.contains("slow atexit handler started"), "{log}");
     assert!(
