@@ -59,10 +59,20 @@ pub fn spawn(
         .arg("--scoreboard-fd")
         .arg(scoreboard_fd.to_string())
         .stdin(Stdio::null());
-    // SAFETY: between fork and exec the closure only calls fcntl(2), which is
-    // async-signal-safe, on descriptors that are open in the child.
+    // SAFETY: between fork and exec the closure only makes raw close_range(2)
+    // and fcntl(2) system calls (async-signal-safe, no allocation) on
+    // descriptors that are open in the child.
     unsafe {
         cmd.pre_exec(move || {
+            // Whatever the master itself inherited (a supervisor's pipes, a
+            // shell's descriptors) is not passed on: everything from 3 up
+            // becomes close-on-exec, then exactly our two are let through.
+            libc::syscall(
+                libc::SYS_close_range,
+                3u32,
+                u32::MAX,
+                libc::CLOSE_RANGE_CLOEXEC as u32,
+            );
             for fd in [channel_fd, scoreboard_fd] {
                 if libc::fcntl(fd, libc::F_SETFD, 0) == -1 {
                     return Err(std::io::Error::last_os_error());

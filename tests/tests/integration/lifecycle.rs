@@ -145,3 +145,49 @@ fn the_master_survives_running_out_of_file_descriptors() {
     assert!(server.log.count("cannot accept") < 50, "{}", server.log.text());
     assert_eq!(get(server.port, "/").status, 200);
 }
+
+#[test]
+fn workers_inherit_exactly_their_channel_and_the_scoreboard() {
+    use std::os::unix::process::CommandExt;
+    // The master itself inherits a stray descriptor (as from a careless supervisor).
+    let port = rwsgi_tests::server::free_port();
+    let mut cmd = std::process::Command::new(rwsgi_tests::server::binary("rwsgi"));
+    cmd.args(["start-server", "--host", "127.0.0.1", "--port", &port.to_string(), &app("hello.py")])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .process_group(0);
+    // SAFETY: dup2 between fork and exec is async-signal-safe; fd 0 is open.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::dup2(0, 57) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut master = cmd.spawn().expect("start rwsgi");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let worker = loop {
+        assert!(Instant::now() < deadline, "no worker");
+        let children = std::fs::read_to_string(format!("/proc/{}/task/{}/children", master.id(), master.id())).unwrap_or_default();
+        if let Some(pid) = children.split_whitespace().next() {
+            if rwsgi_tests::request(port, b"GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n").is_ok() {
+                break pid.to_owned();
+            }
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let master_fds: Vec<String> = std::fs::read_dir(format!("/proc/{}/fd", master.id())).expect("fds").flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+    assert!(master_fds.contains(&"57".to_owned()), "the test setup failed: {master_fds:?}");
+    let targets: Vec<String> = std::fs::read_dir(format!("/proc/{worker}/fd"))
+        .expect("worker fds")
+        .flatten()
+        .map(|e| format!("{} -> {}", e.file_name().to_string_lossy(), std::fs::read_link(e.path()).unwrap_or_default().display()))
+        .collect();
+    let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(master.id() as i32), nix::sys::signal::Signal::SIGKILL);
+    let _ = master.wait();
+    assert!(!targets.iter().any(|t| t.starts_with("57 ")), "stray descriptor inherited: {targets:?}");
+    assert_eq!(targets.iter().filter(|t| t.contains("rwsgi-scoreboard")).count(), 1, "{targets:?}");
+    // stdio, the scoreboard, the channel, the poller and its waker: nothing else at rest.
+    assert!(targets.len() <= 8, "{targets:?}");
+}
