@@ -27,7 +27,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Start the server on a WSGI application.
-    StartServer(StartServer),
+    StartServer(Box<StartServer>),
     /// Show the workers and running requests of a running server (from its scoreboard).
     Status(Status),
 }

@@ -63,7 +63,7 @@ fn static_mounts(s: &rwsgi_shared::config::StaticConfig) -> String {
 }
 
 fn secs(ms: u64) -> String {
-    if ms % 1000 == 0 {
+    if ms.is_multiple_of(1000) {
         (ms / 1000).to_string()
     } else {
         format!("{:.3}", ms as f64 / 1000.0)

@@ -71,7 +71,7 @@ pub fn spawn(
                 libc::SYS_close_range,
                 3u32,
                 u32::MAX,
-                libc::CLOSE_RANGE_CLOEXEC as u32,
+                libc::CLOSE_RANGE_CLOEXEC,
             );
             for fd in [channel_fd, scoreboard_fd] {
                 if libc::fcntl(fd, libc::F_SETFD, 0) == -1 {

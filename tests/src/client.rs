@@ -97,12 +97,7 @@ pub fn read_response(
         }
     } else {
         // Until close.
-        loop {
-            match fill(stream, buf) {
-                Ok(()) => {}
-                Err(_) => break,
-            }
-        }
+        while fill(stream, buf).is_ok() {}
         body = std::mem::take(buf);
     }
     Ok(Response {
