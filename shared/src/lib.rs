@@ -2,7 +2,8 @@
 //!
 //! Everything here is plain data or a protocol both sides must agree on:
 //! the validated server configuration, the master/worker channel, the
-//! shared-memory scoreboard, the HTTP head parser, exit codes and logging.
+//! shared-memory scoreboard, the HTTP head parser, the static-file
+//! responder, exit codes and logging.
 
 pub mod channel;
 pub mod config;
