@@ -828,11 +828,11 @@ fn reload_on_changes_serves_the_changed_script() {
         .log
         .wait_for("watching the application's files", Duration::from_secs(5)));
     let source = std::fs::read_to_string(&script).expect("read");
-    std::fs::write(&script, source.replace("\"one\"", "\"two\"")).expect("write");
+    std::fs::write(&script, source.replace("\"one\"", "\"second version\"")).expect("write");
     wait_until(
         "the changed script to be served",
         Duration::from_secs(20),
-        || get(server.port, "/").text() == "two",
+        || get(server.port, "/").text() == "second version",
     );
     server
         .log
@@ -848,7 +848,7 @@ fn reload_on_changes_serves_the_changed_script() {
         "{}",
         server.log.text()
     );
-    assert_eq!(get(server.port, "/").text(), "two");
+    assert_eq!(get(server.port, "/").text(), "second version");
 }
 
 #[test]
