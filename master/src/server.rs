@@ -248,6 +248,10 @@ impl Server {
         self.generation = self.generation.wrapping_add(1);
         self.scoreboard.header().set_generation(self.generation);
         self.reload_started = Some(Instant::now());
+        // An operator asking for a reload (or --reload-on-changes after a
+        // fixed save) should not wait out the back-off of earlier failures.
+        self.failures = 0;
+        self.next_spawn_at = Instant::now();
         info!(self.log, "reloading: starting a new generation of workers"; "generation" => self.generation);
     }
 
