@@ -5,21 +5,27 @@
 //! file of the `--document-root`, becomes a [`Job`] for one of a few plain
 //! Rust threads ("lanes"), which never touch the GIL. A lane resolves the
 //! path with [`StaticFiles::resolve`] (the I/O thread only does so for the
-//! document root, where the file system decides what is static). Each lane runs
-//! its own small event loop: it writes the head and small files with one
-//! `sendmsg`, larger bodies with `sendfile(2)`, and parks a transfer whose
-//! socket is full until the socket is writable again, so a slow reader
-//! costs a registration, not a thread. When the response is complete the
-//! connection goes back to the I/O thread (keep-alive) or is closed.
+//! document root, where the file system decides what is static).
+//!
+//! Each lane runs its own small event loop: it writes the head and small
+//! files with one `sendmsg`, larger bodies with `sendfile(2)`, and waits
+//! for a full socket to drain in its poller, so a slow reader costs a
+//! registration, not a thread. After a keep-alive response the lane keeps
+//! the connection for a moment (`LINGER`) and serves the next static
+//! request on it itself: a browser loading a page's assets, or a load
+//! generator, then costs no thread hand-off per request. Anything else
+//! (an application request, a partial head, a quiet client) goes back to
+//! the I/O thread, which owns idle connections.
 
-use crate::conn::Conn;
+use crate::conn::{Conn, READ_CHUNK};
+use crate::net;
 use crate::pool::{Pool, Returned};
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token, Waker};
 use nix::errno::Errno;
 use nix::sys::socket::{sendmsg, MsgFlags, SockaddrStorage};
 use rwsgi_shared::config::ServerConfig;
-use rwsgi_shared::http::{BodyKind, DateCache, RequestHead};
+use rwsgi_shared::http::{parse_request_head, BodyKind, DateCache, Parsed, RequestHead};
 use rwsgi_shared::statics::{self, Plan, Resolution, Segment, StaticFiles};
 use slog::{debug, error, info, o, warn, Logger};
 use std::collections::VecDeque;
@@ -40,8 +46,11 @@ const LANES: usize = 2;
 const SMALL_FILE: u64 = 32 * 1024;
 /// Largest `sendfile` call (the kernel caps one call near 2 GiB anyway).
 const SENDFILE_CHUNK: u64 = 1 << 30;
-/// How often a lane looks for stalled transfers.
-const SWEEP: Duration = Duration::from_millis(250);
+/// How often a lane looks for stalled transfers and lingering connections.
+const SWEEP: Duration = Duration::from_millis(100);
+/// How long a lane keeps a keep-alive connection after a static response,
+/// waiting for the next static request (a page's assets come in bursts).
+const LINGER: Duration = Duration::from_millis(300);
 const WAKE: Token = Token(0);
 
 /// A request the I/O thread resolved to a static response.
@@ -113,7 +122,7 @@ impl Statics {
                 config: Arc::clone(config),
                 log: log.new(o!("static" => index)),
                 poll,
-                transfers: Vec::new(),
+                held: Vec::new(),
                 free: Vec::new(),
                 dates: DateCache::default(),
                 boundary: boundary(index),
@@ -176,10 +185,33 @@ fn boundary(lane: usize) -> String {
     format!("rwsgi{:08x}{:08x}{lane:02x}", std::process::id(), nanos)
 }
 
+/// A connection a lane holds: sending a response, or lingering after one
+/// for the client's next request.
+struct Held {
+    conn: Conn,
+    /// The I/O thread's token for this connection.
+    token: usize,
+    /// Registered in the lane's poller (readable and writable, edge-triggered)
+    /// until the connection leaves the lane.
+    registered: bool,
+    /// When the I/O thread handed it over. A connection goes back after
+    /// `LINGER` even while it keeps sending static requests, so a graceful
+    /// stop (the I/O thread hands idle connections back to the master)
+    /// never waits on a lane.
+    entered: Instant,
+    state: State,
+}
+
+enum State {
+    Sending(Transfer),
+    /// Response sent; the next static request on this connection is
+    /// served here without a hand-off, anything else goes back to the I/O
+    /// thread (at the latest `LINGER` after the connection came).
+    Lingering,
+}
+
 /// A response being written.
 struct Transfer {
-    conn: Conn,
-    token: usize,
     head: RequestHead,
     file: Option<File>,
     /// What is left to send: the head first, then the body.
@@ -191,8 +223,15 @@ struct Transfer {
     body_bytes: u64,
     started: Instant,
     last_progress: Instant,
-    /// Parked in the lane's poller, waiting for the socket.
-    parked: bool,
+}
+
+/// What to do with a held connection next.
+enum Step {
+    /// Wait for the socket (writable while sending, readable while lingering).
+    Wait,
+    /// Hand it back to the I/O thread for keep-alive or the application.
+    GiveBack,
+    Close,
 }
 
 struct LaneLoop {
@@ -202,7 +241,7 @@ struct LaneLoop {
     config: Arc<ServerConfig>,
     log: Logger,
     poll: Poll,
-    transfers: Vec<Option<Transfer>>,
+    held: Vec<Option<Held>>,
     free: Vec<usize>,
     dates: DateCache,
     boundary: String,
@@ -224,12 +263,12 @@ impl LaneLoop {
             }
             for event in events.iter() {
                 if event.token() != WAKE {
-                    self.resume(event.token().0 - 1);
+                    self.step(event.token().0 - 1);
                 }
             }
             std::mem::swap(&mut jobs, &mut *lock(&self.statics.lanes[self.index].jobs));
             for job in jobs.drain(..) {
-                self.serve(job);
+                self.start(job);
             }
             if self.statics.shutdown.load(Ordering::SeqCst) {
                 break;
@@ -239,15 +278,13 @@ impl LaneLoop {
                 self.sweep();
             }
         }
-        for slot in 0..self.transfers.len() {
-            if let Some(t) = self.take(slot) {
-                self.finish(t, false);
-            }
+        for slot in 0..self.held.len() {
+            self.leave(slot, Step::Close);
         }
     }
 
-    /// Starts answering a job.
-    fn serve(&mut self, job: Job) {
+    /// A connection arrives from the I/O thread with a static request.
+    fn start(&mut self, job: Job) {
         let Job {
             mut conn,
             head,
@@ -255,9 +292,36 @@ impl LaneLoop {
             resolution,
             started,
         } = job;
-        let keep_alive = head.keep_alive && body_already_here(&mut conn, &head);
         let files = Arc::clone(&self.statics.files);
         let resolution = resolution.unwrap_or_else(|| files.resolve(&head));
+        let transfer = self.respond(&mut conn, head, resolution, started);
+        let slot = match self.free.pop() {
+            Some(s) => s,
+            None => {
+                self.held.push(None);
+                self.held.len() - 1
+            }
+        };
+        self.held[slot] = Some(Held {
+            conn,
+            token,
+            registered: false,
+            entered: Instant::now(),
+            state: State::Sending(transfer),
+        });
+        self.step(slot);
+    }
+
+    /// The response to one request.
+    fn respond(
+        &mut self,
+        conn: &mut Conn,
+        head: RequestHead,
+        resolution: Resolution,
+        started: Instant,
+    ) -> Transfer {
+        let keep_alive = head.keep_alive && body_already_here(conn, &head);
+        let files = Arc::clone(&self.statics.files);
         let date = self.dates.now();
         let (plan, file) = match resolution {
             Resolution::File(f) => {
@@ -284,96 +348,146 @@ impl LaneLoop {
             }
             Resolution::NotStatic => (statics::error(404, &head, date, keep_alive, &[]), None),
         };
-        let mut t = Transfer::new(conn, token, head, plan, file, started);
-        match t.advance() {
-            Ok(true) => self.finish(t, true),
-            Ok(false) => self.park(t),
+        Transfer::new(head, plan, file, started)
+    }
+
+    /// Moves a held connection as far as it can go without waiting.
+    fn step(&mut self, slot: usize) {
+        let Some(mut held) = self.held.get_mut(slot).and_then(Option::take) else {
+            return;
+        };
+        let next = loop {
+            match &mut held.state {
+                State::Sending(t) => match t.advance(&held.conn) {
+                    Ok(false) => break Step::Wait,
+                    Ok(true) => {
+                        held.conn.served += 1;
+                        if self.config.access_log {
+                            access_log(&self.log, &held.conn, t, true);
+                        }
+                        if !t.keep_alive {
+                            break Step::Close;
+                        }
+                        if held.entered.elapsed() >= LINGER {
+                            break Step::GiveBack;
+                        }
+                        held.state = State::Lingering;
+                    }
+                    Err(e) => {
+                        debug!(self.log, "static response not completed"; "error" => %e);
+                        if self.config.access_log {
+                            access_log(&self.log, &held.conn, t, false);
+                        }
+                        break Step::Close;
+                    }
+                },
+                State::Lingering => match self.next_request(&mut held) {
+                    Some(step) => break step,
+                    None => continue,
+                },
+            }
+        };
+        self.held[slot] = Some(held);
+        match next {
+            Step::Wait => self.wait(slot),
+            other => self.leave(slot, other),
+        }
+    }
+
+    /// After a keep-alive response: a complete static request already here
+    /// starts (`None`); anything else decides the connection's fate.
+    fn next_request(&mut self, held: &mut Held) -> Option<Step> {
+        let limits = self.config.limits;
+        if held.conn.buf.is_empty() {
+            match net::try_read(&held.conn.stream, &mut held.conn.buf, READ_CHUNK) {
+                Ok(None) => return Some(Step::Wait),
+                Ok(Some(0)) | Err(_) => return Some(Step::Close),
+                Ok(Some(_)) => {}
+            }
+        }
+        let head = match parse_request_head(&held.conn.buf, &limits) {
+            Ok(Parsed::Complete(head, used)) if self.statics.files.claims(&head) => {
+                held.conn.buf.drain(..used);
+                head
+            }
+            // Not static, still arriving, or refused: the I/O thread's
+            // business (timeouts, the parser's error responses, the app).
+            _ => return Some(Step::GiveBack),
+        };
+        let resolution = self.statics.files.resolve(&head);
+        let transfer = self.respond(&mut held.conn, head, resolution, Instant::now());
+        held.state = State::Sending(transfer);
+        None
+    }
+
+    /// Waits for the socket: registers it in this lane's poller once.
+    fn wait(&mut self, slot: usize) {
+        let Some(Some(held)) = self.held.get_mut(slot) else {
+            return;
+        };
+        if held.registered {
+            return;
+        }
+        let fd = held.conn.stream.as_raw_fd();
+        match self.poll.registry().register(
+            &mut SourceFd(&fd),
+            Token(slot + 1),
+            Interest::READABLE | Interest::WRITABLE,
+        ) {
+            Ok(()) => held.registered = true,
             Err(e) => {
-                debug!(self.log, "static response not completed"; "error" => %e);
-                self.finish(t, false);
+                warn!(self.log, "static files: cannot watch a socket"; "error" => %e);
+                let step = match held.state {
+                    State::Lingering => Step::GiveBack,
+                    State::Sending(_) => Step::Close,
+                };
+                self.leave(slot, step);
             }
         }
     }
 
-    /// The socket of a parked transfer became writable.
-    fn resume(&mut self, slot: usize) {
-        let Some(Some(t)) = self.transfers.get_mut(slot) else {
+    /// The connection leaves the lane: back to the I/O thread, or closed.
+    fn leave(&mut self, slot: usize, step: Step) {
+        let Some(held) = self.held.get_mut(slot).and_then(Option::take) else {
             return;
         };
-        match t.advance() {
-            Ok(false) => {}
-            outcome => {
-                if let Err(e) = &outcome {
-                    debug!(self.log, "static response not completed"; "error" => %e);
-                }
-                if let Some(t) = self.take(slot) {
-                    self.finish(t, outcome.is_ok());
-                }
-            }
-        }
-    }
-
-    fn park(&mut self, mut t: Transfer) {
-        let slot = match self.free.pop() {
-            Some(s) => s,
-            None => {
-                self.transfers.push(None);
-                self.transfers.len() - 1
-            }
-        };
-        let fd = t.conn.stream.as_raw_fd();
-        if let Err(e) =
-            self.poll
-                .registry()
-                .register(&mut SourceFd(&fd), Token(slot + 1), Interest::WRITABLE)
-        {
-            warn!(self.log, "static files: cannot watch a socket"; "error" => %e);
-            self.free.push(slot);
-            self.finish(t, false);
-            return;
-        }
-        t.parked = true;
-        self.transfers[slot] = Some(t);
-    }
-
-    fn take(&mut self, slot: usize) -> Option<Transfer> {
-        let t = self.transfers.get_mut(slot)?.take()?;
         self.free.push(slot);
-        Some(t)
-    }
-
-    /// Closes transfers whose client has not read anything for `--socket-timeout`.
-    fn sweep(&mut self) {
-        let limit = Duration::from_millis(self.config.timeouts.socket_ms);
-        for slot in 0..self.transfers.len() {
-            let stalled = self.transfers[slot]
-                .as_ref()
-                .is_some_and(|t| t.last_progress.elapsed() > limit);
-            if stalled {
-                if let Some(t) = self.take(slot) {
-                    debug!(self.log, "static response stalled; closing"; "client" => %t.conn.peer);
-                    self.finish(t, false);
-                }
-            }
-        }
-    }
-
-    /// The response is complete (`ok`) or abandoned: log it and hand the
-    /// connection back to the I/O thread, or close it.
-    fn finish(&mut self, mut t: Transfer, ok: bool) {
-        if t.parked {
-            let fd = t.conn.stream.as_raw_fd();
+        if held.registered {
+            let fd = held.conn.stream.as_raw_fd();
             let _ = self.poll.registry().deregister(&mut SourceFd(&fd));
         }
-        t.conn.served += 1;
-        if self.config.access_log {
-            access_log(&self.log, &t, ok);
+        match step {
+            Step::GiveBack => self.pool.give_back(Returned::Idle(held.token, held.conn)),
+            Step::Close | Step::Wait => {
+                let _ = held.conn.stream.shutdown(Shutdown::Write);
+                self.pool.give_back(Returned::Closed(held.token));
+            }
         }
-        if ok && t.keep_alive {
-            self.pool.give_back(Returned::Idle(t.token, t.conn));
-        } else {
-            let _ = t.conn.stream.shutdown(Shutdown::Write);
-            self.pool.give_back(Returned::Closed(t.token));
+    }
+
+    /// Gives lingering connections back to the I/O thread (it owns idle
+    /// connections and their keep-alive timeout); closes transfers whose
+    /// client has not read anything for `--socket-timeout`.
+    fn sweep(&mut self) {
+        let stalled = Duration::from_millis(self.config.timeouts.socket_ms);
+        for slot in 0..self.held.len() {
+            let step = match &self.held[slot] {
+                Some(Held {
+                    state: State::Lingering,
+                    entered,
+                    ..
+                }) if entered.elapsed() >= LINGER => Step::GiveBack,
+                Some(Held {
+                    state: State::Sending(t),
+                    conn,
+                    ..
+                }) if t.last_progress.elapsed() > stalled => {
+                    debug!(self.log, "static response stalled; closing"; "client" => %conn.peer);
+                    Step::Close
+                }
+                _ => continue,
+            };
+            self.leave(slot, step);
         }
     }
 }
@@ -393,14 +507,7 @@ fn body_already_here(conn: &mut Conn, head: &RequestHead) -> bool {
 }
 
 impl Transfer {
-    fn new(
-        conn: Conn,
-        token: usize,
-        head: RequestHead,
-        plan: Plan,
-        file: Option<File>,
-        started: Instant,
-    ) -> Transfer {
+    fn new(head: RequestHead, plan: Plan, file: Option<File>, started: Instant) -> Transfer {
         let body_bytes = plan.body_len();
         let mut parts = VecDeque::with_capacity(plan.body.len() + 1);
         parts.push_back(Segment::Bytes(plan.head));
@@ -423,8 +530,6 @@ impl Transfer {
             }
         }
         Transfer {
-            conn,
-            token,
             head,
             file,
             parts,
@@ -434,18 +539,17 @@ impl Transfer {
             body_bytes,
             started,
             last_progress: Instant::now(),
-            parked: false,
         }
     }
 
     /// Sends as much as the socket takes. `Ok(true)`: all sent;
     /// `Ok(false)`: the socket is full.
-    fn advance(&mut self) -> io::Result<bool> {
+    fn advance(&mut self, conn: &Conn) -> io::Result<bool> {
         loop {
             let sent = match self.parts.front() {
                 None => return Ok(true),
-                Some(Segment::Bytes(_)) => self.send_bytes(),
-                Some(Segment::File { .. }) => self.send_file(),
+                Some(Segment::Bytes(_)) => self.send_bytes(conn),
+                Some(Segment::File { .. }) => self.send_file(conn),
             };
             match sent {
                 Ok(()) => self.last_progress = Instant::now(),
@@ -458,7 +562,7 @@ impl Transfer {
 
     /// One `sendmsg` of the leading in-memory parts; `MSG_MORE` when file
     /// bytes follow, so the head does not leave in a packet of its own.
-    fn send_bytes(&mut self) -> Result<(), Errno> {
+    fn send_bytes(&mut self, conn: &Conn) -> Result<(), Errno> {
         let mut slices = Vec::with_capacity(4);
         let mut file_follows = false;
         for (i, part) in self.parts.iter().enumerate() {
@@ -480,8 +584,7 @@ impl Transfer {
         if file_follows {
             flags |= MsgFlags::from_bits_retain(libc::MSG_MORE);
         }
-        let mut n =
-            sendmsg::<SockaddrStorage>(self.conn.stream.as_raw_fd(), &slices, &[], flags, None)?;
+        let mut n = sendmsg::<SockaddrStorage>(conn.stream.as_raw_fd(), &slices, &[], flags, None)?;
         drop(slices);
         while n > 0 {
             let Some(Segment::Bytes(b)) = self.parts.front() else {
@@ -500,7 +603,7 @@ impl Transfer {
         Ok(())
     }
 
-    fn send_file(&mut self) -> Result<(), Errno> {
+    fn send_file(&mut self, conn: &Conn) -> Result<(), Errno> {
         let Some(Segment::File { offset, len }) = self.parts.front_mut() else {
             return Ok(());
         };
@@ -509,7 +612,7 @@ impl Transfer {
         };
         let mut off = *offset as libc::off64_t;
         let count = (*len).min(SENDFILE_CHUNK) as usize;
-        let n = nix::sys::sendfile::sendfile64(&self.conn.stream, file, Some(&mut off), count)?;
+        let n = nix::sys::sendfile::sendfile64(&conn.stream, file, Some(&mut off), count)?;
         if n == 0 {
             // The file shrank after its length was sent.
             return Err(Errno::EIO);
@@ -524,7 +627,7 @@ impl Transfer {
 }
 
 /// One Apache combined line, like the application's requests get.
-fn access_log(log: &Logger, t: &Transfer, ok: bool) {
+fn access_log(log: &Logger, conn: &Conn, t: &Transfer, ok: bool) {
     let header = |name: &str| {
         t.head
             .header(name)
@@ -534,7 +637,7 @@ fn access_log(log: &Logger, t: &Transfer, ok: bool) {
     let bytes = if ok { t.body_bytes } else { 0 };
     let line = format!(
         "{} - - [{}] \"{} {} {}\" {} {} \"{}\" \"{}\"",
-        t.conn.peer.ip(),
+        conn.peer.ip(),
         rwsgi_shared::time::apache_now(),
         t.head.method,
         t.head.target,

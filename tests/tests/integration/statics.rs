@@ -920,3 +920,69 @@ fn options_are_real_and_checked() {
     site.write("later/x.txt", b"now here");
     assert_eq!(get(server.port, "/later/x.txt").text(), "now here");
 }
+
+#[test]
+fn one_connection_moves_between_static_files_and_the_app() {
+    let site = Site::new();
+    let server = site.serve(&[]);
+    let mut s = connect(server.port);
+    let mut buf = Vec::new();
+    let mut ask = |path: &str| {
+        s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+            .expect("send");
+        read_response(&mut s, &mut buf, false).expect("response")
+    };
+    // Request by request (not pipelined), with pauses shorter and longer
+    // than a static thread keeps a connection.
+    assert_eq!(ask("/static/css/site.css").text(), CSS);
+    assert_eq!(ask("/static/4k.bin").body.len(), 4096);
+    assert_eq!(ask("/pid").status, 200);
+    assert_eq!(ask("/static/css/site.css").text(), CSS);
+    std::thread::sleep(Duration::from_millis(50));
+    assert_eq!(ask("/static/missing").status, 404);
+    std::thread::sleep(Duration::from_millis(700));
+    assert_eq!(ask("/static/css/site.css").text(), CSS);
+    assert_eq!(ask("/environ").status, 200);
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(ask("/static/docs/").text(), "<h1>docs</h1>");
+}
+
+#[test]
+fn graceful_stop_is_not_held_up_by_a_busy_static_client() {
+    let site = Site::new();
+    let mut server = site.serve(&["--graceful-timeout", "30"]);
+    let port = server.port;
+    let client = std::thread::spawn(move || {
+        // One keep-alive connection asking for static files without a pause.
+        let mut s = connect(port);
+        s.set_read_timeout(Some(Duration::from_secs(10))).ok();
+        let mut buf = Vec::new();
+        let mut served = 0;
+        loop {
+            if s.write_all(b"GET /static/css/site.css HTTP/1.1\r\nHost: x\r\n\r\n")
+                .is_err()
+            {
+                break;
+            }
+            match read_response(&mut s, &mut buf, false) {
+                Ok(r) if r.status == 200 => served += 1,
+                _ => break,
+            }
+        }
+        served
+    });
+    std::thread::sleep(Duration::from_millis(700));
+    let asked = Instant::now();
+    server.signal(nix::sys::signal::Signal::SIGTERM);
+    let status = server
+        .wait_exit(Duration::from_secs(20))
+        .expect("rwsgi exits");
+    assert!(status.success(), "{status:?}\n{}", server.log.text());
+    assert!(
+        asked.elapsed() < Duration::from_secs(5),
+        "the stop waited {:?} for a static connection",
+        asked.elapsed()
+    );
+    let served = client.join().expect("client");
+    assert!(served > 10, "{served} responses before the stop");
+}
