@@ -93,7 +93,7 @@ pub struct Limits {
     pub request_line: usize,
     /// Most header fields; 431 beyond.
     pub header_fields: usize,
-    /// Largest single header field (name, colon, value); 431 beyond.
+    /// Largest single header field line, CRLF included (as gunicorn counts); 431 beyond.
     pub header_field_size: usize,
     /// Largest whole request head (`--header-buffer-size`); 431 beyond.
     pub header_buffer: usize,
