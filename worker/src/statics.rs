@@ -203,7 +203,7 @@ struct Held {
 }
 
 enum State {
-    Sending(Transfer),
+    Sending(Box<Transfer>),
     /// Response sent; the next static request on this connection is
     /// served here without a hand-off, anything else goes back to the I/O
     /// thread (at the latest `LINGER` after the connection came).
@@ -307,7 +307,7 @@ impl LaneLoop {
             token,
             registered: false,
             entered: Instant::now(),
-            state: State::Sending(transfer),
+            state: State::Sending(Box::new(transfer)),
         });
         self.step(slot);
     }
@@ -416,7 +416,7 @@ impl LaneLoop {
         };
         let resolution = self.statics.files.resolve(&head);
         let transfer = self.respond(&mut held.conn, head, resolution, Instant::now());
-        held.state = State::Sending(transfer);
+        held.state = State::Sending(Box::new(transfer));
         None
     }
 
