@@ -115,7 +115,15 @@ fn run(py: Python<'_>, ctx: &RequestContext<'_>, conn: &mut Conn, head: &Request
                 app_ok = false;
                 report(py, ctx, &e, &response);
             }
-            if let Ok(close) = iterable.getattr(pyo3::intern!(py, "close")) {
+            // Lists and tuples have no close(); asking anyway would build an
+            // AttributeError (with a formatted message) on every request.
+            let plain = iterable.is_exact_instance_of::<PyList>() || iterable.is_exact_instance_of::<PyTuple>();
+            let close = if plain {
+                None
+            } else {
+                iterable.getattr_opt(pyo3::intern!(py, "close")).ok().flatten()
+            };
+            if let Some(close) = close {
                 if let Err(e) = close.call0() {
                     app_ok = false;
                     crate::python::log_exception(
