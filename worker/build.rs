@@ -15,7 +15,8 @@ fn main() {
     println!("cargo:rustc-env=RWSGI_BUILD_PYTHON={executable}");
     println!(
         "cargo:rustc-env=RWSGI_BUILD_PYTHON_VERSION={}.{}",
-        config.version().major, config.version().minor
+        config.version().major,
+        config.version().minor
     );
     println!("cargo:rerun-if-env-changed=PYO3_PYTHON");
 }

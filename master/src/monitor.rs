@@ -19,7 +19,12 @@ pub struct Verdict {
 /// A random number without a dependency: std's hasher keys are random per process.
 pub fn random_u64() -> u64 {
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0));
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0),
+    );
     h.finish()
 }
 
@@ -49,7 +54,12 @@ fn usage(pid: u32) -> Option<(u64, u64)> {
 
 /// Workers that should be replaced now. Workers already retiring or
 /// stopping are skipped, so each is reported once.
-pub fn check(config: &ServerConfig, workers: &Workers, scoreboard: &Scoreboard, sample_proc: bool) -> Vec<Verdict> {
+pub fn check(
+    config: &ServerConfig,
+    workers: &Workers,
+    scoreboard: &Scoreboard,
+    sample_proc: bool,
+) -> Vec<Verdict> {
     let mut verdicts = Vec::new();
     let r = config.recycle;
     let now_ms = rwsgi_shared::time::now_ms();
@@ -75,22 +85,42 @@ pub fn check(config: &ServerConfig, workers: &Workers, scoreboard: &Scoreboard, 
             }
         }
         if reason.is_none() && r.max_requests > 0 && sb.requests() >= w.request_limit {
-            reason = Some(format!("served {} requests (--maximum-requests {})", sb.requests(), r.max_requests));
+            reason = Some(format!(
+                "served {} requests (--maximum-requests {})",
+                sb.requests(),
+                r.max_requests
+            ));
         }
-        if reason.is_none() && r.restart_interval_ms > 0 && w.spawned_at.elapsed() >= w.restart_after {
-            reason = Some(format!("ran {:.0} s (--restart-interval)", w.spawned_at.elapsed().as_secs_f64()));
+        if reason.is_none()
+            && r.restart_interval_ms > 0
+            && w.spawned_at.elapsed() >= w.restart_after
+        {
+            reason = Some(format!(
+                "ran {:.0} s (--restart-interval)",
+                w.spawned_at.elapsed().as_secs_f64()
+            ));
         }
         if reason.is_none() && sample_proc && (r.memory_limit_mb > 0 || r.cpu_time_limit_s > 0) {
             if let Some((rss_mb, cpu_s)) = usage(w.pid) {
                 if r.memory_limit_mb > 0 && rss_mb > r.memory_limit_mb {
-                    reason = Some(format!("resident memory {rss_mb} MB over --memory-limit {} MB", r.memory_limit_mb));
+                    reason = Some(format!(
+                        "resident memory {rss_mb} MB over --memory-limit {} MB",
+                        r.memory_limit_mb
+                    ));
                 } else if r.cpu_time_limit_s > 0 && cpu_s >= r.cpu_time_limit_s {
-                    reason = Some(format!("used {cpu_s} s of CPU (--cpu-time-limit {} s)", r.cpu_time_limit_s));
+                    reason = Some(format!(
+                        "used {cpu_s} s of CPU (--cpu-time-limit {} s)",
+                        r.cpu_time_limit_s
+                    ));
                 }
             }
         }
         if let Some(reason) = reason {
-            verdicts.push(Verdict { slot, reason, dump_stacks });
+            verdicts.push(Verdict {
+                slot,
+                reason,
+                dump_stacks,
+            });
         }
     }
     verdicts
@@ -113,7 +143,9 @@ pub struct Sampler {
 
 impl Sampler {
     pub fn new() -> Sampler {
-        Sampler { last: Instant::now() }
+        Sampler {
+            last: Instant::now(),
+        }
     }
     /// True once a second.
     pub fn due(&mut self) -> bool {

@@ -468,7 +468,9 @@ impl Server {
                 .map(|(s, w)| (s, w.phase == Phase::Starting))
                 .collect();
             // A replaceable worker that never became ready serves nobody: stop it first.
-            let Some(&(slot, starting)) = replaceable.iter().find(|(_, s)| *s).or(replaceable.first()) else {
+            let Some(&(slot, starting)) =
+                replaceable.iter().find(|(_, s)| *s).or(replaceable.first())
+            else {
                 break;
             };
             if starting || ready + replaceable.len() > self.wanted {
@@ -483,7 +485,10 @@ impl Server {
             }
         }
         if let Some(started) = self.reload_started {
-            let old_left = self.workers.iter().any(|(_, w)| w.generation != generation && !w.is_stopping());
+            let old_left = self
+                .workers
+                .iter()
+                .any(|(_, w)| w.generation != generation && !w.is_stopping());
             if !old_left && self.workers.serving_count(generation) >= self.wanted {
                 info!(self.log, "reload complete: the new generation is serving";
                     "generation" => generation, "ms" => started.elapsed().as_millis() as u64);
@@ -527,7 +532,9 @@ impl Server {
             };
             warn!(self.log, "recycling worker"; "slot" => v.slot, "pid" => w.pid, "why" => &v.reason);
             if v.dump_stacks && w.channel_open {
-                let _ = w.channel.send(&Message::Control(WorkerControl::DumpStacks), None);
+                let _ = w
+                    .channel
+                    .send(&Message::Control(WorkerControl::DumpStacks), None);
             }
             w.retiring = Some(v.reason);
             retiring += 1;

@@ -39,11 +39,19 @@ fn masters() -> Vec<u32> {
 }
 
 fn open(pid: u32) -> Result<Scoreboard, StatusError> {
-    let dir = std::fs::read_dir(format!("/proc/{pid}/fd")).map_err(|e| StatusError::Open(pid, e))?;
+    let dir =
+        std::fs::read_dir(format!("/proc/{pid}/fd")).map_err(|e| StatusError::Open(pid, e))?;
     for entry in dir.flatten() {
         let target = std::fs::read_link(entry.path()).unwrap_or_default();
-        if target.to_string_lossy().starts_with("/memfd:rwsgi-scoreboard") {
-            let file = std::fs::OpenOptions::new().read(true).write(true).open(entry.path()).map_err(|e| StatusError::Open(pid, e))?;
+        if target
+            .to_string_lossy()
+            .starts_with("/memfd:rwsgi-scoreboard")
+        {
+            let file = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(entry.path())
+                .map_err(|e| StatusError::Open(pid, e))?;
             return Ok(Scoreboard::attach(file.into())?);
         }
     }
@@ -59,7 +67,10 @@ pub fn report(pid: Option<u32>) -> Result<String, StatusError> {
             [one] => *one,
             many => {
                 return Err(StatusError::Ambiguous(
-                    many.iter().map(u32::to_string).collect::<Vec<_>>().join(", "),
+                    many.iter()
+                        .map(u32::to_string)
+                        .collect::<Vec<_>>()
+                        .join(", "),
                 ))
             }
         },
@@ -68,8 +79,16 @@ pub fn report(pid: Option<u32>) -> Result<String, StatusError> {
     let h = sb.header();
     let now = rwsgi_shared::time::now_ms();
     let mut out = String::new();
-    let _ = writeln!(out, "rwsgi master {pid}: generation {}, {} workers wanted", h.generation(), h.wanted_workers());
-    let _ = writeln!(out, "slot  pid      gen  state     busy/threads  queued  conns  requests");
+    let _ = writeln!(
+        out,
+        "rwsgi master {pid}: generation {}, {} workers wanted",
+        h.generation(),
+        h.wanted_workers()
+    );
+    let _ = writeln!(
+        out,
+        "slot  pid      gen  state     busy/threads  queued  conns  requests"
+    );
     let mut running = Vec::new();
     for (slot, w) in sb.workers() {
         if w.pid() == 0 {
@@ -97,7 +116,10 @@ pub fn report(pid: Option<u32>) -> Result<String, StatusError> {
             if let Some(th) = w.thread(t) {
                 if th.state() == ThreadState::Busy {
                     let secs = now.saturating_sub(th.request_started_ms()) as f64 / 1000.0;
-                    running.push(format!("  worker {slot} thread {t}: {} for {secs:.1} s", th.describe()));
+                    running.push(format!(
+                        "  worker {slot} thread {t}: {} for {secs:.1} s",
+                        th.describe()
+                    ));
                 }
             }
         }

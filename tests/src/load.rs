@@ -49,7 +49,9 @@ impl Load {
                         match result {
                             Ok(r) if r.status == 200 => {
                                 c.ok.fetch_add(1, Ordering::Relaxed);
-                                if r.header("connection").is_some_and(|v| v.eq_ignore_ascii_case("close")) {
+                                if r.header("connection")
+                                    .is_some_and(|v| v.eq_ignore_ascii_case("close"))
+                                {
                                     c.closed_by_server.fetch_add(1, Ordering::Relaxed);
                                     conn = None;
                                 }
@@ -70,7 +72,11 @@ impl Load {
                 })
             })
             .collect();
-        Load { stop, counters, threads }
+        Load {
+            stop,
+            counters,
+            threads,
+        }
     }
 
     pub fn ok(&self) -> u64 {

@@ -86,7 +86,11 @@ impl IoLoop<'_> {
         let mut returns = Vec::new();
         let mut last_sweep = Instant::now();
         loop {
-            let timeout = if self.ctx.pool.io_sleep() { SWEEP } else { Duration::ZERO };
+            let timeout = if self.ctx.pool.io_sleep() {
+                SWEEP
+            } else {
+                Duration::ZERO
+            };
             let polled = self.ctx.poll.poll(&mut events, Some(timeout));
             self.ctx.pool.io_awake();
             match polled {

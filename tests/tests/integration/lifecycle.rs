@@ -119,7 +119,10 @@ fn a_taken_port_gives_a_clear_error() {
 }
 
 fn set_nofile(pid: i32, limit: u64) {
-    let new = libc::rlimit { rlim_cur: limit, rlim_max: 4096 };
+    let new = libc::rlimit {
+        rlim_cur: limit,
+        rlim_max: 4096,
+    };
     // SAFETY: prlimit(2) on a process this test started; `new` is a valid rlimit.
     let rc = unsafe { libc::prlimit(pid, libc::RLIMIT_NOFILE, &new, std::ptr::null_mut()) };
     assert_eq!(rc, 0, "prlimit: {}", std::io::Error::last_os_error());
@@ -128,21 +131,32 @@ fn set_nofile(pid: i32, limit: u64) {
 #[test]
 fn the_master_survives_running_out_of_file_descriptors() {
     let server = Server::start(&[&app("hello.py")]);
-    let open: std::collections::HashSet<u64> = std::fs::read_dir(format!("/proc/{}/fd", server.pid()))
-        .expect("fds")
-        .filter_map(|e| e.ok()?.file_name().to_string_lossy().parse().ok())
-        .collect();
+    let open: std::collections::HashSet<u64> =
+        std::fs::read_dir(format!("/proc/{}/fd", server.pid()))
+            .expect("fds")
+            .filter_map(|e| e.ok()?.file_name().to_string_lossy().parse().ok())
+            .collect();
     let lowest_free = (0..).find(|n| !open.contains(n)).unwrap_or(0);
     // No descriptor number left for accept(2): the next connection hits EMFILE.
     set_nofile(server.pid(), lowest_free);
     let port = server.port;
     let client = std::thread::spawn(move || get(port, "/"));
-    assert!(server.log.wait_for("cannot accept", Duration::from_secs(10)), "{}", server.log.text());
+    assert!(
+        server
+            .log
+            .wait_for("cannot accept", Duration::from_secs(10)),
+        "{}",
+        server.log.text()
+    );
     set_nofile(server.pid(), 1024);
     let r = client.join().expect("client");
     assert_eq!(r.text(), "Hello World!");
     // Logged once per pause, not once per loop turn.
-    assert!(server.log.count("cannot accept") < 50, "{}", server.log.text());
+    assert!(
+        server.log.count("cannot accept") < 50,
+        "{}",
+        server.log.text()
+    );
     assert_eq!(get(server.port, "/").status, 200);
 }
 
@@ -152,10 +166,17 @@ fn workers_inherit_exactly_their_channel_and_the_scoreboard() {
     // The master itself inherits a stray descriptor (as from a careless supervisor).
     let port = rwsgi_tests::server::free_port();
     let mut cmd = std::process::Command::new(rwsgi_tests::server::binary("rwsgi"));
-    cmd.args(["start-server", "--host", "127.0.0.1", "--port", &port.to_string(), &app("hello.py")])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .process_group(0);
+    cmd.args([
+        "start-server",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        &port.to_string(),
+        &app("hello.py"),
+    ])
+    .stdout(std::process::Stdio::null())
+    .stderr(std::process::Stdio::null())
+    .process_group(0);
     // SAFETY: dup2 between fork and exec is async-signal-safe; fd 0 is open.
     unsafe {
         cmd.pre_exec(|| {
@@ -169,25 +190,61 @@ fn workers_inherit_exactly_their_channel_and_the_scoreboard() {
     let deadline = Instant::now() + Duration::from_secs(20);
     let worker = loop {
         assert!(Instant::now() < deadline, "no worker");
-        let children = std::fs::read_to_string(format!("/proc/{}/task/{}/children", master.id(), master.id())).unwrap_or_default();
+        let children = std::fs::read_to_string(format!(
+            "/proc/{}/task/{}/children",
+            master.id(),
+            master.id()
+        ))
+        .unwrap_or_default();
         if let Some(pid) = children.split_whitespace().next() {
-            if rwsgi_tests::request(port, b"GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n").is_ok() {
+            if rwsgi_tests::request(
+                port,
+                b"GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n",
+            )
+            .is_ok()
+            {
                 break pid.to_owned();
             }
         }
         std::thread::sleep(Duration::from_millis(50));
     };
-    let master_fds: Vec<String> = std::fs::read_dir(format!("/proc/{}/fd", master.id())).expect("fds").flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
-    assert!(master_fds.contains(&"57".to_owned()), "the test setup failed: {master_fds:?}");
+    let master_fds: Vec<String> = std::fs::read_dir(format!("/proc/{}/fd", master.id()))
+        .expect("fds")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        master_fds.contains(&"57".to_owned()),
+        "the test setup failed: {master_fds:?}"
+    );
     let targets: Vec<String> = std::fs::read_dir(format!("/proc/{worker}/fd"))
         .expect("worker fds")
         .flatten()
-        .map(|e| format!("{} -> {}", e.file_name().to_string_lossy(), std::fs::read_link(e.path()).unwrap_or_default().display()))
+        .map(|e| {
+            format!(
+                "{} -> {}",
+                e.file_name().to_string_lossy(),
+                std::fs::read_link(e.path()).unwrap_or_default().display()
+            )
+        })
         .collect();
-    let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(master.id() as i32), nix::sys::signal::Signal::SIGKILL);
+    let _ = nix::sys::signal::killpg(
+        nix::unistd::Pid::from_raw(master.id() as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    );
     let _ = master.wait();
-    assert!(!targets.iter().any(|t| t.starts_with("57 ")), "stray descriptor inherited: {targets:?}");
-    assert_eq!(targets.iter().filter(|t| t.contains("rwsgi-scoreboard")).count(), 1, "{targets:?}");
+    assert!(
+        !targets.iter().any(|t| t.starts_with("57 ")),
+        "stray descriptor inherited: {targets:?}"
+    );
+    assert_eq!(
+        targets
+            .iter()
+            .filter(|t| t.contains("rwsgi-scoreboard"))
+            .count(),
+        1,
+        "{targets:?}"
+    );
     // stdio, the scoreboard, the channel, the poller and its waker: nothing else at rest.
     assert!(targets.len() <= 8, "{targets:?}");
 }

@@ -15,7 +15,9 @@ fn wait_until(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
 }
 
 fn wait_workers(server: &Server, n: usize) {
-    wait_until(&format!("{n} workers"), Duration::from_secs(20), || server.worker_pids().len() == n);
+    wait_until(&format!("{n} workers"), Duration::from_secs(20), || {
+        server.worker_pids().len() == n
+    });
 }
 
 #[test]
@@ -28,7 +30,9 @@ fn ten_reloads_under_load_fail_no_request() {
         let started = Instant::now();
         server.signal(Signal::SIGUSR1);
         let needle = "reload complete";
-        wait_until("reload complete", Duration::from_secs(30), || server.log.count(needle) >= i);
+        wait_until("reload complete", Duration::from_secs(30), || {
+            server.log.count(needle) >= i
+        });
         took.push(started.elapsed());
     }
     // Let the last old generation finish draining under load.
@@ -62,7 +66,9 @@ fn a_reload_picks_up_a_changed_application() {
     assert_eq!(get(server.port, "/").text(), "version one");
     write("version two");
     server.signal(Signal::SIGHUP);
-    wait_until("reload complete", Duration::from_secs(20), || server.log.count("reload complete") >= 1);
+    wait_until("reload complete", Duration::from_secs(20), || {
+        server.log.count("reload complete") >= 1
+    });
     assert_eq!(get(server.port, "/").text(), "version two");
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -70,14 +76,25 @@ fn a_reload_picks_up_a_changed_application() {
 #[test]
 fn maximum_requests_recycles_under_load_without_failures() {
     let server = Server::start(&[
-        "--processes", "2", "--threads", "2",
-        "--maximum-requests", "200", "--maximum-requests-jitter", "50",
+        "--processes",
+        "2",
+        "--threads",
+        "2",
+        "--maximum-requests",
+        "200",
+        "--maximum-requests-jitter",
+        "50",
         &app("supervision.py"),
     ]);
     let load = Load::start(server.port, 4, "/", Duration::from_secs(60));
-    wait_until("two recycles", Duration::from_secs(40), || server.log.count("worker stopped") >= 2);
+    wait_until("two recycles", Duration::from_secs(40), || {
+        server.log.count("worker stopped") >= 2
+    });
     let (ok, failed, errors) = load.finish();
-    eprintln!("maximum-requests under load: {ok} ok, {failed} failed, {} recycles", server.log.count("worker stopped"));
+    eprintln!(
+        "maximum-requests under load: {ok} ok, {failed} failed, {} recycles",
+        server.log.count("worker stopped")
+    );
     assert_eq!(failed, 0, "errors: {errors:?}\n{}", server.log.text());
     assert!(server.log.text().contains("--maximum-requests 200"));
 }
@@ -85,19 +102,46 @@ fn maximum_requests_recycles_under_load_without_failures() {
 #[test]
 fn a_request_past_the_request_timeout_dumps_stacks_and_the_worker_is_replaced() {
     let server = Server::start(&[
-        "--request-timeout", "1", "--graceful-timeout", "1", "--shutdown-timeout", "1",
+        "--request-timeout",
+        "1",
+        "--graceful-timeout",
+        "1",
+        "--shutdown-timeout",
+        "1",
         &app("supervision.py"),
     ]);
     let before = server.worker_pids();
     let port = server.port;
-    let _stuck = std::thread::spawn(move || rwsgi_tests::request(port, b"GET /stuck?30 HTTP/1.1\r\nHost: h\r\n\r\n"));
-    assert!(server.log.wait_for("request timeout", Duration::from_secs(10)), "{}", server.log.text());
-    assert!(server.log.wait_for("stuck_in_sleep", Duration::from_secs(10)), "{}", server.log.text());
-    assert!(server.log.text().contains("GET /stuck"), "{}", server.log.text());
-    wait_until("the stuck worker to be replaced", Duration::from_secs(20), || {
-        let now = server.worker_pids();
-        now.len() == 1 && now != before
+    let _stuck = std::thread::spawn(move || {
+        rwsgi_tests::request(port, b"GET /stuck?30 HTTP/1.1\r\nHost: h\r\n\r\n")
     });
+    assert!(
+        server
+            .log
+            .wait_for("request timeout", Duration::from_secs(10)),
+        "{}",
+        server.log.text()
+    );
+    assert!(
+        server
+            .log
+            .wait_for("stuck_in_sleep", Duration::from_secs(10)),
+        "{}",
+        server.log.text()
+    );
+    assert!(
+        server.log.text().contains("GET /stuck"),
+        "{}",
+        server.log.text()
+    );
+    wait_until(
+        "the stuck worker to be replaced",
+        Duration::from_secs(20),
+        || {
+            let now = server.worker_pids();
+            now.len() == 1 && now != before
+        },
+    );
     assert_eq!(get(server.port, "/").status, 200);
 }
 
@@ -108,7 +152,13 @@ fn a_memory_hungry_app_is_recycled_by_memory_limit() {
     for _ in 0..4 {
         assert_eq!(get(server.port, "/hog").status, 200);
     }
-    assert!(server.log.wait_for("over --memory-limit 80 MB", Duration::from_secs(10)), "{}", server.log.text());
+    assert!(
+        server
+            .log
+            .wait_for("over --memory-limit 80 MB", Duration::from_secs(10)),
+        "{}",
+        server.log.text()
+    );
     wait_until("a fresh worker", Duration::from_secs(20), || {
         let now = server.worker_pids();
         now.len() == 1 && now != before
@@ -128,14 +178,18 @@ fn sigttin_and_sigttou_change_the_number_of_workers() {
     wait_workers(&server, 2);
     assert_eq!(get(server.port, "/").status, 200);
     // The scoreboard, read from outside by `rwsgi status`, agrees.
-    wait_until("the scoreboard to show 2 ready workers", Duration::from_secs(10), || {
-        let out = std::process::Command::new(rwsgi_tests::server::binary("rwsgi"))
-            .args(["status", "--pid", &server.pid().to_string()])
-            .output()
-            .expect("rwsgi status");
-        let text = String::from_utf8_lossy(&out.stdout);
-        text.contains("2 workers wanted") && text.matches(" ready ").count() == 2
-    });
+    wait_until(
+        "the scoreboard to show 2 ready workers",
+        Duration::from_secs(10),
+        || {
+            let out = std::process::Command::new(rwsgi_tests::server::binary("rwsgi"))
+                .args(["status", "--pid", &server.pid().to_string()])
+                .output()
+                .expect("rwsgi status");
+            let text = String::from_utf8_lossy(&out.stdout);
+            text.contains("2 workers wanted") && text.matches(" ready ").count() == 2
+        },
+    );
 }
 
 #[test]
@@ -146,13 +200,17 @@ fn kill_9_of_a_worker_under_load_fails_only_its_requests() {
     wait_until("load running", Duration::from_secs(10), || load.ok() > 20);
     let victim = server.worker_pids()[0];
     kill(Pid::from_raw(victim), Signal::SIGKILL).expect("kill worker");
-    assert!(server.log.wait_for("killed by SIGKILL (out of memory?)", Duration::from_secs(5)));
+    assert!(server
+        .log
+        .wait_for("killed by SIGKILL (out of memory?)", Duration::from_secs(5)));
     wait_until("a replacement", Duration::from_secs(20), || {
         let pids = server.worker_pids();
         pids.len() == 2 && !pids.contains(&victim)
     });
     let after = load.ok();
-    wait_until("more requests served", Duration::from_secs(10), || load.ok() > after + 20);
+    wait_until("more requests served", Duration::from_secs(10), || {
+        load.ok() > after + 20
+    });
     let (ok, failed, errors) = load.finish();
     eprintln!("kill -9 under load: {ok} ok, {failed} failed: {errors:?}");
     // At most the connections that worker held (one in flight per client).

@@ -7,7 +7,8 @@ use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
 fn json(body: &[u8]) -> serde_json::Value {
-    serde_json::from_slice(body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(body)))
+    serde_json::from_slice(body)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(body)))
 }
 
 fn post(port: u16, path: &str, body: &str) -> rwsgi_tests::Response {
@@ -39,7 +40,10 @@ fn input_read_readline_readlines_and_reads_past_the_end() {
 fn expect_100_continue_is_answered_when_the_app_reads() {
     let server = Server::start(&[&app("pep3333.py")]);
     let mut s = connect(server.port);
-    s.write_all(b"POST /echo HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n").expect("write");
+    s.write_all(
+        b"POST /echo HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n",
+    )
+    .expect("write");
     let mut interim = [0u8; 25];
     s.read_exact(&mut interim).expect("100 Continue");
     assert_eq!(&interim, b"HTTP/1.1 100 Continue\r\n\r\n");
@@ -52,7 +56,10 @@ fn expect_100_continue_is_answered_when_the_app_reads() {
 fn expect_100_continue_is_not_sent_when_the_app_does_not_read() {
     let server = Server::start(&[&app("pep3333.py")]);
     let mut s = connect(server.port);
-    s.write_all(b"POST /nothing HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n").expect("write");
+    s.write_all(
+        b"POST /nothing HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n",
+    )
+    .expect("write");
     let r = read_response(&mut s, &mut Vec::new(), false).expect("response");
     assert_eq!((r.status, r.text().as_str()), (200, "ok"));
     assert!(!r.head.contains("100 Continue"));
@@ -60,9 +67,16 @@ fn expect_100_continue_is_not_sent_when_the_app_does_not_read() {
 
 #[test]
 fn a_client_that_stalls_mid_body_gives_the_app_an_oserror() {
-    let server = Server::start(&["--body-timeout", "1", "--body-min-rate", "0", &app("pep3333.py")]);
+    let server = Server::start(&[
+        "--body-timeout",
+        "1",
+        "--body-min-rate",
+        "0",
+        &app("pep3333.py"),
+    ]);
     let mut s = connect(server.port);
-    s.write_all(b"POST /echo HTTP/1.1\r\nHost: h\r\nContent-Length: 10\r\n\r\nab").expect("write");
+    s.write_all(b"POST /echo HTTP/1.1\r\nHost: h\r\nContent-Length: 10\r\n\r\nab")
+        .expect("write");
     let started = Instant::now();
     let r = read_response(&mut s, &mut Vec::new(), false).expect("response");
     assert!(r.text().starts_with("OSError"), "{}", r.text());
@@ -71,9 +85,18 @@ fn a_client_that_stalls_mid_body_gives_the_app_an_oserror() {
 
 #[test]
 fn a_client_that_stalls_mid_head_is_cut_off_by_the_io_thread() {
-    let server = Server::start(&["--header-timeout", "1", "--header-max-timeout", "2", "--threads", "1", &app("pep3333.py")]);
+    let server = Server::start(&[
+        "--header-timeout",
+        "1",
+        "--header-max-timeout",
+        "2",
+        "--threads",
+        "1",
+        &app("pep3333.py"),
+    ]);
     let mut slow = connect(server.port);
-    slow.write_all(b"GET / HTTP/1.1\r\nHost: h\r\nX-Slow: ").expect("write");
+    slow.write_all(b"GET / HTTP/1.1\r\nHost: h\r\nX-Slow: ")
+        .expect("write");
     // The only Python thread stays free for everyone else meanwhile.
     assert_eq!(get(server.port, "/").text(), "ok");
     let started = Instant::now();
@@ -86,20 +109,29 @@ fn a_client_that_stalls_mid_head_is_cut_off_by_the_io_thread() {
 #[test]
 fn close_is_called_when_the_client_disconnects_mid_response() {
     let server = Server::start(&[&app("pep3333.py")]);
-    let before = json(&get(server.port, "/close-count").body)["count"].as_i64().unwrap_or(-1);
+    let before = json(&get(server.port, "/close-count").body)["count"]
+        .as_i64()
+        .unwrap_or(-1);
     {
         let mut s = connect(server.port);
-        s.write_all(b"GET /slow-stream HTTP/1.1\r\nHost: h\r\n\r\n").expect("write");
+        s.write_all(b"GET /slow-stream HTTP/1.1\r\nHost: h\r\n\r\n")
+            .expect("write");
         let mut first = [0u8; 100];
         s.read_exact(&mut first).expect("first bytes");
     } // dropped: the client goes away
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let now = json(&get(server.port, "/close-count").body)["count"].as_i64().unwrap_or(-1);
+        let now = json(&get(server.port, "/close-count").body)["count"]
+            .as_i64()
+            .unwrap_or(-1);
         if now > before {
             break;
         }
-        assert!(Instant::now() < deadline, "close() was not called; log:\n{}", server.log.text());
+        assert!(
+            Instant::now() < deadline,
+            "close() was not called; log:\n{}",
+            server.log.text()
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }
@@ -109,13 +141,22 @@ fn exc_info_replaces_before_and_reraises_after_headers() {
     let server = Server::start(&[&app("pep3333.py")]);
     let r = get(server.port, "/excinfo-before");
     assert_eq!((r.status, r.text().as_str()), (500, "replaced"));
-    let r = request(server.port, b"GET /excinfo-after HTTP/1.1\r\nHost: h\r\n\r\n");
+    let r = request(
+        server.port,
+        b"GET /excinfo-after HTTP/1.1\r\nHost: h\r\n\r\n",
+    );
     // Headers were sent: the response is cut short and the connection closed.
     match r {
         Ok(r) => assert_eq!(r.status, 200),
         Err(e) => assert_eq!(e.kind(), std::io::ErrorKind::UnexpectedEof),
     }
-    assert!(server.log.wait_for("too late to replace", Duration::from_secs(5)), "{}", server.log.text());
+    assert!(
+        server
+            .log
+            .wait_for("too late to replace", Duration::from_secs(5)),
+        "{}",
+        server.log.text()
+    );
 }
 
 #[test]
@@ -123,14 +164,21 @@ fn wsgi_errors_lines_reach_the_log() {
     let server = Server::start(&[&app("pep3333.py")]);
     assert_eq!(get(server.port, "/errors").status, 200);
     for line in ["first line", "second line", "unterminated"] {
-        assert!(server.log.wait_for(line, Duration::from_secs(5)), "{line}: {}", server.log.text());
+        assert!(
+            server.log.wait_for(line, Duration::from_secs(5)),
+            "{line}: {}",
+            server.log.text()
+        );
     }
 }
 
 #[test]
 fn file_wrapper_iterates_file_likes_and_sends_real_files() {
     let server = Server::start(&[&app("pep3333.py")]);
-    assert_eq!(get(server.port, "/file-wrapper-bytesio").text(), "from a BytesIO ".repeat(100));
+    assert_eq!(
+        get(server.port, "/file-wrapper-bytesio").text(),
+        "from a BytesIO ".repeat(100)
+    );
     let dir = std::env::temp_dir().join(format!("rwsgi-sendfile-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("dir");
     let file = dir.join("data.bin");
@@ -150,12 +198,23 @@ fn header_values_with_crlf_are_refused_no_response_splitting() {
     let r = get(server.port, "/crlf-header");
     assert_eq!(r.status, 500);
     assert!(!r.head.to_ascii_lowercase().contains("stolen"));
-    assert!(server.log.wait_for("invalid value for response header X-Evil", Duration::from_secs(5)), "{}", server.log.text());
+    assert!(
+        server.log.wait_for(
+            "invalid value for response header X-Evil",
+            Duration::from_secs(5)
+        ),
+        "{}",
+        server.log.text()
+    );
     assert_eq!(get(server.port, "/bad-status").status, 500);
-    assert!(server.log.wait_for("invalid status", Duration::from_secs(5)));
+    assert!(server
+        .log
+        .wait_for("invalid status", Duration::from_secs(5)));
     assert_eq!(get(server.port, "/no-start-response").status, 500);
     assert_eq!(get(server.port, "/not-bytes").status, 500);
-    assert!(server.log.wait_for("instead of bytes", Duration::from_secs(5)));
+    assert!(server
+        .log
+        .wait_for("instead of bytes", Duration::from_secs(5)));
 }
 
 #[test]
@@ -163,7 +222,11 @@ fn a_response_shorter_or_longer_than_its_content_length_closes_the_connection() 
     let server = Server::start(&[&app("misbehaving.py")]);
     for path in ["/short", "/long"] {
         let mut s = connect(server.port);
-        write!(s, "GET {path} HTTP/1.1\r\nHost: h\r\n\r\nGET / HTTP/1.1\r\nHost: h\r\n\r\n").expect("write");
+        write!(
+            s,
+            "GET {path} HTTP/1.1\r\nHost: h\r\n\r\nGET / HTTP/1.1\r\nHost: h\r\n\r\n"
+        )
+        .expect("write");
         let mut all = Vec::new();
         let _ = s.read_to_end(&mut all); // returns at EOF: the server closed
         let text = String::from_utf8_lossy(&all);
@@ -184,8 +247,14 @@ fn a_smuggling_attempt_is_refused_before_the_app() {
     .expect("response");
     assert_eq!(r.status, 400);
     assert_eq!(r.header("connection"), Some("close"));
-    assert!(server.log.wait_for("request refused", Duration::from_secs(5)));
-    assert!(!server.log.text().contains("\"POST /echo"), "the app saw it: {}", server.log.text());
+    assert!(server
+        .log
+        .wait_for("request refused", Duration::from_secs(5)));
+    assert!(
+        !server.log.text().contains("\"POST /echo"),
+        "the app saw it: {}",
+        server.log.text()
+    );
 }
 
 #[test]
@@ -194,7 +263,8 @@ fn http10_keep_alive_is_honoured() {
     let mut s = connect(server.port);
     let mut buf = Vec::new();
     for _ in 0..3 {
-        s.write_all(b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n").expect("write");
+        s.write_all(b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+            .expect("write");
         let r = read_response(&mut s, &mut buf, false).expect("response");
         assert_eq!(r.text(), "ok");
         assert_eq!(r.header("connection"), Some("keep-alive"));

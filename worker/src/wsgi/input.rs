@@ -127,9 +127,9 @@ impl Input {
                 self.received += n as u64;
                 Ok(())
             }
-            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => Err(
-                "timed out reading the request body (--body-timeout, --socket-timeout)".into(),
-            ),
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
+                Err("timed out reading the request body (--body-timeout, --socket-timeout)".into())
+            }
             Err(e) => Err(format!("error reading the request body: {e}")),
         }
     }

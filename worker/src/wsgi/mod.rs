@@ -117,11 +117,15 @@ fn run(py: Python<'_>, ctx: &RequestContext<'_>, conn: &mut Conn, head: &Request
             }
             // Lists and tuples have no close(); asking anyway would build an
             // AttributeError (with a formatted message) on every request.
-            let plain = iterable.is_exact_instance_of::<PyList>() || iterable.is_exact_instance_of::<PyTuple>();
+            let plain = iterable.is_exact_instance_of::<PyList>()
+                || iterable.is_exact_instance_of::<PyTuple>();
             let close = if plain {
                 None
             } else {
-                iterable.getattr_opt(pyo3::intern!(py, "close")).ok().flatten()
+                iterable
+                    .getattr_opt(pyo3::intern!(py, "close"))
+                    .ok()
+                    .flatten()
             };
             if let Some(close) = close {
                 if let Err(e) = close.call0() {
