@@ -58,3 +58,131 @@ where
         other => Err(ConfError::Invalid(format!("unknown command {other}"))),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn start(args: &[&str]) -> Result<(ServerConfig, Vec<String>), ConfError> {
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/hello/wsgi.py");
+        let mut argv = vec!["rwsgi", "start-server"];
+        argv.extend_from_slice(args);
+        argv.push(script);
+        match parse(argv)? {
+            Invocation::StartServer { config, warnings } => Ok((*config, warnings)),
+            Invocation::Status { .. } => panic!("not start-server"),
+        }
+    }
+
+    #[test]
+    fn mod_wsgi_express_defaults() {
+        let (c, warnings) = start(&[]).expect("valid");
+        assert!(warnings.is_empty());
+        assert_eq!(
+            (c.host.as_str(), c.port, c.processes, c.threads),
+            ("", 8000, 1, 5)
+        );
+        assert!(!c.multiprocess);
+        assert_eq!(c.mount_point, "");
+        assert_eq!(c.timeouts.request_ms, 60_000);
+        assert_eq!(c.timeouts.graceful_ms, 15_000);
+        assert_eq!(c.timeouts.shutdown_ms, 5_000);
+        assert_eq!(c.timeouts.queue_ms, 45_000);
+        assert_eq!(c.limits.request_body, 10_485_760);
+        assert_eq!(c.max_clients, 100);
+        assert_eq!(c.app.callable, "application");
+        assert!(c.app.entry_point.ends_with("examples/hello/wsgi.py"));
+    }
+
+    #[test]
+    fn derived_values() {
+        let (c, _) = start(&[
+            "--processes",
+            "4",
+            "--threads",
+            "8",
+            "--mount-point",
+            "/app/",
+        ])
+        .expect("valid");
+        assert!(c.multiprocess);
+        assert_eq!(c.capacity(), 32);
+        assert_eq!(c.max_clients, 320);
+        assert_eq!(c.mount_point, "/app");
+        let (c, _) =
+            start(&["--restart-interval", "1.5", "--maximum-requests", "10"]).expect("valid");
+        assert_eq!(c.recycle.restart_interval_ms, 1500);
+        assert_eq!(c.recycle.max_requests, 10);
+    }
+
+    #[test]
+    fn bad_values_name_their_option() {
+        for (args, option) in [
+            (&["--mount-point", "app"][..], "--mount-point"),
+            (&["--request-timeout", "0"][..], "--request-timeout"),
+            (
+                &["--callable-object", "not a name"][..],
+                "--callable-object",
+            ),
+            (
+                &["--working-directory", "/nonexistent/dir"][..],
+                "--working-directory",
+            ),
+        ] {
+            let err = start(args).expect_err("invalid").to_string();
+            assert!(err.contains(option), "{args:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn unimplemented_options_are_accepted_with_one_warning_each() {
+        let (_, warnings) = start(&[
+            "--server-mpm",
+            "event",
+            "--with-newrelic",
+            "--proxy-mount-point",
+            "/a",
+            "http://b",
+        ])
+        .expect("valid");
+        assert_eq!(warnings.len(), 3, "{warnings:?}");
+        assert!(warnings
+            .iter()
+            .all(|w| w.contains("accepted for mod_wsgi-express compatibility")));
+    }
+
+    #[test]
+    fn every_unimplemented_option_parses() {
+        for (name, takes, _) in UNIMPLEMENTED {
+            let flag = format!("--{name}");
+            let args: Vec<&str> = match takes {
+                compat::Takes::Flag => vec![&flag],
+                compat::Takes::One => vec![&flag, "x"],
+                compat::Takes::Two => vec![&flag, "x", "y"],
+            };
+            let (_, warnings) = start(&args).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_eq!(warnings.len(), 1, "{name}");
+        }
+    }
+
+    #[test]
+    fn module_entry_points_are_checked() {
+        let parsed = parse([
+            "rwsgi",
+            "start-server",
+            "--application-type",
+            "module",
+            "example.wsgi:app",
+        ]);
+        assert!(parsed.is_ok());
+        let err = parse([
+            "rwsgi",
+            "start-server",
+            "--application-type",
+            "module",
+            "not/a/module",
+        ])
+        .expect_err("invalid");
+        assert!(err.to_string().contains("--entry-point"), "{err}");
+    }
+}
