@@ -130,23 +130,16 @@ fn run(py: Python<'_>, ctx: &RequestContext<'_>, conn: &mut Conn, head: &Request
             if let Some(close) = close {
                 if let Err(e) = close.call0() {
                     app_ok = false;
-                    crate::python::log_exception(
-                        py,
-                        ctx.app.bootstrap.bind(py),
-                        &e,
-                        ctx.log,
-                        "close() of the response iterable raised:",
-                    );
+                    log_error(py, ctx, &e, "close() of the response iterable raised:");
                 }
             }
         }
         Err(e) => {
             app_ok = false;
-            crate::python::log_exception(
+            log_error(
                 py,
-                ctx.app.bootstrap.bind(py),
+                ctx,
                 &e,
-                ctx.log,
                 &format!("{} {} raised:", head.method, head.target),
             );
         }
@@ -270,13 +263,7 @@ fn report(py: Python<'_>, ctx: &RequestContext<'_>, e: &PyErr, response: &Py<Sta
     if response.borrow(py).client_gone() {
         debug!(ctx.log, "client went away during the response");
     } else {
-        crate::python::log_exception(
-            py,
-            ctx.app.bootstrap.bind(py),
-            e,
-            ctx.log,
-            "error while sending the response:",
-        );
+        log_error(py, ctx, e, "error while sending the response:");
     }
 }
 
@@ -295,4 +282,9 @@ fn server_error(err: &HttpError, head: &RequestHead) -> Outcome {
         keep_alive: false,
         unsent: bytes,
     }
+}
+
+/// Logs an application exception with its traceback.
+fn log_error(py: Python<'_>, ctx: &RequestContext<'_>, e: &PyErr, what: &str) {
+    crate::python::log_exception(py, ctx.app.bootstrap.bind(py), e, ctx.log, what);
 }
