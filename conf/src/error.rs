@@ -25,7 +25,6 @@ impl ConfError {
         matches!(self, ConfError::Clap(e) if matches!(
             e.kind(),
             clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion
-                | clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
         ))
     }
 }
