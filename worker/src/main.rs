@@ -91,6 +91,8 @@ fn run(
             return ExitCode::PythonInit;
         }
     };
+    // Files changed after this instant may not be in the code being loaded.
+    let load_started = std::time::SystemTime::now();
     let app = match python::load_application(&config, &interpreter, log) {
         Ok(app) => Arc::new(app),
         Err(e) => {
@@ -123,6 +125,7 @@ fn run(
             slot,
             generation,
             log: log.clone(),
+            load_started,
         },
     );
     if let Some(sb) = scoreboard.worker(slot) {

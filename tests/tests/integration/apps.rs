@@ -840,6 +840,13 @@ fn reload_on_changes_serves_the_changed_script() {
     let log = server.log.text();
     assert!(log.contains("a file of the application changed"), "{log}");
     assert!(!log.contains("--reload-on-changes is accepted"), "{log}");
+    // The new generation must be watching (its baseline taken) before the
+    // next save, or that save would be its baseline.
+    wait_until(
+        "the new generation to watch the files",
+        Duration::from_secs(20),
+        || server.log.count("watching the application's files") >= 2,
+    );
     // A save with a syntax error: the new generation cannot load, the
     // running one keeps serving the last good code.
     std::fs::write(&script, "def application(environ, start_response)\n").expect("write");

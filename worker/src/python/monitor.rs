@@ -41,6 +41,9 @@ pub struct Watch {
     pub slot: usize,
     pub generation: u32,
     pub log: Logger,
+    /// When the application started loading: a file modified later may
+    /// have been read before the change, so it counts as changed.
+    pub load_started: SystemTime,
 }
 
 /// Starts the monitor thread when `--reload-on-changes` is on.
@@ -91,6 +94,16 @@ fn run(watch: Watch, extra: Vec<String>) {
             let path = PathBuf::from(file);
             let now = stamp(&path);
             match known.get(&path) {
+                // Saved after loading began: the loaded code may predate it.
+                // (A timestamp in the future is clock skew, not a save: it
+                // would otherwise make every generation reload again.)
+                None if now.is_some_and(|(mtime, _)| {
+                    mtime > watch.load_started && mtime <= SystemTime::now()
+                }) =>
+                {
+                    changed = Some(path);
+                    break;
+                }
                 // A module imported since the last round: its current version is the baseline.
                 None => {
                     known.insert(path, now);
