@@ -23,3 +23,27 @@ pub use response::{
     accepts_encoding, content_type, error, etag, not_allowed, redirect, respond, FileInfo, Options,
     Plan, Segment, ALLOW,
 };
+
+/// A GET-like request head for the unit tests of this module.
+#[cfg(test)]
+pub(crate) fn test_head(
+    method: &str,
+    target: &str,
+    headers: &[(&str, &str)],
+) -> crate::http::RequestHead {
+    let (path, query) = target.split_once('?').unwrap_or((target, ""));
+    crate::http::RequestHead {
+        method: method.to_owned(),
+        target: target.to_owned(),
+        path: path.to_owned(),
+        query: query.to_owned(),
+        version: crate::http::Version::Http11,
+        headers: headers
+            .iter()
+            .map(|(n, v)| ((*n).to_owned(), v.as_bytes().to_vec()))
+            .collect(),
+        body: crate::http::BodyKind::Empty,
+        keep_alive: true,
+        expect_continue: false,
+    }
+}

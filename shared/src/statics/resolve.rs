@@ -425,7 +425,7 @@ fn failure(e: Errno) -> Resolution {
 mod tests {
     use super::*;
     use crate::config::UrlAlias;
-    use crate::http::{BodyKind, Version};
+
     use std::io::Read;
     use std::sync::atomic::AtomicUsize;
 
@@ -454,21 +454,7 @@ mod tests {
     }
 
     fn head(path: &str, headers: &[(&str, &str)]) -> RequestHead {
-        let (p, q) = path.split_once('?').unwrap_or((path, ""));
-        RequestHead {
-            method: "GET".into(),
-            target: path.into(),
-            path: p.into(),
-            query: q.into(),
-            version: Version::Http11,
-            headers: headers
-                .iter()
-                .map(|(n, v)| ((*n).to_owned(), v.as_bytes().to_vec()))
-                .collect(),
-            body: BodyKind::Empty,
-            keep_alive: true,
-            expect_continue: false,
-        }
+        super::super::test_head("GET", path, headers)
     }
 
     /// A site: /static -> dir/htdocs, /favicon.ico -> dir/icon.ico,

@@ -438,24 +438,11 @@ fn etag_listed(list: &[u8], etag: &str, strong: bool) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::http::{BodyKind, Version};
+    use crate::http::Version;
     use std::time::Duration;
 
     fn req(method: &str, headers: &[(&str, &str)]) -> RequestHead {
-        RequestHead {
-            method: method.to_owned(),
-            target: "/static/a.css".to_owned(),
-            path: "/static/a.css".to_owned(),
-            query: String::new(),
-            version: Version::Http11,
-            headers: headers
-                .iter()
-                .map(|(n, v)| ((*n).to_owned(), v.as_bytes().to_vec()))
-                .collect(),
-            body: BodyKind::Empty,
-            keep_alive: true,
-            expect_continue: false,
-        }
+        super::super::test_head(method, "/static/a.css", headers)
     }
 
     const DATE: &str = "Sun, 06 Nov 1994 08:49:37 GMT";
