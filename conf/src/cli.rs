@@ -199,8 +199,15 @@ pub struct StartServer {
     #[arg(long, default_value_t = 10_485_760, env = "RWSGI_LIMIT_REQUEST_BODY")]
     pub limit_request_body: u64,
 
-    /// Longest request line in bytes (414 beyond).
-    #[arg(long, default_value_t = 4094, env = "RWSGI_LIMIT_REQUEST_LINE")]
+    /// Stream chunked request bodies to the application as they arrive,
+    /// without CONTENT_LENGTH (it reads `wsgi.input` to its end). Without
+    /// it, a chunked body is received whole first and presented with its
+    /// CONTENT_LENGTH, which is what Django, Flask and most frameworks read.
+    #[arg(long, env = "RWSGI_CHUNKED_REQUEST")]
+    pub chunked_request: bool,
+
+    /// Longest request line in bytes, CRLF excluded (414 beyond).
+    #[arg(long, default_value_t = 8190, env = "RWSGI_LIMIT_REQUEST_LINE")]
     pub limit_request_line: usize,
 
     /// Most header fields in a request (431 beyond).

@@ -54,6 +54,7 @@ pub fn resolve(args: &StartServer) -> Result<ServerConfig, ConfError> {
         },
         mount_point: mount_point(&args.mount_point)?,
         limits: limits(args)?,
+        chunked_request: args.chunked_request,
         timeouts: timeouts(args)?,
         listen_backlog: positive("listen-backlog", i64::from(args.listen_backlog))? as i32,
         max_clients: match args.max_clients {

@@ -89,7 +89,9 @@ pub struct PythonSpec {
 pub struct Limits {
     /// Largest request body in bytes (`--limit-request-body`); 413 beyond.
     pub request_body: u64,
-    /// Longest request line in bytes; 414 beyond.
+    /// Longest request line in bytes, CRLF excluded (`--limit-request-line`);
+    /// 414 beyond. The default, 8190, is Apache's; RFC 9112 3 recommends
+    /// accepting at least 8000.
     pub request_line: usize,
     /// Most header fields; 431 beyond.
     pub header_fields: usize,
@@ -103,7 +105,7 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             request_body: 10 * 1024 * 1024,
-            request_line: 4094,
+            request_line: 8190,
             header_fields: 100,
             header_field_size: 8190,
             header_buffer: 32768,
@@ -216,6 +218,9 @@ pub struct ServerConfig {
     /// URL prefix the application is mounted at (`SCRIPT_NAME`); "" for the root.
     pub mount_point: String,
     pub limits: Limits,
+    /// `--chunked-request`: stream chunked bodies instead of spooling them.
+    #[serde(default)]
+    pub chunked_request: bool,
     pub timeouts: Timeouts,
     pub listen_backlog: i32,
     /// Connections held at once before the master stops accepting.

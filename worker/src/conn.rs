@@ -1,9 +1,10 @@
 //! A client connection owned by this worker.
 
+use rwsgi_shared::config::Limits;
 use rwsgi_shared::http::{error_response, DateCache, HttpError};
 use slog::{info, Logger};
 use std::io::Write;
-use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::time::Instant;
 
 /// Read granularity for request heads and bodies.
@@ -31,13 +32,13 @@ impl Conn {
         }
     }
 
-    /// Answers a refused request with its status and closes the connection.
-    /// Best effort: the socket is non-blocking and an error page is small.
-    pub fn reject(self, err: &HttpError, log: &Logger) {
-        info!(log, "request refused"; "status" => err.status, "reason" => err.reason, "client" => %self.peer);
+    /// Answers a refused request with its status (`Connection: close`);
+    /// the caller then closes the connection gracefully. Best effort: the
+    /// socket is non-blocking and an error page is small.
+    pub fn reject(&self, err: &HttpError, limits: &Limits, log: &Logger) {
+        info!(log, "request refused"; "status" => err.status, "reason" => err.explain(limits), "client" => %self.peer);
         let mut dates = DateCache::default();
         let response = error_response(err.status, dates.now(), false);
         let _ = (&self.stream).write(&response);
-        let _ = self.stream.shutdown(Shutdown::Write);
     }
 }

@@ -23,6 +23,10 @@ use std::time::{Duration, Instant};
 const CHANNEL: Token = Token(0);
 const FIRST_CONN: usize = 2;
 const SWEEP: Duration = Duration::from_millis(250);
+/// A closing connection is read and drained for at most this long…
+const LINGER_MAX: Duration = Duration::from_secs(5);
+/// …and for at most this long without receiving anything.
+const LINGER_IDLE: Duration = Duration::from_secs(2);
 
 pub struct Context<'a> {
     pub config: &'a ServerConfig,
@@ -41,6 +45,35 @@ enum Entry {
     Idle(Conn),
     /// A request thread owns the connection; it stays registered.
     Busy,
+    /// Closing: our side is shut down for writing, and what the client
+    /// still sends is read and dropped until it closes too, or a deadline.
+    Closing(Closing),
+}
+
+struct Closing {
+    conn: Conn,
+    until: Instant,
+    last_read: Instant,
+}
+
+/// What a closing connection's socket says.
+enum Drained {
+    /// The client closed, or the socket failed: close now.
+    Over,
+    /// Nothing more for now.
+    Pending,
+}
+
+/// Reads and drops whatever has arrived.
+fn drain_input(conn: &mut Conn) -> Drained {
+    loop {
+        conn.buf.clear();
+        match net::try_read(&conn.stream, &mut conn.buf, READ_CHUNK) {
+            Ok(Some(0)) | Err(_) => return Drained::Over,
+            Ok(Some(_)) => continue,
+            Ok(None) => return Drained::Pending,
+        }
+    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -295,9 +328,7 @@ impl IoLoop<'_> {
 
     fn returned(&mut self, r: Returned) {
         match r {
-            Returned::Closed(token) => {
-                self.take(token);
-            }
+            Returned::Close(token, conn) => self.close(token, conn),
             Returned::Idle(token, mut conn) => {
                 if let Mode::Draining { .. } = self.mode {
                     self.take(token);
@@ -317,8 +348,16 @@ impl IoLoop<'_> {
     /// Reads what the client sent; queues the request once its head is complete.
     fn read_conn(&mut self, token: usize) {
         let limits = self.ctx.config.limits;
-        let Some(Some(Entry::Idle(conn))) = self.entries.get_mut(token) else {
-            return;
+        let conn = match self.entries.get_mut(token) {
+            Some(Some(Entry::Idle(conn))) => conn,
+            Some(Some(Entry::Closing(closing))) => {
+                match drain_input(&mut closing.conn) {
+                    Drained::Over => self.drop_conn(token),
+                    Drained::Pending => closing.last_read = Instant::now(),
+                }
+                return;
+            }
+            _ => return,
         };
         let outcome = loop {
             if !conn.buf.is_empty() {
@@ -360,16 +399,54 @@ impl IoLoop<'_> {
                     sb.set_queued(n);
                 }
             }
-            Err(err) => {
-                if let Some(Entry::Idle(conn)) = self.take(token) {
-                    let fd = conn.stream.as_raw_fd();
-                    let _ = self.ctx.poll.registry().deregister(&mut SourceFd(&fd));
-                    if let Some(e) = err {
-                        conn.reject(&e, self.ctx.log);
-                    }
+            Err(None) => self.drop_conn(token),
+            Err(Some(e)) => {
+                if let Some(Entry::Idle(conn)) = self.entries[token].replace(Entry::Busy) {
+                    conn.reject(&e, &limits, self.ctx.log);
+                    self.close(token, conn);
                 }
             }
         }
+    }
+
+    /// Closes a connection the way RFC 9112 9.6 recommends: shut down our
+    /// side for writing (the response already queued goes out with a FIN),
+    /// then read and drop what the client still sends, for a bounded time.
+    /// Closing with unread bytes in the socket would send a reset instead,
+    /// and a reset makes the client's kernel throw away the response it has
+    /// not read yet: a 413 for an upload still in flight would reach curl
+    /// as "connection reset".
+    fn close(&mut self, token: usize, mut conn: Conn) {
+        let _ = conn.stream.shutdown(std::net::Shutdown::Write);
+        if let Drained::Over = drain_input(&mut conn) {
+            let fd = conn.stream.as_raw_fd();
+            let _ = self.ctx.poll.registry().deregister(&mut SourceFd(&fd));
+            self.take(token);
+            return;
+        }
+        let now = Instant::now();
+        let closing = Entry::Closing(Closing {
+            conn,
+            until: now + LINGER_MAX,
+            last_read: now,
+        });
+        // The connection stays registered under its token, so a FIN or
+        // more data wakes the loop.
+        if let Some(slot @ Some(_)) = self.entries.get_mut(token) {
+            *slot = Some(closing);
+        }
+    }
+
+    /// Forgets a connection and closes its socket.
+    fn drop_conn(&mut self, token: usize) {
+        let conn = match self.take(token) {
+            Some(Entry::Idle(conn)) => conn,
+            Some(Entry::Closing(c)) => c.conn,
+            // A request thread gave the connection up: its socket is closed.
+            Some(Entry::Busy) | None => return,
+        };
+        let fd = conn.stream.as_raw_fd();
+        let _ = self.ctx.poll.registry().deregister(&mut SourceFd(&fd));
     }
 
     /// Closes idle connections past their timeouts; refreshes the heartbeat.
@@ -380,11 +457,18 @@ impl IoLoop<'_> {
     /// but honest one is not.
     fn sweep(&mut self) {
         let t = self.ctx.config.timeouts;
+        let t_limits = self.ctx.config.limits;
         let keep_alive = Duration::from_millis(t.keep_alive_ms);
         let now = Instant::now();
         let mut idle = 0;
         for token in 0..self.entries.len() {
             let verdict = match &self.entries[token] {
+                Some(Entry::Closing(c)) => {
+                    if now > c.until || now.duration_since(c.last_read) > LINGER_IDLE {
+                        self.drop_conn(token);
+                    }
+                    continue;
+                }
                 Some(Entry::Idle(conn)) => {
                     idle += 1;
                     let waited = now.duration_since(conn.since);
@@ -398,15 +482,15 @@ impl IoLoop<'_> {
                 }
                 _ => None,
             };
-            if let Some(reply) = verdict {
-                if let Some(Entry::Idle(conn)) = self.take(token) {
-                    let fd = conn.stream.as_raw_fd();
-                    let _ = self.ctx.poll.registry().deregister(&mut SourceFd(&fd));
-                    match reply {
-                        Some(e) if !conn.buf.is_empty() => conn.reject(&e, self.ctx.log),
-                        _ => drop(conn),
+            match verdict {
+                None => {}
+                Some(Some(e)) if matches!(&self.entries[token], Some(Entry::Idle(c)) if !c.buf.is_empty()) => {
+                    if let Some(Entry::Idle(conn)) = self.entries[token].replace(Entry::Busy) {
+                        conn.reject(&e, &t_limits, self.ctx.log);
+                        self.close(token, conn);
                     }
                 }
+                Some(_) => self.drop_conn(token),
             }
         }
         if let Some(sb) = self.ctx.scoreboard.worker(self.ctx.slot) {
@@ -417,10 +501,8 @@ impl IoLoop<'_> {
 }
 
 fn head_allowance(t: &rwsgi_shared::config::Timeouts, received: usize) -> Duration {
-    let extra_ms = if t.header_min_rate == 0 {
-        0
-    } else {
-        received as u64 * 1000 / t.header_min_rate
-    };
+    let extra_ms = (received as u64 * 1000)
+        .checked_div(t.header_min_rate)
+        .unwrap_or(0);
     Duration::from_millis((t.header_ms + extra_ms).min(t.header_max_ms.max(t.header_ms)))
 }

@@ -27,8 +27,9 @@ pub struct Job {
 pub enum Returned {
     /// Keep-alive: wait for the next request on this connection.
     Idle(usize, Conn),
-    /// The connection was closed.
-    Closed(usize),
+    /// The connection must close: the I/O thread closes it gracefully
+    /// (half-close, then read and drop what the client still sends).
+    Close(usize, Conn),
 }
 
 struct Queue {

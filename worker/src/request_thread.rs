@@ -55,7 +55,8 @@ enum Next {
     Run(Conn, RequestHead),
     /// Wait in the I/O thread.
     Idle(Conn),
-    Close,
+    /// The I/O thread closes it gracefully.
+    Close(Conn),
 }
 
 fn serve(pool: &Pool, ctx: &RequestContext<'_>) {
@@ -81,9 +82,10 @@ fn serve(pool: &Pool, ctx: &RequestContext<'_>) {
                         // Waited too long for a thread: the client has likely given up.
                         conn.reject(
                             &HttpError::new(503, "request waited longer than --queue-timeout"),
+                            &ctx.config.limits,
                             ctx.log,
                         );
-                        pool.give_back(Returned::Closed(token));
+                        pool.give_back(Returned::Close(token, conn));
                         return next_job(pool, ctx);
                     }
                 };
@@ -97,7 +99,7 @@ fn serve(pool: &Pool, ctx: &RequestContext<'_>) {
                         })
                     }
                     Next::Idle(conn) => pool.give_back(Returned::Idle(token, conn)),
-                    Next::Close => pool.give_back(Returned::Closed(token)),
+                    Next::Close(conn) => pool.give_back(Returned::Close(token, conn)),
                 }
                 next_job(pool, ctx)
             });
@@ -128,13 +130,12 @@ fn after_response(handled: wsgi::Handled, ctx: &RequestContext<'_>, pool: &Pool)
         )
         .is_err()
     {
-        return Next::Close;
+        return Next::Close(handled.conn);
     }
     if handled.keep_alive {
         follow_up(handled.conn, ctx, pool.queued() == 0)
     } else {
-        let _ = handled.conn.stream.shutdown(std::net::Shutdown::Write);
-        Next::Close
+        Next::Close(handled.conn)
     }
 }
 
@@ -156,8 +157,8 @@ fn follow_up(mut conn: Conn, ctx: &RequestContext<'_>, read_more: bool) -> Next 
                 }
                 Ok(Parsed::Partial) => {}
                 Err(e) => {
-                    conn.reject(&e, ctx.log);
-                    return Next::Close;
+                    conn.reject(&e, &limits, ctx.log);
+                    return Next::Close(conn);
                 }
             }
         }
@@ -167,7 +168,7 @@ fn follow_up(mut conn: Conn, ctx: &RequestContext<'_>, read_more: bool) -> Next 
             break;
         }
         match net::try_read(&conn.stream, &mut conn.buf, READ_CHUNK) {
-            Ok(Some(0)) | Err(_) => return Next::Close,
+            Ok(Some(0)) | Err(_) => return Next::Close(conn),
             Ok(Some(_)) => {}
             Ok(None) => break,
         }

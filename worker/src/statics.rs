@@ -31,7 +31,6 @@ use slog::{debug, error, info, o, warn, Logger};
 use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{self, IoSlice};
-use std::net::Shutdown;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::FileExt;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -459,8 +458,7 @@ impl LaneLoop {
         match step {
             Step::GiveBack => self.pool.give_back(Returned::Idle(held.token, held.conn)),
             Step::Close | Step::Wait => {
-                let _ = held.conn.stream.shutdown(Shutdown::Write);
-                self.pool.give_back(Returned::Closed(held.token));
+                self.pool.give_back(Returned::Close(held.token, held.conn));
             }
         }
     }

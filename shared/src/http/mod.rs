@@ -1,11 +1,13 @@
 //! HTTP/1.1 on the wire: the one strict request-head parser, the chunked
 //! body decoder, and the small pieces every response needs.
 
+mod body;
 mod chunked;
 mod error;
 mod head;
 mod response;
 
+pub use body::{BodyError, BodyReader, BodySource, BLOCK as BODY_BLOCK};
 pub use chunked::ChunkedDecoder;
 pub use error::HttpError;
 pub use head::{parse_request_head, BodyKind, Parsed, RequestHead, Version};

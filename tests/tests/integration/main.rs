@@ -5,6 +5,7 @@ mod apps;
 mod basics;
 mod cli;
 mod lifecycle;
+mod misuse;
 mod statics;
 mod supervision;
 mod wsgi;

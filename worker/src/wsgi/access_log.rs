@@ -5,7 +5,7 @@ use rwsgi_shared::http::RequestHead;
 use slog::{info, Logger};
 use std::time::Duration;
 
-fn header<'a>(head: &'a RequestHead, name: &str) -> String {
+fn header(head: &RequestHead, name: &str) -> String {
     head.header(name)
         .map(|v| String::from_utf8_lossy(v).replace('"', "\\\""))
         .unwrap_or_else(|| "-".to_owned())

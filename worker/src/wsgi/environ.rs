@@ -98,12 +98,22 @@ pub fn build<'py>(
     env.set_item(intern!(py, "SERVER_PROTOCOL"), head.version.as_str())?;
     env.set_item(intern!(py, "REMOTE_ADDR"), peer.ip().to_string())?;
     env.set_item(intern!(py, "REMOTE_PORT"), peer.port().to_string())?;
+    let spooled = input.borrow(py).spooled_length();
     env.set_item(intern!(py, "wsgi.input"), input.clone_ref(py))?;
     for (name, value) in &head.headers {
+        let value = if name.eq_ignore_ascii_case("transfer-encoding") {
+            // The application reads the body decoded: present only the
+            // codings it still has to undo (`gzip` of `gzip, chunked`).
+            match without_chunked(value) {
+                Some(v) => v,
+                None => continue,
+            }
+        } else {
+            latin1(value)
+        };
         let Some(key) = cgi_key(py, name) else {
             continue;
         };
-        let value = latin1(value);
         match env.get_item(&key)? {
             Some(previous) => {
                 // Repeated fields are one list (RFC 9110 5.3); cookies use "; ".
@@ -118,7 +128,51 @@ pub fn build<'py>(
             None => env.set_item(key, value)?,
         }
     }
+    if let Some(n) = spooled {
+        // A chunked body received whole: frameworks read the length.
+        env.set_item(intern!(py, "CONTENT_LENGTH"), n.to_string())?;
+    }
+    if let Some(host) = head.target_authority() {
+        // RFC 9112 3.2.2: the absolute-form target's authority wins over Host.
+        env.set_item(intern!(py, "HTTP_HOST"), PyString::new(py, host))?;
+    }
+    let host = head
+        .target_authority()
+        .map(|a| a.as_bytes())
+        .or_else(|| head.header("host"))
+        .filter(|h| !h.is_empty());
+    if let Some((name, port)) = host.and_then(server_name_port) {
+        env.set_item(intern!(py, "SERVER_NAME"), name)?;
+        if let Some(port) = port {
+            env.set_item(intern!(py, "SERVER_PORT"), port)?;
+        }
+    }
     Ok(env)
+}
+
+/// A Transfer-Encoding value without its `chunked` coding (the server
+/// decoded that); `None` when nothing is left.
+fn without_chunked(value: &[u8]) -> Option<String> {
+    let rest: Vec<String> = latin1(value)
+        .split(',')
+        .map(str::trim)
+        .filter(|c| !c.is_empty() && !c.eq_ignore_ascii_case("chunked"))
+        .map(str::to_owned)
+        .collect();
+    (!rest.is_empty()).then(|| rest.join(", "))
+}
+
+/// `SERVER_NAME` and, when the client named one, `SERVER_PORT` from a
+/// validated `host[:port]`, as Apache derives them with mod_wsgi-express's
+/// `UseCanonicalName Off`: without a port in the Host, the server's own
+/// port stays. An IPv6 literal keeps its brackets.
+fn server_name_port(host: &[u8]) -> Option<(String, Option<String>)> {
+    let host = std::str::from_utf8(host).ok()?;
+    let (name, port) = match host.rfind(':') {
+        Some(i) if !host[i..].contains(']') => (&host[..i], &host[i + 1..]),
+        _ => (host, ""),
+    };
+    Some((name.to_owned(), (!port.is_empty()).then(|| port.to_owned())))
 }
 
 #[cfg(test)]
@@ -141,5 +195,24 @@ mod tests {
         assert_eq!(cgi_name("User-Agent").as_deref(), Some("HTTP_USER_AGENT"));
         assert_eq!(cgi_name("content-type").as_deref(), Some("CONTENT_TYPE"));
         assert_eq!(cgi_name("X_Forwarded_For"), None);
+    }
+
+    #[test]
+    fn transfer_codings_left_to_the_application() {
+        assert_eq!(without_chunked(b"chunked"), None);
+        assert_eq!(without_chunked(b"gzip, chunked").as_deref(), Some("gzip"));
+    }
+
+    #[test]
+    fn server_name_and_port_from_the_host() {
+        let pair = server_name_port;
+        assert_eq!(pair(b"example.com"), Some(("example.com".into(), None)));
+        assert_eq!(
+            pair(b"example.com:8080"),
+            Some(("example.com".into(), Some("8080".into())))
+        );
+        assert_eq!(pair(b"[::1]:9"), Some(("[::1]".into(), Some("9".into()))));
+        assert_eq!(pair(b"[::1]"), Some(("[::1]".into(), None)));
+        assert_eq!(pair(b"h:"), Some(("h".into(), None)));
     }
 }

@@ -1,198 +1,219 @@
 //! `wsgi.input`: the request body as a file-like object.
 //!
 //! Content-Length and chunked bodies; reads past the end return `b""`.
-//! `Expect: 100-continue` is answered when the application first reads.
-//! A client that stalls or disconnects mid-body raises `OSError` in the
-//! application instead of hanging its thread.
+//! `Expect: 100-continue` is answered when the body is first read. A client
+//! that stalls or disconnects mid-body raises `OSError` in the application
+//! instead of hanging its thread. A body the client framed wrongly or made
+//! too large raises `OSError` naming the problem, and the request is
+//! answered 400 or 413 whatever the application does with it.
+//!
+//! A chunked body is spooled before the application starts (in memory, or
+//! in an anonymous temporary file when large) and presented with its
+//! `CONTENT_LENGTH`, because most frameworks (Django among them) read the
+//! length and nothing else; `--chunked-request` streams it instead.
+//!
+//! The object reaches the socket only through the request's [`Lease`]:
+//! once the request is over, every method raises `ValueError`.
 
+use super::lease::Lease;
 use crate::net;
-use pyo3::exceptions::PyOSError;
+use pyo3::exceptions::{PyOSError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
-use rwsgi_shared::http::{BodyKind, ChunkedDecoder, RequestHead};
-use std::os::fd::RawFd;
-use std::time::Duration;
+use rwsgi_shared::config::{Limits, Timeouts};
+use rwsgi_shared::http::{BodyError, BodyKind, BodyReader, BodySource, RequestHead};
+use std::fs::File;
+use std::io::{Read, Write};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-/// Bytes read from the socket at a time.
-const READ_SIZE: usize = 64 * 1024;
-/// An unread body up to this size is read and discarded to keep the
-/// connection alive; a larger one closes it.
+/// An unread body up to this size is read and discarded after the response
+/// to keep the connection alive; a larger one closes it.
 const DISCARD_LIMIT: u64 = 64 * 1024;
+/// A spooled body larger than this goes to a temporary file.
+const SPOOL_IN_MEMORY: usize = 1024 * 1024;
 
-enum Body {
-    Length(u64),
-    Chunked(ChunkedDecoder),
-    Done,
+/// Where the body bytes come from.
+enum Feed {
+    Socket,
+    /// A spooled body too large for memory.
+    File(File),
+    /// A spooled body held in memory (all of it is in the reader already).
+    Memory,
 }
 
 #[pyclass(module = "rwsgi")]
 pub struct Input {
-    fd: RawFd,
-    /// False once the request is over: the socket is no longer ours to read.
-    open: bool,
-    /// Socket bytes not yet decoded; what follows the body belongs to the next request.
-    raw: Vec<u8>,
-    body: Body,
-    /// Decoded body bytes not yet returned, from `pos`.
-    ready: Vec<u8>,
-    pos: usize,
-    timeout: Duration,
-    continue_pending: bool,
-    failed: bool,
-    /// Body deadline rule (`--body-timeout`, `--body-min-rate`, `--body-max-timeout`).
-    body_rule: rwsgi_shared::config::Timeouts,
-    started: std::time::Instant,
-    received: u64,
+    lease: Arc<Lease>,
+    reader: BodyReader,
+    feed: Feed,
+    /// When the body was spooled: its length, and the bytes that followed it.
+    spooled: Option<(u64, Vec<u8>)>,
+    reading: SocketRule,
+    limits: Limits,
 }
 
-impl Input {
-    pub fn new(
-        fd: RawFd,
-        raw: Vec<u8>,
-        head: &RequestHead,
-        limit: u64,
-        timeouts: &rwsgi_shared::config::Timeouts,
-    ) -> Input {
-        let body = match head.body {
-            BodyKind::Empty => Body::Done,
-            BodyKind::Length(n) => Body::Length(n),
-            BodyKind::Chunked => Body::Chunked(ChunkedDecoder::new(limit)),
-        };
-        let continue_pending = head.expect_continue && !matches!(body, Body::Done);
-        Input {
-            fd,
-            open: true,
-            raw,
-            body,
-            ready: Vec::new(),
-            pos: 0,
-            timeout: Duration::from_millis(timeouts.socket_ms),
-            continue_pending,
-            failed: false,
-            body_rule: *timeouts,
-            started: std::time::Instant::now(),
-            received: 0,
-        }
-    }
+/// How long socket reads may wait, and the interim response owed.
+struct SocketRule {
+    /// `--socket-timeout`: the most any single read waits.
+    timeout: Duration,
+    /// `--body-timeout`, `--body-min-rate`, `--body-max-timeout`.
+    body: Timeouts,
+    started: Instant,
+    received: u64,
+    continue_pending: bool,
+}
 
-    /// Moves decodable bytes from `raw` to `ready`. Never blocks.
-    fn decode(&mut self) -> Result<(), String> {
-        match &mut self.body {
-            Body::Done => {}
-            Body::Length(rem) => {
-                let n = (*rem).min(self.raw.len() as u64) as usize;
-                self.ready.extend(self.raw.drain(..n));
-                *rem -= n as u64;
-                if *rem == 0 {
-                    self.body = Body::Done;
-                }
-            }
-            Body::Chunked(dec) => {
-                let used = dec
-                    .decode(&self.raw, &mut self.ready, READ_SIZE)
-                    .map_err(|e| format!("malformed chunked request body: {}", e.reason))?;
-                self.raw.drain(..used);
-                if dec.is_done() {
-                    self.body = Body::Done;
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// Reads more of the body from the socket. Call without the GIL.
-    fn read_socket(&mut self) -> Result<(), String> {
-        // SAFETY: `open` is true only while the request handler owns the connection.
-        let fd = unsafe { net::borrow(self.fd) };
-        if self.continue_pending {
-            self.continue_pending = false;
-            net::write_all(fd, &[b"HTTP/1.1 100 Continue\r\n\r\n"], self.timeout)
-                .map_err(|e| format!("cannot send 100 Continue: {e}"))?;
-        }
-        let want = match self.body {
-            Body::Length(rem) => (rem as usize).clamp(1, READ_SIZE),
-            _ => READ_SIZE,
-        };
-        let wait = self.read_allowance();
-        if wait.is_zero() {
-            return Err(
-                "the request body did not arrive in time (--body-timeout, --body-min-rate)".into(),
-            );
-        }
-        match net::read_some(fd, &mut self.raw, want, wait) {
-            Ok(0) => {
-                Err("the client closed the connection before sending the whole request body".into())
-            }
-            Ok(n) => {
-                self.received += n as u64;
-                Ok(())
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
-                Err("timed out reading the request body (--body-timeout, --socket-timeout)".into())
-            }
-            Err(e) => Err(format!("error reading the request body: {e}")),
-        }
-    }
-
+impl SocketRule {
     /// How long the next read may wait: `--body-timeout` from the start of
     /// the request, one more second per `--body-min-rate` bytes received,
     /// capped by `--body-max-timeout`, and never more than `--socket-timeout`.
-    fn read_allowance(&self) -> Duration {
-        let r = &self.body_rule;
-        let extra = if r.body_min_rate == 0 {
-            0
-        } else {
-            self.received * 1000 / r.body_min_rate
-        };
+    fn allowance(&self) -> Duration {
+        let r = &self.body;
+        let extra = (self.received * 1000)
+            .checked_div(r.body_min_rate)
+            .unwrap_or(0);
         let mut allowed = r.body_ms + extra;
         if r.body_max_ms > 0 {
             allowed = allowed.min(r.body_max_ms);
         }
         let deadline = self.started + Duration::from_millis(allowed);
         deadline
-            .saturating_duration_since(std::time::Instant::now())
+            .saturating_duration_since(Instant::now())
             .min(self.timeout)
     }
+}
 
-    /// Makes sure `ready` has unread bytes; false at the end of the body.
-    fn fill(&mut self, py: Python<'_>) -> PyResult<bool> {
-        loop {
-            if self.pos < self.ready.len() {
-                return Ok(true);
-            }
-            self.ready.clear();
-            self.pos = 0;
-            if matches!(self.body, Body::Done) || !self.open {
-                return Ok(false);
-            }
-            if self.failed {
-                return Err(PyOSError::new_err("the request body could not be read"));
-            }
-            let step = self.decode().and_then(|()| {
-                if self.ready.is_empty() && !matches!(self.body, Body::Done) {
-                    py.detach(|| self.read_socket())
-                } else {
-                    Ok(())
+/// The socket as a body source; reads without the GIL when given one.
+struct SocketSource<'a, 'py> {
+    lease: &'a Lease,
+    rule: &'a mut SocketRule,
+    py: Option<Python<'py>>,
+}
+
+impl BodySource for SocketSource<'_, '_> {
+    fn read_more(&mut self, buf: &mut Vec<u8>, max: usize) -> Result<usize, BodyError> {
+        let wait = self.rule.allowance();
+        if wait.is_zero() {
+            return Err(BodyError::TimedOut);
+        }
+        let send_continue = std::mem::take(&mut self.rule.continue_pending);
+        let timeout = self.rule.timeout;
+        let lease = self.lease;
+        let mut read = move || {
+            lease.io(|fd| {
+                if send_continue {
+                    net::write_all(fd, &[b"HTTP/1.1 100 Continue\r\n\r\n"], timeout)?;
                 }
-            });
-            if let Err(msg) = step {
-                self.failed = true;
-                return Err(PyOSError::new_err(msg));
-            }
+                net::read_some(fd, buf, max, wait)
+            })
+        };
+        let n = match self.py {
+            Some(py) => py.detach(read),
+            None => read(),
+        }
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::TimedOut => BodyError::TimedOut,
+            _ => BodyError::Io(e.to_string()),
+        })?;
+        self.rule.received += n as u64;
+        Ok(n)
+    }
+}
+
+/// A spooled body in a temporary file.
+struct FileSource<'a>(&'a mut File);
+
+impl BodySource for FileSource<'_> {
+    fn read_more(&mut self, buf: &mut Vec<u8>, max: usize) -> Result<usize, BodyError> {
+        let start = buf.len();
+        buf.resize(start + max, 0);
+        let n = self.0.read(&mut buf[start..]);
+        buf.truncate(start + *n.as_ref().unwrap_or(&0));
+        n.map_err(|e| BodyError::Io(format!("cannot read the spooled body: {e}")))
+    }
+}
+
+/// A spooled body held in memory: nothing more to read.
+struct Nothing;
+
+impl BodySource for Nothing {
+    fn read_more(&mut self, _: &mut Vec<u8>, _: usize) -> Result<usize, BodyError> {
+        Ok(0)
+    }
+}
+
+impl Input {
+    pub fn new(
+        lease: Arc<Lease>,
+        buffered: Vec<u8>,
+        head: &RequestHead,
+        limits: &Limits,
+        timeouts: &Timeouts,
+    ) -> Input {
+        Input {
+            lease,
+            reader: BodyReader::new(head.body, buffered, limits.request_body),
+            feed: Feed::Socket,
+            spooled: None,
+            reading: SocketRule {
+                timeout: Duration::from_millis(timeouts.socket_ms),
+                body: *timeouts,
+                started: Instant::now(),
+                received: 0,
+                continue_pending: head.expect_continue && head.body != BodyKind::Empty,
+            },
+            limits: *limits,
         }
     }
 
-    fn take(&mut self, max: usize) -> &[u8] {
-        let n = (self.ready.len() - self.pos).min(max);
-        let s = &self.ready[self.pos..self.pos + n];
-        self.pos += n;
-        s
+    /// Makes decoded bytes available; the error an application sees.
+    fn fill(&mut self, py: Python<'_>) -> PyResult<bool> {
+        if !self.lease.is_open() {
+            return Err(PyValueError::new_err(
+                "wsgi.input read after its request ended",
+            ));
+        }
+        let filled = match &mut self.feed {
+            Feed::Socket => self.reader.fill(&mut SocketSource {
+                lease: &self.lease,
+                rule: &mut self.reading,
+                py: Some(py),
+            }),
+            Feed::File(file) => {
+                let file = FileSource(file);
+                let reader = &mut self.reader;
+                py.detach(move || {
+                    let mut file = file;
+                    reader.fill(&mut file)
+                })
+            }
+            Feed::Memory => self.reader.fill(&mut Nothing),
+        };
+        filled.map_err(|e| self.failure(&e))
+    }
+
+    /// The exception for a failed read; a refused body is also recorded
+    /// so the client gets its 400 or 413.
+    fn failure(&self, e: &BodyError) -> PyErr {
+        match e {
+            BodyError::Refused(http) => {
+                self.lease.refuse(http.clone());
+                PyOSError::new_err(format!(
+                    "request body refused ({}): {}",
+                    http.status,
+                    http.explain(&self.limits)
+                ))
+            }
+            BodyError::Io(msg) if !self.lease.is_open() => PyValueError::new_err(msg.clone()),
+            other => PyOSError::new_err(other.to_string()),
+        }
     }
 
     fn read_line(&mut self, py: Python<'_>, limit: Option<usize>) -> PyResult<Vec<u8>> {
         let mut out = Vec::new();
         while limit.is_none_or(|l| out.len() < l) && self.fill(py)? {
-            let avail = &self.ready[self.pos..];
+            let avail = self.reader.available();
             let room = limit
                 .map_or(avail.len(), |l| l - out.len())
                 .min(avail.len());
@@ -200,7 +221,8 @@ impl Input {
                 Some(i) => (i + 1, true),
                 None => (room, false),
             };
-            out.extend_from_slice(self.take(n));
+            out.extend_from_slice(&avail[..n]);
+            self.reader.consume(n);
             if done {
                 break;
             }
@@ -208,44 +230,107 @@ impl Input {
         Ok(out)
     }
 
-    /// True when the whole body has been read (or there was none).
-    pub fn body_done(&self) -> bool {
-        matches!(self.body, Body::Done)
+    /// Reads a chunked body to its end before the application starts, and
+    /// presents it with a length. Call without the GIL. An error is the
+    /// client's (the request is then answered without the application).
+    pub fn spool(&mut self) -> Result<(), BodyError> {
+        let mut memory = Vec::new();
+        let mut file: Option<File> = None;
+        let mut total = 0u64;
+        let mut src = SocketSource {
+            lease: &self.lease,
+            rule: &mut self.reading,
+            py: None,
+        };
+        while self.reader.fill(&mut src)? {
+            let block = self.reader.available();
+            total += block.len() as u64;
+            match &mut file {
+                Some(f) => f.write_all(block),
+                None if memory.len() + block.len() > SPOOL_IN_MEMORY => {
+                    let spill = tempfile::tempfile().and_then(|mut f| {
+                        f.write_all(&memory)?;
+                        f.write_all(block)?;
+                        Ok(f)
+                    });
+                    spill.map(|f| {
+                        memory = Vec::new();
+                        file = Some(f);
+                    })
+                }
+                None => {
+                    memory.extend_from_slice(block);
+                    Ok(())
+                }
+            }
+            .map_err(|e| BodyError::Io(format!("cannot spool the request body: {e}")))?;
+            let n = block.len();
+            self.reader.consume(n);
+        }
+        let rest = self.reader.take_rest();
+        self.spooled = Some((total, rest));
+        match file {
+            Some(mut f) => {
+                use std::io::Seek;
+                f.rewind()
+                    .map_err(|e| BodyError::Io(format!("cannot spool the request body: {e}")))?;
+                self.reader = BodyReader::new(BodyKind::Length(total), Vec::new(), u64::MAX);
+                self.feed = Feed::File(f);
+            }
+            None => {
+                let kind = if total == 0 {
+                    BodyKind::Empty
+                } else {
+                    BodyKind::Length(total)
+                };
+                self.reader = BodyReader::new(kind, memory, u64::MAX);
+                self.feed = Feed::Memory;
+            }
+        }
+        Ok(())
+    }
+
+    /// The length of a spooled body (`CONTENT_LENGTH`).
+    pub fn spooled_length(&self) -> Option<u64> {
+        self.spooled.as_ref().map(|(n, _)| *n)
+    }
+
+    /// Why reading the body failed, if it did.
+    pub fn body_error(&self) -> Option<&BodyError> {
+        self.reader.error()
+    }
+
+    /// The whole body has been received from the client.
+    pub fn body_received(&self) -> bool {
+        self.spooled.is_some() || self.reader.is_complete()
     }
 
     /// After the response: reads and drops a small unread body so the
-    /// connection can be reused. False when the connection must close.
-    /// Call without the GIL.
-    pub fn discard_rest(&mut self) -> bool {
-        if self.failed {
+    /// connection can carry the next request. False when it must close.
+    pub fn discard_rest(&mut self, py: Python<'_>) -> bool {
+        if self.body_received() {
+            return self.reader.error().is_none();
+        }
+        if self.reading.continue_pending || self.reader.error().is_some() {
+            // The client waits for a 100 Continue that never came, or the
+            // body is broken: neither can be followed by another request.
             return false;
         }
-        if self.continue_pending {
-            // The client is waiting for 100 Continue we never sent.
-            return false;
-        }
-        let mut discarded = 0u64;
-        loop {
-            self.ready.clear();
-            self.pos = 0;
-            if self.decode().is_err() {
-                return false;
-            }
-            discarded += self.ready.len() as u64;
-            if matches!(self.body, Body::Done) {
-                return true;
-            }
-            if discarded > DISCARD_LIMIT || self.read_socket().is_err() {
-                return false;
-            }
-        }
+        let mut src = SocketSource {
+            lease: &self.lease,
+            rule: &mut self.reading,
+            py: Some(py),
+        };
+        matches!(self.reader.skip(&mut src, DISCARD_LIMIT), Ok(true))
     }
 
-    /// Ends the request: the object stops using the socket, and the bytes
-    /// after the body (a pipelined request) go back to the connection.
+    /// Ends the request for this object: the bytes received after the body
+    /// (a pipelined request) go back to the connection.
     pub fn detach(&mut self) -> Vec<u8> {
-        self.open = false;
-        std::mem::take(&mut self.raw)
+        match self.spooled.as_mut() {
+            Some((_, rest)) => std::mem::take(rest),
+            None => self.reader.take_rest(),
+        }
     }
 }
 
@@ -258,10 +343,12 @@ impl Input {
     #[pyo3(signature = (size = None))]
     fn read<'py>(&mut self, py: Python<'py>, size: Option<isize>) -> PyResult<Bound<'py, PyBytes>> {
         let limit = size_arg(size);
-        let mut out = Vec::with_capacity(limit.unwrap_or(0).min(READ_SIZE));
+        let mut out = Vec::with_capacity(limit.unwrap_or(0).min(rwsgi_shared::http::BODY_BLOCK));
         while limit.is_none_or(|l| out.len() < l) && self.fill(py)? {
-            let room = limit.map_or(usize::MAX, |l| l - out.len());
-            out.extend_from_slice(self.take(room));
+            let avail = self.reader.available();
+            let n = limit.map_or(avail.len(), |l| (l - out.len()).min(avail.len()));
+            out.extend_from_slice(&avail[..n]);
+            self.reader.consume(n);
         }
         Ok(PyBytes::new(py, &out))
     }

@@ -5,19 +5,21 @@ mod access_log;
 mod environ;
 pub mod errors;
 mod input;
+mod lease;
 mod response;
 
 use crate::conn::Conn;
 use crate::python::Application;
 use input::Input;
+use lease::Lease;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyTuple};
 use response::StartResponse;
 use rwsgi_shared::config::ServerConfig;
-use rwsgi_shared::http::{HttpError, RequestHead};
+use rwsgi_shared::http::{BodyError, BodyKind, HttpError, RequestHead};
 use rwsgi_shared::scoreboard::Scoreboard;
-use slog::{debug, Logger};
-use std::os::fd::AsRawFd;
+use slog::{debug, error, info, warn, Logger};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Everything a request thread needs, borrowed for its lifetime.
@@ -81,106 +83,235 @@ struct Outcome {
     unsent: Vec<u8>,
 }
 
+/// What is known when the application is done with a request.
+#[derive(Debug, Clone, Copy)]
+struct Facts<'a> {
+    /// The application (or its iterable, or `close()`) raised.
+    app_raised: bool,
+    /// Response bytes already reached the socket.
+    on_wire: bool,
+    /// The client went away while the response was being sent.
+    client_gone: bool,
+    /// The body was malformed or too large (decided by the server).
+    refused: Option<&'a HttpError>,
+    /// Reading the body failed otherwise (timeout, disconnect).
+    body_failed: Option<&'a BodyError>,
+}
+
+/// How the server ends the request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ending {
+    /// Send what the application produced, completed.
+    Complete,
+    /// Nothing is on the wire yet: send this error page, then close.
+    ErrorPage(u16),
+    /// Part of the response is on the wire and it cannot be completed:
+    /// close without completing its framing, so the client sees it cut short.
+    CutShort,
+}
+
+/// Who the log blames.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Blame {
+    Nobody,
+    /// The application's exception, with its traceback (ERROR).
+    Application,
+    /// The client's request body (INFO, no traceback).
+    ClientBody,
+    /// The client left (DEBUG).
+    ClientGone,
+}
+
+/// The decision table for the end of a request. A refused body is the
+/// client's error whatever the application did with the exception; a body
+/// that failed otherwise is the client's only when it made the application
+/// fail; an exception is the application's. What is on the wire decides
+/// between an error page and a response cut short.
+fn ending(f: Facts<'_>) -> (Ending, Blame) {
+    let cut_or = |status| {
+        if f.on_wire {
+            Ending::CutShort
+        } else {
+            Ending::ErrorPage(status)
+        }
+    };
+    if let Some(refused) = f.refused {
+        return (cut_or(refused.status), Blame::ClientBody);
+    }
+    if !f.app_raised {
+        return (Ending::Complete, Blame::Nobody);
+    }
+    if f.client_gone {
+        return (Ending::CutShort, Blame::ClientGone);
+    }
+    match f.body_failed {
+        Some(e) => (cut_or(e.status()), Blame::ClientBody),
+        None => (cut_or(500), Blame::Application),
+    }
+}
+
 fn run(py: Python<'_>, ctx: &RequestContext<'_>, conn: &mut Conn, head: &RequestHead) -> Outcome {
     let timeout = Duration::from_millis(ctx.config.timeouts.socket_ms);
-    let fd = conn.stream.as_raw_fd();
+    let limits = &ctx.config.limits;
     let path_info = match environ::path_info(&head.path, &ctx.config.mount_point) {
         Ok(p) => p,
-        Err(e) => return server_error(&e, head),
+        Err(e) => return error_page(e.status, head),
     };
-    let input = Input::new(
-        fd,
+    let lease = Arc::new(Lease::new(&conn.stream));
+    let mut input = Input::new(
+        Arc::clone(&lease),
         std::mem::take(&mut conn.buf),
         head,
-        ctx.config.limits.request_body,
+        limits,
         &ctx.config.timeouts,
     );
-    let response = StartResponse::new(fd, head, timeout);
+    if head.body == BodyKind::Chunked && !ctx.config.chunked_request {
+        // Frameworks read CONTENT_LENGTH and nothing else: a chunked body is
+        // received whole first, and a broken one never reaches the application.
+        let input_ref = &mut input;
+        if let Err(e) = py.detach(move || input_ref.spool()) {
+            lease.revoke(py);
+            log_body_failure(ctx, conn, &e);
+            return error_page(e.status(), head);
+        }
+    }
+    let response = StartResponse::new(Arc::clone(&lease), head, timeout);
     let (input, response) = match (Py::new(py, input), Py::new(py, response)) {
         (Ok(i), Ok(r)) => (i, r),
         _ => {
-            return server_error(&HttpError::new(500, "out of memory"), head);
+            lease.revoke(py);
+            return error_page(500, head);
         }
     };
+    let mut raised: Vec<(PyErr, String)> = Vec::new();
     let called = environ::build(py, ctx, head, &path_info, conn.peer, &input).and_then(|environ| {
         ctx.app
             .callable
             .bind(py)
             .call1((environ, response.clone_ref(py)))
     });
-    let mut app_ok = true;
     match called {
         Ok(iterable) => {
             if let Err(e) = send_body(py, ctx, &iterable, &response) {
-                app_ok = false;
-                report(py, ctx, &e, &response);
+                raised.push((e, "error while sending the response:".to_owned()));
             }
-            // Lists and tuples have no close(); asking anyway would build an
-            // AttributeError (with a formatted message) on every request.
-            let plain = iterable.is_exact_instance_of::<PyList>()
-                || iterable.is_exact_instance_of::<PyTuple>();
-            let close = if plain {
-                None
-            } else {
-                iterable
-                    .getattr_opt(pyo3::intern!(py, "close"))
-                    .ok()
-                    .flatten()
-            };
-            if let Some(close) = close {
-                if let Err(e) = close.call0() {
-                    app_ok = false;
-                    log_error(py, ctx, &e, "close() of the response iterable raised:");
+            if let Err(e) = close_iterable(py, &iterable) {
+                raised.push((e, "close() of the response iterable raised:".to_owned()));
+            }
+        }
+        Err(e) => raised.push((e, format!("{} {} raised:", head.method, head.target))),
+    }
+
+    // A thread the application started may hold either object right now
+    // (it kept `write` or `wsgi.input`): then the connection cannot be
+    // trusted to carry anything more, and closes.
+    let (Ok(mut r), Ok(mut i)) = (response.try_borrow_mut(py), input.try_borrow_mut(py)) else {
+        lease.revoke(py);
+        for (e, what) in &raised {
+            log_error(py, ctx, e, what);
+        }
+        warn!(ctx.log, "another thread was using this request's start_response or wsgi.input when it ended; closing the connection");
+        return Outcome {
+            status: 500,
+            body_bytes: 0,
+            keep_alive: false,
+            unsent: Vec::new(),
+        };
+    };
+    let refused = lease.refusal().cloned();
+    let body_failed = i.body_error().cloned();
+    let (end, blame) = ending(Facts {
+        app_raised: !raised.is_empty(),
+        on_wire: r.on_wire(),
+        client_gone: r.client_gone(),
+        refused: refused.as_ref(),
+        body_failed: body_failed.as_ref(),
+    });
+    match blame {
+        Blame::Nobody => {}
+        Blame::Application => {
+            for (e, what) in &raised {
+                log_error(py, ctx, e, what);
+            }
+        }
+        Blame::ClientBody => match (&refused, &body_failed) {
+            (Some(http), _) => {
+                log_body_failure(ctx, conn, &BodyError::Refused(http.clone()));
+            }
+            (None, Some(e)) => log_body_failure(ctx, conn, e),
+            (None, None) => {}
+        },
+        Blame::ClientGone => debug!(ctx.log, "client went away during the response"),
+    }
+    let outcome = match end {
+        Ending::ErrorPage(status) => {
+            r.discard();
+            error_page(status, head)
+        }
+        Ending::CutShort => {
+            r.discard();
+            if blame == Blame::Application {
+                error!(ctx.log, "response cut short: the application failed after it began; the connection is closed so the client sees an incomplete response";
+                    "status" => r.status_code(), "sent" => r.body_bytes(), "client" => %conn.peer);
+            }
+            Outcome {
+                status: r.status_code(),
+                body_bytes: r.body_bytes(),
+                keep_alive: false,
+                unsent: Vec::new(),
+            }
+        }
+        Ending::Complete => {
+            let finished = r.finish();
+            let unsent = match finished {
+                Ok(bytes) => Some(bytes),
+                Err(e) => {
+                    debug!(ctx.log, "response not completed"; "error" => %e, "client" => %conn.peer);
+                    None
                 }
+            };
+            let keep_alive = unsent.is_some() && r.keep_alive() && head.keep_alive;
+            // An unread body is read and dropped (if small) so the
+            // connection can carry the next request.
+            let body_clean = keep_alive && i.discard_rest(py);
+            Outcome {
+                status: r.status_code(),
+                body_bytes: r.body_bytes(),
+                keep_alive: keep_alive && body_clean,
+                unsent: unsent.unwrap_or_default(),
             }
         }
-        Err(e) => {
-            app_ok = false;
-            log_error(
-                py,
-                ctx,
-                &e,
-                &format!("{} {} raised:", head.method, head.target),
-            );
-        }
-    }
-    let mut r = response.borrow_mut(py);
-    if !app_ok && !r.headers_sent() {
-        r.discard();
-        drop(r);
-        let mut i = input.borrow_mut(py);
-        conn.buf = i.detach();
-        return server_error(
-            &HttpError::new(500, "the application raised an exception"),
-            head,
-        );
-    }
-    let finished = r.finish();
-    let (status, body_bytes, response_keep_alive) =
-        (r.status_code(), r.body_bytes(), r.keep_alive());
+    };
     drop(r);
-    let mut i = input.borrow_mut(py);
-    let body_clean = i.body_done() || {
-        let input_ref: &mut Input = &mut i;
-        py.detach(|| input_ref.discard_rest())
-    };
+    // From here on, whatever the application kept raises instead of
+    // touching the socket, which may soon belong to another client.
+    lease.revoke(py);
     conn.buf = i.detach();
-    let unsent = match finished {
-        Ok(bytes) => Some(bytes),
-        Err(e) => {
-            debug!(ctx.log, "response not completed"; "error" => %e, "client" => %conn.peer);
-            None
-        }
-    };
-    Outcome {
-        status,
-        body_bytes,
-        keep_alive: app_ok
-            && unsent.is_some()
-            && response_keep_alive
-            && body_clean
-            && head.keep_alive,
-        unsent: unsent.unwrap_or_default(),
+    outcome
+}
+
+/// Calls the iterable's `close()`, if it has one.
+fn close_iterable(py: Python<'_>, iterable: &Bound<'_, PyAny>) -> PyResult<()> {
+    // Lists and tuples have no close(); asking anyway would build an
+    // AttributeError (with a formatted message) on every request.
+    if iterable.is_exact_instance_of::<PyList>() || iterable.is_exact_instance_of::<PyTuple>() {
+        return Ok(());
+    }
+    match iterable.getattr_opt(pyo3::intern!(py, "close")) {
+        Ok(Some(close)) => close.call0().map(drop),
+        _ => Ok(()),
+    }
+}
+
+/// A body the client framed wrongly, made too large, or did not send in
+/// time: logged as the client's, with the option to change when a limit
+/// refused it.
+fn log_body_failure(ctx: &RequestContext<'_>, conn: &Conn, e: &BodyError) {
+    match e {
+        BodyError::Refused(http) => info!(ctx.log, "request refused";
+            "status" => http.status, "reason" => http.explain(&ctx.config.limits), "client" => %conn.peer),
+        other => info!(ctx.log, "request body not received";
+            "status" => other.status(), "reason" => %other, "client" => %conn.peer),
     }
 }
 
@@ -259,25 +390,17 @@ fn total_len<'py>(items: impl Iterator<Item = Bound<'py, PyAny>>) -> Option<u64>
     Some(total)
 }
 
-fn report(py: Python<'_>, ctx: &RequestContext<'_>, e: &PyErr, response: &Py<StartResponse>) {
-    if response.borrow(py).client_gone() {
-        debug!(ctx.log, "client went away during the response");
-    } else {
-        log_error(py, ctx, e, "error while sending the response:");
-    }
-}
-
 /// A response the server makes itself; the connection is closed after it.
-fn server_error(err: &HttpError, head: &RequestHead) -> Outcome {
+fn error_page(status: u16, head: &RequestHead) -> Outcome {
     let mut dates = rwsgi_shared::http::DateCache::default();
-    let mut bytes = rwsgi_shared::http::error_response(err.status, dates.now(), false);
+    let mut bytes = rwsgi_shared::http::error_response(status, dates.now(), false);
     if head.method == "HEAD" {
         if let Some(end) = bytes.windows(4).position(|w| w == b"\r\n\r\n") {
             bytes.truncate(end + 4);
         }
     }
     Outcome {
-        status: err.status,
+        status,
         body_bytes: 0,
         keep_alive: false,
         unsent: bytes,

@@ -5,7 +5,13 @@
 //! clear log line, and CR/LF can never split a response). The head is sent
 //! with the first body bytes; small pieces are gathered and written with
 //! one `writev`, with the GIL released.
+//!
+//! The socket is reached only through the request's [`Lease`]: a `write`
+//! kept past its request raises and writes nothing. A response the
+//! application breaks off after its head went out is never completed: the
+//! connection is closed without the last chunk (or short of the length).
 
+use super::lease::Lease;
 use crate::net;
 use pyo3::exceptions::{PyAssertionError, PyOSError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
@@ -14,6 +20,7 @@ use rwsgi_shared::http::{DateCache, RequestHead, Version, SERVER_HEADER};
 use std::cell::RefCell;
 use std::io::Write as _;
 use std::os::fd::RawFd;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Pieces smaller than this are copied into the output buffer; larger
@@ -40,7 +47,7 @@ enum Framing {
 
 #[pyclass(module = "rwsgi")]
 pub struct StartResponse {
-    fd: RawFd,
+    lease: Arc<Lease>,
     timeout: Duration,
     head_request: bool,
     version: Version,
@@ -56,6 +63,9 @@ pub struct StartResponse {
     out: Vec<u8>,
     keep_alive: bool,
     client_gone: bool,
+    /// Response bytes have reached the socket: the response can no longer
+    /// be replaced by an error page.
+    on_wire: bool,
 }
 
 fn is_token(s: &str) -> bool {
@@ -100,9 +110,9 @@ fn is_hop_by_hop(name: &str) -> bool {
 }
 
 impl StartResponse {
-    pub fn new(fd: RawFd, head: &RequestHead, timeout: Duration) -> StartResponse {
+    pub fn new(lease: Arc<Lease>, head: &RequestHead, timeout: Duration) -> StartResponse {
         StartResponse {
-            fd,
+            lease,
             timeout,
             head_request: head.method == "HEAD",
             version: head.version,
@@ -118,6 +128,7 @@ impl StartResponse {
             out: Vec::with_capacity(512),
             keep_alive: head.keep_alive,
             client_gone: false,
+            on_wire: false,
         }
     }
 
@@ -140,9 +151,16 @@ impl StartResponse {
     pub fn set_known_length(&mut self, n: u64) {
         self.known_length = Some(n);
     }
-    /// Forgets an unsent response (the server will send a 500 instead).
+    /// Whether any byte of the response has been written to the socket.
+    pub fn on_wire(&self) -> bool {
+        self.on_wire
+    }
+    /// Forgets what is not yet sent: the server sends an error page instead
+    /// (nothing is on the wire yet) or closes the connection, so that a
+    /// response the application broke off is never framed as complete.
     pub fn discard(&mut self) {
         self.out.clear();
+        self.keep_alive = false;
     }
 
     fn set(&mut self, status: &Bound<'_, PyAny>, headers: &Bound<'_, PyAny>) -> PyResult<()> {
@@ -230,6 +248,14 @@ impl StartResponse {
     }
 
     fn write_head(&mut self) -> PyResult<()> {
+        if let Some(refused) = self.lease.refusal() {
+            // The body was malformed or too large: the client gets the
+            // refusal, not what the application made of the error.
+            return Err(PyOSError::new_err(format!(
+                "the request body was refused ({} {}); the response is the refusal",
+                refused.status, refused.reason
+            )));
+        }
         let Some(status) = &self.status else {
             return Err(PyAssertionError::new_err(
                 "the application sent a body before calling start_response",
@@ -292,14 +318,14 @@ impl StartResponse {
         if self.out.is_empty() && extra.iter().all(|e| e.is_empty()) {
             return Ok(());
         }
-        // SAFETY: the request handler owns the connection until after finish().
-        let fd = unsafe { net::borrow(self.fd) };
         let timeout = self.timeout;
         let mut parts: Vec<&[u8]> = Vec::with_capacity(1 + extra.len());
         parts.push(&self.out);
         parts.extend_from_slice(extra);
-        let result = py.detach(|| net::write_all(fd, &parts, timeout));
+        let lease = &self.lease;
+        let result = py.detach(|| lease.io(|fd| net::write_all(fd, &parts, timeout)));
         self.out.clear();
+        self.on_wire = true;
         result.map_err(|e| {
             self.client_gone = true;
             self.keep_alive = false;
@@ -384,12 +410,14 @@ impl StartResponse {
             let _ = write!(self.out, "{count:x}\r\n");
         }
         self.flush(py, &[])?;
-        // SAFETY: the request handler owns the connection; the application
-        // keeps the file open while its file wrapper is being sent.
-        let (sock, file) = unsafe { (net::borrow(self.fd), net::borrow(file)) };
+        // SAFETY: the application keeps the file open while its file
+        // wrapper is being sent (the caller holds the wrapper).
+        let file = unsafe { net::borrow(file) };
         let timeout = self.timeout;
+        let lease = &self.lease;
+        self.on_wire = true;
         let sent = py
-            .detach(|| net::send_file(sock, file, offset, count, timeout))
+            .detach(|| lease.io(|sock| net::send_file(sock, file, offset, count, timeout)))
             .map_err(|e| {
                 self.client_gone = true;
                 self.keep_alive = false;
@@ -449,7 +477,14 @@ impl StartResponse {
         exc_info: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyAny>> {
         {
-            let mut me = slf.borrow_mut();
+            // Another thread of the application may be using this object
+            // right now: that is its error to see, never a panic here.
+            let mut me = slf.try_borrow_mut()?;
+            if !me.lease.is_open() {
+                return Err(PyValueError::new_err(
+                    "start_response called after its request ended",
+                ));
+            }
             match exc_info.filter(|e| !e.is_none()) {
                 Some(exc) if me.headers_sent() => {
                     // Too late to change the response: re-raise the original error.
@@ -472,6 +507,12 @@ impl StartResponse {
         let bytes = data
             .cast::<PyBytes>()
             .map_err(|_| PyTypeError::new_err("write() takes bytes"))?;
+        if !self.lease.is_open() {
+            // Kept past its request: the descriptor may be another client's now.
+            return Err(PyValueError::new_err(
+                "write() called after its request ended",
+            ));
+        }
         if self.status.is_none() {
             return Err(PyAssertionError::new_err(
                 "write() called before start_response",
