@@ -109,6 +109,16 @@ fn compare(got: &Request, want: &Value) -> Result<(), String> {
             .map(|(n, v)| (n.clone().into_bytes(), v.clone()))
             .collect()
     };
+    // The absolute-form authority, else Host; `null` for neither.
+    if let Some(host) = want.get("effective_host") {
+        let want_host = host.as_str().map(latin1);
+        if head.effective_host() != want_host.as_deref() {
+            return Err(format!(
+                "effective_host: got {:?}, want {host}",
+                head.effective_host().map(String::from_utf8_lossy)
+            ));
+        }
+    }
     if let Some(headers) = want.get("headers") {
         if as_bytes(&head.headers) != fields(headers) {
             return Err(format!("headers: got {:?}, want {headers}", head.headers));

@@ -18,6 +18,9 @@ Routes:
   /read-body-catch      reads the whole body, answers 200 with any error
   /ignore-body          answers without reading the body
   /sleep?SECONDS        answers after a while
+  /204-with-length      a 204 with a Content-Length header
+  /interim-status       a 1xx status as the response
+  /empty-then-excinfo   an empty first block, then start_response(exc_info)
   /calls                how many times the application was called
 """
 
@@ -161,6 +164,24 @@ def application(environ, start_response):
     if path == "/sleep":
         time.sleep(float(query or "1"))
         return _text(start_response, "slept")
+    if path == "/204-with-length":
+        start_response("204 No Content", [("Content-Length", "0")])
+        return []
+    if path == "/interim-status":
+        start_response("103 Early Hints", [("Link", "</a.css>; rel=preload")])
+        return [b""]
+    if path == "/empty-then-excinfo":
+        start_response("200 OK", [("Content-Type", "text/plain")])
+
+        def body():
+            yield b""
+            try:
+                raise ValueError("failed before any body byte")
+            except ValueError:
+                start_response("500 Internal Server Error", [("Content-Length", "8")], sys.exc_info())
+            yield b"replaced"
+
+        return body()
     if path == "/calls":
         return _text(start_response, str(calls["count"]))
     return _text(start_response, "not found", "404 Not Found")

@@ -5,7 +5,18 @@
 //! rules on top refuse whatever could let two parsers disagree about where a
 //! request ends (request smuggling): bare LF or CR, obs-fold, Content-Length
 //! and Transfer-Encoding together, duplicate or malformed lengths, transfer
-//! codings other than a final `chunked`, and more than one Host.
+//! codings other than a final `chunked`. They also refuse whatever could let
+//! two parsers disagree about what a request is for: an HTTP/1.1 request
+//! without Host, more than one Host, or a Host that is not `uri-host [":"
+//! port]` (RFC 9112 3.2, RFC 3986 3.2.2 and 3.2.3; userinfo included); an
+//! absolute-form target whose authority is not `host[:port]` (RFC 9110 4.2.4
+//! forbids userinfo in http URIs); an empty host in either (RFC 9110 4.2.1:
+//! a recipient must reject an http URI with an empty host, so an empty Host is
+//! refused although 9112's grammar allows one); a fragment in the target (not
+//! part of a request-target, RFC 9112 3.2); and a raw byte outside ASCII in
+//! the target (RFC 3986 2: a URI is ASCII, anything else percent-encoded).
+//! The Host header is checked even when an absolute-form target's authority
+//! overrides it ([`RequestHead::effective_host`], RFC 9112 3.2.2).
 //!
 //! A valid head costs one pass over its bytes: httparse hands back slices
 //! into the buffer, and where each field line starts tells where the previous
@@ -14,13 +25,25 @@
 //! section scanned again, to report the first problem in the order the bytes
 //! arrive: a head gets the same verdict however it is split across reads.
 //!
-//! Deliberately accepted: an HTTP/1.1 request without Host (RFC 9112 3.2 asks
-//! for a 400; gunicorn and its request corpus accept it, and the environ then
-//! falls back to the server name), a fragment after the target (dropped from
-//! path and query), HTTP/1.2 to 1.9 (served as HTTP/1.1, RFC 9110 2.5), and
-//! `gzip`, `deflate`, `compress` or `identity` before a final `chunked` (the
-//! body reaches the application still so encoded, and the connection closes
-//! after the request, as gunicorn does).
+//! Deliberately lenient, and nothing else:
+//! - empty lines before the request line are skipped (RFC 9112 2.2 says a
+//!   server should ignore at least one);
+//! - HTTP/1.2 to 1.9 are served as HTTP/1.1 (RFC 9110 2.5: a later minor
+//!   version is understood as the highest one the recipient implements);
+//! - `gzip`, `deflate`, `compress`, `x-gzip`, `x-compress` or `identity`
+//!   before a final `chunked` (RFC 9112 6.1 allows codings before chunked,
+//!   7.2 names the `x-` aliases; `identity`, dropped by RFC 7230, means no
+//!   coding): the body reaches the application still so encoded, and the
+//!   connection closes after the request, as gunicorn does;
+//! - in the path and query, the visible ASCII characters RFC 3986 leaves out
+//!   of a URI (`"` `<` `>` `\` `^` `` ` `` `{` `|` `}` `[` `]`) and a `%` not
+//!   followed by two hex digits are passed on as sent: RFC 9112 3 asks for a
+//!   400 with SHOULD, clients send them, and gunicorn accepts them;
+//! - an empty port after the colon in Host or an authority (`h:`), which
+//!   RFC 3986 3.2.3's grammar allows (it means the default port).
+//!
+//! Stricter than the grammar: methods with lowercase letters (case-sensitive
+//! tokens that are typos or probes), and more than one Content-Type.
 
 use super::HttpError;
 use crate::config::Limits;
@@ -53,12 +76,12 @@ pub enum BodyKind {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RequestHead {
     pub method: String,
-    /// The request-target exactly as sent (a fragment, if any, included).
+    /// The request-target exactly as sent (visible ASCII, no fragment).
     pub target: String,
     /// The path part of the target, still percent-encoded; `*` for the
     /// asterisk form, the path of an absolute-form target.
     pub path: String,
-    /// Everything after the first `?` up to a `#`, raw.
+    /// Everything after the first `?`, raw.
     pub query: String,
     pub version: Version,
     /// Header fields in order, names as sent, values without surrounding whitespace.
@@ -77,18 +100,22 @@ impl RequestHead {
             .map(|(_, v)| v.as_slice())
     }
 
-    /// The authority of an absolute-form target (`http://host:port/...`),
-    /// which RFC 9112 3.2.2 says an origin server uses instead of `Host`.
+    /// The authority (`host[:port]`) of an absolute-form target
+    /// (`http://host:port/...`), which RFC 9112 3.2.2 says an origin server
+    /// uses instead of `Host`.
     pub fn target_authority(&self) -> Option<&str> {
         let rest = strip_http_scheme(&self.target)?;
-        let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-        let authority = &rest[..end];
-        // userinfo is not part of the host.
-        Some(
-            authority
-                .rsplit_once('@')
-                .map_or(authority, |(_, host)| host),
-        )
+        let end = rest.find(['/', '?']).unwrap_or(rest.len());
+        Some(&rest[..end])
+    }
+
+    /// The host (and port) the request is for: an absolute-form target's
+    /// authority, which wins over Host (RFC 9112 3.2.2), else the Host
+    /// header; `None` for an HTTP/1.0 request without Host.
+    pub fn effective_host(&self) -> Option<&[u8]> {
+        self.target_authority()
+            .map(str::as_bytes)
+            .or_else(|| self.header("host"))
     }
 }
 
@@ -197,6 +224,8 @@ fn request_line<'b>(buf: &'b [u8], limits: &Limits) -> Result<Option<RequestLine
         b' ' if target_len == 0 => return Err(HttpError::bad("empty request target")),
         b' ' => {}
         b'\r' | b'\n' => return Err(HttpError::bad("request line without an HTTP version")),
+        b'#' => return Err(HttpError::bad("fragment in request target")),
+        0x80..=0xff => return Err(HttpError::bad("non-ASCII byte in request target")),
         _ => return Err(HttpError::bad("invalid character in request target")),
     }
 
@@ -219,8 +248,9 @@ fn request_line<'b>(buf: &'b [u8], limits: &Limits) -> Result<Option<RequestLine
     let version = parse_version(&window[version_start..version_end])?;
     let method =
         std::str::from_utf8(&window[..method_len]).map_err(|_| HttpError::bad("invalid method"))?;
+    // Visible ASCII only, so always UTF-8.
     let target = std::str::from_utf8(&window[target_start..target_end])
-        .map_err(|_| HttpError::bad("request target is not UTF-8"))?;
+        .map_err(|_| HttpError::bad("non-ASCII byte in request target"))?;
     Ok(Some(RequestLine {
         method,
         target,
@@ -487,9 +517,15 @@ fn split_target<'t>(method: &str, target: &'t str) -> Result<(&'t str, &'t str),
         return Ok(("*", ""));
     } else if let Some(rest) = strip_http_scheme(target) {
         // absolute-form: the authority stands in for Host, the rest is the path.
-        let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-        if !is_authority(&rest[..end]) {
-            return Err(HttpError::bad("invalid authority in absolute-form target"));
+        let end = rest.find(['/', '?']).unwrap_or(rest.len());
+        match check_authority(&rest.as_bytes()[..end]) {
+            Ok(()) => {}
+            Err(AuthorityProblem::Userinfo) => {
+                return Err(HttpError::bad("userinfo in absolute-form target"))
+            }
+            Err(AuthorityProblem::EmptyHost | AuthorityProblem::Invalid) => {
+                return Err(HttpError::bad("invalid authority in absolute-form target"))
+            }
         }
         match &rest[end..] {
             "" => "/",
@@ -502,11 +538,8 @@ fn split_target<'t>(method: &str, target: &'t str) -> Result<(&'t str, &'t str),
     Ok(split_query(path_and_query))
 }
 
-/// `path?query#fragment` into (path, query); the fragment is dropped.
+/// `path?query` into (path, query).
 fn split_query(s: &str) -> (&str, &str) {
-    // A fragment is not part of a request-target; clients that send one anyway
-    // (gunicorn accepts it) mean the part before it.
-    let s = s.split_once('#').map_or(s, |(before, _)| before);
     s.split_once('?').unwrap_or((s, ""))
 }
 
@@ -515,10 +548,92 @@ fn strip_http_scheme(target: &str) -> Option<&str> {
     (scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("https")).then_some(rest)
 }
 
-/// `[userinfo@]host[:port]` with the characters RFC 3986 allows there; non-empty.
-fn is_authority(a: &str) -> bool {
-    let host = a.rsplit_once('@').map_or(a, |(_, host)| host);
-    !host.is_empty() && a.bytes().all(|b| is_host_byte(b) || b == b'@')
+/// Why a Host value or an absolute-form authority is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AuthorityProblem {
+    /// No host before the port, or nothing at all.
+    EmptyHost,
+    /// `user@host`: RFC 9110 4.2.4 makes an http URI with userinfo invalid.
+    Userinfo,
+    /// Anything else that is not `uri-host [":" port]`.
+    Invalid,
+}
+
+/// Checks `uri-host [":" port]` (RFC 9112 3.2, RFC 3986 3.2.2 and 3.2.3):
+/// a reg-name (unreserved, sub-delims and `%XX`; an IPv4 address is one too),
+/// or an IPv6 or IPvFuture literal in brackets, then optionally a colon and
+/// digits. The host must not be empty (RFC 9110 4.2.1).
+fn check_authority(authority: &[u8]) -> Result<(), AuthorityProblem> {
+    if authority.contains(&b'@') {
+        return Err(AuthorityProblem::Userinfo);
+    }
+    // An IP literal's colons are inside its brackets; the port follows them.
+    let host_end = if authority.first() == Some(&b'[') {
+        authority
+            .iter()
+            .position(|&b| b == b']')
+            .map_or(authority.len(), |close| close + 1)
+    } else {
+        authority
+            .iter()
+            .position(|&b| b == b':')
+            .unwrap_or(authority.len())
+    };
+    let (host, rest) = authority.split_at(host_end);
+    let port = match rest {
+        [] => rest,
+        [b':', port @ ..] => port,
+        _ => return Err(AuthorityProblem::Invalid),
+    };
+    let host_ok = match host {
+        [] => return Err(AuthorityProblem::EmptyHost),
+        [b'[', literal @ .., b']'] => is_ip_literal(literal),
+        _ => is_reg_name(host),
+    };
+    if host_ok && port.iter().all(u8::is_ascii_digit) {
+        Ok(())
+    } else {
+        Err(AuthorityProblem::Invalid)
+    }
+}
+
+/// RFC 3986 reg-name: `*( unreserved / pct-encoded / sub-delims )`.
+fn is_reg_name(host: &[u8]) -> bool {
+    let mut i = 0;
+    while i < host.len() {
+        match host[i] {
+            b'%' => {
+                let hex = host.get(i + 1..i + 3);
+                if !hex.is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)) {
+                    return false;
+                }
+                i += 3;
+            }
+            b if is_unreserved(b) || is_sub_delim(b) => i += 1,
+            _ => return false,
+        }
+    }
+    true
+}
+
+/// The inside of an RFC 3986 IP-literal: an IPv6 address (without a zone
+/// id) or `v` HEXDIG+ `.` (unreserved / sub-delims / `:`)+.
+fn is_ip_literal(literal: &[u8]) -> bool {
+    match literal {
+        [b'v' | b'V', rest @ ..] => {
+            let Some(dot) = rest.iter().position(|&b| b == b'.') else {
+                return false;
+            };
+            let (version, tail) = (&rest[..dot], &rest[dot + 1..]);
+            !version.is_empty()
+                && version.iter().all(u8::is_ascii_hexdigit)
+                && !tail.is_empty()
+                && tail
+                    .iter()
+                    .all(|&b| is_unreserved(b) || is_sub_delim(b) || b == b':')
+        }
+        _ => std::str::from_utf8(literal).is_ok_and(|s| s.parse::<std::net::Ipv6Addr>().is_ok()),
+    }
 }
 
 /// Collects the headers that decide message framing and connection handling.
@@ -548,7 +663,11 @@ impl Framing {
                 if self.hosts > 1 {
                     return Err(HttpError::bad("more than one Host header"));
                 }
-                if !value.iter().all(|&b| is_host_byte(b)) {
+                // The target URI would have no host (RFC 9110 4.2.1).
+                if value.is_empty() {
+                    return Err(HttpError::bad("empty Host header"));
+                }
+                if check_authority(value).is_err() {
                     return Err(HttpError::bad("invalid Host header"));
                 }
             }
@@ -630,6 +749,10 @@ impl Framing {
                 return Err(HttpError::new(501, "unsupported transfer coding"));
             }
         }
+        // RFC 9112 3.2; HTTP/1.0 predates Host and may go without.
+        if self.hosts == 0 && head.version == Version::Http11 {
+            return Err(HttpError::bad("missing Host header"));
+        }
         head.body = if self.chunked {
             BodyKind::Chunked
         } else {
@@ -696,16 +819,22 @@ const fn is_method_byte(b: u8) -> bool {
     is_tchar(b) && !b.is_ascii_lowercase()
 }
 
-/// Visible ASCII and bytes of UTF-8 sequences (checked later); no space, no controls.
+/// Visible ASCII but `#` (a fragment is not part of a request-target).
 const fn is_target_byte(b: u8) -> bool {
-    matches!(b, 0x21..=0x7e | 0x80..=0xff)
+    matches!(b, 0x21..=0x7e) && b != b'#'
 }
 
-/// What `uri-host [":" port]` may contain: unreserved, pct-encoded, sub-delims, `:[]`.
-const fn is_host_byte(b: u8) -> bool {
-    matches!(b, b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b'%'
-        | b'!' | b'$' | b'&' | b'\'' | b'(' | b')' | b'*' | b'+' | b',' | b';' | b'='
-        | b':' | b'[' | b']')
+/// RFC 3986 unreserved.
+const fn is_unreserved(b: u8) -> bool {
+    matches!(b, b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~')
+}
+
+/// RFC 3986 sub-delims.
+const fn is_sub_delim(b: u8) -> bool {
+    matches!(
+        b,
+        b'!' | b'$' | b'&' | b'\'' | b'(' | b')' | b'*' | b'+' | b',' | b';' | b'='
+    )
 }
 
 pub(super) fn is_token(s: &[u8]) -> bool {
@@ -800,8 +929,7 @@ mod tests {
 
     #[test]
     fn limits_and_versions() {
-        let long = format!("GET /{} HTTP/1.1\r\n", "a".repeat(5000));
-        assert_eq!(status(long.as_bytes()), 414);
+        let long = format!("GET /{} HTTP/1.1\r\n", "a".repeat(9000));
         assert_eq!(status(long.as_bytes()), 414);
         assert_eq!(status(b"GET / HTTP/2.0\r\nHost: h\r\n\r\n"), 505);
         assert_eq!(status(b"GET / http/1.1\r\nHost: h\r\n\r\n"), 400);
@@ -813,6 +941,18 @@ mod tests {
         assert!(!head.keep_alive);
         let head = complete(b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
         assert!(head.keep_alive);
+    }
+
+    /// RFC 9112 3 recommends request lines of at least 8000 octets.
+    #[test]
+    fn request_lines_of_8000_octets_fit_by_default() {
+        let limits = Limits::default();
+        assert_eq!(limits.request_line, 8190);
+        let line = format!("GET /{} HTTP/1.1", "a".repeat(8000 - 14));
+        assert_eq!(line.len(), 8000);
+        let raw = format!("{line}\r\nHost: h\r\n\r\n");
+        assert!(raw.len() + limits.header_field_size <= limits.header_buffer);
+        assert_eq!(complete(raw.as_bytes()).path.len(), 8000 - 13);
     }
 
     #[test]
@@ -866,6 +1006,10 @@ mod tests {
             &b"GET / HTTP/1.1\r\nHost!CONNECTle.com\r\xf6&"[..],
             b"GET / HTTP/1.1\r\nX: vvvvvvvvvvvvvvv\rX",
             b"GET / HTTP/1.1\r\nHost : h\r\n\r\n",
+            b"GET /a#b HTTP/1.1\r\nHost: h\r\n\r\n",
+            b"GET /caf\xc3\xa9 HTTP/1.1\r\nHost: h\r\n\r\n",
+            b"GET / HTTP/1.1\r\nX: y\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: [::1\r\n\r\n",
         ] {
             let whole = parse_request_head(raw, &limits);
             assert!(whole.is_err(), "{whole:?}");
@@ -880,7 +1024,7 @@ mod tests {
 
     #[test]
     fn targets() {
-        let head = complete(b"GET http://example.com:8080/p?q#f HTTP/1.1\r\nHost: h\r\n\r\n");
+        let head = complete(b"GET http://example.com:8080/p?q HTTP/1.1\r\nHost: h\r\n\r\n");
         assert_eq!((head.path.as_str(), head.query.as_str()), ("/p", "q"));
         assert_eq!(head.target_authority(), Some("example.com:8080"));
         let head = complete(b"OPTIONS * HTTP/1.1\r\nHost: h\r\n\r\n");
@@ -893,5 +1037,187 @@ mod tests {
         assert_eq!(status(b"GET h:443 HTTP/1.1\r\nHost: h\r\n\r\n"), 400);
         assert_eq!(status(b"GET /\x01 HTTP/1.1\r\nHost: h\r\n\r\n"), 400);
         assert_eq!(status(b"GET /\xff HTTP/1.1\r\nHost: h\r\n\r\n"), 400);
+    }
+
+    fn reason(raw: &[u8]) -> &'static str {
+        match parse(raw) {
+            Err(e) => e.reason,
+            other => panic!("expected an error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn http11_needs_a_host_http10_does_not() {
+        assert_eq!(reason(b"GET / HTTP/1.1\r\n\r\n"), "missing Host header");
+        // Served as HTTP/1.1, so held to its rules.
+        assert_eq!(reason(b"GET / HTTP/1.2\r\n\r\n"), "missing Host header");
+        assert_eq!(reason(b"OPTIONS * HTTP/1.1\r\n\r\n"), "missing Host header");
+        // The target's authority does not stand in for the field (RFC 9112 3.2).
+        assert_eq!(
+            reason(b"GET http://example.com/ HTTP/1.1\r\n\r\n"),
+            "missing Host header"
+        );
+        let head = complete(b"GET / HTTP/1.0\r\n\r\n");
+        assert_eq!(head.effective_host(), None);
+        let head = complete(b"GET http://example.com/ HTTP/1.0\r\n\r\n");
+        assert_eq!(head.effective_host(), Some(&b"example.com"[..]));
+    }
+
+    #[test]
+    fn host_values() {
+        assert_eq!(
+            reason(b"GET / HTTP/1.1\r\nHost:\r\n\r\n"),
+            "empty Host header"
+        );
+        assert_eq!(
+            reason(b"GET / HTTP/1.1\r\nHost:  \r\n\r\n"),
+            "empty Host header"
+        );
+        assert_eq!(
+            reason(b"GET / HTTP/1.0\r\nHost:\r\n\r\n"),
+            "empty Host header"
+        );
+        assert_eq!(
+            reason(b"GET / HTTP/1.1\r\nHost: a\r\nhost: a\r\n\r\n"),
+            "more than one Host header"
+        );
+        for bad in [
+            &b"a b"[..],
+            b"user@h",
+            b"h:8x",
+            b"[::1",
+            b"h\tx",
+            b":80",
+            b"h/p",
+        ] {
+            let raw = [&b"GET / HTTP/1.1\r\nHost: "[..], bad, b"\r\n\r\n"].concat();
+            assert_eq!(reason(&raw), "invalid Host header", "{bad:?}");
+        }
+        // Refused by the field rules first, like in any other field.
+        assert_eq!(
+            reason(b"GET / HTTP/1.1\r\nHost: h\x01\r\n\r\n"),
+            "control character in header value"
+        );
+        let head = complete(b"GET / HTTP/1.1\r\nHost: [::1]:8000\r\n\r\n");
+        assert_eq!(head.effective_host(), Some(&b"[::1]:8000"[..]));
+        assert_eq!(head.target_authority(), None);
+    }
+
+    #[test]
+    fn authorities() {
+        use AuthorityProblem::*;
+        for good in [
+            "example.com",
+            "example.com:8080",
+            "EXAMPLE.com.",
+            "h:",
+            "127.0.0.1:80",
+            "999.1.1.1",
+            "xn--bcher-kva.example",
+            "a%2Db",
+            "a_b~c-d!$&'()*+,;=",
+            "[::1]",
+            "[::1]:8000",
+            "[2001:db8::ffff:192.0.2.1]",
+            "[v1.fe80::a+en1]:80",
+        ] {
+            assert_eq!(check_authority(good.as_bytes()), Ok(()), "{good}");
+        }
+        for (bad, problem) in [
+            ("", EmptyHost),
+            (":80", EmptyHost),
+            ("user@h", Userinfo),
+            ("user:pw@h:80", Userinfo),
+            ("@h", Userinfo),
+            ("a b", Invalid),
+            ("h\t", Invalid),
+            ("h:8x", Invalid),
+            ("h:-1", Invalid),
+            ("h:80:80", Invalid),
+            ("::1", EmptyHost),
+            ("[::1", Invalid),
+            ("::1]", EmptyHost),
+            ("[::1]x", Invalid),
+            ("[::1]:8x", Invalid),
+            ("[]", Invalid),
+            ("[::g]", Invalid),
+            ("[fe80::1%25eth0]", Invalid),
+            ("[127.0.0.1]", Invalid),
+            ("[v1]", Invalid),
+            ("[v.x]", Invalid),
+            ("[vg.x]", Invalid),
+            ("[v1.]", Invalid),
+            ("a%2", Invalid),
+            ("a%zz", Invalid),
+            ("a/b", Invalid),
+            ("a?b", Invalid),
+            ("a[b]", Invalid),
+            ("caf\u{e9}", Invalid),
+        ] {
+            assert_eq!(check_authority(bad.as_bytes()), Err(problem), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn absolute_form_authority_wins_over_host() {
+        let head = complete(b"GET http://a.example:8080/p HTTP/1.1\r\nHost: b.example\r\n\r\n");
+        assert_eq!(head.target_authority(), Some("a.example:8080"));
+        assert_eq!(head.effective_host(), Some(&b"a.example:8080"[..]));
+        let head = complete(b"GET http://[::1]?q HTTP/1.1\r\nHost: b.example\r\n\r\n");
+        assert_eq!(head.effective_host(), Some(&b"[::1]"[..]));
+        assert_eq!((head.path.as_str(), head.query.as_str()), ("/", "q"));
+        let head = complete(b"GET /p HTTP/1.1\r\nHost: b.example\r\n\r\n");
+        assert_eq!(head.effective_host(), Some(&b"b.example"[..]));
+        assert_eq!(
+            reason(b"GET http://user@a.example/ HTTP/1.1\r\nHost: a.example\r\n\r\n"),
+            "userinfo in absolute-form target"
+        );
+        for bad in [
+            "http://a.example:8x/",
+            "http://[::1/",
+            "http://:80/",
+            "http:///",
+        ] {
+            let raw = format!("GET {bad} HTTP/1.1\r\nHost: a.example\r\n\r\n");
+            assert_eq!(
+                reason(raw.as_bytes()),
+                "invalid authority in absolute-form target",
+                "{bad}"
+            );
+        }
+        // The Host field is still checked (RFC 9112 3.2).
+        assert_eq!(
+            reason(b"GET http://a.example/ HTTP/1.1\r\nHost: b example\r\n\r\n"),
+            "invalid Host header"
+        );
+    }
+
+    #[test]
+    fn fragments_and_non_ascii_targets_are_refused() {
+        for raw in [
+            &b"GET /a#f HTTP/1.1\r\nHost: h\r\n\r\n"[..],
+            b"GET /a?q#f HTTP/1.1\r\nHost: h\r\n\r\n",
+            b"GET /# HTTP/1.1\r\nHost: h\r\n\r\n",
+            b"GET http://h#f HTTP/1.1\r\nHost: h\r\n\r\n",
+            // Refused as soon as the byte arrives.
+            b"GET /a#",
+        ] {
+            assert_eq!(reason(raw), "fragment in request target", "{raw:?}");
+        }
+        for raw in [
+            &b"GET /caf\xc3\xa9 HTTP/1.1\r\nHost: h\r\n\r\n"[..],
+            b"GET /?q=\xe9 HTTP/1.1\r\nHost: h\r\n\r\n",
+            b"GET /\xff HTTP/1.1\r\nHost: h\r\n\r\n",
+            b"GET http://caf\xc3\xa9/ HTTP/1.1\r\nHost: h\r\n\r\n",
+            b"GET /\x80",
+        ] {
+            assert_eq!(reason(raw), "non-ASCII byte in request target", "{raw:?}");
+        }
+        // Percent-encoded, they are fine.
+        let head = complete(b"GET /caf%C3%A9?q=%23 HTTP/1.1\r\nHost: h\r\n\r\n");
+        assert_eq!(
+            (head.path.as_str(), head.query.as_str()),
+            ("/caf%C3%A9", "q=%23")
+        );
     }
 }

@@ -28,11 +28,15 @@ def accept(slug, data, requests, end='clean'):
     w(f'accept-{slug}.http', data)
     w(f'accept-{slug}.json', json.dumps({'requests': requests, 'end': end}, indent=1, ensure_ascii=True) + '\n')
 
-def req(method='GET', target='/', path=None, query='', version='HTTP/1.1', keep_alive=True, body_kind='empty', body='', headers=None, trailers=None, expect_continue=False):
+UNCHECKED = object()
+
+def req(method='GET', target='/', path=None, query='', version='HTTP/1.1', keep_alive=True, body_kind='empty', body='', headers=None, trailers=None, expect_continue=False, effective_host=UNCHECKED):
     r = {'method': method, 'target': target, 'path': path if path is not None else target.split('?')[0], 'query': query,
          'version': version, 'keep_alive': keep_alive, 'expect_continue': expect_continue, 'body_kind': body_kind, 'body': body}
     if headers is not None: r['headers'] = headers
     if trailers is not None: r['trailers'] = trailers
+    # The host the request is for: the absolute-form authority, else Host; None for none.
+    if effective_host is not UNCHECKED: r['effective_host'] = effective_host
     return r
 
 H = 'Host: example.com\r\n'
@@ -105,11 +109,18 @@ reject(400, 'del-in-target', 'GET /a\x7fb HTTP/1.1\r\nHost: example.com\r\n\r\n'
 reject(400, 'tab-in-target', 'GET /a\tb HTTP/1.1\r\nHost: example.com\r\n\r\n', 'invalid character in request target')
 reject(400, 'esc-in-header-value', 'GET / HTTP/1.1\r\nHost: example.com\r\nX: a\x1b[31mb\r\n\r\n', 'control character in header value')
 reject(400, 'del-in-header-value', 'GET / HTTP/1.1\r\nHost: example.com\r\nX: a\x7fb\r\n\r\n', 'control character in header value')
-reject(400, 'target-not-utf8', 'GET /caf\xe9 HTTP/1.1\r\nHost: example.com\r\n\r\n', 'not UTF-8')
+reject(400, 'target-latin1-byte', 'GET /caf\xe9 HTTP/1.1\r\nHost: example.com\r\n\r\n', 'non-ASCII byte in request target')
 accept('tab-and-obs-text-in-value', 'GET / HTTP/1.1\r\nHost: example.com\r\nX: a\tb caf\xc3\xa9\r\n\r\n',
        [req(headers=[['Host', 'example.com'], ['X', 'a\tb caf\xc3\xa9']])])
-accept('utf8-target', 'GET /caf\xc3\xa9?q=\xc3\xa9 HTTP/1.1\r\nHost: example.com\r\n\r\n',
-       [req(target='/caf\xc3\xa9?q=\xc3\xa9', path='/caf\xc3\xa9', query='q=\xc3\xa9')])
+# RFC 3986 2: a URI is ASCII; anything else is percent-encoded.
+reject(400, 'target-utf8-bytes', 'GET /caf\xc3\xa9 HTTP/1.1\r\nHost: example.com\r\n\r\n', 'non-ASCII byte in request target')
+reject(400, 'target-utf8-bytes-in-query', 'GET /?q=\xc3\xa9 HTTP/1.1\r\nHost: example.com\r\n\r\n', 'non-ASCII byte in request target')
+reject(400, 'target-non-ascii-unfinished', 'GET /caf\xc3', 'non-ASCII byte in request target')
+accept('target-utf8-percent-encoded', 'GET /caf%C3%A9?q=%C3%A9 HTTP/1.1\r\nHost: example.com\r\n\r\n',
+       [req(target='/caf%C3%A9?q=%C3%A9', path='/caf%C3%A9', query='q=%C3%A9')])
+# Deliberately lenient (see head.rs): characters RFC 3986 leaves out of a URI, and a stray '%'.
+accept('target-characters-outside-rfc3986', 'GET /a|b{c}[d]^e`f\\g%zz?x="<y>" HTTP/1.1\r\nHost: example.com\r\n\r\n',
+       [req(target='/a|b{c}[d]^e`f\\g%zz?x="<y>"', path='/a|b{c}[d]^e`f\\g%zz', query='x="<y>"')])
 # --- methods
 reject(400, 'method-lowercase', 'get / HTTP/1.1\r\nHost: example.com\r\n\r\n', 'method is not uppercase')
 reject(400, 'method-mixed-case', 'Get / HTTP/1.1\r\nHost: example.com\r\n\r\n', 'method is not uppercase')
@@ -180,13 +191,15 @@ reject(400, 'field-name-non-ascii', 'GET / HTTP/1.1\r\nHost: example.com\r\nX\xc
 reject(400, 'field-without-colon', 'GET / HTTP/1.1\r\nHost: example.com\r\nNoColon\r\n\r\n', 'header line without a colon')
 accept('field-names-kept-as-sent', 'GET / HTTP/1.1\r\nhOsT: example.com\r\nX_Under_Score: 1\r\nX.Custom|Pipe: ok\r\nX-Empty:\r\n\r\n',
        [req(headers=[['hOsT', 'example.com'], ['X_Under_Score', '1'], ['X.Custom|Pipe', 'ok'], ['X-Empty', '']])])
-# --- limits (defaults: request line 4094, field 8190 with CRLF, 100 fields, head 32768, body 10485760)
+# --- limits (defaults: request line 8190, field 8190 with CRLF, 100 fields, head 32768, body 10485760)
 def line_of(n):
     # "GET /aaa HTTP/1.1" of exactly n bytes
     return 'GET /' + 'a' * (n - len('GET / HTTP/1.1')) + ' HTTP/1.1'
-accept('request-line-at-limit', line_of(4094) + '\r\n' + H + '\r\n', [req(target='/' + 'a' * (4094 - 14))])
-reject(414, 'request-line-over-limit', line_of(4095) + '\r\n' + H + '\r\n', 'request line too long')
-reject(414, 'request-line-over-limit-unfinished', line_of(8000), 'request line too long')
+# RFC 9112 3 recommends supporting request lines of at least 8000 octets.
+accept('request-line-8000-octets', line_of(8000) + '\r\n' + H + '\r\n', [req(target='/' + 'a' * (8000 - 14))])
+accept('request-line-at-limit', line_of(8190) + '\r\n' + H + '\r\n', [req(target='/' + 'a' * (8190 - 14))])
+reject(414, 'request-line-over-limit', line_of(8191) + '\r\n' + H + '\r\n', 'request line too long')
+reject(414, 'request-line-over-limit-unfinished', line_of(9000), 'request line too long')
 def field_of(n):
     # "X: vvv" whose line with CRLF is n bytes
     return 'X: ' + 'v' * (n - 5)
@@ -202,35 +215,83 @@ reject(413, 'body-over-limit', POST + 'Content-Length: 10485761\r\n\r\n', 'reque
 # The head is accepted; the test stops at the end of the (short) body.
 incomplete('body-at-limit', POST + 'Content-Length: 10485760\r\n\r\nhello', 'body shorter than Content-Length')
 # --- Host
-accept('http11-without-host', 'GET / HTTP/1.1\r\n\r\n', [req(headers=[])])
-accept('http10-without-host', 'GET / HTTP/1.0\r\n\r\n', [req(version='HTTP/1.0', keep_alive=False, headers=[])], end='closed')
-accept('host-empty', 'GET / HTTP/1.1\r\nHost:\r\n\r\n', [req(headers=[['Host', '']])])
-accept('host-ipv6-port', 'GET / HTTP/1.1\r\nHost: [::1]:8080\r\n\r\n', [req(headers=[['Host', '[::1]:8080']])])
+# RFC 9112 3.2: Host is required in HTTP/1.1, once, and must be uri-host [":" port].
+reject(400, 'http11-without-host', 'GET / HTTP/1.1\r\n\r\n', 'missing Host header')
+reject(400, 'http11-without-host-with-body', POST.replace(H, '') + 'Content-Length: 5\r\n\r\nhello', 'missing Host header')
+reject(400, 'http12-without-host', 'GET / HTTP/1.2\r\n\r\n', 'missing Host header')
+reject(400, 'asterisk-form-without-host', 'OPTIONS * HTTP/1.1\r\n\r\n', 'missing Host header')
+accept('http10-without-host', 'GET / HTTP/1.0\r\n\r\n', [req(version='HTTP/1.0', keep_alive=False, headers=[], effective_host=None)], end='closed')
+accept('host', 'GET / HTTP/1.1\r\nHost: example.com\r\n\r\n', [req(headers=[['Host', 'example.com']], effective_host='example.com')])
+accept('host-ipv4-port', 'GET / HTTP/1.1\r\nHost: 127.0.0.1:8000\r\n\r\n', [req(effective_host='127.0.0.1:8000')])
+accept('host-ipv6-port', 'GET / HTTP/1.1\r\nHost: [::1]:8000\r\n\r\n', [req(headers=[['Host', '[::1]:8000']], effective_host='[::1]:8000')])
+accept('host-ipvfuture', 'GET / HTTP/1.1\r\nHost: [v1.fe80::a+en1]\r\n\r\n', [req(effective_host='[v1.fe80::a+en1]')])
+accept('host-reg-name-characters', "GET / HTTP/1.1\r\nHost: xn--bcher-kva.ex_ample~%2D!$&'()*+,;=\r\n\r\n", [req(effective_host="xn--bcher-kva.ex_ample~%2D!$&'()*+,;=")])
+# RFC 3986 3.2.3: the port may be empty (the default port).
+accept('host-empty-port', 'GET / HTTP/1.1\r\nHost: example.com:\r\n\r\n', [req(effective_host='example.com:')])
+# RFC 9110 4.2.1: an http URI with an empty host is invalid.
+reject(400, 'host-empty', 'GET / HTTP/1.1\r\nHost:\r\n\r\n', 'empty Host header')
+reject(400, 'host-empty-http10', 'GET / HTTP/1.0\r\nHost:\r\n\r\n', 'empty Host header')
+reject(400, 'host-only-whitespace', 'GET / HTTP/1.1\r\nHost:  \t \r\n\r\n', 'empty Host header')
+reject(400, 'host-port-without-host', 'GET / HTTP/1.1\r\nHost: :8000\r\n\r\n', 'invalid Host header')
+reject(400, 'host-bad-port', 'GET / HTTP/1.1\r\nHost: h:8x\r\n\r\n', 'invalid Host header')
+reject(400, 'host-two-ports', 'GET / HTTP/1.1\r\nHost: h:80:80\r\n\r\n', 'invalid Host header')
+reject(400, 'host-ipv6-unclosed', 'GET / HTTP/1.1\r\nHost: [::1\r\n\r\n', 'invalid Host header')
+reject(400, 'host-ipv6-unbracketed', 'GET / HTTP/1.1\r\nHost: ::1\r\n\r\n', 'invalid Host header')
+reject(400, 'host-ipv6-invalid', 'GET / HTTP/1.1\r\nHost: [::g]:80\r\n\r\n', 'invalid Host header')
+reject(400, 'host-ipv6-junk-after-bracket', 'GET / HTTP/1.1\r\nHost: [::1]x\r\n\r\n', 'invalid Host header')
+reject(400, 'host-bad-percent-encoding', 'GET / HTTP/1.1\r\nHost: a%zz\r\n\r\n', 'invalid Host header')
+reject(400, 'host-with-tab', 'GET / HTTP/1.1\r\nHost: example.com\tevil.example\r\n\r\n', 'invalid Host header')
+reject(400, 'host-control-byte', 'GET / HTTP/1.1\r\nHost: example.com\x01\r\n\r\n', 'control character in header value')
+reject(400, 'host-non-ascii', 'GET / HTTP/1.1\r\nHost: caf\xc3\xa9.example\r\n\r\n', 'invalid Host header')
 reject(400, 'host-duplicate', 'GET / HTTP/1.1\r\nHost: example.com\r\nHost: evil.example\r\n\r\n', 'more than one Host header')
 reject(400, 'host-duplicate-same', 'GET / HTTP/1.1\r\nHost: example.com\r\nHost: example.com\r\n\r\n', 'more than one Host header')
 reject(400, 'host-with-path', 'GET / HTTP/1.1\r\nHost: example.com/evil\r\n\r\n', 'invalid Host header')
 reject(400, 'host-with-space', 'GET / HTTP/1.1\r\nHost: example.com evil.example\r\n\r\n', 'invalid Host header')
 reject(400, 'host-with-userinfo', 'GET / HTTP/1.1\r\nHost: user@example.com\r\n\r\n', 'invalid Host header')
+reject(400, 'host-with-userinfo-password', 'GET / HTTP/1.1\r\nHost: user:pw@example.com:80\r\n\r\n', 'invalid Host header')
+reject(400, 'host-invalid-in-http10', 'GET / HTTP/1.0\r\nHost: example.com evil.example\r\n\r\n', 'invalid Host header')
 reject(400, 'content-type-duplicate', POST + 'Content-Type: text/plain\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}', 'more than one Content-Type header')
 # --- request targets
+# RFC 9112 3.2.2: the target's authority wins over Host (which must still be there and valid).
 accept('absolute-form', 'GET http://example.com:8080/a/b?c=d HTTP/1.1\r\nHost: ignored.example\r\n\r\n',
-       [req(target='http://example.com:8080/a/b?c=d', path='/a/b', query='c=d')])
+       [req(target='http://example.com:8080/a/b?c=d', path='/a/b', query='c=d', effective_host='example.com:8080')])
+accept('absolute-form-ipv6', 'GET http://[::1]:8000/a HTTP/1.1\r\nHost: example.com\r\n\r\n',
+       [req(target='http://[::1]:8000/a', path='/a', effective_host='[::1]:8000')])
+accept('absolute-form-http10-without-host', 'GET http://example.com/a HTTP/1.0\r\n\r\n',
+       [req(target='http://example.com/a', path='/a', version='HTTP/1.0', keep_alive=False, headers=[], effective_host='example.com')], end='closed')
+reject(400, 'absolute-form-without-host', 'GET http://example.com/a HTTP/1.1\r\n\r\n', 'missing Host header')
+reject(400, 'absolute-form-invalid-host', 'GET http://example.com/a HTTP/1.1\r\nHost: exa mple.com\r\n\r\n', 'invalid Host header')
 accept('absolute-form-https-uppercase-scheme', 'GET HTTPS://example.com/a HTTP/1.1\r\nHost: example.com\r\n\r\n',
        [req(target='HTTPS://example.com/a', path='/a')])
 accept('absolute-form-no-path', 'GET http://example.com HTTP/1.1\r\nHost: example.com\r\n\r\n',
-       [req(target='http://example.com', path='/')])
+       [req(target='http://example.com', path='/', effective_host='example.com')])
 accept('absolute-form-query-no-path', 'GET http://example.com?x=1 HTTP/1.1\r\nHost: example.com\r\n\r\n',
        [req(target='http://example.com?x=1', path='/', query='x=1')])
 reject(400, 'absolute-form-other-scheme', 'GET ftp://example.com/a HTTP/1.1\r\nHost: example.com\r\n\r\n', 'invalid request target')
 reject(400, 'absolute-form-empty-host', 'GET http:///a HTTP/1.1\r\nHost: example.com\r\n\r\n', 'invalid authority')
 reject(400, 'absolute-form-bad-authority', 'GET http://exa"mple.com/a HTTP/1.1\r\nHost: example.com\r\n\r\n', 'invalid authority')
+reject(400, 'absolute-form-port-without-host', 'GET http://:8080/a HTTP/1.1\r\nHost: example.com\r\n\r\n', 'invalid authority')
+reject(400, 'absolute-form-bad-port', 'GET http://example.com:8x/a HTTP/1.1\r\nHost: example.com\r\n\r\n', 'invalid authority')
+reject(400, 'absolute-form-ipv6-unclosed', 'GET http://[::1/a HTTP/1.1\r\nHost: example.com\r\n\r\n', 'invalid authority')
+reject(400, 'absolute-form-ipv6-unbracketed', 'GET http://::1/a HTTP/1.1\r\nHost: example.com\r\n\r\n', 'invalid authority')
+reject(400, 'absolute-form-percent-encoding', 'GET http://exa%zzmple.com/a HTTP/1.1\r\nHost: example.com\r\n\r\n', 'invalid authority')
+# RFC 9110 4.2.4: an http URI with userinfo is invalid.
+reject(400, 'absolute-form-userinfo', 'GET http://user@example.com/a HTTP/1.1\r\nHost: example.com\r\n\r\n', 'userinfo in absolute-form target')
+reject(400, 'absolute-form-userinfo-password', 'GET http://user:pw@example.com:80/a HTTP/1.1\r\nHost: example.com\r\n\r\n', 'userinfo in absolute-form target')
+reject(400, 'absolute-form-userinfo-empty', 'GET http://@example.com/a HTTP/1.1\r\nHost: example.com\r\n\r\n', 'userinfo in absolute-form target')
 accept('asterisk-form-options', 'OPTIONS * HTTP/1.1\r\nHost: example.com\r\n\r\n', [req('OPTIONS', '*', path='*')])
 reject(400, 'asterisk-form-get', 'GET * HTTP/1.1\r\nHost: example.com\r\n\r\n', 'asterisk-form target outside OPTIONS')
 reject(400, 'asterisk-form-with-path', 'OPTIONS *foo HTTP/1.1\r\nHost: example.com\r\n\r\n', 'invalid request target')
 reject(501, 'authority-form-connect', 'CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n', 'CONNECT is not supported')
 reject(400, 'authority-form-get', 'GET example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n', 'invalid request target')
 reject(400, 'relative-target', 'GET foo/bar HTTP/1.1\r\nHost: example.com\r\n\r\n', 'invalid request target')
-accept('fragment-dropped', 'GET /a?b=c#frag HTTP/1.1\r\nHost: example.com\r\n\r\n', [req(target='/a?b=c#frag', path='/a', query='b=c')])
+# RFC 9112 3.2: a request-target has no fragment.
+reject(400, 'fragment-in-target', 'GET /a?b=c#frag HTTP/1.1\r\nHost: example.com\r\n\r\n', 'fragment in request target')
+reject(400, 'fragment-empty', 'GET /a# HTTP/1.1\r\nHost: example.com\r\n\r\n', 'fragment in request target')
+reject(400, 'fragment-only', 'GET # HTTP/1.1\r\nHost: example.com\r\n\r\n', 'fragment in request target')
+reject(400, 'fragment-in-absolute-form', 'GET http://example.com/a#frag HTTP/1.1\r\nHost: example.com\r\n\r\n', 'fragment in request target')
+reject(400, 'fragment-after-authority', 'GET http://example.com#frag HTTP/1.1\r\nHost: example.com\r\n\r\n', 'fragment in request target')
+accept('fragment-percent-encoded', 'GET /a%23b?c=%23 HTTP/1.1\r\nHost: example.com\r\n\r\n', [req(target='/a%23b?c=%23', path='/a%23b', query='c=%23')])
 accept('double-slash-and-encoded', 'GET //a/%2F/b?x=%20&y HTTP/1.1\r\nHost: example.com\r\n\r\n',
        [req(target='//a/%2F/b?x=%20&y', path='//a/%2F/b', query='x=%20&y')])
 # --- connection handling, pipelining, expectations

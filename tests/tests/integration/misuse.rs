@@ -341,3 +341,18 @@ fn an_app_that_ignores_a_large_body_is_answered_not_reset() {
     let (code, status, err) = curl(&["--data-binary", &data, "-H", "Expect:"], &url);
     assert_eq!((code, status.as_str()), (0, "200"), "{err}");
 }
+
+#[test]
+fn status_rules_the_app_cannot_break() {
+    let server = Server::start(&[&app("misuse.py")]);
+    // RFC 9110 8.6: no Content-Length in a 204.
+    let r = get(server.port, "/204-with-length");
+    assert_eq!(r.status, 204);
+    assert_eq!(r.header("content-length"), None, "{}", r.head);
+    // A 1xx cannot be a final response.
+    assert_eq!(get(server.port, "/interim-status").status, 500);
+    // PEP 3333: an empty first block does not send the head, so exc_info
+    // can still replace the response.
+    let r = get(server.port, "/empty-then-excinfo");
+    assert_eq!((r.status, r.text().as_str()), (500, "replaced"));
+}

@@ -136,11 +136,7 @@ pub fn build<'py>(
         // RFC 9112 3.2.2: the absolute-form target's authority wins over Host.
         env.set_item(intern!(py, "HTTP_HOST"), PyString::new(py, host))?;
     }
-    let host = head
-        .target_authority()
-        .map(|a| a.as_bytes())
-        .or_else(|| head.header("host"))
-        .filter(|h| !h.is_empty());
+    let host = head.effective_host().filter(|h| !h.is_empty());
     if let Some((name, port)) = host.and_then(server_name_port) {
         env.set_item(intern!(py, "SERVER_NAME"), name)?;
         if let Some(port) = port {

@@ -91,7 +91,15 @@ fn parse_status(status: &str) -> PyResult<u16> {
             "invalid status {status:?}: expected a three-digit code, a space and a reason, like \"200 OK\""
         )));
     }
-    Ok(status[..3].parse().unwrap_or(500))
+    let code = status[..3].parse().unwrap_or(500);
+    if code < 200 {
+        // An interim response cannot end a request; the server sends
+        // 100 Continue itself when the application reads the body.
+        return Err(PyValueError::new_err(format!(
+            "invalid status {status:?}: a 1xx status cannot be the response to a request"
+        )));
+    }
+    Ok(code)
 }
 
 /// Hop-by-hop headers describe the connection, which the server owns.
@@ -219,6 +227,10 @@ impl StartResponse {
                 let n = value.trim().parse::<u64>().map_err(|_| {
                     PyValueError::new_err(format!("invalid Content-Length {value:?}"))
                 })?;
+                if code == 204 {
+                    // RFC 9110 8.6: a server must not send Content-Length in a 204.
+                    continue;
+                }
                 app_length = Some(n);
             } else if name.eq_ignore_ascii_case("connection") {
                 if value
@@ -340,11 +352,13 @@ impl StartResponse {
 
     /// Sends one block of the body (from the iterable or `write`).
     pub fn send(&mut self, py: Python<'_>, data: &[u8]) -> PyResult<()> {
+        if data.is_empty() {
+            // PEP 3333: the head waits for the first non-empty block (or
+            // the end), so `exc_info` can still replace the response.
+            return Ok(());
+        }
         if !self.headers_sent() {
             self.write_head()?;
-        }
-        if data.is_empty() {
-            return Ok(());
         }
         let data = match self.framing {
             Framing::NoBody | Framing::Undecided => return Ok(()),
