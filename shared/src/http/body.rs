@@ -136,6 +136,9 @@ impl BodyReader {
                 return Ok(false);
             }
             if let Err(e) = self.step(src) {
+                // Bytes decoded just before the error are dropped with it:
+                // the verdict must not depend on where the input was split.
+                self.ready.clear();
                 self.error = Some(e.clone());
                 return Err(e);
             }
