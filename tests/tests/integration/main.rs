@@ -9,4 +9,5 @@ mod lifecycle;
 mod misuse;
 mod statics;
 mod supervision;
+mod uploads;
 mod wsgi;
