@@ -151,6 +151,13 @@ pub struct StartServer {
     #[arg(long, default_value_t = 15.0, env = "RWSGI_STARTUP_TIMEOUT")]
     pub startup_timeout: f64,
 
+    /// Seconds a worker may go without a heartbeat (its I/O thread stuck,
+    /// C code holding the GIL, the process stopped) before its stacks are
+    /// dumped and it is killed and replaced. After 2 s without one it
+    /// already gets no new connections.
+    #[arg(long, default_value_t = 60.0, env = "RWSGI_DEADLOCK_TIMEOUT")]
+    pub deadlock_timeout: f64,
+
     /// Seconds a stopping worker may take to finish its requests.
     #[arg(long, default_value_t = 15.0, env = "RWSGI_GRACEFUL_TIMEOUT")]
     pub graceful_timeout: f64,

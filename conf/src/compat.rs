@@ -17,11 +17,6 @@ pub enum Takes {
 pub const UNIMPLEMENTED: &[(&str, Takes, &str)] = &[
     ("inactivity-timeout", Takes::One, "use --request-timeout"),
     (
-        "deadlock-timeout",
-        Takes::One,
-        "not applicable: no Apache deadlock detector",
-    ),
-    (
         "connect-timeout",
         Takes::One,
         "not applicable: no Apache proxy stage",

@@ -324,6 +324,7 @@ fn timeouts(a: &StartServer) -> Result<Timeouts, ConfError> {
         shutdown_ms: seconds("shutdown-timeout", a.shutdown_timeout)?,
         graceful_ms: seconds("graceful-timeout", a.graceful_timeout)?,
         request_ms: seconds("request-timeout", a.request_timeout)?,
+        deadlock_ms: seconds("deadlock-timeout", a.deadlock_timeout)?,
         queue_ms: seconds("queue-timeout", a.queue_timeout)?,
         keep_alive_ms: seconds("keep-alive-timeout", a.keep_alive_timeout)?,
         header_ms: seconds("header-timeout", a.header_timeout)?,

@@ -27,8 +27,8 @@ pub fn summary(c: &ServerConfig) -> Vec<String> {
             c.capacity()
         ),
         format!(
-            "timeouts: request {}s, startup {}s, graceful {}s, shutdown {}s, queue {}s, keep-alive {}s, header {}s, socket {}s",
-            secs(t.request_ms), secs(t.startup_ms), secs(t.graceful_ms), secs(t.shutdown_ms),
+            "timeouts: request {}s, deadlock {}s, startup {}s, graceful {}s, shutdown {}s, queue {}s, keep-alive {}s, header {}s, socket {}s",
+            secs(t.request_ms), secs(t.deadlock_ms), secs(t.startup_ms), secs(t.graceful_ms), secs(t.shutdown_ms),
             secs(t.queue_ms), secs(t.keep_alive_ms), secs(t.header_ms), secs(t.socket_ms)
         ),
         format!("working directory: {}", c.python.working_directory.display()),

@@ -7,6 +7,7 @@
 mod control;
 mod dispatch;
 mod listener;
+mod liveness;
 mod monitor;
 mod reap;
 mod server;

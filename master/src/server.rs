@@ -5,6 +5,7 @@
 use crate::control::{self, Control};
 use crate::dispatch;
 use crate::listener::{self, BindError};
+use crate::liveness::{self, Health};
 use crate::monitor;
 use crate::reap::{self, Death};
 use crate::spawn::{self, SpawnError};
@@ -30,6 +31,10 @@ const CHANNEL_BASE: usize = 16;
 /// master stops accepting and lets the kernel backlog hold clients.
 const MAX_PENDING: usize = 1024;
 const TICK: Duration = Duration::from_millis(100);
+/// Time a deadlocked worker gets to write its stack dump before SIGKILL.
+const DUMP_GRACE: Duration = Duration::from_millis(500);
+/// faulthandler in each worker dumps every thread's stack on this signal.
+const DUMP_SIGNAL: Signal = Signal::SIGUSR2;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
@@ -169,6 +174,7 @@ impl Server {
             }
             self.reap()?;
             self.track_workers();
+            self.watch_liveness();
             self.recycle();
             self.reconcile()?;
             self.dispatch_pending();
@@ -259,10 +265,17 @@ impl Server {
 
     fn stop_worker(&mut self, slot: usize, why: &str) {
         let t = self.config.timeouts;
-        let deadline = Instant::now() + Duration::from_millis(t.graceful_ms + t.shutdown_ms);
         let Some(w) = self.workers.get_mut(slot) else {
             return;
         };
+        // A worker with a stuck request cannot drain that request: it gets
+        // the graceful period for the others, not the shutdown one on top.
+        let grace = if w.stuck {
+            t.graceful_ms
+        } else {
+            t.graceful_ms + t.shutdown_ms
+        };
+        let deadline = Instant::now() + Duration::from_millis(grace);
         if w.is_stopping() {
             return;
         }
@@ -317,6 +330,9 @@ impl Server {
                     n => n + monitor::jitter(self.config.recycle.max_requests_jitter),
                 },
                 restart_after: monitor::restart_after(&self.config),
+                unresponsive: false,
+                stuck: false,
+                killed: None,
             },
         );
         Ok(())
@@ -340,6 +356,10 @@ impl Server {
                 .deregister(&mut mio::unix::SourceFd(&fd));
             if let Some(sb) = self.scoreboard.worker(slot) {
                 sb.release();
+            }
+            if let Some(why) = &worker.killed {
+                warn!(self.log, "worker killed by the master"; "slot" => slot, "pid" => pid, "why" => why);
+                continue;
             }
             if worker.is_stopping() {
                 info!(self.log, "worker stopped"; "slot" => slot, "pid" => pid, "how" => death.describe());
@@ -412,13 +432,23 @@ impl Server {
                     } else if now.duration_since(w.spawned_at) > startup {
                         error!(self.log, "worker did not become ready within --startup-timeout; killing it";
                             "slot" => slot, "pid" => w.pid, "seconds" => startup.as_secs_f64());
-                        let _ = kill(Pid::from_raw(w.pid as i32), Signal::SIGKILL);
+                        w.kill(format!(
+                            "did not become ready within --startup-timeout ({} s)",
+                            startup.as_secs_f64()
+                        ));
                         w.phase = Phase::Stopping { deadline: now };
                     }
                 }
                 Phase::Stopping { deadline } if now > deadline => {
-                    warn!(self.log, "worker did not stop in time; killing it"; "slot" => slot, "pid" => w.pid);
-                    let _ = kill(Pid::from_raw(w.pid as i32), Signal::SIGKILL);
+                    if w.killed.is_none() {
+                        warn!(self.log, "worker did not stop in time; killing it"; "slot" => slot, "pid" => w.pid);
+                    }
+                    let why = if w.stuck {
+                        "a request was still stuck at the end of --graceful-timeout"
+                    } else {
+                        "did not stop within --graceful-timeout + --shutdown-timeout"
+                    };
+                    w.kill(why.to_owned());
                     w.phase = Phase::Stopping {
                         deadline: now + Duration::from_secs(3600),
                     };
@@ -434,6 +464,58 @@ impl Server {
             {
                 self.ever_ready = true;
                 info!(self.log, "server ready"; "workers" => self.wanted, "threads" => self.config.threads);
+            }
+        }
+    }
+
+    /// Workers whose heartbeat stopped get no new connections; past
+    /// `--deadlock-timeout` their stacks are dumped and they are killed
+    /// (a replacement is spawned by `reconcile`).
+    fn watch_liveness(&mut self) {
+        let now_ms = rwsgi_shared::time::now_ms();
+        let deadlock_ms = self.config.timeouts.deadlock_ms;
+        for (slot, w) in self.workers.iter_mut() {
+            if w.phase != Phase::Ready {
+                continue;
+            }
+            let Some(sb) = self.scoreboard.worker(slot) else {
+                continue;
+            };
+            let beats = liveness::Beats {
+                io_ms: sb.heartbeat_ms(),
+                python_ms: sb.python_heartbeat_ms(),
+                ready_at_ms: sb.ready_at_ms(),
+            };
+            match liveness::judge(now_ms, beats, deadlock_ms) {
+                Health::Alive if w.unresponsive => {
+                    w.unresponsive = false;
+                    info!(self.log, "worker responsive again"; "slot" => slot, "pid" => w.pid);
+                }
+                Health::Alive => {}
+                Health::Unresponsive { ms, which } if !w.unresponsive => {
+                    w.unresponsive = true;
+                    warn!(self.log, "worker unresponsive; no new connections go to it";
+                        "slot" => slot, "pid" => w.pid, "silent" => which,
+                        "seconds" => ms as f64 / 1000.0);
+                }
+                Health::Unresponsive { .. } => {}
+                Health::Deadlocked { ms, which } => {
+                    error!(self.log, "worker deadlocked: dumping its stacks and killing it";
+                        "slot" => slot, "pid" => w.pid, "silent" => which,
+                        "seconds" => ms as f64 / 1000.0,
+                        "deadlock_timeout" => deadlock_ms as f64 / 1000.0);
+                    let _ = kill(Pid::from_raw(w.pid as i32), DUMP_SIGNAL);
+                    w.unresponsive = true;
+                    // The dump takes a moment; then it is killed (see track_workers).
+                    w.phase = Phase::Stopping {
+                        deadline: Instant::now() + DUMP_GRACE,
+                    };
+                    w.killed = Some(format!(
+                        "no heartbeat from its {which} for {:.1} s (--deadlock-timeout {} s)",
+                        ms as f64 / 1000.0,
+                        deadlock_ms as f64 / 1000.0
+                    ));
+                }
             }
         }
     }
@@ -531,10 +613,11 @@ impl Server {
                 continue;
             };
             warn!(self.log, "recycling worker"; "slot" => v.slot, "pid" => w.pid, "why" => &v.reason);
-            if v.dump_stacks && w.channel_open {
-                let _ = w
-                    .channel
-                    .send(&Message::Control(WorkerControl::DumpStacks), None);
+            if v.dump_stacks {
+                // A signal, not a channel message: faulthandler dumps from
+                // its handler, even while C code holds the GIL.
+                let _ = kill(Pid::from_raw(w.pid as i32), DUMP_SIGNAL);
+                w.stuck = true;
             }
             w.retiring = Some(v.reason);
             retiring += 1;

@@ -33,11 +33,27 @@ pub struct Worker {
     pub request_limit: u64,
     /// `--restart-interval` plus this worker's jitter.
     pub restart_after: std::time::Duration,
+    /// Its heartbeat is stale: it gets no new connections until it beats again.
+    pub unresponsive: bool,
+    /// A request overran `--request-timeout`: no new connections, and once
+    /// stopping it has `--graceful-timeout`, not more.
+    pub stuck: bool,
+    /// Why the master killed it, for the log when it is reaped.
+    pub killed: Option<String>,
 }
 
 impl Worker {
     pub fn accepts_work(&self) -> bool {
-        self.phase == Phase::Ready && self.channel_open
+        self.phase == Phase::Ready && self.channel_open && !self.unresponsive && !self.stuck
+    }
+
+    /// Sends SIGKILL and remembers why, for the log when it is reaped.
+    pub fn kill(&mut self, why: String) {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.pid as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+        self.killed.get_or_insert(why);
     }
 
     pub fn is_stopping(&self) -> bool {

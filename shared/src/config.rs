@@ -124,6 +124,10 @@ pub struct Timeouts {
     pub graceful_ms: u64,
     /// Master: a request running longer makes its worker dump stacks and recycle.
     pub request_ms: u64,
+    /// Master: a worker without a heartbeat for this long is killed and
+    /// replaced (`--deadlock-timeout`, mod_wsgi-express's name and default).
+    #[serde(default = "default_deadlock_ms")]
+    pub deadlock_ms: u64,
     /// Worker: a request waiting longer than this for a thread gets a 503.
     pub queue_ms: u64,
     /// Worker I/O thread: idle keep-alive connections are closed after this.
@@ -143,6 +147,10 @@ pub struct Timeouts {
     pub body_min_rate: u64,
 }
 
+fn default_deadlock_ms() -> u64 {
+    60_000
+}
+
 impl Default for Timeouts {
     fn default() -> Self {
         Timeouts {
@@ -150,6 +158,7 @@ impl Default for Timeouts {
             shutdown_ms: 5_000,
             graceful_ms: 15_000,
             request_ms: 60_000,
+            deadlock_ms: default_deadlock_ms(),
             queue_ms: 45_000,
             keep_alive_ms: 2_000,
             header_ms: 15_000,

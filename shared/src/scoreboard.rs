@@ -14,7 +14,7 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
 
 pub const MAGIC: u64 = 0x7277_7367_695f_7362; // "rwsgi_sb"
-pub const LAYOUT_VERSION: u32 = 2;
+pub const LAYOUT_VERSION: u32 = 3;
 /// Worker slots: room for a full second generation during a reload.
 pub const MAX_WORKERS: usize = 128;
 /// Request threads per worker.
@@ -114,8 +114,12 @@ pub struct WorkerSlot {
     /// Connections received from the master.
     accepted: AtomicU64,
     requests: AtomicU64,
+    /// Beaten by the I/O thread (without the GIL) every sweep.
     heartbeat_ms: AtomicU64,
     ready_at_ms: AtomicU64,
+    /// Beaten by a thread that takes the GIL for it: stale while C code
+    /// holds the GIL (or the whole process is stopped).
+    python_heartbeat_ms: AtomicU64,
     thread: [ThreadSlot; MAX_THREADS],
 }
 
@@ -248,6 +252,7 @@ impl WorkerSlot {
         self.requests.store(0, Relaxed);
         self.heartbeat_ms.store(0, Relaxed);
         self.ready_at_ms.store(0, Relaxed);
+        self.python_heartbeat_ms.store(0, Relaxed);
         for t in self.thread.iter() {
             t.state.store(ThreadState::Idle as u32, Relaxed);
             t.request_started_ms.store(0, Relaxed);
@@ -325,6 +330,13 @@ impl WorkerSlot {
     }
     pub fn heartbeat(&self) {
         self.heartbeat_ms.store(crate::time::now_ms(), Relaxed);
+    }
+    pub fn python_heartbeat(&self) {
+        self.python_heartbeat_ms
+            .store(crate::time::now_ms(), Relaxed);
+    }
+    pub fn python_heartbeat_ms(&self) -> u64 {
+        self.python_heartbeat_ms.load(Relaxed)
     }
     pub fn heartbeat_ms(&self) -> u64 {
         self.heartbeat_ms.load(Relaxed)

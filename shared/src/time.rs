@@ -1,26 +1,38 @@
-//! Wall-clock helpers for values stored in shared memory.
+//! Clocks. Every time in the scoreboard, and every deadline, is on the
+//! monotonic clock, which every process of the machine shares: an NTP step
+//! or a changed wall clock must neither recycle healthy workers nor hide a
+//! stuck one. Only what a person reads (access-log dates) uses the wall clock.
 
+use nix::time::{clock_gettime, ClockId};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-/// Milliseconds since the Unix epoch; the unit of every time in the scoreboard.
+fn monotonic() -> std::time::Duration {
+    clock_gettime(ClockId::CLOCK_MONOTONIC)
+        .map(std::time::Duration::from)
+        .unwrap_or_default()
+}
+
+/// Milliseconds on the monotonic clock: the unit of every time in the scoreboard.
 pub fn now_ms() -> u64 {
+    monotonic().as_millis() as u64
+}
+
+/// Microseconds on the monotonic clock, to time a connection from accept.
+pub fn now_us() -> u64 {
+    monotonic().as_micros() as u64
+}
+
+/// Milliseconds since the Unix epoch (wall clock), for dates people read.
+pub fn wall_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
 }
 
-/// Microseconds since the Unix epoch, used to time a connection from accept.
-pub fn now_us() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_micros() as u64)
-        .unwrap_or(0)
-}
-
 /// The current time as Apache's access logs write it: `24/Nov/2026:01:38:07 +0000` (UTC).
 pub fn apache_now() -> String {
-    let secs = now_ms() / 1000;
+    let secs = wall_ms() / 1000;
     let (days, rem) = (secs / 86_400, secs % 86_400);
     let (y, m, d) = civil_from_days(days as i64);
     const MONTHS: [&str; 12] = [

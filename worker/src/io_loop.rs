@@ -1,15 +1,12 @@
 //! The I/O thread: receives connections from the master, owns them while
 //! they are idle or their request head is still arriving, and queues
-//! complete requests for the request threads. It never touches the GIL
-//! (except to dump stacks when the master asks).
+//! complete requests for the request threads. It never touches the GIL.
 
 use crate::conn::{Conn, READ_CHUNK};
 use crate::net;
 use crate::pool::{Job, Pool, Returned, WAKER};
-use crate::python::Application;
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
-use pyo3::types::PyAnyMethods;
 use rwsgi_shared::channel::{Channel, ChannelError, Control, Message};
 use rwsgi_shared::config::ServerConfig;
 use rwsgi_shared::http::{parse_request_head, HttpError, Parsed};
@@ -35,7 +32,6 @@ pub struct Context<'a> {
     pub pool: &'a Arc<Pool>,
     pub scoreboard: &'a Scoreboard,
     pub slot: usize,
-    pub app: &'a Application,
     /// Static files: answered by their own threads, never by Python.
     pub statics: &'a crate::statics::Statics,
     pub log: &'a Logger,
@@ -257,21 +253,10 @@ impl IoLoop<'_> {
         }
     }
 
+    /// The master asks for the Python stacks: faulthandler writes them
+    /// from its signal handler, without the GIL (see `python::stacks`).
     fn dump_stacks(&self) {
-        let stacks = pyo3::Python::attach(|py| {
-            self.ctx
-                .app
-                .bootstrap
-                .bind(py)
-                .call_method0("dump_stacks")
-                .and_then(|s| s.extract::<String>())
-                .unwrap_or_else(|e| format!("cannot dump stacks: {e}"))
-        });
-        warn!(
-            self.ctx.log,
-            "Python stacks of every thread:\n{}",
-            stacks.trim_end()
-        );
+        let _ = nix::sys::signal::raise(crate::python::DUMP_SIGNAL);
     }
 
     // --- connections ---
@@ -457,46 +442,70 @@ impl IoLoop<'_> {
     /// but honest one is not.
     fn sweep(&mut self) {
         let t = self.ctx.config.timeouts;
-        let t_limits = self.ctx.config.limits;
-        let keep_alive = Duration::from_millis(t.keep_alive_ms);
-        let now = Instant::now();
+        let limits = self.ctx.config.limits;
         let mut idle = 0;
         for token in 0..self.entries.len() {
-            let verdict = match &self.entries[token] {
+            let now = Instant::now();
+            match &self.entries[token] {
                 Some(Entry::Closing(c)) => {
                     if now > c.until || now.duration_since(c.last_read) > LINGER_IDLE {
                         self.drop_conn(token);
                     }
                     continue;
                 }
-                Some(Entry::Idle(conn)) => {
+                Some(Entry::Idle(conn)) if expiry(conn, now, &t).is_some() => {}
+                Some(Entry::Idle(_)) => {
                     idle += 1;
-                    let waited = now.duration_since(conn.since);
-                    if conn.buf.is_empty() && conn.served > 0 {
-                        (waited > keep_alive).then_some(None)
-                    } else {
-                        (waited > head_allowance(&t, conn.buf.len())).then_some(Some(
-                            HttpError::new(408, "request head not received in time"),
-                        ))
-                    }
+                    continue;
                 }
-                _ => None,
+                _ => continue,
+            }
+            // Bytes may have arrived since the connection was last read (the
+            // loop was busy, or the process was stopped): a request that is
+            // here is served, never answered with a close.
+            self.read_conn(token);
+            let verdict = match &self.entries[token] {
+                Some(Entry::Idle(conn)) => expiry(conn, Instant::now(), &t),
+                _ => continue,
             };
             match verdict {
-                None => {}
-                Some(Some(e)) if matches!(&self.entries[token], Some(Entry::Idle(c)) if !c.buf.is_empty()) => {
+                None => idle += 1,
+                Some(Expiry::Head) => {
                     if let Some(Entry::Idle(conn)) = self.entries[token].replace(Entry::Busy) {
-                        conn.reject(&e, &t_limits, self.ctx.log);
+                        let e = HttpError::new(408, "request head not received in time");
+                        conn.reject(&e, &limits, self.ctx.log);
                         self.close(token, conn);
                     }
                 }
-                Some(_) => self.drop_conn(token),
+                Some(Expiry::KeepAlive) => self.drop_conn(token),
             }
         }
         if let Some(sb) = self.ctx.scoreboard.worker(self.ctx.slot) {
             sb.heartbeat();
             sb.set_idle_connections(idle);
         }
+    }
+}
+
+/// Why an idle connection is due to close.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Expiry {
+    /// Idle between requests past `--keep-alive-timeout`: closed quietly.
+    KeepAlive,
+    /// A head that did not arrive in time: answered 408.
+    Head,
+}
+
+fn expiry(conn: &Conn, now: Instant, t: &rwsgi_shared::config::Timeouts) -> Option<Expiry> {
+    let waited = now.duration_since(conn.since);
+    if conn.buf.is_empty() && conn.served > 0 {
+        (waited > Duration::from_millis(t.keep_alive_ms)).then_some(Expiry::KeepAlive)
+    } else if conn.buf.is_empty() {
+        // A new connection that has sent nothing yet: the head timeout,
+        // closed without an answer (there is no request to answer).
+        (waited > head_allowance(t, 0)).then_some(Expiry::KeepAlive)
+    } else {
+        (waited > head_allowance(t, conn.buf.len())).then_some(Expiry::Head)
     }
 }
 

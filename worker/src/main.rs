@@ -13,6 +13,7 @@ mod net;
 mod pool;
 mod python;
 mod request_thread;
+mod signals;
 mod statics;
 mod wsgi;
 
@@ -24,6 +25,9 @@ use slog::{error, info, o};
 use std::sync::Arc;
 
 fn main() -> std::process::ExitCode {
+    // First, before Python or any thread exists: a group signal arriving
+    // during start-up must not kill the worker either.
+    signals::leave_server_signals_to(nix::unistd::getppid().as_raw());
     let args = match args::parse(std::env::args().skip(1)) {
         Ok(a) => a,
         Err(e) => {
@@ -91,6 +95,10 @@ fn run(
             return ExitCode::PythonInit;
         }
     };
+    // Before the application loads: an import that hangs can be dumped too.
+    if let Err(e) = pyo3::Python::attach(|py| python::install_dump(py, log)) {
+        slog::warn!(log, "stack dumps without the GIL are unavailable: {}", e);
+    }
     // Files changed after this instant may not be in the code being loaded.
     let load_started = std::time::SystemTime::now();
     let app = match python::load_application(&config, &interpreter, log) {
@@ -132,6 +140,7 @@ fn run(
         sb.set_state(WorkerState::Ready);
     }
     info!(log, "ready"; "generation" => generation, "threads" => config.threads);
+    python::beat_python(scoreboard.clone(), slot);
     let outcome = io_loop::run(io_loop::Context {
         config: &config,
         channel,
@@ -139,7 +148,6 @@ fn run(
         pool: &pool,
         scoreboard: &scoreboard,
         slot,
-        app: &app,
         statics: &statics,
         log,
     });

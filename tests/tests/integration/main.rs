@@ -4,6 +4,7 @@
 mod apps;
 mod basics;
 mod cli;
+mod faults;
 mod http_rules;
 mod lifecycle;
 mod misuse;

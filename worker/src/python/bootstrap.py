@@ -201,18 +201,6 @@ def format_exception(exc, tb):
     return "".join(traceback.format_exception(type(exc), exc, tb or exc.__traceback__))
 
 
-def dump_stacks():
-    """The Python stack of every thread, for a request that overran its time."""
-    import threading
-
-    names = {t.ident: t.name for t in threading.enumerate()}
-    out = []
-    for ident, frame in sys._current_frames().items():
-        out.append("Thread %s (%s):\n" % (ident, names.get(ident, "?")))
-        out.extend(traceback.format_stack(frame))
-    return "".join(out)
-
-
 def run_exit_handlers():
     import atexit
 

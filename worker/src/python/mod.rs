@@ -5,7 +5,9 @@ mod app;
 mod init;
 mod monitor;
 mod output;
+mod stacks;
 
 pub use app::{load_application, log_exception, run_exit_handlers, Application};
 pub use init::{start, Interpreter};
 pub use monitor::{watch_for_changes, Watch};
+pub use stacks::{beat_python, install_dump, DUMP_SIGNAL};
