@@ -156,10 +156,19 @@ fn run(
     }
     pool.shutdown();
     statics.shutdown();
-    for t in static_threads {
-        let _ = t.join();
+    // Every exit path ends by a deadline: a request thread stuck in C code
+    // must not keep the worker alive (the master would have to kill it).
+    let deadline =
+        std::time::Instant::now() + std::time::Duration::from_millis(config.timeouts.shutdown_ms);
+    let all: Vec<_> = static_threads.into_iter().chain(threads).collect();
+    while all.iter().any(|t| !t.is_finished()) {
+        if std::time::Instant::now() >= deadline {
+            slog::warn!(log, "request threads still running at the end of --shutdown-timeout; exiting without atexit handlers");
+            return ExitCode::Ok;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
     }
-    for t in threads {
+    for t in all {
         let _ = t.join();
     }
     python::run_exit_handlers(
