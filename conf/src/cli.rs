@@ -238,8 +238,11 @@ pub struct StartServer {
     )]
     pub listen_backlog: i32,
 
-    /// Connections held at once (idle keep-alive ones included); beyond it the
-    /// kernel backlog holds new clients. Default: 10 x processes x threads, at least 100.
+    /// Connections held at once (idle keep-alive ones included). At the
+    /// limit, the connections idle or without a complete request head the
+    /// longest are closed to make room; only when none is, the kernel
+    /// backlog holds new clients. Default: what the open-files limit allows,
+    /// processes x (hard RLIMIT_NOFILE - 256), at most 65536 per process.
     #[arg(long, env = "RWSGI_MAX_CLIENTS")]
     pub max_clients: Option<usize>,
 

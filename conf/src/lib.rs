@@ -89,7 +89,9 @@ mod tests {
         assert_eq!(c.timeouts.shutdown_ms, 5_000);
         assert_eq!(c.timeouts.queue_ms, 45_000);
         assert_eq!(c.limits.request_body, 10_485_760);
-        assert_eq!(c.max_clients, 100);
+        let per_worker =
+            rwsgi_shared::rlimit::connections_per_worker(rwsgi_shared::rlimit::nofile().1);
+        assert_eq!(c.max_clients, per_worker as usize);
         assert_eq!(c.app.callable, "application");
         assert!(c.app.entry_point.ends_with("examples/hello/wsgi.py"));
     }
@@ -107,7 +109,9 @@ mod tests {
         .expect("valid");
         assert!(c.multiprocess);
         assert_eq!(c.capacity(), 32);
-        assert_eq!(c.max_clients, 320);
+        let per_worker =
+            rwsgi_shared::rlimit::connections_per_worker(rwsgi_shared::rlimit::nofile().1);
+        assert_eq!(c.max_clients, 4 * per_worker as usize);
         assert_eq!(c.mount_point, "/app");
         let (c, _) =
             start(&["--restart-interval", "1.5", "--maximum-requests", "10"]).expect("valid");

@@ -59,7 +59,13 @@ pub fn resolve(args: &StartServer) -> Result<ServerConfig, ConfError> {
         listen_backlog: positive("listen-backlog", i64::from(args.listen_backlog))? as i32,
         max_clients: match args.max_clients {
             Some(n) => positive("max-clients", n as i64)? as usize,
-            None => (10 * args.processes.unwrap_or(1) as usize * args.threads as usize).max(100),
+            // What the workers can hold once the soft limit is raised to
+            // the hard one (the master does that at start).
+            None => {
+                let (_, hard) = rwsgi_shared::rlimit::nofile();
+                args.processes.unwrap_or(1) as usize
+                    * rwsgi_shared::rlimit::connections_per_worker(hard) as usize
+            }
         },
         recycle: Recycle {
             max_requests: args.maximum_requests,

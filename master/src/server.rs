@@ -105,6 +105,11 @@ struct Server {
 
 /// Runs the server until it is stopped; returns the exit code.
 pub fn run(config: ServerConfig, log: Logger) -> Result<ExitCode, ServerError> {
+    let (before, limit) = rwsgi_shared::rlimit::raise_nofile();
+    if before != limit {
+        info!(log, "raised the open-files limit to the hard limit"; "from" => before, "to" => limit);
+    }
+    info!(log, "open-files limit"; "limit" => limit, "max_clients" => config.max_clients);
     let worker_bin = spawn::worker_binary()?;
     let mut listener = listener::bind(&config.host, config.port, config.listen_backlog)?;
     let poll = Poll::new()?;
@@ -636,7 +641,7 @@ impl Server {
         while self.listener_ready
             && self.workers.any_ready()
             && self.pending.len() < MAX_PENDING
-            && self.held_connections() < self.config.max_clients
+            && (self.held_connections() < self.config.max_clients || self.reclaimable() > 0)
         {
             let Some(listener) = self.listener.as_ref() else {
                 return;
@@ -670,6 +675,17 @@ impl Server {
                 Err(_) => {}
             }
         }
+    }
+
+    /// Connections the workers would close to make room for a new client
+    /// (idle, or without a complete request head), as of their last sweep.
+    fn reclaimable(&self) -> usize {
+        self.workers
+            .iter()
+            .filter(|(_, w)| w.accepts_work())
+            .filter_map(|(slot, _)| self.scoreboard.worker(slot))
+            .map(|sb| sb.idle_connections() as usize)
+            .sum()
     }
 
     /// Connections held by workers or waiting here, for `--max-clients`.

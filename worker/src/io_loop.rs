@@ -89,6 +89,8 @@ struct IoLoop<'a> {
     free: Vec<usize>,
     mode: Mode,
     recv_buf: Vec<u8>,
+    /// Connections closed by `make_room` since the last sweep.
+    shed: u64,
 }
 
 pub fn run(ctx: Context<'_>) -> std::io::Result<()> {
@@ -105,6 +107,7 @@ pub fn run(ctx: Context<'_>) -> std::io::Result<()> {
         free: Vec::new(),
         mode: Mode::Serving,
         recv_buf: Vec::new(),
+        shed: 0,
     };
     io.main()
 }
@@ -261,6 +264,38 @@ impl IoLoop<'_> {
 
     // --- connections ---
 
+    /// This worker's share of `--max-clients`.
+    fn budget(&self) -> usize {
+        let c = self.ctx.config;
+        c.max_clients.div_ceil(c.processes.max(1)).max(1)
+    }
+
+    /// At the budget, closes the connections that have gone longest
+    /// without a complete request head (idle keep-alive ones, slow or
+    /// silent new ones) so a new client can be held. Busy connections are
+    /// never touched. This is what makes idle connections cheap: a flood of
+    /// slow clients costs the oldest of them their connection, not new
+    /// clients their service.
+    fn make_room(&mut self) {
+        let held = self.entries.len() - self.free.len();
+        if held < self.budget() {
+            return;
+        }
+        let oldest = self
+            .entries
+            .iter()
+            .enumerate()
+            .filter_map(|(token, e)| match e {
+                Some(Entry::Idle(conn)) => Some((conn.since, token)),
+                _ => None,
+            })
+            .min();
+        if let Some((_, token)) = oldest {
+            self.shed += 1;
+            self.drop_conn(token);
+        }
+    }
+
     fn insert(&mut self, entry: Entry) -> usize {
         let token = match self.free.pop() {
             Some(t) => {
@@ -297,6 +332,7 @@ impl IoLoop<'_> {
             self.give_up(conn);
             return;
         }
+        self.make_room();
         let fd = conn.stream.as_raw_fd();
         let token = self.insert(Entry::Idle(conn));
         if let Err(e) = self.ctx.poll.registry().register(
@@ -479,6 +515,11 @@ impl IoLoop<'_> {
                 }
                 Some(Expiry::KeepAlive) => self.drop_conn(token),
             }
+        }
+        if self.shed > 0 {
+            info!(self.ctx.log, "at --max-clients: closed the connections waiting longest for a request head";
+                "closed" => self.shed, "per_worker" => self.budget());
+            self.shed = 0;
         }
         if let Some(sb) = self.ctx.scoreboard.worker(self.ctx.slot) {
             sb.heartbeat();

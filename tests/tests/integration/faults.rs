@@ -198,3 +198,40 @@ fn killing_the_master_leaves_no_orphans() {
         workers.iter().all(|&p| !alive(p))
     });
 }
+
+#[test]
+fn slow_clients_beyond_max_clients_do_not_lock_new_clients_out() {
+    let server = Server::start(&[
+        "--max-clients",
+        "50",
+        "--header-timeout",
+        "60",
+        "--header-max-timeout",
+        "60",
+        &app("faults.py"),
+    ]);
+    // Three times the limit in connections that never finish their head.
+    let mut slow = Vec::new();
+    for _ in 0..150 {
+        let mut s = rwsgi_tests::client::connect(server.port);
+        let _ = std::io::Write::write_all(&mut s, b"GET / HTTP/1.1\r\nHost: h\r\nX-Slow: ");
+        slow.push(s);
+    }
+    // New clients keep arriving, and every one is served.
+    for i in 0..10 {
+        let mut s = rwsgi_tests::client::connect(server.port);
+        s.set_read_timeout(Some(Duration::from_secs(5))).ok();
+        std::io::Write::write_all(
+            &mut s,
+            b"GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n",
+        )
+        .expect("write");
+        let r = rwsgi_tests::client::read_response(&mut s, &mut Vec::new(), false)
+            .unwrap_or_else(|e| panic!("new client {i} not served: {e}\n{}", server.log.text()));
+        assert_eq!(r.status, 200);
+    }
+    assert!(server
+        .log
+        .wait_for("at --max-clients", Duration::from_secs(5)));
+    drop(slow);
+}
