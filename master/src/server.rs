@@ -101,6 +101,8 @@ struct Server {
     recv_buf: Vec<u8>,
     sampler: monitor::Sampler,
     reload_started: Option<Instant>,
+    /// "holding connections" was logged since the queue was last empty.
+    holding_logged: bool,
 }
 
 /// Runs the server until it is stopped; returns the exit code.
@@ -145,6 +147,7 @@ pub fn run(config: ServerConfig, log: Logger) -> Result<ExitCode, ServerError> {
         recv_buf: Vec::new(),
         sampler: monitor::Sampler::new(),
         reload_started: None,
+        holding_logged: false,
     };
     server.scoreboard.header().set_generation(1);
     server.scoreboard.header().set_wanted_workers(wanted as u32);
@@ -710,6 +713,11 @@ impl Server {
             let Some(slot) =
                 dispatch::choose(&self.workers, &self.scoreboard, &mut self.rotate, &tried)
             else {
+                if !self.holding_logged && self.workers.any_ready() {
+                    warn!(self.log, "holding connections: no worker can take one now (channels full, or descriptors short)";
+                        "held" => self.pending.len() + 1);
+                    self.holding_logged = true;
+                }
                 self.pending.push_back(conn);
                 return;
             };
@@ -737,6 +745,9 @@ impl Server {
     }
 
     fn dispatch_pending(&mut self) {
+        if self.pending.is_empty() {
+            self.holding_logged = false;
+        }
         let n = self.pending.len();
         for _ in 0..n {
             if !self.workers.any_ready() {

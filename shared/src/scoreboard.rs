@@ -110,7 +110,9 @@ pub struct WorkerSlot {
     idle_connections: AtomicU32,
     /// Connections the worker holds (idle, reading or running).
     connections: AtomicU32,
-    _worker_pad: AtomicU32,
+    /// Descriptors the worker can still open (its limit minus those open):
+    /// the master hands it no connection it could not receive.
+    fd_headroom: AtomicU32,
     /// Connections received from the master.
     accepted: AtomicU64,
     requests: AtomicU64,
@@ -248,6 +250,7 @@ impl WorkerSlot {
         self.queued.store(0, Relaxed);
         self.idle_connections.store(0, Relaxed);
         self.connections.store(0, Relaxed);
+        self.fd_headroom.store(u32::MAX, Relaxed);
         self.accepted.store(0, Relaxed);
         self.requests.store(0, Relaxed);
         self.heartbeat_ms.store(0, Relaxed);
@@ -318,6 +321,13 @@ impl WorkerSlot {
     }
     pub fn set_connections(&self, n: usize) {
         self.connections.store(n as u32, Relaxed);
+    }
+    pub fn set_fd_headroom(&self, n: u64) {
+        self.fd_headroom
+            .store(u32::try_from(n).unwrap_or(u32::MAX), Relaxed);
+    }
+    pub fn fd_headroom(&self) -> u32 {
+        self.fd_headroom.load(Relaxed)
     }
     pub fn connections(&self) -> u32 {
         self.connections.load(Relaxed)

@@ -83,6 +83,7 @@ pub struct ServerBuilder {
     env: Vec<(String, String)>,
     wait_ready: bool,
     host_port: bool,
+    nofile: Option<u64>,
 }
 
 impl ServerBuilder {
@@ -101,6 +102,11 @@ impl ServerBuilder {
     /// Do not wait for "server ready" (for servers expected to fail).
     pub fn no_wait(mut self) -> Self {
         self.wait_ready = false;
+        self
+    }
+    /// Starts the server with this open-files limit (soft and hard).
+    pub fn nofile(mut self, n: u64) -> Self {
+        self.nofile = Some(n);
         self
     }
     /// Do not add --host/--port (the test passes its own).
@@ -124,6 +130,23 @@ impl ServerBuilder {
             .process_group(0);
         for (k, v) in &self.env {
             cmd.env(k, v);
+        }
+        if let Some(n) = self.nofile {
+            // SAFETY: setrlimit is async-signal-safe and touches no memory
+            // of the parent; nothing here allocates.
+            unsafe {
+                cmd.pre_exec(move || {
+                    let lim = libc::rlimit {
+                        rlim_cur: n,
+                        rlim_max: n,
+                    };
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) == 0 {
+                        Ok(())
+                    } else {
+                        Err(std::io::Error::last_os_error())
+                    }
+                });
+            }
         }
         let mut child = cmd.spawn().expect("start rwsgi (run `cargo build` first)");
         let log = LogBuffer::default();
@@ -183,6 +206,7 @@ impl Server {
             env: Vec::new(),
             wait_ready: true,
             host_port: true,
+            nofile: None,
         }
     }
 

@@ -20,6 +20,9 @@ use std::time::{Duration, Instant};
 const CHANNEL: Token = Token(0);
 const FIRST_CONN: usize = 2;
 const SWEEP: Duration = Duration::from_millis(250);
+/// Descriptors kept free for what a request opens (static files, the
+/// application's own), on top of those the connections use.
+const FD_RESERVE: u64 = 16;
 /// A closing connection is read and drained for at most this long…
 const LINGER_MAX: Duration = Duration::from_secs(5);
 /// …and for at most this long without receiving anything.
@@ -91,6 +94,14 @@ struct IoLoop<'a> {
     recv_buf: Vec<u8>,
     /// Connections closed by `make_room` since the last sweep.
     shed: u64,
+    fds: Fds,
+}
+
+/// This process's descriptors: the limit, and how many were open before
+/// the first connection (the application's own among them).
+struct Fds {
+    limit: u64,
+    baseline: u64,
 }
 
 pub fn run(ctx: Context<'_>) -> std::io::Result<()> {
@@ -108,7 +119,12 @@ pub fn run(ctx: Context<'_>) -> std::io::Result<()> {
         mode: Mode::Serving,
         recv_buf: Vec::new(),
         shed: 0,
+        fds: Fds {
+            limit: rwsgi_shared::rlimit::nofile().0,
+            baseline: std::fs::read_dir("/proc/self/fd").map_or(64, |d| d.count() as u64),
+        },
     };
+    io.publish_fd_headroom(true);
     io.main()
 }
 
@@ -186,7 +202,14 @@ impl IoLoop<'_> {
                 },
                 Err(ChannelError::WouldBlock) => return,
                 Err(ChannelError::Malformed(why)) => {
-                    warn!(self.ctx.log, "malformed channel message"; "why" => why);
+                    // A hand-off whose socket could not be received (no
+                    // descriptor left): counted, so the master's count of
+                    // connections in flight stays true, and logged.
+                    if let Some(sb) = self.ctx.scoreboard.worker(self.ctx.slot) {
+                        sb.note_accepted();
+                    }
+                    warn!(self.ctx.log, "a message from the master was lost"; "why" => why);
+                    self.publish_fd_headroom(true);
                 }
                 Err(e) => {
                     // The master is gone: finish what is running, then exit.
@@ -264,10 +287,19 @@ impl IoLoop<'_> {
 
     // --- connections ---
 
-    /// This worker's share of `--max-clients`.
+    /// The connections this worker holds at most: its share of
+    /// `--max-clients`, and never so many that a hand-off could find no
+    /// descriptor to arrive in (the kernel would drop the socket).
     fn budget(&self) -> usize {
         let c = self.ctx.config;
-        c.max_clients.div_ceil(c.processes.max(1)).max(1)
+        let share = c.max_clients.div_ceil(c.processes.max(1)).max(1);
+        let reserve = 2 * FD_RESERVE;
+        let fits = self
+            .fds
+            .limit
+            .saturating_sub(self.fds.baseline + reserve)
+            .max(1);
+        share.min(usize::try_from(fits).unwrap_or(usize::MAX))
     }
 
     /// At the budget, closes the connections that have gone longest
@@ -324,6 +356,23 @@ impl IoLoop<'_> {
     fn publish_connections(&self) {
         if let Some(sb) = self.ctx.scoreboard.worker(self.ctx.slot) {
             sb.set_connections(self.entries.len() - self.free.len());
+        }
+        self.publish_fd_headroom(false);
+    }
+
+    /// How many more descriptors this worker can open, for the master's
+    /// dispatch: estimated from the connections held, counted exactly in
+    /// /proc when the estimate nears the limit (or `exact`).
+    fn publish_fd_headroom(&self, exact: bool) {
+        let held = (self.entries.len() - self.free.len()) as u64;
+        let mut used = self.fds.baseline + held;
+        if exact || used * 2 > self.fds.limit {
+            if let Ok(dir) = std::fs::read_dir("/proc/self/fd") {
+                used = dir.count() as u64;
+            }
+        }
+        if let Some(sb) = self.ctx.scoreboard.worker(self.ctx.slot) {
+            sb.set_fd_headroom(self.fds.limit.saturating_sub(used));
         }
     }
 
@@ -521,6 +570,7 @@ impl IoLoop<'_> {
                 "closed" => self.shed, "per_worker" => self.budget());
             self.shed = 0;
         }
+        self.publish_fd_headroom(false);
         if let Some(sb) = self.ctx.scoreboard.worker(self.ctx.slot) {
             sb.heartbeat();
             sb.set_idle_connections(idle);

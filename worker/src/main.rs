@@ -52,6 +52,9 @@ fn main() -> std::process::ExitCode {
     };
     let log = rwsgi_shared::log::logger(config.log_format, config.log_level, "worker")
         .new(o!("worker" => args.slot, "pid" => std::process::id()));
+    // Inherited from the master already; raising again costs nothing and
+    // covers a worker started some other way.
+    rwsgi_shared::rlimit::raise_nofile();
     let code = run(
         args.slot,
         args.generation,

@@ -235,3 +235,48 @@ fn slow_clients_beyond_max_clients_do_not_lock_new_clients_out() {
         .wait_for("at --max-clients", Duration::from_secs(5)));
     drop(slow);
 }
+
+#[test]
+fn descriptor_exhaustion_loses_no_connection() {
+    // 256 descriptors, 400 clients each holding a keep-alive connection,
+    // and a --max-clients far beyond what the descriptors allow.
+    let server = Server::builder()
+        .nofile(256)
+        .args([
+            "--keep-alive-timeout",
+            "30",
+            "--max-clients",
+            "1000",
+            &app("faults.py"),
+        ])
+        .start();
+    let port = server.port;
+    let clients: Vec<_> = (0..8)
+        .map(|_| {
+            std::thread::spawn(move || {
+                let mut held = Vec::new();
+                let mut failed = 0;
+                for _ in 0..50 {
+                    let mut s = rwsgi_tests::client::connect(port);
+                    s.set_read_timeout(Some(Duration::from_secs(20))).ok();
+                    let sent =
+                        std::io::Write::write_all(&mut s, b"GET / HTTP/1.1\r\nHost: h\r\n\r\n");
+                    let answered = sent.is_ok()
+                        && rwsgi_tests::client::read_response(&mut s, &mut Vec::new(), false)
+                            .is_ok_and(|r| r.status == 200);
+                    if !answered {
+                        failed += 1;
+                    }
+                    held.push(s);
+                }
+                failed
+            })
+        })
+        .collect();
+    let failed: usize = clients.into_iter().map(|c| c.join().unwrap_or(50)).sum();
+    let log = server.log.text();
+    assert_eq!(failed, 0, "{failed} of 400 requests failed\n{log}");
+    assert!(!log.contains("truncated"), "{log}");
+    // And the server still has its capacity afterwards.
+    assert_eq!(get(server.port, "/").status, 200);
+}
