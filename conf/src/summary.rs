@@ -17,7 +17,11 @@ pub fn summary(c: &ServerConfig) -> Vec<String> {
             c.app.entry_point,
             c.app.callable
         ),
-        format!("listening on http://{host}:{}/{}", c.port, c.mount_point.trim_start_matches('/')),
+        if c.port == 0 {
+            format!("address: {host}, a port the kernel chooses (logged once bound)")
+        } else {
+            format!("address: http://{host}:{}/{}", c.port, c.mount_point.trim_start_matches('/'))
+        },
         format!(
             "{} process{} x {} thread{} = {} concurrent requests",
             c.processes,

@@ -106,7 +106,7 @@ struct Server {
 }
 
 /// Runs the server until it is stopped; returns the exit code.
-pub fn run(config: ServerConfig, log: Logger) -> Result<ExitCode, ServerError> {
+pub fn run(mut config: ServerConfig, log: Logger) -> Result<ExitCode, ServerError> {
     let (before, limit) = rwsgi_shared::rlimit::raise_nofile();
     if before != limit {
         info!(log, "raised the open-files limit to the hard limit"; "from" => before, "to" => limit);
@@ -122,8 +122,12 @@ pub fn run(config: ServerConfig, log: Logger) -> Result<ExitCode, ServerError> {
         .register(&mut signals, SIGNALS, Interest::READABLE)?;
     let scoreboard = Scoreboard::create(std::process::id())?;
     let wanted = config.processes;
+    let bound = listener.local_addr()?;
+    // `--port 0` binds a port the kernel chooses: the workers (SERVER_PORT)
+    // and the log (for whoever started the server) get the real one.
+    config.port = bound.port();
     let config_bytes = spawn::config_bytes(&config);
-    info!(log, "listening"; "address" => listener.local_addr().map(|a| a.to_string()).unwrap_or_default());
+    info!(log, "listening on http://{}/", bound; "address" => bound.to_string());
     let mut server = Server {
         config,
         log,
