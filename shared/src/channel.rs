@@ -10,7 +10,7 @@ use nix::sys::socket::{
     SockFlag, SockType,
 };
 use std::io::{IoSlice, IoSliceMut};
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{Ipv6Addr, SocketAddr, SocketAddrV6};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
 /// Largest datagram: a request head that was already read plus framing.
@@ -65,42 +65,48 @@ const TAG_CONFIG: u8 = 1;
 const TAG_HANDOFF: u8 = 2;
 const TAG_CONTROL: u8 = 3;
 const TAG_HANDBACK: u8 = 4;
-const ADDR_LEN: usize = 1 + 16 + 2;
 
-fn encode_addr(out: &mut Vec<u8>, addr: &SocketAddr) {
-    match addr.ip() {
-        IpAddr::V4(ip) => {
-            out.push(4);
-            out.extend_from_slice(&ip.to_ipv6_mapped().octets());
-        }
-        IpAddr::V6(ip) => {
-            out.push(6);
-            out.extend_from_slice(&ip.octets());
-        }
-    }
-    out.extend_from_slice(&addr.port().to_be_bytes());
+/// Takes the next `N` bytes off the front of `bytes`.
+fn take<const N: usize>(bytes: &mut &[u8], short: &'static str) -> Result<[u8; N], ChannelError> {
+    let (head, rest) = bytes
+        .split_first_chunk::<N>()
+        .ok_or(ChannelError::Malformed(short))?;
+    *bytes = rest;
+    Ok(*head)
 }
 
-fn decode_addr(bytes: &[u8]) -> Result<SocketAddr, ChannelError> {
-    let bad = ChannelError::Malformed("short address");
-    let family = *bytes
-        .first()
-        .ok_or(ChannelError::Malformed("short address"))?;
-    let octets: [u8; 16] = bytes
-        .get(1..17)
-        .and_then(|b| b.try_into().ok())
-        .ok_or(bad)?;
-    let port_bytes: [u8; 2] = bytes
-        .get(17..19)
-        .and_then(|b| b.try_into().ok())
-        .ok_or(ChannelError::Malformed("short address"))?;
-    let v6 = Ipv6Addr::from(octets);
-    let ip = match family {
-        4 => IpAddr::V4(v6.to_ipv4_mapped().unwrap_or(Ipv4Addr::UNSPECIFIED)),
-        6 => IpAddr::V6(v6),
-        _ => return Err(ChannelError::Malformed("unknown address family")),
+/// A peer address on the wire: family, 16 octets (IPv4 mapped into IPv6),
+/// port, then flow label and scope id (zero for IPv4). The scope id keeps a
+/// link-local peer on its interface.
+fn encode_addr(out: &mut Vec<u8>, addr: &SocketAddr) {
+    let (family, octets, flowinfo, scope_id) = match addr {
+        SocketAddr::V4(a) => (4, a.ip().to_ipv6_mapped().octets(), 0, 0),
+        SocketAddr::V6(a) => (6, a.ip().octets(), a.flowinfo(), a.scope_id()),
     };
-    Ok(SocketAddr::new(ip, u16::from_be_bytes(port_bytes)))
+    out.push(family);
+    out.extend_from_slice(&octets);
+    out.extend_from_slice(&addr.port().to_be_bytes());
+    out.extend_from_slice(&flowinfo.to_be_bytes());
+    out.extend_from_slice(&scope_id.to_be_bytes());
+}
+
+fn decode_addr(bytes: &mut &[u8]) -> Result<SocketAddr, ChannelError> {
+    const SHORT: &str = "short address";
+    let [family] = take(bytes, SHORT)?;
+    let ip = Ipv6Addr::from(take::<16>(bytes, SHORT)?);
+    let port = u16::from_be_bytes(take(bytes, SHORT)?);
+    let flowinfo = u32::from_be_bytes(take(bytes, SHORT)?);
+    let scope_id = u32::from_be_bytes(take(bytes, SHORT)?);
+    match family {
+        4 => match ip.to_ipv4_mapped() {
+            Some(v4) if (flowinfo, scope_id) == (0, 0) => Ok(SocketAddr::new(v4.into(), port)),
+            _ => Err(ChannelError::Malformed("malformed IPv4 address")),
+        },
+        6 => Ok(SocketAddr::V6(SocketAddrV6::new(
+            ip, port, flowinfo, scope_id,
+        ))),
+        _ => Err(ChannelError::Malformed("unknown address family")),
+    }
 }
 
 impl Message {
@@ -136,33 +142,37 @@ impl Message {
         }
     }
 
+    /// Reads a datagram's payload. Only the exact bytes `encode` writes are
+    /// accepted (nothing trailing, IPv4 only in mapped form), so a framing
+    /// error is refused here rather than acted on.
     pub fn decode(bytes: &[u8]) -> Result<Message, ChannelError> {
-        let (&tag, body) = bytes
+        let (&tag, mut body) = bytes
             .split_first()
             .ok_or(ChannelError::Malformed("empty message"))?;
         match tag {
             TAG_CONFIG => Ok(Message::Config(body.to_vec())),
             TAG_HANDOFF => {
-                let peer = decode_addr(body)?;
-                let at: [u8; 8] = body
-                    .get(ADDR_LEN..ADDR_LEN + 8)
-                    .and_then(|b| b.try_into().ok())
-                    .ok_or(ChannelError::Malformed("short handoff"))?;
+                let peer = decode_addr(&mut body)?;
+                let at = take(&mut body, "short handoff")?;
                 Ok(Message::Handoff {
                     peer,
                     accepted_at_us: u64::from_le_bytes(at),
-                    buffered: body[ADDR_LEN + 8..].to_vec(),
+                    buffered: body.to_vec(),
                 })
             }
-            TAG_CONTROL => match body.first() {
-                Some(1) => Ok(Message::Control(Control::GracefulStop)),
-                Some(2) => Ok(Message::Control(Control::DumpStacks)),
-                _ => Err(ChannelError::Malformed("unknown control")),
+            TAG_CONTROL => match body {
+                [1] => Ok(Message::Control(Control::GracefulStop)),
+                [2] => Ok(Message::Control(Control::DumpStacks)),
+                [_] => Err(ChannelError::Malformed("unknown control")),
+                _ => Err(ChannelError::Malformed("control of the wrong length")),
             },
-            TAG_HANDBACK => Ok(Message::HandBack {
-                peer: decode_addr(body)?,
-                buffered: body.get(ADDR_LEN..).unwrap_or_default().to_vec(),
-            }),
+            TAG_HANDBACK => {
+                let peer = decode_addr(&mut body)?;
+                Ok(Message::HandBack {
+                    peer,
+                    buffered: body.to_vec(),
+                })
+            }
             _ => Err(ChannelError::Malformed("unknown tag")),
         }
     }
@@ -384,5 +394,58 @@ mod tests {
                 buffered: vec![1, 2, 3]
             }
         );
+    }
+
+    /// Found by `fuzz/fuzz_targets/channel.rs`: the flow label and scope id of
+    /// an IPv6 peer were dropped on the way, so a link-local peer lost its interface.
+    #[test]
+    fn ipv6_flow_label_and_scope_round_trip() {
+        let peer = SocketAddr::V6(SocketAddrV6::new(
+            "fe80::1".parse().expect("ip"),
+            8080,
+            7,
+            3,
+        ));
+        let msg = Message::Handoff {
+            peer,
+            accepted_at_us: 1,
+            buffered: Vec::new(),
+        };
+        let mut out = Vec::new();
+        msg.encode(&mut out);
+        assert_eq!(Message::decode(&out).expect("decode"), msg);
+    }
+
+    /// Found by `fuzz/fuzz_targets/channel.rs`: bytes after a control and an
+    /// IPv4 address that is not IPv4-mapped were accepted (the latter as
+    /// 0.0.0.0), so a framing error passed as a message.
+    #[test]
+    fn only_the_wire_form_decodes() {
+        let wire = |m: &Message| {
+            let mut out = Vec::new();
+            m.encode(&mut out);
+            out
+        };
+        let refused =
+            |bytes: &[u8]| matches!(Message::decode(bytes), Err(ChannelError::Malformed(_)));
+
+        let mut control = wire(&Message::Control(Control::GracefulStop));
+        control.push(0);
+        assert!(refused(&control), "trailing byte after a control");
+        assert!(refused(&[TAG_CONTROL]), "control without its byte");
+
+        let v4 = Message::HandBack {
+            peer: "192.0.2.7:4711".parse().expect("addr"),
+            buffered: Vec::new(),
+        };
+        let good = wire(&v4);
+        assert_eq!(Message::decode(&good).expect("decode"), v4);
+        let mut unmapped = good.clone();
+        unmapped[1] = 0x20; // 2000::/16, not ::ffff:0:0/96
+        assert!(refused(&unmapped), "IPv4 family with an unmapped address");
+        let mut scoped = good.clone();
+        *scoped.last_mut().expect("scope byte") = 1;
+        assert!(refused(&scoped), "IPv4 family with a scope id");
+        assert!(refused(&good[..good.len() - 1]), "short address");
     }
 }
