@@ -71,7 +71,11 @@ fn read(kind: BodyKind, input: &[u8], limit: u64, sizes: &[u8], takes: &[u8]) ->
             }
             Err(e) => {
                 assert_eq!(reader.error(), Some(&e), "the error is not kept");
-                assert_eq!(reader.fill(&mut src), Err(e.clone()), "the error is not sticky");
+                assert_eq!(
+                    reader.fill(&mut src),
+                    Err(e.clone()),
+                    "the error is not sticky"
+                );
                 break Some(e);
             }
         }
@@ -81,7 +85,11 @@ fn read(kind: BodyKind, input: &[u8], limit: u64, sizes: &[u8], takes: &[u8]) ->
     }
     assert!(body.len() as u64 <= limit || matches!(kind, BodyKind::Length(_)));
     if error.is_none() {
-        assert_eq!(reader.decoded(), body.len() as u64, "decoded() is not what was read");
+        assert_eq!(
+            reader.decoded(),
+            body.len() as u64,
+            "decoded() is not what was read"
+        );
     }
     let mut rest = reader.into_rest();
     rest.extend_from_slice(src.data);

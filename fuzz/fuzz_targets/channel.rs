@@ -7,7 +7,7 @@
 
 use libfuzzer_sys::arbitrary::{Result, Unstructured};
 use libfuzzer_sys::fuzz_target;
-use rwsgi_shared::channel::{Control, Message};
+use rwsgi_shared::channel::{Control, Event, Message};
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 
 fn encode(message: &Message) -> Vec<u8> {
@@ -34,14 +34,19 @@ fn peer(u: &mut Unstructured<'_>) -> Result<SocketAddr> {
 
 /// A message built field by field from the input; byte strings take what is left.
 fn message(u: &mut Unstructured<'_>) -> Result<Message> {
-    Ok(match u.choose_index(4)? {
+    Ok(match u.choose_index(5)? {
         0 => Message::Config(u.arbitrary::<&[u8]>()?.to_vec()),
         1 => Message::Handoff {
             peer: peer(u)?,
             accepted_at_us: u.arbitrary()?,
             buffered: u.arbitrary::<&[u8]>()?.to_vec(),
         },
-        2 => Message::Control(*u.choose(&[Control::GracefulStop, Control::DumpStacks])?),
+        2 => Message::Control(Control::GracefulStop),
+        3 => Message::Event(match u.choose_index(3)? {
+            0 => Event::Ready,
+            1 => Event::ReloadRequested,
+            _ => Event::Failed(u.arbitrary::<&str>()?.to_owned()),
+        }),
         _ => Message::HandBack {
             peer: peer(u)?,
             buffered: u.arbitrary::<&[u8]>()?.to_vec(),

@@ -1,24 +1,258 @@
-//! Choosing the worker for a new connection: the one with the most free
-//! threads in the scoreboard, counting connections still in its channel,
-//! among those that have descriptors left to receive it. A connection no
-//! worker can take stays with the master until one can.
+//! Connections: the listener, the queue of connections waiting for a
+//! worker, hand-offs over the channels and hand-backs from draining workers.
+//!
+//! A connection goes to the worker with the most free threads in the
+//! scoreboard, counting connections still in its channel, among those that
+//! have descriptors left to receive it. One no worker can take stays here
+//! until one can; beyond `--max-clients` the master stops accepting only
+//! when no worker holds a connection it could close to make room.
 
 use crate::workers::Workers;
+use mio::{Interest, Registry, Token};
+use rwsgi_shared::channel::{Channel, ChannelError, Message};
+use rwsgi_shared::scoreboard::Scoreboard;
+use slog::{warn, Logger};
+use std::collections::VecDeque;
+use std::net::{SocketAddr, TcpStream};
+use std::os::fd::{AsFd, OwnedFd};
+use std::time::{Duration, Instant};
 
 /// Descriptors a worker must have free, beyond the connections already on
 /// their way to it, to be handed another one.
 pub const MIN_FD_HEADROOM: i64 = 16;
-use rwsgi_shared::scoreboard::Scoreboard;
+/// Connections accepted but not yet handed to a worker; beyond this the
+/// master stops accepting and lets the kernel backlog hold clients.
+const MAX_PENDING: usize = 1024;
+
+/// A connection waiting for a worker.
+pub struct Pending {
+    stream: TcpStream,
+    peer: SocketAddr,
+    accepted_at_us: u64,
+    buffered: Vec<u8>,
+}
+
+/// The workers' side of a dispatch: their records, channels and scoreboard.
+pub struct Fleet<'a> {
+    pub workers: &'a mut Workers,
+    pub channels: &'a [Option<Channel>],
+    pub scoreboard: &'a Scoreboard,
+}
+
+pub struct Dispatcher {
+    listener: Option<mio::net::TcpListener>,
+    /// The listener may have connections to accept.
+    readable: bool,
+    paused_until: Option<Instant>,
+    pending: VecDeque<Pending>,
+    rotate: usize,
+    max_clients: usize,
+    /// "holding connections" was logged since the queue was last empty.
+    holding_logged: bool,
+    log: Logger,
+}
+
+impl Dispatcher {
+    pub fn new(
+        mut listener: mio::net::TcpListener,
+        registry: &Registry,
+        token: Token,
+        max_clients: usize,
+        log: Logger,
+    ) -> std::io::Result<Dispatcher> {
+        registry.register(&mut listener, token, Interest::READABLE)?;
+        Ok(Dispatcher {
+            listener: Some(listener),
+            readable: true,
+            paused_until: None,
+            pending: VecDeque::new(),
+            rotate: 0,
+            max_clients,
+            holding_logged: false,
+            log,
+        })
+    }
+
+    /// The listener reported readiness.
+    pub fn listener_readable(&mut self) {
+        self.readable = true;
+    }
+
+    /// Stops accepting. With `drain`, the connections already in the kernel
+    /// backlog, which were promised service, are accepted and queued first.
+    pub fn close_listener(&mut self, drain: bool, fleet: &mut Fleet<'_>, registry: &Registry) {
+        if drain {
+            self.readable = true;
+            self.paused_until = None;
+            self.accept(fleet);
+            self.dispatch_pending(fleet, false);
+        }
+        if let Some(mut l) = self.listener.take() {
+            let _ = registry.deregister(&mut l);
+        }
+    }
+
+    pub fn drop_pending(&mut self) {
+        self.pending.clear();
+    }
+
+    /// Accepts while a worker can take connections and the limits allow.
+    pub fn accept(&mut self, fleet: &mut Fleet<'_>) {
+        if let Some(until) = self.paused_until {
+            if Instant::now() < until {
+                return;
+            }
+            self.paused_until = None;
+        }
+        while self.readable
+            && fleet.workers.any_ready()
+            && self.pending.len() < MAX_PENDING
+            && (held(fleet, self.pending.len()) < self.max_clients || reclaimable(fleet) > 0)
+        {
+            let Some(listener) = self.listener.as_ref() else {
+                return;
+            };
+            match listener.accept() {
+                Ok((stream, peer)) => {
+                    let _ = stream.set_nodelay(true);
+                    // The worker owns the socket from here; blocking mode is its choice.
+                    let fd = OwnedFd::from(stream);
+                    let conn = Pending {
+                        stream: TcpStream::from(fd),
+                        peer,
+                        accepted_at_us: rwsgi_shared::time::now_us(),
+                        buffered: Vec::new(),
+                    };
+                    self.dispatch(conn, fleet);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => self.readable = false,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e)
+                    if matches!(
+                        e.raw_os_error(),
+                        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
+                    ) =>
+                {
+                    warn!(self.log, "cannot accept: {}; pausing accepts for 100 ms", e);
+                    self.paused_until = Some(Instant::now() + Duration::from_millis(100));
+                    return;
+                }
+                // ECONNABORTED and friends concern one client only.
+                Err(_) => {}
+            }
+        }
+    }
+
+    /// A connection a draining worker gave back, with what it had read.
+    pub fn hand_back(
+        &mut self,
+        fd: OwnedFd,
+        peer: SocketAddr,
+        buffered: Vec<u8>,
+        fleet: &mut Fleet<'_>,
+    ) {
+        let conn = Pending {
+            stream: TcpStream::from(fd),
+            peer,
+            accepted_at_us: rwsgi_shared::time::now_us(),
+            buffered,
+        };
+        self.dispatch(conn, fleet);
+    }
+
+    fn dispatch(&mut self, conn: Pending, fleet: &mut Fleet<'_>) {
+        let mut tried = Vec::new();
+        loop {
+            let Some(slot) = choose(fleet, &mut self.rotate, &tried) else {
+                if !self.holding_logged && fleet.workers.any_ready() {
+                    warn!(self.log, "holding connections: no worker can take one now (channels full, or descriptors short)";
+                        "held" => self.pending.len() + 1);
+                    self.holding_logged = true;
+                }
+                self.pending.push_back(conn);
+                return;
+            };
+            let (Some(worker), Some(Some(channel))) =
+                (fleet.workers.get_mut(slot), fleet.channels.get(slot))
+            else {
+                tried.push(slot);
+                continue;
+            };
+            let msg = Message::Handoff {
+                peer: conn.peer,
+                accepted_at_us: conn.accepted_at_us,
+                buffered: conn.buffered.clone(),
+            };
+            match channel.send(&msg, Some(conn.stream.as_fd())) {
+                Ok(()) => {
+                    worker.sent += 1;
+                    return; // dropping `conn` closes the master's copy
+                }
+                Err(ChannelError::WouldBlock) => tried.push(slot),
+                Err(e) => {
+                    warn!(self.log, "cannot hand a connection to worker"; "slot" => slot, "error" => %e);
+                    worker.channel_open = false;
+                    tried.push(slot);
+                }
+            }
+        }
+    }
+
+    /// Hands queued connections to workers, oldest first. With no worker
+    /// left to take them (`stopping`), they are dropped.
+    pub fn dispatch_pending(&mut self, fleet: &mut Fleet<'_>, stopping: bool) {
+        if self.pending.is_empty() {
+            self.holding_logged = false;
+        }
+        for _ in 0..self.pending.len() {
+            if !fleet.workers.any_ready() {
+                if stopping {
+                    self.pending.clear();
+                }
+                return;
+            }
+            let Some(conn) = self.pending.pop_front() else {
+                return;
+            };
+            let before = self.pending.len();
+            self.dispatch(conn, fleet);
+            if self.pending.len() > before {
+                return; // every channel is full; try again next turn
+            }
+        }
+    }
+}
+
+/// Connections held by workers (or on their way) and waiting here, for `--max-clients`.
+fn held(fleet: &Fleet<'_>, pending: usize) -> usize {
+    let in_workers: u64 = fleet
+        .workers
+        .iter()
+        .map(|(slot, w)| {
+            let sb = fleet.scoreboard.worker(slot);
+            let held = sb.map_or(0, |s| u64::from(s.connections()));
+            held + w.sent.saturating_sub(sb.map_or(0, |s| s.accepted()))
+        })
+        .sum();
+    in_workers as usize + pending
+}
+
+/// Connections the workers would close to make room for a new client
+/// (idle, or without a complete request head), as of their last sweep.
+fn reclaimable(fleet: &Fleet<'_>) -> usize {
+    fleet
+        .workers
+        .iter()
+        .filter(|(_, w)| w.accepts_work())
+        .filter_map(|(slot, _)| fleet.scoreboard.worker(slot))
+        .map(|sb| sb.idle_connections() as usize)
+        .sum()
+}
 
 /// Picks a worker slot, rotating among equals so load spreads when all are idle.
-pub fn choose(
-    workers: &Workers,
-    scoreboard: &Scoreboard,
-    rotate: &mut usize,
-    exclude: &[usize],
-) -> Option<usize> {
-    let mut best: Option<(i64, usize)> = None;
-    let candidates: Vec<usize> = workers
+fn choose(fleet: &Fleet<'_>, rotate: &mut usize, exclude: &[usize]) -> Option<usize> {
+    let candidates: Vec<usize> = fleet
+        .workers
         .iter()
         .filter(|(slot, w)| w.accepts_work() && !exclude.contains(slot))
         .map(|(slot, _)| slot)
@@ -27,9 +261,11 @@ pub fn choose(
         return None;
     }
     let n = candidates.len();
+    let mut best: Option<(i64, usize)> = None;
     for k in 0..n {
         let slot = candidates[(*rotate + k) % n];
-        let (Some(worker), Some(sb)) = (workers.get(slot), scoreboard.worker(slot)) else {
+        let (Some(worker), Some(sb)) = (fleet.workers.get(slot), fleet.scoreboard.worker(slot))
+        else {
             continue;
         };
         let in_flight = worker.sent.saturating_sub(sb.accepted()) as i64;

@@ -26,7 +26,7 @@ pub enum Health {
 
 /// The heartbeats of one ready worker; 0 means "not beaten yet", and then
 /// the time it became ready stands in for it.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Default)]
 pub struct Beats {
     pub io_ms: u64,
     pub python_ms: u64,

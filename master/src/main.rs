@@ -13,6 +13,7 @@ mod reap;
 mod server;
 mod spawn;
 mod status;
+mod supervisor;
 mod workers;
 
 use rwsgi_conf::{summary, Invocation};

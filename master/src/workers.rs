@@ -1,12 +1,13 @@
-//! The master's view of its workers: one entry per scoreboard slot.
+//! The master's view of its workers: one record per scoreboard slot, plain
+//! data (the channels live with the event loop), so the supervisor's
+//! decisions can be tested without processes.
 
-use rwsgi_shared::channel::Channel;
 use std::time::Instant;
 
 /// Where a worker is in its life, from the master's side.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {
-    /// Spawned, not yet ready in the scoreboard.
+    /// Spawned, not yet ready.
     Starting,
     /// Taking connections.
     Ready,
@@ -15,10 +16,10 @@ pub enum Phase {
 }
 
 /// One live worker process.
+#[derive(Debug, Clone)]
 pub struct Worker {
     pub pid: u32,
     pub generation: u32,
-    pub channel: Channel,
     /// The channel reached EOF or failed: nothing more can be sent.
     pub channel_open: bool,
     /// Connections sent over the channel (compared with the worker's
@@ -40,6 +41,8 @@ pub struct Worker {
     pub stuck: bool,
     /// Why the master killed it, for the log when it is reaped.
     pub killed: Option<String>,
+    /// Why it is killed if it is still alive at its stop deadline.
+    pub overdue: &'static str,
 }
 
 impl Worker {
@@ -47,13 +50,23 @@ impl Worker {
         self.phase == Phase::Ready && self.channel_open && !self.unresponsive && !self.stuck
     }
 
-    /// Sends SIGKILL and remembers why, for the log when it is reaped.
-    pub fn kill(&mut self, why: String) {
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(self.pid as i32),
-            nix::sys::signal::Signal::SIGKILL,
-        );
-        self.killed.get_or_insert(why);
+    /// A worker just spawned for `generation`.
+    pub fn new(pid: u32, generation: u32, now: Instant) -> Worker {
+        Worker {
+            pid,
+            generation,
+            channel_open: true,
+            sent: 0,
+            phase: Phase::Starting,
+            spawned_at: now,
+            retiring: None,
+            request_limit: u64::MAX,
+            restart_after: std::time::Duration::MAX,
+            unresponsive: false,
+            stuck: false,
+            killed: None,
+            overdue: "",
+        }
     }
 
     pub fn is_stopping(&self) -> bool {

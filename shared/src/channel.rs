@@ -21,8 +21,19 @@ pub const MAX_MESSAGE: usize = 128 * 1024;
 pub enum Control {
     /// Stop taking connections, finish in-flight requests, hand back idle ones, exit.
     GracefulStop,
-    /// Write the Python stack of every thread to the log.
-    DumpStacks,
+}
+
+/// What a worker tells the master (worker → master). Liveness is not an
+/// event: it is read from the scoreboard's heartbeats, because a stuck
+/// worker cannot send anything.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// The application is loaded; the worker takes connections.
+    Ready,
+    /// A loaded module's file changed (`--reload-on-changes`): reload.
+    ReloadRequested,
+    /// The worker cannot go on, and why; it exits after sending this.
+    Failed(String),
 }
 
 /// One message on the channel. `Handoff` and `HandBack` travel with a socket.
@@ -40,6 +51,8 @@ pub enum Message {
     Control(Control),
     /// Worker → master: a connection the worker gives up while draining.
     HandBack { peer: SocketAddr, buffered: Vec<u8> },
+    /// Worker → master.
+    Event(Event),
 }
 
 /// A message as received, with the descriptor that came with it.
@@ -65,6 +78,7 @@ const TAG_CONFIG: u8 = 1;
 const TAG_HANDOFF: u8 = 2;
 const TAG_CONTROL: u8 = 3;
 const TAG_HANDBACK: u8 = 4;
+const TAG_EVENT: u8 = 5;
 
 /// Takes the next `N` bytes off the front of `bytes`.
 fn take<const N: usize>(bytes: &mut &[u8], short: &'static str) -> Result<[u8; N], ChannelError> {
@@ -131,13 +145,23 @@ impl Message {
                 out.push(TAG_CONTROL);
                 out.push(match control {
                     Control::GracefulStop => 1,
-                    Control::DumpStacks => 2,
                 });
             }
             Message::HandBack { peer, buffered } => {
                 out.push(TAG_HANDBACK);
                 encode_addr(out, peer);
                 out.extend_from_slice(buffered);
+            }
+            Message::Event(event) => {
+                out.push(TAG_EVENT);
+                match event {
+                    Event::Ready => out.push(1),
+                    Event::ReloadRequested => out.push(2),
+                    Event::Failed(why) => {
+                        out.push(3);
+                        out.extend_from_slice(why.as_bytes());
+                    }
+                }
             }
         }
     }
@@ -162,7 +186,6 @@ impl Message {
             }
             TAG_CONTROL => match body {
                 [1] => Ok(Message::Control(Control::GracefulStop)),
-                [2] => Ok(Message::Control(Control::DumpStacks)),
                 [_] => Err(ChannelError::Malformed("unknown control")),
                 _ => Err(ChannelError::Malformed("control of the wrong length")),
             },
@@ -173,6 +196,16 @@ impl Message {
                     buffered: body.to_vec(),
                 })
             }
+            TAG_EVENT => match body {
+                [1] => Ok(Message::Event(Event::Ready)),
+                [2] => Ok(Message::Event(Event::ReloadRequested)),
+                [3, why @ ..] => std::str::from_utf8(why)
+                    .map(|w| Message::Event(Event::Failed(w.to_owned())))
+                    .map_err(|_| ChannelError::Malformed("event text is not UTF-8")),
+                [] => Err(ChannelError::Malformed("event without its kind")),
+                [_] => Err(ChannelError::Malformed("unknown event")),
+                _ => Err(ChannelError::Malformed("event of the wrong length")),
+            },
             _ => Err(ChannelError::Malformed("unknown tag")),
         }
     }
@@ -199,6 +232,16 @@ impl Channel {
             SockFlag::SOCK_CLOEXEC,
         )?;
         Ok((Channel { fd: a }, Channel { fd: b }))
+    }
+
+    /// Another handle on the same channel (one more descriptor), for a
+    /// second thread that sends: each datagram goes whole, so senders never
+    /// interleave.
+    pub fn try_clone(&self) -> Result<Channel, ChannelError> {
+        self.fd
+            .try_clone()
+            .map(|fd| Channel { fd })
+            .map_err(|e| ChannelError::Io(Errno::from_raw(e.raw_os_error().unwrap_or(0))))
     }
 
     pub fn from_fd(fd: OwnedFd) -> Channel {
@@ -352,7 +395,7 @@ mod tests {
             .send(&Message::Config(b"{}".to_vec()), None)
             .expect("send");
         master
-            .send(&Message::Control(Control::DumpStacks), None)
+            .send(&Message::Event(Event::Ready), None)
             .expect("send");
         let mut buf = Vec::new();
         assert_eq!(
@@ -361,7 +404,7 @@ mod tests {
         );
         assert_eq!(
             worker.recv(&mut buf).expect("recv").message,
-            Message::Control(Control::DumpStacks)
+            Message::Event(Event::Ready)
         );
         drop(master);
         assert!(matches!(worker.recv(&mut buf), Err(ChannelError::Closed)));

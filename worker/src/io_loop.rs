@@ -195,7 +195,6 @@ impl IoLoop<'_> {
                         self.adopt(Conn::new(stream, peer, buffered));
                     }
                     (Message::Control(Control::GracefulStop), _) => self.drain(true),
-                    (Message::Control(Control::DumpStacks), _) => self.dump_stacks(),
                     (other, _) => {
                         warn!(self.ctx.log, "unexpected channel message"; "message" => ?other)
                     }
@@ -277,12 +276,6 @@ impl IoLoop<'_> {
                 debug!(self.ctx.log, "could not hand a connection back; closing it"; "error" => %e);
             }
         }
-    }
-
-    /// The master asks for the Python stacks: faulthandler writes them
-    /// from its signal handler, without the GIL (see `python::stacks`).
-    fn dump_stacks(&self) {
-        let _ = nix::sys::signal::raise(crate::python::DUMP_SIGNAL);
     }
 
     // --- connections ---

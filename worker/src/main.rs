@@ -17,7 +17,7 @@ mod signals;
 mod statics;
 mod wsgi;
 
-use rwsgi_shared::channel::{Channel, Message};
+use rwsgi_shared::channel::{Channel, Event, Message};
 use rwsgi_shared::config::ServerConfig;
 use rwsgi_shared::exit::ExitCode;
 use rwsgi_shared::scoreboard::{Scoreboard, WorkerState};
@@ -95,6 +95,8 @@ fn run(
         Ok(i) => i,
         Err(e) => {
             error!(log, "cannot start Python: {}", e);
+            let why = format!("cannot start Python: {e}");
+            let _ = channel.send(&Message::Event(Event::Failed(why)), None);
             return ExitCode::PythonInit;
         }
     };
@@ -109,6 +111,7 @@ fn run(
         Err(e) => {
             // The traceback was already written; say plainly what it means.
             error!(log, "{}", e);
+            let _ = channel.send(&Message::Event(Event::Failed(e.to_string())), None);
             return ExitCode::AppLoad;
         }
     };
@@ -128,19 +131,26 @@ fn run(
     };
     let threads =
         request_thread::start(config.threads, &pool, &app, &config, &scoreboard, slot, log);
-    python::watch_for_changes(
-        &config,
-        python::Watch {
-            app: app.clone(),
-            scoreboard: scoreboard.clone(),
-            slot,
-            generation,
-            log: log.clone(),
-            load_started,
-        },
-    );
+    if config.python.reload_on_changes {
+        match channel.try_clone() {
+            Ok(second) => python::watch_for_changes(
+                &config,
+                python::Watch {
+                    app: app.clone(),
+                    channel: second,
+                    log: log.clone(),
+                    load_started,
+                },
+            ),
+            Err(e) => error!(log, "cannot start the reload monitor: {}", e),
+        }
+    }
     if let Some(sb) = scoreboard.worker(slot) {
         sb.set_state(WorkerState::Ready);
+    }
+    if let Err(e) = channel.send(&Message::Event(Event::Ready), None) {
+        error!(log, "cannot tell the master this worker is ready: {}", e);
+        return ExitCode::Failure;
     }
     info!(log, "ready"; "generation" => generation, "threads" => config.threads);
     python::beat_python(scoreboard.clone(), slot);

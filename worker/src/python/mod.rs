@@ -10,4 +10,4 @@ mod stacks;
 pub use app::{load_application, log_exception, run_exit_handlers, Application};
 pub use init::{start, Interpreter};
 pub use monitor::{watch_for_changes, Watch};
-pub use stacks::{beat_python, install_dump, DUMP_SIGNAL};
+pub use stacks::{beat_python, install_dump};

@@ -1,5 +1,5 @@
 //! `--reload-on-changes`: watch the files of every loaded module and, when
-//! one changes, ask the master for a graceful reload (SIGHUP), the same as an
+//! one changes, ask the master for a graceful reload (over the channel), the same as an
 //! operator would. The new generation loads the changed code; the old workers
 //! keep serving until it is ready, so a file saved with a syntax error costs
 //! no request.
@@ -8,11 +8,9 @@
 //! join it); the `stat` calls run without it.
 
 use super::Application;
-use nix::sys::signal::{kill, Signal};
-use nix::unistd::{getppid, Pid};
 use pyo3::prelude::*;
+use rwsgi_shared::channel::{Channel, Event, Message};
 use rwsgi_shared::config::{AppType, ServerConfig};
-use rwsgi_shared::scoreboard::Scoreboard;
 use slog::{error, info, warn, Logger};
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -21,10 +19,6 @@ use std::time::{Duration, SystemTime};
 
 /// How often the files are checked (mod_wsgi-express checks every second).
 const INTERVAL: Duration = Duration::from_secs(1);
-
-/// Workers of one generation signal one after the other, this far apart, so
-/// the first one's reload is seen by the others and only one is asked for.
-const STAGGER: Duration = Duration::from_millis(300);
 
 /// What identifies a version of a file.
 type Stamp = Option<(SystemTime, u64)>;
@@ -37,9 +31,8 @@ fn stamp(path: &PathBuf) -> Stamp {
 /// Everything the monitor thread needs.
 pub struct Watch {
     pub app: Arc<Application>,
-    pub scoreboard: Arc<Scoreboard>,
-    pub slot: usize,
-    pub generation: u32,
+    /// A second handle on the worker's channel, to ask for the reload.
+    pub channel: Channel,
     pub log: Logger,
     /// When the application started loading: a file modified later may
     /// have been read before the change, so it counts as changed.
@@ -125,26 +118,14 @@ fn run(watch: Watch, extra: Vec<String>) {
     }
 }
 
-/// Sends SIGHUP to the master unless another worker already caused a reload.
+/// Asks the master for a reload over the channel. Every worker of the
+/// generation may ask; the master acts on the first request and ignores
+/// those of a generation it has already replaced.
 fn request_reload(watch: &Watch) {
-    // Rank among the live workers of this generation: the first one signals
-    // at once, the others only if they still see no reload after a while.
-    let rank = watch
-        .scoreboard
-        .workers()
-        .filter(|(i, w)| *i < watch.slot && w.pid() != 0 && w.generation() == watch.generation)
-        .count();
-    std::thread::sleep(STAGGER * rank.min(16) as u32);
-    let header = watch.scoreboard.header();
-    if header.generation() != watch.generation {
-        return;
-    }
-    let master = header.master_pid();
-    if master == 0 || getppid().as_raw() as u32 != master {
-        warn!(watch.log, "cannot ask for a reload: the master is gone"; "master" => master);
-        return;
-    }
-    if let Err(e) = kill(Pid::from_raw(master as i32), Signal::SIGHUP) {
-        error!(watch.log, "cannot signal the master for a reload: {}", e);
+    let asked = watch
+        .channel
+        .send(&Message::Event(Event::ReloadRequested), None);
+    if let Err(e) = asked {
+        warn!(watch.log, "cannot ask the master for a reload: {}", e);
     }
 }
