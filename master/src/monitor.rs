@@ -1,6 +1,7 @@
 //! What the supervisor's decisions need from outside: a worker's memory
 //! and CPU from /proc (sampled once a second), and random jitter.
 
+use nix::unistd::SysconfVar;
 use std::hash::{BuildHasher, Hasher};
 use std::time::{Duration, Instant};
 
@@ -29,15 +30,21 @@ pub fn jitter(max: u64) -> u64 {
 pub fn usage(pid: u32) -> Option<(u64, u64)> {
     let statm = std::fs::read_to_string(format!("/proc/{pid}/statm")).ok()?;
     let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
-    // SAFETY: sysconf only reads a system constant.
-    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(4096) as u64;
+    let page = sysconf(SysconfVar::PAGE_SIZE).max(4096);
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let fields: Vec<&str> = stat.rsplit(')').next()?.split_whitespace().collect();
     // utime and stime are fields 14 and 15 of stat; 12 and 13 after the name.
     let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
-    // SAFETY: as above.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    let hz = sysconf(SysconfVar::CLK_TCK).max(1);
     Some((pages * page / (1024 * 1024), ticks / hz))
+}
+
+fn sysconf(var: SysconfVar) -> u64 {
+    nix::unistd::sysconf(var)
+        .ok()
+        .flatten()
+        .and_then(|v| u64::try_from(v).ok())
+        .unwrap_or(0)
 }
 
 /// Ticks of the /proc sampler.

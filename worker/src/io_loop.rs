@@ -5,11 +5,12 @@
 use crate::conn::{Conn, READ_CHUNK};
 use crate::net;
 use crate::pool::{Job, Pool, Returned, WAKER};
+use crate::route::{route, Routed};
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 use rwsgi_shared::channel::{Channel, ChannelError, Control, Message};
 use rwsgi_shared::config::ServerConfig;
-use rwsgi_shared::http::{parse_request_head, HttpError, Parsed};
+use rwsgi_shared::http::HttpError;
 use rwsgi_shared::scoreboard::{Scoreboard, WorkerState};
 use slog::{debug, info, warn, Logger};
 use std::net::TcpStream;
@@ -422,12 +423,13 @@ impl IoLoop<'_> {
             }
             _ => return,
         };
+        let files = self.ctx.statics.files();
         let outcome = loop {
             if !conn.buf.is_empty() {
-                match parse_request_head(&conn.buf, &limits) {
-                    Ok(Parsed::Complete(head, used)) => break Ok(Some((head, used))),
-                    Ok(Parsed::Partial) => {}
-                    Err(e) => break Err(Some(e)),
+                match route(&conn.buf, &limits, files) {
+                    Routed::Partial => {}
+                    Routed::Refused(e) => break Err(Some(e)),
+                    complete => break Ok(Some(complete)),
                 }
             }
             let before = conn.buf.len();
@@ -444,13 +446,25 @@ impl IoLoop<'_> {
         };
         match outcome {
             Ok(None) => {}
-            Ok(Some((head, used))) => {
+            Ok(Some(routed)) => {
                 let Some(Entry::Idle(mut conn)) = self.entries[token].replace(Entry::Busy) else {
                     return;
                 };
-                conn.buf.drain(..used);
-                let Some((conn, head)) = self.ctx.statics.route(token, conn, head) else {
-                    return;
+                let head = match routed {
+                    Routed::Static(head, used, resolution) => {
+                        conn.buf.drain(..used);
+                        self.ctx.statics.serve(token, conn, head, resolution);
+                        return;
+                    }
+                    Routed::App(head, used) => {
+                        conn.buf.drain(..used);
+                        head
+                    }
+                    // Not produced by the loop above.
+                    Routed::Partial | Routed::Refused(_) => {
+                        self.entries[token] = Some(Entry::Idle(conn));
+                        return;
+                    }
                 };
                 let n = self.ctx.pool.push(Job {
                     conn,

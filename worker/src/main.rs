@@ -13,6 +13,7 @@ mod net;
 mod pool;
 mod python;
 mod request_thread;
+mod route;
 mod signals;
 mod statics;
 mod wsgi;
@@ -129,8 +130,14 @@ fn run(
             return ExitCode::Failure;
         }
     };
-    let threads =
-        request_thread::start(config.threads, &pool, &app, &config, &scoreboard, slot, log);
+    let shared = request_thread::Shared {
+        pool: pool.clone(),
+        app: app.clone(),
+        config: config.clone(),
+        scoreboard: scoreboard.clone(),
+        files: statics.shared_files(),
+    };
+    let threads = request_thread::start(config.threads, &shared, slot, log);
     if config.python.reload_on_changes {
         match channel.try_clone() {
             Ok(second) => python::watch_for_changes(

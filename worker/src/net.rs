@@ -5,21 +5,8 @@
 use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use std::io::{self, IoSlice};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::time::{Duration, Instant};
-
-/// A borrowed view of a connection's socket for objects handed to Python
-/// (`wsgi.input`, `start_response`).
-///
-/// # Safety
-/// The caller guarantees the descriptor stays open while the view is used:
-/// the request handler owns the connection for the whole request and closes
-/// those objects (so they stop using the descriptor) before it gives the
-/// connection up.
-pub unsafe fn borrow(fd: RawFd) -> BorrowedFd<'static> {
-    // SAFETY: upheld by the caller, see above.
-    unsafe { BorrowedFd::borrow_raw(fd) }
-}
 
 fn timed_out() -> io::Error {
     io::Error::new(io::ErrorKind::TimedOut, "socket timed out")

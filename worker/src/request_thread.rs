@@ -5,44 +5,46 @@ use crate::conn::{Conn, READ_CHUNK};
 use crate::net;
 use crate::pool::{Job, Pool, Returned};
 use crate::python::Application;
+use crate::route::{route, Routed};
 use crate::wsgi::{self, RequestContext};
 use pyo3::Python;
 use rwsgi_shared::config::ServerConfig;
-use rwsgi_shared::http::{parse_request_head, HttpError, Parsed, RequestHead};
+use rwsgi_shared::http::{HttpError, RequestHead};
 use rwsgi_shared::scoreboard::Scoreboard;
+use rwsgi_shared::statics::StaticFiles;
 use slog::{o, Logger};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-pub fn start(
-    n: usize,
-    pool: &Arc<Pool>,
-    app: &Arc<Application>,
-    config: &Arc<ServerConfig>,
-    scoreboard: &Arc<Scoreboard>,
-    slot: usize,
-    log: &Logger,
-) -> Vec<JoinHandle<()>> {
+/// What every request thread of the worker shares.
+#[derive(Clone)]
+pub struct Shared {
+    pub pool: Arc<Pool>,
+    pub app: Arc<Application>,
+    pub config: Arc<ServerConfig>,
+    pub scoreboard: Arc<Scoreboard>,
+    pub files: Arc<StaticFiles>,
+}
+
+pub fn start(n: usize, shared: &Shared, slot: usize, log: &Logger) -> Vec<JoinHandle<()>> {
     (0..n)
         .filter_map(|index| {
-            let pool = Arc::clone(pool);
-            let app = Arc::clone(app);
-            let config = Arc::clone(config);
-            let scoreboard = Arc::clone(scoreboard);
+            let shared = shared.clone();
             let log = log.new(o!("thread" => index));
             std::thread::Builder::new()
                 .name(format!("rwsgi-request-{index}"))
                 .spawn(move || {
                     let ctx = RequestContext {
-                        app: &app,
-                        config: &config,
-                        scoreboard: &scoreboard,
+                        app: &shared.app,
+                        config: &shared.config,
+                        scoreboard: &shared.scoreboard,
                         slot,
                         thread: index,
+                        files: &shared.files,
                         log: &log,
                     };
-                    serve(&pool, &ctx);
+                    serve(&shared.pool, &ctx);
                 })
                 .ok()
         })
@@ -145,18 +147,16 @@ fn follow_up(mut conn: Conn, ctx: &RequestContext<'_>, read_more: bool) -> Next 
     let limits = ctx.config.limits;
     for attempt in 0..2 {
         if !conn.buf.is_empty() {
-            match parse_request_head(&conn.buf, &limits) {
-                Ok(Parsed::Complete(head, used)) => {
-                    // Static files are never served on a Python thread: the
-                    // I/O thread parses the head again and routes it.
-                    if rwsgi_shared::statics::might_serve(&ctx.config.statics, &head.path) {
-                        return Next::Idle(conn);
-                    }
+            match route(&conn.buf, &limits, ctx.files) {
+                Routed::App(head, used) => {
                     conn.buf.drain(..used);
                     return Next::Run(conn, head);
                 }
-                Ok(Parsed::Partial) => {}
-                Err(e) => {
+                // Static files are never served on a Python thread: the I/O
+                // thread routes the request again and hands it to a lane.
+                Routed::Static(..) => return Next::Idle(conn),
+                Routed::Partial => {}
+                Routed::Refused(e) => {
                     conn.reject(&e, &limits, ctx.log);
                     return Next::Close(conn);
                 }

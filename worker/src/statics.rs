@@ -20,12 +20,13 @@
 use crate::conn::{Conn, READ_CHUNK};
 use crate::net;
 use crate::pool::{Pool, Returned};
+use crate::route::{route, Routed};
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token, Waker};
 use nix::errno::Errno;
 use nix::sys::socket::{sendmsg, MsgFlags, SockaddrStorage};
 use rwsgi_shared::config::ServerConfig;
-use rwsgi_shared::http::{parse_request_head, BodyKind, DateCache, Parsed, RequestHead};
+use rwsgi_shared::http::{BodyKind, DateCache, RequestHead};
 use rwsgi_shared::statics::{self, Plan, Resolution, Segment, StaticFiles};
 use slog::{debug, error, info, o, warn, Logger};
 use std::collections::VecDeque;
@@ -135,25 +136,24 @@ impl Statics {
         Ok((statics, threads))
     }
 
-    /// Takes the request if it is static; gives it back for the application otherwise.
-    pub fn route(
+    /// The static files, for routing (see `route`).
+    pub fn files(&self) -> &StaticFiles {
+        &self.files
+    }
+
+    /// The static files, shared with the request threads.
+    pub fn shared_files(&self) -> Arc<StaticFiles> {
+        Arc::clone(&self.files)
+    }
+
+    /// Serves a static request on one of the lanes.
+    pub fn serve(
         &self,
         token: usize,
         conn: Conn,
         head: RequestHead,
-    ) -> Option<(Conn, RequestHead)> {
-        if self.lanes.is_empty() {
-            return Some((conn, head));
-        }
-        let resolution = if self.files.claims(&head) {
-            None
-        } else {
-            // --document-root: only an existing file is static.
-            match self.files.resolve(&head) {
-                Resolution::NotStatic => return Some((conn, head)),
-                r => Some(r),
-            }
-        };
+        resolution: Option<Resolution>,
+    ) {
         let lane = &self.lanes[self.next.fetch_add(1, Ordering::Relaxed) % self.lanes.len()];
         lock(&lane.jobs).push_back(Job {
             conn,
@@ -163,7 +163,6 @@ impl Statics {
             started: Instant::now(),
         });
         let _ = lane.waker.wake();
-        None
     }
 
     /// Stops the lanes; transfers still running are closed.
@@ -404,16 +403,16 @@ impl LaneLoop {
                 Ok(Some(_)) => {}
             }
         }
-        let head = match parse_request_head(&held.conn.buf, &limits) {
-            Ok(Parsed::Complete(head, used)) if self.statics.files.claims(&head) => {
+        let (head, resolution) = match route(&held.conn.buf, &limits, &self.statics.files) {
+            Routed::Static(head, used, resolution) => {
                 held.conn.buf.drain(..used);
-                head
+                let resolution = resolution.unwrap_or_else(|| self.statics.files.resolve(&head));
+                (head, resolution)
             }
             // Not static, still arriving, or refused: the I/O thread's
             // business (timeouts, the parser's error responses, the app).
-            _ => return Some(Step::GiveBack),
+            Routed::App(..) | Routed::Partial | Routed::Refused(_) => return Some(Step::GiveBack),
         };
-        let resolution = self.statics.files.resolve(&head);
         let transfer = self.respond(&mut held.conn, head, resolution, Instant::now());
         held.state = State::Sending(Box::new(transfer));
         None

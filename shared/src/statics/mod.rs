@@ -18,7 +18,7 @@ pub mod range;
 mod resolve;
 mod response;
 
-pub use resolve::{might_serve, Resolution, StaticFile, StaticFiles};
+pub use resolve::{Resolution, StaticFile, StaticFiles};
 pub use response::{
     accepts_encoding, content_type, error, etag, not_allowed, redirect, respond, FileInfo, Options,
     Plan, Segment, ALLOW,

@@ -63,15 +63,6 @@ impl StaticFile {
     }
 }
 
-/// Whether a request for `path` may be answered by the static files (no
-/// file system access): the request threads use it to leave such a
-/// pipelined request to the I/O thread.
-pub fn might_serve(config: &StaticConfig, path: &str) -> bool {
-    config.only_static
-        || config.document_root.is_some()
-        || config.aliases.iter().any(|a| below(&a.url, path).is_some())
-}
-
 /// `path` below the URL prefix `url` ("" is the whole site), or `None`.
 fn below<'p>(url: &str, path: &'p str) -> Option<&'p str> {
     let rest = path.strip_prefix(url)?;
@@ -741,7 +732,7 @@ mod tests {
         // Created later: served without a restart.
         write(&t.0, "gone/x", "back");
         assert_eq!(body(files.resolve(&head("/gone/x", &[]))), "back");
-        assert!(might_serve(&c, "/s/deep"));
-        assert!(!might_serve(&c, "/other"));
+        assert!(files.claims(&head("/s/deep", &[])));
+        assert!(!files.claims(&head("/other", &[])));
     }
 }

@@ -191,7 +191,8 @@ pub fn run_exit_handlers(app: &Application, bound: Duration, log: &Logger) {
             warn!(watchdog_log, "atexit handlers did not finish within --shutdown-timeout; exiting without them";
                 "seconds" => bound.as_secs_f64());
             // SAFETY: _exit ends the process at once; nothing is left to unwind
-            // that the main thread (stuck in Python) would still need.
+            // that the main thread (stuck in Python) would still need, and
+            // exit() could hang on a lock a stuck thread holds.
             unsafe { libc::_exit(0) };
         }
     });

@@ -98,7 +98,7 @@ pub fn build<'py>(
     env.set_item(intern!(py, "SERVER_PROTOCOL"), head.version.as_str())?;
     env.set_item(intern!(py, "REMOTE_ADDR"), peer.ip().to_string())?;
     env.set_item(intern!(py, "REMOTE_PORT"), peer.port().to_string())?;
-    let spooled = input.borrow(py).spooled_length();
+    let spooled = input.try_borrow(py)?.spooled_length();
     env.set_item(intern!(py, "wsgi.input"), input.clone_ref(py))?;
     for (name, value) in &head.headers {
         let value = if name.eq_ignore_ascii_case("transfer-encoding") {

@@ -29,6 +29,8 @@ pub struct RequestContext<'a> {
     pub scoreboard: &'a Scoreboard,
     pub slot: usize,
     pub thread: usize,
+    /// For routing a pipelined request (see `route`).
+    pub files: &'a rwsgi_shared::statics::StaticFiles,
     pub log: &'a Logger,
 }
 
@@ -320,7 +322,7 @@ fn real_file(
     py: Python<'_>,
     ctx: &RequestContext<'_>,
     iterable: &Bound<'_, PyAny>,
-) -> Option<(std::os::fd::RawFd, u64, u64)> {
+) -> Option<(std::os::fd::OwnedFd, u64, u64)> {
     let wrapper_type = ctx.app.bootstrap.bind(py).getattr("FileWrapper").ok()?;
     if !iterable.is_instance(&wrapper_type).ok()? {
         return None;
@@ -328,15 +330,19 @@ fn real_file(
     let filelike = iterable.getattr("filelike").ok()?;
     let fd: std::os::fd::RawFd = filelike.call_method0("fileno").ok()?.extract().ok()?;
     let offset: u64 = filelike.call_method0("tell").ok()?.extract().ok()?;
+    // Our own copy (dup, close-on-exec): the application may close its
+    // file object while the response is being sent.
     // SAFETY: the descriptor belongs to the file object the application
-    // handed us, which stays open while we look at it.
-    let file = unsafe { crate::net::borrow(fd) };
-    let stat = nix::sys::stat::fstat(file).ok()?;
+    // handed us, which is alive (we hold it) while it is duplicated.
+    let file = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) }
+        .try_clone_to_owned()
+        .ok()?;
+    let stat = nix::sys::stat::fstat(&file).ok()?;
     if stat.st_mode & libc::S_IFMT != libc::S_IFREG {
         return None;
     }
     let size = u64::try_from(stat.st_size).ok()?;
-    Some((fd, offset, size.saturating_sub(offset)))
+    Some((file, offset, size.saturating_sub(offset)))
 }
 
 /// Iterates the application's response and sends every block.
@@ -347,7 +353,9 @@ fn send_body(
     response: &Py<StartResponse>,
 ) -> PyResult<()> {
     if let Some((fd, offset, count)) = real_file(py, ctx, iterable) {
-        return response.borrow_mut(py).send_file(py, fd, offset, count);
+        return response
+            .try_borrow_mut(py)?
+            .send_file(py, &fd, offset, count);
     }
     // A list or tuple of bytes has a known length: send Content-Length instead of chunks.
     let known = if let Ok(list) = iterable.cast::<PyList>() {
@@ -358,7 +366,7 @@ fn send_body(
         None
     };
     if let Some(n) = known {
-        response.borrow_mut(py).set_known_length(n);
+        response.try_borrow_mut(py)?.set_known_length(n);
     }
     for item in iterable.try_iter()? {
         let item = item?;
@@ -371,7 +379,7 @@ fn send_body(
                     .unwrap_or_default()
             ))
         })?;
-        let mut r = response.borrow_mut(py);
+        let mut r = response.try_borrow_mut(py)?;
         r.send(py, bytes.as_bytes())?;
         if known.is_none() {
             // A streamed block must not wait for the next one (PEP 3333):

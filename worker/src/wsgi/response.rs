@@ -19,7 +19,7 @@ use pyo3::types::{PyBytes, PyList, PyString, PyTuple};
 use rwsgi_shared::http::{DateCache, RequestHead, Version, SERVER_HEADER};
 use std::cell::RefCell;
 use std::io::Write as _;
-use std::os::fd::RawFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -402,7 +402,7 @@ impl StartResponse {
     pub fn send_file(
         &mut self,
         py: Python<'_>,
-        file: RawFd,
+        file: &OwnedFd,
         offset: u64,
         count: u64,
     ) -> PyResult<()> {
@@ -424,9 +424,7 @@ impl StartResponse {
             let _ = write!(self.out, "{count:x}\r\n");
         }
         self.flush(py, &[])?;
-        // SAFETY: the application keeps the file open while its file
-        // wrapper is being sent (the caller holds the wrapper).
-        let file = unsafe { net::borrow(file) };
+        let file = file.as_fd();
         let timeout = self.timeout;
         let lease = &self.lease;
         self.on_wire = true;

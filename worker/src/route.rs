@@ -1,0 +1,40 @@
+//! Where the next request on a connection goes: the one place request
+//! heads are parsed and routed, used alike by the I/O thread, the request
+//! threads (a pipelined request found after a response) and the static
+//! lanes (the next request on a kept-alive connection).
+
+use rwsgi_shared::config::Limits;
+use rwsgi_shared::http::{parse_request_head, HttpError, Parsed, RequestHead};
+use rwsgi_shared::statics::{Resolution, StaticFiles};
+
+/// What the bytes received so far on a connection are.
+#[derive(Debug)]
+pub enum Routed {
+    /// Not a complete head yet.
+    Partial,
+    /// A head the parser refuses: answered with this error, then closed.
+    Refused(HttpError),
+    /// A request for the application; `used` bytes of the buffer are its head.
+    App(RequestHead, usize),
+    /// A request for the static files (with what was found on disk, when
+    /// routing needed to look: `--document-root` serves existing files only).
+    Static(RequestHead, usize, Option<Resolution>),
+}
+
+pub fn route(buf: &[u8], limits: &Limits, files: &StaticFiles) -> Routed {
+    let (head, used) = match parse_request_head(buf, limits) {
+        Ok(Parsed::Complete(head, used)) => (head, used),
+        Ok(Parsed::Partial) => return Routed::Partial,
+        Err(e) => return Routed::Refused(e),
+    };
+    if !files.enabled() {
+        return Routed::App(head, used);
+    }
+    if files.claims(&head) {
+        return Routed::Static(head, used, None);
+    }
+    match files.resolve(&head) {
+        Resolution::NotStatic => Routed::App(head, used),
+        found => Routed::Static(head, used, Some(found)),
+    }
+}
