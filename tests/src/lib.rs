@@ -1,13 +1,16 @@
 //! Helpers for rwsgi's integration tests: start the real `rwsgi` binary in
-//! its own process group on a free port, wait until it is ready, talk HTTP
-//! over loopback, and kill the whole group when the test is over.
+//! its own process group on a port the kernel picks (the server logs it),
+//! wait on conditions until it is ready, talk HTTP over loopback, and kill
+//! the whole group when the test is over.
 
 pub mod client;
 pub mod load;
 pub mod server;
+pub mod wait;
 
 pub use client::{get, request, Response};
 pub use server::{Server, ServerBuilder};
+pub use wait::{poll_until, wait_until};
 
 use std::path::PathBuf;
 

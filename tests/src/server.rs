@@ -1,14 +1,31 @@
 //! Starting and stopping a real `rwsgi` for one test.
+//!
+//! The server binds port 0 and logs the address the kernel gave it; the
+//! harness reads the port from that line. No port is ever chosen by the
+//! test and released for the server to take (another test could take it
+//! in between).
 
+use crate::wait::poll_until;
 use nix::sys::signal::{kill, killpg, Signal};
 use nix::unistd::Pid;
 use std::io::{BufRead, BufReader};
-use std::net::TcpListener;
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
+
+/// What the master logs once its listener is bound, followed by `HOST:PORT/`.
+const LISTENING: &str = "listening on http://";
+/// What the master logs once every worker is ready.
+const READY: &str = "server ready";
+/// How long a server may take to bind, and then to become ready.
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long the log readers may take to see the end of the output once
+/// the master has exited (its workers may still be on their way out).
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+/// How often an exit-aware wait looks at the master between log lines.
+const EXIT_CHECK_INTERVAL: Duration = Duration::from_millis(20);
 
 /// Where cargo put the binaries: next to the `deps/` folder of this test.
 pub fn binary(name: &str) -> PathBuf {
@@ -27,54 +44,92 @@ pub fn binary(name: &str) -> PathBuf {
     dir.join(name)
 }
 
-/// A port nobody listens on right now.
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
+#[derive(Default)]
+struct LogState {
+    text: String,
+    /// Output pipes not yet at end of file.
+    open_pipes: usize,
+}
+
+#[derive(Default)]
+struct LogShared {
+    state: Mutex<LogState>,
+    /// Notified on every line and every pipe at end of file.
+    changed: Condvar,
 }
 
 /// Everything the server has written to stderr and stdout so far.
 #[derive(Clone, Default)]
-pub struct LogBuffer(Arc<(Mutex<String>, Condvar)>);
+pub struct LogBuffer(Arc<LogShared>);
 
 impl LogBuffer {
+    fn lock(&self) -> MutexGuard<'_, LogState> {
+        self.0.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     fn push(&self, line: &str) {
-        let (text, cv) = &*self.0;
-        let mut t = text.lock().unwrap_or_else(|p| p.into_inner());
-        t.push_str(line);
-        t.push('\n');
-        cv.notify_all();
+        let mut state = self.lock();
+        state.text.push_str(line);
+        state.text.push('\n');
+        self.0.changed.notify_all();
     }
 
-    pub fn text(&self) -> String {
-        self.0 .0.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    fn pipe_opened(&self) {
+        self.lock().open_pipes += 1;
     }
 
-    /// Waits until the log contains `needle` (or the timeout passes).
-    pub fn wait_for(&self, needle: &str, timeout: Duration) -> bool {
+    fn pipe_closed(&self) {
+        self.lock().open_pipes -= 1;
+        self.0.changed.notify_all();
+    }
+
+    /// Waits until `done` holds for the state (true) or the timeout passes.
+    fn wait(&self, timeout: Duration, done: impl Fn(&LogState) -> bool) -> bool {
         let deadline = Instant::now() + timeout;
-        let (text, cv) = &*self.0;
-        let mut t = text.lock().unwrap_or_else(|p| p.into_inner());
+        let mut state = self.lock();
         loop {
-            if t.contains(needle) {
+            if done(&state) {
                 return true;
             }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 return false;
             }
-            t = cv
-                .wait_timeout(t, left)
+            state = self
+                .0
+                .changed
+                .wait_timeout(state, left)
                 .map(|(g, _)| g)
                 .unwrap_or_else(|p| p.into_inner().0);
         }
     }
 
+    pub fn text(&self) -> String {
+        self.lock().text.clone()
+    }
+
+    /// Waits until the log contains `needle` (or the timeout passes).
+    pub fn wait_for(&self, needle: &str, timeout: Duration) -> bool {
+        self.wait(timeout, |s| s.text.contains(needle))
+    }
+
+    /// Waits until every output pipe is at end of file: nothing the server
+    /// (or a worker) wrote is still on its way to the log.
+    pub fn wait_closed(&self, timeout: Duration) -> bool {
+        self.wait(timeout, |s| s.open_pipes == 0)
+    }
+
     /// How many times `needle` appears.
     pub fn count(&self, needle: &str) -> usize {
         self.text().matches(needle).count()
+    }
+
+    /// The port of the first `listening on http://HOST:PORT/` line.
+    pub fn listening_port(&self) -> Option<u16> {
+        let text = self.text();
+        let rest = &text[text.find(LISTENING)? + LISTENING.len()..];
+        let address = &rest[..rest.find('/')?];
+        address.rsplit_once(':')?.1.parse().ok()
     }
 }
 
@@ -84,6 +139,8 @@ pub struct ServerBuilder {
     wait_ready: bool,
     host_port: bool,
     nofile: Option<u64>,
+    current_dir: Option<PathBuf>,
+    stray_fd: Option<i32>,
 }
 
 impl ServerBuilder {
@@ -99,7 +156,9 @@ impl ServerBuilder {
         self.env.push((k.to_owned(), v.to_owned()));
         self
     }
-    /// Do not wait for "server ready" (for servers expected to fail).
+    /// Do not wait for "server ready" (for servers expected to fail): wait
+    /// only until the server listens or exits; `port` is 0 if it never
+    /// listened.
     pub fn no_wait(mut self) -> Self {
         self.wait_ready = false;
         self
@@ -109,18 +168,30 @@ impl ServerBuilder {
         self.nofile = Some(n);
         self
     }
-    /// Do not add --host/--port (the test passes its own).
+    /// Do not add --host/--port (the test passes its own, e.g. the port
+    /// of a listener it holds).
     pub fn raw_args(mut self) -> Self {
         self.host_port = false;
         self
     }
+    /// Starts the server in `dir`, so relative paths on its command line
+    /// mean what they mean to a user typing them there.
+    pub fn current_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.current_dir = Some(dir.into());
+        self
+    }
+    /// The master inherits descriptor `fd` (a copy of its stdin, without
+    /// close-on-exec), as from a careless supervisor.
+    pub fn inherit_stray_fd(mut self, fd: i32) -> Self {
+        self.stray_fd = Some(fd);
+        self
+    }
 
     pub fn start(self) -> Server {
-        let port = free_port();
         let mut cmd = Command::new(binary("rwsgi"));
         cmd.arg("start-server");
         if self.host_port {
-            cmd.args(["--host", "127.0.0.1", "--port", &port.to_string()]);
+            cmd.args(["--host", "127.0.0.1", "--port", "0"]);
         }
         cmd.args(&self.args)
             .stdin(Stdio::null())
@@ -128,23 +199,34 @@ impl ServerBuilder {
             .stderr(Stdio::piped())
             .env_remove("VIRTUAL_ENV")
             .process_group(0);
+        if let Some(dir) = &self.current_dir {
+            cmd.current_dir(dir);
+        }
         for (k, v) in &self.env {
             cmd.env(k, v);
         }
-        if let Some(n) = self.nofile {
-            // SAFETY: setrlimit is async-signal-safe and touches no memory
-            // of the parent; nothing here allocates.
+        let (nofile, stray_fd) = (self.nofile, self.stray_fd);
+        if nofile.is_some() || stray_fd.is_some() {
+            // SAFETY: setrlimit and dup2 are async-signal-safe and touch no
+            // memory of the parent; nothing here allocates.
             unsafe {
                 cmd.pre_exec(move || {
-                    let lim = libc::rlimit {
-                        rlim_cur: n,
-                        rlim_max: n,
-                    };
-                    if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) == 0 {
-                        Ok(())
-                    } else {
-                        Err(std::io::Error::last_os_error())
+                    if let Some(n) = nofile {
+                        let lim = libc::rlimit {
+                            rlim_cur: n,
+                            rlim_max: n,
+                        };
+                        if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                            return Err(std::io::Error::last_os_error());
+                        }
                     }
+                    if let Some(fd) = stray_fd {
+                        // dup2 leaves the new descriptor without FD_CLOEXEC.
+                        if libc::dup2(0, fd) < 0 {
+                            return Err(std::io::Error::last_os_error());
+                        }
+                    }
+                    Ok(())
                 });
             }
         }
@@ -164,6 +246,7 @@ impl ServerBuilder {
         .flatten()
         {
             let log = log.clone();
+            log.pipe_opened();
             std::thread::spawn(move || {
                 for line in BufReader::new(pipe).lines() {
                     match line {
@@ -176,14 +259,16 @@ impl ServerBuilder {
                         Err(_) => break,
                     }
                 }
+                log.pipe_closed();
             });
         }
-        let server = Server {
+        let mut server = Server {
             child,
-            port,
+            port: 0,
             log,
             exited: None,
         };
+        server.wait_listening(self.wait_ready);
         if self.wait_ready {
             server.wait_ready();
         }
@@ -191,9 +276,17 @@ impl ServerBuilder {
     }
 }
 
+/// What an exit-aware wait for a log line ended with.
+enum LineOrExit {
+    Line,
+    Exited(ExitStatus),
+    TimedOut,
+}
+
 /// A running `rwsgi` in its own process group; the group is killed on drop.
 pub struct Server {
     child: Child,
+    /// The port the server reported (0 if it exited without listening).
     pub port: u16,
     pub log: LogBuffer,
     exited: Option<ExitStatus>,
@@ -207,10 +300,13 @@ impl Server {
             wait_ready: true,
             host_port: true,
             nofile: None,
+            current_dir: None,
+            stray_fd: None,
         }
     }
 
-    /// Starts `rwsgi start-server ARGS` on a free port and waits until it is ready.
+    /// Starts `rwsgi start-server ARGS` on a port the kernel picks and
+    /// waits until it is ready.
     pub fn start(args: &[&str]) -> Server {
         Server::builder().args(args.iter().copied()).start()
     }
@@ -219,9 +315,61 @@ impl Server {
         self.child.id() as i32
     }
 
-    pub fn wait_ready(&self) {
-        if !self.log.wait_for("server ready", Duration::from_secs(30)) {
-            panic!("rwsgi did not become ready; log:\n{}", self.log.text());
+    /// Waits until the log contains `needle` or the master exits.
+    fn wait_line_or_exit(&mut self, needle: &str, timeout: Duration) -> LineOrExit {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if self.log.wait_for(needle, EXIT_CHECK_INTERVAL) {
+                return LineOrExit::Line;
+            }
+            if let Some(status) = self.reap() {
+                // The line may have been written just before the exit.
+                return if self.log.text().contains(needle) {
+                    LineOrExit::Line
+                } else {
+                    LineOrExit::Exited(status)
+                };
+            }
+            if Instant::now() >= deadline {
+                return LineOrExit::TimedOut;
+            }
+        }
+    }
+
+    /// Waits for the line that reports the bound address and takes the
+    /// port from it. `required`: the server must listen (else it may exit).
+    fn wait_listening(&mut self, required: bool) {
+        match self.wait_line_or_exit(LISTENING, START_TIMEOUT) {
+            LineOrExit::Line => {
+                self.port = self.log.listening_port().unwrap_or_else(|| {
+                    panic!("no port in the listening line; log:\n{}", self.log.text())
+                });
+            }
+            LineOrExit::Exited(status) if required => panic!(
+                "rwsgi exited ({status}) before listening; log:\n{}",
+                self.log.text()
+            ),
+            LineOrExit::Exited(_) => self.port = 0,
+            LineOrExit::TimedOut => panic!(
+                "rwsgi neither listened nor exited within {START_TIMEOUT:?}; log:\n{}",
+                self.log.text()
+            ),
+        }
+    }
+
+    /// Waits until the master logs "server ready"; panics, with the log,
+    /// if it exits first or takes longer than 30 s.
+    pub fn wait_ready(&mut self) {
+        match self.wait_line_or_exit(READY, START_TIMEOUT) {
+            LineOrExit::Line => {}
+            LineOrExit::Exited(status) => panic!(
+                "rwsgi exited ({status}) before it was ready; log:\n{}",
+                self.log.text()
+            ),
+            LineOrExit::TimedOut => panic!(
+                "rwsgi did not become ready within {START_TIMEOUT:?}; log:\n{}",
+                self.log.text()
+            ),
         }
     }
 
@@ -229,22 +377,62 @@ impl Server {
         kill(Pid::from_raw(self.pid()), sig).expect("signal rwsgi");
     }
 
-    /// Waits for the master to exit; `None` on timeout.
-    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
-        if let Some(s) = self.exited {
-            return Some(s);
-        }
-        let deadline = Instant::now() + timeout;
-        while Instant::now() < deadline {
+    /// The master's exit status if it has exited (then everything it wrote
+    /// is in the log, as far as `DRAIN_TIMEOUT` allows).
+    fn reap(&mut self) -> Option<ExitStatus> {
+        if self.exited.is_none() {
             if let Ok(Some(status)) = self.child.try_wait() {
                 self.exited = Some(status);
-                // Give the log readers a moment to drain the pipes.
-                std::thread::sleep(Duration::from_millis(50));
-                return Some(status);
+                self.log.wait_closed(DRAIN_TIMEOUT);
             }
-            std::thread::sleep(Duration::from_millis(20));
         }
-        None
+        self.exited
+    }
+
+    /// Waits for the master to exit; `None` on timeout.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let mut status = None;
+        poll_until(timeout, || {
+            status = self.reap();
+            status.is_some()
+        });
+        status
+    }
+
+    /// Checks `condition` until it holds; if `timeout` passes first, panics
+    /// naming `what`, with the server's log.
+    pub fn wait_until(&self, what: &str, timeout: Duration, condition: impl FnMut() -> bool) {
+        assert!(
+            poll_until(timeout, condition),
+            "timed out after {timeout:?} waiting for {what}; log:\n{}",
+            self.log.text()
+        );
+    }
+
+    /// What `rwsgi status` prints for this server (its scoreboard, read
+    /// from outside).
+    pub fn status(&self) -> String {
+        let out = Command::new(binary("rwsgi"))
+            .args(["status", "--pid", &self.pid().to_string()])
+            .output()
+            .expect("run rwsgi status");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Waits until `rwsgi status` lists a running request whose line
+    /// contains `request` (e.g. "GET /sleep"): it is in the application.
+    pub fn wait_running(&self, request: &str) {
+        let running = || {
+            self.status()
+                .split_once("running requests:")
+                .is_some_and(|(_, list)| list.contains(request))
+        };
+        assert!(
+            poll_until(Duration::from_secs(10), running),
+            "{request} never showed as running in `rwsgi status`:\n{}\nlog:\n{}",
+            self.status(),
+            self.log.text()
+        );
     }
 
     /// The pids of the worker processes, from /proc.
@@ -275,12 +463,11 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
+        // Kill the whole group even when the master is gone: no worker may
+        // outlive the test.
+        let _ = killpg(Pid::from_raw(self.pid()), Signal::SIGKILL);
         if self.exited.is_none() {
-            let _ = killpg(Pid::from_raw(self.pid()), Signal::SIGKILL);
             let _ = self.child.wait();
-        } else {
-            // The master is gone; make sure no worker outlives the test.
-            let _ = killpg(Pid::from_raw(self.pid()), Signal::SIGKILL);
         }
     }
 }

@@ -6,15 +6,11 @@
 //! The real-application tests need the test virtualenv (`./tests/run`
 //! creates it and exports `RWSGI_TEST_VENV`).
 
-use nix::sys::signal::{killpg, Signal};
-use nix::unistd::Pid;
-use rwsgi_tests::server::{binary, free_port};
+use nix::sys::signal::Signal;
+use rwsgi_tests::server::binary;
 use rwsgi_tests::{app, apps_dir, get, repo_root, Server};
-use std::io::{BufRead, BufReader};
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Condvar, Mutex};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 // --- helpers ---
@@ -117,82 +113,6 @@ fn server_has_option(option: &str) -> bool {
     String::from_utf8_lossy(&out.stdout).contains(option)
 }
 
-fn wait_until(what: &str, timeout: Duration, mut ok: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !ok() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-/// `rwsgi start-server` run from a chosen directory, so a command line with
-/// relative paths runs exactly as a user types it. Killed (group) on drop.
-struct DirServer {
-    child: Child,
-    port: u16,
-    log: Arc<(Mutex<String>, Condvar)>,
-}
-
-impl DirServer {
-    fn start(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> DirServer {
-        let port = free_port();
-        let mut cmd = Command::new(binary("rwsgi"));
-        cmd.current_dir(dir)
-            .arg("start-server")
-            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
-            .args(args)
-            .env_remove("VIRTUAL_ENV")
-            .envs(env.iter().copied())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .process_group(0);
-        let mut child = cmd.spawn().expect("start rwsgi (run `cargo build` first)");
-        let log = Arc::new((Mutex::new(String::new()), Condvar::new()));
-        let pipes: Vec<Box<dyn std::io::Read + Send>> = vec![
-            Box::new(child.stdout.take().expect("stdout")),
-            Box::new(child.stderr.take().expect("stderr")),
-        ];
-        for pipe in pipes {
-            let log = log.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-                    let (text, cv) = &*log;
-                    let mut t = text.lock().unwrap_or_else(|p| p.into_inner());
-                    t.push_str(&line);
-                    t.push('\n');
-                    cv.notify_all();
-                }
-            });
-        }
-        let server = DirServer { child, port, log };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let (text, cv) = &*server.log;
-        let mut t = text.lock().unwrap_or_else(|p| p.into_inner());
-        while !t.contains("server ready") {
-            let left = deadline.saturating_duration_since(Instant::now());
-            assert!(!left.is_zero(), "rwsgi did not become ready; log:\n{t}");
-            t = cv
-                .wait_timeout(t, left)
-                .map(|(g, _)| g)
-                .unwrap_or_else(|p| p.into_inner().0);
-        }
-        drop(t);
-        server
-    }
-
-    fn log(&self) -> String {
-        self.log.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
-    }
-}
-
-impl Drop for DirServer {
-    fn drop(&mut self) {
-        let _ = killpg(Pid::from_raw(self.child.id() as i32), Signal::SIGKILL);
-        let _ = self.child.wait();
-    }
-}
-
 // --- real applications ---
 
 #[test]
@@ -215,9 +135,9 @@ fn django_project_runs_with_the_seed_command() {
         .is_file());
     let venv = s(&test_venv());
     // Exactly the seed's command line, from the directory that holds example/.
-    let server = DirServer::start(
-        tmp.path(),
-        &[
+    let server = Server::builder()
+        .current_dir(tmp.path())
+        .args([
             "--working-directory",
             "example",
             "--url-alias",
@@ -226,9 +146,9 @@ fn django_project_runs_with_the_seed_command() {
             "--application-type",
             "module",
             "example.wsgi",
-        ],
-        &[("VIRTUAL_ENV", &venv)],
-    );
+        ])
+        .env("VIRTUAL_ENV", &venv)
+        .start();
     let statics = server_has_option("--url-alias");
     let base = format!("http://127.0.0.1:{}", server.port);
     let mut args = vec![base.as_str()];
@@ -236,7 +156,7 @@ fn django_project_runs_with_the_seed_command() {
         args.push("--static");
     }
     let seen = python_client("django_client.py", &args);
-    let log = server.log();
+    let log = server.log.text();
     assert_eq!(seen["index"]["status"], 200, "{seen}\n{log}");
     assert!(
         seen["index"]["text"]
@@ -725,14 +645,17 @@ fn app_threads_keep_running() {
         seen["second"].as_u64().unwrap_or(0),
     );
     assert!(first > 0 && second > first, "{seen}");
-    // And again later, with no request running in between.
+    // And again later, with no request running in between. The idle
+    // interval is what is tested here (the ticker must run while no
+    // request does), not a wait for the server: no condition could
+    // replace it without a request running.
     std::thread::sleep(Duration::from_millis(300));
     let again = json(&get(server.port, "/ticks").body);
     assert!(again["first"].as_u64().unwrap_or(0) > second, "{again}");
     // A thread a request started finishes after the request.
     let started = json(&get(server.port, "/thread").body);
     assert_eq!(started["already_done"], false);
-    wait_until("the late thread", Duration::from_secs(5), || {
+    server.wait_until("the late thread", Duration::from_secs(5), || {
         json(&get(server.port, "/thread-done").body)["done"] == true
     });
 }
@@ -829,7 +752,7 @@ fn reload_on_changes_serves_the_changed_script() {
         .wait_for("watching the application's files", Duration::from_secs(5)));
     let source = std::fs::read_to_string(&script).expect("read");
     std::fs::write(&script, source.replace("\"one\"", "\"second version\"")).expect("write");
-    wait_until(
+    server.wait_until(
         "the changed script to be served",
         Duration::from_secs(20),
         || get(server.port, "/").text() == "second version",
@@ -842,7 +765,7 @@ fn reload_on_changes_serves_the_changed_script() {
     assert!(!log.contains("--reload-on-changes is accepted"), "{log}");
     // The new generation must be watching (its baseline taken) before the
     // next save, or that save would be its baseline.
-    wait_until(
+    server.wait_until(
         "the new generation to watch the files",
         Duration::from_secs(20),
         || server.log.count("watching the application's files") >= 2,

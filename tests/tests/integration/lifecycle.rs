@@ -2,7 +2,7 @@
 
 use nix::sys::signal::Signal;
 use rwsgi_tests::{app, get, Server};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 #[test]
 fn a_worker_that_dies_is_replaced_and_the_server_keeps_answering() {
@@ -20,24 +20,16 @@ fn a_worker_that_dies_is_replaced_and_the_server_keeps_answering() {
         server.log.text()
     );
     assert!(server.log.text().contains("exited with code 17"));
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
+    server.wait_until("a replacement worker", Duration::from_secs(10), || {
         let after = server.worker_pids();
-        if after.len() == 1 && after != before {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no replacement worker; log:\n{}",
-            server.log.text()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+        after.len() == 1 && after != before
+    });
     assert!(server.log.wait_for("worker ready", Duration::from_secs(10)));
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while get(server.port, "/pid").status != 200 {
-        assert!(Instant::now() < deadline);
-    }
+    server.wait_until(
+        "the server to answer again",
+        Duration::from_secs(10),
+        || get(server.port, "/pid").status == 200,
+    );
 }
 
 #[test]
@@ -45,8 +37,7 @@ fn sigterm_lets_the_slow_request_finish_and_exits_zero() {
     let mut server = Server::start(&[&app("app.py")]);
     let port = server.port;
     let slow = std::thread::spawn(move || get(port, "/sleep?1.5"));
-    // Wait until the request is really running in the worker.
-    std::thread::sleep(Duration::from_millis(300));
+    server.wait_running("GET /sleep");
     server.signal(Signal::SIGTERM);
     let r = slow.join().expect("client thread");
     assert_eq!(r.status, 200, "{}", server.log.text());
@@ -162,53 +153,17 @@ fn the_master_survives_running_out_of_file_descriptors() {
 
 #[test]
 fn workers_inherit_exactly_their_channel_and_the_scoreboard() {
-    use std::os::unix::process::CommandExt;
     // The master itself inherits a stray descriptor (as from a careless supervisor).
-    let port = rwsgi_tests::server::free_port();
-    let mut cmd = std::process::Command::new(rwsgi_tests::server::binary("rwsgi"));
-    cmd.args([
-        "start-server",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        &port.to_string(),
-        &app("hello.py"),
-    ])
-    .stdout(std::process::Stdio::null())
-    .stderr(std::process::Stdio::null())
-    .process_group(0);
-    // SAFETY: dup2 between fork and exec is async-signal-safe; fd 0 is open.
-    unsafe {
-        cmd.pre_exec(|| {
-            if libc::dup2(0, 57) < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    let mut master = cmd.spawn().expect("start rwsgi");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let worker = loop {
-        assert!(Instant::now() < deadline, "no worker");
-        let children = std::fs::read_to_string(format!(
-            "/proc/{}/task/{}/children",
-            master.id(),
-            master.id()
-        ))
-        .unwrap_or_default();
-        if let Some(pid) = children.split_whitespace().next() {
-            if rwsgi_tests::request(
-                port,
-                b"GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n",
-            )
-            .is_ok()
-            {
-                break pid.to_owned();
-            }
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let master_fds: Vec<String> = std::fs::read_dir(format!("/proc/{}/fd", master.id()))
+    let server = Server::builder()
+        .inherit_stray_fd(57)
+        .arg(app("hello.py"))
+        .start();
+    let workers = server.worker_pids();
+    assert_eq!(workers.len(), 1, "{}", server.log.text());
+    let worker = workers[0];
+    // One request served: the worker is at rest afterwards, as in production.
+    assert_eq!(get(server.port, "/").status, 200);
+    let master_fds: Vec<String> = std::fs::read_dir(format!("/proc/{}/fd", server.pid()))
         .expect("fds")
         .flatten()
         .map(|e| e.file_name().to_string_lossy().into_owned())
@@ -228,11 +183,6 @@ fn workers_inherit_exactly_their_channel_and_the_scoreboard() {
             )
         })
         .collect();
-    let _ = nix::sys::signal::killpg(
-        nix::unistd::Pid::from_raw(master.id() as i32),
-        nix::sys::signal::Signal::SIGKILL,
-    );
-    let _ = master.wait();
     assert!(
         !targets.iter().any(|t| t.starts_with("57 ")),
         "stray descriptor inherited: {targets:?}"

@@ -6,16 +6,8 @@ use rwsgi_tests::load::Load;
 use rwsgi_tests::{app, get, Server};
 use std::time::{Duration, Instant};
 
-fn wait_until(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 fn wait_workers(server: &Server, n: usize) {
-    wait_until(&format!("{n} workers"), Duration::from_secs(20), || {
+    server.wait_until(&format!("{n} workers"), Duration::from_secs(20), || {
         server.worker_pids().len() == n
     });
 }
@@ -24,19 +16,28 @@ fn wait_workers(server: &Server, n: usize) {
 fn ten_reloads_under_load_fail_no_request() {
     let server = Server::start(&["--processes", "2", "--threads", "2", &app("supervision.py")]);
     let load = Load::start(server.port, 6, "/", Duration::from_secs(120));
-    wait_until("load running", Duration::from_secs(10), || load.ok() > 50);
+    server.wait_until("load running", Duration::from_secs(10), || load.ok() > 50);
     let mut took = Vec::new();
     for i in 1..=10 {
         let started = Instant::now();
         server.signal(Signal::SIGUSR1);
         let needle = "reload complete";
-        wait_until("reload complete", Duration::from_secs(30), || {
+        server.wait_until("reload complete", Duration::from_secs(30), || {
             server.log.count(needle) >= i
         });
         took.push(started.elapsed());
     }
-    // Let the last old generation finish draining under load.
-    std::thread::sleep(Duration::from_millis(300));
+    // The last old generations finish draining under load: only the two
+    // new workers are left, and requests keep succeeding after that.
+    server.wait_until(
+        "the old generations to exit",
+        Duration::from_secs(30),
+        || server.worker_pids().len() == 2,
+    );
+    let drained = load.ok();
+    server.wait_until("requests after the drain", Duration::from_secs(10), || {
+        load.ok() > drained + 20
+    });
     let (ok, failed, errors) = load.finish();
     eprintln!(
         "10 reloads under load: {ok} requests ok, {failed} failed; SIGUSR1 to new generation serving: {:?} ms",
@@ -66,7 +67,7 @@ fn a_reload_picks_up_a_changed_application() {
     assert_eq!(get(server.port, "/").text(), "version one");
     write("version two");
     server.signal(Signal::SIGHUP);
-    wait_until("reload complete", Duration::from_secs(20), || {
+    server.wait_until("reload complete", Duration::from_secs(20), || {
         server.log.count("reload complete") >= 1
     });
     assert_eq!(get(server.port, "/").text(), "version two");
@@ -87,7 +88,7 @@ fn maximum_requests_recycles_under_load_without_failures() {
         &app("supervision.py"),
     ]);
     let load = Load::start(server.port, 4, "/", Duration::from_secs(60));
-    wait_until("two recycles", Duration::from_secs(40), || {
+    server.wait_until("two recycles", Duration::from_secs(40), || {
         server.log.count("worker stopped") >= 2
     });
     let (ok, failed, errors) = load.finish();
@@ -134,7 +135,7 @@ fn a_request_past_the_request_timeout_dumps_stacks_and_the_worker_is_replaced() 
         "{}",
         server.log.text()
     );
-    wait_until(
+    server.wait_until(
         "the stuck worker to be replaced",
         Duration::from_secs(20),
         || {
@@ -159,7 +160,7 @@ fn a_memory_hungry_app_is_recycled_by_memory_limit() {
         "{}",
         server.log.text()
     );
-    wait_until("a fresh worker", Duration::from_secs(20), || {
+    server.wait_until("a fresh worker", Duration::from_secs(20), || {
         let now = server.worker_pids();
         now.len() == 1 && now != before
     });
@@ -178,15 +179,11 @@ fn sigttin_and_sigttou_change_the_number_of_workers() {
     wait_workers(&server, 2);
     assert_eq!(get(server.port, "/").status, 200);
     // The scoreboard, read from outside by `rwsgi status`, agrees.
-    wait_until(
+    server.wait_until(
         "the scoreboard to show 2 ready workers",
         Duration::from_secs(10),
         || {
-            let out = std::process::Command::new(rwsgi_tests::server::binary("rwsgi"))
-                .args(["status", "--pid", &server.pid().to_string()])
-                .output()
-                .expect("rwsgi status");
-            let text = String::from_utf8_lossy(&out.stdout);
+            let text = server.status();
             text.contains("2 workers wanted") && text.matches(" ready ").count() == 2
         },
     );
@@ -197,18 +194,18 @@ fn kill_9_of_a_worker_under_load_fails_only_its_requests() {
     let server = Server::start(&["--processes", "2", "--threads", "2", &app("supervision.py")]);
     let clients = 4;
     let load = Load::start(server.port, clients, "/sleep?0.05", Duration::from_secs(60));
-    wait_until("load running", Duration::from_secs(10), || load.ok() > 20);
+    server.wait_until("load running", Duration::from_secs(10), || load.ok() > 20);
     let victim = server.worker_pids()[0];
     kill(Pid::from_raw(victim), Signal::SIGKILL).expect("kill worker");
     assert!(server
         .log
         .wait_for("killed by SIGKILL (out of memory?)", Duration::from_secs(5)));
-    wait_until("a replacement", Duration::from_secs(20), || {
+    server.wait_until("a replacement", Duration::from_secs(20), || {
         let pids = server.worker_pids();
         pids.len() == 2 && !pids.contains(&victim)
     });
     let after = load.ok();
-    wait_until("more requests served", Duration::from_secs(10), || {
+    server.wait_until("more requests served", Duration::from_secs(10), || {
         load.ok() > after + 20
     });
     let (ok, failed, errors) = load.finish();

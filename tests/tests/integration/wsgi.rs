@@ -2,7 +2,7 @@
 //! when an application breaks it.
 
 use rwsgi_tests::client::{connect, read_response};
-use rwsgi_tests::{app, get, request, Server};
+use rwsgi_tests::{app, get, poll_until, request, Server};
 use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
@@ -119,21 +119,17 @@ fn close_is_called_when_the_client_disconnects_mid_response() {
         let mut first = [0u8; 100];
         s.read_exact(&mut first).expect("first bytes");
     } // dropped: the client goes away
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
+    let closed = poll_until(Duration::from_secs(10), || {
         let now = json(&get(server.port, "/close-count").body)["count"]
             .as_i64()
             .unwrap_or(-1);
-        if now > before {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "close() was not called; log:\n{}",
-            server.log.text()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+        now > before
+    });
+    assert!(
+        closed,
+        "close() was not called; log:\n{}",
+        server.log.text()
+    );
 }
 
 #[test]

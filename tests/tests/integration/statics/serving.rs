@@ -1,6 +1,7 @@
 //! Static files: serving under load, with the application, configuration.
 
 use super::*;
+use std::sync::Arc;
 
 #[test]
 fn served_while_every_python_thread_is_busy() {
@@ -12,7 +13,7 @@ fn served_while_every_python_thread_is_busy() {
     sleeper
         .write_all(b"GET /sleep?3 HTTP/1.1\r\nHost: x\r\n\r\n")
         .expect("send");
-    std::thread::sleep(Duration::from_millis(300));
+    server.wait_running("GET /sleep");
     let t = Instant::now();
     for _ in 0..20 {
         assert_eq!(get(p, "/static/css/site.css").text(), CSS);
@@ -69,7 +70,10 @@ fn a_slow_reader_does_not_hold_up_other_clients() {
             .expect("send");
         stalled.push(s);
     }
-    std::thread::sleep(Duration::from_millis(300));
+    // Each download has begun: the server is sending on every connection.
+    for s in &stalled {
+        assert_eq!(s.peek(&mut [0u8; 1]).expect("the first bytes"), 1);
+    }
     let t = Instant::now();
     for _ in 0..20 {
         assert_eq!(get(server.port, "/static/css/site.css").text(), CSS);
@@ -330,12 +334,13 @@ fn graceful_stop_is_not_held_up_by_a_busy_static_client() {
     let site = Site::new();
     let mut server = site.serve(&["--graceful-timeout", "30"]);
     let port = server.port;
+    let served = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&served);
     let client = std::thread::spawn(move || {
         // One keep-alive connection asking for static files without a pause.
         let mut s = connect(port);
         s.set_read_timeout(Some(Duration::from_secs(10))).ok();
         let mut buf = Vec::new();
-        let mut served = 0;
         loop {
             if s.write_all(b"GET /static/css/site.css HTTP/1.1\r\nHost: x\r\n\r\n")
                 .is_err()
@@ -343,13 +348,16 @@ fn graceful_stop_is_not_held_up_by_a_busy_static_client() {
                 break;
             }
             match read_response(&mut s, &mut buf, false) {
-                Ok(r) if r.status == 200 => served += 1,
+                Ok(r) if r.status == 200 => counted.fetch_add(1, Ordering::Relaxed),
                 _ => break,
-            }
+            };
         }
-        served
     });
-    std::thread::sleep(Duration::from_millis(700));
+    server.wait_until(
+        "the static client to be busy",
+        Duration::from_secs(10),
+        || served.load(Ordering::Relaxed) > 10,
+    );
     let asked = Instant::now();
     server.signal(nix::sys::signal::Signal::SIGTERM);
     let status = server
@@ -361,6 +369,7 @@ fn graceful_stop_is_not_held_up_by_a_busy_static_client() {
         "the stop waited {:?} for a static connection",
         asked.elapsed()
     );
-    let served = client.join().expect("client");
+    client.join().expect("client");
+    let served = served.load(Ordering::Relaxed);
     assert!(served > 10, "{served} responses before the stop");
 }
