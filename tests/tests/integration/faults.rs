@@ -4,16 +4,8 @@
 
 use nix::sys::signal::{kill, killpg, Signal};
 use nix::unistd::Pid;
-use rwsgi_tests::{app, get, request, Server};
+use rwsgi_tests::{app, get, request, wait_until, Server};
 use std::time::{Duration, Instant};
-
-fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
 
 fn alive(pid: i32) -> bool {
     // A zombie counts as gone: it only waits for its parent to reap it.
