@@ -1,8 +1,11 @@
 //! Process exit codes shared by master and workers.
 //!
-//! The master decides how to react to a worker's death from its exit code:
-//! a configuration error is never retried, an application that failed to
-//! load is retried with back-off, anything else is a crash.
+//! Before the server is first ready, a worker that exits ends the server,
+//! and its code becomes the server's (`rwsgi` exits 3 when the application
+//! cannot be imported, 4 when Python cannot start). Once the server has
+//! been ready, a worker that dies is replaced with back-off whatever its
+//! code: a later reload may bring a fixed application. The code is logged
+//! with its meaning either way.
 
 /// Exit codes of `rwsgi` and `rwsgi-worker`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
