@@ -81,13 +81,16 @@ pub fn report(pid: Option<u32>) -> Result<String, StatusError> {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "rwsgi master {pid}: generation {}, {} workers wanted",
+        "rwsgi master {}: up {}, generation {}, {} workers wanted",
+        // Given a worker's pid, the board is still its master's.
+        h.master_pid(),
+        age(now, h.started_at_ms()),
         h.generation(),
         h.wanted_workers()
     );
     let _ = writeln!(
         out,
-        "slot  pid      gen  state     busy/threads  queued  conns  requests"
+        "slot  pid      gen  state     busy/threads  queued  conns  requests  up       heartbeat"
     );
     let mut running = Vec::new();
     for (slot, w) in sb.workers() {
@@ -103,14 +106,16 @@ pub fn report(pid: Option<u32>) -> Result<String, StatusError> {
         };
         let _ = writeln!(
             out,
-            "{slot:<5} {:<8} {:<4} {state:<9} {:>4}/{:<8} {:>6} {:>6} {:>9}",
+            "{slot:<5} {:<8} {:<4} {state:<9} {:>4}/{:<8} {:>6} {:>6} {:>9}  {:<8} {}",
             w.pid(),
             w.generation(),
             w.busy_threads(),
             w.threads(),
             w.queued(),
             w.connections(),
-            w.requests()
+            w.requests(),
+            age(now, w.spawned_at_ms()),
+            heartbeat(now, w),
         );
         for t in 0..(w.threads() as usize).min(MAX_THREADS) {
             if let Some(th) = w.thread(t) {
@@ -131,4 +136,29 @@ pub fn report(pid: Option<u32>) -> Result<String, StatusError> {
         }
     }
     Ok(out)
+}
+
+/// How long ago a scoreboard time was, for people: `42 s`, `3 min`, `2 h`.
+fn age(now_ms: u64, then_ms: u64) -> String {
+    if then_ms == 0 {
+        return "-".to_owned();
+    }
+    let s = now_ms.saturating_sub(then_ms) / 1000;
+    match s {
+        0..=119 => format!("{s} s"),
+        120..=7199 => format!("{} min", s / 60),
+        _ => format!("{} h", s / 3600),
+    }
+}
+
+/// The older of a worker's two heartbeats (the liveness the master judges).
+fn heartbeat(now_ms: u64, w: &rwsgi_shared::scoreboard::WorkerSlot) -> String {
+    let oldest = [w.heartbeat_ms(), w.python_heartbeat_ms()]
+        .into_iter()
+        .filter(|&b| b != 0)
+        .min();
+    match oldest {
+        Some(b) => format!("{:.1} s ago", now_ms.saturating_sub(b) as f64 / 1000.0),
+        None => "-".to_owned(),
+    }
 }

@@ -232,6 +232,10 @@ impl Header {
     pub fn set_generation(&self, generation: u32) {
         self.generation.store(generation, Relaxed)
     }
+    /// When the master started (monotonic ms).
+    pub fn started_at_ms(&self) -> u64 {
+        self.started_at_ms.load(Relaxed)
+    }
     pub fn wanted_workers(&self) -> u32 {
         self.wanted_workers.load(Relaxed)
     }

@@ -6,6 +6,7 @@
 //! idle connections and reads request heads without the GIL, N request
 //! threads run the application.
 
+mod access_log;
 mod args;
 mod conn;
 mod io_loop;

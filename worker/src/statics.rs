@@ -625,28 +625,13 @@ impl Transfer {
 
 /// One Apache combined line, like the application's requests get.
 fn access_log(log: &Logger, conn: &Conn, t: &Transfer, ok: bool) {
-    let header = |name: &str| {
-        t.head
-            .header(name)
-            .map(|v| String::from_utf8_lossy(v).replace('"', "\\\""))
-            .unwrap_or_else(|| "-".to_owned())
-    };
     let bytes = if ok { t.body_bytes } else { 0 };
-    let line = format!(
-        "{} - - [{}] \"{} {} {}\" {} {} \"{}\" \"{}\"",
+    crate::access_log::write(
+        log,
         conn.peer.ip(),
-        rwsgi_shared::time::apache_now(),
-        t.head.method,
-        t.head.target,
-        t.head.version.as_str(),
+        &t.head,
         t.status,
-        if bytes == 0 {
-            "-".to_owned()
-        } else {
-            bytes.to_string()
-        },
-        header("referer"),
-        header("user-agent"),
+        bytes,
+        t.started.elapsed(),
     );
-    info!(log, "{}", line; "source" => "access", "us" => t.started.elapsed().as_micros() as u64);
 }

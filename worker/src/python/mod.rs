@@ -5,6 +5,7 @@ mod app;
 mod init;
 mod monitor;
 mod output;
+pub use output::{LogSink, Source};
 mod stacks;
 
 pub use app::{load_application, log_exception, run_exit_handlers, Application};

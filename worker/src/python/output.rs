@@ -16,6 +16,8 @@ use std::thread::ThreadId;
 pub enum Source {
     Stdout,
     Stderr,
+    /// `wsgi.errors` (see `wsgi::errors`).
+    WsgiErrors,
     /// rwsgi's own remarks about the application (e.g. an ignored signal.signal).
     Server,
 }
@@ -42,6 +44,7 @@ impl LogSink {
         match self.source {
             Source::Stdout => info!(self.log, "{}", line; "source" => "stdout"),
             Source::Stderr => warn!(self.log, "{}", line; "source" => "stderr"),
+            Source::WsgiErrors => warn!(self.log, "{}", line; "source" => "wsgi.errors"),
             Source::Server => warn!(self.log, "{}", line),
         }
     }
@@ -58,10 +61,9 @@ impl LogSink {
     }
 }
 
-#[pymethods]
 impl LogSink {
-    /// Takes bytes; logs every complete line, keeps the rest for this thread.
-    fn write(&self, data: &[u8]) -> usize {
+    /// Logs every complete line, keeps the rest for this thread.
+    pub fn write_bytes(&self, data: &[u8]) {
         let lines: Vec<Vec<u8>> = {
             let mut partial = self.partial.lock().unwrap_or_else(|p| p.into_inner());
             let buf = partial.entry(std::thread::current().id()).or_default();
@@ -79,11 +81,10 @@ impl LogSink {
         for line in &lines {
             self.emit(line);
         }
-        data.len()
     }
 
     /// Logs this thread's partial line, if any.
-    fn flush(&self) {
+    pub fn flush_thread(&self) {
         let rest = {
             let mut partial = self.partial.lock().unwrap_or_else(|p| p.into_inner());
             partial.remove(&std::thread::current().id())
@@ -91,6 +92,19 @@ impl LogSink {
         if let Some(rest) = rest.filter(|r| !r.is_empty()) {
             self.emit(&rest);
         }
+    }
+}
+
+#[pymethods]
+impl LogSink {
+    /// Takes bytes; logs every complete line, keeps the rest for this thread.
+    fn write(&self, data: &[u8]) -> usize {
+        self.write_bytes(data);
+        data.len()
+    }
+
+    fn flush(&self) {
+        self.flush_thread();
     }
 
     /// A complete message from the bootstrap code (no newline needed).

@@ -1,34 +1,20 @@
-//! `wsgi.errors`: a text stream whose lines go to the server log.
+//! `wsgi.errors`: a text stream whose lines go to the server log, through
+//! the same sink as the application's `print` and `logging` output (one
+//! record per line, partial lines kept per thread).
 
+use crate::python::{LogSink, Source};
 use pyo3::prelude::*;
-use slog::{warn, Logger};
-use std::sync::Mutex;
+use slog::Logger;
 
 #[pyclass(module = "rwsgi", frozen)]
 pub struct ErrorStream {
-    log: Logger,
-    /// Text written since the last newline.
-    partial: Mutex<String>,
+    sink: LogSink,
 }
 
 impl ErrorStream {
     pub fn new(log: Logger) -> ErrorStream {
         ErrorStream {
-            log,
-            partial: Mutex::new(String::new()),
-        }
-    }
-
-    fn emit_lines(&self, text: &str, flush: bool) {
-        let mut partial = self.partial.lock().unwrap_or_else(|p| p.into_inner());
-        partial.push_str(text);
-        while let Some(i) = partial.find('\n') {
-            let line: String = partial.drain(..=i).collect();
-            warn!(self.log, "{}", line.trim_end_matches(['\n', '\r']); "source" => "wsgi.errors");
-        }
-        if flush && !partial.is_empty() {
-            let line = std::mem::take(&mut *partial);
-            warn!(self.log, "{}", line; "source" => "wsgi.errors");
+            sink: LogSink::new(log, Source::WsgiErrors),
         }
     }
 }
@@ -36,19 +22,19 @@ impl ErrorStream {
 #[pymethods]
 impl ErrorStream {
     fn write(&self, s: &str) -> usize {
-        self.emit_lines(s, false);
+        self.sink.write_bytes(s.as_bytes());
         s.chars().count()
     }
 
     fn writelines(&self, lines: &Bound<'_, PyAny>) -> PyResult<()> {
         for line in lines.try_iter()? {
-            self.emit_lines(&line?.extract::<String>()?, false);
+            self.sink.write_bytes(line?.extract::<String>()?.as_bytes());
         }
         Ok(())
     }
 
     fn flush(&self) {
-        self.emit_lines("", true);
+        self.sink.flush_thread();
     }
 
     fn writable(&self) -> bool {

@@ -1,7 +1,6 @@
 //! The WSGI side of a request (PEP 3333): environ, `wsgi.input`,
 //! `start_response`, the response body, `wsgi.errors`.
 
-mod access_log;
 mod environ;
 pub mod errors;
 mod input;
@@ -61,9 +60,9 @@ pub fn handle(
     }
     conn.served += 1;
     if ctx.config.access_log {
-        access_log::write(
+        crate::access_log::write(
             ctx.log,
-            &conn,
+            conn.peer.ip(),
             &head,
             result.status,
             result.body_bytes,

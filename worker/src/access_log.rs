@@ -1,8 +1,9 @@
-//! One access-log line per request, in Apache combined format.
+//! One access-log line per request, in Apache combined format, for
+//! application and static responses alike.
 
-use crate::conn::Conn;
 use rwsgi_shared::http::RequestHead;
 use slog::{info, Logger};
+use std::net::IpAddr;
 use std::time::Duration;
 
 fn header(head: &RequestHead, name: &str) -> String {
@@ -11,17 +12,11 @@ fn header(head: &RequestHead, name: &str) -> String {
         .unwrap_or_else(|| "-".to_owned())
 }
 
-pub fn write(
-    log: &Logger,
-    conn: &Conn,
-    head: &RequestHead,
-    status: u16,
-    bytes: u64,
-    took: Duration,
-) {
-    let line = format!(
+/// The line, without the time it took (a field of the record).
+pub fn line(client: IpAddr, head: &RequestHead, status: u16, bytes: u64) -> String {
+    format!(
         "{} - - [{}] \"{} {} {}\" {} {} \"{}\" \"{}\"",
-        conn.peer.ip(),
+        client,
         rwsgi_shared::time::apache_now(),
         head.method,
         head.target,
@@ -34,6 +29,17 @@ pub fn write(
         },
         header(head, "referer"),
         header(head, "user-agent"),
-    );
+    )
+}
+
+pub fn write(
+    log: &Logger,
+    client: IpAddr,
+    head: &RequestHead,
+    status: u16,
+    bytes: u64,
+    took: Duration,
+) {
+    let line = line(client, head, status, bytes);
     info!(log, "{}", line; "source" => "access", "us" => took.as_micros() as u64);
 }
