@@ -37,6 +37,9 @@ pub struct Status {
     /// Process id of the rwsgi master (default: the only one running).
     #[arg(long)]
     pub pid: Option<u32>,
+    /// Print JSON (workers, threads, running requests, and the metrics).
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -114,6 +117,17 @@ pub struct StartServer {
     /// Port to listen on.
     #[arg(long, default_value_t = 8000, env = "RWSGI_PORT")]
     pub port: u16,
+
+    /// Port of the admin listener, served by the master without Python:
+    /// /healthz, /readyz, /metrics (Prometheus), /server-status (?json).
+    /// Off unless given; 0 lets the kernel choose (logged).
+    #[arg(long, env = "RWSGI_ADMIN_PORT")]
+    pub admin_port: Option<u16>,
+
+    /// Address of the admin listener (default: the same as --host, so
+    /// probes and scrapers reach it in a container).
+    #[arg(long, env = "RWSGI_ADMIN_HOST")]
+    pub admin_host: Option<String>,
 
     /// Name reported to the application when a request has no Host header.
     #[arg(long, env = "RWSGI_SERVER_NAME")]

@@ -27,7 +27,7 @@ pub enum Invocation {
         warnings: Vec<String>,
     },
     /// Print the scoreboard of a running server.
-    Status { pid: Option<u32> },
+    Status { pid: Option<u32>, json: bool },
 }
 
 /// Parses `args` (including the program name). Help, version and usage
@@ -53,7 +53,10 @@ where
         }
         "status" => {
             let args = <cli::Status as clap::FromArgMatches>::from_arg_matches(sub)?;
-            Ok(Invocation::Status { pid: args.pid })
+            Ok(Invocation::Status {
+                pid: args.pid,
+                json: args.json,
+            })
         }
         other => Err(ConfError::Invalid(format!("unknown command {other}"))),
     }

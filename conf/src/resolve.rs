@@ -31,6 +31,10 @@ pub fn resolve(args: &StartServer) -> Result<ServerConfig, ConfError> {
         .collect();
     Ok(ServerConfig {
         host: args.host.clone(),
+        admin: args.admin_port.map(|port| rwsgi_shared::config::Admin {
+            host: args.admin_host.clone().unwrap_or_else(|| args.host.clone()),
+            port,
+        }),
         port: args.port,
         server_name: args.server_name.clone().unwrap_or_else(|| {
             if args.host.is_empty() {

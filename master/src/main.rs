@@ -4,10 +4,12 @@
 //! that hands connections to `rwsgi-worker` processes. It never links
 //! libpython, so it can always report what went wrong with Python.
 
+mod admin;
 mod control;
 mod dispatch;
 mod listener;
 mod liveness;
+mod metrics;
 mod monitor;
 mod reap;
 mod server;
@@ -34,7 +36,7 @@ fn main() -> std::process::ExitCode {
         }
     };
     match invocation {
-        Invocation::Status { pid } => match status::report(pid) {
+        Invocation::Status { pid, json } => match status::report(pid, json) {
             Ok(text) => {
                 print!("{text}");
                 ExitCode::Ok.into()

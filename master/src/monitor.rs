@@ -39,6 +39,37 @@ pub fn usage(pid: u32) -> Option<(u64, u64)> {
     Some((pages * page / (1024 * 1024), ticks / hz))
 }
 
+/// Resident memory in bytes (for the metrics).
+pub fn resident_bytes(pid: u32) -> Option<u64> {
+    let statm = std::fs::read_to_string(format!("/proc/{pid}/statm")).ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    Some(pages * sysconf(SysconfVar::PAGE_SIZE).max(4096))
+}
+
+/// Connections waiting in the accept queue of the listener on `port`
+/// (the `rx_queue` of a LISTEN socket in /proc/net/tcp and tcp6).
+pub fn backlog(port: u16) -> Option<u64> {
+    let want = format!(":{port:04X}");
+    let mut found = None;
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        let Ok(text) = std::fs::read_to_string(table) else {
+            continue;
+        };
+        for line in text.lines().skip(1) {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            // sl, local_address, rem_address, st, tx_queue:rx_queue
+            let (Some(local), Some(state), Some(queues)) = (f.get(1), f.get(3), f.get(4)) else {
+                continue;
+            };
+            if *state == "0A" && local.ends_with(&want) {
+                let rx = queues.split(':').nth(1)?;
+                *found.get_or_insert(0) += u64::from_str_radix(rx, 16).ok()?;
+            }
+        }
+    }
+    found
+}
+
 fn sysconf(var: SysconfVar) -> u64 {
     nix::unistd::sysconf(var)
         .ok()

@@ -3,26 +3,32 @@
 //! decided, and moves connections. Every decision lives in `supervisor`;
 //! every connection in `dispatch`.
 
+use crate::admin::{self, Admin, Reply};
 use crate::control;
 use crate::dispatch::{Dispatcher, Fleet};
 use crate::listener::{self, BindError};
+use crate::metrics;
 use crate::monitor;
 use crate::reap;
 use crate::spawn::{self, SpawnError};
 use crate::supervisor::{Action, Jitter, Level, Reading, Supervisor};
+use crate::workers::Phase;
 use mio::{Events, Interest, Poll, Token};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use rwsgi_shared::channel::{Channel, ChannelError, Control as WorkerControl, Message};
 use rwsgi_shared::config::ServerConfig;
 use rwsgi_shared::exit::ExitCode;
+use rwsgi_shared::metrics::MetricsSnapshot;
 use rwsgi_shared::scoreboard::{Scoreboard, ScoreboardError, MAX_WORKERS};
 use slog::{error, info, warn, Logger};
+use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 const LISTENER: Token = Token(0);
 const SIGNALS: Token = Token(1);
+const ADMIN: Token = Token(2);
 const CHANNEL_BASE: usize = 16;
 const TICK: Duration = Duration::from_millis(100);
 /// faulthandler in each worker dumps every thread's stack on this signal.
@@ -66,6 +72,9 @@ struct Server {
     config_bytes: Vec<u8>,
     recv_buf: Vec<u8>,
     sampler: monitor::Sampler,
+    admin: Option<Admin>,
+    /// (when, busy thread time so far in µs, threads): the last 10 s.
+    busy_samples: VecDeque<(Instant, u64, u64)>,
 }
 
 /// Runs the server until it is stopped; returns the exit code.
@@ -94,6 +103,15 @@ pub fn run(mut config: ServerConfig, log: Logger) -> Result<ExitCode, ServerErro
         .register(&mut signals, SIGNALS, Interest::READABLE)?;
     let scoreboard = Scoreboard::create(std::process::id())?;
     info!(log, "listening on http://{}/", bound; "address" => bound.to_string());
+    let admin = match &config.admin {
+        Some(a) => {
+            let (admin, addr) = Admin::bind(&a.host, a.port, poll.registry(), ADMIN)?;
+            info!(log, "admin endpoints on http://{}/ (/healthz, /readyz, /metrics, /server-status)", addr;
+                "admin_address" => addr.to_string());
+            Some(admin)
+        }
+        None => None,
+    };
     let now = Instant::now();
     let mut server = Server {
         config_bytes: spawn::config_bytes(&config),
@@ -108,6 +126,8 @@ pub fn run(mut config: ServerConfig, log: Logger) -> Result<ExitCode, ServerErro
         worker_bin,
         recv_buf: Vec::new(),
         sampler: monitor::Sampler::new(),
+        admin,
+        busy_samples: VecDeque::new(),
     };
     server.publish();
     server.main_loop()
@@ -129,12 +149,17 @@ impl Server {
 
             let mut controls = Vec::new();
             let mut channels = Vec::new();
+            let mut admin_events = Vec::new();
             match self.poll.poll(&mut events, Some(TICK)) {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e.into()),
             }
             for event in events.iter() {
+                if self.admin.as_ref().is_some_and(|a| a.owns(event.token())) {
+                    admin_events.push(event.token());
+                    continue;
+                }
                 match event.token() {
                     LISTENER => self.dispatcher.listener_readable(),
                     SIGNALS => controls.extend(control::drain(&mut self.signals)),
@@ -150,6 +175,170 @@ impl Server {
                 self.read_channel(slot)?;
             }
             self.reap()?;
+            self.serve_admin(&admin_events);
+        }
+    }
+
+    /// Answers the admin connections that are ready, from the scoreboard.
+    fn serve_admin(&mut self, tokens: &[Token]) {
+        self.sample_busy_time();
+        let Some(mut admin) = self.admin.take() else {
+            return;
+        };
+        for &token in tokens {
+            admin.ready(token, self.poll.registry(), &mut |req| self.answer(req));
+        }
+        admin.sweep(self.poll.registry());
+        self.admin = Some(admin);
+    }
+
+    fn answer(&self, req: &admin::Request) -> Reply {
+        let now_ms = rwsgi_shared::time::now_ms();
+        match req.path.as_str() {
+            "/healthz" => {
+                let fresh = self.supervisor.workers.iter().any(|(slot, w)| {
+                    w.phase == Phase::Ready
+                        && self.scoreboard.worker(slot).is_some_and(|sb| {
+                            let beats = crate::liveness::Beats {
+                                io_ms: sb.heartbeat_ms(),
+                                python_ms: sb.python_heartbeat_ms(),
+                                ready_at_ms: sb.ready_at_ms(),
+                            };
+                            crate::liveness::judge(now_ms, beats, u64::MAX)
+                                == crate::liveness::Health::Alive
+                        })
+                });
+                if fresh {
+                    Reply::text(200, "ok\n")
+                } else {
+                    Reply::text(503, "no worker has a fresh heartbeat\n")
+                }
+            }
+            "/readyz" => {
+                if self.supervisor.is_stopping() {
+                    Reply::text(503, "stopping\n")
+                } else if self.supervisor.workers.any_ready() {
+                    Reply::text(200, "ready\n")
+                } else {
+                    Reply::text(503, "no worker is ready\n")
+                }
+            }
+            "/metrics" => {
+                let (content_type, body) = metrics::negotiate(self.scrape(), &req.accept);
+                Reply {
+                    status: 200,
+                    content_type,
+                    body,
+                }
+            }
+            "/server-status" => {
+                let status = crate::status::Status::read(&self.scoreboard, now_ms);
+                if req.query.split('&').any(|p| p == "json") {
+                    Reply {
+                        status: 200,
+                        content_type: "application/json",
+                        body: format!("{}\n", status.json()),
+                    }
+                } else {
+                    Reply {
+                        status: 200,
+                        content_type: "text/html; charset=utf-8",
+                        body: status.html(),
+                    }
+                }
+            }
+            _ => Reply::text(
+                404,
+                "not found: /healthz, /readyz, /metrics, /server-status\n",
+            ),
+        }
+    }
+
+    /// Live workers' metrics plus the retired ones', and busy thread time
+    /// including the requests running now (µs).
+    fn totals(&self, now_ms: u64) -> (MetricsSnapshot, u64, u64) {
+        let mut totals = self.scoreboard.header().retired().snapshot();
+        let (mut running_us, mut threads) = (0u64, 0u64);
+        for (slot, _) in self.supervisor.workers.iter() {
+            let Some(sb) = self.scoreboard.worker(slot) else {
+                continue;
+            };
+            totals.merge(&sb.metrics().snapshot());
+            threads += u64::from(sb.threads());
+            for t in 0..sb.threads() as usize {
+                if let Some(th) = sb.thread(t) {
+                    if th.state() == rwsgi_shared::scoreboard::ThreadState::Busy {
+                        running_us += now_ms.saturating_sub(th.request_started_ms()) * 1000;
+                    }
+                }
+            }
+        }
+        let busy = totals.busy_us + running_us;
+        (totals, busy, threads)
+    }
+
+    /// Keeps one sample a second of busy thread time, for utilization.
+    fn sample_busy_time(&mut self) {
+        let now = Instant::now();
+        if self
+            .busy_samples
+            .back()
+            .is_some_and(|(at, _, _)| now.duration_since(*at) < Duration::from_secs(1))
+        {
+            return;
+        }
+        let (_, busy, threads) = self.totals(rwsgi_shared::time::now_ms());
+        self.busy_samples.push_back((now, busy, threads));
+        while self.busy_samples.len() > 11 {
+            self.busy_samples.pop_front();
+        }
+    }
+
+    fn utilization(&self) -> f64 {
+        let (Some(first), Some(last)) = (self.busy_samples.front(), self.busy_samples.back())
+        else {
+            return 0.0;
+        };
+        let span_us = last.0.duration_since(first.0).as_micros() as f64;
+        let threads = last.2.max(1) as f64;
+        if span_us <= 0.0 {
+            return 0.0;
+        }
+        (last.1.saturating_sub(first.1) as f64 / (span_us * threads)).clamp(0.0, 1.0)
+    }
+
+    fn scrape(&self) -> metrics::Scrape {
+        let (totals, _, _) = self.totals(rwsgi_shared::time::now_ms());
+        let workers = self
+            .supervisor
+            .workers
+            .iter()
+            .filter_map(|(slot, w)| {
+                let sb = self.scoreboard.worker(slot)?;
+                let cpu = monitor::usage(w.pid).map(|(_, cpu)| cpu);
+                Some(metrics::WorkerGauges {
+                    slot,
+                    pid: w.pid,
+                    threads_busy: sb.busy_threads(),
+                    threads: sb.threads(),
+                    connections: sb.connections(),
+                    connections_idle: sb.idle_connections(),
+                    usage: monitor::resident_bytes(w.pid).zip(cpu),
+                })
+            })
+            .collect();
+        metrics::Scrape {
+            totals,
+            stats: self.supervisor.stats.clone(),
+            workers,
+            workers_ready: self
+                .supervisor
+                .workers
+                .iter()
+                .filter(|(_, w)| w.accepts_work())
+                .count(),
+            utilization: self.utilization(),
+            backlog: monitor::backlog(self.config.port),
         }
     }
 
@@ -311,7 +500,7 @@ impl Server {
                     .deregister(&mut mio::unix::SourceFd(&fd));
             }
             if let Some(sb) = self.scoreboard.worker(slot) {
-                sb.release();
+                sb.release(self.scoreboard.header().retired());
             }
             let actions = self.supervisor.died(slot, death, Instant::now());
             self.carry_out(actions)?;

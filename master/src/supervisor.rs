@@ -95,6 +95,40 @@ pub struct Supervisor {
     next_spawn_at: Instant,
     reload_started: Option<Instant>,
     out: Vec<Action>,
+    /// What happened to workers so far, for the metrics.
+    pub stats: Stats,
+}
+
+/// Why workers exited, as the metrics label them.
+pub const EXIT_REASONS: [&str; 11] = [
+    "crash",
+    "max-requests",
+    "restart-interval",
+    "memory",
+    "cpu",
+    "request-timeout",
+    "deadlock",
+    "startup-timeout",
+    "reload",
+    "scale-down",
+    "shutdown",
+];
+
+/// Counters of worker life events; they only go up.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Stats {
+    pub starts: u64,
+    /// Exits by reason, in the order of [`EXIT_REASONS`].
+    pub exits: [u64; EXIT_REASONS.len()],
+    pub request_timeouts: u64,
+}
+
+impl Stats {
+    fn count_exit(&mut self, reason: &str) {
+        if let Some(i) = EXIT_REASONS.iter().position(|r| *r == reason) {
+            self.exits[i] += 1;
+        }
+    }
 }
 
 impl Supervisor {
@@ -111,6 +145,7 @@ impl Supervisor {
             next_spawn_at: now,
             reload_started: None,
             out: Vec::new(),
+            stats: Stats::default(),
         }
     }
 
@@ -166,6 +201,7 @@ impl Supervisor {
             ms => Duration::from_millis(ms + jitter.restart_ms),
         };
         self.workers.insert(slot, w);
+        self.stats.starts += 1;
         let msg = format!("started worker (generation {})", self.generation);
         self.log(Level::Info, Some((slot, pid)), msg);
     }
@@ -212,6 +248,12 @@ impl Supervisor {
         let Some(w) = self.workers.remove(slot) else {
             return Vec::new();
         };
+        let reason = if w.exit_reason.is_empty() || (w.killed.is_none() && !w.is_stopping()) {
+            "crash"
+        } else {
+            w.exit_reason
+        };
+        self.stats.count_exit(reason);
         let who = Some((slot, w.pid));
         if let Some(why) = &w.killed {
             self.log(
@@ -297,7 +339,7 @@ impl Supervisor {
         self.state = RunState::Stopping;
         let slots: Vec<usize> = self.workers.iter().map(|(s, _)| s).collect();
         for slot in slots {
-            self.stop_worker(slot, "server stopping", now);
+            self.stop_worker(slot, "server stopping", "shutdown", now);
         }
     }
 
@@ -308,6 +350,9 @@ impl Supervisor {
         self.state = RunState::Stopping;
         for (_, w) in self.workers.iter_mut() {
             self.out.push(Action::Terminate { pid: w.pid });
+            if w.exit_reason.is_empty() {
+                w.exit_reason = "shutdown";
+            }
             w.phase = Phase::Stopping {
                 deadline: now + FAST_STOP,
             };
@@ -329,13 +374,16 @@ impl Supervisor {
         self.log(Level::Info, None, msg);
     }
 
-    fn stop_worker(&mut self, slot: usize, why: &str, now: Instant) {
+    fn stop_worker(&mut self, slot: usize, why: &str, kind: &'static str, now: Instant) {
         let t = self.config.timeouts;
         let Some(w) = self.workers.get_mut(slot) else {
             return;
         };
         if w.is_stopping() {
             return;
+        }
+        if w.exit_reason.is_empty() {
+            w.exit_reason = kind;
         }
         // A worker with a stuck request cannot drain that request: it gets
         // the graceful period for the others, not the shutdown one on top.
@@ -387,6 +435,9 @@ impl Supervisor {
             if !why.is_empty() {
                 kills.push((slot, w.pid, why.clone()));
                 w.killed = Some(why);
+            }
+            if w.phase == Phase::Starting {
+                w.exit_reason = "startup-timeout";
             }
             self.out.push(Action::Kill { pid: w.pid });
             w.phase = Phase::Stopping {
@@ -453,6 +504,7 @@ impl Supervisor {
                     ));
                     self.out.push(Action::DumpStacks { pid: w.pid });
                     w.unresponsive = true;
+                    w.exit_reason = "deadlock";
                     w.killed = Some(why);
                     w.phase = Phase::Stopping {
                         deadline: now + DUMP_GRACE,
@@ -495,6 +547,10 @@ impl Supervisor {
                 w.stuck = true;
             }
             logs.push((slot, w.pid, format!("recycling worker: {}", verdict.reason)));
+            w.exit_reason = verdict.kind;
+            if verdict.request_timeout {
+                self.stats.request_timeouts += 1;
+            }
             w.retiring = Some(verdict.reason);
             retiring += 1;
         }
@@ -547,7 +603,7 @@ impl Supervisor {
                 .get(slot)
                 .and_then(|w| w.retiring.clone())
                 .unwrap_or_else(|| "replaced by a new generation".to_owned());
-            self.stop_worker(slot, &why, now);
+            self.stop_worker(slot, &why, "reload", now);
         }
         if let Some(started) = self.reload_started {
             let old_left = self
@@ -571,7 +627,7 @@ impl Supervisor {
                 .max_by_key(|(_, w)| w.spawned_at)
                 .map(|(s, _)| s);
             match newest {
-                Some(slot) => self.stop_worker(slot, "fewer workers wanted", now),
+                Some(slot) => self.stop_worker(slot, "fewer workers wanted", "scale-down", now),
                 None => break,
             }
         }
@@ -610,6 +666,8 @@ pub fn backoff(failures: u32) -> Duration {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Verdict {
     pub reason: String,
+    /// The reason's kind, for the metrics (one of [`EXIT_REASONS`]).
+    pub kind: &'static str,
     /// A request overran `--request-timeout` (its stacks are dumped first).
     pub request_timeout: bool,
 }
@@ -635,40 +693,51 @@ pub fn recycle_reason(
                     config.timeouts.request_ms as f64 / 1000.0
                 ),
                 request_timeout: true,
+                kind: "request-timeout",
             });
         }
     }
-    let because = |reason: String| {
+    let because = |kind: &'static str, reason: String| {
         Some(Verdict {
             reason,
             request_timeout: false,
+            kind,
         })
     };
     if r.max_requests > 0 && reading.requests >= w.request_limit {
-        return because(format!(
-            "served {} requests (--maximum-requests {})",
-            reading.requests, r.max_requests
-        ));
+        return because(
+            "max-requests",
+            format!(
+                "served {} requests (--maximum-requests {})",
+                reading.requests, r.max_requests
+            ),
+        );
     }
     let ran = now.duration_since(w.spawned_at);
     if ran >= w.restart_after {
-        return because(format!(
-            "ran {:.0} s (--restart-interval)",
-            ran.as_secs_f64()
-        ));
+        return because(
+            "restart-interval",
+            format!("ran {:.0} s (--restart-interval)", ran.as_secs_f64()),
+        );
     }
     if let Some((rss_mb, cpu_s)) = reading.usage {
         if r.memory_limit_mb > 0 && rss_mb > r.memory_limit_mb {
-            return because(format!(
-                "resident memory {rss_mb} MB over --memory-limit {} MB",
-                r.memory_limit_mb
-            ));
+            return because(
+                "memory",
+                format!(
+                    "resident memory {rss_mb} MB over --memory-limit {} MB",
+                    r.memory_limit_mb
+                ),
+            );
         }
         if r.cpu_time_limit_s > 0 && cpu_s >= r.cpu_time_limit_s {
-            return because(format!(
-                "used {cpu_s} s of CPU (--cpu-time-limit {} s)",
-                r.cpu_time_limit_s
-            ));
+            return because(
+                "cpu",
+                format!(
+                    "used {cpu_s} s of CPU (--cpu-time-limit {} s)",
+                    r.cpu_time_limit_s
+                ),
+            );
         }
     }
     None

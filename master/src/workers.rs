@@ -43,6 +43,8 @@ pub struct Worker {
     pub killed: Option<String>,
     /// Why it is killed if it is still alive at its stop deadline.
     pub overdue: &'static str,
+    /// Why it was stopped or killed, as the metrics count it ("" until then).
+    pub exit_reason: &'static str,
 }
 
 impl Worker {
@@ -66,6 +68,7 @@ impl Worker {
             stuck: false,
             killed: None,
             overdue: "",
+            exit_reason: "",
         }
     }
 

@@ -210,12 +210,23 @@ pub struct StaticConfig {
     pub allow_dotfiles: bool,
 }
 
+/// Where the master serves its admin endpoints.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Admin {
+    /// Empty means all interfaces.
+    pub host: String,
+    pub port: u16,
+}
+
 /// The complete, validated configuration of one server.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ServerConfig {
     /// Address to bind; empty means all interfaces.
     pub host: String,
     pub port: u16,
+    /// The admin listener (`--admin-port`, `--admin-host`), when enabled.
+    #[serde(default)]
+    pub admin: Option<Admin>,
     /// Name reported as `SERVER_NAME` when the request has no Host header.
     pub server_name: String,
     pub processes: usize,

@@ -10,6 +10,7 @@ pub mod config;
 pub mod exit;
 pub mod http;
 pub mod log;
+pub mod metrics;
 pub mod rlimit;
 pub mod scoreboard;
 pub mod statics;

@@ -6,6 +6,7 @@
 //! exactly one writer: the master writes a slot's identity and wishes, the
 //! worker writes its own state, counters and per-thread activity.
 
+use crate::metrics::Metrics;
 use memmap2::MmapMut;
 use nix::fcntl::{fcntl, FcntlArg, SealFlag};
 use nix::sys::memfd::{memfd_create, MFdFlags};
@@ -14,7 +15,7 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
 
 pub const MAGIC: u64 = 0x7277_7367_695f_7362; // "rwsgi_sb"
-pub const LAYOUT_VERSION: u32 = 3;
+pub const LAYOUT_VERSION: u32 = 4;
 /// Worker slots: room for a full second generation during a reload.
 pub const MAX_WORKERS: usize = 128;
 /// Request threads per worker.
@@ -80,6 +81,9 @@ pub struct Header {
     generation: AtomicU32,
     /// Master: the number of workers it wants running.
     wanted_workers: AtomicU32,
+    /// Master: the metrics of every worker that has exited, folded in when
+    /// it is reaped, so totals never go down.
+    retired: Metrics,
 }
 
 /// Per-thread activity. Written only by the thread it describes.
@@ -122,6 +126,8 @@ pub struct WorkerSlot {
     /// Beaten by a thread that takes the GIL for it: stale while C code
     /// holds the GIL (or the whole process is stopped).
     python_heartbeat_ms: AtomicU64,
+    /// This worker's request metrics.
+    metrics: Metrics,
     thread: [ThreadSlot; MAX_THREADS],
 }
 
@@ -232,6 +238,11 @@ impl Header {
     pub fn set_generation(&self, generation: u32) {
         self.generation.store(generation, Relaxed)
     }
+    /// The folded metrics of exited workers (written by the master).
+    pub fn retired(&self) -> &Metrics {
+        &self.retired
+    }
+
     /// When the master started (monotonic ms).
     pub fn started_at_ms(&self) -> u64 {
         self.started_at_ms.load(Relaxed)
@@ -260,6 +271,7 @@ impl WorkerSlot {
         self.heartbeat_ms.store(0, Relaxed);
         self.ready_at_ms.store(0, Relaxed);
         self.python_heartbeat_ms.store(0, Relaxed);
+        self.metrics.clear();
         for t in self.thread.iter() {
             t.state.store(ThreadState::Idle as u32, Relaxed);
             t.request_started_ms.store(0, Relaxed);
@@ -272,7 +284,11 @@ impl WorkerSlot {
     }
 
     /// Marks the slot free after its worker was reaped.
-    pub fn release(&self) {
+    /// Marks the slot free after its worker was reaped, folding its
+    /// metrics into `retired` (the worker is gone: nothing writes them now).
+    pub fn release(&self, retired: &Metrics) {
+        retired.add(&self.metrics.snapshot());
+        self.metrics.clear();
         self.state.store(WorkerState::Exited as u32, Relaxed);
         self.pid.store(0, std::sync::atomic::Ordering::Release);
     }
@@ -307,6 +323,7 @@ impl WorkerSlot {
     }
     pub fn note_accepted(&self) {
         self.accepted.fetch_add(1, Relaxed);
+        self.metrics.accepted();
     }
     pub fn accepted(&self) -> u64 {
         self.accepted.load(Relaxed)
@@ -344,6 +361,10 @@ impl WorkerSlot {
     }
     pub fn heartbeat(&self) {
         self.heartbeat_ms.store(crate::time::now_ms(), Relaxed);
+    }
+    /// This worker's request metrics (written by the worker).
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
     }
     pub fn python_heartbeat(&self) {
         self.python_heartbeat_ms

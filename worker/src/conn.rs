@@ -2,6 +2,7 @@
 
 use rwsgi_shared::config::Limits;
 use rwsgi_shared::http::{error_response, DateCache, HttpError};
+use rwsgi_shared::metrics::Metrics;
 use slog::{info, Logger};
 use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
@@ -19,6 +20,9 @@ pub struct Conn {
     pub served: u64,
     /// When the connection last became idle or started a head.
     pub since: Instant,
+    /// When the master accepted it, until its first request starts: that
+    /// request's queue wait counts from there.
+    pub accepted_at: Option<Instant>,
 }
 
 impl Conn {
@@ -29,13 +33,23 @@ impl Conn {
             buf: buffered,
             served: 0,
             since: Instant::now(),
+            accepted_at: None,
         }
     }
 
     /// Answers a refused request with its status (`Connection: close`);
     /// the caller then closes the connection gracefully. Best effort: the
     /// socket is non-blocking and an error page is small.
-    pub fn reject(&self, err: &HttpError, limits: &Limits, log: &Logger) {
+    pub fn reject(
+        &self,
+        err: &HttpError,
+        limits: &Limits,
+        metrics: Option<&Metrics>,
+        log: &Logger,
+    ) {
+        if let Some(m) = metrics {
+            m.refused(err.status);
+        }
         info!(log, "request refused"; "status" => err.status, "reason" => err.explain(limits), "client" => %self.peer);
         let mut dates = DateCache::default();
         let response = error_response(err.status, dates.now(), false);

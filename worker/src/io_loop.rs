@@ -185,7 +185,14 @@ impl IoLoop<'_> {
         loop {
             match self.ctx.channel.recv(&mut self.recv_buf) {
                 Ok(received) => match (received.message, received.fd) {
-                    (Message::Handoff { peer, buffered, .. }, Some(fd)) => {
+                    (
+                        Message::Handoff {
+                            peer,
+                            buffered,
+                            accepted_at_us,
+                        },
+                        Some(fd),
+                    ) => {
                         if let Some(sb) = self.ctx.scoreboard.worker(self.ctx.slot) {
                             sb.note_accepted();
                         }
@@ -193,7 +200,12 @@ impl IoLoop<'_> {
                         if stream.set_nonblocking(true).is_err() {
                             continue;
                         }
-                        self.adopt(Conn::new(stream, peer, buffered));
+                        let mut conn = Conn::new(stream, peer, buffered);
+                        // Both clocks are the machine's monotonic clock.
+                        let waited = rwsgi_shared::time::now_us().saturating_sub(accepted_at_us);
+                        conn.accepted_at =
+                            Instant::now().checked_sub(Duration::from_micros(waited));
+                        self.adopt(conn);
                     }
                     (Message::Control(Control::GracefulStop), _) => self.drain(true),
                     (other, _) => {
@@ -280,6 +292,13 @@ impl IoLoop<'_> {
     }
 
     // --- connections ---
+
+    fn metrics(&self) -> Option<&rwsgi_shared::metrics::Metrics> {
+        self.ctx
+            .scoreboard
+            .worker(self.ctx.slot)
+            .map(|sb| sb.metrics())
+    }
 
     /// The connections this worker holds at most: its share of
     /// `--max-clients`, and never so many that a hand-off could find no
@@ -453,6 +472,7 @@ impl IoLoop<'_> {
                 let head = match routed {
                     Routed::Static(head, used, resolution) => {
                         conn.buf.drain(..used);
+                        conn.accepted_at = None;
                         self.ctx.statics.serve(token, conn, head, resolution);
                         return;
                     }
@@ -466,11 +486,12 @@ impl IoLoop<'_> {
                         return;
                     }
                 };
+                let queued_at = conn.accepted_at.take().unwrap_or_else(Instant::now);
                 let n = self.ctx.pool.push(Job {
                     conn,
                     head,
                     token,
-                    queued_at: Instant::now(),
+                    queued_at,
                 });
                 if let Some(sb) = self.ctx.scoreboard.worker(self.ctx.slot) {
                     sb.set_queued(n);
@@ -479,7 +500,7 @@ impl IoLoop<'_> {
             Err(None) => self.drop_conn(token),
             Err(Some(e)) => {
                 if let Some(Entry::Idle(conn)) = self.entries[token].replace(Entry::Busy) {
-                    conn.reject(&e, &limits, self.ctx.log);
+                    conn.reject(&e, &limits, self.metrics(), self.ctx.log);
                     self.close(token, conn);
                 }
             }
@@ -565,7 +586,7 @@ impl IoLoop<'_> {
                 Some(Expiry::Head) => {
                     if let Some(Entry::Idle(conn)) = self.entries[token].replace(Entry::Busy) {
                         let e = HttpError::new(408, "request head not received in time");
-                        conn.reject(&e, &limits, self.ctx.log);
+                        conn.reject(&e, &limits, self.metrics(), self.ctx.log);
                         self.close(token, conn);
                     }
                 }

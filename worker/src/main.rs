@@ -124,13 +124,14 @@ fn run(
             return ExitCode::Failure;
         }
     };
-    let (statics, static_threads) = match statics::Statics::start(&config, &pool, log) {
-        Ok(s) => s,
-        Err(e) => {
-            error!(log, "cannot start the static file threads: {}", e);
-            return ExitCode::Failure;
-        }
-    };
+    let (statics, static_threads) =
+        match statics::Statics::start(&config, &pool, (&scoreboard, slot), log) {
+            Ok(s) => s,
+            Err(e) => {
+                error!(log, "cannot start the static file threads: {}", e);
+                return ExitCode::Failure;
+            }
+        };
     let shared = request_thread::Shared {
         pool: pool.clone(),
         app: app.clone(),

@@ -73,7 +73,7 @@ fn serve(pool: &Pool, ctx: &RequestContext<'_>) {
             let handled = if waited_too_long {
                 Err(job.conn)
             } else {
-                Ok(wsgi::handle(py, ctx, job.conn, job.head))
+                Ok(wsgi::handle(py, ctx, job.conn, job.head, job.queued_at))
             };
             // One GIL-free stretch per request: send the response, look for
             // the next request on this connection, else wait for other work.
@@ -85,6 +85,7 @@ fn serve(pool: &Pool, ctx: &RequestContext<'_>) {
                         conn.reject(
                             &HttpError::new(503, "request waited longer than --queue-timeout"),
                             &ctx.config.limits,
+                            ctx.scoreboard.worker(ctx.slot).map(|sb| sb.metrics()),
                             ctx.log,
                         );
                         pool.give_back(Returned::Close(token, conn));
@@ -157,7 +158,12 @@ fn follow_up(mut conn: Conn, ctx: &RequestContext<'_>, read_more: bool) -> Next 
                 Routed::Static(..) => return Next::Idle(conn),
                 Routed::Partial => {}
                 Routed::Refused(e) => {
-                    conn.reject(&e, &limits, ctx.log);
+                    conn.reject(
+                        &e,
+                        &limits,
+                        ctx.scoreboard.worker(ctx.slot).map(|sb| sb.metrics()),
+                        ctx.log,
+                    );
                     return Next::Close(conn);
                 }
             }

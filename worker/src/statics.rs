@@ -27,6 +27,7 @@ use nix::errno::Errno;
 use nix::sys::socket::{sendmsg, MsgFlags, SockaddrStorage};
 use rwsgi_shared::config::ServerConfig;
 use rwsgi_shared::http::{BodyKind, DateCache, RequestHead};
+use rwsgi_shared::scoreboard::Scoreboard;
 use rwsgi_shared::statics::{self, Plan, Resolution, Segment, StaticFiles};
 use slog::{debug, error, info, o, warn, Logger};
 use std::collections::VecDeque;
@@ -72,6 +73,9 @@ struct Lane {
 /// The static files of this worker and the lanes that serve them.
 pub struct Statics {
     files: Arc<StaticFiles>,
+    /// For the static-file metrics of this worker's slot.
+    scoreboard: Arc<Scoreboard>,
+    slot: usize,
     lanes: Vec<Lane>,
     next: AtomicUsize,
     shutdown: AtomicBool,
@@ -86,6 +90,7 @@ impl Statics {
     pub fn start(
         config: &Arc<ServerConfig>,
         pool: &Arc<Pool>,
+        scoreboard: (&Arc<Scoreboard>, usize),
         log: &Logger,
     ) -> io::Result<(Arc<Statics>, Vec<JoinHandle<()>>)> {
         let (files, problems) = StaticFiles::new(&config.statics);
@@ -112,6 +117,8 @@ impl Statics {
             lanes,
             next: AtomicUsize::new(0),
             shutdown: AtomicBool::new(false),
+            scoreboard: Arc::clone(scoreboard.0),
+            slot: scoreboard.1,
         });
         let mut threads = Vec::with_capacity(n);
         for (index, poll) in polls.into_iter().enumerate() {
@@ -360,6 +367,9 @@ impl LaneLoop {
                     Ok(false) => break Step::Wait,
                     Ok(true) => {
                         held.conn.served += 1;
+                        if let Some(sb) = self.statics.scoreboard.worker(self.statics.slot) {
+                            sb.metrics().static_response(t.body_bytes);
+                        }
                         if self.config.access_log {
                             access_log(&self.log, &held.conn, t, true);
                         }

@@ -8,6 +8,7 @@ mod faults;
 mod http_rules;
 mod lifecycle;
 mod misuse;
+mod observability;
 mod statics;
 mod supervision;
 mod uploads;

@@ -48,6 +48,7 @@ pub fn handle(
     ctx: &RequestContext<'_>,
     mut conn: Conn,
     head: RequestHead,
+    queued_at: Instant,
 ) -> Handled {
     let sb = ctx.scoreboard.worker(ctx.slot);
     if let Some(sb) = sb {
@@ -57,6 +58,18 @@ pub fn handle(
     let result = run(py, ctx, &mut conn, &head);
     if let Some(sb) = sb {
         sb.end_request(ctx.thread);
+        let m = sb.metrics();
+        if result.server_refusal {
+            m.refused(result.status);
+        } else {
+            let queued = started.saturating_duration_since(queued_at);
+            m.request(
+                &head.method,
+                result.status,
+                micros(started.elapsed()),
+                micros(queued),
+            );
+        }
     }
     conn.served += 1;
     if ctx.config.access_log {
@@ -76,12 +89,18 @@ pub fn handle(
     }
 }
 
-/// How a request ended, for the connection and the access log.
+/// How a request ended, for the connection, the access log and the metrics.
 struct Outcome {
     status: u16,
     body_bytes: u64,
     keep_alive: bool,
     unsent: Vec<u8>,
+    /// The server refused the request (its body) without the application.
+    server_refusal: bool,
+}
+
+fn micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
 }
 
 /// What is known when the application is done with a request.
@@ -173,7 +192,10 @@ fn run(py: Python<'_>, ctx: &RequestContext<'_>, conn: &mut Conn, head: &Request
         if let Err(e) = py.detach(move || input_ref.spool()) {
             lease.revoke(py);
             log_body_failure(ctx, conn, &e);
-            return error_page(e.status(), head);
+            return Outcome {
+                server_refusal: true,
+                ..error_page(e.status(), head)
+            };
         }
     }
     let response = StartResponse::new(Arc::clone(&lease), head, timeout);
@@ -217,6 +239,7 @@ fn run(py: Python<'_>, ctx: &RequestContext<'_>, conn: &mut Conn, head: &Request
             body_bytes: 0,
             keep_alive: false,
             unsent: Vec::new(),
+            server_refusal: false,
         };
     };
     let refused = lease.refusal().cloned();
@@ -247,7 +270,10 @@ fn run(py: Python<'_>, ctx: &RequestContext<'_>, conn: &mut Conn, head: &Request
     let outcome = match end {
         Ending::ErrorPage(status) => {
             r.discard();
-            error_page(status, head)
+            Outcome {
+                server_refusal: blame == Blame::ClientBody,
+                ..error_page(status, head)
+            }
         }
         Ending::CutShort => {
             r.discard();
@@ -260,6 +286,7 @@ fn run(py: Python<'_>, ctx: &RequestContext<'_>, conn: &mut Conn, head: &Request
                 body_bytes: r.body_bytes(),
                 keep_alive: false,
                 unsent: Vec::new(),
+                server_refusal: false,
             }
         }
         Ending::Complete => {
@@ -280,6 +307,7 @@ fn run(py: Python<'_>, ctx: &RequestContext<'_>, conn: &mut Conn, head: &Request
                 body_bytes: r.body_bytes(),
                 keep_alive: keep_alive && body_clean,
                 unsent: unsent.unwrap_or_default(),
+                server_refusal: false,
             }
         }
     };
@@ -411,6 +439,7 @@ fn error_page(status: u16, head: &RequestHead) -> Outcome {
         body_bytes: 0,
         keep_alive: false,
         unsent: bytes,
+        server_refusal: false,
     }
 }
 

@@ -1,0 +1,282 @@
+//! The admin listener: health and readiness through a server's life,
+//! Prometheus metrics (checked by promtool and scraped by a real
+//! Prometheus), and the status page, all answered without Python.
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use rwsgi_tests::{app, get, poll_until, request, wait_until, Server};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+/// The admin port, from the log line the master writes once bound.
+fn admin_port(server: &Server) -> u16 {
+    assert!(
+        server
+            .log
+            .wait_for("admin endpoints on http://", Duration::from_secs(10)),
+        "{}",
+        server.log.text()
+    );
+    let text = server.log.text();
+    let rest = text
+        .split("admin endpoints on http://")
+        .nth(1)
+        .unwrap_or_default();
+    rest.split('/')
+        .next()
+        .and_then(|addr| addr.rsplit(':').next())
+        .and_then(|p| p.parse().ok())
+        .expect("an admin port")
+}
+
+fn admin_server(args: &[&str]) -> (Server, u16) {
+    let server = Server::builder()
+        .args(["--admin-port", "0"])
+        .args(args.iter().copied())
+        .start();
+    let port = admin_port(&server);
+    (server, port)
+}
+
+/// The value of one sample line (`name{labels} value`) of the exposition.
+fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series).and_then(|v| v.strip_prefix(' ')))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// The classic text format (what curl and promtool get).
+fn metrics(port: u16) -> String {
+    let r = get(port, "/metrics");
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        r.header("content-type"),
+        Some("text/plain; version=0.0.4; charset=utf-8")
+    );
+    r.text()
+}
+
+#[test]
+fn metrics_speak_openmetrics_to_whoever_asks_for_it() {
+    let (_server, admin) = admin_server(&[&app("faults.py")]);
+    let r = request(
+        admin,
+        b"GET /metrics HTTP/1.1\r\nHost: h\r\nAccept: application/openmetrics-text;version=1.0.0\r\nConnection: close\r\n\r\n",
+    )
+    .expect("metrics");
+    assert!(r
+        .header("content-type")
+        .is_some_and(|c| c.starts_with("application/openmetrics-text")));
+    assert!(r.text().ends_with("# EOF\n"));
+    assert!(r.text().contains("# TYPE rwsgi_requests counter\n"));
+}
+
+#[test]
+fn health_and_readiness_through_start_a_frozen_worker_and_a_graceful_stop() {
+    let (mut server, admin) = admin_server(&["--threads", "2", &app("faults.py")]);
+    assert_eq!(get(admin, "/healthz").status, 200);
+    assert_eq!(get(admin, "/readyz").text(), "ready\n");
+    // The only worker frozen: not healthy once its heartbeat is stale.
+    let worker = server.worker_pids()[0];
+    kill(Pid::from_raw(worker), Signal::SIGSTOP).expect("SIGSTOP");
+    wait_until("healthz to fail", Duration::from_secs(10), || {
+        get(admin, "/healthz").status == 503
+    });
+    assert_eq!(
+        get(admin, "/healthz").text(),
+        "no worker has a fresh heartbeat\n"
+    );
+    kill(Pid::from_raw(worker), Signal::SIGCONT).expect("SIGCONT");
+    wait_until("healthz to recover", Duration::from_secs(10), || {
+        get(admin, "/healthz").status == 200
+    });
+    // A graceful stop: not ready from the SIGTERM on, while the request in
+    // flight still finishes.
+    let port = server.port;
+    let slow = std::thread::spawn(move || {
+        request(port, b"GET /sleep?2 HTTP/1.1\r\nHost: h\r\n\r\n").map(|r| r.status)
+    });
+    server.wait_running("GET /sleep");
+    server.signal(Signal::SIGTERM);
+    wait_until("readyz to fail", Duration::from_secs(5), || {
+        get(admin, "/readyz").status == 503
+    });
+    assert_eq!(get(admin, "/readyz").text(), "stopping\n");
+    assert!(matches!(slow.join(), Ok(Ok(200))));
+    assert_eq!(
+        server
+            .wait_exit(Duration::from_secs(20))
+            .and_then(|s| s.code()),
+        Some(0)
+    );
+}
+
+#[test]
+fn metrics_count_every_kind_of_request_and_survive_a_recycle() {
+    let (server, admin) = admin_server(&["--maximum-requests", "5", &app("misuse.py")]);
+    for _ in 0..3 {
+        assert_eq!(get(server.port, "/calls").status, 200);
+    }
+    assert_eq!(get(server.port, "/nowhere").status, 404);
+    let post = request(
+        server.port,
+        b"POST /read-body HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\nConnection: close\r\n\r\nhi",
+    )
+    .expect("post");
+    assert_eq!(post.status, 200);
+    // Refused by the parser: never reaches the application.
+    assert_eq!(
+        request(server.port, b"GET / HTTP/1.1\r\n\r\n")
+            .map(|r| r.status)
+            .ok(),
+        Some(400)
+    );
+    let text = metrics(admin);
+    let get_2xx = "rwsgi_requests_total{method=\"GET\",status=\"2xx\"}";
+    assert_eq!(sample(&text, get_2xx), Some(3.0), "{text}");
+    assert_eq!(
+        sample(&text, "rwsgi_requests_total{method=\"GET\",status=\"4xx\"}"),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(
+            &text,
+            "rwsgi_requests_total{method=\"POST\",status=\"2xx\"}"
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(&text, "rwsgi_requests_refused_total{status=\"400\"}"),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(&text, "rwsgi_request_duration_seconds_count"),
+        Some(5.0)
+    );
+    assert_eq!(
+        sample(&text, "rwsgi_request_queue_wait_seconds_count"),
+        Some(5.0)
+    );
+    // The worker recycles after 5 requests; the counters carry on.
+    wait_until("the recycle", Duration::from_secs(20), || {
+        sample(
+            &metrics(admin),
+            "rwsgi_worker_exits_total{reason=\"max-requests\"}",
+        ) == Some(1.0)
+    });
+    assert_eq!(get(server.port, "/calls").status, 200);
+    let after = metrics(admin);
+    assert_eq!(sample(&after, get_2xx), Some(4.0), "{after}");
+    assert_eq!(sample(&after, "rwsgi_worker_starts_total"), Some(2.0));
+}
+
+#[test]
+fn admin_answers_while_every_request_thread_is_busy_and_shows_what_runs() {
+    let (server, admin) = admin_server(&["--threads", "1", &app("faults.py")]);
+    let port = server.port;
+    let _busy =
+        std::thread::spawn(move || request(port, b"GET /sleep?5 HTTP/1.1\r\nHost: h\r\n\r\n"));
+    server.wait_running("GET /sleep");
+    let text = metrics(admin);
+    assert_eq!(sample(&text, "rwsgi_threads_busy"), Some(1.0), "{text}");
+    assert_eq!(sample(&text, "rwsgi_requests_in_flight"), Some(1.0));
+    let page = get(admin, "/server-status");
+    assert!(page.text().contains("GET /sleep"), "{}", page.text());
+    let json: serde_json::Value =
+        serde_json::from_slice(&get(admin, "/server-status?json").body).expect("JSON");
+    assert_eq!(json["workers"][0]["running"][0]["request"], "GET /sleep");
+    assert_eq!(get(admin, "/healthz").status, 200);
+}
+
+/// A program from the `prometheus` package; CI installs it.
+fn prometheus_tool(name: &str) -> Option<std::path::PathBuf> {
+    let found = ["/usr/bin", "/usr/local/bin"]
+        .iter()
+        .map(|d| std::path::Path::new(d).join(name))
+        .find(|p| p.is_file());
+    if found.is_none() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "{name} is missing: .ci/run installs Debian's prometheus package"
+        );
+        eprintln!(
+            "WARNING: {name} not installed; its check is skipped (apt-get install prometheus)"
+        );
+    }
+    found
+}
+
+#[test]
+fn promtool_accepts_the_exposition_and_prometheus_scrapes_it() {
+    let (server, admin) = admin_server(&[&app("faults.py")]);
+    for _ in 0..7 {
+        assert_eq!(get(server.port, "/").status, 200);
+    }
+    let text = metrics(admin);
+    if let Some(promtool) = prometheus_tool("promtool") {
+        let mut check = Command::new(promtool)
+            .args(["check", "metrics"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("promtool");
+        std::io::Write::write_all(check.stdin.as_mut().expect("stdin"), text.as_bytes())
+            .expect("write");
+        drop(check.stdin.take());
+        let out = check.wait_with_output().expect("promtool output");
+        assert!(
+            out.status.success(),
+            "promtool: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let Some(prometheus) = prometheus_tool("prometheus") else {
+        return;
+    };
+    let dir = std::env::temp_dir().join(format!("rwsgi-prometheus-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let config = dir.join("prometheus.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: rwsgi\n    static_configs:\n      - targets: ['127.0.0.1:{admin}']\n"
+        ),
+    )
+    .expect("config");
+    let web = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a port for prometheus");
+    let mut prom = Command::new(prometheus)
+        .arg(format!("--config.file={}", config.display()))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.join("data").display()
+        ))
+        .arg(format!("--web.listen-address=127.0.0.1:{web}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start prometheus");
+    let query = "/api/v1/query?query=sum(rwsgi_requests_total%7Bmethod%3D%22GET%22%7D)";
+    // Prometheus takes a moment to listen: a refused connection is "not yet".
+    let ask = || {
+        let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", web)) else {
+            return String::new();
+        };
+        let raw = format!("GET {query} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+        let _ = std::io::Write::write_all(&mut s, raw.as_bytes());
+        rwsgi_tests::client::read_response(&mut s, &mut Vec::new(), false)
+            .map(|r| r.text())
+            .unwrap_or_default()
+    };
+    // The sum of the requests counted, as Prometheus scraped it: 7.
+    let scraped = poll_until(Duration::from_secs(30), || ask().contains(",\"7\"]"));
+    let answer = ask();
+    let _ = prom.kill();
+    let _ = prom.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(scraped, "PromQL did not return 7 requests: {answer}");
+}
