@@ -3,6 +3,7 @@
 //! The scoreboard is a memfd held open by the master, so another process
 //! (with the same user, or root) can open it through /proc/PID/fd.
 
+use rwsgi_shared::metrics::MetricsSnapshot;
 use rwsgi_shared::scoreboard::{Scoreboard, ThreadState, WorkerState, MAX_THREADS};
 use std::fmt::Write as _;
 
@@ -125,6 +126,8 @@ pub struct Status {
     pub generation: u32,
     pub wanted: u32,
     pub workers: Vec<WorkerStatus>,
+    /// Every worker's metrics, with those of exited workers (as `/metrics`).
+    pub metrics: MetricsSnapshot,
 }
 
 fn seconds(now_ms: u64, then_ms: u64) -> f64 {
@@ -178,7 +181,12 @@ impl Status {
                 }
             })
             .collect();
+        let mut metrics = h.retired().snapshot();
+        for (_, w) in sb.workers().filter(|(_, w)| w.pid() != 0) {
+            metrics.merge(&w.metrics().snapshot());
+        }
         Status {
+            metrics,
             master: h.master_pid(),
             up_seconds: seconds(now, h.started_at_ms()),
             generation: h.generation(),
@@ -246,6 +254,7 @@ impl Status {
             "up_seconds": self.up_seconds,
             "generation": self.generation,
             "workers_wanted": self.wanted,
+            "metrics": metrics_json(&self.metrics),
             "workers": self.workers.iter().map(|w| serde_json::json!({
                 "slot": w.slot,
                 "pid": w.pid,
@@ -304,6 +313,49 @@ impl Status {
             self.wanted
         )
     }
+}
+
+/// The counters and histograms of `/metrics`, as JSON.
+fn metrics_json(m: &MetricsSnapshot) -> serde_json::Value {
+    use rwsgi_shared::metrics::{CLASSES, METHODS};
+    let mut requests = serde_json::Map::new();
+    for (mi, method) in METHODS.iter().enumerate() {
+        let by_class: serde_json::Map<String, serde_json::Value> = CLASSES
+            .iter()
+            .enumerate()
+            .filter(|(ci, _)| m.requests[mi][*ci] > 0)
+            .map(|(ci, class)| ((*class).to_owned(), m.requests[mi][ci].into()))
+            .collect();
+        if !by_class.is_empty() {
+            requests.insert((*method).to_owned(), by_class.into());
+        }
+    }
+    let refused: serde_json::Map<String, serde_json::Value> = m
+        .refused
+        .iter()
+        .enumerate()
+        .filter(|(_, n)| **n > 0)
+        .map(|(i, n)| (MetricsSnapshot::refusal_label(i), (*n).into()))
+        .collect();
+    let histogram = |h: &rwsgi_shared::metrics::HistogramSnapshot| {
+        serde_json::json!({
+            "count": h.count(),
+            "sum_seconds": h.sum_us as f64 / 1e6,
+            "buckets": h.cumulative().iter().map(|(le, n)| {
+                serde_json::json!([if le.is_finite() { le.to_string() } else { "+Inf".to_owned() }, n])
+            }).collect::<Vec<_>>(),
+        })
+    };
+    serde_json::json!({
+        "requests": requests,
+        "requests_total": m.requests_total(),
+        "request_duration": histogram(&m.duration),
+        "request_queue_wait": histogram(&m.queue_wait),
+        "requests_refused": refused,
+        "connections_accepted": m.accepted,
+        "static_requests": m.static_requests,
+        "static_sent_bytes": m.static_bytes,
+    })
 }
 
 fn escape_html(s: &str) -> String {

@@ -157,6 +157,15 @@ fn metrics_count_every_kind_of_request_and_survive_a_recycle() {
         sample(&text, "rwsgi_request_queue_wait_seconds_count"),
         Some(5.0)
     );
+    // `rwsgi status --json` reads the same figures from outside.
+    let out = Command::new(rwsgi_tests::server::binary("rwsgi"))
+        .args(["status", "--json", "--pid", &server.pid().to_string()])
+        .output()
+        .expect("rwsgi status --json");
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(status["metrics"]["requests_total"], 5, "{status}");
+    assert_eq!(status["metrics"]["requests"]["GET"]["2xx"], 3);
+    assert_eq!(status["metrics"]["requests_refused"]["400"], 1);
     // The worker recycles after 5 requests; the counters carry on.
     wait_until("the recycle", Duration::from_secs(20), || {
         sample(
