@@ -292,6 +292,17 @@ pub struct StartServer {
     #[arg(long, env = "RWSGI_ACCESS_LOG")]
     pub access_log: bool,
 
+    /// Access-log line in Apache's directives (%h %t "%r" %>s %b %D %T
+    /// %{ms}T %L %{Header}i %{Header}o …), or `common` / `combined`. With
+    /// --log-format json each record is a JSON object instead.
+    #[arg(long, default_value = "combined", env = "RWSGI_ACCESS_LOG_FORMAT")]
+    pub access_log_format: String,
+
+    /// Echo each request's id (its X-Request-Id, or one made up) in this
+    /// response header, e.g. X-Request-Id.
+    #[arg(long, env = "RWSGI_REQUEST_ID_HEADER")]
+    pub request_id_header: Option<String>,
+
     /// Log to the terminal (the default: accepted for mod_wsgi-express CMDs).
     #[arg(long, env = "RWSGI_LOG_TO_TERMINAL")]
     pub log_to_terminal: bool,

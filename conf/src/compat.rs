@@ -107,7 +107,6 @@ pub const UNIMPLEMENTED: &[(&str, Takes, &str)] = &[
     ("trust-proxy-header", Takes::One, "not implemented yet"),
     ("trust-proxy", Takes::One, "not implemented yet"),
     ("error-log-format", Takes::One, "not applicable"),
-    ("access-log-format", Takes::One, "not implemented yet"),
     ("access-log-name", Takes::One, "logs go to the terminal"),
     ("error-log-name", Takes::One, "logs go to the terminal"),
     ("startup-log-name", Takes::One, "logs go to the terminal"),

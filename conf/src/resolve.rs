@@ -95,6 +95,25 @@ pub fn resolve(args: &StartServer) -> Result<ServerConfig, ConfError> {
             LogFormatArg::Json => LogFormat::Json,
         },
         access_log: args.access_log,
+        access_log_format: {
+            rwsgi_shared::access_log::Format::parse(&args.access_log_format)
+                .map_err(|e| invalid("access-log-format", &e))?;
+            args.access_log_format.clone()
+        },
+        request_id_header: match &args.request_id_header {
+            Some(h)
+                if !h.is_empty() && h.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') =>
+            {
+                Some(h.clone())
+            }
+            Some(_) => {
+                return Err(invalid(
+                    "request-id-header",
+                    "a header name: letters, digits and -",
+                ))
+            }
+            None => None,
+        },
         statics: statics(args, &cwd, app_kind)?,
     })
 }

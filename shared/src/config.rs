@@ -147,6 +147,10 @@ pub struct Timeouts {
     pub body_min_rate: u64,
 }
 
+fn default_access_log_format() -> String {
+    "combined".to_owned()
+}
+
 fn default_deadlock_ms() -> u64 {
     60_000
 }
@@ -249,6 +253,12 @@ pub struct ServerConfig {
     pub log_level: LogLevel,
     pub log_format: LogFormat,
     pub access_log: bool,
+    /// `--access-log-format`: Apache directives, or `common` / `combined`.
+    #[serde(default = "default_access_log_format")]
+    pub access_log_format: String,
+    /// `--request-id-header`: echo the request id in this response header.
+    #[serde(default)]
+    pub request_id_header: Option<String>,
     /// Static files (`--url-alias`, `--document-root`).
     #[serde(default)]
     pub statics: StaticConfig,

@@ -5,6 +5,7 @@
 //! shared-memory scoreboard, the HTTP head parser, the static-file
 //! responder, exit codes and logging.
 
+pub mod access_log;
 pub mod channel;
 pub mod config;
 pub mod exit;

@@ -1,45 +1,47 @@
-//! One access-log line per request, in Apache combined format, for
-//! application and static responses alike.
+//! One access-log record per request, for application and static
+//! responses alike: an Apache-format line (`--access-log-format`) with the
+//! text log, a record of typed fields with `--log-format json`.
 
-use rwsgi_shared::http::RequestHead;
+use rwsgi_shared::access_log::{Format, Record};
+use rwsgi_shared::config::LogFormat;
 use slog::{info, Logger};
-use std::net::IpAddr;
-use std::time::Duration;
 
-fn header(head: &RequestHead, name: &str) -> String {
-    head.header(name)
-        .map(|v| String::from_utf8_lossy(v).replace('"', "\\\""))
-        .unwrap_or_else(|| "-".to_owned())
+/// Where access records go, and in which form.
+pub struct AccessLog {
+    pub format: Format,
+    pub json: bool,
 }
 
-/// The line, without the time it took (a field of the record).
-pub fn line(client: IpAddr, head: &RequestHead, status: u16, bytes: u64) -> String {
-    format!(
-        "{} - - [{}] \"{} {} {}\" {} {} \"{}\" \"{}\"",
-        client,
-        rwsgi_shared::time::apache_now(),
-        head.method,
-        head.target,
-        head.version.as_str(),
-        status,
-        if bytes == 0 {
-            "-".to_owned()
-        } else {
-            bytes.to_string()
-        },
-        header(head, "referer"),
-        header(head, "user-agent"),
-    )
-}
+impl AccessLog {
+    pub fn new(spec: &str, log_format: LogFormat) -> Result<AccessLog, String> {
+        Ok(AccessLog {
+            format: Format::parse(spec)?,
+            json: log_format == LogFormat::Json,
+        })
+    }
 
-pub fn write(
-    log: &Logger,
-    client: IpAddr,
-    head: &RequestHead,
-    status: u16,
-    bytes: u64,
-    took: Duration,
-) {
-    let line = line(client, head, status, bytes);
-    info!(log, "{}", line; "source" => "access", "us" => took.as_micros() as u64);
+    pub fn write(&self, log: &Logger, r: &Record<'_>) {
+        if !self.json {
+            let line = self.format.render(r);
+            info!(log, "{}", line; "source" => "access", "us" => r.took.as_micros() as u64);
+            return;
+        }
+        // Fields, escaped by the JSON encoder; header values as latin-1 text.
+        let text = |v: Option<&[u8]>| v.map(|v| v.iter().map(|&b| b as char).collect::<String>());
+        info!(log, "access";
+            "source" => "access",
+            "remote_addr" => %r.client,
+            "method" => &r.head.method,
+            "path" => &r.head.path,
+            "query" => &r.head.query,
+            "protocol" => r.head.version.as_str(),
+            "status" => r.status,
+            "bytes" => r.bytes,
+            "duration_us" => r.took.as_micros() as u64,
+            "queue_wait_us" => r.queue_wait.map(|q| q.as_micros() as u64),
+            "user_agent" => text(r.head.header("user-agent")),
+            "referer" => text(r.head.header("referer")),
+            "request_id" => r.request_id,
+        );
+    }
 }

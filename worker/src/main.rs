@@ -13,6 +13,7 @@ mod io_loop;
 mod net;
 mod pool;
 mod python;
+mod request_id;
 mod request_thread;
 mod route;
 mod signals;
@@ -124,8 +125,18 @@ fn run(
             return ExitCode::Failure;
         }
     };
+    let access = match config.access_log {
+        false => None,
+        true => match access_log::AccessLog::new(&config.access_log_format, config.log_format) {
+            Ok(a) => Some(Arc::new(a)),
+            Err(e) => {
+                error!(log, "--access-log-format: {}", e);
+                return ExitCode::Config;
+            }
+        },
+    };
     let (statics, static_threads) =
-        match statics::Statics::start(&config, &pool, (&scoreboard, slot), log) {
+        match statics::Statics::start(&config, &pool, (&scoreboard, slot), access.clone(), log) {
             Ok(s) => s,
             Err(e) => {
                 error!(log, "cannot start the static file threads: {}", e);
@@ -138,6 +149,7 @@ fn run(
         config: config.clone(),
         scoreboard: scoreboard.clone(),
         files: statics.shared_files(),
+        access,
     };
     let threads = request_thread::start(config.threads, &shared, slot, log);
     if config.python.reload_on_changes {

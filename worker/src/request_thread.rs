@@ -25,6 +25,8 @@ pub struct Shared {
     pub config: Arc<ServerConfig>,
     pub scoreboard: Arc<Scoreboard>,
     pub files: Arc<StaticFiles>,
+    /// `None` without `--access-log`.
+    pub access: Option<Arc<crate::access_log::AccessLog>>,
 }
 
 pub fn start(n: usize, shared: &Shared, slot: usize, log: &Logger) -> Vec<JoinHandle<()>> {
@@ -42,6 +44,7 @@ pub fn start(n: usize, shared: &Shared, slot: usize, log: &Logger) -> Vec<JoinHa
                         slot,
                         thread: index,
                         files: &shared.files,
+                        access: shared.access.as_deref(),
                         log: &log,
                     };
                     serve(&shared.pool, &ctx);

@@ -17,6 +17,7 @@
 //! (an application request, a partial head, a quiet client) goes back to
 //! the I/O thread, which owns idle connections.
 
+use crate::access_log::AccessLog;
 use crate::conn::{Conn, READ_CHUNK};
 use crate::net;
 use crate::pool::{Pool, Returned};
@@ -25,6 +26,7 @@ use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token, Waker};
 use nix::errno::Errno;
 use nix::sys::socket::{sendmsg, MsgFlags, SockaddrStorage};
+use rwsgi_shared::access_log::Record;
 use rwsgi_shared::config::ServerConfig;
 use rwsgi_shared::http::{BodyKind, DateCache, RequestHead};
 use rwsgi_shared::scoreboard::Scoreboard;
@@ -76,6 +78,8 @@ pub struct Statics {
     /// For the static-file metrics of this worker's slot.
     scoreboard: Arc<Scoreboard>,
     slot: usize,
+    /// `None` without `--access-log`.
+    access: Option<Arc<AccessLog>>,
     lanes: Vec<Lane>,
     next: AtomicUsize,
     shutdown: AtomicBool,
@@ -91,6 +95,7 @@ impl Statics {
         config: &Arc<ServerConfig>,
         pool: &Arc<Pool>,
         scoreboard: (&Arc<Scoreboard>, usize),
+        access: Option<Arc<AccessLog>>,
         log: &Logger,
     ) -> io::Result<(Arc<Statics>, Vec<JoinHandle<()>>)> {
         let (files, problems) = StaticFiles::new(&config.statics);
@@ -119,6 +124,7 @@ impl Statics {
             shutdown: AtomicBool::new(false),
             scoreboard: Arc::clone(scoreboard.0),
             slot: scoreboard.1,
+            access,
         });
         let mut threads = Vec::with_capacity(n);
         for (index, poll) in polls.into_iter().enumerate() {
@@ -370,8 +376,8 @@ impl LaneLoop {
                         if let Some(sb) = self.statics.scoreboard.worker(self.statics.slot) {
                             sb.metrics().static_response(t.body_bytes);
                         }
-                        if self.config.access_log {
-                            access_log(&self.log, &held.conn, t, true);
+                        if let Some(access) = &self.statics.access {
+                            access_log(access, &self.log, &held.conn, t, true);
                         }
                         if !t.keep_alive {
                             break Step::Close;
@@ -383,8 +389,8 @@ impl LaneLoop {
                     }
                     Err(e) => {
                         debug!(self.log, "static response not completed"; "error" => %e);
-                        if self.config.access_log {
-                            access_log(&self.log, &held.conn, t, false);
+                        if let Some(access) = &self.statics.access {
+                            access_log(access, &self.log, &held.conn, t, false);
                         }
                         break Step::Close;
                     }
@@ -634,14 +640,19 @@ impl Transfer {
 }
 
 /// One Apache combined line, like the application's requests get.
-fn access_log(log: &Logger, conn: &Conn, t: &Transfer, ok: bool) {
-    let bytes = if ok { t.body_bytes } else { 0 };
-    crate::access_log::write(
+fn access_log(access: &AccessLog, log: &Logger, conn: &Conn, t: &Transfer, ok: bool) {
+    let id = crate::request_id::of(t.head.header("x-request-id"));
+    access.write(
         log,
-        conn.peer.ip(),
-        &t.head,
-        t.status,
-        bytes,
-        t.started.elapsed(),
+        &Record {
+            client: conn.peer.ip(),
+            head: &t.head,
+            status: t.status,
+            bytes: if ok { t.body_bytes } else { 0 },
+            took: t.started.elapsed(),
+            queue_wait: None,
+            request_id: &id,
+            response_headers: &[],
+        },
     );
 }

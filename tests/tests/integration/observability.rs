@@ -289,3 +289,113 @@ fn promtool_accepts_the_exposition_and_prometheus_scrapes_it() {
     let _ = std::fs::remove_dir_all(&dir);
     assert!(scraped, "PromQL did not return 7 requests: {answer}");
 }
+
+/// The access records the server logged, as JSON objects.
+fn access_records(server: &Server) -> Vec<serde_json::Value> {
+    server
+        .log
+        .text()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["source"] == "access")
+        .collect()
+}
+
+#[test]
+fn json_access_records_have_fields_and_survive_hostile_values() {
+    let server = Server::start(&["--access-log", "--log-format", "json", &app("faults.py")]);
+    let hostile = b"GET /a%22b?q=\"1\" HTTP/1.1\r\nHost: h\r\nUser-Agent: x\"}, \"status\": 999, \\ \xff\r\nReferer: http://r.example/\r\nX-Request-Id: trace-42\r\nConnection: close\r\n\r\n";
+    assert_eq!(
+        request(server.port, hostile).map(|r| r.status).ok(),
+        Some(200)
+    );
+    wait_until("the access record", Duration::from_secs(5), || {
+        !access_records(&server).is_empty()
+    });
+    let r = &access_records(&server)[0];
+    assert_eq!(r["method"], "GET");
+    assert_eq!(r["path"], "/a%22b");
+    assert_eq!(r["query"], "q=\"1\"");
+    assert_eq!(r["protocol"], "HTTP/1.1");
+    assert_eq!(r["status"], 200, "{r}");
+    assert_eq!(r["bytes"], 2);
+    assert_eq!(r["remote_addr"], "127.0.0.1");
+    assert_eq!(r["user_agent"], "x\"}, \"status\": 999, \\ \u{ff}");
+    assert_eq!(r["referer"], "http://r.example/");
+    assert_eq!(r["request_id"], "trace-42");
+    assert!(r["duration_us"].is_u64() && r["queue_wait_us"].is_u64());
+    assert!(r["worker"].is_u64() && r["pid"].is_u64());
+}
+
+#[test]
+fn access_log_format_takes_apache_directives() {
+    let server = Server::start(&[
+        "--access-log",
+        "--access-log-format",
+        "%h \"%r\" %>s %b %D %{ms}T %L [%{X-Trace}i] [%{Content-Type}o] %m %U%q",
+        &app("faults.py"),
+    ]);
+    assert_eq!(
+        request(
+            server.port,
+            b"GET /pid?x=1 HTTP/1.1\r\nHost: h\r\nX-Trace: t\"1\r\nX-Request-Id: rid-7\r\nConnection: close\r\n\r\n"
+        )
+        .map(|r| r.status)
+        .ok(),
+        Some(200)
+    );
+    assert!(server
+        .log
+        .wait_for("\"GET /pid?x=1 HTTP/1.1\" 200", Duration::from_secs(5)));
+    let log = server.log.text();
+    let line = log
+        .lines()
+        .find(|l| l.contains("\"GET /pid?x=1 HTTP/1.1\""))
+        .unwrap_or_default();
+    assert!(
+        line.contains("127.0.0.1 \"GET /pid?x=1 HTTP/1.1\" 200 "),
+        "{line}"
+    );
+    assert!(
+        line.contains(" rid-7 [t\\\"1] [text/plain] GET /pid?x=1"),
+        "{line}"
+    );
+    // A directive rwsgi does not know is refused at start, naming the option.
+    let bad = Command::new(rwsgi_tests::server::binary("rwsgi"))
+        .args([
+            "start-server",
+            "--access-log-format",
+            "%Z",
+            &app("faults.py"),
+        ])
+        .output()
+        .expect("run rwsgi");
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("--access-log-format"));
+}
+
+#[test]
+fn request_ids_come_in_go_to_the_app_and_come_back() {
+    let server = Server::start(&["--request-id-header", "X-Request-Id", &app("app.py")]);
+    let r = request(
+        server.port,
+        b"GET /environ HTTP/1.1\r\nHost: h\r\nX-Request-Id: abc-123\r\nConnection: close\r\n\r\n",
+    )
+    .expect("response");
+    assert_eq!(r.header("x-request-id"), Some("abc-123"));
+    let env: serde_json::Value = serde_json::from_slice(&r.body).expect("JSON");
+    assert_eq!(env["rwsgi.request_id"], "abc-123");
+    assert_eq!(env["mod_wsgi.request_id"], "abc-123");
+    // None, or one that could split a header or a log line: a new one.
+    for raw in [
+        &b"GET /environ HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n"[..],
+        b"GET /environ HTTP/1.1\r\nHost: h\r\nX-Request-Id: a b\"c\r\nConnection: close\r\n\r\n",
+    ] {
+        let r = request(server.port, raw).expect("response");
+        let id = r.header("x-request-id").unwrap_or_default().to_owned();
+        assert_eq!(id.len(), 32, "{id}");
+        assert!(id.bytes().all(|b| b.is_ascii_hexdigit()));
+        let env: serde_json::Value = serde_json::from_slice(&r.body).expect("JSON");
+        assert_eq!(env["rwsgi.request_id"], id.as_str());
+    }
+}

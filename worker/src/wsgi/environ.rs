@@ -86,6 +86,7 @@ pub fn build<'py>(
     path_info: &str,
     peer: SocketAddr,
     input: &Py<Input>,
+    request_id: &str,
 ) -> PyResult<Bound<'py, PyDict>> {
     let env = ctx.app.environ_template.bind(py).copy()?;
     env.set_item(
@@ -100,6 +101,9 @@ pub fn build<'py>(
     env.set_item(intern!(py, "REMOTE_PORT"), peer.port().to_string())?;
     let spooled = input.try_borrow(py)?.spooled_length();
     env.set_item(intern!(py, "wsgi.input"), input.clone_ref(py))?;
+    let id = PyString::new(py, request_id);
+    env.set_item(intern!(py, "rwsgi.request_id"), &id)?;
+    env.set_item(intern!(py, "mod_wsgi.request_id"), id)?;
     for (name, value) in &head.headers {
         let value = if name.eq_ignore_ascii_case("transfer-encoding") {
             // The application reads the body decoded: present only the

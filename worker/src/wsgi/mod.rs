@@ -14,6 +14,7 @@ use lease::Lease;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyTuple};
 use response::StartResponse;
+use rwsgi_shared::access_log::Record;
 use rwsgi_shared::config::ServerConfig;
 use rwsgi_shared::http::{BodyError, BodyKind, HttpError, RequestHead};
 use rwsgi_shared::scoreboard::Scoreboard;
@@ -30,6 +31,8 @@ pub struct RequestContext<'a> {
     pub thread: usize,
     /// For routing a pipelined request (see `route`).
     pub files: &'a rwsgi_shared::statics::StaticFiles,
+    /// `None` without `--access-log`.
+    pub access: Option<&'a crate::access_log::AccessLog>,
     pub log: &'a Logger,
 }
 
@@ -55,31 +58,33 @@ pub fn handle(
         sb.begin_request(ctx.thread, &head.method, &head.path, conn.peer);
     }
     let started = Instant::now();
-    let result = run(py, ctx, &mut conn, &head);
+    let queued = started.saturating_duration_since(queued_at);
+    let request_id = crate::request_id::of(head.header("x-request-id"));
+    let result = run(py, ctx, &mut conn, &head, &request_id);
+    let took = started.elapsed();
     if let Some(sb) = sb {
         sb.end_request(ctx.thread);
         let m = sb.metrics();
         if result.server_refusal {
             m.refused(result.status);
         } else {
-            let queued = started.saturating_duration_since(queued_at);
-            m.request(
-                &head.method,
-                result.status,
-                micros(started.elapsed()),
-                micros(queued),
-            );
+            m.request(&head.method, result.status, micros(took), micros(queued));
         }
     }
     conn.served += 1;
-    if ctx.config.access_log {
-        crate::access_log::write(
+    if let Some(access) = ctx.access {
+        access.write(
             ctx.log,
-            conn.peer.ip(),
-            &head,
-            result.status,
-            result.body_bytes,
-            started.elapsed(),
+            &Record {
+                client: conn.peer.ip(),
+                head: &head,
+                status: result.status,
+                bytes: result.body_bytes,
+                took,
+                queue_wait: Some(queued),
+                request_id: &request_id,
+                response_headers: &result.response_headers,
+            },
         );
     }
     Handled {
@@ -97,6 +102,8 @@ struct Outcome {
     unsent: Vec<u8>,
     /// The server refused the request (its body) without the application.
     server_refusal: bool,
+    /// The response's headers, kept only when the access log shows some.
+    response_headers: Vec<(String, String)>,
 }
 
 fn micros(d: Duration) -> u64 {
@@ -170,7 +177,13 @@ fn ending(f: Facts<'_>) -> (Ending, Blame) {
     }
 }
 
-fn run(py: Python<'_>, ctx: &RequestContext<'_>, conn: &mut Conn, head: &RequestHead) -> Outcome {
+fn run(
+    py: Python<'_>,
+    ctx: &RequestContext<'_>,
+    conn: &mut Conn,
+    head: &RequestHead,
+    request_id: &str,
+) -> Outcome {
     let timeout = Duration::from_millis(ctx.config.timeouts.socket_ms);
     let limits = &ctx.config.limits;
     let path_info = match environ::path_info(&head.path, &ctx.config.mount_point) {
@@ -198,7 +211,12 @@ fn run(py: Python<'_>, ctx: &RequestContext<'_>, conn: &mut Conn, head: &Request
             };
         }
     }
-    let response = StartResponse::new(Arc::clone(&lease), head, timeout);
+    let echo = ctx
+        .config
+        .request_id_header
+        .as_ref()
+        .map(|name| (name.clone(), request_id.to_owned()));
+    let response = StartResponse::new(Arc::clone(&lease), head, timeout, echo);
     let (input, response) = match (Py::new(py, input), Py::new(py, response)) {
         (Ok(i), Ok(r)) => (i, r),
         _ => {
@@ -207,12 +225,14 @@ fn run(py: Python<'_>, ctx: &RequestContext<'_>, conn: &mut Conn, head: &Request
         }
     };
     let mut raised: Vec<(PyErr, String)> = Vec::new();
-    let called = environ::build(py, ctx, head, &path_info, conn.peer, &input).and_then(|environ| {
-        ctx.app
-            .callable
-            .bind(py)
-            .call1((environ, response.clone_ref(py)))
-    });
+    let called = environ::build(py, ctx, head, &path_info, conn.peer, &input, request_id).and_then(
+        |environ| {
+            ctx.app
+                .callable
+                .bind(py)
+                .call1((environ, response.clone_ref(py)))
+        },
+    );
     match called {
         Ok(iterable) => {
             if let Err(e) = send_body(py, ctx, &iterable, &response) {
@@ -240,6 +260,7 @@ fn run(py: Python<'_>, ctx: &RequestContext<'_>, conn: &mut Conn, head: &Request
             keep_alive: false,
             unsent: Vec::new(),
             server_refusal: false,
+            response_headers: Vec::new(),
         };
     };
     let refused = lease.refusal().cloned();
@@ -287,6 +308,7 @@ fn run(py: Python<'_>, ctx: &RequestContext<'_>, conn: &mut Conn, head: &Request
                 keep_alive: false,
                 unsent: Vec::new(),
                 server_refusal: false,
+                response_headers: Vec::new(),
             }
         }
         Ending::Complete => {
@@ -308,6 +330,10 @@ fn run(py: Python<'_>, ctx: &RequestContext<'_>, conn: &mut Conn, head: &Request
                 keep_alive: keep_alive && body_clean,
                 unsent: unsent.unwrap_or_default(),
                 server_refusal: false,
+                response_headers: match ctx.access {
+                    Some(a) if a.format.needs_response_headers() => r.headers().to_vec(),
+                    _ => Vec::new(),
+                },
             }
         }
     };
@@ -440,6 +466,7 @@ fn error_page(status: u16, head: &RequestHead) -> Outcome {
         keep_alive: false,
         unsent: bytes,
         server_refusal: false,
+        response_headers: Vec::new(),
     }
 }
 

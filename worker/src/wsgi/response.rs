@@ -48,6 +48,8 @@ enum Framing {
 #[pyclass(module = "rwsgi")]
 pub struct StartResponse {
     lease: Arc<Lease>,
+    /// `--request-id-header`: (name, id), added unless the application set it.
+    echo: Option<(String, String)>,
     timeout: Duration,
     head_request: bool,
     version: Version,
@@ -118,8 +120,14 @@ fn is_hop_by_hop(name: &str) -> bool {
 }
 
 impl StartResponse {
-    pub fn new(lease: Arc<Lease>, head: &RequestHead, timeout: Duration) -> StartResponse {
+    pub fn new(
+        lease: Arc<Lease>,
+        head: &RequestHead,
+        timeout: Duration,
+        echo: Option<(String, String)>,
+    ) -> StartResponse {
         StartResponse {
+            echo,
             lease,
             timeout,
             head_request: head.method == "HEAD",
@@ -142,6 +150,10 @@ impl StartResponse {
 
     pub fn headers_sent(&self) -> bool {
         self.framing != Framing::Undecided
+    }
+    /// The response headers the application set.
+    pub fn headers(&self) -> &[(String, String)] {
+        &self.headers
     }
     pub fn status_code(&self) -> u16 {
         self.code
@@ -286,6 +298,15 @@ impl StartResponse {
         }
         if !self.has_server {
             let _ = write!(out, "Server: {SERVER_HEADER}\r\n");
+        }
+        if let Some((name, id)) = &self.echo {
+            if !self
+                .headers
+                .iter()
+                .any(|(n, _)| n.eq_ignore_ascii_case(name))
+            {
+                let _ = write!(out, "{name}: {id}\r\n");
+            }
         }
         if !self.has_date {
             DATES.with(|d| {
