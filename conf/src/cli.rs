@@ -118,6 +118,12 @@ pub struct StartServer {
     #[arg(long, default_value_t = 8000, env = "RWSGI_PORT")]
     pub port: u16,
 
+    /// Serve /server-status on the main port too (mod_wsgi-express's
+    /// option), to clients on the loopback address only; answered without
+    /// Python, like the admin listener's.
+    #[arg(long, env = "RWSGI_SERVER_STATUS")]
+    pub server_status: bool,
+
     /// Port of the admin listener, served by the master without Python:
     /// /healthz, /readyz, /metrics (Prometheus), /server-status (?json).
     /// Off unless given; 0 lets the kernel choose (logged).

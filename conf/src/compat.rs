@@ -70,7 +70,6 @@ pub const UNIMPLEMENTED: &[(&str, Takes, &str)] = &[
         Takes::Flag,
         "directory listings are never served",
     ),
-    ("server-status", Takes::Flag, "not implemented yet"),
     ("server-metrics", Takes::Flag, "not implemented yet"),
     ("server-alias", Takes::One, "not implemented"),
     ("allow-localhost", Takes::Flag, "not implemented"),

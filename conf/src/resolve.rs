@@ -95,6 +95,7 @@ pub fn resolve(args: &StartServer) -> Result<ServerConfig, ConfError> {
             LogFormatArg::Json => LogFormat::Json,
         },
         access_log: args.access_log,
+        server_status: args.server_status,
         access_log_format: {
             rwsgi_shared::access_log::Format::parse(&args.access_log_format)
                 .map_err(|e| invalid("access-log-format", &e))?;

@@ -232,7 +232,7 @@ impl Server {
                 }
             }
             "/server-status" => {
-                let status = crate::status::Status::read(&self.scoreboard, now_ms);
+                let status = rwsgi_shared::status::Status::read(&self.scoreboard, now_ms);
                 if req.query.split('&').any(|p| p == "json") {
                     Reply {
                         status: 200,

@@ -253,6 +253,9 @@ pub struct ServerConfig {
     pub log_level: LogLevel,
     pub log_format: LogFormat,
     pub access_log: bool,
+    /// `--server-status`: /server-status on the main port, loopback clients only.
+    #[serde(default)]
+    pub server_status: bool,
     /// `--access-log-format`: Apache directives, or `common` / `combined`.
     #[serde(default = "default_access_log_format")]
     pub access_log_format: String,

@@ -15,4 +15,5 @@ pub mod metrics;
 pub mod rlimit;
 pub mod scoreboard;
 pub mod statics;
+pub mod status;
 pub mod time;

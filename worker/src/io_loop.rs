@@ -293,6 +293,43 @@ impl IoLoop<'_> {
 
     // --- connections ---
 
+    /// `--server-status`: the status page, for loopback clients only (as
+    /// mod_wsgi-express allows it), answered here without Python.
+    fn server_status(&self, conn: &Conn, head: &rwsgi_shared::http::RequestHead) {
+        use std::io::Write as _;
+        let (status, kind, body) = if !conn.peer.ip().is_loopback() {
+            (
+                403,
+                "text/plain; charset=utf-8",
+                "403 Forbidden\n".to_owned(),
+            )
+        } else {
+            let s = rwsgi_shared::status::Status::read(
+                self.ctx.scoreboard,
+                rwsgi_shared::time::now_ms(),
+            );
+            if head.query.split('&').any(|p| p == "json") {
+                (200, "application/json", format!("{}\n", s.json()))
+            } else {
+                (200, "text/html; charset=utf-8", s.html())
+            }
+        };
+        let mut dates = rwsgi_shared::http::DateCache::default();
+        let mut out = format!(
+            "HTTP/1.1 {status} {}\r\nServer: {}\r\nDate: {}\r\nContent-Type: {kind}\r\nContent-Length: {}\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n",
+            rwsgi_shared::http::reason_phrase(status),
+            rwsgi_shared::http::SERVER_HEADER,
+            dates.now(),
+            body.len()
+        )
+        .into_bytes();
+        if head.method != "HEAD" {
+            out.extend_from_slice(body.as_bytes());
+        }
+        // Best effort on the non-blocking socket: a status page is a few KiB.
+        let _ = (&conn.stream).write_all(&out);
+    }
+
     fn metrics(&self) -> Option<&rwsgi_shared::metrics::Metrics> {
         self.ctx
             .scoreboard
@@ -474,6 +511,14 @@ impl IoLoop<'_> {
                         conn.buf.drain(..used);
                         conn.accepted_at = None;
                         self.ctx.statics.serve(token, conn, head, resolution);
+                        return;
+                    }
+                    Routed::App(head, used)
+                        if self.ctx.config.server_status && head.path == "/server-status" =>
+                    {
+                        conn.buf.drain(..used);
+                        self.server_status(&conn, &head);
+                        self.close(token, conn);
                         return;
                     }
                     Routed::App(head, used) => {

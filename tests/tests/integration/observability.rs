@@ -399,3 +399,22 @@ fn request_ids_come_in_go_to_the_app_and_come_back() {
         assert_eq!(env["rwsgi.request_id"], id.as_str());
     }
 }
+
+#[test]
+fn server_status_on_the_main_port_answers_without_python() {
+    let server = Server::start(&["--server-status", "--threads", "1", &app("faults.py")]);
+    let port = server.port;
+    let _busy =
+        std::thread::spawn(move || request(port, b"GET /sleep?5 HTTP/1.1\r\nHost: h\r\n\r\n"));
+    server.wait_running("GET /sleep");
+    // The only request thread is busy: the page comes from the I/O thread.
+    let page = get(server.port, "/server-status");
+    assert_eq!(page.status, 200);
+    assert!(page.text().contains("GET /sleep"), "{}", page.text());
+    let json: serde_json::Value =
+        serde_json::from_slice(&get(server.port, "/server-status?json").body).expect("JSON");
+    assert_eq!(json["workers"][0]["threads_busy"], 1);
+    // Without the option, the path is the application's.
+    let plain = Server::start(&[&app("faults.py")]);
+    assert_eq!(get(plain.port, "/server-status").text(), "ok");
+}

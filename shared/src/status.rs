@@ -1,0 +1,293 @@
+//! A running server's state as people and tools read it: `rwsgi status`
+//! (text or `--json`), the admin listener's `/server-status` and the main
+//! port's `--server-status` page all render this one model, read from the
+//! scoreboard.
+
+use crate::metrics::MetricsSnapshot;
+use crate::scoreboard::{Scoreboard, ThreadState, WorkerState, MAX_THREADS};
+use std::fmt::Write as _;
+
+/// One request running now.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Running {
+    pub thread: usize,
+    pub request: String,
+    pub seconds: f64,
+}
+
+/// One worker, as the scoreboard shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WorkerStatus {
+    pub slot: usize,
+    pub pid: u32,
+    pub generation: u32,
+    pub state: &'static str,
+    pub busy: u32,
+    pub threads: u32,
+    pub queued: u32,
+    pub connections: u32,
+    pub idle_connections: u32,
+    pub requests: u64,
+    pub up_seconds: f64,
+    /// Age of the older heartbeat, seconds.
+    pub heartbeat_seconds: Option<f64>,
+    pub running: Vec<Running>,
+}
+
+/// A running server's state, read from its scoreboard: what `rwsgi
+/// status`, `/server-status` and its JSON show.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Status {
+    pub master: u32,
+    pub up_seconds: f64,
+    pub generation: u32,
+    pub wanted: u32,
+    pub workers: Vec<WorkerStatus>,
+    /// Every worker's metrics, with those of exited workers (as `/metrics`).
+    pub metrics: MetricsSnapshot,
+}
+
+fn seconds(now_ms: u64, then_ms: u64) -> f64 {
+    if then_ms == 0 {
+        0.0
+    } else {
+        now_ms.saturating_sub(then_ms) as f64 / 1000.0
+    }
+}
+
+impl Status {
+    pub fn read(sb: &Scoreboard, now: u64) -> Status {
+        let h = sb.header();
+        let workers = sb
+            .workers()
+            .filter(|(_, w)| w.pid() != 0)
+            .map(|(slot, w)| {
+                let running = (0..(w.threads() as usize).min(MAX_THREADS))
+                    .filter_map(|t| w.thread(t).map(|th| (t, th)))
+                    .filter(|(_, th)| th.state() == ThreadState::Busy)
+                    .map(|(t, th)| Running {
+                        thread: t,
+                        request: th.describe(),
+                        seconds: seconds(now, th.request_started_ms()),
+                    })
+                    .collect();
+                let beat = [w.heartbeat_ms(), w.python_heartbeat_ms()]
+                    .into_iter()
+                    .filter(|&b| b != 0)
+                    .min();
+                WorkerStatus {
+                    slot,
+                    pid: w.pid(),
+                    generation: w.generation(),
+                    state: match w.state() {
+                        WorkerState::Starting => "starting",
+                        WorkerState::Ready => "ready",
+                        WorkerState::Draining => "draining",
+                        WorkerState::Exited => "exited",
+                        WorkerState::Empty => "empty",
+                    },
+                    busy: w.busy_threads(),
+                    threads: w.threads(),
+                    queued: w.queued(),
+                    connections: w.connections(),
+                    idle_connections: w.idle_connections(),
+                    requests: w.requests(),
+                    up_seconds: seconds(now, w.spawned_at_ms()),
+                    heartbeat_seconds: beat.map(|b| seconds(now, b)),
+                    running,
+                }
+            })
+            .collect();
+        let mut metrics = h.retired().snapshot();
+        for (_, w) in sb.workers().filter(|(_, w)| w.pid() != 0) {
+            metrics.merge(&w.metrics().snapshot());
+        }
+        Status {
+            metrics,
+            master: h.master_pid(),
+            up_seconds: seconds(now, h.started_at_ms()),
+            generation: h.generation(),
+            wanted: h.wanted_workers(),
+            workers,
+        }
+    }
+
+    pub fn text(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "rwsgi master {}: up {}, generation {}, {} workers wanted",
+            self.master,
+            age(self.up_seconds),
+            self.generation,
+            self.wanted
+        );
+        let _ = writeln!(
+            out,
+            "slot  pid      gen  state     busy/threads  queued  conns  requests  up       heartbeat"
+        );
+        for w in &self.workers {
+            let _ = writeln!(
+                out,
+                "{:<5} {:<8} {:<4} {:<9} {:>4}/{:<8} {:>6} {:>6} {:>9}  {:<8} {}",
+                w.slot,
+                w.pid,
+                w.generation,
+                w.state,
+                w.busy,
+                w.threads,
+                w.queued,
+                w.connections,
+                w.requests,
+                age(w.up_seconds),
+                w.heartbeat_seconds
+                    .map_or_else(|| "-".to_owned(), |s| format!("{s:.1} s ago")),
+            );
+        }
+        let running: Vec<String> = self
+            .workers
+            .iter()
+            .flat_map(|w| {
+                w.running.iter().map(move |r| {
+                    format!(
+                        "  worker {} thread {}: {} for {:.1} s",
+                        w.slot, r.thread, r.request, r.seconds
+                    )
+                })
+            })
+            .collect();
+        if !running.is_empty() {
+            let _ = writeln!(out, "running requests:");
+            for r in running {
+                let _ = writeln!(out, "{r}");
+            }
+        }
+        out
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "master": self.master,
+            "up_seconds": self.up_seconds,
+            "generation": self.generation,
+            "workers_wanted": self.wanted,
+            "metrics": metrics_json(&self.metrics),
+            "workers": self.workers.iter().map(|w| serde_json::json!({
+                "slot": w.slot,
+                "pid": w.pid,
+                "generation": w.generation,
+                "state": w.state,
+                "threads_busy": w.busy,
+                "threads": w.threads,
+                "queued": w.queued,
+                "connections": w.connections,
+                "connections_idle": w.idle_connections,
+                "requests": w.requests,
+                "up_seconds": w.up_seconds,
+                "heartbeat_age_seconds": w.heartbeat_seconds,
+                "running": w.running.iter().map(|r| serde_json::json!({
+                    "thread": r.thread,
+                    "request": r.request,
+                    "seconds": r.seconds,
+                })).collect::<Vec<_>>(),
+            })).collect::<Vec<_>>(),
+        })
+    }
+
+    /// A page for a person: the same figures as `rwsgi status`.
+    pub fn html(&self) -> String {
+        let mut rows = String::new();
+        for w in &self.workers {
+            let _ = write!(
+                rows,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}/{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                w.slot, w.pid, w.generation, w.state, w.busy, w.threads, w.queued,
+                w.connections, w.requests, age(w.up_seconds)
+            );
+        }
+        let mut running = String::new();
+        for w in &self.workers {
+            for r in &w.running {
+                let _ = write!(
+                    running,
+                    "<tr><td>{}</td><td>{}</td><td>{}</td><td>{:.1} s</td></tr>",
+                    w.slot,
+                    r.thread,
+                    escape_html(&r.request),
+                    r.seconds
+                );
+            }
+        }
+        format!(
+            "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>rwsgi status</title></head><body>\n\
+             <h1>rwsgi master {}</h1><p>up {}, generation {}, {} workers wanted</p>\n\
+             <table border=\"1\"><tr><th>slot</th><th>pid</th><th>generation</th><th>state</th><th>busy/threads</th><th>queued</th><th>connections</th><th>requests</th><th>up</th></tr>{rows}</table>\n\
+             <h2>Running requests</h2><table border=\"1\"><tr><th>worker</th><th>thread</th><th>request</th><th>running for</th></tr>{running}</table>\n\
+             </body></html>\n",
+            self.master,
+            age(self.up_seconds),
+            self.generation,
+            self.wanted
+        )
+    }
+}
+
+/// The counters and histograms of `/metrics`, as JSON.
+fn metrics_json(m: &MetricsSnapshot) -> serde_json::Value {
+    use crate::metrics::{CLASSES, METHODS};
+    let mut requests = serde_json::Map::new();
+    for (mi, method) in METHODS.iter().enumerate() {
+        let by_class: serde_json::Map<String, serde_json::Value> = CLASSES
+            .iter()
+            .enumerate()
+            .filter(|(ci, _)| m.requests[mi][*ci] > 0)
+            .map(|(ci, class)| ((*class).to_owned(), m.requests[mi][ci].into()))
+            .collect();
+        if !by_class.is_empty() {
+            requests.insert((*method).to_owned(), by_class.into());
+        }
+    }
+    let refused: serde_json::Map<String, serde_json::Value> = m
+        .refused
+        .iter()
+        .enumerate()
+        .filter(|(_, n)| **n > 0)
+        .map(|(i, n)| (MetricsSnapshot::refusal_label(i), (*n).into()))
+        .collect();
+    let histogram = |h: &crate::metrics::HistogramSnapshot| {
+        serde_json::json!({
+            "count": h.count(),
+            "sum_seconds": h.sum_us as f64 / 1e6,
+            "buckets": h.cumulative().iter().map(|(le, n)| {
+                serde_json::json!([if le.is_finite() { le.to_string() } else { "+Inf".to_owned() }, n])
+            }).collect::<Vec<_>>(),
+        })
+    };
+    serde_json::json!({
+        "requests": requests,
+        "requests_total": m.requests_total(),
+        "request_duration": histogram(&m.duration),
+        "request_queue_wait": histogram(&m.queue_wait),
+        "requests_refused": refused,
+        "connections_accepted": m.accepted,
+        "static_requests": m.static_requests,
+        "static_sent_bytes": m.static_bytes,
+    })
+}
+
+fn escape_html(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// A duration for people: `42 s`, `3 min`, `2 h`.
+fn age(seconds: f64) -> String {
+    let s = seconds as u64;
+    match s {
+        0..=119 => format!("{s} s"),
+        120..=7199 => format!("{} min", s / 60),
+        _ => format!("{} h", s / 3600),
+    }
+}
