@@ -118,6 +118,30 @@ pub struct StartServer {
     #[arg(long, default_value_t = 8000, env = "RWSGI_PORT")]
     pub port: u16,
 
+    /// Trust this proxy header (repeatable): X-Forwarded-For, X-Real-IP,
+    /// X-Client-IP, X-Forwarded-Proto, X-Forwarded-Scheme, X-Scheme,
+    /// X-Forwarded-Ssl, X-Forwarded-Host, X-Host, X-Forwarded-Port,
+    /// X-Script-Name, X-Forwarded-Prefix, Forwarded. From a trusted peer it
+    /// sets REMOTE_ADDR, wsgi.url_scheme, HTTP_HOST, SERVER_PORT or
+    /// SCRIPT_NAME; from any other peer its group of headers is removed.
+    #[arg(
+        long = "trust-proxy-header",
+        value_name = "HEADER",
+        env = "RWSGI_TRUST_PROXY_HEADER",
+        value_delimiter = ','
+    )]
+    pub trust_proxy_headers: Vec<String>,
+
+    /// A proxy (address or CIDR range, repeatable) whose proxy headers are
+    /// trusted. Without it, every peer is (as in mod_wsgi).
+    #[arg(
+        long = "trust-proxy",
+        value_name = "ADDRESS",
+        env = "RWSGI_TRUST_PROXY",
+        value_delimiter = ','
+    )]
+    pub trust_proxies: Vec<String>,
+
     /// Serve /server-status on the main port too (mod_wsgi-express's
     /// option), to clients on the loopback address only; answered without
     /// Python, like the admin listener's.

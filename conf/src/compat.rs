@@ -103,8 +103,6 @@ pub const UNIMPLEMENTED: &[(&str, Takes, &str)] = &[
         Takes::One,
         "TLS is terminated in front of rwsgi",
     ),
-    ("trust-proxy-header", Takes::One, "not implemented yet"),
-    ("trust-proxy", Takes::One, "not implemented yet"),
     ("error-log-format", Takes::One, "not applicable"),
     ("access-log-name", Takes::One, "logs go to the terminal"),
     ("error-log-name", Takes::One, "logs go to the terminal"),

@@ -96,6 +96,19 @@ pub fn resolve(args: &StartServer) -> Result<ServerConfig, ConfError> {
         },
         access_log: args.access_log,
         server_status: args.server_status,
+        trust_proxy_headers: {
+            rwsgi_shared::proxy::Rules::new(&args.trust_proxy_headers, &args.trust_proxies)
+                .map_err(|e| {
+                    let option = if e.contains("proxy header") {
+                        "trust-proxy-header"
+                    } else {
+                        "trust-proxy"
+                    };
+                    invalid(option, e)
+                })?;
+            args.trust_proxy_headers.clone()
+        },
+        trust_proxies: args.trust_proxies.clone(),
         access_log_format: {
             rwsgi_shared::access_log::Format::parse(&args.access_log_format)
                 .map_err(|e| invalid("access-log-format", &e))?;

@@ -54,6 +54,9 @@ fn main() -> std::process::ExitCode {
             for line in summary(&config) {
                 info!(log, "{}", line);
             }
+            if !config.trust_proxy_headers.is_empty() && config.trust_proxies.is_empty() {
+                warn!(log, "--trust-proxy-header without --trust-proxy: those headers are trusted from every client; name your proxies with --trust-proxy ADDRESS|CIDR");
+            }
             match server::run(*config, log.clone()) {
                 Ok(code) => code.into(),
                 Err(e) => {

@@ -256,6 +256,12 @@ pub struct ServerConfig {
     /// `--server-status`: /server-status on the main port, loopback clients only.
     #[serde(default)]
     pub server_status: bool,
+    /// `--trust-proxy-header` (see `proxy`).
+    #[serde(default)]
+    pub trust_proxy_headers: Vec<String>,
+    /// `--trust-proxy`: trusted peers; empty: every peer.
+    #[serde(default)]
+    pub trust_proxies: Vec<String>,
     /// `--access-log-format`: Apache directives, or `common` / `combined`.
     #[serde(default = "default_access_log_format")]
     pub access_log_format: String,

@@ -12,6 +12,7 @@ pub mod exit;
 pub mod http;
 pub mod log;
 pub mod metrics;
+pub mod proxy;
 pub mod rlimit;
 pub mod scoreboard;
 pub mod statics;

@@ -150,6 +150,11 @@ fn run(
         scoreboard: scoreboard.clone(),
         files: statics.shared_files(),
         access,
+        proxy: Arc::new(
+            // Validated by the master's configuration already.
+            rwsgi_shared::proxy::Rules::new(&config.trust_proxy_headers, &config.trust_proxies)
+                .unwrap_or_default(),
+        ),
     };
     let threads = request_thread::start(config.threads, &shared, slot, log);
     if config.python.reload_on_changes {

@@ -27,6 +27,8 @@ pub struct Shared {
     pub files: Arc<StaticFiles>,
     /// `None` without `--access-log`.
     pub access: Option<Arc<crate::access_log::AccessLog>>,
+    /// `--trust-proxy-header`, `--trust-proxy`.
+    pub proxy: Arc<rwsgi_shared::proxy::Rules>,
 }
 
 pub fn start(n: usize, shared: &Shared, slot: usize, log: &Logger) -> Vec<JoinHandle<()>> {
@@ -45,6 +47,7 @@ pub fn start(n: usize, shared: &Shared, slot: usize, log: &Logger) -> Vec<JoinHa
                         thread: index,
                         files: &shared.files,
                         access: shared.access.as_deref(),
+                        proxy: &shared.proxy,
                         log: &log,
                     };
                     serve(&shared.pool, &ctx);

@@ -9,6 +9,7 @@ mod http_rules;
 mod lifecycle;
 mod misuse;
 mod observability;
+mod proxies;
 mod statics;
 mod supervision;
 mod uploads;

@@ -104,7 +104,12 @@ pub fn build<'py>(
     let id = PyString::new(py, request_id);
     env.set_item(intern!(py, "rwsgi.request_id"), &id)?;
     env.set_item(intern!(py, "mod_wsgi.request_id"), id)?;
+    let proxied = ctx.proxy.apply(peer.ip(), &head.headers);
     for (name, value) in &head.headers {
+        if !proxied.drop.is_empty() && proxied.drop.iter().any(|d| name.eq_ignore_ascii_case(d)) {
+            // A proxy header this request may not carry (see `proxy`).
+            continue;
+        }
         let value = if name.eq_ignore_ascii_case("transfer-encoding") {
             // The application reads the body decoded: present only the
             // codings it still has to undo (`gzip` of `gzip, chunked`).
@@ -147,7 +152,45 @@ pub fn build<'py>(
             env.set_item(intern!(py, "SERVER_PORT"), port)?;
         }
     }
+    apply_proxy(py, &env, &proxied, &ctx.config.mount_point)?;
     Ok(env)
+}
+
+/// What trusted proxy headers said: the client, the scheme, the host, the
+/// port and the prefix the client used.
+fn apply_proxy(
+    py: Python<'_>,
+    env: &Bound<'_, PyDict>,
+    p: &rwsgi_shared::proxy::Adjusted,
+    mount_point: &str,
+) -> PyResult<()> {
+    if let Some(ip) = p.remote_addr {
+        env.set_item(intern!(py, "REMOTE_ADDR"), ip.to_string())?;
+    }
+    if let Some(scheme) = p.scheme {
+        env.set_item(intern!(py, "wsgi.url_scheme"), scheme)?;
+        if scheme == "https" {
+            env.set_item(intern!(py, "HTTPS"), "on")?;
+        }
+    }
+    if let Some(host) = &p.host {
+        env.set_item(intern!(py, "HTTP_HOST"), host.as_str())?;
+        if let Some((name, port)) = server_name_port(host.as_bytes()) {
+            env.set_item(intern!(py, "SERVER_NAME"), name)?;
+            let port = port.unwrap_or_else(|| {
+                let https = p.scheme == Some("https");
+                (if https { "443" } else { "80" }).to_owned()
+            });
+            env.set_item(intern!(py, "SERVER_PORT"), port)?;
+        }
+    }
+    if let Some(port) = &p.port {
+        env.set_item(intern!(py, "SERVER_PORT"), port.as_str())?;
+    }
+    if let Some(prefix) = &p.prefix {
+        env.set_item(intern!(py, "SCRIPT_NAME"), format!("{prefix}{mount_point}"))?;
+    }
+    Ok(())
 }
 
 /// A Transfer-Encoding value without its `chunked` coding (the server

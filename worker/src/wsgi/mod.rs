@@ -33,6 +33,7 @@ pub struct RequestContext<'a> {
     pub files: &'a rwsgi_shared::statics::StaticFiles,
     /// `None` without `--access-log`.
     pub access: Option<&'a crate::access_log::AccessLog>,
+    pub proxy: &'a rwsgi_shared::proxy::Rules,
     pub log: &'a Logger,
 }
 
