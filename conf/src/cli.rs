@@ -202,6 +202,13 @@ pub struct StartServer {
     #[arg(long, default_value_t = 60.0, env = "RWSGI_DEADLOCK_TIMEOUT")]
     pub deadlock_timeout: f64,
 
+    /// On SIGTERM, seconds to go on accepting and serving (with /readyz
+    /// already 503) before draining: the time a load balancer or Kubernetes
+    /// needs to stop sending new requests. A second SIGTERM, or SIGINT,
+    /// skips it.
+    #[arg(long, default_value_t = 0.0, env = "RWSGI_SHUTDOWN_DELAY")]
+    pub shutdown_delay: f64,
+
     /// Seconds a stopping worker may take to finish its requests.
     #[arg(long, default_value_t = 15.0, env = "RWSGI_GRACEFUL_TIMEOUT")]
     pub graceful_timeout: f64,

@@ -368,6 +368,11 @@ fn timeouts(a: &StartServer) -> Result<Timeouts, ConfError> {
         graceful_ms: seconds("graceful-timeout", a.graceful_timeout)?,
         request_ms: seconds("request-timeout", a.request_timeout)?,
         deadlock_ms: seconds("deadlock-timeout", a.deadlock_timeout)?,
+        shutdown_delay_ms: if a.shutdown_delay == 0.0 {
+            0
+        } else {
+            seconds("shutdown-delay", a.shutdown_delay)?
+        },
         queue_ms: seconds("queue-timeout", a.queue_timeout)?,
         keep_alive_ms: seconds("keep-alive-timeout", a.keep_alive_timeout)?,
         header_ms: seconds("header-timeout", a.header_timeout)?,

@@ -215,7 +215,7 @@ impl Server {
                 }
             }
             "/readyz" => {
-                if self.supervisor.is_stopping() {
+                if self.supervisor.shutting_down() {
                     Reply::text(503, "stopping\n")
                 } else if self.supervisor.workers.any_ready() {
                     Reply::text(200, "ready\n")

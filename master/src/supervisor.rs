@@ -80,6 +80,10 @@ pub struct Reading {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum RunState {
     Running,
+    /// `--shutdown-delay`: still serving (not ready) until then.
+    Delaying {
+        until: Instant,
+    },
     Stopping,
 }
 
@@ -153,6 +157,12 @@ impl Supervisor {
         self.state == RunState::Stopping
     }
 
+    /// A stop has begun (maybe still within `--shutdown-delay`): the
+    /// server is no longer ready for new traffic.
+    pub fn shutting_down(&self) -> bool {
+        self.state != RunState::Running
+    }
+
     fn log(&mut self, level: Level, worker: Option<(usize, u32)>, message: impl Into<String>) {
         self.out.push(Action::Log {
             level,
@@ -170,7 +180,18 @@ impl Supervisor {
     /// A signal, as the operator meant it.
     pub fn control(&mut self, control: Control, now: Instant) -> Vec<Action> {
         match control {
-            Control::GracefulStop => self.graceful_stop(now),
+            Control::GracefulStop => match self.state {
+                RunState::Running if self.config.timeouts.shutdown_delay_ms > 0 => {
+                    let delay = Duration::from_millis(self.config.timeouts.shutdown_delay_ms);
+                    self.state = RunState::Delaying { until: now + delay };
+                    let msg = format!(
+                        "SIGTERM: not ready any more; serving for {:.1} s (--shutdown-delay) before stopping; a second SIGTERM stops now",
+                        delay.as_secs_f64()
+                    );
+                    self.log(Level::Info, None, msg);
+                }
+                _ => self.graceful_stop(now),
+            },
             Control::FastStop => self.fast_stop(now),
             Control::Reload => self.reload(now, "reloading: starting a new generation of workers"),
             Control::AddWorker if !self.is_stopping() && self.wanted < self.max_workers / 2 => {
@@ -312,6 +333,11 @@ impl Supervisor {
 
     /// One turn: deadlines, liveness, recycling, the number of workers.
     pub fn tick(&mut self, now: Instant, now_ms: u64, readings: &[Option<Reading>]) -> Vec<Action> {
+        if let RunState::Delaying { until } = self.state {
+            if now >= until {
+                self.graceful_stop(now);
+            }
+        }
         self.enforce_deadlines(now);
         self.watch_liveness(now, now_ms, readings);
         self.recycle(now, now_ms, readings);
@@ -1122,6 +1148,26 @@ mod tests {
         h.run(actions);
         assert!(h.logged("did not stop within --graceful-timeout + --shutdown-timeout"));
         assert_eq!(h.tick(), vec![Action::Exit(ExitCode::Ok)]);
+    }
+
+    #[test]
+    fn a_shutdown_delay_keeps_serving_then_drains_and_a_second_sigterm_skips_it() {
+        let mut h = Harness::started(&["--processes", "1", "--shutdown-delay", "5"]);
+        let rest = h.control(Control::GracefulStop);
+        assert!(rest.is_empty(), "nothing stops yet: {rest:?}");
+        assert!(h.sup.shutting_down() && !h.sup.is_stopping());
+        h.advance(4_999);
+        assert!(stops(&h.tick()).is_empty());
+        h.advance(1);
+        let actions = h.tick();
+        assert_eq!(actions[0], Action::CloseListener { drain: true });
+        assert_eq!(stops(&actions).len(), 1);
+        // Again, with a second SIGTERM during the delay.
+        let mut h = Harness::started(&["--processes", "1", "--shutdown-delay", "30"]);
+        h.control(Control::GracefulStop);
+        let actions = h.control(Control::GracefulStop);
+        assert_eq!(stops(&actions).len(), 1);
+        assert!(h.sup.is_stopping());
     }
 
     #[test]

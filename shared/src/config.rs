@@ -124,6 +124,9 @@ pub struct Timeouts {
     pub graceful_ms: u64,
     /// Master: a request running longer makes its worker dump stacks and recycle.
     pub request_ms: u64,
+    /// Master: after SIGTERM, accept and serve this long before draining.
+    #[serde(default)]
+    pub shutdown_delay_ms: u64,
     /// Master: a worker without a heartbeat for this long is killed and
     /// replaced (`--deadlock-timeout`, mod_wsgi-express's name and default).
     #[serde(default = "default_deadlock_ms")]
@@ -163,6 +166,7 @@ impl Default for Timeouts {
             graceful_ms: 15_000,
             request_ms: 60_000,
             deadlock_ms: default_deadlock_ms(),
+            shutdown_delay_ms: 0,
             queue_ms: 45_000,
             keep_alive_ms: 2_000,
             header_ms: 15_000,

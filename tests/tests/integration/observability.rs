@@ -418,3 +418,25 @@ fn server_status_on_the_main_port_answers_without_python() {
     let plain = Server::start(&[&app("faults.py")]);
     assert_eq!(get(plain.port, "/server-status").text(), "ok");
 }
+
+#[test]
+fn a_shutdown_delay_keeps_serving_while_not_ready() {
+    let (mut server, admin) = admin_server(&["--shutdown-delay", "2", &app("faults.py")]);
+    server.signal(Signal::SIGTERM);
+    wait_until("readyz to fail", Duration::from_secs(5), || {
+        get(admin, "/readyz").status == 503
+    });
+    // Still accepting and serving new connections meanwhile.
+    for _ in 0..5 {
+        assert_eq!(get(server.port, "/").text(), "ok");
+    }
+    assert!(server
+        .log
+        .wait_for("--shutdown-delay", Duration::from_secs(5)));
+    let status = server.wait_exit(Duration::from_secs(20)).expect("exit");
+    assert_eq!(status.code(), Some(0));
+    let log = server.log.text();
+    let delay_at = log.find("before stopping").unwrap_or(usize::MAX);
+    let stop_at = log.find("stopping gracefully").unwrap_or(0);
+    assert!(delay_at < stop_at, "{log}");
+}
