@@ -163,9 +163,10 @@ pub struct StartServer {
     #[arg(long, env = "RWSGI_SERVER_NAME")]
     pub server_name: Option<String>,
 
-    /// Number of worker processes.
-    #[arg(long, env = "RWSGI_PROCESSES", value_parser = clap::value_parser!(u32).range(1..=64))]
-    pub processes: Option<u32>,
+    /// Number of worker processes (1 to 64), or `auto`: one per CPU the
+    /// container's cgroup quota and the CPU affinity allow.
+    #[arg(long, env = "RWSGI_PROCESSES", value_parser = parse_processes)]
+    pub processes: Option<Processes>,
 
     /// Number of request threads in each worker process.
     #[arg(long, default_value_t = 5, env = "RWSGI_THREADS", value_parser = clap::value_parser!(u32).range(1..=256))]
@@ -408,4 +409,21 @@ pub fn command() -> clap::Command {
     use clap::CommandFactory;
     let cmd = Cli::command();
     cmd.mut_subcommand("start-server", crate::compat::add_unimplemented)
+}
+
+/// `--processes`: a count, or `auto`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Processes {
+    Count(u32),
+    Auto,
+}
+
+fn parse_processes(s: &str) -> Result<Processes, String> {
+    if s.eq_ignore_ascii_case("auto") {
+        return Ok(Processes::Auto);
+    }
+    match s.parse::<u32>() {
+        Ok(n @ 1..=64) => Ok(Processes::Count(n)),
+        _ => Err("a number from 1 to 64, or auto".to_owned()),
+    }
 }

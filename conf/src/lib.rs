@@ -6,6 +6,7 @@
 
 mod cli;
 mod compat;
+pub mod container;
 mod error;
 mod resolve;
 mod summary;

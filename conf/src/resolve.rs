@@ -10,6 +10,14 @@ use std::path::{Path, PathBuf};
 
 /// Validates the options and resolves paths against the current directory.
 pub fn resolve(args: &StartServer) -> Result<ServerConfig, ConfError> {
+    let processes = match args.processes {
+        None => 1,
+        Some(crate::cli::Processes::Count(n)) => n,
+        Some(crate::cli::Processes::Auto) => crate::container::auto_processes(
+            &crate::container::limits(),
+            crate::container::affinity_cpus(),
+        ),
+    };
     let cwd = std::env::current_dir()
         .map_err(|e| ConfError::Invalid(format!("cannot read the current directory: {e}")))?;
     let working_directory = match &args.working_directory {
@@ -43,9 +51,9 @@ pub fn resolve(args: &StartServer) -> Result<ServerConfig, ConfError> {
                 args.host.clone()
             }
         }),
-        processes: args.processes.unwrap_or(1) as usize,
+        processes: processes as usize,
         threads: args.threads as usize,
-        multiprocess: args.processes.is_some_and(|p| p > 1),
+        multiprocess: args.processes.is_some() && processes > 1,
         app,
         python: PythonSpec {
             working_directory,
@@ -67,8 +75,7 @@ pub fn resolve(args: &StartServer) -> Result<ServerConfig, ConfError> {
             // the hard one (the master does that at start).
             None => {
                 let (_, hard) = rwsgi_shared::rlimit::nofile();
-                args.processes.unwrap_or(1) as usize
-                    * rwsgi_shared::rlimit::connections_per_worker(hard) as usize
+                processes as usize * rwsgi_shared::rlimit::connections_per_worker(hard) as usize
             }
         },
         recycle: Recycle {

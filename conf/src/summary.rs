@@ -35,6 +35,7 @@ pub fn summary(c: &ServerConfig) -> Vec<String> {
             secs(t.request_ms), secs(t.deadlock_ms), secs(t.startup_ms), secs(t.graceful_ms), secs(t.shutdown_ms),
             secs(t.queue_ms), secs(t.keep_alive_ms), secs(t.header_ms), secs(t.socket_ms)
         ),
+        container_line(),
         format!("working directory: {}", c.python.working_directory.display()),
         format!("static files: {}", static_mounts(&c.statics)),
     ]
@@ -72,4 +73,21 @@ fn secs(ms: u64) -> String {
     } else {
         format!("{:.3}", ms as f64 / 1000.0)
     }
+}
+
+/// The cgroup's CPU quota and memory limit, and the CPUs we may run on.
+fn container_line() -> String {
+    let l = crate::container::limits();
+    let cpus = l.cpus.map_or_else(
+        || "no CPU quota".to_owned(),
+        |c| format!("CPU quota {c:.2}"),
+    );
+    let memory = l.memory.map_or_else(
+        || "no memory limit".to_owned(),
+        |m| format!("memory limit {} MiB", m / (1024 * 1024)),
+    );
+    format!(
+        "container: {cpus}, {memory}, {} CPUs in the affinity mask",
+        crate::container::affinity_cpus()
+    )
 }

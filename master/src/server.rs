@@ -75,6 +75,8 @@ struct Server {
     admin: Option<Admin>,
     /// (when, busy thread time so far in µs, threads): the last 10 s.
     busy_samples: VecDeque<(Instant, u64, u64)>,
+    /// The memory check against the cgroup limit was done.
+    memory_checked: bool,
 }
 
 /// Runs the server until it is stopped; returns the exit code.
@@ -128,6 +130,7 @@ pub fn run(mut config: ServerConfig, log: Logger) -> Result<ExitCode, ServerErro
         sampler: monitor::Sampler::new(),
         admin,
         busy_samples: VecDeque::new(),
+        memory_checked: false,
     };
     server.publish();
     server.main_loop()
@@ -146,6 +149,7 @@ impl Server {
                 return Ok(code);
             }
             self.move_connections();
+            self.check_memory_limit();
 
             let mut controls = Vec::new();
             let mut channels = Vec::new();
@@ -176,6 +180,40 @@ impl Server {
             }
             self.reap()?;
             self.serve_admin(&admin_events);
+        }
+    }
+
+    /// Once every worker is ready: warns when the workers' memory,
+    /// multiplied out to the wanted number, nears the container's limit
+    /// (the kernel's OOM killer would take workers mid-request).
+    fn check_memory_limit(&mut self) {
+        if self.memory_checked
+            || self.supervisor.workers.iter().count() < self.supervisor.wanted
+            || self
+                .supervisor
+                .workers
+                .iter()
+                .any(|(_, w)| w.phase != Phase::Ready)
+        {
+            return;
+        }
+        self.memory_checked = true;
+        let Some(limit) = rwsgi_conf::container::limits().memory else {
+            return;
+        };
+        let rss: Vec<u64> = self
+            .supervisor
+            .workers
+            .iter()
+            .filter_map(|(_, w)| monitor::resident_bytes(w.pid))
+            .collect();
+        let per_worker = rss.iter().max().copied().unwrap_or(0);
+        let expected = per_worker * self.supervisor.wanted as u64;
+        if expected * 10 > limit * 8 {
+            warn!(self.log, "the workers' memory nears the container's limit: fewer --processes, or a higher limit";
+                "per_worker_mib" => per_worker / (1024 * 1024),
+                "workers" => self.supervisor.wanted,
+                "limit_mib" => limit / (1024 * 1024));
         }
     }
 

@@ -141,6 +141,7 @@ pub struct ServerBuilder {
     nofile: Option<u64>,
     current_dir: Option<PathBuf>,
     stray_fd: Option<i32>,
+    only_cpu: Option<usize>,
 }
 
 impl ServerBuilder {
@@ -180,6 +181,11 @@ impl ServerBuilder {
         self.current_dir = Some(dir.into());
         self
     }
+    /// Runs the server on this one CPU only (its affinity mask).
+    pub fn only_cpu(mut self, cpu: usize) -> Self {
+        self.only_cpu = Some(cpu);
+        self
+    }
     /// The master inherits descriptor `fd` (a copy of its stdin, without
     /// close-on-exec), as from a careless supervisor.
     pub fn inherit_stray_fd(mut self, fd: i32) -> Self {
@@ -205,12 +211,21 @@ impl ServerBuilder {
         for (k, v) in &self.env {
             cmd.env(k, v);
         }
-        let (nofile, stray_fd) = (self.nofile, self.stray_fd);
-        if nofile.is_some() || stray_fd.is_some() {
-            // SAFETY: setrlimit and dup2 are async-signal-safe and touch no
-            // memory of the parent; nothing here allocates.
+        let (nofile, stray_fd, only_cpu) = (self.nofile, self.stray_fd, self.only_cpu);
+        if nofile.is_some() || stray_fd.is_some() || only_cpu.is_some() {
+            // SAFETY: setrlimit, dup2 and sched_setaffinity are system calls
+            // that touch no memory of the parent; nothing here allocates.
             unsafe {
                 cmd.pre_exec(move || {
+                    if let Some(cpu) = only_cpu {
+                        let mut set: libc::cpu_set_t = std::mem::zeroed();
+                        libc::CPU_SET(cpu, &mut set);
+                        if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set)
+                            != 0
+                        {
+                            return Err(std::io::Error::last_os_error());
+                        }
+                    }
                     if let Some(n) = nofile {
                         let lim = libc::rlimit {
                             rlim_cur: n,
@@ -302,6 +317,7 @@ impl Server {
             nofile: None,
             current_dir: None,
             stray_fd: None,
+            only_cpu: None,
         }
     }
 

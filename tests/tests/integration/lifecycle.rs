@@ -199,3 +199,21 @@ fn workers_inherit_exactly_their_channel_and_the_scoreboard() {
     // stack-dump pipe (both ends): nothing else at rest.
     assert!(targets.len() <= 10, "{targets:?}");
 }
+
+#[test]
+fn processes_auto_follows_the_cpus_the_server_may_use() {
+    // One CPU in the affinity mask (and no tighter quota here): one worker.
+    let server = Server::builder()
+        .only_cpu(0)
+        .args(["--processes", "auto", &app("hello.py")])
+        .start();
+    assert_eq!(server.worker_pids().len(), 1, "{}", server.log.text());
+    assert!(server.log.text().contains("container: "));
+    // A wrong value names the option.
+    let out = std::process::Command::new(rwsgi_tests::server::binary("rwsgi"))
+        .args(["start-server", "--processes", "many", &app("hello.py")])
+        .output()
+        .expect("run rwsgi");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--processes"));
+}
