@@ -132,6 +132,12 @@ pub struct StartServer {
     )]
     pub trust_proxy_headers: Vec<String>,
 
+    /// Every connection starts with HAProxy's PROXY protocol preamble (v1
+    /// or v2), which names the client (REMOTE_ADDR, REMOTE_PORT); one
+    /// without it is refused. For a load balancer using send-proxy.
+    #[arg(long, env = "RWSGI_PROXY_PROTOCOL")]
+    pub proxy_protocol: bool,
+
     /// A proxy (address or CIDR range, repeatable) whose proxy headers are
     /// trusted. Without it, every peer is (as in mod_wsgi).
     #[arg(

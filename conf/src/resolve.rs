@@ -116,6 +116,7 @@ pub fn resolve(args: &StartServer) -> Result<ServerConfig, ConfError> {
             args.trust_proxy_headers.clone()
         },
         trust_proxies: args.trust_proxies.clone(),
+        proxy_protocol: args.proxy_protocol,
         access_log_format: {
             rwsgi_shared::access_log::Format::parse(&args.access_log_format)
                 .map_err(|e| invalid("access-log-format", &e))?;

@@ -39,6 +39,7 @@ fn message(u: &mut Unstructured<'_>) -> Result<Message> {
         1 => Message::Handoff {
             peer: peer(u)?,
             accepted_at_us: u.arbitrary()?,
+            preamble_read: u.arbitrary()?,
             buffered: u.arbitrary::<&[u8]>()?.to_vec(),
         },
         2 => Message::Control(Control::GracefulStop),
@@ -49,6 +50,7 @@ fn message(u: &mut Unstructured<'_>) -> Result<Message> {
         }),
         _ => Message::HandBack {
             peer: peer(u)?,
+            preamble_read: u.arbitrary()?,
             buffered: u.arbitrary::<&[u8]>()?.to_vec(),
         },
     })

@@ -28,6 +28,8 @@ const MAX_PENDING: usize = 1024;
 pub struct Pending {
     stream: TcpStream,
     peer: SocketAddr,
+    /// Its PROXY protocol preamble was read by a worker (hand-backs).
+    preamble_read: bool,
     accepted_at_us: u64,
     buffered: Vec<u8>,
 }
@@ -120,6 +122,7 @@ impl Dispatcher {
                     let conn = Pending {
                         stream: TcpStream::from(fd),
                         peer,
+                        preamble_read: false,
                         accepted_at_us: rwsgi_shared::time::now_us(),
                         buffered: Vec::new(),
                     };
@@ -148,12 +151,14 @@ impl Dispatcher {
         &mut self,
         fd: OwnedFd,
         peer: SocketAddr,
+        preamble_read: bool,
         buffered: Vec<u8>,
         fleet: &mut Fleet<'_>,
     ) {
         let conn = Pending {
             stream: TcpStream::from(fd),
             peer,
+            preamble_read,
             accepted_at_us: rwsgi_shared::time::now_us(),
             buffered,
         };
@@ -181,6 +186,7 @@ impl Dispatcher {
             let msg = Message::Handoff {
                 peer: conn.peer,
                 accepted_at_us: conn.accepted_at_us,
+                preamble_read: conn.preamble_read,
                 buffered: conn.buffered.clone(),
             };
             match channel.send(&msg, Some(conn.stream.as_fd())) {

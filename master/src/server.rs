@@ -570,13 +570,21 @@ impl Server {
             };
             match channel.recv(&mut self.recv_buf) {
                 Ok(received) => match (received.message, received.fd) {
-                    (Message::HandBack { peer, buffered }, Some(fd)) => {
+                    (
+                        Message::HandBack {
+                            peer,
+                            preamble_read,
+                            buffered,
+                        },
+                        Some(fd),
+                    ) => {
                         let mut fleet = Fleet {
                             workers: &mut self.supervisor.workers,
                             channels: &self.channels,
                             scoreboard: &self.scoreboard,
                         };
-                        self.dispatcher.hand_back(fd, peer, buffered, &mut fleet);
+                        self.dispatcher
+                            .hand_back(fd, peer, preamble_read, buffered, &mut fleet);
                     }
                     (Message::Event(event), _) => {
                         let actions = self.supervisor.event(slot, &event, Instant::now());

@@ -45,12 +45,19 @@ pub enum Message {
     Handoff {
         peer: SocketAddr,
         accepted_at_us: u64,
+        /// The PROXY protocol preamble was already read (`--proxy-protocol`):
+        /// `peer` is the client it named.
+        preamble_read: bool,
         buffered: Vec<u8>,
     },
     /// Master → worker.
     Control(Control),
     /// Worker → master: a connection the worker gives up while draining.
-    HandBack { peer: SocketAddr, buffered: Vec<u8> },
+    HandBack {
+        peer: SocketAddr,
+        preamble_read: bool,
+        buffered: Vec<u8>,
+    },
     /// Worker → master.
     Event(Event),
 }
@@ -104,6 +111,14 @@ fn encode_addr(out: &mut Vec<u8>, addr: &SocketAddr) {
     out.extend_from_slice(&scope_id.to_be_bytes());
 }
 
+fn decode_flag(bytes: &mut &[u8]) -> Result<bool, ChannelError> {
+    match take::<1>(bytes, "missing flag")? {
+        [0] => Ok(false),
+        [1] => Ok(true),
+        _ => Err(ChannelError::Malformed("a flag other than 0 or 1")),
+    }
+}
+
 fn decode_addr(bytes: &mut &[u8]) -> Result<SocketAddr, ChannelError> {
     const SHORT: &str = "short address";
     let [family] = take(bytes, SHORT)?;
@@ -134,11 +149,13 @@ impl Message {
             Message::Handoff {
                 peer,
                 accepted_at_us,
+                preamble_read,
                 buffered,
             } => {
                 out.push(TAG_HANDOFF);
                 encode_addr(out, peer);
                 out.extend_from_slice(&accepted_at_us.to_le_bytes());
+                out.push(u8::from(*preamble_read));
                 out.extend_from_slice(buffered);
             }
             Message::Control(control) => {
@@ -147,9 +164,14 @@ impl Message {
                     Control::GracefulStop => 1,
                 });
             }
-            Message::HandBack { peer, buffered } => {
+            Message::HandBack {
+                peer,
+                preamble_read,
+                buffered,
+            } => {
                 out.push(TAG_HANDBACK);
                 encode_addr(out, peer);
+                out.push(u8::from(*preamble_read));
                 out.extend_from_slice(buffered);
             }
             Message::Event(event) => {
@@ -178,9 +200,11 @@ impl Message {
             TAG_HANDOFF => {
                 let peer = decode_addr(&mut body)?;
                 let at = take(&mut body, "short handoff")?;
+                let preamble_read = decode_flag(&mut body)?;
                 Ok(Message::Handoff {
                     peer,
                     accepted_at_us: u64::from_le_bytes(at),
+                    preamble_read,
                     buffered: body.to_vec(),
                 })
             }
@@ -191,8 +215,10 @@ impl Message {
             },
             TAG_HANDBACK => {
                 let peer = decode_addr(&mut body)?;
+                let preamble_read = decode_flag(&mut body)?;
                 Ok(Message::HandBack {
                     peer,
+                    preamble_read,
                     buffered: body.to_vec(),
                 })
             }
@@ -373,6 +399,7 @@ mod tests {
         let msg = Message::Handoff {
             peer,
             accepted_at_us: 42,
+            preamble_read: false,
             buffered: b"GET / HTTP/1.1\r\n".to_vec(),
         };
         master.send(&msg, Some(theirs.as_fd())).expect("send");
@@ -427,6 +454,7 @@ mod tests {
         let mut out = Vec::new();
         Message::HandBack {
             peer,
+            preamble_read: true,
             buffered: vec![1, 2, 3],
         }
         .encode(&mut out);
@@ -434,6 +462,7 @@ mod tests {
             Message::decode(&out).expect("decode"),
             Message::HandBack {
                 peer,
+                preamble_read: true,
                 buffered: vec![1, 2, 3]
             }
         );
@@ -452,6 +481,7 @@ mod tests {
         let msg = Message::Handoff {
             peer,
             accepted_at_us: 1,
+            preamble_read: true,
             buffered: Vec::new(),
         };
         let mut out = Vec::new();
@@ -479,6 +509,7 @@ mod tests {
 
         let v4 = Message::HandBack {
             peer: "192.0.2.7:4711".parse().expect("addr"),
+            preamble_read: true,
             buffered: Vec::new(),
         };
         let good = wire(&v4);
@@ -486,9 +517,15 @@ mod tests {
         let mut unmapped = good.clone();
         unmapped[1] = 0x20; // 2000::/16, not ::ffff:0:0/96
         assert!(refused(&unmapped), "IPv4 family with an unmapped address");
+        // The address, then the one-byte flag (no buffered bytes here).
+        let flag = good.len() - 1;
         let mut scoped = good.clone();
-        *scoped.last_mut().expect("scope byte") = 1;
+        scoped[flag - 1] = 1;
         assert!(refused(&scoped), "IPv4 family with a scope id");
-        assert!(refused(&good[..good.len() - 1]), "short address");
+        let mut flagged = good.clone();
+        flagged[flag] = 2;
+        assert!(refused(&flagged), "a flag other than 0 or 1");
+        assert!(refused(&good[..flag]), "no flag");
+        assert!(refused(&good[..flag - 1]), "short address");
     }
 }

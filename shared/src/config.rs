@@ -263,6 +263,9 @@ pub struct ServerConfig {
     /// `--trust-proxy-header` (see `proxy`).
     #[serde(default)]
     pub trust_proxy_headers: Vec<String>,
+    /// `--proxy-protocol`: every connection starts with a PROXY preamble.
+    #[serde(default)]
+    pub proxy_protocol: bool,
     /// `--trust-proxy`: trusted peers; empty: every peer.
     #[serde(default)]
     pub trust_proxies: Vec<String>,

@@ -23,6 +23,8 @@ pub struct Conn {
     /// When the master accepted it, until its first request starts: that
     /// request's queue wait counts from there.
     pub accepted_at: Option<Instant>,
+    /// The PROXY protocol preamble has been read (or none is expected).
+    pub preamble_read: bool,
 }
 
 impl Conn {
@@ -34,6 +36,7 @@ impl Conn {
             served: 0,
             since: Instant::now(),
             accepted_at: None,
+            preamble_read: true,
         }
     }
 

@@ -11,6 +11,7 @@ use mio::{Events, Interest, Poll, Token};
 use rwsgi_shared::channel::{Channel, ChannelError, Control, Message};
 use rwsgi_shared::config::ServerConfig;
 use rwsgi_shared::http::HttpError;
+use rwsgi_shared::proxy_protocol::{self, Preamble};
 use rwsgi_shared::scoreboard::{Scoreboard, WorkerState};
 use slog::{debug, info, warn, Logger};
 use std::net::TcpStream;
@@ -190,6 +191,7 @@ impl IoLoop<'_> {
                             peer,
                             buffered,
                             accepted_at_us,
+                            preamble_read,
                         },
                         Some(fd),
                     ) => {
@@ -201,6 +203,7 @@ impl IoLoop<'_> {
                             continue;
                         }
                         let mut conn = Conn::new(stream, peer, buffered);
+                        conn.preamble_read = preamble_read || !self.ctx.config.proxy_protocol;
                         // Both clocks are the machine's monotonic clock.
                         let waited = rwsgi_shared::time::now_us().saturating_sub(accepted_at_us);
                         conn.accepted_at =
@@ -279,6 +282,7 @@ impl IoLoop<'_> {
         {
             let msg = Message::HandBack {
                 peer: conn.peer,
+                preamble_read: conn.preamble_read,
                 buffered: conn.buf.clone(),
             };
             if let Err(e) = self
@@ -481,7 +485,25 @@ impl IoLoop<'_> {
         };
         let files = self.ctx.statics.files();
         let outcome = loop {
-            if !conn.buf.is_empty() {
+            if !conn.preamble_read && !conn.buf.is_empty() {
+                // --proxy-protocol: the load balancer names the client first.
+                match proxy_protocol::parse(&conn.buf) {
+                    Preamble::Partial => {}
+                    Preamble::Complete { len, client } => {
+                        conn.buf.drain(..len);
+                        if let Some(client) = client {
+                            conn.peer = client;
+                        }
+                        conn.preamble_read = true;
+                        continue;
+                    }
+                    Preamble::Invalid(why) => {
+                        info!(self.ctx.log, "connection refused (--proxy-protocol)"; "why" => why, "peer" => %conn.peer);
+                        break Err(None);
+                    }
+                }
+            }
+            if conn.preamble_read && !conn.buf.is_empty() {
                 match route(&conn.buf, &limits, files) {
                     Routed::Partial => {}
                     Routed::Refused(e) => break Err(Some(e)),
