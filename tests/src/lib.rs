@@ -4,6 +4,7 @@
 //! the whole group when the test is over.
 
 pub mod client;
+pub mod haproxy;
 pub mod load;
 pub mod server;
 pub mod wait;

@@ -10,6 +10,7 @@ mod lifecycle;
 mod misuse;
 mod observability;
 mod proxies;
+mod rolling;
 mod statics;
 mod supervision;
 mod uploads;

@@ -1,6 +1,7 @@
 //! Behind a proxy: trusted proxy headers set what the application sees,
 //! and the same headers from an untrusted peer never reach it.
 
+use rwsgi_tests::haproxy::Haproxy;
 use rwsgi_tests::{app, request, Server};
 use std::process::Command;
 
@@ -135,77 +136,18 @@ fn a_wrong_header_or_proxy_is_named() {
     }
 }
 
-/// A running HAProxy (Debian's package; CI installs it), killed on drop.
-struct Haproxy {
-    child: std::process::Child,
-    dir: std::path::PathBuf,
-}
-
-impl Drop for Haproxy {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn haproxy_binary() -> Option<&'static str> {
-    let found = ["/usr/sbin/haproxy", "/usr/bin/haproxy"]
-        .into_iter()
-        .find(|p| std::path::Path::new(p).is_file());
-    if found.is_none() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "haproxy is missing: .ci/run installs Debian's haproxy package"
-        );
-        eprintln!("WARNING: haproxy not installed; its test is skipped (apt-get install haproxy)");
-    }
-    found
-}
-
 /// Frontends on free ports, each sending the PROXY preamble (`send`) to
 /// the backend port; returns the frontend ports in order.
 fn haproxy(backend: u16, sends: &[&str]) -> Option<(Haproxy, Vec<u16>)> {
-    let binary = haproxy_binary()?;
-    let dir = std::env::temp_dir().join(format!("rwsgi-haproxy-{}-{backend}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    // HAProxy needs its ports in its configuration: taken from the kernel,
-    // released, and bound by HAProxy straight away.
-    let ports: Vec<u16> = sends
-        .iter()
-        .map(|_| {
-            std::net::TcpListener::bind("127.0.0.1:0")
-                .and_then(|l| l.local_addr())
-                .map(|a| a.port())
-                .expect("a port")
-        })
-        .collect();
-    let mut cfg = String::from(
-        "global\n  maxconn 100\ndefaults\n  mode http\n  timeout connect 5s\n  timeout client 30s\n  timeout server 30s\n",
-    );
-    for (i, (send, port)) in sends.iter().zip(&ports).enumerate() {
-        cfg.push_str(&format!(
-            "frontend f{i}\n  bind 127.0.0.1:{port}\n  default_backend b{i}\nbackend b{i}\n  server s 127.0.0.1:{backend} {send}\n"
-        ));
-    }
-    let path = dir.join("haproxy.cfg");
-    std::fs::write(&path, cfg).expect("config");
-    let child = Command::new(binary)
-        .args(["-db", "-f"])
-        .arg(&path)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("start haproxy");
-    let h = Haproxy { child, dir };
-    for port in &ports {
-        rwsgi_tests::wait_until(
-            "haproxy to listen",
-            std::time::Duration::from_secs(10),
-            || std::net::TcpStream::connect(("127.0.0.1", *port)).is_ok(),
-        );
-    }
-    Some((h, ports))
+    Haproxy::start(sends.len(), |ports| {
+        let mut cfg = String::new();
+        for (i, (send, port)) in sends.iter().zip(ports).enumerate() {
+            cfg.push_str(&format!(
+                "frontend f{i}\n  bind 127.0.0.1:{port}\n  default_backend b{i}\nbackend b{i}\n  server s 127.0.0.1:{backend} {send}\n"
+            ));
+        }
+        cfg
+    })
 }
 
 #[test]
