@@ -4,6 +4,7 @@
 mod apps;
 mod basics;
 mod cli;
+mod deploy;
 mod faults;
 mod http_rules;
 mod lifecycle;
