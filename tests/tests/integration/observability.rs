@@ -76,7 +76,27 @@ fn health_and_readiness_through_start_a_frozen_worker_and_a_graceful_stop() {
     let (mut server, admin) = admin_server(&["--threads", "2", &app("faults.py")]);
     assert_eq!(get(admin, "/healthz").status, 200);
     assert_eq!(get(admin, "/readyz").text(), "ready\n");
+    // Through a reload the server stays ready and healthy: the old worker
+    // serves until its replacement does.
+    server.signal(Signal::SIGUSR1);
+    let reloaded = poll_until(Duration::from_secs(20), || {
+        assert_eq!(
+            get(admin, "/readyz").status,
+            200,
+            "not ready during the reload"
+        );
+        assert_eq!(
+            get(admin, "/healthz").status,
+            200,
+            "not healthy during the reload"
+        );
+        server.log.text().contains("reload complete")
+    });
+    assert!(reloaded, "{}", server.log.text());
     // The only worker frozen: not healthy once its heartbeat is stale.
+    wait_until("the old worker to be gone", Duration::from_secs(20), || {
+        server.worker_pids().len() == 1
+    });
     let worker = server.worker_pids()[0];
     kill(Pid::from_raw(worker), Signal::SIGSTOP).expect("SIGSTOP");
     wait_until("healthz to fail", Duration::from_secs(10), || {
