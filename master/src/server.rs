@@ -487,6 +487,13 @@ impl Server {
         let header = self.scoreboard.header();
         header.set_generation(self.supervisor.generation);
         header.set_wanted_workers(self.supervisor.wanted as u32);
+        let stats = &self.supervisor.stats;
+        header.set_master_counters(&rwsgi_shared::scoreboard::MasterCounters {
+            worker_starts: stats.starts,
+            worker_exits: stats.exits,
+            request_timeouts: stats.request_timeouts,
+            utilization_ppm: (self.utilization() * 1e6) as u64,
+        });
     }
 
     fn spawn_worker(&mut self) -> Result<(), ServerError> {

@@ -104,19 +104,7 @@ pub struct Supervisor {
 }
 
 /// Why workers exited, as the metrics label them.
-pub const EXIT_REASONS: [&str; 11] = [
-    "crash",
-    "max-requests",
-    "restart-interval",
-    "memory",
-    "cpu",
-    "request-timeout",
-    "deadlock",
-    "startup-timeout",
-    "reload",
-    "scale-down",
-    "shutdown",
-];
+pub use rwsgi_shared::scoreboard::EXIT_REASONS;
 
 /// Counters of worker life events; they only go up.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

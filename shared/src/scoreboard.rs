@@ -15,7 +15,7 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
 
 pub const MAGIC: u64 = 0x7277_7367_695f_7362; // "rwsgi_sb"
-pub const LAYOUT_VERSION: u32 = 4;
+pub const LAYOUT_VERSION: u32 = 5;
 /// Worker slots: room for a full second generation during a reload.
 pub const MAX_WORKERS: usize = 128;
 /// Request threads per worker.
@@ -84,6 +84,40 @@ pub struct Header {
     /// Master: the metrics of every worker that has exited, folded in when
     /// it is reaped, so totals never go down.
     retired: Metrics,
+    /// Master: workers started, and exited by reason (the supervisor's
+    /// order of reasons), requests past --request-timeout.
+    worker_starts: AtomicU64,
+    worker_exits: [AtomicU64; WORKER_EXIT_REASONS],
+    request_timeouts: AtomicU64,
+    /// Master: capacity utilization over the last 10 s, in millionths.
+    utilization_ppm: AtomicU64,
+}
+
+/// How many exit reasons the header counts.
+pub const WORKER_EXIT_REASONS: usize = 11;
+
+/// Why workers exit, as the metrics and `rwsgi status --json` label them.
+pub const EXIT_REASONS: [&str; WORKER_EXIT_REASONS] = [
+    "crash",
+    "max-requests",
+    "restart-interval",
+    "memory",
+    "cpu",
+    "request-timeout",
+    "deadlock",
+    "startup-timeout",
+    "reload",
+    "scale-down",
+    "shutdown",
+];
+
+/// The master's own counters, as published in the header.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MasterCounters {
+    pub worker_starts: u64,
+    pub worker_exits: [u64; WORKER_EXIT_REASONS],
+    pub request_timeouts: u64,
+    pub utilization_ppm: u64,
 }
 
 /// Per-thread activity. Written only by the thread it describes.
@@ -238,6 +272,25 @@ impl Header {
     pub fn set_generation(&self, generation: u32) {
         self.generation.store(generation, Relaxed)
     }
+    /// Publishes the master's counters (the master only).
+    pub fn set_master_counters(&self, c: &MasterCounters) {
+        self.worker_starts.store(c.worker_starts, Relaxed);
+        for (a, v) in self.worker_exits.iter().zip(c.worker_exits) {
+            a.store(v, Relaxed);
+        }
+        self.request_timeouts.store(c.request_timeouts, Relaxed);
+        self.utilization_ppm.store(c.utilization_ppm, Relaxed);
+    }
+
+    pub fn master_counters(&self) -> MasterCounters {
+        MasterCounters {
+            worker_starts: self.worker_starts.load(Relaxed),
+            worker_exits: std::array::from_fn(|i| self.worker_exits[i].load(Relaxed)),
+            request_timeouts: self.request_timeouts.load(Relaxed),
+            utilization_ppm: self.utilization_ppm.load(Relaxed),
+        }
+    }
+
     /// The folded metrics of exited workers (written by the master).
     pub fn retired(&self) -> &Metrics {
         &self.retired

@@ -45,6 +45,8 @@ pub struct Status {
     pub workers: Vec<WorkerStatus>,
     /// Every worker's metrics, with those of exited workers (as `/metrics`).
     pub metrics: MetricsSnapshot,
+    /// The master's counters: worker starts and exits, request timeouts, utilization.
+    pub master_counters: crate::scoreboard::MasterCounters,
 }
 
 fn seconds(now_ms: u64, then_ms: u64) -> f64 {
@@ -103,6 +105,7 @@ impl Status {
             metrics.merge(&w.metrics().snapshot());
         }
         Status {
+            master_counters: h.master_counters(),
             metrics,
             master: h.master_pid(),
             up_seconds: seconds(now, h.started_at_ms()),
@@ -171,7 +174,7 @@ impl Status {
             "up_seconds": self.up_seconds,
             "generation": self.generation,
             "workers_wanted": self.wanted,
-            "metrics": metrics_json(&self.metrics),
+            "metrics": metrics_json(&self.metrics, &self.master_counters),
             "workers": self.workers.iter().map(|w| serde_json::json!({
                 "slot": w.slot,
                 "pid": w.pid,
@@ -233,7 +236,7 @@ impl Status {
 }
 
 /// The counters and histograms of `/metrics`, as JSON.
-fn metrics_json(m: &MetricsSnapshot) -> serde_json::Value {
+fn metrics_json(m: &MetricsSnapshot, c: &crate::scoreboard::MasterCounters) -> serde_json::Value {
     use crate::metrics::{CLASSES, METHODS};
     let mut requests = serde_json::Map::new();
     for (mi, method) in METHODS.iter().enumerate() {
@@ -272,6 +275,14 @@ fn metrics_json(m: &MetricsSnapshot) -> serde_json::Value {
         "connections_accepted": m.accepted,
         "static_requests": m.static_requests,
         "static_sent_bytes": m.static_bytes,
+        "request_timeouts": c.request_timeouts,
+        "capacity_utilization_ratio": c.utilization_ppm as f64 / 1e6,
+        "worker_starts": c.worker_starts,
+        "worker_exits": crate::scoreboard::EXIT_REASONS
+            .iter()
+            .zip(c.worker_exits)
+            .map(|(r, n)| ((*r).to_owned(), serde_json::Value::from(n)))
+            .collect::<serde_json::Map<_, _>>(),
     })
 }
 

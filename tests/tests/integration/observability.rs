@@ -186,6 +186,10 @@ fn metrics_count_every_kind_of_request_and_survive_a_recycle() {
     assert_eq!(status["metrics"]["requests_total"], 5, "{status}");
     assert_eq!(status["metrics"]["requests"]["GET"]["2xx"], 3);
     assert_eq!(status["metrics"]["requests_refused"]["400"], 1);
+    // The recycle after 5 requests may have started a second worker already.
+    let starts = status["metrics"]["worker_starts"].as_u64();
+    assert!(matches!(starts, Some(1 | 2)), "{status}");
+    assert_eq!(status["metrics"]["worker_exits"]["crash"], 0);
     // The worker recycles after 5 requests; the counters carry on.
     wait_until("the recycle", Duration::from_secs(20), || {
         sample(
