@@ -20,15 +20,30 @@ fn host_rules_refuse_before_the_application() {
     for (raw, why) in [
         (&b"GET /calls HTTP/1.1\r\n\r\n"[..], "HTTP/1.1 without Host"),
         (b"GET /calls HTTP/1.1\r\nHost:\r\n\r\n", "empty Host"),
-        (b"GET /calls HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", "two Hosts"),
+        (
+            b"GET /calls HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+            "two Hosts",
+        ),
         (b"GET /calls HTTP/1.1\r\nHost: a b\r\n\r\n", "space in Host"),
         (b"GET /calls HTTP/1.1\r\nHost: h:8x\r\n\r\n", "bad port"),
         (b"GET /calls HTTP/1.1\r\nHost: user@h\r\n\r\n", "userinfo"),
-        (b"GET /calls HTTP/1.1\r\nHost: [::1\r\n\r\n", "unclosed IPv6 literal"),
-        (b"GET http://user@h/calls HTTP/1.1\r\nHost: h\r\n\r\n", "userinfo in the target"),
+        (
+            b"GET /calls HTTP/1.1\r\nHost: [::1\r\n\r\n",
+            "unclosed IPv6 literal",
+        ),
+        (
+            b"GET http://user@h/calls HTTP/1.1\r\nHost: h\r\n\r\n",
+            "userinfo in the target",
+        ),
         (b"GET /calls#frag HTTP/1.1\r\nHost: h\r\n\r\n", "fragment"),
-        (b"GET /caf\xc3\xa9 HTTP/1.1\r\nHost: h\r\n\r\n", "raw UTF-8 in the target"),
-        (b"GET /\xe9 HTTP/1.1\r\nHost: h\r\n\r\n", "raw latin-1 in the target"),
+        (
+            b"GET /caf\xc3\xa9 HTTP/1.1\r\nHost: h\r\n\r\n",
+            "raw UTF-8 in the target",
+        ),
+        (
+            b"GET /\xe9 HTTP/1.1\r\nHost: h\r\n\r\n",
+            "raw latin-1 in the target",
+        ),
     ] {
         assert_eq!(status(server.port, raw), 400, "{why}");
     }
