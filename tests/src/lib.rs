@@ -32,3 +32,23 @@ pub fn repo_root() -> PathBuf {
         .map(PathBuf::from)
         .unwrap_or_default()
 }
+
+/// A response body as JSON, or a panic showing the body.
+pub fn json(body: &[u8]) -> serde_json::Value {
+    serde_json::from_slice(body)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(body)))
+}
+
+/// The test virtualenv (`RWSGI_TEST_VENV`, else `.venv-test`), with the
+/// applications and clients of tests/requirements.txt.
+pub fn test_venv() -> PathBuf {
+    let venv = std::env::var_os("RWSGI_TEST_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join(".venv-test"));
+    assert!(
+        venv.join("bin/python").exists(),
+        "no test virtualenv at {} (run ./tests/run, which creates it)",
+        venv.display()
+    );
+    venv
+}

@@ -15,26 +15,10 @@ use std::time::{Duration, Instant};
 
 // --- helpers ---
 
+use rwsgi_tests::{json, test_venv};
+
 /// How long a line the server has written may take to reach the test's log reader.
 const LOG_WAIT: Duration = Duration::from_secs(5);
-
-fn json(body: &[u8]) -> serde_json::Value {
-    serde_json::from_slice(body)
-        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(body)))
-}
-
-/// The test virtualenv with Django, Flask, PasteDeploy and requests.
-fn test_venv() -> PathBuf {
-    let venv = std::env::var_os("RWSGI_TEST_VENV")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo_root().join(".venv-test"));
-    assert!(
-        venv.join("bin/python").exists(),
-        "no test virtualenv at {} (run ./tests/run, which creates it)",
-        venv.display()
-    );
-    venv
-}
 
 fn venv_python() -> PathBuf {
     test_venv().join("bin/python")

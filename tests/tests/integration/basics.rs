@@ -1,13 +1,9 @@
 //! Serving requests: hello world, module apps, environ, bodies, keep-alive.
 
 use rwsgi_tests::client::{connect, read_response};
+use rwsgi_tests::json;
 use rwsgi_tests::{app, apps_dir, get, request, Server};
 use std::io::Write;
-
-fn json(body: &[u8]) -> serde_json::Value {
-    serde_json::from_slice(body)
-        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(body)))
-}
 
 #[test]
 fn hello_world_script() {

@@ -6,13 +6,7 @@ use std::process::Command;
 
 #[test]
 fn kubernetes_manifests_validate() {
-    let venv = std::env::var("RWSGI_TEST_VENV").unwrap_or_else(|_| {
-        rwsgi_tests::repo_root()
-            .join(".venv-test")
-            .to_string_lossy()
-            .into_owned()
-    });
-    let tool = std::path::Path::new(&venv).join("bin/kubernetes-validate");
+    let tool = rwsgi_tests::test_venv().join("bin/kubernetes-validate");
     assert!(
         tool.is_file(),
         "{} is missing: ./tests/run installs tests/requirements.txt",

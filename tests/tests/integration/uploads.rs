@@ -9,7 +9,7 @@
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 use rwsgi_tests::client::{connect, read_response};
-use rwsgi_tests::{app, repo_root, Response, Server};
+use rwsgi_tests::{app, Response, Server};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::os::unix::process::CommandExt;
@@ -19,28 +19,12 @@ use std::time::{Duration, Instant};
 
 // --- helpers ---
 
+use rwsgi_tests::{json, test_venv};
+
 /// How long any client subprocess (python, curl, git) may run.
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a line the server has written may take to reach the test's log reader.
 const LOG_WAIT: Duration = Duration::from_secs(5);
-
-fn json(body: &[u8]) -> serde_json::Value {
-    serde_json::from_slice(body)
-        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(body)))
-}
-
-/// The test virtualenv (Django, Flask, requests, dulwich).
-fn test_venv() -> PathBuf {
-    let venv = std::env::var_os("RWSGI_TEST_VENV")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo_root().join(".venv-test"));
-    assert!(
-        venv.join("bin/python").exists(),
-        "no test virtualenv at {} (run ./tests/run, which creates it)",
-        venv.display()
-    );
-    venv
-}
 
 fn venv_python() -> PathBuf {
     test_venv().join("bin/python")

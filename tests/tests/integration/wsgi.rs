@@ -2,14 +2,10 @@
 //! when an application breaks it.
 
 use rwsgi_tests::client::{connect, read_response};
+use rwsgi_tests::json;
 use rwsgi_tests::{app, get, poll_until, request, Server};
 use std::io::{Read, Write};
 use std::time::{Duration, Instant};
-
-fn json(body: &[u8]) -> serde_json::Value {
-    serde_json::from_slice(body)
-        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(body)))
-}
 
 fn post(port: u16, path: &str, body: &str) -> rwsgi_tests::Response {
     request(
