@@ -37,7 +37,15 @@ pub fn of(incoming: Option<&[u8]>) -> String {
     NEXT.with(|next| {
         let (prefix, n) = next.get();
         next.set((prefix, n.wrapping_add(1)));
-        format!("{prefix:016x}{n:016x}")
+        // Hex by hand, without the formatting machinery: this runs on every request.
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut id = String::with_capacity(32);
+        for word in [prefix, n] {
+            for shift in (0..16).rev() {
+                id.push(HEX[((word >> (shift * 4)) & 0xf) as usize] as char);
+            }
+        }
+        id
     })
 }
 

@@ -141,16 +141,28 @@ pub fn build<'py>(
         // A chunked body received whole: frameworks read the length.
         env.set_item(intern!(py, "CONTENT_LENGTH"), n.to_string())?;
     }
-    if let Some(host) = head.target_authority() {
+    let authority = head.target_authority();
+    if let Some(host) = authority {
         // RFC 9112 3.2.2: the absolute-form target's authority wins over Host.
         env.set_item(intern!(py, "HTTP_HOST"), PyString::new(py, host))?;
     }
-    let host = head.effective_host().filter(|h| !h.is_empty());
-    if let Some((name, port)) = host.and_then(server_name_port) {
-        env.set_item(intern!(py, "SERVER_NAME"), name)?;
-        if let Some(port) = port {
+    let host = authority
+        .map(str::as_bytes)
+        .or_else(|| head.header("host"))
+        .filter(|h| !h.is_empty());
+    match host.and_then(server_name_port) {
+        // The usual Host without a port: SERVER_NAME is HTTP_HOST's very
+        // string, shared rather than built again.
+        Some((_, None)) => {
+            if let Some(same) = env.get_item(intern!(py, "HTTP_HOST"))? {
+                env.set_item(intern!(py, "SERVER_NAME"), same)?;
+            }
+        }
+        Some((name, Some(port))) => {
+            env.set_item(intern!(py, "SERVER_NAME"), name)?;
             env.set_item(intern!(py, "SERVER_PORT"), port)?;
         }
+        None => {}
     }
     apply_proxy(py, &env, &proxied, &ctx.config.mount_point)?;
     Ok(env)
