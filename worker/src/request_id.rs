@@ -29,23 +29,38 @@ fn acceptable(id: &[u8]) -> bool {
             .all(|&b| b.is_ascii_alphanumeric() || b"-_.:+/=@".contains(&b))
 }
 
+/// A request's id: the incoming one, or 32 hex digits made here (kept on
+/// the stack: this runs on every request).
+pub enum RequestId {
+    Incoming(String),
+    Made([u8; 32]),
+}
+
+impl RequestId {
+    pub fn as_str(&self) -> &str {
+        match self {
+            RequestId::Incoming(s) => s,
+            // Hex digits only, so always UTF-8.
+            RequestId::Made(hex) => std::str::from_utf8(hex).unwrap_or_default(),
+        }
+    }
+}
+
 /// The id of a request: its `X-Request-Id` if acceptable, else a new one.
-pub fn of(incoming: Option<&[u8]>) -> String {
+pub fn of(incoming: Option<&[u8]>) -> RequestId {
     if let Some(id) = incoming.filter(|id| acceptable(id)) {
-        return String::from_utf8_lossy(id).into_owned();
+        return RequestId::Incoming(String::from_utf8_lossy(id).into_owned());
     }
     NEXT.with(|next| {
         let (prefix, n) = next.get();
         next.set((prefix, n.wrapping_add(1)));
-        // Hex by hand, without the formatting machinery: this runs on every request.
         const HEX: &[u8; 16] = b"0123456789abcdef";
-        let mut id = String::with_capacity(32);
-        for word in [prefix, n] {
-            for shift in (0..16).rev() {
-                id.push(HEX[((word >> (shift * 4)) & 0xf) as usize] as char);
-            }
+        let word = (u128::from(prefix) << 64) | u128::from(n);
+        let mut hex = [0u8; 32];
+        for (i, digit) in hex.iter_mut().enumerate() {
+            *digit = HEX[((word >> (124 - 4 * i)) & 0xf) as usize];
         }
-        id
+        RequestId::Made(hex)
     })
 }
 
@@ -55,12 +70,15 @@ mod tests {
 
     #[test]
     fn incoming_ids_are_kept_when_sane_and_replaced_otherwise() {
-        assert_eq!(of(Some(b"3f2c-abc_1")), "3f2c-abc_1");
+        assert_eq!(of(Some(b"3f2c-abc_1")).as_str(), "3f2c-abc_1");
         for bad in [&b""[..], b"a b", b"a\"b", b"a\r\nb", &[b'x'; 201]] {
-            assert_eq!(of(Some(bad)).len(), 32);
+            let id = of(Some(bad));
+            assert_eq!(id.as_str().len(), 32);
+            assert!(id.as_str().bytes().all(|b| b.is_ascii_hexdigit()));
         }
         let (a, b) = (of(None), of(None));
-        assert_ne!(a, b);
-        assert_eq!(a.len(), 32);
+        assert_ne!(a.as_str(), b.as_str());
+        // The counter is the low half: consecutive ids differ in their last digits.
+        assert_eq!(a.as_str()[..16], b.as_str()[..16]);
     }
 }

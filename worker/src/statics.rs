@@ -651,7 +651,7 @@ fn access_log(access: &AccessLog, log: &Logger, conn: &Conn, t: &Transfer, ok: b
             bytes: if ok { t.body_bytes } else { 0 },
             took: t.started.elapsed(),
             queue_wait: None,
-            request_id: &id,
+            request_id: id.as_str(),
             response_headers: &[],
         },
     );

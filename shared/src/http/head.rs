@@ -544,6 +544,10 @@ fn split_query(s: &str) -> (&str, &str) {
 }
 
 fn strip_http_scheme(target: &str) -> Option<&str> {
+    // The usual origin-form target (`/path`) is answered at its first byte.
+    if !target.starts_with(|c: char| c.is_ascii_alphabetic()) {
+        return None;
+    }
     let (scheme, rest) = target.split_once("://")?;
     (scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("https")).then_some(rest)
 }

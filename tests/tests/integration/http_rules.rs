@@ -80,6 +80,35 @@ fn an_absolute_form_target_wins_over_host() {
 }
 
 #[test]
+fn each_request_gets_its_own_host_names_whatever_came_before() {
+    // One request thread: consecutive requests with the same, then other,
+    // Host values must each see their own (the strings are reused when
+    // the Host repeats).
+    let server = Server::start(&["--threads", "1", &app("app.py")]);
+    let cases = [
+        ("a.example:8080", "a.example", "8080"),
+        ("a.example:8080", "a.example", "8080"),
+        ("b.example", "b.example", &*server.port.to_string()),
+        ("b.example", "b.example", &*server.port.to_string()),
+        ("[::1]:9", "[::1]", "9"),
+        ("a.example:8080", "a.example", "8080"),
+    ];
+    for (host, name, port) in cases {
+        let raw = format!("GET /environ HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+        let r = request(server.port, raw.as_bytes()).expect("response");
+        let env: serde_json::Value = serde_json::from_slice(&r.body).expect("JSON");
+        assert_eq!(env["HTTP_HOST"], host);
+        assert_eq!(env["SERVER_NAME"], name, "Host {host}");
+        assert_eq!(env["SERVER_PORT"], port, "Host {host}");
+    }
+    // HTTP/1.0 without Host after all that: the server's own name and port.
+    let r = request(server.port, b"GET /environ HTTP/1.0\r\n\r\n").expect("response");
+    let env: serde_json::Value = serde_json::from_slice(&r.body).expect("JSON");
+    assert!(env.get("HTTP_HOST").is_none(), "{env}");
+    assert_eq!(env["SERVER_PORT"], server.port.to_string());
+}
+
+#[test]
 fn request_lines_of_8000_octets_are_served_by_default() {
     let server = Server::start(&[&app("misuse.py")]);
     let target = format!("/calls?{}", "q".repeat(8000 - 20));

@@ -178,6 +178,7 @@ fn environ_template<'py>(
     for (name, value) in &config.python.environ {
         d.set_item(name, value)?;
     }
+    crate::wsgi::reserve_request_keys(&d)?;
     Ok(d)
 }
 

@@ -17,6 +17,99 @@ fn latin1(bytes: &[u8]) -> String {
     bytes.iter().map(|&b| b as char).collect()
 }
 
+/// The same, made by Python straight from the bytes (no Rust string on the way).
+fn latin1_str<'py>(py: Python<'py>, bytes: &[u8]) -> PyResult<Bound<'py, PyString>> {
+    let len = isize::try_from(bytes.len())
+        .map_err(|_| pyo3::exceptions::PyOverflowError::new_err("header too long"))?;
+    // SAFETY: the pointer and length describe `bytes`, which outlives the
+    // call; the "strict" error handler is never used (latin-1 decodes every
+    // byte); the result is a new reference or NULL with an exception set.
+    unsafe {
+        let s = pyo3::ffi::PyUnicode_DecodeLatin1(bytes.as_ptr().cast(), len, std::ptr::null());
+        Bound::from_owned_ptr_or_err(py, s).map(|b| b.cast_into_unchecked())
+    }
+}
+
+/// `REQUEST_METHOD`: the usual methods are interned strings, made once.
+fn method_str<'py>(py: Python<'py>, method: &str) -> Bound<'py, PyString> {
+    match method {
+        "GET" => intern!(py, "GET").clone(),
+        "POST" => intern!(py, "POST").clone(),
+        "HEAD" => intern!(py, "HEAD").clone(),
+        "PUT" => intern!(py, "PUT").clone(),
+        "DELETE" => intern!(py, "DELETE").clone(),
+        "OPTIONS" => intern!(py, "OPTIONS").clone(),
+        "PATCH" => intern!(py, "PATCH").clone(),
+        other => PyString::new(py, other),
+    }
+}
+
+/// An address or port as text without the formatting machinery (this runs
+/// for every request): IPv4 octets and ports by `itoa`, IPv6 the long way.
+fn addr_str<'py>(py: Python<'py>, ip: std::net::IpAddr) -> Bound<'py, PyString> {
+    match ip {
+        std::net::IpAddr::V4(v4) => {
+            let mut out = [0u8; 15];
+            let mut len = 0;
+            for (i, octet) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    out[len] = b'.';
+                    len += 1;
+                }
+                let mut digits = itoa::Buffer::new();
+                let d = digits.format(octet).as_bytes();
+                out[len..len + d.len()].copy_from_slice(d);
+                len += d.len();
+            }
+            // Digits and dots only.
+            PyString::new(py, std::str::from_utf8(&out[..len]).unwrap_or_default())
+        }
+        std::net::IpAddr::V6(v6) => PyString::new(py, &v6.to_string()),
+    }
+}
+
+thread_local! {
+    /// The last Host value this thread saw, with the strings made from it
+    /// (`HTTP_HOST`, `SERVER_NAME` and `SERVER_PORT`, `None` without a
+    /// port): a site's clients send the same Host on every request.
+    static LAST_HOST: std::cell::RefCell<Option<(Vec<u8>, HostStrings)>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Strings made from one Host value.
+struct HostStrings {
+    host: Py<PyString>,
+    name: Py<PyString>,
+    port: Option<Py<PyString>>,
+}
+
+/// The strings for a validated `host[:port]`, from the cache when it is the
+/// same Host as last time.
+fn host_strings(
+    py: Python<'_>,
+    host: &[u8],
+) -> Option<(Py<PyString>, Py<PyString>, Option<Py<PyString>>)> {
+    LAST_HOST.with(|last| {
+        let mut last = last.try_borrow_mut().ok()?;
+        let hit = matches!(&*last, Some((bytes, _)) if bytes == host);
+        if !hit {
+            let (name, port) = server_name_port(host)?;
+            let strings = HostStrings {
+                host: latin1_str(py, host).ok()?.unbind(),
+                name: PyString::new(py, &name).unbind(),
+                port: port.map(|p| PyString::new(py, &p).unbind()),
+            };
+            *last = Some((host.to_vec(), strings));
+        }
+        let (_, s) = last.as_ref()?;
+        Some((
+            s.host.clone_ref(py),
+            s.name.clone_ref(py),
+            s.port.as_ref().map(|p| p.clone_ref(py)),
+        ))
+    })
+}
+
 /// `PATH_INFO`: the percent-decoded path below the mount point, as latin-1.
 pub fn path_info(raw_path: &str, mount_point: &str) -> Result<String, HttpError> {
     let decoded: Vec<u8> = percent_decode_str(raw_path).collect();
@@ -79,6 +172,32 @@ fn cgi_key<'py>(py: Python<'py>, name: &str) -> Option<Bound<'py, PyString>> {
     })
 }
 
+/// Keys every request sets. The template carries them (as `None`, always
+/// replaced before the application sees the dict) so that a request's copy
+/// is born with room for them: filling them in replaces values instead of
+/// growing the dict and rehashing it on every request.
+const PER_REQUEST: [&str; 10] = [
+    "REQUEST_METHOD",
+    "PATH_INFO",
+    "QUERY_STRING",
+    "REQUEST_URI",
+    "SERVER_PROTOCOL",
+    "REMOTE_ADDR",
+    "REMOTE_PORT",
+    "wsgi.input",
+    "rwsgi.request_id",
+    "mod_wsgi.request_id",
+];
+
+/// Reserves the per-request keys in the environ template (see `PER_REQUEST`).
+pub fn reserve_request_keys(template: &Bound<'_, PyDict>) -> PyResult<()> {
+    let py = template.py();
+    for key in PER_REQUEST {
+        template.set_item(PyString::intern(py, key), py.None())?;
+    }
+    Ok(())
+}
+
 pub fn build<'py>(
     py: Python<'py>,
     ctx: &RequestContext<'_>,
@@ -88,37 +207,48 @@ pub fn build<'py>(
     input: &Py<Input>,
     request_id: &str,
 ) -> PyResult<Bound<'py, PyDict>> {
+    // Every key of PER_REQUEST is set below; on any error no dict is returned.
     let env = ctx.app.environ_template.bind(py).copy()?;
-    env.set_item(
-        intern!(py, "REQUEST_METHOD"),
-        PyString::new(py, &head.method),
-    )?;
+    env.set_item(intern!(py, "REQUEST_METHOD"), method_str(py, &head.method))?;
     env.set_item(intern!(py, "PATH_INFO"), PyString::new(py, path_info))?;
     env.set_item(intern!(py, "QUERY_STRING"), PyString::new(py, &head.query))?;
     env.set_item(intern!(py, "REQUEST_URI"), PyString::new(py, &head.target))?;
-    env.set_item(intern!(py, "SERVER_PROTOCOL"), head.version.as_str())?;
-    env.set_item(intern!(py, "REMOTE_ADDR"), peer.ip().to_string())?;
-    env.set_item(intern!(py, "REMOTE_PORT"), peer.port().to_string())?;
+    let protocol = match head.version {
+        rwsgi_shared::http::Version::Http11 => intern!(py, "HTTP/1.1"),
+        rwsgi_shared::http::Version::Http10 => intern!(py, "HTTP/1.0"),
+    };
+    env.set_item(intern!(py, "SERVER_PROTOCOL"), protocol)?;
+    env.set_item(intern!(py, "REMOTE_ADDR"), addr_str(py, peer.ip()))?;
+    let mut port = itoa::Buffer::new();
+    env.set_item(
+        intern!(py, "REMOTE_PORT"),
+        PyString::new(py, port.format(peer.port())),
+    )?;
     let spooled = input.try_borrow(py)?.spooled_length();
     env.set_item(intern!(py, "wsgi.input"), input.clone_ref(py))?;
     let id = PyString::new(py, request_id);
     env.set_item(intern!(py, "rwsgi.request_id"), &id)?;
     env.set_item(intern!(py, "mod_wsgi.request_id"), id)?;
     let proxied = ctx.proxy.apply(peer.ip(), &head.headers);
+    let authority = head.target_authority();
     for (name, value) in &head.headers {
         if !proxied.drop.is_empty() && proxied.drop.iter().any(|d| name.eq_ignore_ascii_case(d)) {
             // A proxy header this request may not carry (see `proxy`).
+            continue;
+        }
+        if authority.is_none() && name.eq_ignore_ascii_case("host") {
+            // Set with SERVER_NAME below, from the same strings.
             continue;
         }
         let value = if name.eq_ignore_ascii_case("transfer-encoding") {
             // The application reads the body decoded: present only the
             // codings it still has to undo (`gzip` of `gzip, chunked`).
             match without_chunked(value) {
-                Some(v) => v,
+                Some(v) => PyString::new(py, &v),
                 None => continue,
             }
         } else {
-            latin1(value)
+            latin1_str(py, value)?
         };
         let Some(key) = cgi_key(py, name) else {
             continue;
@@ -131,7 +261,7 @@ pub fn build<'py>(
                 } else {
                     ","
                 };
-                let joined = format!("{}{sep}{value}", previous.extract::<String>()?);
+                let joined = format!("{}{sep}{}", previous.extract::<String>()?, value.to_cow()?);
                 env.set_item(key, joined)?;
             }
             None => env.set_item(key, value)?,
@@ -141,28 +271,21 @@ pub fn build<'py>(
         // A chunked body received whole: frameworks read the length.
         env.set_item(intern!(py, "CONTENT_LENGTH"), n.to_string())?;
     }
-    let authority = head.target_authority();
-    if let Some(host) = authority {
-        // RFC 9112 3.2.2: the absolute-form target's authority wins over Host.
-        env.set_item(intern!(py, "HTTP_HOST"), PyString::new(py, host))?;
-    }
+    // RFC 9112 3.2.2: the absolute-form target's authority wins over Host.
+    // The parser let through one Host at most, validated.
     let host = authority
         .map(str::as_bytes)
         .or_else(|| head.header("host"))
         .filter(|h| !h.is_empty());
-    match host.and_then(server_name_port) {
-        // The usual Host without a port: SERVER_NAME is HTTP_HOST's very
-        // string, shared rather than built again.
-        Some((_, None)) => {
-            if let Some(same) = env.get_item(intern!(py, "HTTP_HOST"))? {
-                env.set_item(intern!(py, "SERVER_NAME"), same)?;
-            }
-        }
-        Some((name, Some(port))) => {
-            env.set_item(intern!(py, "SERVER_NAME"), name)?;
+    if let Some((host, name, port)) = host.and_then(|h| host_strings(py, h)) {
+        env.set_item(intern!(py, "HTTP_HOST"), host)?;
+        env.set_item(intern!(py, "SERVER_NAME"), name)?;
+        if let Some(port) = port {
             env.set_item(intern!(py, "SERVER_PORT"), port)?;
         }
-        None => {}
+    } else if let Some(host) = head.header("host") {
+        // An empty Host (HTTP/1.0 may send one): present as sent.
+        env.set_item(intern!(py, "HTTP_HOST"), latin1_str(py, host)?)?;
     }
     apply_proxy(py, &env, &proxied, &ctx.config.mount_point)?;
     Ok(env)

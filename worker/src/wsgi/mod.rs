@@ -9,6 +9,7 @@ mod response;
 
 use crate::conn::Conn;
 use crate::python::Application;
+pub use environ::reserve_request_keys;
 use input::Input;
 use lease::Lease;
 use pyo3::prelude::*;
@@ -61,7 +62,7 @@ pub fn handle(
     let started = Instant::now();
     let queued = started.saturating_duration_since(queued_at);
     let request_id = crate::request_id::of(head.header("x-request-id"));
-    let result = run(py, ctx, &mut conn, &head, &request_id);
+    let result = run(py, ctx, &mut conn, &head, request_id.as_str());
     let took = started.elapsed();
     if let Some(sb) = sb {
         sb.end_request(ctx.thread);
@@ -83,7 +84,7 @@ pub fn handle(
                 bytes: result.body_bytes,
                 took,
                 queue_wait: Some(queued),
-                request_id: &request_id,
+                request_id: request_id.as_str(),
                 response_headers: &result.response_headers,
             },
         );
