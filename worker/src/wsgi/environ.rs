@@ -85,10 +85,7 @@ struct HostStrings {
 
 /// The strings for a validated `host[:port]`, from the cache when it is the
 /// same Host as last time.
-fn host_strings(
-    py: Python<'_>,
-    host: &[u8],
-) -> Option<(Py<PyString>, Py<PyString>, Option<Py<PyString>>)> {
+fn host_strings(py: Python<'_>, host: &[u8]) -> Option<HostStrings> {
     LAST_HOST.with(|last| {
         let mut last = last.try_borrow_mut().ok()?;
         let hit = matches!(&*last, Some((bytes, _)) if bytes == host);
@@ -102,11 +99,11 @@ fn host_strings(
             *last = Some((host.to_vec(), strings));
         }
         let (_, s) = last.as_ref()?;
-        Some((
-            s.host.clone_ref(py),
-            s.name.clone_ref(py),
-            s.port.as_ref().map(|p| p.clone_ref(py)),
-        ))
+        Some(HostStrings {
+            host: s.host.clone_ref(py),
+            name: s.name.clone_ref(py),
+            port: s.port.as_ref().map(|p| p.clone_ref(py)),
+        })
     })
 }
 
@@ -277,10 +274,10 @@ pub fn build<'py>(
         .map(str::as_bytes)
         .or_else(|| head.header("host"))
         .filter(|h| !h.is_empty());
-    if let Some((host, name, port)) = host.and_then(|h| host_strings(py, h)) {
-        env.set_item(intern!(py, "HTTP_HOST"), host)?;
-        env.set_item(intern!(py, "SERVER_NAME"), name)?;
-        if let Some(port) = port {
+    if let Some(strings) = host.and_then(|h| host_strings(py, h)) {
+        env.set_item(intern!(py, "HTTP_HOST"), strings.host)?;
+        env.set_item(intern!(py, "SERVER_NAME"), strings.name)?;
+        if let Some(port) = strings.port {
             env.set_item(intern!(py, "SERVER_PORT"), port)?;
         }
     } else if let Some(host) = head.header("host") {
