@@ -128,10 +128,20 @@ def describe_interpreter():
     )
 
 
+class _ScriptLoader(importlib.machinery.SourceFileLoader):
+    """Compiles the script from its source at every load, as mod_wsgi does. A
+    cached bytecode file is checked only against the source's size and mtime
+    in whole seconds, so a script rewritten within a second at the same size
+    would be reloaded from the stale bytecode."""
+
+    def get_code(self, fullname):
+        return self.source_to_code(self.get_data(self.path), self.path)
+
+
 def load_script(path, callable_name):
     """Runs a WSGI script file as a uniquely named module, like mod_wsgi."""
     name = "_rwsgi_" + hashlib.md5(path.encode("utf-8")).hexdigest()
-    loader = importlib.machinery.SourceFileLoader(name, path)
+    loader = _ScriptLoader(name, path)
     spec = importlib.util.spec_from_loader(name, loader, origin=path)
     module = importlib.util.module_from_spec(spec)
     module.__file__ = path
