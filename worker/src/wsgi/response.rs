@@ -288,7 +288,9 @@ impl StartResponse {
         let no_body = self.head_request || self.code < 200 || self.code == 204 || self.code == 304;
         let length = self.app_length.or(self.known_length);
         let out = &mut self.out;
-        let _ = write!(out, "HTTP/1.1 {status}\r\n");
+        out.extend_from_slice(b"HTTP/1.1 ");
+        out.extend_from_slice(status.as_bytes());
+        out.extend_from_slice(b"\r\n");
         for (name, value) in &self.headers {
             out.extend_from_slice(name.as_bytes());
             out.extend_from_slice(b": ");
@@ -297,7 +299,9 @@ impl StartResponse {
             out.extend_from_slice(b"\r\n");
         }
         if !self.has_server {
-            let _ = write!(out, "Server: {SERVER_HEADER}\r\n");
+            out.extend_from_slice(b"Server: ");
+            out.extend_from_slice(SERVER_HEADER.as_bytes());
+            out.extend_from_slice(b"\r\n");
         }
         if let Some((name, id)) = &self.echo {
             if !self
@@ -305,19 +309,25 @@ impl StartResponse {
                 .iter()
                 .any(|(n, _)| n.eq_ignore_ascii_case(name))
             {
-                let _ = write!(out, "{name}: {id}\r\n");
+                for part in [name.as_bytes(), b": ", id.as_bytes(), b"\r\n"] {
+                    out.extend_from_slice(part);
+                }
             }
         }
         if !self.has_date {
             DATES.with(|d| {
-                let _ = write!(out, "Date: {}\r\n", d.borrow_mut().now());
+                out.extend_from_slice(b"Date: ");
+                out.extend_from_slice(d.borrow_mut().now().as_bytes());
+                out.extend_from_slice(b"\r\n");
             });
         }
         let framing = if self.code < 200 || self.code == 204 || self.code == 304 {
             Framing::NoBody
         } else if let Some(n) = length {
             if self.app_length.is_none() {
-                let _ = write!(out, "Content-Length: {n}\r\n");
+                out.extend_from_slice(b"Content-Length: ");
+                out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+                out.extend_from_slice(b"\r\n");
             }
             if no_body {
                 Framing::NoBody
