@@ -378,7 +378,16 @@ fn real_file(
     ctx: &RequestContext<'_>,
     iterable: &Bound<'_, PyAny>,
 ) -> Option<(std::os::fd::OwnedFd, u64, u64)> {
-    let wrapper_type = ctx.app.bootstrap.bind(py).getattr("FileWrapper").ok()?;
+    // The usual list of bytes is answered without a lookup.
+    if iterable.is_exact_instance_of::<PyList>() || iterable.is_exact_instance_of::<PyTuple>() {
+        return None;
+    }
+    let wrapper_type = ctx
+        .app
+        .bootstrap
+        .bind(py)
+        .getattr(pyo3::intern!(py, "FileWrapper"))
+        .ok()?;
     if !iterable.is_instance(&wrapper_type).ok()? {
         return None;
     }
