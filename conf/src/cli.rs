@@ -67,6 +67,17 @@ pub enum LogLevelArg {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PreloadArg {
+    /// Every worker starts Python and imports the application itself.
+    None,
+    /// Python starts once in a template process; workers fork from it and
+    /// import the application themselves (safe for every application).
+    Interpreter,
+    /// The template imports the application too (gunicorn's --preload).
+    Application,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormatArg {
     Text,
     Json,
@@ -270,6 +281,17 @@ pub struct StartServer {
     /// CONTENT_LENGTH, which is what Django, Flask and most frameworks read.
     #[arg(long, env = "RWSGI_CHUNKED_REQUEST")]
     pub chunked_request: bool,
+
+    /// What is made once, before worker processes are forked from it:
+    /// `interpreter` (default) starts Python in a template process, so
+    /// workers share its memory and a replacement is ready in
+    /// milliseconds; `application` also imports the application there
+    /// (alone: `--preload`), sharing more, but whatever the import opened
+    /// (database connections, threads, random state) is shared or lost;
+    /// `none` starts every worker from scratch.
+    #[arg(long, value_enum, default_value = "interpreter", num_args = 0..=1,
+          default_missing_value = "application", env = "RWSGI_PRELOAD")]
+    pub preload: PreloadArg,
 
     /// Longest request line in bytes, CRLF excluded (414 beyond).
     #[arg(long, default_value_t = 8190, env = "RWSGI_LIMIT_REQUEST_LINE")]

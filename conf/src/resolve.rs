@@ -1,6 +1,6 @@
 //! From parsed options to a validated `ServerConfig`.
 
-use crate::cli::{ApplicationType, LogFormatArg, LogLevelArg, StartServer};
+use crate::cli::{ApplicationType, LogFormatArg, LogLevelArg, PreloadArg, StartServer};
 use crate::error::{invalid, ConfError};
 use rwsgi_shared::config::{
     AppSpec, AppType, Limits, LogFormat, LogLevel, PythonSpec, Recycle, ServerConfig, Timeouts,
@@ -67,6 +67,11 @@ pub fn resolve(args: &StartServer) -> Result<ServerConfig, ConfError> {
         mount_point: mount_point(&args.mount_point)?,
         limits: limits(args)?,
         chunked_request: args.chunked_request,
+        preload: match args.preload {
+            PreloadArg::None => rwsgi_shared::config::Preload::None,
+            PreloadArg::Interpreter => rwsgi_shared::config::Preload::Interpreter,
+            PreloadArg::Application => rwsgi_shared::config::Preload::Application,
+        },
         timeouts: timeouts(args)?,
         listen_backlog: positive("listen-backlog", i64::from(args.listen_backlog))? as i32,
         max_clients: match args.max_clients {

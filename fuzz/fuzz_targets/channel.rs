@@ -34,7 +34,7 @@ fn peer(u: &mut Unstructured<'_>) -> Result<SocketAddr> {
 
 /// A message built field by field from the input; byte strings take what is left.
 fn message(u: &mut Unstructured<'_>) -> Result<Message> {
-    Ok(match u.choose_index(5)? {
+    Ok(match u.choose_index(6)? {
         0 => Message::Config(u.arbitrary::<&[u8]>()?.to_vec()),
         1 => Message::Handoff {
             peer: peer(u)?,
@@ -43,11 +43,19 @@ fn message(u: &mut Unstructured<'_>) -> Result<Message> {
             buffered: u.arbitrary::<&[u8]>()?.to_vec(),
         },
         2 => Message::Control(Control::GracefulStop),
-        3 => Message::Event(match u.choose_index(3)? {
+        3 => Message::Event(match u.choose_index(4)? {
             0 => Event::Ready,
             1 => Event::ReloadRequested,
+            2 => Event::Forked {
+                slot: u.arbitrary()?,
+                pid: u.arbitrary()?,
+            },
             _ => Event::Failed(u.arbitrary::<&str>()?.to_owned()),
         }),
+        4 => Message::Fork {
+            slot: u.arbitrary()?,
+            generation: u.arbitrary()?,
+        },
         _ => Message::HandBack {
             peer: peer(u)?,
             preamble_read: u.arbitrary()?,

@@ -16,6 +16,7 @@ mod server;
 mod spawn;
 mod status;
 mod supervisor;
+mod template;
 mod workers;
 
 use rwsgi_conf::{summary, Invocation};

@@ -12,6 +12,7 @@ use crate::monitor;
 use crate::reap;
 use crate::spawn::{self, SpawnError};
 use crate::supervisor::{Action, Jitter, Level, Reading, Supervisor};
+use crate::template::Templates;
 use crate::workers::Phase;
 use mio::{Events, Interest, Poll, Token};
 use nix::sys::signal::{kill, Signal};
@@ -69,6 +70,8 @@ struct Server {
     /// The master's end of each worker's channel, by slot.
     channels: Vec<Option<Channel>>,
     worker_bin: PathBuf,
+    /// Where workers are forked from (`--preload`).
+    templates: Templates,
     config_bytes: Vec<u8>,
     recv_buf: Vec<u8>,
     sampler: monitor::Sampler,
@@ -87,6 +90,24 @@ pub fn run(mut config: ServerConfig, log: Logger) -> Result<ExitCode, ServerErro
     }
     info!(log, "open-files limit"; "limit" => limit, "max_clients" => config.max_clients);
     let worker_bin = spawn::worker_binary()?;
+    // Workers forked from the template are re-parented to the master when
+    // the template's short-lived middle process exits: the master must be
+    // their subreaper to wait for them (see `template`).
+    if config.preload != rwsgi_shared::config::Preload::None {
+        if let Err(e) = nix::sys::prctl::set_child_subreaper(true) {
+            warn!(
+                log,
+                "cannot become a child subreaper; workers start on their own: {}", e
+            );
+            config.preload = rwsgi_shared::config::Preload::None;
+        }
+    }
+    let templates = Templates::new(
+        config.preload,
+        worker_bin.clone(),
+        Duration::from_millis(config.timeouts.startup_ms),
+        log.clone(),
+    );
     let listener = listener::bind(&config.host, config.port, config.listen_backlog)?;
     let bound = listener.local_addr()?;
     // `--port 0` binds a port the kernel chooses: the workers (SERVER_PORT)
@@ -125,6 +146,7 @@ pub fn run(mut config: ServerConfig, log: Logger) -> Result<ExitCode, ServerErro
         signals,
         scoreboard,
         dispatcher,
+        templates,
         worker_bin,
         recv_buf: Vec::new(),
         sampler: monitor::Sampler::new(),
@@ -463,7 +485,10 @@ impl Server {
                     self.kill_all();
                     return Err(ServerError::FirstGeneration { message, code });
                 }
-                Action::Exit(code) => exit = Some(code),
+                Action::Exit(code) => {
+                    self.stop_template();
+                    exit = Some(code);
+                }
             }
         }
         self.publish();
@@ -502,13 +527,19 @@ impl Server {
             return Ok(());
         };
         let generation = self.supervisor.generation;
-        let spawned = spawn::spawn(
-            &self.worker_bin,
-            slot,
-            generation,
-            self.scoreboard.fd(),
-            &self.config_bytes,
-        )?;
+        let forked =
+            self.templates
+                .fork(slot, generation, self.scoreboard.fd(), &self.config_bytes);
+        let spawned = match forked {
+            Some(spawned) => spawned,
+            None => spawn::spawn(
+                &self.worker_bin,
+                spawn::Role::Worker(slot),
+                generation,
+                self.scoreboard.fd(),
+                &self.config_bytes,
+            )?,
+        };
         if let Some(sb) = self.scoreboard.worker(slot) {
             sb.assign(spawned.pid, generation, self.config.threads as u32);
         }
@@ -532,6 +563,7 @@ impl Server {
     fn reap(&mut self) -> Result<(), ServerError> {
         for (pid, death) in reap::reap_all() {
             let Some(slot) = self.supervisor.workers.slot_of_pid(pid) else {
+                self.templates.died(pid, &death.describe());
                 continue;
             };
             // Connections the worker handed back just before exiting, and
@@ -553,7 +585,17 @@ impl Server {
         Ok(())
     }
 
+    /// Ends the template and waits for it, so it is not left behind.
+    fn stop_template(&mut self) {
+        if let Some(pid) = self.templates.pid() {
+            signal(pid, Signal::SIGKILL);
+            let _ = nix::sys::wait::waitpid(Pid::from_raw(pid as i32), None);
+        }
+        self.templates.stop();
+    }
+
     fn kill_all(&mut self) {
+        self.stop_template();
         for (_, w) in self.supervisor.workers.iter() {
             signal(w.pid, Signal::SIGKILL);
         }

@@ -38,10 +38,19 @@ pub struct Spawned {
     pub channel: Channel,
 }
 
-/// Starts one worker for scoreboard `slot` and sends it the configuration.
+/// What the started program is to be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// A worker for this scoreboard slot.
+    Worker(usize),
+    /// The template workers are forked from (`--preload`).
+    Template,
+}
+
+/// Starts one worker (or the template) and sends it the configuration.
 pub fn spawn(
     binary: &std::path::Path,
-    slot: usize,
+    role: Role,
     generation: u32,
     scoreboard: BorrowedFd<'_>,
     config_bytes: &[u8],
@@ -50,9 +59,11 @@ pub fn spawn(
     let channel_fd: RawFd = theirs.as_raw_fd();
     let scoreboard_fd: RawFd = scoreboard.as_raw_fd();
     let mut cmd = Command::new(binary);
-    cmd.arg("--slot")
-        .arg(slot.to_string())
-        .arg("--generation")
+    match role {
+        Role::Worker(slot) => cmd.arg("--slot").arg(slot.to_string()),
+        Role::Template => cmd.arg("--template"),
+    };
+    cmd.arg("--generation")
         .arg(generation.to_string())
         .arg("--channel-fd")
         .arg(channel_fd.to_string())

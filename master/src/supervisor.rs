@@ -248,6 +248,8 @@ impl Supervisor {
                 let msg = format!("worker cannot go on: {why}");
                 self.log(Level::Error, Some((slot, pid)), msg);
             }
+            // Only the template's channel carries it (see `template`).
+            Event::Forked { .. } => {}
         }
         self.actions()
     }

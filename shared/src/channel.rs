@@ -34,6 +34,9 @@ pub enum Event {
     ReloadRequested,
     /// The worker cannot go on, and why; it exits after sending this.
     Failed(String),
+    /// A worker forked from the template for `slot` runs as `pid` (sent by
+    /// that worker over the template's channel, as the answer to `Fork`).
+    Forked { slot: u16, pid: u32 },
 }
 
 /// One message on the channel. `Handoff` and `HandBack` travel with a socket.
@@ -60,6 +63,9 @@ pub enum Message {
     },
     /// Worker → master.
     Event(Event),
+    /// Master → template: fork a worker for `slot` of `generation`; its
+    /// channel end travels with the message.
+    Fork { slot: u16, generation: u32 },
 }
 
 /// A message as received, with the descriptor that came with it.
@@ -86,6 +92,7 @@ const TAG_HANDOFF: u8 = 2;
 const TAG_CONTROL: u8 = 3;
 const TAG_HANDBACK: u8 = 4;
 const TAG_EVENT: u8 = 5;
+const TAG_FORK: u8 = 6;
 
 /// Takes the next `N` bytes off the front of `bytes`.
 fn take<const N: usize>(bytes: &mut &[u8], short: &'static str) -> Result<[u8; N], ChannelError> {
@@ -183,7 +190,17 @@ impl Message {
                         out.push(3);
                         out.extend_from_slice(why.as_bytes());
                     }
+                    Event::Forked { slot, pid } => {
+                        out.push(4);
+                        out.extend_from_slice(&slot.to_le_bytes());
+                        out.extend_from_slice(&pid.to_le_bytes());
+                    }
                 }
+            }
+            Message::Fork { slot, generation } => {
+                out.push(TAG_FORK);
+                out.extend_from_slice(&slot.to_le_bytes());
+                out.extend_from_slice(&generation.to_le_bytes());
             }
         }
     }
@@ -228,9 +245,20 @@ impl Message {
                 [3, why @ ..] => std::str::from_utf8(why)
                     .map(|w| Message::Event(Event::Failed(w.to_owned())))
                     .map_err(|_| ChannelError::Malformed("event text is not UTF-8")),
+                [4, s0, s1, p0, p1, p2, p3] => Ok(Message::Event(Event::Forked {
+                    slot: u16::from_le_bytes([*s0, *s1]),
+                    pid: u32::from_le_bytes([*p0, *p1, *p2, *p3]),
+                })),
                 [] => Err(ChannelError::Malformed("event without its kind")),
                 [_] => Err(ChannelError::Malformed("unknown event")),
                 _ => Err(ChannelError::Malformed("event of the wrong length")),
+            },
+            TAG_FORK => match body {
+                [s0, s1, g0, g1, g2, g3] => Ok(Message::Fork {
+                    slot: u16::from_le_bytes([*s0, *s1]),
+                    generation: u32::from_le_bytes([*g0, *g1, *g2, *g3]),
+                }),
+                _ => Err(ChannelError::Malformed("fork of the wrong length")),
             },
             _ => Err(ChannelError::Malformed("unknown tag")),
         }
@@ -238,7 +266,10 @@ impl Message {
 
     /// Whether the message must carry a descriptor.
     pub fn carries_fd(&self) -> bool {
-        matches!(self, Message::Handoff { .. } | Message::HandBack { .. })
+        matches!(
+            self,
+            Message::Handoff { .. } | Message::HandBack { .. } | Message::Fork { .. }
+        )
     }
 }
 
@@ -527,5 +558,21 @@ mod tests {
         assert!(refused(&flagged), "a flag other than 0 or 1");
         assert!(refused(&good[..flag]), "no flag");
         assert!(refused(&good[..flag - 1]), "short address");
+
+        let fork = Message::Fork {
+            slot: 3,
+            generation: 70_000,
+        };
+        assert_eq!(Message::decode(&wire(&fork)).expect("decode"), fork);
+        let mut long = wire(&fork);
+        long.push(0);
+        assert!(refused(&long), "trailing byte after a fork");
+        let forked = Message::Event(Event::Forked {
+            slot: 9,
+            pid: 4_000_000,
+        });
+        let good = wire(&forked);
+        assert_eq!(Message::decode(&good).expect("decode"), forked);
+        assert!(refused(&good[..good.len() - 1]), "short forked event");
     }
 }

@@ -40,6 +40,23 @@ pub enum LogFormat {
     Json,
 }
 
+/// How much of a worker is made before the fork (`--preload`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Preload {
+    /// Each worker is a fresh program that starts Python and imports the
+    /// application itself.
+    None,
+    /// A template process starts Python once; workers are forked from it
+    /// and import the application themselves. Safe for every application.
+    #[default]
+    Interpreter,
+    /// The template imports the application too; workers are forked with
+    /// it loaded (gunicorn's `--preload`, uWSGI's default). What the import
+    /// opened (a database connection, a thread) is shared or lost.
+    Application,
+}
+
 /// Minimum level of the log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -249,6 +266,9 @@ pub struct ServerConfig {
     /// `--chunked-request`: stream chunked bodies instead of spooling them.
     #[serde(default)]
     pub chunked_request: bool,
+    /// `--preload`: what a template process prepares before workers fork.
+    #[serde(default)]
+    pub preload: Preload,
     pub timeouts: Timeouts,
     pub listen_backlog: i32,
     /// Connections held at once before the master stops accepting.

@@ -3,7 +3,8 @@
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 
 pub struct Args {
-    pub slot: usize,
+    /// The worker's scoreboard slot; `None` for the template (`--template`).
+    pub slot: Option<usize>,
     pub generation: u32,
     pub channel: OwnedFd,
     pub scoreboard: OwnedFd,
@@ -11,7 +12,12 @@ pub struct Args {
 
 pub fn parse(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
     let (mut slot, mut generation, mut channel, mut scoreboard) = (None, None, None, None);
+    let mut template = false;
     while let Some(flag) = args.next() {
+        if flag == "--template" {
+            template = true;
+            continue;
+        }
         let value = args.next().ok_or(format!("{flag} needs a value"))?;
         let number = |v: &str| {
             v.parse::<i64>()
@@ -40,7 +46,11 @@ pub fn parse(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
         Ok(owned)
     };
     Ok(Args {
-        slot: slot.ok_or("missing --slot")?,
+        slot: match (slot, template) {
+            (Some(_), true) => return Err("--template takes no --slot".into()),
+            (None, false) => return Err("missing --slot".into()),
+            (slot, _) => slot,
+        },
         generation: generation.unwrap_or(0),
         channel: fd(channel, "--channel-fd")?,
         scoreboard: fd(scoreboard, "--scoreboard-fd")?,

@@ -5,6 +5,9 @@
 //! then serves the connections the master hands over: an I/O thread owns
 //! idle connections and reads request heads without the GIL, N request
 //! threads run the application.
+//!
+//! With `--template` it is the template instead (see `template`): it starts
+//! Python once and forks workers, which go on from `serve`.
 
 mod access_log;
 mod args;
@@ -18,6 +21,7 @@ mod request_thread;
 mod route;
 mod signals;
 mod statics;
+mod template;
 mod wsgi;
 
 use rwsgi_shared::channel::{Channel, Event, Message};
@@ -53,23 +57,25 @@ fn main() -> std::process::ExitCode {
             return ExitCode::Config.into();
         }
     };
-    let log = rwsgi_shared::log::logger(config.log_format, config.log_level, "worker")
-        .new(o!("worker" => args.slot, "pid" => std::process::id()));
     // Inherited from the master already; raising again costs nothing and
     // covers a worker started some other way.
     rwsgi_shared::rlimit::raise_nofile();
-    let code = run(
-        args.slot,
-        args.generation,
-        config,
-        channel,
-        scoreboard,
-        &log,
-    );
+    let Some(slot) = args.slot else {
+        let log = rwsgi_shared::log::logger(config.log_format, config.log_level, "template")
+            .new(o!("pid" => std::process::id()));
+        return template::run(args.generation, config, channel, scoreboard, &log).into();
+    };
+    let log = worker_log(&config, slot);
+    let code = run(slot, args.generation, config, channel, scoreboard, &log);
     if code != ExitCode::Ok {
         error!(log, "worker exiting"; "why" => code.describe());
     }
     code.into()
+}
+
+fn worker_log(config: &ServerConfig, slot: usize) -> slog::Logger {
+    rwsgi_shared::log::logger(config.log_format, config.log_level, "worker")
+        .new(o!("worker" => slot, "pid" => std::process::id()))
 }
 
 fn receive_config(channel: &Channel) -> Result<ServerConfig, String> {
@@ -88,12 +94,6 @@ fn run(
     scoreboard: Scoreboard,
     log: &slog::Logger,
 ) -> ExitCode {
-    let config = Arc::new(config);
-    let scoreboard = Arc::new(scoreboard);
-    let Some(_) = scoreboard.worker(slot) else {
-        error!(log, "scoreboard slot out of range"; "slot" => slot);
-        return ExitCode::Config;
-    };
     let interpreter = match python::start(&config, log) {
         Ok(i) => i,
         Err(e) => {
@@ -103,20 +103,74 @@ fn run(
             return ExitCode::PythonInit;
         }
     };
+    serve(
+        Start {
+            slot,
+            generation,
+            config,
+            channel,
+            scoreboard,
+        },
+        &interpreter,
+        None,
+        log,
+    )
+}
+
+/// An application the template imported before the fork.
+pub struct Preloaded {
+    pub app: Arc<python::Application>,
+    /// When its import began (for `--reload-on-changes`).
+    pub load_started: std::time::SystemTime,
+}
+
+/// What a worker is started with, however it came to be (exec or fork).
+pub struct Start {
+    pub slot: usize,
+    pub generation: u32,
+    pub config: ServerConfig,
+    pub channel: Channel,
+    pub scoreboard: Scoreboard,
+}
+
+/// A worker with Python started: loads the application (unless the template
+/// already did), then serves until told to stop.
+pub fn serve(
+    start: Start,
+    interpreter: &python::Interpreter,
+    preloaded: Option<Preloaded>,
+    log: &slog::Logger,
+) -> ExitCode {
+    let Start {
+        slot,
+        generation,
+        config,
+        channel,
+        scoreboard,
+    } = start;
+    let config = Arc::new(config);
+    let scoreboard = Arc::new(scoreboard);
+    let Some(_) = scoreboard.worker(slot) else {
+        error!(log, "scoreboard slot out of range"; "slot" => slot);
+        return ExitCode::Config;
+    };
     // Before the application loads: an import that hangs can be dumped too.
     if let Err(e) = pyo3::Python::attach(|py| python::install_dump(py, log)) {
         slog::warn!(log, "stack dumps without the GIL are unavailable: {}", e);
     }
     // Files changed after this instant may not be in the code being loaded.
-    let load_started = std::time::SystemTime::now();
-    let app = match python::load_application(&config, &interpreter, log) {
-        Ok(app) => Arc::new(app),
-        Err(e) => {
-            // The traceback was already written; say plainly what it means.
-            error!(log, "{}", e);
-            let _ = channel.send(&Message::Event(Event::Failed(e.to_string())), None);
-            return ExitCode::AppLoad;
-        }
+    let now = std::time::SystemTime::now();
+    let (app, load_started) = match preloaded {
+        Some(p) => (p.app, p.load_started),
+        None => match python::load_application(&config, interpreter, log) {
+            Ok(app) => (Arc::new(app), now),
+            Err(e) => {
+                // The traceback was already written; say plainly what it means.
+                error!(log, "{}", e);
+                let _ = channel.send(&Message::Event(Event::Failed(e.to_string())), None);
+                return ExitCode::AppLoad;
+            }
+        },
     };
     let (pool, poll) = match pool::Pool::new() {
         Ok((p, poll)) => (Arc::new(p), poll),

@@ -336,7 +336,8 @@ fn check_venv_app(server: &Server, venv: &Path) {
     let log = server.log.text();
     let line = log
         .lines()
-        .find(|l| l.contains("Python 3.") && l.contains("worker"))
+        // A worker's or the template's, whichever started Python (--preload).
+        .find(|l| l.contains("Python 3.") && (l.contains("worker") || l.contains("template")))
         .unwrap_or_else(|| panic!("no interpreter line in the log:\n{log}"));
     assert!(
         line.contains(&format!("prefix {}", s(&prefix))) && line.contains("virtualenv"),

@@ -1,0 +1,242 @@
+//! The master's side of the template process (`--preload`).
+//!
+//! A template starts Python once (with `--preload application` it imports
+//! the application too); workers are then forked from it on request. The
+//! master keeps one: for the server's whole life with `interpreter` (no
+//! application code is in it, so a reload does not touch it), one per
+//! generation with `application`. A fork is one message and one answer
+//! (a few milliseconds), so the master waits for it; it waits for a
+//! starting template too, bounded by `--startup-timeout`. Whenever the
+//! template cannot deliver (not started, refused because the application
+//! started threads, died, slow to answer), `fork` says so and the worker is
+//! started the ordinary way instead: a template can make starting faster
+//! and lighter, never impossible.
+
+use crate::spawn::{self, Role, Spawned};
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use rwsgi_shared::channel::{Channel, ChannelError, Event, Message, Received};
+use rwsgi_shared::config::Preload;
+use slog::{info, warn, Logger};
+use std::os::fd::{AsFd, BorrowedFd};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+/// Longest wait for a forked worker's answer.
+const FORK_ANSWER: Duration = Duration::from_secs(5);
+/// Templates that fail in a row before workers start on their own for good.
+const GIVE_UP_AFTER: u32 = 3;
+
+/// A running template.
+struct Live {
+    pid: u32,
+    /// The generation whose application it imported (`application` only).
+    generation: u32,
+    channel: Channel,
+    ready: bool,
+}
+
+pub struct Templates {
+    preload: Preload,
+    binary: PathBuf,
+    startup: Duration,
+    live: Option<Live>,
+    /// Templates that failed in a row.
+    failures: u32,
+    /// A generation whose template refused to fork (threads at import):
+    /// its workers start on their own.
+    refused: Option<u32>,
+    log: Logger,
+}
+
+impl Templates {
+    pub fn new(preload: Preload, binary: PathBuf, startup: Duration, log: Logger) -> Templates {
+        Templates {
+            preload,
+            binary,
+            startup,
+            live: None,
+            failures: 0,
+            refused: None,
+            log,
+        }
+    }
+
+    /// The template's pid, if one runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.live.as_ref().map(|l| l.pid)
+    }
+
+    /// The template process ended.
+    pub fn died(&mut self, pid: u32, how: &str) {
+        if self.pid() == Some(pid) {
+            warn!(self.log, "template process ended: {how}"; "pid" => pid);
+            self.live = None;
+            self.failures += 1;
+        }
+    }
+
+    /// Stops the template (the server is stopping): closing its channel ends it.
+    pub fn stop(&mut self) {
+        self.live = None;
+    }
+
+    /// Forks a worker for `slot` of `generation` from the template, starting
+    /// the template first if needed; `None` when the worker must be
+    /// started the ordinary way.
+    pub fn fork(
+        &mut self,
+        slot: usize,
+        generation: u32,
+        scoreboard: BorrowedFd<'_>,
+        config_bytes: &[u8],
+    ) -> Option<Spawned> {
+        if self.preload == Preload::None
+            || self.failures >= GIVE_UP_AFTER
+            || self.refused == Some(generation)
+        {
+            return None;
+        }
+        let stale = self
+            .live
+            .as_ref()
+            .is_some_and(|l| self.preload == Preload::Application && l.generation != generation);
+        if stale {
+            // Dropping the channel ends the old generation's template.
+            self.live = None;
+        }
+        if self.live.is_none() {
+            self.live = self.start(generation, scoreboard, config_bytes);
+        }
+        let live = self.live.as_mut()?;
+        if !live.ready {
+            match wait_ready(&live.channel, self.startup) {
+                Ok(()) => {
+                    live.ready = true;
+                    self.failures = 0;
+                }
+                Err(Refusal::Refused(why)) => {
+                    warn!(self.log, "workers start on their own: {why}");
+                    self.refused = Some(generation);
+                    self.live = None;
+                    return None;
+                }
+                Err(Refusal::Failed(why)) => {
+                    warn!(
+                        self.log,
+                        "template not ready; workers start on their own: {why}"
+                    );
+                    self.failures += 1;
+                    self.live = None;
+                    return None;
+                }
+            }
+        }
+        let live = self.live.as_ref()?;
+        match fork_from(live, slot, generation) {
+            Ok(spawned) => Some(spawned),
+            Err(why) => {
+                warn!(
+                    self.log,
+                    "cannot fork a worker from the template; starting it on its own: {why}"
+                );
+                self.failures += 1;
+                self.live = None;
+                None
+            }
+        }
+    }
+
+    fn start(
+        &mut self,
+        generation: u32,
+        scoreboard: BorrowedFd<'_>,
+        config_bytes: &[u8],
+    ) -> Option<Live> {
+        match spawn::spawn(
+            &self.binary,
+            Role::Template,
+            generation,
+            scoreboard,
+            config_bytes,
+        ) {
+            Ok(Spawned { pid, channel }) => {
+                info!(self.log, "started the template process"; "pid" => pid, "preload" => ?self.preload);
+                Some(Live {
+                    pid,
+                    generation,
+                    channel,
+                    ready: false,
+                })
+            }
+            Err(e) => {
+                warn!(self.log, "cannot start the template process: {e}");
+                self.failures += 1;
+                None
+            }
+        }
+    }
+}
+
+enum Refusal {
+    /// The template will not fork (and said why).
+    Refused(String),
+    /// It failed, or said nothing in time.
+    Failed(String),
+}
+
+fn wait_ready(channel: &Channel, within: Duration) -> Result<(), Refusal> {
+    match recv_within(channel, within) {
+        Ok(Message::Event(Event::Ready)) => Ok(()),
+        Ok(Message::Event(Event::Failed(why))) => Err(Refusal::Refused(why)),
+        Ok(other) => Err(Refusal::Failed(format!("unexpected message {other:?}"))),
+        Err(why) => Err(Refusal::Failed(why)),
+    }
+}
+
+/// Asks the template for a worker and waits for the worker's answer.
+fn fork_from(live: &Live, slot: usize, generation: u32) -> Result<Spawned, String> {
+    let (ours, theirs) = Channel::pair().map_err(|e| e.to_string())?;
+    let slot16 = u16::try_from(slot).map_err(|_| format!("slot {slot} out of range"))?;
+    live.channel
+        .send(
+            &Message::Fork {
+                slot: slot16,
+                generation,
+            },
+            Some(theirs.as_fd()),
+        )
+        .map_err(|e| format!("the template did not take the request: {e}"))?;
+    // Only the worker holds the other end from now on.
+    drop(theirs);
+    match recv_within(&live.channel, FORK_ANSWER)? {
+        Message::Event(Event::Forked { slot: s, pid }) if s == slot16 => {
+            ours.set_nonblocking(true).map_err(|e| e.to_string())?;
+            Ok(Spawned { pid, channel: ours })
+        }
+        other => Err(format!("unexpected answer {other:?}")),
+    }
+}
+
+/// The next message on a non-blocking channel, waiting up to `within`.
+fn recv_within(channel: &Channel, within: Duration) -> Result<Message, String> {
+    let deadline = Instant::now() + within;
+    let mut buf = Vec::new();
+    loop {
+        match channel.recv(&mut buf) {
+            Ok(Received { message, .. }) => return Ok(message),
+            Err(ChannelError::WouldBlock) => {}
+            Err(ChannelError::Closed) => return Err("the template exited".to_owned()),
+            Err(e) => return Err(e.to_string()),
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(format!("no answer within {:.1} s", within.as_secs_f64()));
+        }
+        let ms = u16::try_from(left.as_millis()).unwrap_or(u16::MAX);
+        let mut fds = [PollFd::new(channel.as_fd(), PollFlags::POLLIN)];
+        match poll(&mut fds, PollTimeout::from(ms)) {
+            Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+}
