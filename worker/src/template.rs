@@ -66,6 +66,16 @@ pub fn run(
         },
         Preload::Interpreter | Preload::None => None,
     };
+    // Everything made so far moves to the collector's permanent generation:
+    // a collection in a worker would otherwise write to every object's
+    // header and so copy every page it shares with the template.
+    if let Err(e) = Python::attach(|py| -> PyResult<()> {
+        let gc = py.import("gc")?;
+        gc.call_method0("freeze")?;
+        Ok(())
+    }) {
+        warn!(log, "gc.freeze() failed; workers share less memory: {}", e);
+    }
     let threads = thread_count();
     if threads != 1 {
         let why = format!(
