@@ -10,6 +10,7 @@ mod http_rules;
 mod lifecycle;
 mod misuse;
 mod observability;
+mod preload;
 mod proxies;
 mod rolling;
 mod statics;

@@ -1,0 +1,241 @@
+//! `--preload`: workers forked from a template process that started Python
+//! (and with `application`, imported the application) once.
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use rwsgi_tests::{app, apps_dir, get, json, Server};
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+/// What each worker says, by pid, from parallel slow requests (so that
+/// every worker of a small server gets one).
+fn per_worker(server: &Server, workers: usize) -> HashMap<i64, serde_json::Value> {
+    let mut seen = HashMap::new();
+    for _ in 0..10 {
+        let handles: Vec<_> = (0..workers * 2)
+            .map(|_| {
+                let port = server.port;
+                std::thread::spawn(move || json(&get(port, "/sleep").body))
+            })
+            .collect();
+        for h in handles {
+            let v = h.join().expect("client thread");
+            seen.insert(v["pid"].as_i64().expect("pid"), v);
+        }
+        if seen.len() >= workers {
+            break;
+        }
+    }
+    seen
+}
+
+/// The pids of the server's template processes.
+fn templates(server: &Server) -> Vec<i32> {
+    children_named(server.pid(), "rwsgi-template")
+}
+
+fn children_named(parent: i32, name: &str) -> Vec<i32> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let ppid = stat
+            .rsplit(')')
+            .next()
+            .and_then(|rest| rest.split_whitespace().nth(1))
+            .and_then(|p| p.parse::<i32>().ok());
+        if ppid == Some(parent) && stat.contains(&format!("({name})")) {
+            found.push(pid);
+        }
+    }
+    found
+}
+
+#[test]
+fn preload_application_imports_once_and_every_worker_is_forked_with_it() {
+    let server = Server::start(&[
+        "--preload",
+        "application",
+        "--processes",
+        "2",
+        "--threads",
+        "1",
+        &app("preload.py"),
+    ]);
+    let template = templates(&server);
+    assert_eq!(template.len(), 1, "{}", server.log.text());
+    let seen = per_worker(&server, 2);
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    let importers: HashSet<i64> = seen
+        .values()
+        .map(|v| v["imported_by"].as_i64().unwrap_or(0))
+        .collect();
+    assert_eq!(
+        importers,
+        HashSet::from([i64::from(template[0])]),
+        "{seen:?}"
+    );
+    for (pid, v) in &seen {
+        assert_ne!(v["imported_by"].as_i64(), Some(*pid));
+    }
+    // `random` was reseeded in each worker, as os.fork() does.
+    let draws: HashSet<u64> = seen
+        .values()
+        .map(|v| v["first_random"].as_u64().unwrap_or(0))
+        .collect();
+    assert_eq!(
+        draws.len(),
+        2,
+        "the same random state in two workers: {seen:?}"
+    );
+    // The workers are the master's children (it reaps and signals them).
+    let mut workers = server.worker_pids();
+    workers.sort_unstable();
+    let mut served: Vec<i32> = seen.keys().map(|p| *p as i32).collect();
+    served.sort_unstable();
+    assert_eq!(workers, served);
+}
+
+#[test]
+fn by_default_python_is_shared_and_each_worker_imports_the_application() {
+    let server = Server::start(&["--processes", "2", "--threads", "1", &app("preload.py")]);
+    assert_eq!(templates(&server).len(), 1, "{}", server.log.text());
+    let seen = per_worker(&server, 2);
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    for (pid, v) in &seen {
+        assert_eq!(v["imported_by"].as_i64(), Some(*pid), "{v}");
+    }
+}
+
+#[test]
+fn preload_none_starts_every_worker_on_its_own() {
+    let server = Server::start(&["--preload", "none", "--processes", "2", &app("preload.py")]);
+    assert!(templates(&server).is_empty());
+    assert_eq!(server.worker_pids().len(), 2);
+    let v = json(&get(server.port, "/").body);
+    assert_eq!(v["imported_by"], v["pid"]);
+}
+
+#[test]
+fn a_killed_worker_is_forked_again_not_imported_again() {
+    let server = Server::start(&[
+        "--preload",
+        "application",
+        "--processes",
+        "1",
+        &app("preload.py"),
+    ]);
+    let before = json(&get(server.port, "/").body);
+    let pid = before["pid"].as_i64().expect("pid") as i32;
+    kill(Pid::from_raw(pid), Signal::SIGKILL).expect("kill the worker");
+    server.wait_until("a replacement worker", Duration::from_secs(10), || {
+        let now = server.worker_pids();
+        now.len() == 1 && now[0] != pid
+    });
+    server.wait_until("the replacement to answer", Duration::from_secs(10), || {
+        get(server.port, "/").status == 200
+    });
+    let after = json(&get(server.port, "/").body);
+    assert_ne!(after["pid"], before["pid"]);
+    assert_eq!(after["imported_by"], before["imported_by"], "re-imported");
+    assert!(
+        server.log.text().contains("worker died"),
+        "{}",
+        server.log.text()
+    );
+}
+
+#[test]
+fn a_reload_with_preload_application_imports_the_changed_code_in_a_new_template() {
+    let dir = std::env::temp_dir().join(format!("rwsgi-preload-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let script = dir.join("preload.py");
+    std::fs::copy(apps_dir().join("preload.py"), &script).expect("copy");
+    let server = Server::start(&[
+        "--preload",
+        "application",
+        "--processes",
+        "2",
+        &script.to_string_lossy(),
+    ]);
+    let before = json(&get(server.port, "/").body);
+    assert_eq!(before["version"], "one");
+    let source = std::fs::read_to_string(&script).expect("read");
+    std::fs::write(&script, source.replace("\"one\"", "\"two\"")).expect("write");
+    server.signal(Signal::SIGUSR1);
+    server.wait_until(
+        "the changed code to be served",
+        Duration::from_secs(20),
+        || json(&get(server.port, "/").body)["version"] == "two",
+    );
+    let after = json(&get(server.port, "/").body);
+    assert_ne!(after["imported_by"], before["imported_by"]);
+    server.wait_until("one template left", Duration::from_secs(10), || {
+        templates(&server).len() == 1
+    });
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn threads_started_at_import_make_workers_start_on_their_own() {
+    let server = Server::builder()
+        .env("PRELOAD_TEST_THREAD", "1")
+        .args([
+            "--preload",
+            "application",
+            "--processes",
+            "2",
+            &app("preload.py"),
+        ])
+        .start();
+    assert!(
+        server
+            .log
+            .text()
+            .contains("started 1 thread(s) while it was imported"),
+        "{}",
+        server.log.text()
+    );
+    let v = json(&get(server.port, "/").body);
+    assert_eq!(
+        v["imported_by"], v["pid"],
+        "served by a worker that imported the application itself"
+    );
+    assert_eq!(server.worker_pids().len(), 2);
+    assert!(templates(&server).is_empty());
+}
+
+#[test]
+fn module_and_paste_applications_run_preloaded() {
+    let venv = rwsgi_tests::test_venv();
+    let root = rwsgi_tests::repo_root();
+    let django = Server::builder()
+        .env("VIRTUAL_ENV", &venv.to_string_lossy())
+        .args([
+            "--preload",
+            "application",
+            "--working-directory",
+            &root.join("examples/django/example").to_string_lossy(),
+            "--application-type",
+            "module",
+            "example.wsgi",
+        ])
+        .start();
+    assert_eq!(get(django.port, "/").status, 200, "{}", django.log.text());
+    assert_eq!(templates(&django).len(), 1);
+    let paste = Server::builder()
+        .env("VIRTUAL_ENV", &venv.to_string_lossy())
+        .args([
+            "--preload",
+            "application",
+            "--application-type",
+            "paste",
+            &root.join("examples/paste/app.ini").to_string_lossy(),
+        ])
+        .start();
+    assert_eq!(get(paste.port, "/").status, 200, "{}", paste.log.text());
+    assert_eq!(templates(&paste).len(), 1);
+}
