@@ -12,7 +12,7 @@ use crate::monitor;
 use crate::reap;
 use crate::spawn::{self, SpawnError};
 use crate::supervisor::{Action, Jitter, Level, Reading, Supervisor};
-use crate::template::Templates;
+use crate::template::{Fork, Templates};
 use crate::workers::Phase;
 use mio::{Events, Interest, Poll, Token};
 use nix::sys::signal::{kill, Signal};
@@ -30,6 +30,8 @@ use std::time::{Duration, Instant};
 const LISTENER: Token = Token(0);
 const SIGNALS: Token = Token(1);
 const ADMIN: Token = Token(2);
+/// A starting template's channel: readable when it is ready.
+const TEMPLATE: Token = Token(3);
 const CHANNEL_BASE: usize = 16;
 const TICK: Duration = Duration::from_millis(100);
 /// faulthandler in each worker dumps every thread's stack on this signal.
@@ -72,6 +74,8 @@ struct Server {
     worker_bin: PathBuf,
     /// Where workers are forked from (`--preload`).
     templates: Templates,
+    /// The template (by pid) whose channel is registered in the poll.
+    template_polled: Option<u32>,
     config_bytes: Vec<u8>,
     recv_buf: Vec<u8>,
     sampler: monitor::Sampler,
@@ -147,6 +151,7 @@ pub fn run(mut config: ServerConfig, log: Logger) -> Result<ExitCode, ServerErro
         scoreboard,
         dispatcher,
         templates,
+        template_polled: None,
         worker_bin,
         recv_buf: Vec::new(),
         sampler: monitor::Sampler::new(),
@@ -530,9 +535,23 @@ impl Server {
         let forked =
             self.templates
                 .fork(slot, generation, self.scoreboard.fd(), &self.config_bytes);
+        if let Some(fd) = self.templates.starting_channel() {
+            // Wakes the loop when the template is ready; a closed channel
+            // leaves the poll by itself. Registered once per template.
+            if self.template_polled != self.templates.pid() {
+                let _ = self.poll.registry().register(
+                    &mut mio::unix::SourceFd(&fd),
+                    TEMPLATE,
+                    Interest::READABLE,
+                );
+                self.template_polled = self.templates.pid();
+            }
+        }
         let spawned = match forked {
-            Some(spawned) => spawned,
-            None => spawn::spawn(
+            Fork::Forked(spawned) => spawned,
+            // The supervisor asks again on its next turn.
+            Fork::NotYet => return Ok(()),
+            Fork::OnTheirOwn => spawn::spawn(
                 &self.worker_bin,
                 spawn::Role::Worker(slot),
                 generation,

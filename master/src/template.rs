@@ -4,13 +4,16 @@
 //! the application too); workers are then forked from it on request. The
 //! master keeps one: for the server's whole life with `interpreter` (no
 //! application code is in it, so a reload does not touch it), one per
-//! generation with `application`. A fork is one message and one answer
-//! (a few milliseconds), so the master waits for it; it waits for a
-//! starting template too, bounded by `--startup-timeout`. Whenever the
-//! template cannot deliver (not started, refused because the application
-//! started threads, died, slow to answer), `fork` says so and the worker is
-//! started the ordinary way instead: a template can make starting faster
-//! and lighter, never impossible.
+//! generation with `application`. A template starts while the master goes
+//! on serving (its channel is in the master's poll): until it is ready,
+//! `fork` answers `NotYet` and the supervisor asks again on its next turn,
+//! so a reload with `application` never stalls the accept loop while the new
+//! generation imports. A fork itself is one message and one answer (a few
+//! milliseconds), so the master waits for that. Whenever the template
+//! cannot deliver (refused because the application started threads,
+//! failed to import, died, slower than `--startup-timeout`, slow to
+//! answer), `fork` says `OnTheirOwn` and the worker is started the ordinary
+//! way: a template can make starting faster and lighter, never impossible.
 
 use crate::spawn::{self, Role, Spawned};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
@@ -33,6 +36,16 @@ struct Live {
     generation: u32,
     channel: Channel,
     ready: bool,
+    started: Instant,
+}
+
+/// What `fork` could do.
+pub enum Fork {
+    Forked(Spawned),
+    /// The template is still starting: ask again later.
+    NotYet,
+    /// Start this worker the ordinary way.
+    OnTheirOwn,
 }
 
 pub struct Templates {
@@ -66,6 +79,16 @@ impl Templates {
         self.live.as_ref().map(|l| l.pid)
     }
 
+    /// The channel of a template that is starting, for the poll: it becomes
+    /// readable when the template is ready (or failed, or died).
+    pub fn starting_channel(&self) -> Option<std::os::fd::RawFd> {
+        use std::os::fd::AsRawFd;
+        self.live
+            .as_ref()
+            .filter(|l| !l.ready)
+            .map(|l| l.channel.as_raw_fd())
+    }
+
     /// The template process ended.
     pub fn died(&mut self, pid: u32, how: &str) {
         if self.pid() == Some(pid) {
@@ -80,21 +103,20 @@ impl Templates {
         self.live = None;
     }
 
-    /// Forks a worker for `slot` of `generation` from the template, starting
-    /// the template first if needed; `None` when the worker must be
-    /// started the ordinary way.
+    /// Forks a worker for `slot` of `generation` from the template,
+    /// starting the template first if needed.
     pub fn fork(
         &mut self,
         slot: usize,
         generation: u32,
         scoreboard: BorrowedFd<'_>,
         config_bytes: &[u8],
-    ) -> Option<Spawned> {
+    ) -> Fork {
         if self.preload == Preload::None
             || self.failures >= GIVE_UP_AFTER
             || self.refused == Some(generation)
         {
-            return None;
+            return Fork::OnTheirOwn;
         }
         let stale = self
             .live
@@ -107,33 +129,54 @@ impl Templates {
         if self.live.is_none() {
             self.live = self.start(generation, scoreboard, config_bytes);
         }
-        let live = self.live.as_mut()?;
+        let Some(live) = self.live.as_mut() else {
+            return Fork::OnTheirOwn;
+        };
         if !live.ready {
-            match wait_ready(&live.channel, self.startup) {
-                Ok(()) => {
+            match readiness(&live.channel) {
+                Readiness::Ready => {
                     live.ready = true;
                     self.failures = 0;
+                    info!(self.log, "template ready in {} ms", live.started.elapsed().as_millis();
+                        "pid" => live.pid);
                 }
-                Err(Refusal::Refused(why)) => {
+                Readiness::Starting if live.started.elapsed() < self.startup => {
+                    return Fork::NotYet
+                }
+                Readiness::Starting => {
+                    warn!(self.log, "the template was not ready within --startup-timeout; workers start on their own";
+                        "pid" => live.pid);
+                    let _ = nix::sys::signal::kill(
+                        nix::unistd::Pid::from_raw(live.pid as i32),
+                        nix::sys::signal::Signal::SIGKILL,
+                    );
+                    self.failures += 1;
+                    self.refused = Some(generation);
+                    self.live = None;
+                    return Fork::OnTheirOwn;
+                }
+                Readiness::Refused(why) => {
                     warn!(self.log, "workers start on their own: {why}");
                     self.refused = Some(generation);
                     self.live = None;
-                    return None;
+                    return Fork::OnTheirOwn;
                 }
-                Err(Refusal::Failed(why)) => {
+                Readiness::Failed(why) => {
                     warn!(
                         self.log,
                         "template not ready; workers start on their own: {why}"
                     );
                     self.failures += 1;
                     self.live = None;
-                    return None;
+                    return Fork::OnTheirOwn;
                 }
             }
         }
-        let live = self.live.as_ref()?;
+        let Some(live) = self.live.as_ref() else {
+            return Fork::OnTheirOwn;
+        };
         match fork_from(live, slot, generation) {
-            Ok(spawned) => Some(spawned),
+            Ok(spawned) => Fork::Forked(spawned),
             Err(why) => {
                 warn!(
                     self.log,
@@ -141,7 +184,7 @@ impl Templates {
                 );
                 self.failures += 1;
                 self.live = None;
-                None
+                Fork::OnTheirOwn
             }
         }
     }
@@ -166,6 +209,7 @@ impl Templates {
                     generation,
                     channel,
                     ready: false,
+                    started: Instant::now(),
                 })
             }
             Err(e) => {
@@ -177,19 +221,31 @@ impl Templates {
     }
 }
 
-enum Refusal {
+enum Readiness {
+    Ready,
+    Starting,
     /// The template will not fork (and said why).
     Refused(String),
-    /// It failed, or said nothing in time.
+    /// It died or said something else.
     Failed(String),
 }
 
-fn wait_ready(channel: &Channel, within: Duration) -> Result<(), Refusal> {
-    match recv_within(channel, within) {
-        Ok(Message::Event(Event::Ready)) => Ok(()),
-        Ok(Message::Event(Event::Failed(why))) => Err(Refusal::Refused(why)),
-        Ok(other) => Err(Refusal::Failed(format!("unexpected message {other:?}"))),
-        Err(why) => Err(Refusal::Failed(why)),
+/// What a starting template said, without waiting.
+fn readiness(channel: &Channel) -> Readiness {
+    let mut buf = Vec::new();
+    match channel.recv(&mut buf) {
+        Ok(Received {
+            message: Message::Event(Event::Ready),
+            ..
+        }) => Readiness::Ready,
+        Ok(Received {
+            message: Message::Event(Event::Failed(why)),
+            ..
+        }) => Readiness::Refused(why),
+        Ok(other) => Readiness::Failed(format!("unexpected message {:?}", other.message)),
+        Err(ChannelError::WouldBlock) => Readiness::Starting,
+        Err(ChannelError::Closed) => Readiness::Failed("the template exited".to_owned()),
+        Err(e) => Readiness::Failed(e.to_string()),
     }
 }
 

@@ -1,7 +1,8 @@
 """Tells which process imported it and which serves, for --preload tests.
 
 With PRELOAD_TEST_THREAD set it starts a thread while it is imported (a
-template must not fork then). VERSION is rewritten by the reload test.
+template must not fork then); with PRELOAD_TEST_GATE its import can be
+held (see below). VERSION is rewritten by the reload test.
 """
 import json
 import os
@@ -17,6 +18,12 @@ FIRST_RANDOM = None
 
 if os.environ.get("PRELOAD_TEST_THREAD"):
     threading.Thread(target=time.sleep, args=(3600,), daemon=True).start()
+
+# An import that waits (for the test) once GATE.armed exists, until GATE.open does.
+_gate = os.environ.get("PRELOAD_TEST_GATE")
+if _gate and os.path.exists(_gate + ".armed"):
+    while not os.path.exists(_gate + ".open"):
+        time.sleep(0.02)
 
 
 def application(environ, start_response):

@@ -180,6 +180,43 @@ fn a_reload_with_preload_application_imports_the_changed_code_in_a_new_template(
 }
 
 #[test]
+fn the_server_keeps_answering_while_a_reload_imports_in_the_new_template() {
+    let dir = std::env::temp_dir().join(format!("rwsgi-gate-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let gate = dir.join("gate");
+    let server = Server::builder()
+        .env("PRELOAD_TEST_GATE", &gate.to_string_lossy())
+        // Longer than the client waits: a master that waited for the
+        // template would leave the request below unanswered.
+        .args([
+            "--startup-timeout",
+            "60",
+            "--preload",
+            "application",
+            "--processes",
+            "1",
+        ])
+        .arg(app("preload.py"))
+        .start();
+    let before = json(&get(server.port, "/").body);
+    // The next import waits until the test opens the gate.
+    std::fs::write(dir.join("gate.armed"), b"").expect("arm");
+    server.signal(Signal::SIGUSR1);
+    server.wait_until("the new template", Duration::from_secs(10), || {
+        server.log.count("started the template process") >= 2
+    });
+    // New connections are still accepted and served by the old generation.
+    let during = json(&get(server.port, "/").body);
+    assert_eq!(during["imported_by"], before["imported_by"]);
+    std::fs::write(dir.join("gate.open"), b"").expect("open");
+    server.wait_until("the new generation", Duration::from_secs(20), || {
+        json(&get(server.port, "/").body)["imported_by"] != before["imported_by"]
+    });
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn threads_started_at_import_make_workers_start_on_their_own() {
     let server = Server::builder()
         .env("PRELOAD_TEST_THREAD", "1")
