@@ -148,6 +148,32 @@ fn a_killed_worker_is_forked_again_not_imported_again() {
 }
 
 #[test]
+fn a_killed_template_is_started_again_and_workers_are_still_replaced() {
+    let server = Server::start(&["--processes", "1", &app("preload.py")]);
+    let template = templates(&server);
+    assert_eq!(template.len(), 1);
+    kill(Pid::from_raw(template[0]), Signal::SIGKILL).expect("kill the template");
+    assert!(
+        server
+            .log
+            .wait_for("template process ended", Duration::from_secs(10)),
+        "{}",
+        server.log.text()
+    );
+    // The worker goes on serving; its replacement comes from a new template.
+    let before = json(&get(server.port, "/").body);
+    let pid = before["pid"].as_i64().expect("pid") as i32;
+    kill(Pid::from_raw(pid), Signal::SIGKILL).expect("kill the worker");
+    server.wait_until("a replacement worker", Duration::from_secs(10), || {
+        let now = server.worker_pids();
+        now.len() == 1 && now[0] != pid && get(server.port, "/").status == 200
+    });
+    let now = templates(&server);
+    assert_eq!(now.len(), 1, "{}", server.log.text());
+    assert_ne!(now, template);
+}
+
+#[test]
 fn a_reload_with_preload_application_imports_the_changed_code_in_a_new_template() {
     let dir = std::env::temp_dir().join(format!("rwsgi-preload-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
