@@ -11,6 +11,9 @@
 #                         a local image of a debootstrapped SUITE with PACKAGES
 #                         (comma-separated), made once and kept as TAG-HASH; with
 #                         X.Y, `python3` is that Python. Prints the image name.
+#   python_base_image X.Y the base for the images of Python X.Y (debian_image)
+#   python_dev_image X.Y  that base with gcc and libpythonX.Y-dev, for building and
+#                         testing the worker (kept as a local tag too)
 
 # Debian's archive carries these CPython versions (checked with apt in each suite).
 python_suite() {
@@ -85,6 +88,7 @@ debian_image() { # debian_image TAG SUITE PACKAGES [X.Y]
         return 1
     fi
     rootfs=$(mktemp -d /tmp/rwsgi-rootfs.XXXXXX)
+    chmod 0755 "$rootfs" # the image's /, which every user must be able to enter
     echo "podman-lib: debootstrap $suite ($packages)" >&2
     if ! debootstrap --variant=minbase --include="$packages" "$suite" "$rootfs" "$mirror" \
         >"$rootfs.log" 2>&1; then
@@ -104,5 +108,36 @@ debian_image() { # debian_image TAG SUITE PACKAGES [X.Y]
         --change 'ENV LANG=C.UTF-8' --change 'CMD ["python3"]' - "$image" >/dev/null
     [[ -z $old ]] || pm rmi "$old" >/dev/null 2>&1 || true
     rm -rf "$rootfs"
+    echo "$image"
+}
+
+python_base_image() { # python_base_image X.Y
+    local suite
+    suite=$(python_suite "$1") || { echo "podman-lib: no Debian suite known to carry Python $1" >&2; return 1; }
+    # With the suite's own python3 (bookworm's python3.11-venv does not configure
+    # without it); `python3` is made X.Y where that is another version (sid's 3.15).
+    debian_image localhost/rwsgi-test-base:python"$1" "$suite" \
+        "python3,python3-venv,python$1,python$1-venv,libpython$1,ca-certificates" "$1"
+}
+
+python_dev_image() { # python_dev_image X.Y
+    local base image dir
+    base=$(python_base_image "$1") || return 1
+    image=localhost/rwsgi-test-dev:python$1-${base##*-}
+    if [[ ${RWSGI_TEST_REBUILD_BASE:-0} != 1 ]] && pm image exists "$image"; then
+        echo "$image"
+        return
+    fi
+    dir=$(mktemp -d /tmp/rwsgi-dev-image.XXXXXX)
+    echo "podman-lib: making $image (gcc, libpython$1-dev, curl)" >&2
+    printf '%s\n' "FROM $base" \
+        "RUN apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends gcc libc6-dev libpython$1-dev curl && rm -rf /var/lib/apt/lists/*" \
+        >"$dir/Containerfile"
+    if ! pm_build -t "$image" -f "$dir/Containerfile" "$dir" >"$dir/log" 2>&1; then
+        tail -n 20 "$dir/log" >&2
+        rm -rf "$dir"
+        return 1
+    fi
+    rm -rf "$dir"
     echo "$image"
 }
