@@ -453,6 +453,17 @@ impl Server {
 
     /// The pids of the worker processes, from /proc.
     pub fn worker_pids(&self) -> Vec<i32> {
+        self.children_named("rwsgi-worker")
+    }
+
+    /// The pids of the master's template processes (`--preload`).
+    pub fn template_pids(&self) -> Vec<i32> {
+        self.children_named("rwsgi-template")
+    }
+
+    /// The master's children whose process name is `name`, from /proc.
+    fn children_named(&self, name: &str) -> Vec<i32> {
+        let comm = format!("({name})");
         let mut pids = Vec::new();
         let Ok(dir) = std::fs::read_dir("/proc") else {
             return pids;
@@ -468,7 +479,7 @@ impl Server {
                 .split_whitespace()
                 .nth(1)
                 .and_then(|p| p.parse::<i32>().ok());
-            if ppid == Some(self.pid()) && stat.contains("(rwsgi-worker)") {
+            if ppid == Some(self.pid()) && stat.contains(&comm) {
                 pids.push(pid);
             }
         }

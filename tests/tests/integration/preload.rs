@@ -31,26 +31,7 @@ fn per_worker(server: &Server, workers: usize) -> HashMap<i64, serde_json::Value
 
 /// The pids of the server's template processes.
 fn templates(server: &Server) -> Vec<i32> {
-    children_named(server.pid(), "rwsgi-template")
-}
-
-fn children_named(parent: i32, name: &str) -> Vec<i32> {
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
-            continue;
-        };
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        let ppid = stat
-            .rsplit(')')
-            .next()
-            .and_then(|rest| rest.split_whitespace().nth(1))
-            .and_then(|p| p.parse::<i32>().ok());
-        if ppid == Some(parent) && stat.contains(&format!("({name})")) {
-            found.push(pid);
-        }
-    }
-    found
+    server.template_pids()
 }
 
 #[test]
