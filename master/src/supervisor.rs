@@ -673,9 +673,15 @@ pub struct Jitter {
     pub restart_ms: u64,
 }
 
-/// Respawn back-off after `failures` deaths in a row: 200 ms doubling, at most 30 s.
+/// Respawn back-off after `failures` deaths in a row: none after the first
+/// (a crash of a worker that was serving is replaced at once, as gunicorn
+/// and uWSGI do), then 200 ms doubling, at most 25.6 s, so a crash loop
+/// does not spin.
 pub fn backoff(failures: u32) -> Duration {
-    Duration::from_millis(100u64 << failures.min(8)).min(Duration::from_secs(30))
+    match failures {
+        0 | 1 => Duration::ZERO,
+        n => Duration::from_millis(100u64 << (n - 1).min(8)),
+    }
 }
 
 /// Why a worker must be replaced now.

@@ -197,7 +197,13 @@ fn a_reload_requested_by_a_replaced_generation_is_ignored() {
 #[test]
 fn deaths_back_off_exponentially_and_a_ready_worker_resets_it() {
     let mut h = Harness::started(&["--processes", "1"]);
-    for failures in 1..=3u32 {
+    // The first death is replaced at once.
+    let slot = h.slots(|_| true)[0];
+    let actions = h.sup.died(slot, Death::Exited(1), h.now);
+    h.run(actions);
+    h.tick();
+    assert_eq!(h.slots(|_| true).len(), 1, "not replaced at once");
+    for failures in 2..=4u32 {
         let slot = h.slots(|_| true)[0];
         let actions = h.sup.died(slot, Death::Exited(1), h.now);
         h.run(actions);
@@ -218,9 +224,11 @@ fn deaths_back_off_exponentially_and_a_ready_worker_resets_it() {
             "not respawned after the back-off"
         );
     }
-    assert_eq!(backoff(1), Duration::from_millis(200));
-    // Doubling stops after eight failures (25.6 s).
-    assert_eq!(backoff(20), backoff(8));
+    assert_eq!(backoff(1), Duration::ZERO);
+    assert_eq!(backoff(2), Duration::from_millis(200));
+    // Doubling stops at 25.6 s.
+    assert_eq!(backoff(9), Duration::from_millis(25_600));
+    assert_eq!(backoff(20), backoff(9));
     h.ready_all();
     assert_eq!(h.sup.failures, 0);
 }
