@@ -77,7 +77,7 @@ pm_build() {
 
 debian_image() { # debian_image TAG SUITE PACKAGES [X.Y]
     local tag=$1 suite=$2 packages=$3 python=${4:-} image mirror rootfs old
-    image=$tag-$(printf '%s %s %s' "$suite" "$packages" "$python" | sha256sum | cut -c1-12)
+    image=$tag-$(printf '%s %s %s 2' "$suite" "$packages" "$python" | sha256sum | cut -c1-12)
     if [[ ${RWSGI_TEST_REBUILD_BASE:-0} != 1 ]] && pm image exists "$image"; then
         echo "$image"
         return
@@ -98,6 +98,10 @@ debian_image() { # debian_image TAG SUITE PACKAGES [X.Y]
     fi
     rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/cache/apt/*.bin \
         "$rootfs"/var/lib/apt/lists/* "$rootfs.log"
+    # Only for these test bases: a moving suite's Release file (sid's) is valid for
+    # a week, and an archive mirror may be older than that on this machine's clock;
+    # apt-get update in the builds would refuse it.
+    echo 'Acquire::Check-Valid-Until "false";' >"$rootfs/etc/apt/apt.conf.d/99rwsgi-test-valid-until"
     # A suite's python3 may be another version than the one wanted (sid's 3.15).
     if [[ -n $python && $(readlink -f "$rootfs/usr/bin/python3" 2>/dev/null) != */python$python ]]; then
         ln -sf "/usr/bin/python$python" "$rootfs/usr/local/bin/python3"
