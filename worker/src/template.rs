@@ -127,8 +127,13 @@ pub fn run(
                     app.map(|app| Preloaded { app, load_started }),
                 );
             }
-            // The master hears nothing and starts this worker the ordinary way.
-            Err(e) => error!(log, "cannot fork a worker: {}", e),
+            // Said at once, so the master starts this worker the ordinary way
+            // instead of waiting for an answer that cannot come.
+            Err(e) => {
+                error!(log, "cannot fork a worker: {}", e);
+                let why = format!("cannot fork a worker: {e}");
+                let _ = channel.send(&Message::Event(Event::Failed(why)), None);
+            }
         }
     }
 }
@@ -183,7 +188,13 @@ fn fork_worker() -> PyResult<Side> {
         let os = py.import("os")?;
         let child: i32 = os.call_method0("fork")?.extract()?;
         if child > 0 {
-            os.call_method1("waitpid", (child, 0))?;
+            let (_, status): (i32, i32) = os.call_method1("waitpid", (child, 0))?.extract()?;
+            if status != 0 {
+                // The middle process could not fork the worker.
+                return Err(pyo3::exceptions::PyOSError::new_err(format!(
+                    "the second fork failed (wait status {status})"
+                )));
+            }
             return Ok(Side::Template);
         }
         // The middle process: fork the worker and leave.
