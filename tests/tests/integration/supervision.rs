@@ -102,7 +102,20 @@ fn maximum_requests_recycles_under_load_without_failures() {
 
 #[test]
 fn a_request_past_the_request_timeout_dumps_stacks_and_the_worker_is_replaced() {
+    request_timeout_dumps_and_replaces("interpreter");
+}
+
+#[test]
+fn the_same_holds_for_workers_forked_with_the_application_loaded() {
+    request_timeout_dumps_and_replaces("application");
+}
+
+/// A stuck request, with the workers forked from a template that loaded
+/// `preload` (see `--preload`): its stacks are dumped and its worker replaced.
+fn request_timeout_dumps_and_replaces(preload: &str) {
     let server = Server::start(&[
+        "--preload",
+        preload,
         "--request-timeout",
         "1",
         "--graceful-timeout",
