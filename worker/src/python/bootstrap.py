@@ -4,7 +4,6 @@ Kept in Python because this is where Python semantics live (import
 machinery, tracebacks); the Rust side calls these functions by name.
 """
 
-import hashlib
 import importlib
 import importlib.machinery
 import importlib.util
@@ -13,6 +12,13 @@ import os
 import site
 import sys
 import traceback
+
+try:
+    # CPython's own MD5: hashlib would load OpenSSL's libcrypto, whose
+    # initialisation alone adds about 3 MiB to every process's memory.
+    from _md5 import md5 as _md5
+except ImportError:
+    from hashlib import md5 as _md5
 
 
 def prepare_path(working_directory, python_paths, script_directory):
@@ -140,7 +146,7 @@ class _ScriptLoader(importlib.machinery.SourceFileLoader):
 
 def load_script(path, callable_name):
     """Runs a WSGI script file as a uniquely named module, like mod_wsgi."""
-    name = "_rwsgi_" + hashlib.md5(path.encode("utf-8")).hexdigest()
+    name = "_rwsgi_" + _md5(path.encode("utf-8")).hexdigest()
     loader = _ScriptLoader(name, path)
     spec = importlib.util.spec_from_loader(name, loader, origin=path)
     module = importlib.util.module_from_spec(spec)
