@@ -30,6 +30,7 @@ pub fn summary(c: &ServerConfig) -> Vec<String> {
             if c.threads == 1 { "" } else { "s" },
             c.capacity()
         ),
+        preload_line(c.preload).to_owned(),
         format!(
             "timeouts: request {}s, deadlock {}s, startup {}s, graceful {}s, shutdown {}s, queue {}s, keep-alive {}s, header {}s, socket {}s",
             secs(t.request_ms), secs(t.deadlock_ms), secs(t.startup_ms), secs(t.graceful_ms), secs(t.shutdown_ms),
@@ -39,6 +40,16 @@ pub fn summary(c: &ServerConfig) -> Vec<String> {
         format!("working directory: {}", c.python.working_directory.display()),
         format!("static files: {}", static_mounts(&c.statics)),
     ]
+}
+
+/// How workers come to be (`--preload`).
+fn preload_line(p: rwsgi_shared::config::Preload) -> &'static str {
+    use rwsgi_shared::config::Preload;
+    match p {
+        Preload::Interpreter => "workers: forked from a template that started Python (--preload interpreter); each imports the application",
+        Preload::Application => "workers: forked from a template that imported the application (--preload application)",
+        Preload::None => "workers: each starts Python and imports the application (--preload none)",
+    }
 }
 
 /// `/static -> /srv/htdocs, / -> /srv/root (document root)`, or `none`.
