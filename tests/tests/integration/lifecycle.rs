@@ -122,14 +122,27 @@ fn set_nofile(pid: i32, limit: u64) {
 #[test]
 fn the_master_survives_running_out_of_file_descriptors() {
     let server = Server::start(&[&app("hello.py")]);
-    let open: std::collections::HashSet<u64> =
-        std::fs::read_dir(format!("/proc/{}/fd", server.pid()))
-            .expect("fds")
-            .filter_map(|e| e.ok()?.file_name().to_string_lossy().parse().ok())
-            .collect();
-    let lowest_free = (0..).find(|n| !open.contains(n)).unwrap_or(0);
-    // No descriptor number left for accept(2): the next connection hits EMFILE.
-    set_nofile(server.pid(), lowest_free);
+    let lowest_free = || {
+        let open: std::collections::HashSet<u64> =
+            std::fs::read_dir(format!("/proc/{}/fd", server.pid()))
+                .expect("fds")
+                .filter_map(|e| e.ok()?.file_name().to_string_lossy().parse().ok())
+                .collect();
+        (0..).find(|n| !open.contains(n)).unwrap_or(0)
+    };
+    // No descriptor number left for accept(2): the next connection hits
+    // EMFILE. A file the master had open for a moment (a cgroup or /proc
+    // file it reads) may have hidden a lower free number: set the limit
+    // again until it is below every free number.
+    server.wait_until(
+        "a limit below every free descriptor",
+        Duration::from_secs(10),
+        || {
+            let limit = lowest_free();
+            set_nofile(server.pid(), limit);
+            lowest_free() >= limit
+        },
+    );
     let port = server.port;
     let client = std::thread::spawn(move || get(port, "/"));
     assert!(
