@@ -255,7 +255,30 @@ fn reclaimable(fleet: &Fleet<'_>) -> usize {
         .sum()
 }
 
-/// Picks a worker slot, rotating among equals so load spreads when all are idle.
+/// What the dispatcher weighs of one worker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Load {
+    slot: usize,
+    /// Connections it holds, and those sent to it but not yet taken.
+    connections: i64,
+    /// Threads free for a request, less the connections on their way.
+    free_threads: i64,
+}
+
+/// The worker a new connection goes to: the one holding the fewest
+/// connections, then the one with the most free threads, rotating among
+/// equals. Connections first, because a keep-alive connection stays with
+/// its worker: a burst of connections that arrives while one worker is
+/// still busy must not all go to the other one (it did, and a sleeping
+/// application then ran on half the threads). `loads` is in rotation order.
+fn pick(loads: &[Load]) -> Option<usize> {
+    loads
+        .iter()
+        .min_by_key(|l| (l.connections, -l.free_threads))
+        .map(|l| l.slot)
+}
+
+/// Picks a worker slot (see `pick`).
 fn choose(fleet: &Fleet<'_>, rotate: &mut usize, exclude: &[usize]) -> Option<usize> {
     let candidates: Vec<usize> = fleet
         .workers
@@ -267,7 +290,7 @@ fn choose(fleet: &Fleet<'_>, rotate: &mut usize, exclude: &[usize]) -> Option<us
         return None;
     }
     let n = candidates.len();
-    let mut best: Option<(i64, usize)> = None;
+    let mut loads = Vec::with_capacity(n);
     for k in 0..n {
         let slot = candidates[(*rotate + k) % n];
         let (Some(worker), Some(sb)) = (fleet.workers.get(slot), fleet.scoreboard.worker(slot))
@@ -278,11 +301,51 @@ fn choose(fleet: &Fleet<'_>, rotate: &mut usize, exclude: &[usize]) -> Option<us
         if i64::from(sb.fd_headroom()) - in_flight < MIN_FD_HEADROOM {
             continue;
         }
-        let free = sb.free_threads() - in_flight;
-        if best.is_none_or(|(b, _)| free > b) {
-            best = Some((free, slot));
-        }
+        loads.push(Load {
+            slot,
+            connections: i64::from(sb.connections()) + in_flight,
+            free_threads: sb.free_threads() - in_flight,
+        });
     }
     *rotate = rotate.wrapping_add(1);
-    best.map(|(_, slot)| slot)
+    pick(&loads)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{pick, Load};
+
+    fn load(slot: usize, connections: i64, free_threads: i64) -> Load {
+        Load {
+            slot,
+            connections,
+            free_threads,
+        }
+    }
+
+    #[test]
+    fn a_burst_is_shared_even_while_one_worker_is_busy() {
+        // Worker 1 is still busy with the last requests of closed connections.
+        let mut conns = [0i64, 0];
+        let busy = [4i64, 0];
+        for k in 0..64 {
+            let loads: Vec<Load> = (0..2)
+                .map(|i| (i + k) % 2)
+                .map(|s| load(s, conns[s], 4 - busy[s] - conns[s].min(4)))
+                .collect();
+            let s = pick(&loads).expect("a worker");
+            conns[s] += 1;
+        }
+        assert_eq!(conns, [32, 32]);
+    }
+
+    #[test]
+    fn among_equal_connections_the_freer_worker_wins_then_rotation() {
+        assert_eq!(pick(&[load(0, 3, 0), load(1, 3, 2)]), Some(1));
+        assert_eq!(pick(&[load(1, 3, 2), load(0, 3, 2)]), Some(1));
+        assert_eq!(pick(&[load(0, 3, 2), load(1, 3, 2)]), Some(0));
+        // A worker stuck on long requests holds their connections: avoided.
+        assert_eq!(pick(&[load(0, 4, 0), load(1, 1, 3)]), Some(1));
+        assert_eq!(pick(&[]), None);
+    }
 }
