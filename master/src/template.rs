@@ -144,31 +144,23 @@ impl Templates {
                     return Fork::NotYet
                 }
                 Readiness::Starting => {
-                    warn!(self.log, "the template was not ready within --startup-timeout; workers start on their own";
-                        "pid" => live.pid);
                     let _ = nix::sys::signal::kill(
                         nix::unistd::Pid::from_raw(live.pid as i32),
                         nix::sys::signal::Signal::SIGKILL,
                     );
-                    self.failures += 1;
-                    self.refused = Some(generation);
-                    self.live = None;
-                    return Fork::OnTheirOwn;
+                    let why = format!("the template (pid {}) was not ready within --startup-timeout; workers start on their own", live.pid);
+                    return self.give_up(why, true, Some(generation));
                 }
                 Readiness::Refused(why) => {
-                    warn!(self.log, "workers start on their own: {why}");
-                    self.refused = Some(generation);
-                    self.live = None;
-                    return Fork::OnTheirOwn;
+                    return self.give_up(
+                        format!("workers start on their own: {why}"),
+                        false,
+                        Some(generation),
+                    )
                 }
                 Readiness::Failed(why) => {
-                    warn!(
-                        self.log,
-                        "template not ready; workers start on their own: {why}"
-                    );
-                    self.failures += 1;
-                    self.live = None;
-                    return Fork::OnTheirOwn;
+                    let why = format!("template not ready; workers start on their own: {why}");
+                    return self.give_up(why, true, None);
                 }
             }
         }
@@ -177,16 +169,27 @@ impl Templates {
         };
         match fork_from(live, slot, generation) {
             Ok(spawned) => Fork::Forked(spawned),
-            Err(why) => {
-                warn!(
-                    self.log,
-                    "cannot fork a worker from the template; starting it on its own: {why}"
-                );
-                self.failures += 1;
-                self.live = None;
-                Fork::OnTheirOwn
-            }
+            Err(why) => self.give_up(
+                format!("cannot fork a worker from the template; starting it on its own: {why}"),
+                true,
+                None,
+            ),
         }
+    }
+
+    /// Lets the template go (dropping its channel ends it): the worker at
+    /// hand starts the ordinary way. `failed` counts towards giving up on
+    /// templates; `refuse` is a generation whose workers all start so.
+    fn give_up(&mut self, why: String, failed: bool, refuse: Option<u32>) -> Fork {
+        warn!(self.log, "{}", why);
+        if failed {
+            self.failures += 1;
+        }
+        if refuse.is_some() {
+            self.refused = refuse;
+        }
+        self.live = None;
+        Fork::OnTheirOwn
     }
 
     fn start(

@@ -49,9 +49,13 @@ pub fn run(
     // `rwsgi-template` in ps, top and /proc/PID/stat; workers forked from
     // it take `rwsgi-worker` back.
     set_name(c"rwsgi-template");
-    let fail = |why: String, code: ExitCode| {
+    // The master reads why over the channel and starts workers the ordinary way.
+    let report = |why: String| {
         error!(log, "{}", why);
         let _ = channel.send(&Message::Event(Event::Failed(why)), None);
+    };
+    let fail = |why: String, code: ExitCode| {
+        report(why);
         code
     };
     let interpreter = match python::start(&config, log) {
@@ -127,13 +131,8 @@ pub fn run(
                     app.map(|app| Preloaded { app, load_started }),
                 );
             }
-            // Said at once, so the master starts this worker the ordinary way
-            // instead of waiting for an answer that cannot come.
-            Err(e) => {
-                error!(log, "cannot fork a worker: {}", e);
-                let why = format!("cannot fork a worker: {e}");
-                let _ = channel.send(&Message::Event(Event::Failed(why)), None);
-            }
+            // Said at once: the master need not wait for an answer that cannot come.
+            Err(e) => report(format!("cannot fork a worker: {e}")),
         }
     }
 }

@@ -29,11 +29,6 @@ fn per_worker(server: &Server, workers: usize) -> HashMap<i64, serde_json::Value
     seen
 }
 
-/// The pids of the server's template processes.
-fn templates(server: &Server) -> Vec<i32> {
-    server.template_pids()
-}
-
 #[test]
 fn preload_application_imports_once_and_every_worker_is_forked_with_it() {
     let server = Server::start(&[
@@ -45,7 +40,7 @@ fn preload_application_imports_once_and_every_worker_is_forked_with_it() {
         "1",
         &app("preload.py"),
     ]);
-    let template = templates(&server);
+    let template = server.template_pids();
     assert_eq!(template.len(), 1, "{}", server.log.text());
     let seen = per_worker(&server, 2);
     assert_eq!(seen.len(), 2, "{seen:?}");
@@ -82,7 +77,7 @@ fn preload_application_imports_once_and_every_worker_is_forked_with_it() {
 #[test]
 fn by_default_python_is_shared_and_each_worker_imports_the_application() {
     let server = Server::start(&["--processes", "2", "--threads", "1", &app("preload.py")]);
-    assert_eq!(templates(&server).len(), 1, "{}", server.log.text());
+    assert_eq!(server.template_pids().len(), 1, "{}", server.log.text());
     let seen = per_worker(&server, 2);
     assert_eq!(seen.len(), 2, "{seen:?}");
     for (pid, v) in &seen {
@@ -93,7 +88,7 @@ fn by_default_python_is_shared_and_each_worker_imports_the_application() {
 #[test]
 fn preload_none_starts_every_worker_on_its_own() {
     let server = Server::start(&["--preload", "none", "--processes", "2", &app("preload.py")]);
-    assert!(templates(&server).is_empty());
+    assert!(server.template_pids().is_empty());
     assert_eq!(server.worker_pids().len(), 2);
     let v = json(&get(server.port, "/").body);
     assert_eq!(v["imported_by"], v["pid"]);
@@ -131,7 +126,7 @@ fn a_killed_worker_is_forked_again_not_imported_again() {
 #[test]
 fn a_killed_template_is_started_again_and_workers_are_still_replaced() {
     let server = Server::start(&["--processes", "1", &app("preload.py")]);
-    let template = templates(&server);
+    let template = server.template_pids();
     assert_eq!(template.len(), 1);
     kill(Pid::from_raw(template[0]), Signal::SIGKILL).expect("kill the template");
     assert!(
@@ -149,7 +144,7 @@ fn a_killed_template_is_started_again_and_workers_are_still_replaced() {
         let now = server.worker_pids();
         now.len() == 1 && now[0] != pid && get(server.port, "/").status == 200
     });
-    let now = templates(&server);
+    let now = server.template_pids();
     assert_eq!(now.len(), 1, "{}", server.log.text());
     assert_ne!(now, template);
 }
@@ -180,7 +175,7 @@ fn a_reload_with_preload_application_imports_the_changed_code_in_a_new_template(
     let after = json(&get(server.port, "/").body);
     assert_ne!(after["imported_by"], before["imported_by"]);
     server.wait_until("one template left", Duration::from_secs(10), || {
-        templates(&server).len() == 1
+        server.template_pids().len() == 1
     });
     drop(server);
     let _ = std::fs::remove_dir_all(&dir);
@@ -249,7 +244,7 @@ fn threads_started_at_import_make_workers_start_on_their_own() {
         "served by a worker that imported the application itself"
     );
     assert_eq!(server.worker_pids().len(), 2);
-    assert!(templates(&server).is_empty());
+    assert!(server.template_pids().is_empty());
 }
 
 #[test]
@@ -269,7 +264,7 @@ fn module_and_paste_applications_run_preloaded() {
         ])
         .start();
     assert_eq!(get(django.port, "/").status, 200, "{}", django.log.text());
-    assert_eq!(templates(&django).len(), 1);
+    assert_eq!(django.template_pids().len(), 1);
     let paste = Server::builder()
         .env("VIRTUAL_ENV", &venv.to_string_lossy())
         .args([
@@ -281,5 +276,5 @@ fn module_and_paste_applications_run_preloaded() {
         ])
         .start();
     assert_eq!(get(paste.port, "/").status, 200, "{}", paste.log.text());
-    assert_eq!(templates(&paste).len(), 1);
+    assert_eq!(paste.template_pids().len(), 1);
 }

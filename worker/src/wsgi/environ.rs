@@ -227,14 +227,13 @@ pub fn build<'py>(
     env.set_item(intern!(py, "rwsgi.request_id"), &id)?;
     env.set_item(intern!(py, "mod_wsgi.request_id"), id)?;
     let proxied = ctx.proxy.apply(peer.ip(), &head.headers);
-    let authority = head.target_authority();
     for (name, value) in &head.headers {
         if !proxied.drop.is_empty() && proxied.drop.iter().any(|d| name.eq_ignore_ascii_case(d)) {
             // A proxy header this request may not carry (see `proxy`).
             continue;
         }
-        if authority.is_none() && name.eq_ignore_ascii_case("host") {
-            // Set with SERVER_NAME below, from the same strings.
+        if name.eq_ignore_ascii_case("host") {
+            // Set below with SERVER_NAME, from the effective host.
             continue;
         }
         let value = if name.eq_ignore_ascii_case("transfer-encoding") {
@@ -270,10 +269,7 @@ pub fn build<'py>(
     }
     // RFC 9112 3.2.2: the absolute-form target's authority wins over Host.
     // The parser let through one Host at most, validated.
-    let host = authority
-        .map(str::as_bytes)
-        .or_else(|| head.header("host"))
-        .filter(|h| !h.is_empty());
+    let host = head.effective_host().filter(|h| !h.is_empty());
     if let Some(strings) = host.and_then(|h| host_strings(py, h)) {
         env.set_item(intern!(py, "HTTP_HOST"), strings.host)?;
         env.set_item(intern!(py, "SERVER_NAME"), strings.name)?;
