@@ -35,9 +35,12 @@ pub enum Returned {
 struct Queue {
     jobs: VecDeque<Job>,
     shutdown: bool,
-    /// Threads blocked in `next_job`: a notify (a futex syscall) is only
-    /// needed when one is waiting.
+    /// Threads blocked in `next_job` and not yet signalled.
     waiting: usize,
+    /// Threads signalled and not yet running again. A notify is a futex
+    /// syscall: a burst of jobs must not pay one per job for threads that
+    /// are already on their way (that was one syscall per request).
+    signalled: usize,
 }
 
 pub struct Pool {
@@ -67,6 +70,7 @@ impl Pool {
                     jobs: VecDeque::new(),
                     shutdown: false,
                     waiting: 0,
+                    signalled: 0,
                 }),
                 ready: Condvar::new(),
                 returns: Mutex::new(Vec::new()),
@@ -82,7 +86,11 @@ impl Pool {
         let mut q = lock(&self.queue);
         q.jobs.push_back(job);
         let n = q.jobs.len();
-        let wake = q.waiting > 0;
+        let wake = q.waiting > 0 && n > q.signalled;
+        if wake {
+            q.waiting -= 1;
+            q.signalled += 1;
+        }
         drop(q);
         if wake {
             self.ready.notify_one();
@@ -102,7 +110,13 @@ impl Pool {
             }
             q.waiting += 1;
             q = self.ready.wait(q).unwrap_or_else(|p| p.into_inner());
-            q.waiting -= 1;
+            // Signalled, or woken spuriously: either way one thread fewer is
+            // in the wait, and the two counts keep adding up to those that are.
+            if q.signalled > 0 {
+                q.signalled -= 1;
+            } else {
+                q.waiting -= 1;
+            }
         }
     }
 
@@ -114,8 +128,11 @@ impl Pool {
         lock(&self.returns).push(returned);
         // Pairs with the fence in `io_sleep`: either the I/O thread sees this
         // return before it sleeps, or we see that it sleeps and wake it.
+        // Only the first return after it fell asleep wakes it (an eventfd
+        // write): it takes every return when it runs, and until it does, it
+        // is runnable but not running, so each later write would be wasted.
         fence(Ordering::SeqCst);
-        if self.io_sleeping.load(Ordering::SeqCst) {
+        if self.io_sleeping.swap(false, Ordering::SeqCst) {
             let _ = self.waker.wake();
         }
     }
@@ -140,5 +157,82 @@ impl Pool {
     pub fn shutdown(&self) {
         lock(&self.queue).shutdown = true;
         self.ready.notify_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rwsgi_shared::http::{parse_request_head, Parsed};
+    use std::net::{TcpListener, TcpStream};
+    use std::sync::Arc;
+
+    fn job(stream: &TcpStream, token: usize) -> Job {
+        let head =
+            match parse_request_head(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", &Default::default()) {
+                Ok(Parsed::Complete(head, _)) => head,
+                _ => panic!("a complete head"),
+            };
+        Job {
+            conn: Conn::new(
+                stream.try_clone().unwrap(),
+                stream.local_addr().unwrap(),
+                Vec::new(),
+            ),
+            head,
+            token,
+            queued_at: Instant::now(),
+        }
+    }
+
+    /// Spins until `done`, failing the test after 10 s.
+    fn wait_for(what: &str, done: impl Fn() -> bool) {
+        let deadline = Instant::now() + std::time::Duration::from_secs(10);
+        while !done() {
+            assert!(Instant::now() < deadline, "{what}");
+            std::thread::yield_now();
+        }
+    }
+
+    /// Notifies are rationed to threads not already signalled: bursts that
+    /// arrive while every thread waits, or while some are on their way,
+    /// must still leave no job behind and no thread asleep with work queued.
+    #[test]
+    fn every_job_of_every_burst_is_taken() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let stream = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (pool, _poll) = Pool::new().unwrap();
+        let pool = Arc::new(pool);
+        let taken = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                let (pool, taken) = (Arc::clone(&pool), Arc::clone(&taken));
+                std::thread::spawn(move || {
+                    while pool.next_job().is_some() {
+                        taken.fetch_add(1, Ordering::SeqCst);
+                    }
+                })
+            })
+            .collect();
+        let mut pushed = 0;
+        for burst in 1..=200 {
+            for _ in 0..(burst % 7) {
+                pool.push(job(&stream, pushed));
+                pushed += 1;
+            }
+            if burst % 13 == 0 {
+                // Every thread back to waiting before the next burst.
+                wait_for("a job was left in the queue", || {
+                    taken.load(Ordering::SeqCst) == pushed && lock(&pool.queue).waiting == 4
+                });
+            }
+        }
+        wait_for("a job was left in the queue", || {
+            taken.load(Ordering::SeqCst) == pushed
+        });
+        pool.shutdown();
+        for t in threads {
+            t.join().unwrap();
+        }
     }
 }
