@@ -161,6 +161,7 @@ impl Pool {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use rwsgi_shared::http::{parse_request_head, Parsed};
