@@ -205,6 +205,11 @@ struct Held {
     /// Registered in the lane's poller (readable and writable, edge-triggered)
     /// until the connection leaves the lane.
     registered: bool,
+    /// Bytes may be waiting in the socket: set by a readable event, cleared
+    /// by a read that came back short. Reading a socket known to be empty
+    /// after every response was one wasted system call per request (the
+    /// poller is edge-triggered, so whatever arrives later wakes the lane).
+    unread: bool,
     /// When the I/O thread handed it over. A connection goes back after
     /// `LINGER` even while it keeps sending static requests, so a graceful
     /// stop (the I/O thread hands idle connections back to the master)
@@ -274,7 +279,13 @@ impl LaneLoop {
             }
             for event in events.iter() {
                 if event.token() != WAKE {
-                    self.step(event.token().0 - 1);
+                    let slot = event.token().0 - 1;
+                    if event.is_readable() || event.is_read_closed() || event.is_error() {
+                        if let Some(Some(held)) = self.held.get_mut(slot) {
+                            held.unread = true;
+                        }
+                    }
+                    self.step(slot);
                 }
             }
             std::mem::swap(&mut jobs, &mut *lock(&self.statics.lanes[self.index].jobs));
@@ -317,6 +328,7 @@ impl LaneLoop {
             conn,
             token,
             registered: false,
+            unread: true,
             entered: Instant::now(),
             state: State::Sending(Box::new(transfer)),
         });
@@ -413,10 +425,16 @@ impl LaneLoop {
     fn next_request(&mut self, held: &mut Held) -> Option<Step> {
         let limits = self.config.limits;
         if held.conn.buf.is_empty() {
+            if !held.unread {
+                return Some(Step::Wait);
+            }
             match net::try_read(&held.conn.stream, &mut held.conn.buf, READ_CHUNK) {
-                Ok(None) => return Some(Step::Wait),
+                Ok(None) => {
+                    held.unread = false;
+                    return Some(Step::Wait);
+                }
                 Ok(Some(0)) | Err(_) => return Some(Step::Close),
-                Ok(Some(_)) => {}
+                Ok(Some(n)) => held.unread = n >= READ_CHUNK,
             }
         }
         let (head, resolution) = match route(&held.conn.buf, &limits, &self.statics.files) {
