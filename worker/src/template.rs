@@ -70,6 +70,12 @@ pub fn run(
         },
         Preload::Interpreter | Preload::None => None,
     };
+    if let Err(e) = Python::attach(python::prepare_template) {
+        warn!(
+            log,
+            "preparing the template failed; workers share less memory: {}", e
+        );
+    }
     // Everything made so far moves to the collector's permanent generation:
     // a collection in a worker would otherwise write to every object's
     // header and so copy every page it shares with the template.

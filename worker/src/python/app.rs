@@ -37,8 +37,27 @@ pub enum LoadError {
     Failed(String),
 }
 
+/// The server's Python helpers, compiled once per interpreter. A worker
+/// forked from a template uses the template's copy: compiling it again
+/// would dirty heap pages that every worker otherwise shares.
 fn bootstrap(py: Python<'_>) -> PyResult<Bound<'_, PyModule>> {
-    PyModule::from_code(py, BOOTSTRAP, c"rwsgi_bootstrap.py", c"_rwsgi_bootstrap")
+    static MODULE: pyo3::sync::PyOnceLock<Py<PyModule>> = pyo3::sync::PyOnceLock::new();
+    MODULE
+        .get_or_try_init(py, || {
+            PyModule::from_code(py, BOOTSTRAP, c"rwsgi_bootstrap.py", c"_rwsgi_bootstrap")
+                .map(Bound::unbind)
+        })
+        .map(|m| m.bind(py).clone())
+}
+
+/// What every worker needs whatever its application, done in the template
+/// (`--preload interpreter`) so the workers share it: the server's helpers
+/// and the modules its loaders import, and the server's Python types.
+pub fn prepare_template(py: Python<'_>) -> PyResult<()> {
+    bootstrap(py)?.call_method0("prepare_template")?;
+    py.get_type::<LogSink>();
+    crate::wsgi::create_types(py);
+    Ok(())
 }
 
 /// One line naming the running Python, for the start-up log.

@@ -89,6 +89,13 @@ def flush_output():
             pass
 
 
+def prepare_template():
+    """Imports what loading any application will import here, so that
+    workers forked from the template share it instead of importing it each."""
+    import atexit  # noqa: F401
+    import signal  # noqa: F401
+
+
 def restrict_signals(warn):
     """signal.signal() from the application is ignored with a warning, like
     mod_wsgi: the worker's signals belong to rwsgi, and a Python handler

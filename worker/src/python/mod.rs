@@ -8,7 +8,7 @@ mod output;
 pub use output::{LogSink, Source};
 mod stacks;
 
-pub use app::{load_application, log_exception, run_exit_handlers, Application};
+pub use app::{load_application, log_exception, prepare_template, run_exit_handlers, Application};
 pub use init::{start, Interpreter};
 pub use monitor::{watch_for_changes, Watch};
 pub use stacks::{beat_python, install_dump};

@@ -47,6 +47,15 @@ pub struct Handled {
     pub keep_alive: bool,
 }
 
+/// Creates the Python types requests use (`wsgi.input`, `start_response`),
+/// which pyo3 otherwise makes on first use: made in the template, they are
+/// shared by every worker forked from it instead of built in each.
+pub fn create_types(py: Python<'_>) {
+    py.get_type::<Input>();
+    py.get_type::<StartResponse>();
+    py.get_type::<errors::ErrorStream>();
+}
+
 /// Runs one request with the GIL held; the caller writes `unsent`.
 pub fn handle(
     py: Python<'_>,
