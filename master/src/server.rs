@@ -517,6 +517,7 @@ impl Server {
         let header = self.scoreboard.header();
         header.set_generation(self.supervisor.generation);
         header.set_wanted_workers(self.supervisor.wanted as u32);
+        header.set_template_pid(self.templates.pid());
         let stats = &self.supervisor.stats;
         header.set_master_counters(&rwsgi_shared::scoreboard::MasterCounters {
             worker_starts: stats.starts,

@@ -15,7 +15,7 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
 
 pub const MAGIC: u64 = 0x7277_7367_695f_7362; // "rwsgi_sb"
-pub const LAYOUT_VERSION: u32 = 5;
+pub const LAYOUT_VERSION: u32 = 6;
 /// Worker slots: room for a full second generation during a reload.
 pub const MAX_WORKERS: usize = 128;
 /// Request threads per worker.
@@ -81,6 +81,8 @@ pub struct Header {
     generation: AtomicU32,
     /// Master: the number of workers it wants running.
     wanted_workers: AtomicU32,
+    /// Master: the pid of the template workers are forked from (0: none).
+    template_pid: AtomicU32,
     /// Master: the metrics of every worker that has exited, folded in when
     /// it is reaped, so totals never go down.
     retired: Metrics,
@@ -271,6 +273,14 @@ impl Header {
     }
     pub fn set_generation(&self, generation: u32) {
         self.generation.store(generation, Relaxed)
+    }
+    /// The template's pid, `None` without one (`--preload none`, or while
+    /// a new one starts).
+    pub fn template_pid(&self) -> Option<u32> {
+        Some(self.template_pid.load(Relaxed)).filter(|&p| p != 0)
+    }
+    pub fn set_template_pid(&self, pid: Option<u32>) {
+        self.template_pid.store(pid.unwrap_or(0), Relaxed)
     }
     /// Publishes the master's counters (the master only).
     pub fn set_master_counters(&self, c: &MasterCounters) {

@@ -39,6 +39,8 @@ pub struct WorkerStatus {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Status {
     pub master: u32,
+    /// The template process workers are forked from, if there is one.
+    pub template: Option<u32>,
     pub up_seconds: f64,
     pub generation: u32,
     pub wanted: u32,
@@ -108,6 +110,7 @@ impl Status {
             master_counters: h.master_counters(),
             metrics,
             master: h.master_pid(),
+            template: h.template_pid(),
             up_seconds: seconds(now, h.started_at_ms()),
             generation: h.generation(),
             wanted: h.wanted_workers(),
@@ -119,11 +122,12 @@ impl Status {
         let mut out = String::new();
         let _ = writeln!(
             out,
-            "rwsgi master {}: up {}, generation {}, {} workers wanted",
+            "rwsgi master {}: up {}, generation {}, {} workers wanted{}",
             self.master,
             age(self.up_seconds),
             self.generation,
-            self.wanted
+            self.wanted,
+            self.template_text()
         );
         let _ = writeln!(
             out,
@@ -171,6 +175,7 @@ impl Status {
     pub fn json(&self) -> serde_json::Value {
         serde_json::json!({
             "master": self.master,
+            "template": self.template,
             "up_seconds": self.up_seconds,
             "generation": self.generation,
             "workers_wanted": self.wanted,
@@ -223,15 +228,23 @@ impl Status {
         }
         format!(
             "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>rwsgi status</title></head><body>\n\
-             <h1>rwsgi master {}</h1><p>up {}, generation {}, {} workers wanted</p>\n\
+             <h1>rwsgi master {}</h1><p>up {}, generation {}, {} workers wanted{}</p>\n\
              <table border=\"1\"><tr><th>slot</th><th>pid</th><th>generation</th><th>state</th><th>busy/threads</th><th>queued</th><th>connections</th><th>requests</th><th>up</th></tr>{rows}</table>\n\
              <h2>Running requests</h2><table border=\"1\"><tr><th>worker</th><th>thread</th><th>request</th><th>running for</th></tr>{running}</table>\n\
              </body></html>\n",
             self.master,
             age(self.up_seconds),
             self.generation,
-            self.wanted
+            self.wanted,
+            self.template_text()
         )
+    }
+
+    /// ", template PID", or nothing without a template.
+    fn template_text(&self) -> String {
+        self.template
+            .map(|pid| format!(", template {pid}"))
+            .unwrap_or_default()
     }
 }
 

@@ -15,6 +15,7 @@ mod conn;
 mod io_loop;
 mod net;
 mod pool;
+mod proctitle;
 mod python;
 mod request_id;
 mod request_thread;

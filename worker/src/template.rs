@@ -160,6 +160,13 @@ fn become_worker(
     preloaded: Option<Preloaded>,
 ) -> ExitCode {
     set_name(c"rwsgi-worker");
+    let program = std::env::args()
+        .next()
+        .unwrap_or_else(|| "rwsgi-worker".into());
+    crate::proctitle::set(&format!(
+        "{program} --slot {} --generation {} (forked from the template)",
+        forked.slot, forked.generation
+    ));
     let slot = usize::from(forked.slot);
     let log = crate::worker_log(&config, slot);
     let answer = Message::Event(Event::Forked {
