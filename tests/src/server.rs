@@ -428,11 +428,21 @@ impl Server {
     /// What `rwsgi status` prints for this server (its scoreboard, read
     /// from outside).
     pub fn status(&self) -> String {
-        let out = Command::new(binary("rwsgi"))
+        String::from_utf8_lossy(&self.run_status(&[])).into_owned()
+    }
+
+    /// What `rwsgi status --json` prints for this server.
+    pub fn status_json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.run_status(&["--json"])).expect("rwsgi status --json")
+    }
+
+    fn run_status(&self, extra: &[&str]) -> Vec<u8> {
+        Command::new(binary("rwsgi"))
             .args(["status", "--pid", &self.pid().to_string()])
+            .args(extra)
             .output()
-            .expect("run rwsgi status");
-        String::from_utf8_lossy(&out.stdout).into_owned()
+            .expect("run rwsgi status")
+            .stdout
     }
 
     /// Waits until `rwsgi status` lists a running request whose line

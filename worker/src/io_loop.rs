@@ -462,6 +462,7 @@ impl IoLoop<'_> {
     fn returned(&mut self, r: Returned) {
         let (Returned::Idle(token, conn) | Returned::Close(token, conn)) = &r;
         if let Some(slot @ Some(Entry::Lane)) = self.entries.get_mut(*token) {
+            *slot = Some(Entry::Busy);
             // Watched here again from now on (a closing connection too: its
             // client's FIN must wake this loop).
             let fd = conn.stream.as_raw_fd();
@@ -471,11 +472,10 @@ impl IoLoop<'_> {
                 Interest::READABLE,
             ) {
                 warn!(self.ctx.log, "cannot watch a connection"; "error" => %e);
-                *slot = Some(Entry::Busy);
-                self.drop_conn(*token);
+                // Dropping `r` closes the socket.
+                self.take(*token);
                 return;
             }
-            *slot = Some(Entry::Busy);
         }
         match r {
             Returned::Close(token, conn) => self.close(token, conn),

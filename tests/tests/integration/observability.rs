@@ -178,11 +178,7 @@ fn metrics_count_every_kind_of_request_and_survive_a_recycle() {
         Some(5.0)
     );
     // `rwsgi status --json` reads the same figures from outside.
-    let out = Command::new(rwsgi_tests::server::binary("rwsgi"))
-        .args(["status", "--json", "--pid", &server.pid().to_string()])
-        .output()
-        .expect("rwsgi status --json");
-    let status: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let status = server.status_json();
     assert_eq!(status["metrics"]["requests_total"], 5, "{status}");
     assert_eq!(status["metrics"]["requests"]["GET"]["2xx"], 3);
     assert_eq!(status["metrics"]["requests_refused"]["400"], 1);

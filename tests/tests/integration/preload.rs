@@ -111,20 +111,12 @@ fn by_default_python_is_shared_and_each_worker_imports_the_application() {
     assert_eq!(slots, ["0", "1"]);
     // `rwsgi status` names the template too.
     let template = server.template_pids()[0];
-    let status = |json: bool| {
-        let mut cmd = std::process::Command::new(rwsgi_tests::server::binary("rwsgi"));
-        cmd.args(["status", "--pid", &server.pid().to_string()]);
-        if json {
-            cmd.arg("--json");
-        }
-        String::from_utf8_lossy(&cmd.output().expect("rwsgi status").stdout).into_owned()
-    };
     server.wait_until(
         "the template in rwsgi status",
         Duration::from_secs(10),
-        || status(false).contains(&format!(", template {template}")),
+        || server.status().contains(&format!(", template {template}")),
     );
-    let v: serde_json::Value = serde_json::from_str(&status(true)).expect("JSON");
+    let v = server.status_json();
     assert_eq!(v["template"].as_i64(), Some(i64::from(template)), "{v}");
 }
 
@@ -135,11 +127,7 @@ fn preload_none_starts_every_worker_on_its_own() {
     assert_eq!(server.worker_pids().len(), 2);
     let v = json(&get(server.port, "/").body);
     assert_eq!(v["imported_by"], v["pid"]);
-    let out = std::process::Command::new(rwsgi_tests::server::binary("rwsgi"))
-        .args(["status", "--json", "--pid", &server.pid().to_string()])
-        .output()
-        .expect("rwsgi status --json");
-    let status: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let status = server.status_json();
     assert!(status["template"].is_null(), "{status}");
 }
 

@@ -51,7 +51,7 @@ fn bootstrap(py: Python<'_>) -> PyResult<Bound<'_, PyModule>> {
 }
 
 /// What every worker needs whatever its application, done in the template
-/// (`--preload interpreter`) so the workers share it: the server's helpers
+/// (with either `--preload`) so the workers share it: the server's helpers
 /// and the modules its loaders import, and the server's Python types.
 pub fn prepare_template(py: Python<'_>) -> PyResult<()> {
     bootstrap(py)?.call_method0("prepare_template")?;
