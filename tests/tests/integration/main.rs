@@ -8,6 +8,7 @@ mod deploy;
 mod faults;
 mod http_rules;
 mod lifecycle;
+mod logs;
 mod misuse;
 mod observability;
 mod preload;

@@ -76,13 +76,43 @@ fn log_dumps(read: OwnedFd, log: &Logger) {
                 _ => break,
             }
         }
-        warn!(
-            log,
-            "Python stacks of every thread (faulthandler):\n{}",
-            String::from_utf8_lossy(&dump).trim_end()
-        );
+        log_dump(log, String::from_utf8_lossy(&dump).trim_end());
         dump.clear();
     }
+}
+
+/// Logs a dump as records with the stack in a field, so a collector of
+/// JSON logs parses it like any record. A dump longer than what standard
+/// error takes in one piece is split at line boundaries into parts, each a
+/// record of its own (`part` of `parts`), rather than cut.
+fn log_dump(log: &Logger, dump: &str) {
+    // Room for the record's other fields and for escaping in JSON.
+    let room = rwsgi_shared::log::record_limit().saturating_sub(1024) / 2;
+    let parts = split_lines(dump, room.max(256));
+    let n = parts.len();
+    for (i, stack) in parts.iter().enumerate() {
+        warn!(log, "Python stacks of every thread (faulthandler)";
+            "stack" => %stack, "part" => i + 1, "parts" => n);
+    }
+}
+
+/// `text` in pieces of at most `room` bytes, split after a newline where
+/// one is within reach (a longer line is split where it must).
+fn split_lines(text: &str, room: usize) -> Vec<&str> {
+    let mut parts = Vec::new();
+    let mut rest = text;
+    while rest.len() > room {
+        let mut at = room;
+        while !rest.is_char_boundary(at) {
+            at -= 1;
+        }
+        let cut = rest[..at].rfind('\n').map_or(at, |i| i + 1);
+        let cut = if cut == 0 { at } else { cut };
+        parts.push(&rest[..cut]);
+        rest = &rest[cut..];
+    }
+    parts.push(rest);
+    parts
 }
 
 /// Starts the thread that stamps the Python heartbeat.
@@ -97,4 +127,25 @@ pub fn beat_python(scoreboard: Arc<Scoreboard>, slot: usize) {
             });
             std::thread::sleep(BEAT);
         });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_lines;
+
+    #[test]
+    fn a_dump_is_split_after_newlines_and_nothing_is_lost() {
+        let dump: String = (0..200)
+            .map(|i| format!("  File \"app.py\", line {i}\n"))
+            .collect();
+        let parts = split_lines(&dump, 300);
+        assert!(parts.len() > 1);
+        assert_eq!(parts.concat(), dump);
+        for p in &parts {
+            assert!(p.len() <= 300);
+            assert!(p.ends_with('\n'));
+        }
+        let long = "é".repeat(400);
+        assert_eq!(split_lines(&long, 301).concat(), long);
+    }
 }
