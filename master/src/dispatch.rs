@@ -263,6 +263,8 @@ struct Load {
     connections: i64,
     /// Threads free for a request, less the connections on their way.
     free_threads: i64,
+    /// Its generation: during a reload the old and the new one both serve.
+    generation: u32,
 }
 
 /// The worker a new connection goes to: the one holding the fewest
@@ -271,11 +273,28 @@ struct Load {
 /// its worker: a burst of connections that arrives while one worker is
 /// still busy must not all go to the other one (it did, and a sleeping
 /// application then ran on half the threads). `loads` is in rotation order.
+///
+/// During a reload the newest generation goes first while it has a free
+/// thread: once one new worker is ready, a client that got an answer from
+/// the new code never gets one from the old code on its next connection
+/// (nginx and Apache switch the same way: old workers stop accepting at
+/// once). The old generation still takes what the new one has no thread
+/// for, so a reload never lowers capacity.
 fn pick(loads: &[Load]) -> Option<usize> {
-    loads
+    let newest = loads.iter().map(|l| l.generation).max()?;
+    let reloading = loads.iter().any(|l| l.generation != newest);
+    let fresh = loads
         .iter()
-        .min_by_key(|l| (l.connections, -l.free_threads))
-        .map(|l| l.slot)
+        .filter(|l| l.generation == newest && l.free_threads > 0);
+    match fresh.clone().next() {
+        Some(_) if reloading => fresh.min_by_key(key),
+        _ => loads.iter().min_by_key(key),
+    }
+    .map(|l| l.slot)
+}
+
+fn key(l: &&Load) -> (i64, i64) {
+    (l.connections, -l.free_threads)
 }
 
 /// Picks a worker slot (see `pick`).
@@ -305,6 +324,7 @@ fn choose(fleet: &Fleet<'_>, rotate: &mut usize, exclude: &[usize]) -> Option<us
             slot,
             connections: i64::from(sb.connections()) + in_flight,
             free_threads: sb.free_threads() - in_flight,
+            generation: worker.generation,
         });
     }
     *rotate = rotate.wrapping_add(1);
@@ -320,7 +340,24 @@ mod tests {
             slot,
             connections,
             free_threads,
+            generation: 1,
         }
+    }
+
+    #[test]
+    fn during_a_reload_the_new_generation_goes_first_while_it_has_threads() {
+        let new = |slot, connections, free_threads| Load {
+            generation: 2,
+            ..load(slot, connections, free_threads)
+        };
+        // The old workers hold fewer connections, yet the new one is chosen.
+        assert_eq!(pick(&[load(0, 0, 4), new(2, 3, 1), load(1, 0, 4)]), Some(2));
+        // Among new workers the usual rule.
+        assert_eq!(pick(&[new(2, 3, 1), new(3, 1, 1)]), Some(3));
+        // The new generation has no thread free: the old takes the connection.
+        assert_eq!(pick(&[load(0, 2, 4), new(2, 4, 0), load(1, 1, 4)]), Some(1));
+        // One generation: the usual rule, even for a worker with no free thread.
+        assert_eq!(pick(&[new(2, 3, 1), new(3, 1, 0)]), Some(3));
     }
 
     #[test]

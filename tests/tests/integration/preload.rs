@@ -209,8 +209,28 @@ fn a_reload_with_preload_application_imports_the_changed_code_in_a_new_template(
         Duration::from_secs(20),
         || json(&get(server.port, "/").body)["version"] == "two",
     );
-    let after = json(&get(server.port, "/").body);
-    assert_ne!(after["imported_by"], before["imported_by"]);
+    // Once a client got the new code, its next connections get it too
+    // (the new generation goes first), even while the old workers are
+    // still being replaced; and the new code was imported once, by a
+    // process that is not the old template.
+    for _ in 0..20 {
+        let after = json(&get(server.port, "/").body);
+        assert_eq!(after["version"], "two", "{after}\n{}", server.log.text());
+        assert_ne!(
+            after["imported_by"],
+            before["imported_by"],
+            "before {before}, after {after}\n{}",
+            server.log.text()
+        );
+        assert_ne!(after["imported_by"], after["pid"], "{after}");
+    }
+    server.wait_until("the reload to complete", Duration::from_secs(20), || {
+        server.log.text().contains("reload complete")
+    });
+    let importers: std::collections::HashSet<String> = (0..20)
+        .map(|_| json(&get(server.port, "/").body)["imported_by"].to_string())
+        .collect();
+    assert_eq!(importers.len(), 1, "{importers:?}\n{}", server.log.text());
     server.wait_until("one template left", Duration::from_secs(10), || {
         server.template_pids().len() == 1
     });
