@@ -391,7 +391,10 @@ mod tests {
         ];
         assert_eq!(victim(conns), Some(2));
         // Only answers left: the oldest of them.
-        assert_eq!(victim([(4, Stage::Answer, at(9)), (5, Stage::Answer, at(3))]), Some(5));
+        assert_eq!(
+            victim([(4, Stage::Answer, at(9)), (5, Stage::Answer, at(3))]),
+            Some(5)
+        );
         assert_eq!(victim([]), None);
     }
 

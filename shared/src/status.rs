@@ -355,7 +355,12 @@ mod tests {
         let sb = Scoreboard::create(1234).expect("create");
         let w = sb.worker(0).expect("slot");
         w.assign(999, 1, 2);
-        w.begin_request(1, "GET", "/password-reset/s3cret", "10.0.0.7:5000".parse().expect("addr"));
+        w.begin_request(
+            1,
+            "GET",
+            "/password-reset/s3cret",
+            "10.0.0.7:5000".parse().expect("addr"),
+        );
         let mut status = Status::read(&sb, crate::time::now_ms());
         assert!(status.text().contains("GET /password-reset/s3cret"));
         status.redact();
@@ -363,7 +368,10 @@ mod tests {
         assert_eq!(running.len(), 1);
         assert_eq!((running[0].thread, running[0].request.as_str()), (1, "GET"));
         for page in [status.text(), status.html(), status.json().to_string()] {
-            assert!(!page.contains("s3cret") && !page.contains("10.0.0.7"), "{page}");
+            assert!(
+                !page.contains("s3cret") && !page.contains("10.0.0.7"),
+                "{page}"
+            );
             assert!(page.contains("999"), "the PIDs stay: {page}");
         }
         assert!(status.text().contains("paths hidden"));
