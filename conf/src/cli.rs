@@ -172,9 +172,18 @@ pub struct StartServer {
     pub admin_port: Option<u16>,
 
     /// Address of the admin listener (default: the same as --host, so
-    /// probes and scrapers reach it in a container).
+    /// probes and scrapers reach it in a container). Whoever reaches it
+    /// sees health, counts and PIDs; the paths of running requests only
+    /// from this host (see --admin-status-public).
     #[arg(long, env = "RWSGI_ADMIN_HOST")]
     pub admin_host: Option<String>,
+
+    /// Show the paths of running requests on the admin /server-status to
+    /// clients not on this host too (by default only loopback clients see
+    /// them: a path can carry a secret). Restrict who reaches the admin
+    /// port first (a Kubernetes NetworkPolicy).
+    #[arg(long, env = "RWSGI_ADMIN_STATUS_PUBLIC")]
+    pub admin_status_public: bool,
 
     /// Name reported to the application when a request has no Host header.
     #[arg(long, env = "RWSGI_SERVER_NAME")]

@@ -42,6 +42,7 @@ pub fn resolve(args: &StartServer) -> Result<ServerConfig, ConfError> {
         admin: args.admin_port.map(|port| rwsgi_shared::config::Admin {
             host: args.admin_host.clone().unwrap_or_else(|| args.host.clone()),
             port,
+            status_public: args.admin_status_public,
         }),
         port: args.port,
         server_name: args.server_name.clone().unwrap_or_else(|| {

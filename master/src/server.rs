@@ -134,7 +134,8 @@ pub fn run(mut config: ServerConfig, log: Logger) -> Result<ExitCode, ServerErro
         Some(a) => {
             let (admin, addr) = Admin::bind(&a.host, a.port, poll.registry(), ADMIN)?;
             info!(log, "admin endpoints on http://{}/ (/healthz, /readyz, /metrics, /server-status)", addr;
-                "admin_address" => addr.to_string());
+                "admin_address" => addr.to_string(),
+                "running_requests_shown_to" => if a.status_public { "all" } else { "loopback" });
             Some(admin)
         }
         None => None,
@@ -297,7 +298,11 @@ impl Server {
                 }
             }
             "/server-status" => {
-                let status = rwsgi_shared::status::Status::read(&self.scoreboard, now_ms);
+                let mut status = rwsgi_shared::status::Status::read(&self.scoreboard, now_ms);
+                let public = self.config.admin.as_ref().is_some_and(|a| a.status_public);
+                if !admin::may_see_requests(req.peer.ip(), public) {
+                    status.redact();
+                }
                 if req.query.split('&').any(|p| p == "json") {
                     Reply {
                         status: 200,

@@ -241,6 +241,10 @@ pub struct Admin {
     /// Empty means all interfaces.
     pub host: String,
     pub port: u16,
+    /// `--admin-status-public`: `/server-status` shows running requests'
+    /// paths to clients not on this host too.
+    #[serde(default)]
+    pub status_public: bool,
 }
 
 /// The complete, validated configuration of one server.

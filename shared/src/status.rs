@@ -49,6 +49,8 @@ pub struct Status {
     pub metrics: MetricsSnapshot,
     /// The master's counters: worker starts and exits, request timeouts, utilization.
     pub master_counters: crate::scoreboard::MasterCounters,
+    /// The running requests show their method only (`redact`).
+    pub redacted: bool,
 }
 
 fn seconds(now_ms: u64, then_ms: u64) -> f64 {
@@ -115,7 +117,20 @@ impl Status {
             generation: h.generation(),
             wanted: h.wanted_workers(),
             workers,
+            redacted: false,
         }
+    }
+
+    /// Keeps to what a stranger may see: a running request's path and
+    /// query can carry a secret (`/password-reset/TOKEN`), so each shows
+    /// its method only; how long it has run, the counts and the PIDs stay
+    /// (what Apache's mod_status shows without ExtendedStatus).
+    pub fn redact(&mut self) {
+        for r in self.workers.iter_mut().flat_map(|w| w.running.iter_mut()) {
+            let method = r.request.split(' ').next().unwrap_or_default();
+            r.request = method.to_owned();
+        }
+        self.redacted = true;
     }
 
     pub fn text(&self) -> String {
@@ -164,7 +179,7 @@ impl Status {
             })
             .collect();
         if !running.is_empty() {
-            let _ = writeln!(out, "running requests:");
+            let _ = writeln!(out, "running requests:{}", self.redaction_note());
             for r in running {
                 let _ = writeln!(out, "{r}");
             }
@@ -179,6 +194,7 @@ impl Status {
             "up_seconds": self.up_seconds,
             "generation": self.generation,
             "workers_wanted": self.wanted,
+            "requests_redacted": self.redacted,
             "metrics": metrics_json(&self.metrics, &self.master_counters),
             "workers": self.workers.iter().map(|w| serde_json::json!({
                 "slot": w.slot,
@@ -230,14 +246,28 @@ impl Status {
             "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>rwsgi status</title></head><body>\n\
              <h1>rwsgi master {}</h1><p>up {}, generation {}, {} workers wanted{}</p>\n\
              <table border=\"1\"><tr><th>slot</th><th>pid</th><th>generation</th><th>state</th><th>busy/threads</th><th>queued</th><th>connections</th><th>requests</th><th>up</th></tr>{rows}</table>\n\
-             <h2>Running requests</h2><table border=\"1\"><tr><th>worker</th><th>thread</th><th>request</th><th>running for</th></tr>{running}</table>\n\
+             <h2>Running requests</h2>{}<table border=\"1\"><tr><th>worker</th><th>thread</th><th>request</th><th>running for</th></tr>{running}</table>\n\
              </body></html>\n",
             self.master,
             age(self.up_seconds),
             self.generation,
             self.wanted,
-            self.template_text()
+            self.template_text(),
+            if self.redacted {
+                format!("<p>{}</p>", self.redaction_note().trim())
+            } else {
+                String::new()
+            }
         )
+    }
+
+    /// Why the running requests show no paths, or nothing.
+    fn redaction_note(&self) -> &'static str {
+        if self.redacted {
+            " (paths hidden from a client not on this host: --admin-status-public shows them)"
+        } else {
+            ""
+        }
     }
 
     /// ", template PID", or nothing without a template.
@@ -313,5 +343,39 @@ fn age(seconds: f64) -> String {
         0..=119 => format!("{s} s"),
         120..=7199 => format!("{} min", s / 60),
         _ => format!("{} h", s / 3600),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_redacted_status_shows_what_runs_and_for_how_long_but_no_path() {
+        let sb = Scoreboard::create(1234).expect("create");
+        let w = sb.worker(0).expect("slot");
+        w.assign(999, 1, 2);
+        w.begin_request(
+            1,
+            "GET",
+            "/password-reset/s3cret",
+            "10.0.0.7:5000".parse().expect("addr"),
+        );
+        let mut status = Status::read(&sb, crate::time::now_ms());
+        assert!(status.text().contains("GET /password-reset/s3cret"));
+        status.redact();
+        let running = &status.workers[0].running;
+        assert_eq!(running.len(), 1);
+        assert_eq!((running[0].thread, running[0].request.as_str()), (1, "GET"));
+        for page in [status.text(), status.html(), status.json().to_string()] {
+            assert!(
+                !page.contains("s3cret") && !page.contains("10.0.0.7"),
+                "{page}"
+            );
+            assert!(page.contains("999"), "the PIDs stay: {page}");
+        }
+        assert!(status.text().contains("paths hidden"));
+        assert_eq!(status.json()["requests_redacted"], true);
+        assert_eq!(status.json()["workers"][0]["running"][0]["request"], "GET");
     }
 }

@@ -460,3 +460,229 @@ fn a_shutdown_delay_keeps_serving_while_not_ready() {
     let stop_at = log.find("stopping gracefully").unwrap_or(0);
     assert!(delay_at < stop_at, "{log}");
 }
+
+/// One `GET /healthz` on a fresh connection: its status and how long it
+/// took from connect to the last byte (an error if none came within 5 s).
+fn probe(admin: u16) -> std::io::Result<(u16, Duration)> {
+    let started = std::time::Instant::now();
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", admin))?;
+    s.set_read_timeout(Some(Duration::from_secs(5)))?;
+    std::io::Write::write_all(
+        &mut s,
+        b"GET /healthz HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n",
+    )?;
+    let r = rwsgi_tests::client::read_response(&mut s, &mut Vec::new(), false)?;
+    Ok((r.status, started.elapsed()))
+}
+
+/// A connection that sent part of a head and never finishes it.
+fn slow_head(admin: u16) -> Option<std::net::TcpStream> {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", admin)).ok()?;
+    std::io::Write::write_all(&mut s, b"GET /healthz HTTP/1.1\r\nX-Slow: ").ok()?;
+    Some(s)
+}
+
+#[test]
+fn a_flood_of_closed_and_slow_connections_cannot_keep_a_probe_from_its_answer() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let (_server, admin) = admin_server(&[&app("faults.py")]);
+    wait_until("healthz", Duration::from_secs(10), || {
+        probe(admin).is_ok_and(|(status, _)| status == 200)
+    });
+    let done = Arc::new(AtomicBool::new(false));
+    // 200 slow heads, a byte every 100 ms; one the server closes (its head
+    // deadline, or its place given to a newcomer) is opened again.
+    let slow = {
+        let done = done.clone();
+        std::thread::spawn(move || {
+            let mut conns: Vec<_> = (0..200).filter_map(|_| slow_head(admin)).collect();
+            let mut reopened = 0;
+            let until = std::time::Instant::now() + Duration::from_secs(60);
+            while !done.load(Ordering::Relaxed) && std::time::Instant::now() < until {
+                for c in conns.iter_mut() {
+                    if std::io::Write::write_all(c, b"x").is_err() {
+                        if let Some(fresh) = slow_head(admin) {
+                            *c = fresh;
+                            reopened += 1;
+                        }
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            reopened
+        })
+    };
+    // 1,000 connect-and-close, in ten bursts over about a second.
+    let closers = std::thread::spawn(move || {
+        let mut opened = 0;
+        for _ in 0..10 {
+            for _ in 0..100 {
+                opened += usize::from(std::net::TcpStream::connect(("127.0.0.1", admin)).is_ok());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        opened
+    });
+    // Probes while the flood runs, and until the slow heads have outlived
+    // their head deadline at least once.
+    let started = std::time::Instant::now();
+    let mut times = Vec::new();
+    let mut failures = Vec::new();
+    while (!closers.is_finished() || started.elapsed() < Duration::from_secs(3))
+        && started.elapsed() < Duration::from_secs(60)
+    {
+        match probe(admin) {
+            Ok((200, took)) => times.push(took),
+            other => failures.push(format!("{other:?}")),
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    done.store(true, Ordering::Relaxed);
+    let opened = closers.join().expect("closers");
+    let reopened = slow.join().expect("slow heads");
+    times.sort();
+    let ms = |d: Option<&Duration>| d.map_or(0.0, |d| d.as_secs_f64() * 1000.0);
+    eprintln!(
+        "admin flood: {opened} connect-and-close, 200 slow heads ({reopened} reopened), {} probes: median {:.1} ms, max {:.1} ms",
+        times.len(),
+        ms(times.get(times.len() / 2)),
+        ms(times.last())
+    );
+    assert!(failures.is_empty(), "probes failed: {failures:?}");
+    assert_eq!(opened, 1000);
+    assert!(times.len() >= 20, "{} probes", times.len());
+    // Every probe answered, each in < 100 ms; a loaded test machine may
+    // deschedule a probe now and then, so 1 in 50 may take up to 1 s (a
+    // kubelet's default timeout). Before the fix, probes were refused.
+    let slow_probes = times.iter().filter(|t| **t >= Duration::from_millis(100));
+    assert!(
+        slow_probes.count() * 50 <= times.len() && ms(times.last()) < 1000.0,
+        "probe times: {times:?}"
+    );
+}
+
+/// Connections to `port` on 127.0.0.1 that the peer closed and this host
+/// has not (CLOSE_WAIT), from /proc/net/tcp.
+fn close_wait(port: u16) -> usize {
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default();
+    let local = format!("0100007F:{port:04X}");
+    table
+        .lines()
+        .skip(1)
+        .filter(|l| {
+            let fields: Vec<&str> = l.split_whitespace().collect();
+            fields.get(1) == Some(&local.as_str()) && fields.get(3) == Some(&"08")
+        })
+        .count()
+}
+
+#[test]
+fn a_connection_the_peer_closed_is_freed_at_once() {
+    let (_server, admin) = admin_server(&[&app("faults.py")]);
+    // Half a head, then gone: nobody is left to answer.
+    for _ in 0..50 {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", admin)).expect("connect");
+        std::io::Write::write_all(&mut s, b"GET /healthz HTTP/1.1\r\n").expect("write");
+    }
+    for _ in 0..50 {
+        drop(std::net::TcpStream::connect(("127.0.0.1", admin)).expect("connect"));
+    }
+    // Well before the head deadline (2 s) would close them.
+    let freed = poll_until(Duration::from_secs(1), || close_wait(admin) == 0);
+    assert!(
+        freed,
+        "{} connections left in CLOSE_WAIT",
+        close_wait(admin)
+    );
+    assert_eq!(get(admin, "/healthz").status, 200);
+}
+
+/// An address of this host that is not loopback (the one it would reach
+/// the world from), to play a client from another host; none without a
+/// route.
+fn stranger_address() -> Option<std::net::Ipv4Addr> {
+    let udp = std::net::UdpSocket::bind("0.0.0.0:0").ok()?;
+    // Sends nothing: it only asks the kernel which source address it would use.
+    udp.connect("203.0.113.1:9").ok()?;
+    match udp.local_addr().ok()?.ip() {
+        std::net::IpAddr::V4(ip) if !ip.is_loopback() && !ip.is_unspecified() => Some(ip),
+        _ => None,
+    }
+}
+
+/// `GET path` to 127.0.0.1:`port` from the address `from`: the server
+/// still listens on loopback only, but the client is not loopback.
+fn get_from(from: std::net::Ipv4Addr, port: u16, path: &str) -> rwsgi_tests::Response {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).expect("socket");
+    let here = std::net::SocketAddrV4::new(from, 0);
+    socket.bind(&here.into()).expect("bind");
+    let to = std::net::SocketAddrV4::new(std::net::Ipv4Addr::LOCALHOST, port);
+    socket.connect(&to.into()).expect("connect");
+    let mut s = std::net::TcpStream::from(socket);
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let raw = format!("GET {path} HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n");
+    std::io::Write::write_all(&mut s, raw.as_bytes()).expect("write");
+    rwsgi_tests::client::read_response(&mut s, &mut Vec::new(), false).expect("response")
+}
+
+/// A server with its one request thread busy in `GET /sleep?30` (until
+/// the server is dropped), and its admin port.
+fn server_running_a_request(args: &[&str]) -> (Server, u16) {
+    let mut all = vec!["--threads", "1"];
+    all.extend_from_slice(args);
+    let app = app("faults.py");
+    all.push(&app);
+    let (server, admin) = admin_server(&all);
+    let port = server.port;
+    std::thread::spawn(move || {
+        let _ = request(port, b"GET /sleep?30 HTTP/1.1\r\nHost: h\r\n\r\n");
+    });
+    server.wait_running("GET /sleep");
+    (server, admin)
+}
+
+#[test]
+fn running_request_paths_reach_loopback_clients_only_unless_made_public() {
+    let (server, admin) = server_running_a_request(&[]);
+    // This host sees what runs.
+    let json = rwsgi_tests::json(&get(admin, "/server-status?json").body);
+    assert_eq!(json["workers"][0]["running"][0]["request"], "GET /sleep");
+    assert_eq!(json["requests_redacted"], false);
+    let Some(stranger) = stranger_address() else {
+        eprintln!(
+            "WARNING: this host has no address but loopback; the stranger's view is not checked"
+        );
+        return;
+    };
+    // Another host sees that a GET runs, and for how long, but not its path.
+    let r = get_from(stranger, admin, "/server-status?json");
+    assert_eq!(r.status, 200);
+    assert!(!r.text().contains("/sleep"), "{}", r.text());
+    let json = rwsgi_tests::json(&r.body);
+    assert_eq!(json["workers"][0]["running"][0]["request"], "GET", "{json}");
+    assert!(json["workers"][0]["running"][0]["seconds"].is_f64());
+    assert_eq!(json["requests_redacted"], true);
+    let page = get_from(stranger, admin, "/server-status").text();
+    assert!(
+        !page.contains("/sleep") && page.contains("paths hidden"),
+        "{page}"
+    );
+    // Probes and Prometheus still get their answers; metrics carry no paths.
+    assert_eq!(get_from(stranger, admin, "/healthz").status, 200);
+    assert_eq!(get_from(stranger, admin, "/readyz").status, 200);
+    let metrics = get_from(stranger, admin, "/metrics");
+    assert_eq!(metrics.status, 200);
+    assert!(!metrics.text().contains("/sleep"));
+    drop(server);
+    // The operator opts in: the stranger sees the path too.
+    let (_server, admin) = server_running_a_request(&["--admin-status-public"]);
+    let json = rwsgi_tests::json(&get_from(stranger, admin, "/server-status?json").body);
+    assert_eq!(
+        json["workers"][0]["running"][0]["request"], "GET /sleep",
+        "{json}"
+    );
+    assert_eq!(json["requests_redacted"], false);
+}
