@@ -235,7 +235,9 @@ fn held(fleet: &Fleet<'_>, pending: usize) -> usize {
         .workers
         .iter()
         .map(|(slot, w)| {
-            let sb = fleet.scoreboard.worker(slot);
+            // A worker not attached yet holds nothing; the slot's
+            // counters are still its predecessor's.
+            let sb = fleet.scoreboard.worker(slot).filter(|s| s.attached());
             let held = sb.map_or(0, |s| u64::from(s.connections()));
             held + w.sent.saturating_sub(sb.map_or(0, |s| s.accepted()))
         })

@@ -264,15 +264,14 @@ impl Server {
             "/healthz" => {
                 let fresh = self.supervisor.workers.iter().any(|(slot, w)| {
                     w.phase == Phase::Ready
-                        && self.scoreboard.worker(slot).is_some_and(|sb| {
-                            let beats = crate::liveness::Beats {
-                                io_ms: sb.heartbeat_ms(),
-                                python_ms: sb.python_heartbeat_ms(),
-                                ready_at_ms: sb.ready_at_ms(),
-                            };
-                            crate::liveness::judge(now_ms, beats, u64::MAX)
-                                == crate::liveness::Health::Alive
-                        })
+                        && self
+                            .scoreboard
+                            .worker(slot)
+                            .and_then(crate::liveness::Beats::read)
+                            .is_some_and(|beats| {
+                                crate::liveness::judge(now_ms, beats, u64::MAX)
+                                    == crate::liveness::Health::Alive
+                            })
                 });
                 if fresh {
                     Reply::text(200, "ok\n")
@@ -330,7 +329,8 @@ impl Server {
         let mut totals = self.scoreboard.header().retired().snapshot();
         let (mut running_us, mut threads) = (0u64, 0u64);
         for (slot, _) in self.supervisor.workers.iter() {
-            let Some(sb) = self.scoreboard.worker(slot) else {
+            // Not attached yet: the metrics there were already retired.
+            let Some(sb) = self.scoreboard.worker(slot).filter(|sb| sb.attached()) else {
                 continue;
             };
             totals.merge(&sb.metrics().snapshot());
@@ -431,16 +431,18 @@ impl Server {
                 || self.config.recycle.cpu_time_limit_s > 0);
         let mut readings: Vec<Option<Reading>> = (0..MAX_WORKERS).map(|_| None).collect();
         for (slot, w) in self.supervisor.workers.iter() {
-            let Some(sb) = self.scoreboard.worker(slot) else {
+            // Nothing is read of a worker that has not attached to its slot
+            // yet: what is there belongs to the slot's previous occupant.
+            let Some((sb, beats)) = self
+                .scoreboard
+                .worker(slot)
+                .and_then(|sb| Some((sb, crate::liveness::Beats::read(sb)?)))
+            else {
                 continue;
             };
             readings[slot] = Some(Reading {
                 requests: sb.requests(),
-                beats: crate::liveness::Beats {
-                    io_ms: sb.heartbeat_ms(),
-                    python_ms: sb.python_heartbeat_ms(),
-                    ready_at_ms: sb.ready_at_ms(),
-                },
+                beats,
                 oldest_request: sb.oldest_request().map(|(thread, started)| {
                     let what = sb.thread(thread).map(|t| t.describe()).unwrap_or_default();
                     (thread, started, what)
@@ -533,14 +535,26 @@ impl Server {
     }
 
     fn spawn_worker(&mut self) -> Result<(), ServerError> {
-        let Some(slot) = self.supervisor.workers.free_slot() else {
+        let Some((slot, sb)) = self
+            .supervisor
+            .workers
+            .free_slot()
+            .and_then(|slot| Some((slot, self.scoreboard.worker(slot)?)))
+        else {
             warn!(self.log, "no free scoreboard slot for another worker");
             return Ok(());
         };
         let generation = self.supervisor.generation;
-        let forked =
-            self.templates
-                .fork(slot, generation, self.scoreboard.fd(), &self.config_bytes);
+        let threads = self.config.threads as u32;
+        // The slot is claimed (a new epoch) before each worker can run: a
+        // forked worker serves before the master learns its pid, and writes
+        // its own fields itself (see `scoreboard`).
+        let forked = self.templates.fork(
+            (slot, generation),
+            || sb.claim(generation, threads),
+            self.scoreboard.fd(),
+            &self.config_bytes,
+        );
         if let Some(fd) = self.templates.starting_channel() {
             // Wakes the loop when the template is ready; a closed channel
             // leaves the poll by itself. Registered once per template.
@@ -557,17 +571,20 @@ impl Server {
             Fork::Forked(spawned) => spawned,
             // The supervisor asks again on its next turn.
             Fork::NotYet => return Ok(()),
+            // A new epoch even if a fork was asked for: should that fork
+            // still run, it cannot attach to this worker's occupancy.
             Fork::OnTheirOwn => spawn::spawn(
                 &self.worker_bin,
-                spawn::Role::Worker(slot),
+                spawn::Role::Worker {
+                    slot,
+                    epoch: sb.claim(generation, threads),
+                },
                 generation,
                 self.scoreboard.fd(),
                 &self.config_bytes,
             )?,
         };
-        if let Some(sb) = self.scoreboard.worker(slot) {
-            sb.assign(spawned.pid, generation, self.config.threads as u32);
-        }
+        sb.set_pid(spawned.pid);
         let fd = std::os::fd::AsRawFd::as_raw_fd(&spawned.channel);
         self.poll.registry().register(
             &mut mio::unix::SourceFd(&fd),

@@ -41,8 +41,9 @@ pub struct Spawned {
 /// What the started program is to be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
-    /// A worker for this scoreboard slot.
-    Worker(usize),
+    /// A worker for a scoreboard slot, and the slot's occupancy (its
+    /// epoch) it attaches to.
+    Worker { slot: usize, epoch: u32 },
     /// The template workers are forked from (`--preload`).
     Template,
 }
@@ -60,7 +61,11 @@ pub fn spawn(
     let scoreboard_fd: RawFd = scoreboard.as_raw_fd();
     let mut cmd = Command::new(binary);
     match role {
-        Role::Worker(slot) => cmd.arg("--slot").arg(slot.to_string()),
+        Role::Worker { slot, epoch } => cmd
+            .arg("--slot")
+            .arg(slot.to_string())
+            .arg("--epoch")
+            .arg(epoch.to_string()),
         Role::Template => cmd.arg("--template"),
     };
     cmd.arg("--generation")

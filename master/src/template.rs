@@ -104,11 +104,13 @@ impl Templates {
     }
 
     /// Forks a worker for `slot` of `generation` from the template,
-    /// starting the template first if needed.
+    /// starting the template first if needed. `claim` claims the slot in
+    /// the scoreboard just before the fork is asked for (the worker runs
+    /// before its pid is known) and gives the epoch the worker attaches to.
     pub fn fork(
         &mut self,
-        slot: usize,
-        generation: u32,
+        (slot, generation): (usize, u32),
+        claim: impl FnOnce() -> u32,
         scoreboard: BorrowedFd<'_>,
         config_bytes: &[u8],
     ) -> Fork {
@@ -167,7 +169,7 @@ impl Templates {
         let Some(live) = self.live.as_ref() else {
             return Fork::OnTheirOwn;
         };
-        match fork_from(live, slot, generation) {
+        match fork_from(live, slot, generation, claim()) {
             Ok(spawned) => Fork::Forked(spawned),
             Err(why) => self.give_up(
                 format!("cannot fork a worker from the template; starting it on its own: {why}"),
@@ -253,7 +255,7 @@ fn readiness(channel: &Channel) -> Readiness {
 }
 
 /// Asks the template for a worker and waits for the worker's answer.
-fn fork_from(live: &Live, slot: usize, generation: u32) -> Result<Spawned, String> {
+fn fork_from(live: &Live, slot: usize, generation: u32, epoch: u32) -> Result<Spawned, String> {
     let (ours, theirs) = Channel::pair().map_err(|e| e.to_string())?;
     let slot16 = u16::try_from(slot).map_err(|_| format!("slot {slot} out of range"))?;
     live.channel
@@ -261,6 +263,7 @@ fn fork_from(live: &Live, slot: usize, generation: u32) -> Result<Spawned, Strin
             &Message::Fork {
                 slot: slot16,
                 generation,
+                epoch,
             },
             Some(theirs.as_fd()),
         )

@@ -65,7 +65,12 @@ pub enum Message {
     Event(Event),
     /// Master → template: fork a worker for `slot` of `generation`; its
     /// channel end travels with the message.
-    Fork { slot: u16, generation: u32 },
+    Fork {
+        slot: u16,
+        generation: u32,
+        /// The slot's occupancy the worker attaches to (see `scoreboard`).
+        epoch: u32,
+    },
 }
 
 /// A message as received, with the descriptor that came with it.
@@ -197,10 +202,15 @@ impl Message {
                     }
                 }
             }
-            Message::Fork { slot, generation } => {
+            Message::Fork {
+                slot,
+                generation,
+                epoch,
+            } => {
                 out.push(TAG_FORK);
                 out.extend_from_slice(&slot.to_le_bytes());
                 out.extend_from_slice(&generation.to_le_bytes());
+                out.extend_from_slice(&epoch.to_le_bytes());
             }
         }
     }
@@ -254,9 +264,10 @@ impl Message {
                 _ => Err(ChannelError::Malformed("event of the wrong length")),
             },
             TAG_FORK => match body {
-                [s0, s1, g0, g1, g2, g3] => Ok(Message::Fork {
+                [s0, s1, g0, g1, g2, g3, e0, e1, e2, e3] => Ok(Message::Fork {
                     slot: u16::from_le_bytes([*s0, *s1]),
                     generation: u32::from_le_bytes([*g0, *g1, *g2, *g3]),
+                    epoch: u32::from_le_bytes([*e0, *e1, *e2, *e3]),
                 }),
                 _ => Err(ChannelError::Malformed("fork of the wrong length")),
             },
@@ -562,6 +573,7 @@ mod tests {
         let fork = Message::Fork {
             slot: 3,
             generation: 70_000,
+            epoch: 4_000_000_000,
         };
         assert_eq!(Message::decode(&wire(&fork)).expect("decode"), fork);
         let mut long = wire(&fork);

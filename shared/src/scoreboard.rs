@@ -2,9 +2,27 @@
 //!
 //! One `memfd`, sized once and sealed against resizing, mapped `MAP_SHARED` by
 //! the master and inherited by every worker across exec. The layout is
-//! `#[repr(C)]` fixed arrays of fixed-width atomics, no pointers. Each field has
-//! exactly one writer: the master writes a slot's identity and wishes, the
-//! worker writes its own state, counters and per-thread activity.
+//! `#[repr(C)]` fixed arrays of fixed-width atomics, no pointers.
+//!
+//! Each field has exactly one writer, named on the field:
+//! - the header: the master (a worker or `rwsgi status` only reads it);
+//! - a slot's first block (`pid`, `generation`, `threads`, `epoch`,
+//!   `spawned_at_ms`): the master, and only while no worker of the slot can
+//!   run (`claim`, before it starts or asks the template to fork the
+//!   worker; `release`, after the worker was reaped), except `pid`, which
+//!   no worker relies on (`set_pid`, once the master learns it);
+//! - the rest of a slot: its worker. A forked worker runs before the master
+//!   knows its pid, so the master never resets these fields: the worker
+//!   initialises them itself when it attaches (`attach`), then stamps them
+//!   with the slot's occupancy `epoch` it was started with;
+//! - a thread's block: that request thread (cleared by `attach` before
+//!   any thread exists).
+//!
+//! Each occupancy of a slot has its own epoch, bumped by the master before
+//! the worker can run (and again when it releases the slot). Until the
+//! worker's stamp equals the slot's epoch (`attached`), the worker's fields
+//! still describe the previous occupant, and the master, `rwsgi status` and
+//! the liveness judge ignore them: no reading is charged to the wrong worker.
 
 use crate::metrics::Metrics;
 use memmap2::MmapMut;
@@ -15,7 +33,7 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
 
 pub const MAGIC: u64 = 0x7277_7367_695f_7362; // "rwsgi_sb"
-pub const LAYOUT_VERSION: u32 = 6;
+pub const LAYOUT_VERSION: u32 = 7;
 /// Worker slots: room for a full second generation during a reload.
 pub const MAX_WORKERS: usize = 128;
 /// Request threads per worker.
@@ -122,7 +140,8 @@ pub struct MasterCounters {
     pub utilization_ppm: u64,
 }
 
-/// Per-thread activity. Written only by the thread it describes.
+/// Per-thread activity. Written only by the thread it describes (cleared
+/// by its worker's `attach`, before the thread exists).
 #[repr(C)]
 pub struct ThreadSlot {
     state: AtomicU32,
@@ -138,12 +157,22 @@ pub struct ThreadSlot {
 #[repr(C)]
 pub struct WorkerSlot {
     // Written by the master.
+    /// The occupant's pid, 0 while the slot is free (or its worker is not
+    /// started yet). Set once the master learns it: after the worker runs.
     pid: AtomicU32,
+    /// Written by `claim`, before the worker can run.
     generation: AtomicU32,
     threads: AtomicU32,
-    _master_pad: AtomicU32,
+    /// This occupancy of the slot, bumped by `claim` (never 0 once claimed).
+    epoch: AtomicU32,
+    /// When the occupancy began (`claim`, monotonic ms): liveness is never
+    /// measured from before it.
     spawned_at_ms: AtomicU64,
-    // Written by the worker.
+    // Written by the worker (initialised by it in `attach`).
+    /// The epoch the worker was started with, stored last by `attach`:
+    /// the worker's fields belong to this occupancy only when it equals `epoch`.
+    attached_epoch: AtomicU32,
+    _worker_pad: AtomicU32,
     state: AtomicU32,
     busy_threads: AtomicU32,
     queued: AtomicU32,
@@ -321,8 +350,81 @@ impl Header {
 impl WorkerSlot {
     // --- master side ---
 
-    /// Claims the slot for a newly spawned worker and clears the worker's fields.
-    pub fn assign(&self, pid: u32, generation: u32, threads: u32) {
+    /// Claims the slot for a worker about to be started, before it can run:
+    /// a new epoch, the generation and thread count it is started with, and
+    /// the occupancy's start. Returns the epoch to hand to the worker. The
+    /// worker's own fields are left to it (`attach`).
+    pub fn claim(&self, generation: u32, threads: u32) -> u32 {
+        use std::sync::atomic::Ordering::Release;
+        let epoch = next_epoch(self.epoch.load(Relaxed));
+        self.pid.store(0, Release);
+        self.generation.store(generation, Relaxed);
+        self.threads.store(threads, Relaxed);
+        self.spawned_at_ms.store(crate::time::now_ms(), Relaxed);
+        self.epoch.store(epoch, Release);
+        epoch
+    }
+
+    /// Records the pid of the slot's worker, once the master learns it (a
+    /// forked worker may be serving already).
+    pub fn set_pid(&self, pid: u32) {
+        self.pid.store(pid, std::sync::atomic::Ordering::Release);
+    }
+
+    /// Marks the slot free after its worker was reaped, folding its
+    /// metrics into `retired` (the worker is gone: nothing writes them
+    /// now). A worker that died before it attached has no metrics of its
+    /// own: the slot's are the previous occupant's, already folded. The
+    /// occupancy ends with a new epoch, so nothing started for it can
+    /// attach any more.
+    pub fn release(&self, retired: &Metrics) {
+        use std::sync::atomic::Ordering::Release;
+        if self.attached() {
+            retired.add(&self.metrics.snapshot());
+        }
+        self.epoch
+            .store(next_epoch(self.epoch.load(Relaxed)), Release);
+        self.pid.store(0, Release);
+    }
+
+    /// This occupancy's epoch (0: never claimed).
+    pub fn epoch(&self) -> u32 {
+        self.epoch.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Whether the worker's fields describe the current occupant: it has
+    /// attached with the slot's epoch. Read before the worker's fields.
+    pub fn attached(&self) -> bool {
+        let stamp = self
+            .attached_epoch
+            .load(std::sync::atomic::Ordering::Acquire);
+        belongs(self.epoch(), stamp)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.pid.load(Relaxed)
+    }
+    pub fn generation(&self) -> u32 {
+        self.generation.load(Relaxed)
+    }
+    pub fn threads(&self) -> u32 {
+        self.threads.load(Relaxed)
+    }
+    pub fn spawned_at_ms(&self) -> u64 {
+        self.spawned_at_ms.load(Relaxed)
+    }
+
+    // --- worker side ---
+
+    /// Takes the slot for the occupancy of `epoch` (the one the master
+    /// started this worker with): initialises every field the worker owns,
+    /// then stamps them with `epoch`. `false`, with nothing written, if the
+    /// slot has moved on to another occupancy (the master gave up on this
+    /// worker, e.g. a fork that answered too late).
+    pub fn attach(&self, epoch: u32) -> bool {
+        if epoch == 0 || self.epoch() != epoch {
+            return false;
+        }
         self.state.store(WorkerState::Starting as u32, Relaxed);
         self.busy_threads.store(0, Relaxed);
         self.queued.store(0, Relaxed);
@@ -340,36 +442,10 @@ impl WorkerSlot {
             t.request_started_ms.store(0, Relaxed);
             t.requests.store(0, Relaxed);
         }
-        self.generation.store(generation, Relaxed);
-        self.threads.store(threads, Relaxed);
-        self.spawned_at_ms.store(crate::time::now_ms(), Relaxed);
-        self.pid.store(pid, std::sync::atomic::Ordering::Release);
+        self.attached_epoch
+            .store(epoch, std::sync::atomic::Ordering::Release);
+        true
     }
-
-    /// Marks the slot free after its worker was reaped.
-    /// Marks the slot free after its worker was reaped, folding its
-    /// metrics into `retired` (the worker is gone: nothing writes them now).
-    pub fn release(&self, retired: &Metrics) {
-        retired.add(&self.metrics.snapshot());
-        self.metrics.clear();
-        self.state.store(WorkerState::Exited as u32, Relaxed);
-        self.pid.store(0, std::sync::atomic::Ordering::Release);
-    }
-
-    pub fn pid(&self) -> u32 {
-        self.pid.load(Relaxed)
-    }
-    pub fn generation(&self) -> u32 {
-        self.generation.load(Relaxed)
-    }
-    pub fn threads(&self) -> u32 {
-        self.threads.load(Relaxed)
-    }
-    pub fn spawned_at_ms(&self) -> u64 {
-        self.spawned_at_ms.load(Relaxed)
-    }
-
-    // --- worker side ---
 
     pub fn set_state(&self, state: WorkerState) {
         if state == WorkerState::Ready {
@@ -485,6 +561,19 @@ impl WorkerSlot {
     }
 }
 
+/// The epoch after `epoch`; 0 is skipped, as a never-used slot's stamp is 0.
+pub fn next_epoch(epoch: u32) -> u32 {
+    match epoch.wrapping_add(1) {
+        0 => 1,
+        e => e,
+    }
+}
+
+/// Whether a worker's stamp `stamp` belongs to the slot's occupancy `epoch`.
+pub fn belongs(epoch: u32, stamp: u32) -> bool {
+    epoch != 0 && stamp == epoch
+}
+
 fn pack(bytes: &[u8], out: &[AtomicU64]) {
     for (i, word) in out.iter().enumerate() {
         let mut chunk = [0u8; 8];
@@ -567,8 +656,10 @@ mod tests {
         let dup = master.fd().try_clone_to_owned().expect("dup");
         let worker = Scoreboard::attach(dup).expect("attach");
         assert_eq!(worker.header().master_pid(), 1234);
-        master.worker(3).expect("slot").assign(999, 2, 4);
+        let epoch = master.worker(3).expect("slot").claim(2, 4);
+        master.worker(3).expect("slot").set_pid(999);
         let slot = worker.worker(3).expect("slot");
+        assert!(slot.attach(epoch));
         assert_eq!((slot.pid(), slot.generation(), slot.threads()), (999, 2, 4));
         slot.set_state(WorkerState::Ready);
         slot.begin_request(1, "GET", "/hello", "127.0.0.1:5000".parse().expect("addr"));
@@ -580,6 +671,126 @@ mod tests {
         slot.end_request(1);
         assert_eq!(seen.free_threads(), 4);
         assert_eq!(seen.requests(), 1);
+    }
+
+    /// The master's and a worker's view of one slot, through two mappings
+    /// as across processes.
+    fn pair() -> (Scoreboard, Scoreboard) {
+        let master = Scoreboard::create(1).expect("create");
+        let worker =
+            Scoreboard::attach(master.fd().try_clone_to_owned().expect("dup")).expect("attach");
+        (master, worker)
+    }
+
+    /// A worker that served and beat for a while, then died.
+    fn earlier_occupant(master: &WorkerSlot, worker: &WorkerSlot) {
+        let epoch = master.claim(1, 2);
+        master.set_pid(100);
+        assert!(worker.attach(epoch));
+        worker.set_state(WorkerState::Ready);
+        worker.heartbeat();
+        worker.python_heartbeat();
+        worker.note_accepted();
+        worker.begin_request(0, "GET", "/", "127.0.0.1:1".parse().expect("addr"));
+        worker.end_request(0);
+        master.release(&Metrics::default());
+    }
+
+    #[test]
+    fn a_forked_worker_that_runs_before_the_master_knows_it_keeps_its_fields() {
+        // Worker first: forked from the template, it attaches, becomes
+        // ready and beats before the master records its pid.
+        let (m, w) = pair();
+        let (master, worker) = (m.worker(0).expect("slot"), w.worker(0).expect("slot"));
+        earlier_occupant(master, worker);
+        let epoch = master.claim(2, 2);
+        assert!(!master.attached(), "the earlier occupant's fields count");
+        assert!(worker.attach(epoch));
+        worker.set_state(WorkerState::Ready);
+        worker.heartbeat();
+        let (ready_at, beat) = (worker.ready_at_ms(), worker.heartbeat_ms());
+        assert!(ready_at > 0 && beat > 0);
+        master.set_pid(200);
+        // Nothing the worker wrote was reset by the master.
+        assert!(master.attached());
+        assert_eq!(master.state(), WorkerState::Ready);
+        assert_eq!(
+            (master.ready_at_ms(), master.heartbeat_ms()),
+            (ready_at, beat)
+        );
+        assert_eq!((master.pid(), master.generation()), (200, 2));
+        assert!(master.spawned_at_ms() > 0);
+    }
+
+    #[test]
+    fn until_the_worker_attaches_the_earlier_occupants_fields_are_not_its() {
+        // Master first: the slot is claimed and the pid known before the
+        // worker runs; what the slot says then is the dead worker's.
+        let (m, w) = pair();
+        let (master, worker) = (m.worker(0).expect("slot"), w.worker(0).expect("slot"));
+        let retired = Metrics::default();
+        let epoch = master.claim(1, 2);
+        master.set_pid(100);
+        assert!(worker.attach(epoch));
+        worker.set_state(WorkerState::Ready);
+        worker.note_accepted();
+        master.release(&retired);
+        assert_eq!(retired.snapshot().accepted, 1);
+        let epoch = master.claim(2, 2);
+        master.set_pid(200);
+        assert!(!master.attached());
+        assert_eq!(
+            master.state(),
+            WorkerState::Ready,
+            "still the dead worker's"
+        );
+        // It dies before attaching: the dead worker's metrics are not
+        // folded a second time.
+        master.release(&retired);
+        assert_eq!(retired.snapshot().accepted, 1);
+        assert!(!worker.attach(epoch), "the slot moved on");
+        let epoch = master.claim(2, 2);
+        master.set_pid(300);
+        assert!(worker.attach(epoch));
+        assert!(master.attached());
+        assert_eq!(master.state(), WorkerState::Starting);
+        assert_eq!((master.accepted(), master.requests()), (0, 0));
+        assert_eq!(master.metrics().snapshot().accepted, 0);
+        assert_eq!(
+            (
+                master.heartbeat_ms(),
+                master.python_heartbeat_ms(),
+                master.ready_at_ms()
+            ),
+            (0, 0, 0)
+        );
+    }
+
+    #[test]
+    fn a_worker_started_for_an_earlier_occupancy_writes_nothing() {
+        // The master gave up waiting for a fork and started the slot's
+        // worker the ordinary way; the fork then runs after all.
+        let (m, w) = pair();
+        let (master, worker) = (m.worker(5).expect("slot"), w.worker(5).expect("slot"));
+        let stray = master.claim(1, 1);
+        let epoch = master.claim(1, 1);
+        assert_ne!(stray, epoch);
+        assert!(worker.attach(epoch));
+        worker.set_state(WorkerState::Ready);
+        assert!(!worker.attach(stray));
+        assert_eq!(master.state(), WorkerState::Ready);
+        assert!(master.attached());
+        assert!(!worker.attach(0));
+    }
+
+    #[test]
+    fn epochs_skip_zero_and_a_fresh_slot_belongs_to_nobody() {
+        assert_eq!(next_epoch(0), 1);
+        assert_eq!(next_epoch(u32::MAX), 1);
+        assert!(!belongs(0, 0));
+        assert!(belongs(7, 7) && !belongs(7, 6));
+        let (m, _w) = pair();
+        assert!(!m.worker(0).expect("slot").attached());
     }
 
     #[test]

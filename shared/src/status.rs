@@ -68,6 +68,25 @@ impl Status {
             .workers()
             .filter(|(_, w)| w.pid() != 0)
             .map(|(slot, w)| {
+                // Until the worker attaches, its fields are the previous
+                // occupant's: it shows as starting, with nothing of theirs.
+                if !w.attached() {
+                    return WorkerStatus {
+                        slot,
+                        pid: w.pid(),
+                        generation: w.generation(),
+                        state: "starting",
+                        busy: 0,
+                        threads: w.threads(),
+                        queued: 0,
+                        connections: 0,
+                        idle_connections: 0,
+                        requests: 0,
+                        up_seconds: seconds(now, w.spawned_at_ms()),
+                        heartbeat_seconds: None,
+                        running: Vec::new(),
+                    };
+                }
                 let running = (0..(w.threads() as usize).min(MAX_THREADS))
                     .filter_map(|t| w.thread(t).map(|th| (t, th)))
                     .filter(|(_, th)| th.state() == ThreadState::Busy)
@@ -105,7 +124,7 @@ impl Status {
             })
             .collect();
         let mut metrics = h.retired().snapshot();
-        for (_, w) in sb.workers().filter(|(_, w)| w.pid() != 0) {
+        for (_, w) in sb.workers().filter(|(_, w)| w.pid() != 0 && w.attached()) {
             metrics.merge(&w.metrics().snapshot());
         }
         Status {

@@ -6,12 +6,15 @@ pub struct Args {
     /// The worker's scoreboard slot; `None` for the template (`--template`).
     pub slot: Option<usize>,
     pub generation: u32,
+    /// The slot's occupancy this worker attaches to (see `scoreboard`).
+    pub epoch: u32,
     pub channel: OwnedFd,
     pub scoreboard: OwnedFd,
 }
 
 pub fn parse(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
     let (mut slot, mut generation, mut channel, mut scoreboard) = (None, None, None, None);
+    let mut epoch = None;
     let mut template = false;
     while let Some(flag) = args.next() {
         if flag == "--template" {
@@ -26,6 +29,7 @@ pub fn parse(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
         match flag.as_str() {
             "--slot" => slot = Some(number(&value)? as usize),
             "--generation" => generation = Some(number(&value)? as u32),
+            "--epoch" => epoch = Some(number(&value)? as u32),
             "--channel-fd" => channel = Some(number(&value)? as RawFd),
             "--scoreboard-fd" => scoreboard = Some(number(&value)? as RawFd),
             _ => return Err(format!("unknown argument {flag}")),
@@ -52,6 +56,11 @@ pub fn parse(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
             (slot, _) => slot,
         },
         generation: generation.unwrap_or(0),
+        epoch: match (epoch, template) {
+            (Some(0), _) => return Err("--epoch 0 names no occupancy".into()),
+            (None, false) => return Err("missing --epoch".into()),
+            (epoch, _) => epoch.unwrap_or(0),
+        },
         channel: fd(channel, "--channel-fd")?,
         scoreboard: fd(scoreboard, "--scoreboard-fd")?,
     })

@@ -67,6 +67,9 @@ fn main() -> std::process::ExitCode {
         return template::run(args.generation, config, channel, scoreboard, &log).into();
     };
     let log = worker_log(&config, slot);
+    if let Err(code) = attach(&scoreboard, slot, args.epoch, &log) {
+        return code.into();
+    }
     let code = run(slot, args.generation, config, channel, scoreboard, &log);
     if code != ExitCode::Ok {
         error!(log, "worker exiting"; "why" => code.describe());
@@ -77,6 +80,31 @@ fn main() -> std::process::ExitCode {
 fn worker_log(config: &ServerConfig, slot: usize) -> slog::Logger {
     rwsgi_shared::log::logger(config.log_format, config.log_level, "worker")
         .new(o!("worker" => slot, "pid" => std::process::id()))
+}
+
+/// Takes scoreboard slot `slot` for the occupancy `epoch` the master started
+/// this worker with, before anything else is written there: the worker
+/// initialises its own fields (the master never resets them, as a forked
+/// worker runs before the master knows it). Refused if the master has moved
+/// the slot on, so a worker it gave up on writes nothing.
+fn attach(
+    scoreboard: &Scoreboard,
+    slot: usize,
+    epoch: u32,
+    log: &slog::Logger,
+) -> Result<(), ExitCode> {
+    match scoreboard.worker(slot) {
+        Some(sb) if sb.attach(epoch) => Ok(()),
+        Some(sb) => {
+            error!(log, "the master has moved this worker's scoreboard slot on (it gave up on this worker); exiting";
+                "slot" => slot, "epoch" => epoch, "slot_epoch" => sb.epoch());
+            Err(ExitCode::Config)
+        }
+        None => {
+            error!(log, "scoreboard slot out of range"; "slot" => slot);
+            Err(ExitCode::Config)
+        }
+    }
 }
 
 fn receive_config(channel: &Channel) -> Result<ServerConfig, String> {

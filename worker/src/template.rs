@@ -103,11 +103,16 @@ pub fn run(
     info!(log, "template ready"; "preload" => ?config.preload, "generation" => generation);
     let mut buf = Vec::new();
     loop {
-        let (slot, worker_generation, worker_channel) = match channel.recv(&mut buf) {
+        let ((slot, epoch), worker_generation, worker_channel) = match channel.recv(&mut buf) {
             Ok(Received {
-                message: Message::Fork { slot, generation },
+                message:
+                    Message::Fork {
+                        slot,
+                        generation,
+                        epoch,
+                    },
                 fd: Some(fd),
-            }) => (slot, generation, fd),
+            }) => ((slot, epoch), generation, fd),
             Ok(other) => {
                 warn!(log, "unexpected message for the template"; "message" => ?other.message);
                 continue;
@@ -129,6 +134,7 @@ pub fn run(
                     Forked {
                         slot,
                         generation: worker_generation,
+                        epoch,
                         channel: worker_channel,
                     },
                     channel,
@@ -147,6 +153,8 @@ pub fn run(
 struct Forked {
     slot: u16,
     generation: u32,
+    /// The slot's occupancy it attaches to.
+    epoch: u32,
     channel: OwnedFd,
 }
 
@@ -169,6 +177,11 @@ fn become_worker(
     ));
     let slot = usize::from(forked.slot);
     let log = crate::worker_log(&config, slot);
+    // Before the answer: this worker serves before the master knows its
+    // pid, and the master never resets the fields it writes.
+    if let Err(code) = crate::attach(&scoreboard, slot, forked.epoch, &log) {
+        return code;
+    }
     let answer = Message::Event(Event::Forked {
         slot: forked.slot,
         pid: std::process::id(),

@@ -12,6 +12,9 @@ fn config(args: &[&str]) -> ServerConfig {
     }
 }
 
+/// The scoreboard clock when a harness starts.
+const START_MS: u64 = 1_000_000;
+
 /// A supervisor driven the way the event loop drives it, with pids
 /// handed out in order and every `Spawn` carried out at once.
 struct Harness {
@@ -28,7 +31,7 @@ impl Harness {
         Harness {
             sup: Supervisor::new(&config(args), 16, now),
             now,
-            now_ms: 1_000_000,
+            now_ms: START_MS,
             next_pid: 100,
             log: Vec::new(),
         }
@@ -74,6 +77,8 @@ impl Harness {
             io_ms: self.now_ms,
             python_ms: self.now_ms,
             ready_at_ms: self.now_ms,
+            // Every worker's occupancy began when the harness did.
+            since_ms: START_MS,
         };
         (0..16)
             .map(|slot| {
@@ -335,6 +340,49 @@ fn a_silent_worker_gets_no_work_then_is_dumped_and_killed_and_replaced() {
     h.run(actions);
     assert!(h.logged("worker killed by the master: no heartbeat"));
     assert!(!h.logged("out of memory"));
+}
+
+/// Issue 20: a worker just forked, ready, whose Python heartbeat is not
+/// written yet (its fields as the master once reset them): it is not
+/// judged silent since the machine booted.
+#[test]
+fn a_new_worker_whose_beats_are_not_written_yet_is_not_killed() {
+    let mut h = Harness::started(&["--processes", "2", "--deadlock-timeout", "10"]);
+    let slot = h.slots(|_| true)[0];
+    let actions = h.sup.died(
+        slot,
+        Death::Signaled(nix::sys::signal::Signal::SIGKILL),
+        h.now,
+    );
+    h.run(actions);
+    h.advance(50);
+    h.tick();
+    let new = h.slots(|w| w.phase == Phase::Starting);
+    assert_eq!(new.len(), 1);
+    let spawned_ms = h.now_ms;
+    // Master first: the worker has not attached yet, nothing is read.
+    let mut readings = h.readings(0);
+    readings[new[0]] = None;
+    assert!(h.tick_with(&readings).is_empty());
+    // Worker first: ready (its event read) with only the I/O beat written.
+    let actions = h.sup.event(new[0], &Event::Ready, h.now);
+    h.run(actions);
+    for _ in 0..5 {
+        h.advance(100);
+        let mut readings = h.readings(0);
+        if let Some(r) = readings[new[0]].as_mut() {
+            r.beats = Beats {
+                io_ms: h.now_ms,
+                python_ms: 0,
+                ready_at_ms: 0,
+                since_ms: spawned_ms,
+            };
+        }
+        let actions = h.tick_with(&readings);
+        assert!(actions.is_empty(), "{actions:?}");
+    }
+    assert!(!h.logged("deadlocked") && !h.logged("unresponsive"));
+    assert!(h.sup.workers.get(new[0]).expect("w").accepts_work());
 }
 
 #[test]

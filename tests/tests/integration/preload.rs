@@ -335,3 +335,71 @@ fn module_and_paste_applications_run_preloaded() {
     assert_eq!(get(paste.port, "/").status, 200, "{}", paste.log.text());
     assert_eq!(paste.template_pids().len(), 1);
 }
+
+/// Issue 20 item 8: a respawn storm (a worker killed every 50 ms) with
+/// workers forked from the template. A forked worker runs before the
+/// master learns its pid; the master once reset the worker's heartbeats
+/// after the worker had written them, and its liveness judge then measured
+/// from 0 (the machine's uptime) and killed a healthy new worker as
+/// "deadlocked". No kill by the master is needed here: every one is false.
+#[test]
+fn a_respawn_storm_kills_no_healthy_worker_as_deadlocked() {
+    respawn_storm("application");
+}
+
+/// The same with the default `--preload interpreter` (issue 27: a plain
+/// start once killed a healthy worker so): the worker imports the
+/// application after the fork, so it writes its fields later.
+#[test]
+fn a_respawn_storm_with_the_default_preload_kills_no_healthy_worker() {
+    respawn_storm("interpreter");
+}
+
+/// SIGKILLs a worker of a 2 x 2 server every 50 ms (120 times at most),
+/// then checks that the master killed none itself and the server answers.
+fn respawn_storm(preload: &str) {
+    let server = Server::start(&[
+        "--preload",
+        preload,
+        "--processes",
+        "2",
+        "--threads",
+        "2",
+        &app("preload.py"),
+    ]);
+    let (mut kills, started) = (0u32, std::time::Instant::now());
+    // Bounded by count and by time (the back-off after deaths in a row
+    // leaves moments without a worker to kill).
+    while kills < 120 && started.elapsed() < Duration::from_secs(40) {
+        if let Some(&victim) = server.worker_pids().first() {
+            if kill(Pid::from_raw(victim), Signal::SIGKILL).is_ok() {
+                kills += 1;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    server.wait_until(
+        "two workers answering after the storm",
+        Duration::from_secs(30),
+        || server.worker_pids().len() == 2 && get(server.port, "/").status == 200,
+    );
+    let log = server.log.text();
+    // Every kill the master decides is logged as one of these.
+    let false_kills =
+        log.matches("worker deadlocked").count() + log.matches("killing worker:").count();
+    eprintln!("respawn storm (--preload {preload}): {kills} kills, {false_kills} false kills by the master");
+    assert!(kills >= 20, "only {kills} kills; log:\n{log}");
+    assert_eq!(false_kills, 0, "healthy workers were killed:\n{log}");
+    assert!(!log.contains("killed by the master"), "{log}");
+    assert_eq!(get(server.port, "/").status, 200);
+    // `rwsgi status` reads the new scoreboard layout from outside.
+    server.wait_until(
+        "two ready workers in rwsgi status",
+        Duration::from_secs(10),
+        || {
+            let v = server.status_json();
+            let workers = v["workers"].as_array().cloned().unwrap_or_default();
+            workers.len() == 2 && workers.iter().all(|w| w["state"] == "ready")
+        },
+    );
+}
