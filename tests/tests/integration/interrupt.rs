@@ -1,0 +1,104 @@
+//! `--interrupt-timeout`: a request past `--request-timeout` gets
+//! `mod_wsgi.RequestTimeout` raised in its thread; the client gets a 504 and
+//! the worker serves on, or, if the request does not unwind, the worker is
+//! replaced and goes as soon as its replacement is ready.
+
+use rwsgi_tests::{app, get, Server};
+use std::time::Duration;
+
+#[test]
+fn an_interrupted_request_gets_a_504_and_the_same_worker_serves_on() {
+    let server = Server::start(&[
+        "--processes",
+        "1",
+        "--request-timeout",
+        "2",
+        "--interrupt-timeout",
+        "2",
+        &app("interrupt.py"),
+    ]);
+    let before = server.worker_pids();
+    let pid = get(server.port, "/").text();
+    let pid = pid.trim();
+    let stuck = get(server.port, "/loop?60");
+    assert_eq!(stuck.status, 504, "{}", server.log.text());
+    // The application saw the exception, under both names as one class.
+    let next = get(server.port, "/");
+    assert_eq!(next.status, 200);
+    assert_eq!(
+        next.text(),
+        format!("{pid} RequestTimeout True"),
+        "{}",
+        server.log.text()
+    );
+    assert_eq!(server.worker_pids(), before);
+    let log = server.log.text();
+    assert!(log.contains("raising RequestTimeout in thread"), "{log}");
+    // The stack of the interrupted thread is logged with it.
+    assert!(log.contains("in loop"), "{log}");
+    assert!(
+        log.contains("request interrupted by RequestTimeout"),
+        "{log}"
+    );
+    assert!(!log.contains("recycling worker"), "{log}");
+}
+
+#[test]
+fn a_request_that_ignores_the_interrupt_costs_its_worker_which_goes_once_replaced() {
+    not_unwound_worker_goes_once_replaced("/ignore?120");
+}
+
+#[test]
+fn a_request_stuck_in_c_takes_the_same_path() {
+    not_unwound_worker_goes_once_replaced("/stuck?120");
+}
+
+/// A request that RequestTimeout does not end: its worker is replaced, and
+/// with no other request running it is gone soon after its replacement is
+/// ready, well before `--graceful-timeout` (60 s here).
+fn not_unwound_worker_goes_once_replaced(path: &str) {
+    let server = Server::start(&[
+        "--processes",
+        "1",
+        "--request-timeout",
+        "1",
+        "--interrupt-timeout",
+        "1",
+        "--graceful-timeout",
+        "60",
+        &app("interrupt.py"),
+    ]);
+    let before = server.worker_pids();
+    let port = server.port;
+    let request = format!("GET {path} HTTP/1.1\r\nHost: h\r\n\r\n");
+    let stuck = std::thread::spawn(move || rwsgi_tests::request(port, request.as_bytes()));
+    server.wait_until(
+        "the interrupt to be given up",
+        Duration::from_secs(15),
+        || {
+            server
+                .log
+                .text()
+                .contains("did not unwind within --interrupt-timeout")
+        },
+    );
+    server.wait_until(
+        "the stuck worker to be replaced and gone",
+        Duration::from_secs(25),
+        || {
+            let now = server.worker_pids();
+            now.len() == 1 && now != before
+        },
+    );
+    let log = server.log.text();
+    assert!(log.contains("RequestTimeout did not end it"), "{log}");
+    assert!(log.contains("only stuck requests left"), "{log}");
+    // Its client is not held: the connection closes without a response.
+    let answer = stuck.join().expect("client thread");
+    assert!(answer.is_err(), "{answer:?}");
+    let served = get(server.port, "/");
+    assert_eq!(served.status, 200);
+    assert!(!before
+        .iter()
+        .any(|p| served.text().starts_with(&p.to_string())));
+}
