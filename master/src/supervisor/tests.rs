@@ -552,7 +552,9 @@ fn with_an_interrupt_timeout_the_master_waits_for_the_interrupt_first() {
     let pid = h.sup.workers.get(slot).expect("w").pid;
     assert!(h.tick_with(&readings).contains(&Action::DumpStacks { pid }));
     assert!(
-        h.logged("(--request-timeout 2 s + --interrupt-timeout 2 s: RequestTimeout did not end it)"),
+        h.logged(
+            "(--request-timeout 2 s + --interrupt-timeout 2 s: RequestTimeout did not end it)"
+        ),
         "{:?}",
         h.log
     );

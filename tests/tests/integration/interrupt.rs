@@ -45,43 +45,42 @@ fn an_interrupted_request_gets_a_504_and_the_same_worker_serves_on() {
 
 #[test]
 fn a_request_that_ignores_the_interrupt_costs_its_worker_which_goes_once_replaced() {
-    not_unwound_worker_goes_once_replaced("/ignore?120");
+    stuck_worker_goes_once_replaced("/ignore?120", true);
 }
 
 #[test]
 fn a_request_stuck_in_c_takes_the_same_path() {
-    not_unwound_worker_goes_once_replaced("/stuck?120");
+    stuck_worker_goes_once_replaced("/stuck?120", true);
 }
 
-/// A request that RequestTimeout does not end: its worker is replaced, and
-/// with no other request running it is gone soon after its replacement is
-/// ready, well before `--graceful-timeout` (60 s here).
-fn not_unwound_worker_goes_once_replaced(path: &str) {
-    let server = Server::start(&[
-        "--processes",
-        "1",
-        "--request-timeout",
-        "1",
-        "--interrupt-timeout",
-        "1",
-        "--graceful-timeout",
-        "60",
-        &app("interrupt.py"),
-    ]);
+#[test]
+fn without_the_interrupt_a_stuck_worker_goes_once_replaced_not_after_the_graceful_timeout() {
+    stuck_worker_goes_once_replaced("/loop?120", false);
+}
+
+/// A stuck request (with `interrupt`, one RequestTimeout does not end):
+/// its worker is replaced, and with no other request running it is gone
+/// soon after its replacement is ready, well before `--graceful-timeout`
+/// (60 s here).
+fn stuck_worker_goes_once_replaced(path: &str, interrupt: bool) {
+    let mut args = vec!["--processes", "1", "--request-timeout", "1"];
+    if interrupt {
+        args.extend(["--interrupt-timeout", "1"]);
+    }
+    let script = app("interrupt.py");
+    args.extend(["--graceful-timeout", "60", &script]);
+    let server = Server::start(&args);
     let before = server.worker_pids();
     let port = server.port;
     let request = format!("GET {path} HTTP/1.1\r\nHost: h\r\n\r\n");
     let stuck = std::thread::spawn(move || rwsgi_tests::request(port, request.as_bytes()));
-    server.wait_until(
-        "the interrupt to be given up",
-        Duration::from_secs(15),
-        || {
-            server
-                .log
-                .text()
-                .contains("did not unwind within --interrupt-timeout")
-        },
-    );
+    let recycled = match interrupt {
+        true => "did not unwind within --interrupt-timeout",
+        false => "recycling worker: request timeout",
+    };
+    server.wait_until(recycled, Duration::from_secs(15), || {
+        server.log.text().contains(recycled)
+    });
     server.wait_until(
         "the stuck worker to be replaced and gone",
         Duration::from_secs(25),
@@ -91,7 +90,12 @@ fn not_unwound_worker_goes_once_replaced(path: &str) {
         },
     );
     let log = server.log.text();
-    assert!(log.contains("RequestTimeout did not end it"), "{log}");
+    assert_eq!(
+        log.contains("RequestTimeout did not end it"),
+        interrupt,
+        "{log}"
+    );
+    assert_eq!(log.contains("raising RequestTimeout"), interrupt, "{log}");
     assert!(log.contains("only stuck requests left"), "{log}");
     // Its client is not held: the connection closes without a response.
     let answer = stuck.join().expect("client thread");

@@ -138,7 +138,10 @@ impl Interrupts {
             .name("rwsgi-interrupt".into())
             .spawn(move || watchdog.watch());
         if let Err(e) = spawned {
-            warn!(log, "--interrupt-timeout unavailable: no watchdog thread: {}", e);
+            warn!(
+                log,
+                "--interrupt-timeout unavailable: no watchdog thread: {}", e
+            );
             return None;
         }
         Some(interrupts)
@@ -155,6 +158,8 @@ impl Interrupts {
         };
         // SAFETY: asks the OS for the calling thread's identifier; no state.
         let ident = unsafe { pyo3::ffi::PyThread_get_thread_ident() };
+        // c_ulong is u32 on 32-bit targets.
+        #[allow(clippy::useless_conversion)]
         w.ident.store(u64::from(ident), Relaxed);
         w.stage.store(Stage::Running as u8, Relaxed);
         w.started.store(self.now_ms() + 1, Relaxed);
@@ -247,10 +252,7 @@ impl Interrupts {
             // SAFETY: the GIL is held and the class is a live exception type
             // (kept alive by `self.class`); CPython takes its own reference.
             let found = unsafe {
-                pyo3::ffi::PyThreadState_SetAsyncExc(
-                    ident as std::ffi::c_long,
-                    self.class.as_ptr(),
-                )
+                pyo3::ffi::PyThreadState_SetAsyncExc(ident as std::ffi::c_long, self.class.as_ptr())
             };
             w.stage.store(Stage::Interrupted as u8, Relaxed);
             let running = self.now_ms().saturating_sub(started - 1);
@@ -280,14 +282,20 @@ mod tests {
 
     #[test]
     fn a_request_over_the_timeout_is_interrupted_once() {
-        assert_eq!(step(Some(2001), Stage::Running, 2000, 2000), Step::Interrupt);
+        assert_eq!(
+            step(Some(2001), Stage::Running, 2000, 2000),
+            Step::Interrupt
+        );
         assert_eq!(step(Some(2500), Stage::Interrupted, 2000, 2000), Step::Wait);
     }
 
     #[test]
     fn a_request_that_does_not_unwind_is_given_up_once() {
         assert_eq!(step(Some(4000), Stage::Interrupted, 2000, 2000), Step::Wait);
-        assert_eq!(step(Some(4001), Stage::Interrupted, 2000, 2000), Step::GiveUp);
+        assert_eq!(
+            step(Some(4001), Stage::Interrupted, 2000, 2000),
+            Step::GiveUp
+        );
         assert_eq!(step(Some(9000), Stage::GaveUp, 2000, 2000), Step::Wait);
     }
 }
