@@ -1,6 +1,7 @@
 """Routes for the --interrupt-timeout tests: requests stuck in Python code
 that let mod_wsgi.RequestTimeout unwind them, or ignore it."""
 
+import ctypes
 import os
 import time
 
@@ -44,6 +45,9 @@ def routes(environ, start_response):
         loop(float(qs or "30"))
     elif path == "/ignore":
         ignore(float(qs or "30"))
+    elif path == "/gil":
+        # libc's sleep called with the GIL held: no Python thread runs.
+        ctypes.PyDLL(None).sleep(int(qs or "30"))
     elif path == "/stuck":
         # One long sleep in C: the exception waits until it returns.
         time.sleep(float(qs or "30"))

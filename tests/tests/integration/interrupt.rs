@@ -45,24 +45,38 @@ fn an_interrupted_request_gets_a_504_and_the_same_worker_serves_on() {
 
 #[test]
 fn a_request_that_ignores_the_interrupt_costs_its_worker_which_goes_once_replaced() {
-    stuck_worker_goes_once_replaced("/ignore?120", true);
+    let log = stuck_worker_goes_once_replaced("/ignore?120", true);
+    assert!(log.contains("raising RequestTimeout"), "{log}");
+    assert!(
+        log.contains("did not unwind within --interrupt-timeout"),
+        "{log}"
+    );
 }
 
 #[test]
 fn a_request_stuck_in_c_takes_the_same_path() {
-    stuck_worker_goes_once_replaced("/stuck?120", true);
+    let log = stuck_worker_goes_once_replaced("/stuck?120", true);
+    assert!(log.contains("raising RequestTimeout"), "{log}");
+}
+
+/// The watchdog cannot even take the GIL to interrupt it.
+#[test]
+fn a_request_holding_the_gil_in_c_takes_the_same_path() {
+    let log = stuck_worker_goes_once_replaced("/gil?120", true);
+    assert!(!log.contains("raising RequestTimeout"), "{log}");
 }
 
 #[test]
 fn without_the_interrupt_a_stuck_worker_goes_once_replaced_not_after_the_graceful_timeout() {
-    stuck_worker_goes_once_replaced("/loop?120", false);
+    let log = stuck_worker_goes_once_replaced("/loop?120", false);
+    assert!(!log.contains("RequestTimeout"), "{log}");
 }
 
 /// A stuck request (with `interrupt`, one RequestTimeout does not end):
 /// its worker is replaced, and with no other request running it is gone
 /// soon after its replacement is ready, well before `--graceful-timeout`
-/// (60 s here).
-fn stuck_worker_goes_once_replaced(path: &str, interrupt: bool) {
+/// (60 s here). Returns the log.
+fn stuck_worker_goes_once_replaced(path: &str, interrupt: bool) -> String {
     let mut args = vec!["--processes", "1", "--request-timeout", "1"];
     if interrupt {
         args.extend(["--interrupt-timeout", "1"]);
@@ -74,10 +88,7 @@ fn stuck_worker_goes_once_replaced(path: &str, interrupt: bool) {
     let port = server.port;
     let request = format!("GET {path} HTTP/1.1\r\nHost: h\r\n\r\n");
     let stuck = std::thread::spawn(move || rwsgi_tests::request(port, request.as_bytes()));
-    let recycled = match interrupt {
-        true => "did not unwind within --interrupt-timeout",
-        false => "recycling worker: request timeout",
-    };
+    let recycled = "recycling worker: request timeout";
     server.wait_until(recycled, Duration::from_secs(15), || {
         server.log.text().contains(recycled)
     });
@@ -95,7 +106,6 @@ fn stuck_worker_goes_once_replaced(path: &str, interrupt: bool) {
         interrupt,
         "{log}"
     );
-    assert_eq!(log.contains("raising RequestTimeout"), interrupt, "{log}");
     assert!(log.contains("only stuck requests left"), "{log}");
     // Its client is not held: the connection closes without a response.
     let answer = stuck.join().expect("client thread");
@@ -105,4 +115,5 @@ fn stuck_worker_goes_once_replaced(path: &str, interrupt: bool) {
     assert!(!before
         .iter()
         .any(|p| served.text().starts_with(&p.to_string())));
+    log
 }
