@@ -32,14 +32,20 @@ fn an_interrupted_request_gets_a_504_and_the_same_worker_serves_on() {
         server.log.text()
     );
     assert_eq!(server.worker_pids(), before);
+    // Logged with the stack of the interrupted thread, then its outcome
+    // (the log arrives through a pipe: waited for, not read at once).
+    for line in [
+        "raising RequestTimeout in thread",
+        "in loop",
+        "request interrupted by RequestTimeout",
+    ] {
+        assert!(
+            server.log.wait_for(line, Duration::from_secs(10)),
+            "{line}: {}",
+            server.log.text()
+        );
+    }
     let log = server.log.text();
-    assert!(log.contains("raising RequestTimeout in thread"), "{log}");
-    // The stack of the interrupted thread is logged with it.
-    assert!(log.contains("in loop"), "{log}");
-    assert!(
-        log.contains("request interrupted by RequestTimeout"),
-        "{log}"
-    );
     assert!(!log.contains("recycling worker"), "{log}");
 }
 
@@ -100,13 +106,19 @@ fn stuck_worker_goes_once_replaced(path: &str, interrupt: bool) -> String {
             now.len() == 1 && now != before
         },
     );
+    assert!(
+        server
+            .log
+            .wait_for("only stuck requests left", Duration::from_secs(10)),
+        "{}",
+        server.log.text()
+    );
     let log = server.log.text();
     assert_eq!(
         log.contains("RequestTimeout did not end it"),
         interrupt,
         "{log}"
     );
-    assert!(log.contains("only stuck requests left"), "{log}");
     // Its client is not held: the connection closes without a response.
     let answer = stuck.join().expect("client thread");
     assert!(answer.is_err(), "{answer:?}");
