@@ -48,6 +48,12 @@ def routes(environ, start_response):
     elif path == "/gil":
         # libc's sleep called with the GIL held: no Python thread runs.
         ctypes.PyDLL(None).sleep(int(qs or "30"))
+    elif path == "/modules":
+        import mod_wsgi.server
+
+        body = "%s; %s" % (mod_wsgi.server.MARKER, mod_wsgi.RequestTimeout is rwsgi.RequestTimeout)
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [body.encode()]
     elif path == "/stuck":
         # One long sleep in C: the exception waits until it returns.
         time.sleep(float(qs or "30"))

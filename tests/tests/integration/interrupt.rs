@@ -129,3 +129,15 @@ fn stuck_worker_goes_once_replaced(path: &str, interrupt: bool) -> String {
         .any(|p| served.text().starts_with(&p.to_string())));
     log
 }
+
+#[test]
+fn an_installed_mod_wsgi_package_keeps_its_subpackages_beside_request_timeout() {
+    let server = Server::start(&[
+        "--python-path",
+        &app("installed_mod_wsgi"),
+        &app("interrupt.py"),
+    ]);
+    let r = get(server.port, "/modules");
+    assert_eq!(r.status, 200, "{}", server.log.text());
+    assert_eq!(r.text(), "mod_wsgi.server from the installed package; True");
+}
