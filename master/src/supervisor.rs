@@ -733,6 +733,8 @@ pub fn stuck_after_ms(config: &ServerConfig) -> u64 {
 
 /// The earlier deadline for a stopping worker recycled for a stuck request
 /// once all its running requests are stuck (`None`: keep its deadline).
+/// With no request left it is exiting by itself (its `atexit` handlers
+/// may be running): left alone.
 pub fn stuck_drain_deadline(
     w: &Worker,
     deadline: Instant,
@@ -741,7 +743,7 @@ pub fn stuck_drain_deadline(
     now_ms: u64,
     stuck_after_ms: u64,
 ) -> Option<Instant> {
-    if !w.stuck || w.killed.is_some() {
+    if !w.stuck || w.killed.is_some() || reading.running.is_empty() {
         return None;
     }
     let only_stuck = reading

@@ -572,3 +572,21 @@ fn with_an_interrupt_timeout_the_master_waits_for_the_interrupt_first() {
         None
     );
 }
+
+#[test]
+fn a_stuck_worker_whose_requests_all_ended_is_left_to_exit_by_itself() {
+    let mut h = Harness::started(&[
+        "--processes",
+        "1",
+        "--request-timeout",
+        "3",
+        "--graceful-timeout",
+        "15",
+    ]);
+    // The stuck request ends just as the replacement is ready.
+    let (slot, _) = stuck_and_replaced(&mut h, &[3_500], &[]);
+    assert!(!h.logged("only stuck requests left"));
+    h.advance(STUCK_GRACE.as_millis() as u64 + 1);
+    let readings = with_requests(&h, slot, &[]);
+    assert!(h.tick_with(&readings).is_empty());
+}
