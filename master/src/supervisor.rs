@@ -619,7 +619,7 @@ impl Supervisor {
                 continue;
             };
             w.phase = Phase::Stopping { deadline: cut };
-            w.overdue = "only stuck requests were left after its replacement was ready";
+            w.overdue = "only stuck requests were left while it drained";
             logs.push((slot, w.pid));
         }
         for (slot, pid) in logs {
