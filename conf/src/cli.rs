@@ -214,9 +214,19 @@ pub struct StartServer {
     #[arg(long, default_value = "/", env = "RWSGI_MOUNT_POINT")]
     pub mount_point: String,
 
-    /// Seconds a request may run before its worker is recycled.
+    /// Seconds a request may run before its worker is recycled (with
+    /// --interrupt-timeout, before the request is interrupted first).
     #[arg(long, default_value_t = 60.0, env = "RWSGI_REQUEST_TIMEOUT")]
     pub request_timeout: f64,
+
+    /// When a request overruns --request-timeout, raise
+    /// mod_wsgi.RequestTimeout (also rwsgi.RequestTimeout, a BaseException)
+    /// in its thread. If it unwinds within this many seconds the client
+    /// gets a 504 and the worker serves on; otherwise (the thread caught
+    /// it, or is stuck in C code) the worker is recycled as without it.
+    /// 0 (the default, as in mod_wsgi-express 6): no interrupt.
+    #[arg(long, default_value_t = 0.0, env = "RWSGI_INTERRUPT_TIMEOUT")]
+    pub interrupt_timeout: f64,
 
     /// Seconds a worker has to start and load the application.
     #[arg(long, default_value_t = 15.0, env = "RWSGI_STARTUP_TIMEOUT")]

@@ -400,6 +400,11 @@ fn timeouts(a: &StartServer) -> Result<Timeouts, ConfError> {
             seconds("body-max-timeout", a.body_max_timeout)?
         },
         body_min_rate: a.body_min_rate,
+        interrupt_ms: if a.interrupt_timeout == 0.0 {
+            0
+        } else {
+            seconds("interrupt-timeout", a.interrupt_timeout)?
+        },
     })
 }
 

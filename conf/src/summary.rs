@@ -32,8 +32,8 @@ pub fn summary(c: &ServerConfig) -> Vec<String> {
         ),
         preload_line(c.preload).to_owned(),
         format!(
-            "timeouts: request {}s, deadlock {}s, startup {}s, graceful {}s, shutdown {}s, queue {}s, keep-alive {}s, header {}s, socket {}s",
-            secs(t.request_ms), secs(t.deadlock_ms), secs(t.startup_ms), secs(t.graceful_ms), secs(t.shutdown_ms),
+            "timeouts: request {}s, interrupt {}, deadlock {}s, startup {}s, graceful {}s, shutdown {}s, queue {}s, keep-alive {}s, header {}s, socket {}s",
+            secs(t.request_ms), if t.interrupt_ms == 0 { "off".to_owned() } else { format!("{}s", secs(t.interrupt_ms)) }, secs(t.deadlock_ms), secs(t.startup_ms), secs(t.graceful_ms), secs(t.shutdown_ms),
             secs(t.queue_ms), secs(t.keep_alive_ms), secs(t.header_ms), secs(t.socket_ms)
         ),
         container_line(),

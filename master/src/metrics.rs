@@ -177,7 +177,7 @@ impl Collector for Scrape {
         counter(
             &mut e,
             "rwsgi_request_timeouts",
-            "Requests that ran past --request-timeout.",
+            "Requests that ran past --request-timeout (+ --interrupt-timeout) and cost their worker.",
             self.stats.request_timeouts,
         )?;
         let busy: u64 = self.workers.iter().map(|w| u64::from(w.threads_busy)).sum();

@@ -448,6 +448,12 @@ impl Server {
                     (thread, started, what)
                 }),
                 usage: if sample { monitor::usage(w.pid) } else { None },
+                running: (0..sb.threads() as usize)
+                    .filter_map(|i| sb.thread(i))
+                    .filter(|t| t.state() == rwsgi_shared::scoreboard::ThreadState::Busy)
+                    .map(|t| t.request_started_ms())
+                    .filter(|started| *started > 0)
+                    .collect(),
             });
         }
         readings

@@ -23,6 +23,10 @@ pub const DUMP_GRACE: Duration = Duration::from_millis(500);
 const FAST_STOP: Duration = Duration::from_secs(1);
 /// A worker already killed is waited for this long (it cannot resist SIGKILL).
 const KILLED: Duration = Duration::from_secs(3600);
+/// A stopping worker left with nothing but stuck requests is killed after
+/// this: time to hand its idle keep-alive connections back, not the
+/// `--graceful-timeout` meant for requests that can still finish.
+pub const STUCK_GRACE: Duration = Duration::from_millis(1000);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Level {
@@ -75,6 +79,8 @@ pub struct Reading {
     pub oldest_request: Option<(usize, u64, String)>,
     /// Resident MB and CPU seconds, when sampled this turn.
     pub usage: Option<(u64, u64)>,
+    /// When each running request started, in scoreboard ms.
+    pub running: Vec<u64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -332,6 +338,7 @@ impl Supervisor {
         self.watch_liveness(now, now_ms, readings);
         self.recycle(now, now_ms, readings);
         self.reconcile(now);
+        self.cut_stuck_drains(now, now_ms, readings);
         if self.is_stopping() && self.workers.is_empty() {
             self.log(Level::Info, None, "stopped");
             self.out.push(Action::Exit(ExitCode::Ok));
@@ -591,6 +598,39 @@ impl Supervisor {
         self.retire_surplus(now);
     }
 
+    /// A worker recycled for a stuck request keeps `--graceful-timeout` only
+    /// while other requests can still finish: once every request it runs is
+    /// stuck, it is killed shortly after (mod_wsgi 6's drain ignores
+    /// requests past `--request-timeout` + `--interrupt-timeout` the same
+    /// way). It is stopped only once its replacement is ready, so this
+    /// frees its memory and its client without costing capacity.
+    fn cut_stuck_drains(&mut self, now: Instant, now_ms: u64, readings: &[Option<Reading>]) {
+        let stuck_after = stuck_after_ms(&self.config);
+        let mut logs = Vec::new();
+        for (slot, w) in self.workers.iter_mut() {
+            let Phase::Stopping { deadline } = w.phase else {
+                continue;
+            };
+            let Some(Some(reading)) = readings.get(slot) else {
+                continue;
+            };
+            let Some(cut) = stuck_drain_deadline(w, deadline, reading, now, now_ms, stuck_after)
+            else {
+                continue;
+            };
+            w.phase = Phase::Stopping { deadline: cut };
+            w.overdue = "only stuck requests were left while it drained";
+            logs.push((slot, w.pid));
+        }
+        for (slot, pid) in logs {
+            let msg = format!(
+                "only stuck requests left: killing the worker in {:.1} s instead of at the end of --graceful-timeout",
+                STUCK_GRACE.as_secs_f64()
+            );
+            self.log(Level::Info, Some((slot, pid)), msg);
+        }
+    }
+
     fn retire_surplus(&mut self, now: Instant) {
         let generation = self.generation;
         loop {
@@ -684,6 +724,36 @@ pub fn backoff(failures: u32) -> Duration {
     }
 }
 
+/// How long a request runs before it counts as stuck: `--request-timeout`,
+/// plus `--interrupt-timeout` when RequestTimeout is tried first.
+pub fn stuck_after_ms(config: &ServerConfig) -> u64 {
+    let t = config.timeouts;
+    t.request_ms.saturating_add(t.interrupt_ms)
+}
+
+/// The earlier deadline for a stopping worker recycled for a stuck request
+/// once all its running requests are stuck (`None`: keep its deadline).
+/// With no request left it is exiting by itself (its `atexit` handlers
+/// may be running): left alone.
+pub fn stuck_drain_deadline(
+    w: &Worker,
+    deadline: Instant,
+    reading: &Reading,
+    now: Instant,
+    now_ms: u64,
+    stuck_after_ms: u64,
+) -> Option<Instant> {
+    if !w.stuck || w.killed.is_some() || reading.running.is_empty() {
+        return None;
+    }
+    let only_stuck = reading
+        .running
+        .iter()
+        .all(|started| now_ms.saturating_sub(*started) > stuck_after_ms);
+    let cut = now + STUCK_GRACE;
+    (only_stuck && cut < deadline).then_some(cut)
+}
+
 /// Why a worker must be replaced now.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Verdict {
@@ -707,10 +777,19 @@ pub fn recycle_reason(
     let r = config.recycle;
     if let Some((thread, started, what)) = &reading.oldest_request {
         let running = now_ms.saturating_sub(*started);
-        if running > config.timeouts.request_ms {
+        // With --interrupt-timeout the worker interrupts the request first;
+        // only one that did not unwind in time costs the worker.
+        if running > stuck_after_ms(config) {
+            let interrupt = match config.timeouts.interrupt_ms {
+                0 => String::new(),
+                ms => format!(
+                    " + --interrupt-timeout {} s: RequestTimeout did not end it",
+                    ms as f64 / 1000.0
+                ),
+            };
             return Some(Verdict {
                 reason: format!(
-                    "request timeout: thread {thread} has been running {what} for {:.1} s (--request-timeout {} s)",
+                    "request timeout: thread {thread} has been running {what} for {:.1} s (--request-timeout {} s{interrupt})",
                     running as f64 / 1000.0,
                     config.timeouts.request_ms as f64 / 1000.0
                 ),

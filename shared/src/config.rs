@@ -165,6 +165,12 @@ pub struct Timeouts {
     /// Cap on the body deadline; 0: none.
     pub body_max_ms: u64,
     pub body_min_rate: u64,
+    /// Worker: when a request overruns `request_ms`, `mod_wsgi.RequestTimeout`
+    /// is raised in its thread, which has this long to unwind (the client
+    /// gets a 504) before the master recycles the worker; 0: no interrupt
+    /// (`--interrupt-timeout`, mod_wsgi-express 6's name and default).
+    #[serde(default)]
+    pub interrupt_ms: u64,
 }
 
 fn default_access_log_format() -> String {
@@ -193,6 +199,7 @@ impl Default for Timeouts {
             body_ms: 15_000,
             body_max_ms: 0,
             body_min_rate: 500,
+            interrupt_ms: 0,
         }
     }
 }

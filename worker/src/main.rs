@@ -238,6 +238,7 @@ pub fn serve(
             rwsgi_shared::proxy::Rules::new(&config.trust_proxy_headers, &config.trust_proxies)
                 .unwrap_or_default(),
         ),
+        interrupts: python::Interrupts::start(&config, &app, &scoreboard, slot, log),
     };
     let threads = request_thread::start(config.threads, &shared, slot, log);
     if config.python.reload_on_changes {

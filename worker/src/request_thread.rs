@@ -29,6 +29,8 @@ pub struct Shared {
     pub access: Option<Arc<crate::access_log::AccessLog>>,
     /// `--trust-proxy-header`, `--trust-proxy`.
     pub proxy: Arc<rwsgi_shared::proxy::Rules>,
+    /// `None` without `--interrupt-timeout`.
+    pub interrupts: Option<Arc<crate::python::Interrupts>>,
 }
 
 pub fn start(n: usize, shared: &Shared, slot: usize, log: &Logger) -> Vec<JoinHandle<()>> {
@@ -48,6 +50,7 @@ pub fn start(n: usize, shared: &Shared, slot: usize, log: &Logger) -> Vec<JoinHa
                         files: &shared.files,
                         access: shared.access.as_deref(),
                         proxy: &shared.proxy,
+                        interrupts: shared.interrupts.as_deref(),
                         log: &log,
                     };
                     serve(&shared.pool, &ctx);

@@ -484,3 +484,157 @@ fn sigttin_and_sigttou_change_the_count() {
     h.control(Control::RemoveWorker);
     assert_eq!(stops(&h.tick()).len(), 1);
 }
+
+/// Readings where `slot` runs requests started `ages` ms ago, the oldest
+/// one as `GET /stuck` on thread 0.
+fn with_requests(h: &Harness, slot: usize, ages: &[u64]) -> Vec<Option<Reading>> {
+    let mut readings = h.readings(0);
+    if let Some(Some(r)) = readings.get_mut(slot) {
+        r.running = ages.iter().map(|age| h.now_ms - age).collect();
+        r.oldest_request = ages
+            .iter()
+            .max()
+            .map(|age| (0, h.now_ms - age, "GET /stuck".to_owned()));
+    }
+    readings
+}
+
+/// One worker (of `args`) whose request gets stuck: returns its slot and
+/// pid once its replacement is ready and it has been told to stop.
+fn stuck_and_replaced(h: &mut Harness, ages: &[u64], running_then: &[u64]) -> (usize, u32) {
+    let slot = h.slots(|_| true)[0];
+    let pid = h.sup.workers.get(slot).expect("w").pid;
+    let readings = with_requests(h, slot, ages);
+    h.tick_with(&readings);
+    assert!(h.logged("recycling worker: request timeout"), "{:?}", h.log);
+    // The replacement starts, then becomes ready: the stuck worker is stopped.
+    assert_eq!(h.slots(|w| w.phase == Phase::Starting).len(), 1);
+    h.ready_all();
+    let readings = with_requests(h, slot, running_then);
+    let actions = h.tick_with(&readings);
+    assert_eq!(stops(&actions), vec![slot], "{actions:?}");
+    (slot, pid)
+}
+
+#[test]
+fn a_stuck_worker_with_no_other_request_goes_soon_after_its_replacement_is_ready() {
+    let mut h = Harness::started(&[
+        "--processes",
+        "1",
+        "--request-timeout",
+        "3",
+        "--graceful-timeout",
+        "15",
+    ]);
+    let (slot, pid) = stuck_and_replaced(&mut h, &[3_500], &[3_600]);
+    assert!(h.logged("only stuck requests left"), "{:?}", h.log);
+    h.advance(STUCK_GRACE.as_millis() as u64 - 1);
+    let readings = with_requests(&h, slot, &[4_700]);
+    assert!(h.tick_with(&readings).is_empty());
+    h.advance(2);
+    let readings = with_requests(&h, slot, &[4_700]);
+    assert_eq!(h.tick_with(&readings), vec![Action::Kill { pid }]);
+}
+
+#[test]
+fn a_stuck_worker_keeps_the_graceful_period_while_other_requests_run() {
+    let mut h = Harness::started(&[
+        "--processes",
+        "1",
+        "--request-timeout",
+        "3",
+        "--graceful-timeout",
+        "15",
+    ]);
+    let (slot, pid) = stuck_and_replaced(&mut h, &[3_500, 100], &[3_600, 200]);
+    assert!(!h.logged("only stuck requests left"));
+    // The other request runs on: no kill before --graceful-timeout.
+    h.advance(5_000);
+    let readings = with_requests(&h, slot, &[8_600, 5_200]);
+    assert!(h.tick_with(&readings).is_empty());
+    // It finishes: only the stuck one is left, the worker goes soon after.
+    h.advance(100);
+    let readings = with_requests(&h, slot, &[8_700]);
+    assert!(h.tick_with(&readings).is_empty());
+    assert!(h.logged("only stuck requests left"));
+    h.advance(STUCK_GRACE.as_millis() as u64 + 1);
+    let readings = with_requests(&h, slot, &[9_800]);
+    assert_eq!(h.tick_with(&readings), vec![Action::Kill { pid }]);
+}
+
+#[test]
+fn a_stuck_worker_whose_other_request_never_ends_is_killed_at_the_graceful_timeout() {
+    let mut h = Harness::started(&[
+        "--processes",
+        "1",
+        "--request-timeout",
+        "3",
+        "--graceful-timeout",
+        "15",
+    ]);
+    let (slot, pid) = stuck_and_replaced(&mut h, &[3_500, 100], &[3_600, 200]);
+    h.advance(15_000);
+    let readings = with_requests(&h, slot, &[18_600, 15_200]);
+    assert!(h.tick_with(&readings).is_empty());
+    h.advance(1);
+    assert_eq!(h.tick_with(&readings), vec![Action::Kill { pid }]);
+}
+
+#[test]
+fn with_an_interrupt_timeout_the_master_waits_for_the_interrupt_first() {
+    let mut h = Harness::started(&[
+        "--processes",
+        "2",
+        "--request-timeout",
+        "2",
+        "--interrupt-timeout",
+        "2",
+    ]);
+    let slot = h.slots(|_| true)[0];
+    // Past --request-timeout: the worker's own interrupt has its chance.
+    let readings = with_requests(&h, slot, &[3_900]);
+    assert!(h.tick_with(&readings).is_empty());
+    assert!(!h.logged("recycling worker"));
+    // Still running past both: the graceful path.
+    let readings = with_requests(&h, slot, &[4_100]);
+    let pid = h.sup.workers.get(slot).expect("w").pid;
+    assert!(h.tick_with(&readings).contains(&Action::DumpStacks { pid }));
+    assert!(
+        h.logged(
+            "(--request-timeout 2 s + --interrupt-timeout 2 s: RequestTimeout did not end it)"
+        ),
+        "{:?}",
+        h.log
+    );
+    // A request still within both is not stuck: the drain is not cut.
+    let w = h.sup.workers.get(slot).expect("w");
+    let reading = Reading {
+        running: vec![h.now_ms - 3_900],
+        ..Reading::default()
+    };
+    let far = h.now + Duration::from_secs(10);
+    let stuck_after = stuck_after_ms(&h.sup.config);
+    assert_eq!(stuck_after, 4_000);
+    assert_eq!(
+        stuck_drain_deadline(w, far, &reading, h.now, h.now_ms, stuck_after),
+        None
+    );
+}
+
+#[test]
+fn a_stuck_worker_whose_requests_all_ended_is_left_to_exit_by_itself() {
+    let mut h = Harness::started(&[
+        "--processes",
+        "1",
+        "--request-timeout",
+        "3",
+        "--graceful-timeout",
+        "15",
+    ]);
+    // The stuck request ends just as the replacement is ready.
+    let (slot, _) = stuck_and_replaced(&mut h, &[3_500], &[]);
+    assert!(!h.logged("only stuck requests left"));
+    h.advance(STUCK_GRACE.as_millis() as u64 + 1);
+    let readings = with_requests(&h, slot, &[]);
+    assert!(h.tick_with(&readings).is_empty());
+}

@@ -130,6 +130,8 @@ fn load_with(
         (stdout.clone_ref(py), stderr.clone_ref(py)),
     )?;
     boot.call_method1("restrict_signals", (server.getattr(py, "message")?,))?;
+    // Before the application imports: `import rwsgi` / `mod_wsgi` for RequestTimeout.
+    boot.call_method0("install_modules")?;
     let script_dir = match spec.kind {
         AppType::Script | AppType::Paste => std::path::Path::new(&spec.entry_point)
             .parent()

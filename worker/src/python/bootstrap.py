@@ -251,3 +251,65 @@ class FileWrapper:
         if data:
             return data
         raise StopIteration
+
+
+class RequestTimeout(BaseException):
+    """Raised in a request's thread when it overruns --request-timeout and
+    --interrupt-timeout is set (mod_wsgi 6's mod_wsgi.RequestTimeout). It
+    derives from BaseException so that `except Exception:` does not swallow
+    it; code may catch it to clean up but should re-raise, so that the
+    server can answer 504 and the thread can serve on."""
+
+
+RequestTimeout.__module__ = "mod_wsgi"
+
+
+class _ModWsgiShim:
+    """Finds and loads `mod_wsgi` as rwsgi's stand-in for mod_wsgi's embedded
+    module, carrying RequestTimeout. Only an application that imports
+    `mod_wsgi` gets it. When a `mod_wsgi` package is installed
+    (mod_wsgi-express's), the stand-in keeps that package's path, so its
+    subpackages (mod_wsgi.server ...) still import."""
+
+    @staticmethod
+    def find_spec(name, path=None, target=None):
+        if name != "mod_wsgi":
+            return None
+        real = importlib.machinery.PathFinder.find_spec(name, path)
+        locations = real.submodule_search_locations if real is not None else None
+        spec = importlib.machinery.ModuleSpec(name, _ModWsgiShim, is_package=locations is not None)
+        if locations is not None:
+            spec.submodule_search_locations = list(locations)
+        return spec
+
+    @staticmethod
+    def create_module(spec):
+        import types
+
+        module = types.ModuleType(spec.name, "rwsgi's stand-in for mod_wsgi's embedded module.")
+        module.RequestTimeout = RequestTimeout
+        return module
+
+    @staticmethod
+    def exec_module(module):
+        pass
+
+
+def install_modules():
+    """`rwsgi` (always) and `mod_wsgi` (when imported) as modules carrying
+    RequestTimeout: one class under both names."""
+    import types
+
+    rwsgi = types.ModuleType("rwsgi", "The rwsgi server's Python API.")
+    rwsgi.RequestTimeout = RequestTimeout
+    sys.modules.setdefault("rwsgi", rwsgi)
+    if _ModWsgiShim not in sys.meta_path:
+        sys.meta_path.insert(0, _ModWsgiShim)
+
+
+def thread_stack(ident):
+    """The Python stack of thread `ident`, innermost call last ('' if it has none)."""
+    frame = sys._current_frames().get(ident)
+    if frame is None:
+        return ""
+    return "".join(traceback.format_stack(frame))

@@ -3,6 +3,7 @@
 
 mod app;
 mod init;
+mod interrupt;
 mod monitor;
 mod output;
 pub use output::{LogSink, Source};
@@ -10,5 +11,6 @@ mod stacks;
 
 pub use app::{load_application, log_exception, prepare_template, run_exit_handlers, Application};
 pub use init::{start, Interpreter};
+pub use interrupt::Interrupts;
 pub use monitor::{watch_for_changes, Watch};
 pub use stacks::{beat_python, install_dump};

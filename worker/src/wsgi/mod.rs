@@ -35,6 +35,8 @@ pub struct RequestContext<'a> {
     /// `None` without `--access-log`.
     pub access: Option<&'a crate::access_log::AccessLog>,
     pub proxy: &'a rwsgi_shared::proxy::Rules,
+    /// `None` without `--interrupt-timeout`.
+    pub interrupts: Option<&'a crate::python::Interrupts>,
     pub log: &'a Logger,
 }
 
@@ -71,7 +73,13 @@ pub fn handle(
     let started = Instant::now();
     let queued = started.saturating_duration_since(queued_at);
     let request_id = crate::request_id::of(head.header("x-request-id"));
+    if let Some(i) = ctx.interrupts {
+        i.begin(py, ctx.thread);
+    }
     let result = run(py, ctx, &mut conn, &head, request_id.as_str());
+    if let Some(i) = ctx.interrupts {
+        i.end(py, ctx.thread);
+    }
     let took = started.elapsed();
     if let Some(sb) = sb {
         sb.end_request(ctx.thread);
@@ -126,6 +134,8 @@ fn micros(d: Duration) -> u64 {
 struct Facts<'a> {
     /// The application (or its iterable, or `close()`) raised.
     app_raised: bool,
+    /// What it raised was the RequestTimeout of `--interrupt-timeout`.
+    timed_out: bool,
     /// Response bytes already reached the socket.
     on_wire: bool,
     /// The client went away while the response was being sent.
@@ -158,6 +168,9 @@ enum Blame {
     ClientBody,
     /// The client left (DEBUG).
     ClientGone,
+    /// `--interrupt-timeout` interrupted it (WARN, no traceback: the
+    /// stack was logged when it was interrupted).
+    Interrupted,
 }
 
 /// The decision table for the end of a request. A refused body is the
@@ -181,6 +194,10 @@ fn ending(f: Facts<'_>) -> (Ending, Blame) {
     }
     if f.client_gone {
         return (Ending::CutShort, Blame::ClientGone);
+    }
+    // mod_wsgi 6: 504 Gateway Timeout, or cut short if the response began.
+    if f.timed_out {
+        return (cut_or(504), Blame::Interrupted);
     }
     match f.body_failed {
         Some(e) => (cut_or(e.status()), Blame::ClientBody),
@@ -276,8 +293,12 @@ fn run(
     };
     let refused = lease.refusal().cloned();
     let body_failed = i.body_error().cloned();
+    let timed_out = ctx
+        .interrupts
+        .is_some_and(|t| raised.iter().any(|(e, _)| t.is_request_timeout(py, e)));
     let (end, blame) = ending(Facts {
         app_raised: !raised.is_empty(),
+        timed_out,
         on_wire: r.on_wire(),
         client_gone: r.client_gone(),
         refused: refused.as_ref(),
@@ -298,6 +319,11 @@ fn run(
             (None, None) => {}
         },
         Blame::ClientGone => debug!(ctx.log, "client went away during the response"),
+        Blame::Interrupted => {
+            warn!(ctx.log, "request interrupted by RequestTimeout (--interrupt-timeout); the thread serves on";
+                "request" => format!("{} {}", head.method, head.target),
+                "response" => if r.on_wire() { "cut short" } else { "504" })
+        }
     }
     let outcome = match end {
         Ending::ErrorPage(status) => {
@@ -493,4 +519,55 @@ fn error_page(status: u16, head: &RequestHead) -> Outcome {
 /// Logs an application exception with its traceback.
 fn log_error(py: Python<'_>, ctx: &RequestContext<'_>, e: &PyErr, what: &str) {
     crate::python::log_exception(py, ctx.app.bootstrap.bind(py), e, ctx.log, what);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn facts() -> Facts<'static> {
+        Facts {
+            app_raised: false,
+            timed_out: false,
+            on_wire: false,
+            client_gone: false,
+            refused: None,
+            body_failed: None,
+        }
+    }
+
+    #[test]
+    fn an_interrupted_request_gets_a_504_before_its_response_began() {
+        let f = Facts {
+            app_raised: true,
+            timed_out: true,
+            ..facts()
+        };
+        assert_eq!(ending(f), (Ending::ErrorPage(504), Blame::Interrupted));
+    }
+
+    #[test]
+    fn an_interrupted_response_that_began_is_cut_short() {
+        let f = Facts {
+            app_raised: true,
+            timed_out: true,
+            on_wire: true,
+            ..facts()
+        };
+        assert_eq!(ending(f), (Ending::CutShort, Blame::Interrupted));
+    }
+
+    #[test]
+    fn other_exceptions_are_still_the_applications_500() {
+        let f = Facts {
+            app_raised: true,
+            ..facts()
+        };
+        assert_eq!(ending(f), (Ending::ErrorPage(500), Blame::Application));
+    }
+
+    #[test]
+    fn a_request_that_caught_the_interrupt_and_answered_completes() {
+        assert_eq!(ending(facts()), (Ending::Complete, Blame::Nobody));
+    }
 }

@@ -1,0 +1,1 @@
+MARKER = "mod_wsgi.server from the installed package"
