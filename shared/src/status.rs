@@ -373,7 +373,9 @@ mod tests {
     fn a_redacted_status_shows_what_runs_and_for_how_long_but_no_path() {
         let sb = Scoreboard::create(1234).expect("create");
         let w = sb.worker(0).expect("slot");
-        w.assign(999, 1, 2);
+        let epoch = w.claim(1, 2);
+        w.set_pid(999);
+        assert!(w.attach(epoch));
         w.begin_request(
             1,
             "GET",
