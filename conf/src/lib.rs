@@ -211,6 +211,18 @@ mod tests {
         ])
         .expect("valid");
         assert_eq!(c.recycle.max_requests_jitter, u64::from(u32::MAX));
+        // Less than a millisecond is one, not 0 (which means "never").
+        let (c, _) = start(&[
+            "--restart-interval",
+            "0.0001",
+            "--keep-alive-timeout",
+            "1e-9",
+        ])
+        .expect("valid");
+        assert_eq!(
+            (c.recycle.restart_interval_ms, c.timeouts.keep_alive_ms),
+            (1, 1)
+        );
     }
 
     #[test]

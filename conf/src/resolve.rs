@@ -376,7 +376,8 @@ fn seconds(option: &str, v: f64) -> Result<u64, ConfError> {
             format_args!("{v} is not a positive number of seconds"),
         ));
     }
-    Ok((v * 1000.0).round() as u64)
+    // At least a millisecond: 0 means "never" to some options.
+    Ok(((v * 1000.0).round() as u64).max(1))
 }
 
 fn timeouts(a: &StartServer) -> Result<Timeouts, ConfError> {

@@ -258,6 +258,9 @@ impl Message {
     /// accepted (nothing trailing, IPv4 only in mapped form), so a framing
     /// error is refused here rather than acted on.
     pub fn decode(bytes: &[u8]) -> Result<Message, ChannelError> {
+        if bytes.len() > MAX_MESSAGE {
+            return Err(ChannelError::Malformed("longer than any message"));
+        }
         let (&tag, mut body) = bytes
             .split_first()
             .ok_or(ChannelError::Malformed("empty message"))?;
@@ -762,5 +765,11 @@ mod tests {
         let good = wire(&forked);
         assert_eq!(Message::decode(&good).expect("decode"), forked);
         assert!(refused(&good[..good.len() - 1]), "short forked event");
+
+        let mut long = wire(&Message::Event(Event::Failed("x".repeat(MAX_MESSAGE - 2))));
+        assert_eq!(long.len(), MAX_MESSAGE);
+        assert!(Message::decode(&long).is_ok());
+        long.push(b'x');
+        assert!(refused(&long), "longer than a message");
     }
 }
