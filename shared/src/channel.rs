@@ -42,11 +42,12 @@ const _: () = assert!(crate::http::BODY_BLOCK <= MAX_READ_AHEAD);
 // connection has sent so far.
 const _: () = assert!(16 + u16::MAX as usize <= MAX_BUFFERED);
 
-/// Send buffer asked for each end: the kernel refuses a datagram larger
-/// than the send buffer (EMSGSIZE), and counts undelivered ones against
-/// it, so room for a few of the largest. The kernel caps what it grants at
-/// `net.core.wmem_max` (doubled); the default cap holds three.
-const SEND_BUFFER: usize = 4 * MAX_MESSAGE;
+/// Send buffer asked for each end (the kernel doubles it, up to twice
+/// `net.core.wmem_max`): it refuses a datagram larger than the send buffer
+/// (EMSGSIZE), so the largest must fit whatever the system's default. No
+/// more than that: undelivered messages count against it too, and a full
+/// channel is how the master sees that a worker takes no more connections.
+const SEND_BUFFER: usize = MAX_MESSAGE + 4096;
 
 /// Instructions from the master to a worker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

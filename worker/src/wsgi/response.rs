@@ -3,9 +3,9 @@
 //! Headers are validated when the application passes them (a bad header is
 //! an exception in the application, so the request becomes a 500 with a
 //! clear log line, and CR/LF can never split a response); what is valid is
-//! decided in [`super::headers`]. The head is sent
-//! with the first body bytes; small pieces are gathered and written with
-//! one `writev`, with the GIL released.
+//! decided in [`super::headers`]. The head is sent with the first body
+//! bytes; small pieces are gathered and written with one `writev`, with
+//! the GIL released.
 //!
 //! The socket is reached only through the request's [`Lease`]: a `write`
 //! kept past its request raises and writes nothing. A response the
