@@ -194,6 +194,10 @@ mod tests {
             (&["--threads", "0"][..], "--threads"),
             (&["--processes", "65"][..], "--processes"),
             (&["--setenv", "BIG", &huge][..], "--setenv"),
+            (
+                &["--port", "9000", "--admin-port", "9000"][..],
+                "--admin-port",
+            ),
         ] {
             let err = start(args).expect_err("invalid").to_string();
             assert!(err.contains(option), "{args:?}: {err}");
@@ -211,6 +215,16 @@ mod tests {
         ])
         .expect("valid");
         assert_eq!(c.recycle.max_requests_jitter, u64::from(u32::MAX));
+        let (c, _) = start(&[
+            "--port",
+            "9000",
+            "--admin-port",
+            "9000",
+            "--admin-host",
+            "127.0.0.1",
+        ])
+        .expect("another address");
+        assert_eq!(c.admin.map(|a| a.port), Some(9000));
         // Less than a millisecond is one, not 0 (which means "never").
         let (c, _) = start(&[
             "--restart-interval",

@@ -40,10 +40,10 @@ pub fn resolve(args: &StartServer) -> Result<ServerConfig, ConfError> {
         .collect();
     fits_the_channel(ServerConfig {
         host: args.host.clone(),
-        admin: args.admin_port.map(|port| rwsgi_shared::config::Admin {
-            host: args.admin_host.clone().unwrap_or_else(|| args.host.clone()),
-            port,
-        }),
+        admin: match args.admin_port {
+            Some(port) => Some(admin(args, port)?),
+            None => None,
+        },
         port: args.port,
         server_name: args.server_name.clone().unwrap_or_else(|| {
             if args.host.is_empty() {
@@ -148,6 +148,19 @@ pub fn resolve(args: &StartServer) -> Result<ServerConfig, ConfError> {
         },
         statics: statics(args, &cwd, app_kind)?,
     })
+}
+
+/// `--admin-port` and `--admin-host`: the admin listener cannot share the
+/// main listener's address (the second bind would fail at start).
+fn admin(args: &StartServer, port: u16) -> Result<rwsgi_shared::config::Admin, ConfError> {
+    let host = args.admin_host.clone().unwrap_or_else(|| args.host.clone());
+    if port != 0 && port == args.port && host == args.host {
+        return Err(invalid(
+            "admin-port",
+            format_args!("{port} is also --port: the admin listener needs a port of its own"),
+        ));
+    }
+    Ok(rwsgi_shared::config::Admin { host, port })
 }
 
 fn absolute(base: &Path, p: &Path) -> PathBuf {
