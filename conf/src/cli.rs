@@ -324,7 +324,7 @@ pub struct StartServer {
     #[arg(long, default_value_t = 8190, env = "RWSGI_LIMIT_REQUEST_FIELD_SIZE")]
     pub limit_request_field_size: usize,
 
-    /// Largest whole request head in bytes (431 beyond).
+    /// Largest whole request head in bytes (431 beyond); at most 65536.
     #[arg(long, default_value_t = 32768, env = "RWSGI_HEADER_BUFFER_SIZE")]
     pub header_buffer_size: usize,
 

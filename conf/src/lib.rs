@@ -142,6 +142,103 @@ mod tests {
         }
     }
 
+    /// Every number that crosses from the command line is checked there:
+    /// out of range, NaN, negative or infinite values name their option.
+    #[test]
+    fn values_out_of_range_name_their_option() {
+        let huge = "x".repeat(rwsgi_shared::channel::MAX_MESSAGE);
+        for (args, option) in [
+            (
+                &["--header-buffer-size", "65537"][..],
+                "--header-buffer-size",
+            ),
+            (
+                &["--header-buffer-size", "1048576"][..],
+                "--header-buffer-size",
+            ),
+            (&["--header-buffer-size", "0"][..], "--header-buffer-size"),
+            (&["--limit-request-line", "0"][..], "--limit-request-line"),
+            (
+                &["--limit-request-line", "70000"][..],
+                "--limit-request-line",
+            ),
+            (
+                &["--limit-request-field-size", "70000"][..],
+                "--limit-request-field-size",
+            ),
+            (
+                &["--limit-request-fields", "32769"][..],
+                "--limit-request-fields",
+            ),
+            (
+                &["--limit-request-fields", "0"][..],
+                "--limit-request-fields",
+            ),
+            (
+                &["--maximum-requests", "4294967296"][..],
+                "--maximum-requests",
+            ),
+            (
+                &["--maximum-requests-jitter", "18446744073709551615"][..],
+                "--maximum-requests-jitter",
+            ),
+            (&["--max-clients", "0"][..], "--max-clients"),
+            (&["--listen-backlog=-1"][..], "--listen-backlog"),
+            (&["--request-timeout", "NaN"][..], "--request-timeout"),
+            (&["--request-timeout=-1"][..], "--request-timeout"),
+            (&["--socket-timeout", "inf"][..], "--socket-timeout"),
+            (&["--restart-interval", "NaN"][..], "--restart-interval"),
+            (&["--restart-interval=-5"][..], "--restart-interval"),
+            (&["--shutdown-delay", "NaN"][..], "--shutdown-delay"),
+            (&["--body-max-timeout=-1"][..], "--body-max-timeout"),
+            (&["--threads", "0"][..], "--threads"),
+            (&["--processes", "65"][..], "--processes"),
+            (&["--setenv", "BIG", &huge][..], "--setenv"),
+            (
+                &["--port", "9000", "--admin-port", "9000"][..],
+                "--admin-port",
+            ),
+        ] {
+            let err = start(args).expect_err("invalid").to_string();
+            assert!(err.contains(option), "{args:?}: {err}");
+        }
+        let (c, _) = start(&["--header-buffer-size", "65536"]).expect("the largest is valid");
+        assert_eq!(
+            c.limits.header_buffer,
+            rwsgi_shared::config::MAX_HEADER_BUFFER
+        );
+        let (c, _) = start(&[
+            "--maximum-requests",
+            "4294967295",
+            "--maximum-requests-jitter",
+            "4294967295",
+        ])
+        .expect("valid");
+        assert_eq!(c.recycle.max_requests_jitter, u64::from(u32::MAX));
+        let (c, _) = start(&[
+            "--port",
+            "9000",
+            "--admin-port",
+            "9000",
+            "--admin-host",
+            "127.0.0.1",
+        ])
+        .expect("another address");
+        assert_eq!(c.admin.map(|a| a.port), Some(9000));
+        // Less than a millisecond is one, not 0 (which means "never").
+        let (c, _) = start(&[
+            "--restart-interval",
+            "0.0001",
+            "--keep-alive-timeout",
+            "1e-9",
+        ])
+        .expect("valid");
+        assert_eq!(
+            (c.recycle.restart_interval_ms, c.timeouts.keep_alive_ms),
+            (1, 1)
+        );
+    }
+
     #[test]
     fn unimplemented_options_are_accepted_with_one_warning_each() {
         let (_, warnings) = start(&[

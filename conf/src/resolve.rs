@@ -2,10 +2,11 @@
 
 use crate::cli::{ApplicationType, LogFormatArg, LogLevelArg, PreloadArg, StartServer};
 use crate::error::{invalid, ConfError};
+use rwsgi_shared::channel::MAX_MESSAGE;
 use rwsgi_shared::config::{
     AppSpec, AppType, Limits, LogFormat, LogLevel, PythonSpec, Recycle, ServerConfig, Timeouts,
 };
-use rwsgi_shared::config::{StaticConfig, UrlAlias};
+use rwsgi_shared::config::{StaticConfig, UrlAlias, MAX_HEADER_BUFFER};
 use std::path::{Path, PathBuf};
 
 /// Validates the options and resolves paths against the current directory.
@@ -37,13 +38,12 @@ pub fn resolve(args: &StartServer) -> Result<ServerConfig, ConfError> {
         .iter()
         .map(|p| absolute(&cwd, p))
         .collect();
-    Ok(ServerConfig {
+    fits_the_channel(ServerConfig {
         host: args.host.clone(),
-        admin: args.admin_port.map(|port| rwsgi_shared::config::Admin {
-            host: args.admin_host.clone().unwrap_or_else(|| args.host.clone()),
-            port,
-            status_public: args.admin_status_public,
-        }),
+        admin: match args.admin_port {
+            Some(port) => Some(admin(args, port)?),
+            None => None,
+        },
         port: args.port,
         server_name: args.server_name.clone().unwrap_or_else(|| {
             if args.host.is_empty() {
@@ -76,7 +76,8 @@ pub fn resolve(args: &StartServer) -> Result<ServerConfig, ConfError> {
         timeouts: timeouts(args)?,
         listen_backlog: positive("listen-backlog", i64::from(args.listen_backlog))? as i32,
         max_clients: match args.max_clients {
-            Some(n) => positive("max-clients", n as i64)? as usize,
+            Some(0) => return Err(invalid("max-clients", "must be greater than zero")),
+            Some(n) => n,
             // What the workers can hold once the soft limit is raised to
             // the hard one (the master does that at start).
             None => {
@@ -85,8 +86,11 @@ pub fn resolve(args: &StartServer) -> Result<ServerConfig, ConfError> {
             }
         },
         recycle: Recycle {
-            max_requests: args.maximum_requests,
-            max_requests_jitter: args.maximum_requests_jitter,
+            max_requests: request_count("maximum-requests", args.maximum_requests)?,
+            max_requests_jitter: request_count(
+                "maximum-requests-jitter",
+                args.maximum_requests_jitter,
+            )?,
             restart_interval_ms: if args.restart_interval == 0.0 {
                 0
             } else {
@@ -143,6 +147,23 @@ pub fn resolve(args: &StartServer) -> Result<ServerConfig, ConfError> {
             None => None,
         },
         statics: statics(args, &cwd, app_kind)?,
+    })
+}
+
+/// `--admin-port` and `--admin-host`: the admin listener cannot share the
+/// main listener's address (the second bind would fail at start).
+fn admin(args: &StartServer, port: u16) -> Result<rwsgi_shared::config::Admin, ConfError> {
+    let host = args.admin_host.clone().unwrap_or_else(|| args.host.clone());
+    if port != 0 && port == args.port && host == args.host {
+        return Err(invalid(
+            "admin-port",
+            format_args!("{port} is also --port: the admin listener needs a port of its own"),
+        ));
+    }
+    Ok(rwsgi_shared::config::Admin {
+        host,
+        port,
+        status_public: args.admin_status_public,
     })
 }
 
@@ -372,7 +393,8 @@ fn seconds(option: &str, v: f64) -> Result<u64, ConfError> {
             format_args!("{v} is not a positive number of seconds"),
         ));
     }
-    Ok((v * 1000.0).round() as u64)
+    // At least a millisecond: 0 means "never" to some options.
+    Ok(((v * 1000.0).round() as u64).max(1))
 }
 
 fn timeouts(a: &StartServer) -> Result<Timeouts, ConfError> {
@@ -408,22 +430,59 @@ fn timeouts(a: &StartServer) -> Result<Timeouts, ConfError> {
     })
 }
 
+/// A count or size from 1 to `max`.
+fn in_range(option: &str, v: usize, max: usize) -> Result<usize, ConfError> {
+    if v == 0 || v > max {
+        return Err(invalid(option, format_args!("{v} is not from 1 to {max}")));
+    }
+    Ok(v)
+}
+
 fn limits(a: &StartServer) -> Result<Limits, ConfError> {
-    let l = Limits {
+    // A line or a field longer than the largest head could never be
+    // received: no such limit is accepted either.
+    Ok(Limits {
         request_body: a.limit_request_body,
-        request_line: positive("limit-request-line", a.limit_request_line as i64)? as usize,
-        header_fields: positive("limit-request-fields", a.limit_request_fields as i64)? as usize,
-        header_field_size: positive(
+        request_line: in_range(
+            "limit-request-line",
+            a.limit_request_line,
+            MAX_HEADER_BUFFER,
+        )?,
+        header_fields: in_range("limit-request-fields", a.limit_request_fields, 32_768)?,
+        header_field_size: in_range(
             "limit-request-field-size",
-            a.limit_request_field_size as i64,
-        )? as usize,
-        header_buffer: positive("header-buffer-size", a.header_buffer_size as i64)? as usize,
-    };
-    if l.header_fields > 32_768 {
-        return Err(invalid("limit-request-fields", "at most 32768"));
+            a.limit_request_field_size,
+            MAX_HEADER_BUFFER,
+        )?,
+        // A draining worker hands an idle connection back with the head
+        // read so far: the channel carries this much (see MAX_HEADER_BUFFER).
+        header_buffer: in_range(
+            "header-buffer-size",
+            a.header_buffer_size,
+            MAX_HEADER_BUFFER,
+        )?,
+    })
+}
+
+/// The largest `--maximum-requests` and `--maximum-requests-jitter`: their
+/// sum, and the jitter plus one, are computed by the master.
+const MAX_REQUESTS: u64 = u32::MAX as u64;
+
+fn request_count(option: &str, v: u64) -> Result<u64, ConfError> {
+    if v > MAX_REQUESTS {
+        return Err(invalid(option, format_args!("at most {MAX_REQUESTS}")));
     }
-    if l.header_buffer > 1 << 20 {
-        return Err(invalid("header-buffer-size", "at most 1048576"));
+    Ok(v)
+}
+
+/// The configuration travels to every worker as one channel message.
+fn fits_the_channel(config: ServerConfig) -> Result<ServerConfig, ConfError> {
+    // The message is a one-byte tag and the serialized configuration.
+    let len = 1 + config.to_bytes().len();
+    if len > MAX_MESSAGE {
+        return Err(ConfError::Invalid(format!(
+            "the configuration is too large to pass to the workers ({len} bytes, at most {MAX_MESSAGE}): shorten the --setenv or --passenv values"
+        )));
     }
-    Ok(l)
+    Ok(config)
 }

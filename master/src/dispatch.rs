@@ -195,6 +195,12 @@ impl Dispatcher {
                     return; // dropping `conn` closes the master's copy
                 }
                 Err(ChannelError::WouldBlock) => tried.push(slot),
+                // This connection's fault, not the channel's (a worker's
+                // hand-back is never this large: see `channel::MAX_BUFFERED`).
+                Err(e @ ChannelError::TooLarge { .. }) => {
+                    warn!(self.log, "cannot hand a connection to a worker; closing it"; "error" => %e, "client" => %conn.peer);
+                    return;
+                }
                 Err(e) => {
                     warn!(self.log, "cannot hand a connection to worker"; "slot" => slot, "error" => %e);
                     worker.channel_open = false;

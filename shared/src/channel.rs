@@ -12,9 +12,42 @@ use nix::sys::socket::{
 use std::io::{IoSlice, IoSliceMut};
 use std::net::{Ipv6Addr, SocketAddr, SocketAddrV6};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::time::{Duration, Instant};
 
-/// Largest datagram: a request head that was already read plus framing.
-pub const MAX_MESSAGE: usize = 128 * 1024;
+use crate::config::MAX_HEADER_BUFFER;
+
+/// Most bytes read past a complete request head, or past a request body,
+/// in one read: a pipelined request may sit there when a connection
+/// changes hands. The worker's head reads and the body blocks are no
+/// larger (asserted where each is defined).
+pub const MAX_READ_AHEAD: usize = 64 * 1024;
+
+/// The most bytes a connection carries with it across the channel: a
+/// partial head (at most `--header-buffer-size`), or a complete one and
+/// what was read after it.
+pub const MAX_BUFFERED: usize = MAX_HEADER_BUFFER + MAX_READ_AHEAD;
+
+/// What a hand-off carries besides the bytes: tag, address (family, 16
+/// octets, port, flow label, scope id), time, flag.
+const ENVELOPE: usize = 1 + (1 + 16 + 2 + 4 + 4) + 8 + 1;
+
+/// Largest datagram: a connection's bytes in their envelope. Derived, so
+/// that no head the configuration accepts is too large to hand back; a
+/// failure text is shortened to fit, and `rwsgi-conf` refuses a
+/// configuration that does not.
+pub const MAX_MESSAGE: usize = MAX_BUFFERED + ENVELOPE;
+
+const _: () = assert!(crate::http::BODY_BLOCK <= MAX_READ_AHEAD);
+// A PROXY v2 preamble (16 bytes and a 16-bit length) may be all a
+// connection has sent so far.
+const _: () = assert!(16 + u16::MAX as usize <= MAX_BUFFERED);
+
+/// Send buffer asked for each end (the kernel doubles it, up to twice
+/// `net.core.wmem_max`): it refuses a datagram larger than the send buffer
+/// (EMSGSIZE), so the largest must fit whatever the system's default. No
+/// more than that: undelivered messages count against it too, and a full
+/// channel is how the master sees that a worker takes no more connections.
+const SEND_BUFFER: usize = MAX_MESSAGE + 4096;
 
 /// Instructions from the master to a worker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,6 +121,9 @@ pub enum ChannelError {
     Closed,
     #[error("malformed channel message: {0}")]
     Malformed(&'static str),
+    /// Refused before sending: the peer could not receive it whole.
+    #[error("a {len}-byte message is larger than the channel carries ({MAX_MESSAGE} bytes)")]
+    TooLarge { len: usize },
     #[error("channel I/O error: {0}")]
     Io(#[from] Errno),
 }
@@ -98,6 +134,16 @@ const TAG_CONTROL: u8 = 3;
 const TAG_HANDBACK: u8 = 4;
 const TAG_EVENT: u8 = 5;
 const TAG_FORK: u8 = 6;
+
+/// The longest start of `text` of at most `max` bytes that ends on a
+/// character boundary.
+fn prefix(text: &str, max: usize) -> &str {
+    let mut end = text.len().min(max);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
 
 /// Takes the next `N` bytes off the front of `bytes`.
 fn take<const N: usize>(bytes: &mut &[u8], short: &'static str) -> Result<[u8; N], ChannelError> {
@@ -153,6 +199,7 @@ fn decode_addr(bytes: &mut &[u8]) -> Result<SocketAddr, ChannelError> {
 impl Message {
     /// Appends the wire form of the message to `out`.
     pub fn encode(&self, out: &mut Vec<u8>) {
+        let start = out.len();
         match self {
             Message::Config(json) => {
                 out.push(TAG_CONFIG);
@@ -193,7 +240,10 @@ impl Message {
                     Event::ReloadRequested => out.push(2),
                     Event::Failed(why) => {
                         out.push(3);
-                        out.extend_from_slice(why.as_bytes());
+                        // A traceback can be longer than a message: its
+                        // start still says why, where the whole would say nothing.
+                        let room = MAX_MESSAGE - (out.len() - start);
+                        out.extend_from_slice(prefix(why, room).as_bytes());
                     }
                     Event::Forked { slot, pid } => {
                         out.push(4);
@@ -219,6 +269,9 @@ impl Message {
     /// accepted (nothing trailing, IPv4 only in mapped form), so a framing
     /// error is refused here rather than acted on.
     pub fn decode(bytes: &[u8]) -> Result<Message, ChannelError> {
+        if bytes.len() > MAX_MESSAGE {
+            return Err(ChannelError::Malformed("longer than any message"));
+        }
         let (&tag, mut body) = bytes
             .split_first()
             .ok_or(ChannelError::Malformed("empty message"))?;
@@ -299,6 +352,12 @@ impl Channel {
             None,
             SockFlag::SOCK_CLOEXEC,
         )?;
+        for end in [&a, &b] {
+            // Best effort: with less, the largest messages fail with
+            // EMSGSIZE (the unit tests check that they go through).
+            let _ =
+                nix::sys::socket::setsockopt(end, nix::sys::socket::sockopt::SndBuf, &SEND_BUFFER);
+        }
         Ok((Channel { fd: a }, Channel { fd: b }))
     }
 
@@ -326,7 +385,7 @@ impl Channel {
         let mut payload = Vec::with_capacity(64);
         message.encode(&mut payload);
         if payload.len() > MAX_MESSAGE {
-            return Err(ChannelError::Malformed("message too large"));
+            return Err(ChannelError::TooLarge { len: payload.len() });
         }
         let iov = [IoSlice::new(&payload)];
         let raw: [RawFd; 1] = [fd.map(|f| f.as_raw_fd()).unwrap_or(-1)];
@@ -344,6 +403,39 @@ impl Channel {
                 Err(Errno::EINTR) => continue,
                 Err(Errno::EAGAIN) => return Err(ChannelError::WouldBlock),
                 Err(Errno::EPIPE) | Err(Errno::ECONNRESET) => return Err(ChannelError::Closed),
+                Err(e) => return Err(ChannelError::Io(e)),
+            }
+        }
+    }
+
+    /// Sends like [`send`](Self::send) on a non-blocking channel, waiting up
+    /// to `patience` for room while the peer has earlier messages to read
+    /// (a draining worker hands back its idle connections in a burst).
+    pub fn send_waiting(
+        &self,
+        message: &Message,
+        fd: Option<BorrowedFd<'_>>,
+        patience: Duration,
+    ) -> Result<(), ChannelError> {
+        use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+        let deadline = Instant::now() + patience;
+        loop {
+            match self.send(message, fd) {
+                Err(ChannelError::WouldBlock) => {}
+                other => return other,
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(ChannelError::WouldBlock);
+            }
+            // Rounded up: a wait of zero would spin until the deadline.
+            let ms = u64::try_from(left.as_millis()).unwrap_or(u64::MAX);
+            let wait = PollTimeout::try_from(ms.saturating_add(1)).unwrap_or(PollTimeout::MAX);
+            match poll(
+                &mut [PollFd::new(self.fd.as_fd(), PollFlags::POLLOUT)],
+                wait,
+            ) {
+                Ok(_) | Err(Errno::EINTR) => {}
                 Err(e) => return Err(ChannelError::Io(e)),
             }
         }
@@ -510,6 +602,106 @@ mod tests {
         );
     }
 
+    /// The largest connection the configuration allows goes through the
+    /// kernel whole, both ways, and one byte more is refused before sending.
+    #[test]
+    fn the_largest_buffered_connection_fits_a_message() {
+        let (master, worker) = Channel::pair().expect("pair");
+        let (_ours, theirs) = UnixStream::pair().expect("stream pair");
+        let peer = SocketAddr::V6(SocketAddrV6::new("fe80::1".parse().expect("ip"), 1, 2, 3));
+        let back = Message::HandBack {
+            peer,
+            preamble_read: true,
+            buffered: vec![b'h'; MAX_BUFFERED],
+        };
+        let off = Message::Handoff {
+            peer,
+            accepted_at_us: 7,
+            preamble_read: false,
+            buffered: vec![b'o'; MAX_BUFFERED],
+        };
+        let mut wire = Vec::new();
+        off.encode(&mut wire);
+        assert_eq!(
+            wire.len(),
+            MAX_MESSAGE,
+            "the envelope is what encode writes"
+        );
+        let mut buf = Vec::new();
+        worker.send(&back, Some(theirs.as_fd())).expect("hand back");
+        assert_eq!(master.recv(&mut buf).expect("recv").message, back);
+        master.send(&off, Some(theirs.as_fd())).expect("hand off");
+        assert_eq!(worker.recv(&mut buf).expect("recv").message, off);
+
+        let too_large = Message::Handoff {
+            peer,
+            accepted_at_us: 7,
+            preamble_read: false,
+            buffered: vec![0; MAX_BUFFERED + 1],
+        };
+        assert!(matches!(
+            master.send(&too_large, Some(theirs.as_fd())),
+            Err(ChannelError::TooLarge { len }) if len == MAX_MESSAGE + 1
+        ));
+    }
+
+    #[test]
+    fn a_failure_text_too_long_for_a_message_keeps_its_start() {
+        let (master, worker) = Channel::pair().expect("pair");
+        let why = format!("ImportError: {}", "é".repeat(MAX_MESSAGE));
+        worker
+            .send(&Message::Event(Event::Failed(why.clone())), None)
+            .expect("send");
+        let mut buf = Vec::new();
+        let Message::Event(Event::Failed(got)) = master.recv(&mut buf).expect("recv").message
+        else {
+            panic!("not a failure");
+        };
+        assert!(
+            why.starts_with(&got) && got.len() > MAX_MESSAGE - 4,
+            "{}",
+            got.len()
+        );
+    }
+
+    #[test]
+    fn send_waiting_waits_for_the_peer_to_make_room() {
+        let (master, worker) = Channel::pair().expect("pair");
+        worker.set_nonblocking(true).expect("nonblocking");
+        let (_ours, theirs) = UnixStream::pair().expect("stream pair");
+        let msg = Message::HandBack {
+            peer: "192.0.2.7:4711".parse().expect("addr"),
+            preamble_read: true,
+            buffered: vec![b'x'; MAX_BUFFERED],
+        };
+        let mut sent = 0;
+        while sent < 1000 {
+            match worker.send(&msg, Some(theirs.as_fd())) {
+                Ok(()) => sent += 1,
+                Err(ChannelError::WouldBlock) => break,
+                Err(e) => panic!("send: {e}"),
+            }
+        }
+        assert!(
+            (1..1000).contains(&sent),
+            "{sent} sent before the buffer was full"
+        );
+        assert!(matches!(
+            worker.send_waiting(&msg, Some(theirs.as_fd()), Duration::from_millis(20)),
+            Err(ChannelError::WouldBlock)
+        ));
+        let reader = std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            (0..=sent)
+                .map(|_| master.recv(&mut buf).map(|r| r.message))
+                .all(|m| m.is_ok())
+        });
+        worker
+            .send_waiting(&msg, Some(theirs.as_fd()), Duration::from_secs(30))
+            .expect("sent once there was room");
+        assert!(reader.join().expect("reader"));
+    }
+
     /// Found by `fuzz/fuzz_targets/channel.rs`: the flow label and scope id of
     /// an IPv6 peer were dropped on the way, so a link-local peer lost its interface.
     #[test]
@@ -586,5 +778,11 @@ mod tests {
         let good = wire(&forked);
         assert_eq!(Message::decode(&good).expect("decode"), forked);
         assert!(refused(&good[..good.len() - 1]), "short forked event");
+
+        let mut long = wire(&Message::Event(Event::Failed("x".repeat(MAX_MESSAGE - 2))));
+        assert_eq!(long.len(), MAX_MESSAGE);
+        assert!(Message::decode(&long).is_ok());
+        long.push(b'x');
+        assert!(refused(&long), "longer than a message");
     }
 }

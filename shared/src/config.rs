@@ -101,6 +101,12 @@ pub struct PythonSpec {
     pub reload_on_changes: bool,
 }
 
+/// The largest `--header-buffer-size`: a worker that drains hands an idle
+/// connection back to the master with the head it has read so far, in one
+/// channel message, so the channel's message size is derived from this
+/// (`channel::MAX_MESSAGE`). 64 KiB, as uWSGI's largest buffer-size.
+pub const MAX_HEADER_BUFFER: usize = 64 * 1024;
+
 /// Request and head size limits enforced before the application sees anything.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Limits {

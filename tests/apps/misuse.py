@@ -22,6 +22,13 @@ Routes:
   /interim-status       a 1xx status as the response
   /empty-then-excinfo   an empty first block, then start_response(exc_info)
   /calls                how many times the application was called
+  /length-twice         Content-Length 100 and Content-Length 5
+  /length-signed        Content-Length +5
+  /length-caught        Content-Length twice, catches the error and answers
+  /transfer-encoding    sets Transfer-Encoding: chunked itself
+  /connection-close     Connection: close and Keep-Alive from the application
+  /fileno-minus-one     wsgi.file_wrapper on an object whose fileno() is -1
+  /blksize-zero         wsgi.file_wrapper with a block size of 0
 """
 
 import json
@@ -78,6 +85,25 @@ def _read_all(stream):
         if not block:
             return data
         data += block
+
+
+class NoDescriptor:
+    """A file-like object without a descriptor that says so with -1, as
+    some wrappers do; it can still be read."""
+
+    def __init__(self, data):
+        self.data = data
+
+    def fileno(self):
+        return -1
+
+    def tell(self):
+        return 0
+
+    def read(self, n=-1):
+        n = len(self.data) if n < 0 else n
+        block, self.data = self.data[:n], self.data[n:]
+        return block
 
 
 def application(environ, start_response):
@@ -182,6 +208,36 @@ def application(environ, start_response):
             yield b"replaced"
 
         return body()
+    if path == "/length-twice":
+        start_response("200 OK", [("Content-Length", "100"), ("Content-Length", "5")])
+        return [b"hello"]
+    if path == "/length-signed":
+        start_response("200 OK", [("Content-Length", "+5")])
+        return [b"hello"]
+    if path == "/length-caught":
+        try:
+            start_response("200 OK", [("Content-Length", "100"), ("Content-Length", "5")])
+        except ValueError as e:
+            return _text(start_response, "caught " + _describe(e))
+        return [b"not refused"]
+    if path == "/transfer-encoding":
+        start_response("200 OK", [("Transfer-Encoding", "chunked")])
+        return [b"5\r\nhello\r\n0\r\n\r\n"]
+    if path == "/connection-close":
+        start_response(
+            "200 OK",
+            [("Content-Type", "text/plain"), ("Connection", "close"), ("Keep-Alive", "timeout=99")],
+        )
+        return [b"closing"]
+    if path == "/fileno-minus-one":
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return environ["wsgi.file_wrapper"](NoDescriptor(b"read, not sent from a descriptor\n" * 1000), 4096)
+    if path == "/blksize-zero":
+        try:
+            environ["wsgi.file_wrapper"](NoDescriptor(b"x"), 0)
+        except ValueError as e:
+            return _text(start_response, "caught " + _describe(e))
+        return _text(start_response, "accepted")
     if path == "/calls":
         return _text(start_response, str(calls["count"]))
     return _text(start_response, "not found", "404 Not Found")

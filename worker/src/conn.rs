@@ -10,6 +10,9 @@ use std::time::Instant;
 
 /// Read granularity for request heads and bodies.
 pub const READ_CHUNK: usize = 16 * 1024;
+// What is read past a complete head goes back to the master with the
+// connection when the worker drains: the channel has room for that much.
+const _: () = assert!(READ_CHUNK <= rwsgi_shared::channel::MAX_READ_AHEAD);
 
 pub struct Conn {
     pub stream: TcpStream,

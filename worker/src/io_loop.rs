@@ -13,7 +13,7 @@ use rwsgi_shared::config::ServerConfig;
 use rwsgi_shared::http::HttpError;
 use rwsgi_shared::proxy_protocol::{self, Preamble};
 use rwsgi_shared::scoreboard::{Scoreboard, WorkerState};
-use slog::{debug, info, warn, Logger};
+use slog::{info, warn, Logger};
 use std::net::TcpStream;
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
@@ -29,6 +29,9 @@ const FD_RESERVE: u64 = 16;
 const LINGER_MAX: Duration = Duration::from_secs(5);
 /// …and for at most this long without receiving anything.
 const LINGER_IDLE: Duration = Duration::from_secs(2);
+/// A draining worker waits at most this long for room in the channel to
+/// hand back one connection (the master reads it between other work).
+const HAND_BACK_PATIENCE: Duration = Duration::from_millis(500);
 
 pub struct Context<'a> {
     pub config: &'a ServerConfig,
@@ -294,12 +297,15 @@ impl IoLoop<'_> {
                 preamble_read: conn.preamble_read,
                 buffered: conn.buf.clone(),
             };
-            if let Err(e) = self
-                .ctx
-                .channel
-                .send(&msg, Some(std::os::fd::AsFd::as_fd(&conn.stream)))
-            {
-                debug!(self.ctx.log, "could not hand a connection back; closing it"; "error" => %e);
+            // The master reads its channel between other work: a burst of
+            // hand-backs waits for room rather than losing connections.
+            if let Err(e) = self.ctx.channel.send_waiting(
+                &msg,
+                Some(std::os::fd::AsFd::as_fd(&conn.stream)),
+                HAND_BACK_PATIENCE,
+            ) {
+                warn!(self.ctx.log, "could not hand a connection back to the master; closing it";
+                    "error" => %e, "buffered" => conn.buf.len(), "client" => %conn.peer);
             }
         }
     }

@@ -239,3 +239,51 @@ fn processes_auto_follows_the_cpus_the_server_may_use() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--processes"));
 }
+
+/// A draining worker hands an idle connection back to the master with the
+/// head it has read so far, as large as `--header-buffer-size` allows: the
+/// channel carries it whole and the next generation answers the request
+/// (a channel smaller than the header buffer closed it without a word).
+#[test]
+fn a_reload_hands_back_a_connection_with_the_largest_partial_head() {
+    use std::io::Write;
+    let max = rwsgi_shared::config::MAX_HEADER_BUFFER;
+    let server = Server::start(&[
+        "--header-buffer-size",
+        &max.to_string(),
+        "--limit-request-fields",
+        "1000",
+        &app("hello.py"),
+    ]);
+    let old = server.worker_pids();
+    assert_eq!(old.len(), 1, "{}", server.log.text());
+    // Everything but the head's last CRLF, in fields of 4000 bytes.
+    let mut head = b"GET / HTTP/1.1\r\nHost: h\r\n".to_vec();
+    let field = |i: usize| format!("X-Pad-{i:04}: {}\r\n", "a".repeat(4000)).into_bytes();
+    while head.len() + field(0).len() + 2 <= max {
+        head.extend_from_slice(&field(head.len()));
+    }
+    assert!(head.len() > max - 4100);
+    let mut idle = rwsgi_tests::client::connect(server.port);
+    idle.write_all(&head).expect("partial head");
+    // Answered after the worker's loop has read what the idle one sent before.
+    assert_eq!(get(server.port, "/").text(), "Hello World!");
+
+    server.signal(Signal::SIGUSR1);
+    server.wait_until("the old worker gone", Duration::from_secs(30), || {
+        let now = server.worker_pids();
+        now.len() == 1 && now != old
+    });
+    idle.write_all(b"\r\n").expect("the head's end");
+    let r = rwsgi_tests::client::read_response(&mut idle, &mut Vec::new(), false)
+        .unwrap_or_else(|e| panic!("no response ({e}); log:\n{}", server.log.text()));
+    assert_eq!((r.status, r.text().as_str()), (200, "Hello World!"));
+    assert!(
+        !server
+            .log
+            .text()
+            .contains("could not hand a connection back"),
+        "{}",
+        server.log.text()
+    );
+}

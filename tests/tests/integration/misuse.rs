@@ -356,3 +356,67 @@ fn status_rules_the_app_cannot_break() {
     let r = get(server.port, "/empty-then-excinfo");
     assert_eq!((r.status, r.text().as_str()), (500, "replaced"));
 }
+
+/// The application's Content-Length is the only say it has in the framing:
+/// two of them, or one a proxy could read differently, are refused when
+/// start_response is called (a 500, logged naming the header), and so is
+/// a Transfer-Encoding; the connection headers it sets are the server's.
+#[test]
+fn framing_headers_the_app_gets_wrong_are_refused_naming_the_header() {
+    let server = Server::start(&[&app("misuse.py")]);
+    for (path, header) in [
+        ("/length-twice", "Content-Length"),
+        ("/length-signed", "Content-Length"),
+        ("/transfer-encoding", "Transfer-Encoding"),
+    ] {
+        let raw = raw_get(server.port, path);
+        let text = String::from_utf8_lossy(&raw);
+        assert!(text.starts_with("HTTP/1.1 500 "), "{path}: {text}");
+        let head = text.split("\r\n\r\n").next().unwrap_or_default();
+        assert_eq!(head.matches("Content-Length:").count(), 1, "{path}: {head}");
+        assert!(!head.contains("Transfer-Encoding"), "{path}: {head}");
+        assert!(!text.contains("hello"), "{path}: {text}");
+        let needle = format!("invalid response header {header}");
+        assert!(
+            server.log.wait_for(&needle, Duration::from_secs(10)),
+            "{path}: no log line naming {header}:\n{}",
+            server.log.text()
+        );
+    }
+    // The application sees the error and may answer otherwise.
+    let r = get(server.port, "/length-caught");
+    assert_eq!(r.status, 200);
+    assert!(
+        r.text()
+            .starts_with("caught ValueError: invalid response header Content-Length: given twice"),
+        "{}",
+        r.text()
+    );
+    // Connection: close is honoured, its Keep-Alive dropped, one of each.
+    let raw = raw_get(server.port, "/connection-close");
+    let text = String::from_utf8_lossy(&raw);
+    assert!(text.starts_with("HTTP/1.1 200 "), "{text}");
+    assert_eq!(text.matches("Connection: close").count(), 1, "{text}");
+    assert!(!text.contains("Keep-Alive"), "{text}");
+    assert!(text.ends_with("closing"), "{text}");
+}
+
+/// A file wrapper's fileno() is a number from Python: -1 (no descriptor)
+/// is read like any file-like object instead of reaching the descriptor
+/// code, and a block size that cannot read is the application's error.
+#[test]
+fn a_file_wrapper_whose_fileno_is_minus_one_is_read_instead() {
+    let server = Server::start(&[&app("misuse.py")]);
+    let worker = server.worker_pids();
+    let r = get(server.port, "/fileno-minus-one");
+    assert_eq!(r.status, 200, "{}", server.log.text());
+    assert_eq!(r.text(), "read, not sent from a descriptor\n".repeat(1000));
+    let r = get(server.port, "/blksize-zero");
+    assert!(
+        r.text()
+            .starts_with("caught ValueError: wsgi.file_wrapper: blksize must be positive"),
+        "{}",
+        r.text()
+    );
+    assert_eq!(server.worker_pids(), worker, "{}", server.log.text());
+}

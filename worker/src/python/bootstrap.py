@@ -238,6 +238,12 @@ class FileWrapper:
     sends real files with sendfile() instead of iterating."""
 
     def __init__(self, filelike, blksize=8192):
+        # read(0) would end the body at once and read(-1) read it whole:
+        # a block size is a positive int, or the application's error now.
+        if not isinstance(blksize, int) or isinstance(blksize, bool):
+            raise TypeError("wsgi.file_wrapper: blksize must be an int, not %s" % type(blksize).__name__)
+        if blksize <= 0:
+            raise ValueError("wsgi.file_wrapper: blksize must be positive, not %d" % blksize)
         self.filelike = filelike
         self.blksize = blksize
         if hasattr(filelike, "close"):

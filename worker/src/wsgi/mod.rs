@@ -3,6 +3,7 @@
 
 mod environ;
 pub mod errors;
+mod headers;
 mod input;
 mod lease;
 mod response;
@@ -427,21 +428,42 @@ fn real_file(
         return None;
     }
     let filelike = iterable.getattr("filelike").ok()?;
-    let fd: std::os::fd::RawFd = filelike.call_method0("fileno").ok()?.extract().ok()?;
+    let fileno = filelike.call_method0("fileno").ok()?;
+    // Anything but a number that can name a descriptor (an object without
+    // one may answer -1) means a file-like object, sent by reading it.
+    let Some(fd) = fileno.extract::<i64>().ok().and_then(descriptor) else {
+        debug!(ctx.log, "wsgi.file_wrapper: fileno() gave no descriptor; reading the object instead";
+            "fileno" => %fileno);
+        return None;
+    };
     let offset: u64 = filelike.call_method0("tell").ok()?.extract().ok()?;
-    // Our own copy (dup, close-on-exec): the application may close its
-    // file object while the response is being sent.
-    // SAFETY: the descriptor belongs to the file object the application
-    // handed us, which is alive (we hold it) while it is duplicated.
-    let file = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) }
-        .try_clone_to_owned()
-        .ok()?;
+    // Our own copy (the application may close its file object while the
+    // response is being sent), made while the object is alive (we hold it).
+    let file = dup_descriptor(fd)?;
     let stat = nix::sys::stat::fstat(&file).ok()?;
     if stat.st_mode & libc::S_IFMT != libc::S_IFREG {
         return None;
     }
     let size = u64::try_from(stat.st_size).ok()?;
     Some((file, offset, size.saturating_sub(offset)))
+}
+
+/// The descriptor a `fileno()` result names, if it can name one at all.
+fn descriptor(fileno: i64) -> Option<std::os::fd::RawFd> {
+    std::os::fd::RawFd::try_from(fileno)
+        .ok()
+        .filter(|fd| *fd >= 0)
+}
+
+/// A close-on-exec copy of descriptor `fd`, if it is open.
+fn dup_descriptor(fd: std::os::fd::RawFd) -> Option<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd;
+    // SAFETY: F_DUPFD_CLOEXEC only reads the number (one that is not open
+    // fails with EBADF): no `BorrowedFd` is made for a number that may name
+    // nothing, which `BorrowedFd::borrow_raw(-1)` would (a panic).
+    let copy = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 3) };
+    // SAFETY: the kernel just made `copy` for us alone.
+    (copy >= 0).then(|| unsafe { std::os::fd::OwnedFd::from_raw_fd(copy) })
 }
 
 /// Iterates the application's response and sends every block.
@@ -569,5 +591,31 @@ mod tests {
     #[test]
     fn a_request_that_caught_the_interrupt_and_answered_completes() {
         assert_eq!(ending(facts()), (Ending::Complete, Blame::Nobody));
+    }
+
+    #[test]
+    fn only_a_number_that_can_name_a_descriptor_is_one() {
+        assert_eq!(descriptor(0), Some(0));
+        assert_eq!(descriptor(7), Some(7));
+        assert_eq!(descriptor(i64::from(i32::MAX)), Some(i32::MAX));
+        for none in [
+            -1,
+            -2,
+            i64::from(i32::MIN),
+            i64::from(i32::MAX) + 1,
+            i64::MAX,
+        ] {
+            assert_eq!(descriptor(none), None, "{none}");
+        }
+    }
+
+    #[test]
+    fn a_number_that_is_not_open_gives_no_copy() {
+        // Far above anything a test process opens.
+        assert!(dup_descriptor(i32::MAX - 1).is_none());
+        assert!(dup_descriptor(-1).is_none());
+        let file = tempfile::tempfile().expect("temp file");
+        let copy = dup_descriptor(std::os::fd::AsRawFd::as_raw_fd(&file)).expect("a copy");
+        assert!(nix::sys::stat::fstat(&copy).is_ok());
     }
 }

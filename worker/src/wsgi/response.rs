@@ -2,15 +2,17 @@
 //!
 //! Headers are validated when the application passes them (a bad header is
 //! an exception in the application, so the request becomes a 500 with a
-//! clear log line, and CR/LF can never split a response). The head is sent
-//! with the first body bytes; small pieces are gathered and written with
-//! one `writev`, with the GIL released.
+//! clear log line, and CR/LF can never split a response); what is valid is
+//! decided in [`super::headers`]. The head is sent with the first body
+//! bytes; small pieces are gathered and written with one `writev`, with
+//! the GIL released.
 //!
 //! The socket is reached only through the request's [`Lease`]: a `write`
 //! kept past its request raises and writes nothing. A response the
 //! application breaks off after its head went out is never completed: the
 //! connection is closed without the last chunk (or short of the length).
 
+use super::headers::{self, Refused};
 use super::lease::Lease;
 use crate::net;
 use pyo3::exceptions::{PyAssertionError, PyOSError, PyTypeError, PyValueError};
@@ -70,53 +72,11 @@ pub struct StartResponse {
     on_wire: bool,
 }
 
-fn is_token(s: &str) -> bool {
-    !s.is_empty()
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
-}
-
-/// A header value must be latin-1 text without control characters (so no CR/LF).
-fn valid_value(s: &str) -> bool {
-    s.chars()
-        .all(|c| (c as u32) <= 0xff && (c == '\t' || (c >= ' ' && c != '\u{7f}')))
-}
-
-fn parse_status(status: &str) -> PyResult<u16> {
-    let bytes = status.as_bytes();
-    let ok = bytes.len() >= 4
-        && bytes[..3].iter().all(u8::is_ascii_digit)
-        && bytes[3] == b' '
-        && valid_value(status);
-    if !ok {
-        return Err(PyValueError::new_err(format!(
-            "invalid status {status:?}: expected a three-digit code, a space and a reason, like \"200 OK\""
-        )));
-    }
-    let code = status[..3].parse().unwrap_or(500);
-    if code < 200 {
-        // An interim response cannot end a request; the server sends
-        // 100 Continue itself when the application reads the body.
-        return Err(PyValueError::new_err(format!(
-            "invalid status {status:?}: a 1xx status cannot be the response to a request"
-        )));
-    }
-    Ok(code)
-}
-
-/// Hop-by-hop headers describe the connection, which the server owns.
-fn is_hop_by_hop(name: &str) -> bool {
-    [
-        "connection",
-        "keep-alive",
-        "transfer-encoding",
-        "proxy-connection",
-        "te",
-        "trailer",
-        "upgrade",
-    ]
-    .iter()
-    .any(|h| name.eq_ignore_ascii_case(h))
+/// A status or header the application got wrong: its `start_response`
+/// raises, so the request becomes a 500 logged with this text (or the
+/// application catches it and answers otherwise).
+fn refused(e: Refused) -> PyErr {
+    PyValueError::new_err(e.to_string())
 }
 
 impl StartResponse {
@@ -183,25 +143,23 @@ impl StartResponse {
         self.keep_alive = false;
     }
 
-    fn set(&mut self, status: &Bound<'_, PyAny>, headers: &Bound<'_, PyAny>) -> PyResult<()> {
+    fn set(&mut self, status: &Bound<'_, PyAny>, list: &Bound<'_, PyAny>) -> PyResult<()> {
         let status: String = status
             .cast::<PyString>()
             .map_err(|_| PyTypeError::new_err("status must be a str"))?
             .to_str()?
             .to_owned();
-        let code = parse_status(&status)?;
-        let items: Vec<Bound<'_, PyAny>> = if let Ok(list) = headers.cast::<PyList>() {
+        let code = headers::status(&status).map_err(refused)?;
+        let items: Vec<Bound<'_, PyAny>> = if let Ok(list) = list.cast::<PyList>() {
             list.iter().collect()
-        } else if let Ok(tuple) = headers.cast::<PyTuple>() {
+        } else if let Ok(tuple) = list.cast::<PyTuple>() {
             tuple.iter().collect()
         } else {
             return Err(PyTypeError::new_err(
                 "response headers must be a list of (name, value) tuples",
             ));
         };
-        let mut parsed = Vec::with_capacity(items.len());
-        let (mut app_length, mut keep_alive, mut has_date, mut has_server) =
-            (None, true, false, false);
+        let mut pairs = Vec::with_capacity(items.len());
         for item in items {
             let pair = item.cast::<PyTuple>().map_err(|_| {
                 PyTypeError::new_err("each response header must be a (name, value) tuple")
@@ -225,49 +183,16 @@ impl StartResponse {
                 })?
                 .to_str()?
                 .to_owned();
-            if !is_token(&name) {
-                return Err(PyValueError::new_err(format!(
-                    "invalid response header name {name:?}"
-                )));
-            }
-            if !valid_value(&value) {
-                return Err(PyValueError::new_err(format!(
-                    "invalid value for response header {name}: control characters (CR, LF …) or non-latin-1 text"
-                )));
-            }
-            if name.eq_ignore_ascii_case("content-length") {
-                let n = value.trim().parse::<u64>().map_err(|_| {
-                    PyValueError::new_err(format!("invalid Content-Length {value:?}"))
-                })?;
-                if code == 204 {
-                    // RFC 9110 8.6: a server must not send Content-Length in a 204.
-                    continue;
-                }
-                app_length = Some(n);
-            } else if name.eq_ignore_ascii_case("connection") {
-                if value
-                    .split(',')
-                    .any(|t| t.trim().eq_ignore_ascii_case("close"))
-                {
-                    keep_alive = false;
-                }
-                continue;
-            } else if is_hop_by_hop(&name) {
-                continue;
-            } else if name.eq_ignore_ascii_case("date") {
-                has_date = true;
-            } else if name.eq_ignore_ascii_case("server") {
-                has_server = true;
-            }
-            parsed.push((name, value));
+            pairs.push((name, value));
         }
+        let reviewed = headers::review(code, pairs).map_err(refused)?;
         self.status = Some(status);
         self.code = code;
-        self.headers = parsed;
-        self.app_length = app_length;
-        self.keep_alive = self.keep_alive && keep_alive;
-        self.has_date = has_date;
-        self.has_server = has_server;
+        self.headers = reviewed.headers;
+        self.app_length = reviewed.length;
+        self.keep_alive = self.keep_alive && !reviewed.close;
+        self.has_date = reviewed.has_date;
+        self.has_server = reviewed.has_server;
         Ok(())
     }
 
