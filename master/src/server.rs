@@ -640,11 +640,7 @@ impl Server {
             match channel.recv(&mut self.recv_buf) {
                 Ok(received) => match (received.message, received.fd) {
                     (
-                        Message::HandBack {
-                            peer,
-                            preamble_read,
-                            buffered,
-                        },
+                        Message::HandBack { origin, buffered },
                         Some(fd),
                     ) => {
                         let mut fleet = Fleet {
@@ -653,7 +649,7 @@ impl Server {
                             scoreboard: &self.scoreboard,
                         };
                         self.dispatcher
-                            .hand_back(fd, peer, preamble_read, buffered, &mut fleet);
+                            .hand_back(fd, origin, buffered, &mut fleet);
                     }
                     (Message::Event(event), _) => {
                         let actions = self.supervisor.event(slot, &event, Instant::now());

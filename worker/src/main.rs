@@ -198,6 +198,11 @@ pub fn serve(
                 return ExitCode::Failure;
             }
         };
+    // Validated by the master's configuration already.
+    let proxy = Arc::new(
+        rwsgi_shared::proxy::Rules::new(&config.trust_proxy_headers, &config.trust_proxies)
+            .unwrap_or_default(),
+    );
     let shared = request_thread::Shared {
         pool: pool.clone(),
         app: app.clone(),
@@ -205,11 +210,7 @@ pub fn serve(
         scoreboard: scoreboard.clone(),
         files: statics.shared_files(),
         access,
-        proxy: Arc::new(
-            // Validated by the master's configuration already.
-            rwsgi_shared::proxy::Rules::new(&config.trust_proxy_headers, &config.trust_proxies)
-                .unwrap_or_default(),
-        ),
+        proxy: Arc::clone(&proxy),
     };
     let threads = request_thread::start(config.threads, &shared, slot, log);
     if config.python.reload_on_changes {
@@ -243,6 +244,7 @@ pub fn serve(
         scoreboard: &scoreboard,
         slot,
         statics: &statics,
+        proxy: &proxy,
         log,
     });
     if let Some(sb) = scoreboard.worker(slot) {

@@ -195,12 +195,14 @@ pub fn reserve_request_keys(template: &Bound<'_, PyDict>) -> PyResult<()> {
     Ok(())
 }
 
+#[allow(clippy::too_many_arguments)]
 pub fn build<'py>(
     py: Python<'py>,
     ctx: &RequestContext<'_>,
     head: &RequestHead,
     path_info: &str,
-    peer: SocketAddr,
+    client: SocketAddr,
+    proxied: &rwsgi_shared::proxy::Adjusted,
     input: &Py<Input>,
     request_id: &str,
 ) -> PyResult<Bound<'py, PyDict>> {
@@ -215,18 +217,17 @@ pub fn build<'py>(
         rwsgi_shared::http::Version::Http10 => intern!(py, "HTTP/1.0"),
     };
     env.set_item(intern!(py, "SERVER_PROTOCOL"), protocol)?;
-    env.set_item(intern!(py, "REMOTE_ADDR"), addr_str(py, peer.ip()))?;
+    env.set_item(intern!(py, "REMOTE_ADDR"), addr_str(py, client.ip()))?;
     let mut port = itoa::Buffer::new();
     env.set_item(
         intern!(py, "REMOTE_PORT"),
-        PyString::new(py, port.format(peer.port())),
+        PyString::new(py, port.format(client.port())),
     )?;
     let spooled = input.try_borrow(py)?.spooled_length();
     env.set_item(intern!(py, "wsgi.input"), input.clone_ref(py))?;
     let id = PyString::new(py, request_id);
     env.set_item(intern!(py, "rwsgi.request_id"), &id)?;
     env.set_item(intern!(py, "mod_wsgi.request_id"), id)?;
-    let proxied = ctx.proxy.apply(peer.ip(), &head.headers);
     for (name, value) in &head.headers {
         if !proxied.drop.is_empty() && proxied.drop.iter().any(|d| name.eq_ignore_ascii_case(d)) {
             // A proxy header this request may not carry (see `proxy`).
@@ -280,7 +281,7 @@ pub fn build<'py>(
         // An empty Host (HTTP/1.0 may send one): present as sent.
         env.set_item(intern!(py, "HTTP_HOST"), latin1_str(py, host)?)?;
     }
-    apply_proxy(py, &env, &proxied, &ctx.config.mount_point)?;
+    apply_proxy(py, &env, proxied, &ctx.config.mount_point)?;
     Ok(env)
 }
 
