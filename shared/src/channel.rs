@@ -4,12 +4,12 @@
 //! one file descriptor (SCM_RIGHTS). The receiver checks truncation of both
 //! the payload and the control data, and receives descriptors close-on-exec.
 
+use crate::origin::{Claim, Origin};
 use nix::errno::Errno;
 use nix::sys::socket::{
     recvmsg, sendmsg, socketpair, AddressFamily, ControlMessage, ControlMessageOwned, MsgFlags,
     SockFlag, SockType,
 };
-use crate::origin::{Claim, Origin};
 use std::io::{IoSlice, IoSliceMut};
 use std::net::{Ipv6Addr, SocketAddr, SocketAddrV6};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
@@ -56,10 +56,7 @@ pub enum Message {
     /// Master → worker.
     Control(Control),
     /// Worker → master: a connection the worker gives up while draining.
-    HandBack {
-        origin: Origin,
-        buffered: Vec<u8>,
-    },
+    HandBack { origin: Origin, buffered: Vec<u8> },
     /// Worker → master.
     Event(Event),
     /// Master → template: fork a worker for `slot` of `generation`; its

@@ -180,7 +180,7 @@ pub struct Invalid {
 /// A PROXY preamble from a peer `--trust-proxy` does not trust: the
 /// connection is refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("a PROXY preamble is not accepted from {peer}: it is not a --trust-proxy address")]
+#[error("the peer is not a --trust-proxy address, so its PROXY preamble is not believed")]
 pub struct UntrustedPeer {
     pub peer: SocketAddr,
 }
@@ -376,7 +376,12 @@ impl Rules {
         for (index, hop) in hops.iter().enumerate().rev() {
             match parse_node(hop).ok_or(NotANode)? {
                 Node::Ip(ip) if index > 0 && self.trusted(ip) => continue,
-                Node::Ip(ip) => return Ok(Some(Hop { index, ip: Some(ip) })),
+                Node::Ip(ip) => {
+                    return Ok(Some(Hop {
+                        index,
+                        ip: Some(ip),
+                    }))
+                }
                 Node::Unknown => return Ok(Some(Hop { index, ip: None })),
             }
         }
@@ -545,7 +550,10 @@ fn parse_node(s: &str) -> Option<Node> {
     let (ip, port) = match s.strip_prefix('[') {
         Some(rest) => {
             let (ip, after) = rest.split_once(']')?;
-            (IpAddr::V6(ip.parse::<Ipv6Addr>().ok()?), after.strip_prefix(':'))
+            (
+                IpAddr::V6(ip.parse::<Ipv6Addr>().ok()?),
+                after.strip_prefix(':'),
+            )
         }
         None => {
             let (ip, port) = s.split_once(':')?;
@@ -563,8 +571,7 @@ fn parse_node(s: &str) -> Option<Node> {
 fn is_obfuscated(s: &str) -> bool {
     s.len() > 1
         && s.starts_with('_')
-        && s
-            .bytes()
+        && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }
 
@@ -953,7 +960,12 @@ mod tests {
     #[test]
     fn of_a_list_the_value_the_nearest_hop_added_wins() {
         let r = rules(
-            &["X-Forwarded-Host", "X-Forwarded-Proto", "X-Forwarded-Port", "X-Forwarded-Prefix"],
+            &[
+                "X-Forwarded-Host",
+                "X-Forwarded-Proto",
+                "X-Forwarded-Port",
+                "X-Forwarded-Prefix",
+            ],
             &[PROXY],
         );
         // What a client sent first, then what the proxy appended (as
@@ -978,7 +990,13 @@ mod tests {
     #[test]
     fn forwarded_values_obey_their_grammar() {
         let host = rules(&["X-Forwarded-Host"], &[PROXY]);
-        for good in ["shop.example", "shop.example:8443", "[::1]:80", "10.0.0.1", "h:"] {
+        for good in [
+            "shop.example",
+            "shop.example:8443",
+            "[::1]:80",
+            "10.0.0.1",
+            "h:",
+        ] {
             let a = apply(&host, &from(PROXY), &[("X-Forwarded-Host", good)]);
             assert_eq!(a.host.as_deref(), Some(good));
         }
@@ -1004,17 +1022,37 @@ mod tests {
             assert!(refused(&port, &[("X-Forwarded-Port", bad)]).starts_with("X-Forwarded-Port "));
         }
         let proto = rules(&["X-Forwarded-Proto", "X-Forwarded-Ssl"], &[PROXY]);
-        assert!(refused(&proto, &[("X-Forwarded-Proto", "javascript")]).starts_with("X-Forwarded-Proto "));
-        assert!(refused(&proto, &[("X-Forwarded-Ssl", "yes please")]).starts_with("X-Forwarded-Ssl "));
+        assert!(refused(&proto, &[("X-Forwarded-Proto", "javascript")])
+            .starts_with("X-Forwarded-Proto "));
+        assert!(
+            refused(&proto, &[("X-Forwarded-Ssl", "yes please")]).starts_with("X-Forwarded-Ssl ")
+        );
         let ip = rules(&["X-Real-IP", "X-Forwarded-For"], &[PROXY]);
         assert!(refused(&ip, &[("X-Real-IP", "localhost")]).starts_with("X-Real-IP "));
-        assert!(refused(&ip, &[("X-Forwarded-For", "1.2.3.4, evil")]).starts_with("X-Forwarded-For "));
+        assert!(
+            refused(&ip, &[("X-Forwarded-For", "1.2.3.4, evil")]).starts_with("X-Forwarded-For ")
+        );
         let prefix = rules(&["X-Forwarded-Prefix"], &[PROXY]);
-        for good in [("/", ""), ("/a/b/", "/a/b"), ("/a%20b", "/a%20b"), ("/a:b@c", "/a:b@c")] {
+        for good in [
+            ("/", ""),
+            ("/a/b/", "/a/b"),
+            ("/a%20b", "/a%20b"),
+            ("/a:b@c", "/a:b@c"),
+        ] {
             let a = apply(&prefix, &from(PROXY), &[("X-Forwarded-Prefix", good.0)]);
             assert_eq!(a.prefix.as_deref(), Some(good.1));
         }
-        for bad in ["shop", "//evil.example", "/a/../b", "/.", "/a?b", "/a#b", "/a b", "/%zz", "/<x>"] {
+        for bad in [
+            "shop",
+            "//evil.example",
+            "/a/../b",
+            "/.",
+            "/a?b",
+            "/a#b",
+            "/a b",
+            "/%zz",
+            "/<x>",
+        ] {
             assert_eq!(
                 refused(&prefix, &[("X-Forwarded-Prefix", bad)]),
                 "X-Forwarded-Prefix from a trusted proxy is not an absolute path",

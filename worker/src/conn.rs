@@ -3,9 +3,9 @@
 use rwsgi_shared::config::Limits;
 use rwsgi_shared::http::{error_response, DateCache, HttpError};
 use rwsgi_shared::metrics::Metrics;
+use rwsgi_shared::origin::Origin;
 use slog::{info, Logger};
 use std::io::Write;
-use rwsgi_shared::origin::Origin;
 use std::net::TcpStream;
 use std::time::Instant;
 

@@ -313,7 +313,11 @@ impl IoLoop<'_> {
     /// without Python.
     fn server_status(&self, conn: &Conn, head: &rwsgi_shared::http::RequestHead) {
         use std::io::Write as _;
-        let (status, kind, body) = if !self.ctx.proxy.allows_status_page(&conn.origin, &head.headers) {
+        let (status, kind, body) = if !self
+            .ctx
+            .proxy
+            .allows_status_page(&conn.origin, &head.headers)
+        {
             (
                 403,
                 "text/plain; charset=utf-8",
