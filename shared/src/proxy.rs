@@ -155,8 +155,12 @@ pub struct Rules {
 
 /// What the trusted headers of one request say, and which headers the
 /// application must not see.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Adjusted {
+    /// The client as the connection knows it (a preamble's, else the
+    /// peer): REMOTE_ADDR and REMOTE_PORT unless a header says otherwise.
+    pub connection_client: SocketAddr,
+    /// The client's address a trusted header gave.
     pub remote_addr: Option<IpAddr>,
     /// `http` or `https`.
     pub scheme: Option<&'static str>,
@@ -277,7 +281,15 @@ impl Rules {
         origin: &Origin,
         headers: &[(String, Vec<u8>)],
     ) -> Result<Adjusted, Invalid> {
-        let mut out = Adjusted::default();
+        let mut out = Adjusted {
+            connection_client: origin.client(),
+            remote_addr: None,
+            scheme: None,
+            host: None,
+            port: None,
+            prefix: None,
+            drop: Vec::new(),
+        };
         if self.headers.is_empty() {
             return Ok(out);
         }

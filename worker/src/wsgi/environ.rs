@@ -10,7 +10,6 @@ use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString};
 use rwsgi_shared::http::{HttpError, RequestHead};
-use std::net::SocketAddr;
 
 /// Bytes as a native string, the way PEP 3333 wants: each byte one code point (latin-1).
 fn latin1(bytes: &[u8]) -> String {
@@ -195,13 +194,11 @@ pub fn reserve_request_keys(template: &Bound<'_, PyDict>) -> PyResult<()> {
     Ok(())
 }
 
-#[allow(clippy::too_many_arguments)]
 pub fn build<'py>(
     py: Python<'py>,
     ctx: &RequestContext<'_>,
     head: &RequestHead,
     path_info: &str,
-    client: SocketAddr,
     proxied: &rwsgi_shared::proxy::Adjusted,
     input: &Py<Input>,
     request_id: &str,
@@ -217,6 +214,7 @@ pub fn build<'py>(
         rwsgi_shared::http::Version::Http10 => intern!(py, "HTTP/1.0"),
     };
     env.set_item(intern!(py, "SERVER_PROTOCOL"), protocol)?;
+    let client = proxied.connection_client;
     env.set_item(intern!(py, "REMOTE_ADDR"), addr_str(py, client.ip()))?;
     let mut port = itoa::Buffer::new();
     env.set_item(

@@ -248,22 +248,14 @@ fn run(
         }
     };
     let mut raised: Vec<(PyErr, String)> = Vec::new();
-    let called = environ::build(
-        py,
-        ctx,
-        head,
-        &path_info,
-        conn.origin.client(),
-        &proxied,
-        &input,
-        request_id,
-    )
-    .and_then(|environ| {
-        ctx.app
-            .callable
-            .bind(py)
-            .call1((environ, response.clone_ref(py)))
-    });
+    let called = environ::build(py, ctx, head, &path_info, &proxied, &input, request_id).and_then(
+        |environ| {
+            ctx.app
+                .callable
+                .bind(py)
+                .call1((environ, response.clone_ref(py)))
+        },
+    );
     match called {
         Ok(iterable) => {
             if let Err(e) = send_body(py, ctx, &iterable, &response) {
