@@ -34,13 +34,13 @@ fn peer(u: &mut Unstructured<'_>) -> Result<SocketAddr> {
 }
 
 fn origin(u: &mut Unstructured<'_>) -> Result<Origin> {
-    let peer = peer(u)?;
+    let tcp_peer = peer(u)?;
     let claim = match u.choose_index(3)? {
         0 => Claim::Unread,
         1 => Claim::NoClient,
-        _ => Claim::Client(self::peer(u)?),
+        _ => Claim::Client(peer(u)?),
     };
-    Ok(Origin::new(peer, claim))
+    Ok(Origin::new(tcp_peer, claim))
 }
 
 /// A message built field by field from the input; byte strings take what is left.
