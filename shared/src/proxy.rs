@@ -251,12 +251,15 @@ impl Rules {
     }
 
     /// The request's headers were written by a trusted proxy: the peer is
-    /// one, and so is the client a preamble named, if any.
+    /// one, and so is the client a preamble named, if any. (A request is
+    /// not read before its connection's preamble; should one be, nothing
+    /// is believed.)
     fn believes_headers(&self, origin: &Origin) -> bool {
         self.trusted(origin.peer().ip())
             && match origin.claim() {
                 Claim::Client(c) => self.trusted(c.ip()),
-                Claim::Unread | Claim::NoClient => true,
+                Claim::NoClient => true,
+                Claim::Unread => false,
             }
     }
 
