@@ -305,3 +305,48 @@ fn of_a_forwarded_list_the_value_the_proxy_added_wins() {
     assert_eq!(env["SERVER_PORT"], "8080");
     assert_eq!(env["SCRIPT_NAME"], "/shop");
 }
+
+#[test]
+fn behind_haproxy_trust_is_decided_on_haproxy_not_on_its_preamble() {
+    // HAProxy connects from 127.0.0.2; the tests' client is 127.0.0.1.
+    let raw = b"GET /environ HTTP/1.1\r\nHost: h\r\nX-Forwarded-For: 198.51.100.77\r\nConnection: close\r\n\r\n";
+    let through = |trusted: &str| {
+        let server = Server::start(&[
+            "--proxy-protocol",
+            "--trust-proxy-header",
+            "X-Forwarded-For",
+            "--trust-proxy",
+            trusted,
+            &app("app.py"),
+        ]);
+        let lb = haproxy(server.port, &["send-proxy source 127.0.0.2"]);
+        lb.map(|(lb, ports)| {
+            let r = request(ports[0], raw).expect("a response from haproxy");
+            (server, lb, r)
+        })
+    };
+    // HAProxy trusted: the client it names (127.0.0.1, no proxy) wrote
+    // that X-Forwarded-For itself, so it is removed.
+    let Some((server, _lb, r)) = through("127.0.0.2") else {
+        return;
+    };
+    assert_eq!(r.status, 200, "{}", server.log.text());
+    let env: serde_json::Value = serde_json::from_slice(&r.body).expect("JSON");
+    assert_eq!(env["REMOTE_ADDR"], "127.0.0.1");
+    assert!(env.get("HTTP_X_FORWARDED_FOR").is_none(), "{env}");
+    // Only the client's address trusted: HAProxy's preamble naming it
+    // proves nothing, and the connection is refused.
+    let Some((server, _lb, r)) = through("127.0.0.1") else {
+        return;
+    };
+    assert_ne!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert!(server.log.wait_for(
+        "connection refused (--proxy-protocol)",
+        std::time::Duration::from_secs(5)
+    ));
+    let lines = lines_with(&server, "connection refused (--proxy-protocol)");
+    assert!(
+        lines.iter().any(|l| l.contains("127.0.0.2")),
+        "the refusal names HAProxy's address: {lines:?}"
+    );
+}
