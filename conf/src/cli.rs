@@ -145,12 +145,13 @@ pub struct StartServer {
 
     /// Every connection starts with HAProxy's PROXY protocol preamble (v1
     /// or v2), which names the client (REMOTE_ADDR, REMOTE_PORT); one
-    /// without it is refused. For a load balancer using send-proxy.
+    /// without it is refused, and so is one from a peer --trust-proxy does
+    /// not name. For a load balancer using send-proxy.
     #[arg(long, env = "RWSGI_PROXY_PROTOCOL")]
     pub proxy_protocol: bool,
 
-    /// A proxy (address or CIDR range, repeatable) whose proxy headers are
-    /// trusted. Without it, every peer is (as in mod_wsgi).
+    /// A proxy (address or CIDR range, repeatable) whose proxy headers and
+    /// PROXY preamble are trusted. Without it, every peer is (as in mod_wsgi).
     #[arg(
         long = "trust-proxy",
         value_name = "ADDRESS",

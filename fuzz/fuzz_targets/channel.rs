@@ -8,6 +8,7 @@
 use libfuzzer_sys::arbitrary::{Result, Unstructured};
 use libfuzzer_sys::fuzz_target;
 use rwsgi_shared::channel::{Control, Event, Message, MAX_MESSAGE};
+use rwsgi_shared::origin::{Claim, Origin};
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 
 fn encode(message: &Message) -> Vec<u8> {
@@ -32,14 +33,23 @@ fn peer(u: &mut Unstructured<'_>) -> Result<SocketAddr> {
     })
 }
 
+fn origin(u: &mut Unstructured<'_>) -> Result<Origin> {
+    let tcp_peer = peer(u)?;
+    let claim = match u.choose_index(3)? {
+        0 => Claim::Unread,
+        1 => Claim::NoClient,
+        _ => Claim::Client(peer(u)?),
+    };
+    Ok(Origin::new(tcp_peer, claim))
+}
+
 /// A message built field by field from the input; byte strings take what is left.
 fn message(u: &mut Unstructured<'_>) -> Result<Message> {
     Ok(match u.choose_index(6)? {
         0 => Message::Config(u.arbitrary::<&[u8]>()?.to_vec()),
         1 => Message::Handoff {
-            peer: peer(u)?,
+            origin: origin(u)?,
             accepted_at_us: u.arbitrary()?,
-            preamble_read: u.arbitrary()?,
             buffered: u.arbitrary::<&[u8]>()?.to_vec(),
         },
         2 => Message::Control(Control::GracefulStop),
@@ -57,8 +67,7 @@ fn message(u: &mut Unstructured<'_>) -> Result<Message> {
             generation: u.arbitrary()?,
         },
         _ => Message::HandBack {
-            peer: peer(u)?,
-            preamble_read: u.arbitrary()?,
+            origin: origin(u)?,
             buffered: u.arbitrary::<&[u8]>()?.to_vec(),
         },
     })

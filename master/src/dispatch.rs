@@ -10,10 +10,11 @@
 use crate::workers::Workers;
 use mio::{Interest, Registry, Token};
 use rwsgi_shared::channel::{Channel, ChannelError, Message};
+use rwsgi_shared::origin::Origin;
 use rwsgi_shared::scoreboard::Scoreboard;
 use slog::{warn, Logger};
 use std::collections::VecDeque;
-use std::net::{SocketAddr, TcpStream};
+use std::net::TcpStream;
 use std::os::fd::{AsFd, OwnedFd};
 use std::time::{Duration, Instant};
 
@@ -27,9 +28,9 @@ const MAX_PENDING: usize = 1024;
 /// A connection waiting for a worker.
 pub struct Pending {
     stream: TcpStream,
-    peer: SocketAddr,
-    /// Its PROXY protocol preamble was read by a worker (hand-backs).
-    preamble_read: bool,
+    /// The TCP peer, and what its PROXY preamble claimed once a worker
+    /// read one (hand-backs).
+    origin: Origin,
     accepted_at_us: u64,
     buffered: Vec<u8>,
 }
@@ -121,8 +122,7 @@ impl Dispatcher {
                     let fd = OwnedFd::from(stream);
                     let conn = Pending {
                         stream: TcpStream::from(fd),
-                        peer,
-                        preamble_read: false,
+                        origin: Origin::accepted(peer),
                         accepted_at_us: rwsgi_shared::time::now_us(),
                         buffered: Vec::new(),
                     };
@@ -150,15 +150,13 @@ impl Dispatcher {
     pub fn hand_back(
         &mut self,
         fd: OwnedFd,
-        peer: SocketAddr,
-        preamble_read: bool,
+        origin: Origin,
         buffered: Vec<u8>,
         fleet: &mut Fleet<'_>,
     ) {
         let conn = Pending {
             stream: TcpStream::from(fd),
-            peer,
-            preamble_read,
+            origin,
             accepted_at_us: rwsgi_shared::time::now_us(),
             buffered,
         };
@@ -184,9 +182,8 @@ impl Dispatcher {
                 continue;
             };
             let msg = Message::Handoff {
-                peer: conn.peer,
+                origin: conn.origin,
                 accepted_at_us: conn.accepted_at_us,
-                preamble_read: conn.preamble_read,
                 buffered: conn.buffered.clone(),
             };
             match channel.send(&msg, Some(conn.stream.as_fd())) {
@@ -198,7 +195,7 @@ impl Dispatcher {
                 // This connection's fault, not the channel's (a worker's
                 // hand-back is never this large: see `channel::MAX_BUFFERED`).
                 Err(e @ ChannelError::TooLarge { .. }) => {
-                    warn!(self.log, "cannot hand a connection to a worker; closing it"; "error" => %e, "client" => %conn.peer);
+                    warn!(self.log, "cannot hand a connection to a worker; closing it"; "error" => %e, "client" => %conn.origin);
                     return;
                 }
                 Err(e) => {

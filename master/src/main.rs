@@ -58,6 +58,9 @@ fn main() -> std::process::ExitCode {
             if !config.trust_proxy_headers.is_empty() && config.trust_proxies.is_empty() {
                 warn!(log, "--trust-proxy-header without --trust-proxy: those headers are trusted from every client; name your proxies with --trust-proxy ADDRESS|CIDR");
             }
+            if config.proxy_protocol && config.trust_proxies.is_empty() {
+                warn!(log, "--proxy-protocol without --trust-proxy: a PROXY preamble is believed from every peer; name your load balancers with --trust-proxy ADDRESS|CIDR");
+            }
             match server::run(*config, log.clone()) {
                 Ok(code) => code.into(),
                 Err(e) => {

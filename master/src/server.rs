@@ -667,21 +667,13 @@ impl Server {
             };
             match channel.recv(&mut self.recv_buf) {
                 Ok(received) => match (received.message, received.fd) {
-                    (
-                        Message::HandBack {
-                            peer,
-                            preamble_read,
-                            buffered,
-                        },
-                        Some(fd),
-                    ) => {
+                    (Message::HandBack { origin, buffered }, Some(fd)) => {
                         let mut fleet = Fleet {
                             workers: &mut self.supervisor.workers,
                             channels: &self.channels,
                             scoreboard: &self.scoreboard,
                         };
-                        self.dispatcher
-                            .hand_back(fd, peer, preamble_read, buffered, &mut fleet);
+                        self.dispatcher.hand_back(fd, origin, buffered, &mut fleet);
                     }
                     (Message::Event(event), _) => {
                         let actions = self.supervisor.event(slot, &event, Instant::now());

@@ -4,6 +4,7 @@
 //! one file descriptor (SCM_RIGHTS). The receiver checks truncation of both
 //! the payload and the control data, and receives descriptors close-on-exec.
 
+use crate::origin::{Claim, Origin};
 use nix::errno::Errno;
 use nix::sys::socket::{
     recvmsg, sendmsg, socketpair, AddressFamily, ControlMessage, ControlMessageOwned, MsgFlags,
@@ -27,9 +28,13 @@ pub const MAX_READ_AHEAD: usize = 64 * 1024;
 /// what was read after it.
 pub const MAX_BUFFERED: usize = MAX_HEADER_BUFFER + MAX_READ_AHEAD;
 
-/// What a hand-off carries besides the bytes: tag, address (family, 16
-/// octets, port, flow label, scope id), time, flag.
-const ENVELOPE: usize = 1 + (1 + 16 + 2 + 4 + 4) + 8 + 1;
+/// An encoded address: family, 16 octets, port, flow label, scope id.
+const ADDR: usize = 1 + 16 + 2 + 4 + 4;
+
+/// What a hand-off carries besides the bytes: tag, the peer's address,
+/// time, and the claim (one byte, and the client's address when a
+/// preamble named one).
+const ENVELOPE: usize = 1 + ADDR + 8 + 1 + ADDR;
 
 /// Largest datagram: a connection's bytes in their envelope. Derived, so
 /// that no head the configuration accepts is too large to hand back; a
@@ -79,21 +84,16 @@ pub enum Message {
     Config(Vec<u8>),
     /// Master → worker: a client connection and any bytes already read from it.
     Handoff {
-        peer: SocketAddr,
+        /// The TCP peer and, once a worker read one, what its PROXY
+        /// preamble claimed (a hand-back handed on).
+        origin: Origin,
         accepted_at_us: u64,
-        /// The PROXY protocol preamble was already read (`--proxy-protocol`):
-        /// `peer` is the client it named.
-        preamble_read: bool,
         buffered: Vec<u8>,
     },
     /// Master → worker.
     Control(Control),
     /// Worker → master: a connection the worker gives up while draining.
-    HandBack {
-        peer: SocketAddr,
-        preamble_read: bool,
-        buffered: Vec<u8>,
-    },
+    HandBack { origin: Origin, buffered: Vec<u8> },
     /// Worker → master.
     Event(Event),
     /// Master → template: fork a worker for `slot` of `generation`; its
@@ -169,11 +169,25 @@ fn encode_addr(out: &mut Vec<u8>, addr: &SocketAddr) {
     out.extend_from_slice(&scope_id.to_be_bytes());
 }
 
-fn decode_flag(bytes: &mut &[u8]) -> Result<bool, ChannelError> {
-    match take::<1>(bytes, "missing flag")? {
-        [0] => Ok(false),
-        [1] => Ok(true),
-        _ => Err(ChannelError::Malformed("a flag other than 0 or 1")),
+/// A claim is one byte (0 unread, 1 no client, 2 a client), the client's
+/// address after a 2.
+fn encode_claim(out: &mut Vec<u8>, claim: Claim) {
+    match claim {
+        Claim::Unread => out.push(0),
+        Claim::NoClient => out.push(1),
+        Claim::Client(addr) => {
+            out.push(2);
+            encode_addr(out, &addr);
+        }
+    }
+}
+
+fn decode_claim(bytes: &mut &[u8]) -> Result<Claim, ChannelError> {
+    match take::<1>(bytes, "missing claim")? {
+        [0] => Ok(Claim::Unread),
+        [1] => Ok(Claim::NoClient),
+        [2] => Ok(Claim::Client(decode_addr(bytes)?)),
+        _ => Err(ChannelError::Malformed("a claim other than 0, 1 or 2")),
     }
 }
 
@@ -206,15 +220,14 @@ impl Message {
                 out.extend_from_slice(json);
             }
             Message::Handoff {
-                peer,
+                origin,
                 accepted_at_us,
-                preamble_read,
                 buffered,
             } => {
                 out.push(TAG_HANDOFF);
-                encode_addr(out, peer);
+                encode_addr(out, &origin.peer());
                 out.extend_from_slice(&accepted_at_us.to_le_bytes());
-                out.push(u8::from(*preamble_read));
+                encode_claim(out, origin.claim());
                 out.extend_from_slice(buffered);
             }
             Message::Control(control) => {
@@ -223,14 +236,10 @@ impl Message {
                     Control::GracefulStop => 1,
                 });
             }
-            Message::HandBack {
-                peer,
-                preamble_read,
-                buffered,
-            } => {
+            Message::HandBack { origin, buffered } => {
                 out.push(TAG_HANDBACK);
-                encode_addr(out, peer);
-                out.push(u8::from(*preamble_read));
+                encode_addr(out, &origin.peer());
+                encode_claim(out, origin.claim());
                 out.extend_from_slice(buffered);
             }
             Message::Event(event) => {
@@ -280,11 +289,10 @@ impl Message {
             TAG_HANDOFF => {
                 let peer = decode_addr(&mut body)?;
                 let at = take(&mut body, "short handoff")?;
-                let preamble_read = decode_flag(&mut body)?;
+                let claim = decode_claim(&mut body)?;
                 Ok(Message::Handoff {
-                    peer,
+                    origin: Origin::new(peer, claim),
                     accepted_at_us: u64::from_le_bytes(at),
-                    preamble_read,
                     buffered: body.to_vec(),
                 })
             }
@@ -295,10 +303,9 @@ impl Message {
             },
             TAG_HANDBACK => {
                 let peer = decode_addr(&mut body)?;
-                let preamble_read = decode_flag(&mut body)?;
+                let claim = decode_claim(&mut body)?;
                 Ok(Message::HandBack {
-                    peer,
-                    preamble_read,
+                    origin: Origin::new(peer, claim),
                     buffered: body.to_vec(),
                 })
             }
@@ -531,9 +538,8 @@ mod tests {
         let (mut ours, theirs) = UnixStream::pair().expect("stream pair");
         let peer: SocketAddr = "192.0.2.7:4711".parse().expect("addr");
         let msg = Message::Handoff {
-            peer,
+            origin: Origin::accepted(peer),
             accepted_at_us: 42,
-            preamble_read: false,
             buffered: b"GET / HTTP/1.1\r\n".to_vec(),
         };
         master.send(&msg, Some(theirs.as_fd())).expect("send");
@@ -585,21 +591,20 @@ mod tests {
     #[test]
     fn ipv6_peer_round_trips() {
         let peer: SocketAddr = "[2001:db8::1]:80".parse().expect("addr");
-        let mut out = Vec::new();
-        Message::HandBack {
-            peer,
-            preamble_read: true,
-            buffered: vec![1, 2, 3],
+        for claim in [
+            Claim::NoClient,
+            Claim::Client("192.0.2.9:1234".parse().expect("addr")),
+            Claim::Client("[2001:db8::9]:1234".parse().expect("addr")),
+        ] {
+            let msg = Message::HandBack {
+                origin: Origin::new(peer, claim),
+                buffered: vec![1, 2, 3],
+            };
+            let mut out = Vec::new();
+            msg.encode(&mut out);
+            // The peer and the claim stay two addresses on the way.
+            assert_eq!(Message::decode(&out).expect("decode"), msg);
         }
-        .encode(&mut out);
-        assert_eq!(
-            Message::decode(&out).expect("decode"),
-            Message::HandBack {
-                peer,
-                preamble_read: true,
-                buffered: vec![1, 2, 3]
-            }
-        );
     }
 
     /// The largest connection the configuration allows goes through the
@@ -609,15 +614,14 @@ mod tests {
         let (master, worker) = Channel::pair().expect("pair");
         let (_ours, theirs) = UnixStream::pair().expect("stream pair");
         let peer = SocketAddr::V6(SocketAddrV6::new("fe80::1".parse().expect("ip"), 1, 2, 3));
+        let origin = Origin::new(peer, Claim::Client(peer));
         let back = Message::HandBack {
-            peer,
-            preamble_read: true,
+            origin,
             buffered: vec![b'h'; MAX_BUFFERED],
         };
         let off = Message::Handoff {
-            peer,
+            origin,
             accepted_at_us: 7,
-            preamble_read: false,
             buffered: vec![b'o'; MAX_BUFFERED],
         };
         let mut wire = Vec::new();
@@ -634,9 +638,8 @@ mod tests {
         assert_eq!(worker.recv(&mut buf).expect("recv").message, off);
 
         let too_large = Message::Handoff {
-            peer,
+            origin,
             accepted_at_us: 7,
-            preamble_read: false,
             buffered: vec![0; MAX_BUFFERED + 1],
         };
         assert!(matches!(
@@ -670,8 +673,7 @@ mod tests {
         worker.set_nonblocking(true).expect("nonblocking");
         let (_ours, theirs) = UnixStream::pair().expect("stream pair");
         let msg = Message::HandBack {
-            peer: "192.0.2.7:4711".parse().expect("addr"),
-            preamble_read: true,
+            origin: Origin::new("192.0.2.7:4711".parse().expect("addr"), Claim::NoClient),
             buffered: vec![b'x'; MAX_BUFFERED],
         };
         let mut sent = 0;
@@ -713,9 +715,8 @@ mod tests {
             3,
         ));
         let msg = Message::Handoff {
-            peer,
+            origin: Origin::new(peer, Claim::NoClient),
             accepted_at_us: 1,
-            preamble_read: true,
             buffered: Vec::new(),
         };
         let mut out = Vec::new();
@@ -742,8 +743,7 @@ mod tests {
         assert!(refused(&[TAG_CONTROL]), "control without its byte");
 
         let v4 = Message::HandBack {
-            peer: "192.0.2.7:4711".parse().expect("addr"),
-            preamble_read: true,
+            origin: Origin::new("192.0.2.7:4711".parse().expect("addr"), Claim::NoClient),
             buffered: Vec::new(),
         };
         let good = wire(&v4);
@@ -757,8 +757,10 @@ mod tests {
         scoped[flag - 1] = 1;
         assert!(refused(&scoped), "IPv4 family with a scope id");
         let mut flagged = good.clone();
+        flagged[flag] = 3;
+        assert!(refused(&flagged), "a claim other than 0, 1 or 2");
         flagged[flag] = 2;
-        assert!(refused(&flagged), "a flag other than 0 or 1");
+        assert!(refused(&flagged), "a client claimed without its address");
         assert!(refused(&good[..flag]), "no flag");
         assert!(refused(&good[..flag - 1]), "short address");
 

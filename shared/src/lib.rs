@@ -12,6 +12,7 @@ pub mod exit;
 pub mod http;
 pub mod log;
 pub mod metrics;
+pub mod origin;
 pub mod proxy;
 pub mod proxy_protocol;
 pub mod rlimit;

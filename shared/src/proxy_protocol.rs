@@ -1,7 +1,10 @@
 //! The PROXY protocol preamble (HAProxy's, versions 1 and 2), read before
 //! the first request of a connection when `--proxy-protocol` is on: it
 //! names the client the load balancer accepted, which becomes REMOTE_ADDR
-//! and REMOTE_PORT. A connection without a valid preamble is refused.
+//! and REMOTE_PORT. A connection without a valid preamble is refused. This
+//! module only reads the bytes; whether they are believed is decided on the
+//! connection's real peer (`proxy::Rules::admits_preamble`), and what they
+//! claim is kept apart from that peer (`origin::Origin`).
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 

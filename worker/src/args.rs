@@ -136,7 +136,10 @@ mod tests {
     #[test]
     fn every_number_is_checked_for_its_range() {
         for (line, flag) in [
-            ("--slot -1 --epoch 1 --channel-fd 5 --scoreboard-fd 4", "--slot"),
+            (
+                "--slot -1 --epoch 1 --channel-fd 5 --scoreboard-fd 4",
+                "--slot",
+            ),
             (
                 "--slot 1 --epoch 1 --generation 4294967296 --channel-fd 5 --scoreboard-fd 4",
                 "--generation",
@@ -145,8 +148,14 @@ mod tests {
                 "--slot 1 --epoch 1 --generation -1 --channel-fd 5 --scoreboard-fd 4",
                 "--generation",
             ),
-            ("--slot 1 --epoch 1 --channel-fd -1 --scoreboard-fd 4", "--channel-fd"),
-            ("--slot 1 --epoch 1 --channel-fd 2 --scoreboard-fd 4", "--channel-fd"),
+            (
+                "--slot 1 --epoch 1 --channel-fd -1 --scoreboard-fd 4",
+                "--channel-fd",
+            ),
+            (
+                "--slot 1 --epoch 1 --channel-fd 2 --scoreboard-fd 4",
+                "--channel-fd",
+            ),
             (
                 "--slot 1 --epoch 1 --channel-fd 4294967301 --scoreboard-fd 4",
                 "--channel-fd",
@@ -156,14 +165,23 @@ mod tests {
                 "--scoreboard-fd",
             ),
             ("--slot 1 --epoch 1 --channel-fd 5", "--scoreboard-fd"),
-            ("--slot 1 --epoch 1 --channel-fd 5 --scoreboard-fd 5", "both 5"),
+            (
+                "--slot 1 --epoch 1 --channel-fd 5 --scoreboard-fd 5",
+                "both 5",
+            ),
             (
                 "--template --slot 1 --channel-fd 5 --scoreboard-fd 4",
                 "--template",
             ),
             ("--channel-fd 5 --scoreboard-fd 4", "--slot"),
-            ("--slot 1 --epoch 0 --channel-fd 5 --scoreboard-fd 4", "--epoch"),
-            ("--slot 1 --epoch -1 --channel-fd 5 --scoreboard-fd 4", "--epoch"),
+            (
+                "--slot 1 --epoch 0 --channel-fd 5 --scoreboard-fd 4",
+                "--epoch",
+            ),
+            (
+                "--slot 1 --epoch -1 --channel-fd 5 --scoreboard-fd 4",
+                "--epoch",
+            ),
             ("--slot 1 --channel-fd 5 --scoreboard-fd 4", "--epoch"),
         ] {
             let err = parsed(line).expect_err(line);

@@ -3,9 +3,10 @@
 use rwsgi_shared::config::Limits;
 use rwsgi_shared::http::{error_response, DateCache, HttpError};
 use rwsgi_shared::metrics::Metrics;
+use rwsgi_shared::origin::Origin;
 use slog::{info, Logger};
 use std::io::Write;
-use std::net::{SocketAddr, TcpStream};
+use std::net::TcpStream;
 use std::time::Instant;
 
 /// Read granularity for request heads and bodies.
@@ -16,7 +17,9 @@ const _: () = assert!(READ_CHUNK <= rwsgi_shared::channel::MAX_READ_AHEAD);
 
 pub struct Conn {
     pub stream: TcpStream,
-    pub peer: SocketAddr,
+    /// The TCP peer, and the client its PROXY preamble claimed: two
+    /// addresses, so trust is never decided on the claim.
+    pub origin: Origin,
     /// Bytes received and not yet consumed (a partial or pipelined request).
     pub buf: Vec<u8>,
     /// Requests answered on this connection.
@@ -26,20 +29,17 @@ pub struct Conn {
     /// When the master accepted it, until its first request starts: that
     /// request's queue wait counts from there.
     pub accepted_at: Option<Instant>,
-    /// The PROXY protocol preamble has been read (or none is expected).
-    pub preamble_read: bool,
 }
 
 impl Conn {
-    pub fn new(stream: TcpStream, peer: SocketAddr, buffered: Vec<u8>) -> Conn {
+    pub fn new(stream: TcpStream, origin: Origin, buffered: Vec<u8>) -> Conn {
         Conn {
             stream,
-            peer,
+            origin,
             buf: buffered,
             served: 0,
             since: Instant::now(),
             accepted_at: None,
-            preamble_read: true,
         }
     }
 
@@ -56,7 +56,7 @@ impl Conn {
         if let Some(m) = metrics {
             m.refused(err.status);
         }
-        info!(log, "request refused"; "status" => err.status, "reason" => err.explain(limits), "client" => %self.peer);
+        info!(log, "request refused"; "status" => err.status, "reason" => err.explain(limits), "client" => %self.origin);
         let mut dates = DateCache::default();
         let response = error_response(err.status, dates.now(), false);
         let _ = (&self.stream).write(&response);

@@ -42,6 +42,8 @@ pub struct Context<'a> {
     pub slot: usize,
     /// Static files: answered by their own threads, never by Python.
     pub statics: &'a crate::statics::Statics,
+    /// `--trust-proxy`: whose PROXY preamble is read, who sees the status page.
+    pub proxy: &'a rwsgi_shared::proxy::Rules,
     pub log: &'a Logger,
 }
 
@@ -200,10 +202,9 @@ impl IoLoop<'_> {
                 Ok(received) => match (received.message, received.fd) {
                     (
                         Message::Handoff {
-                            peer,
+                            mut origin,
                             buffered,
                             accepted_at_us,
-                            preamble_read,
                         },
                         Some(fd),
                     ) => {
@@ -214,8 +215,10 @@ impl IoLoop<'_> {
                         if stream.set_nonblocking(true).is_err() {
                             continue;
                         }
-                        let mut conn = Conn::new(stream, peer, buffered);
-                        conn.preamble_read = preamble_read || !self.ctx.config.proxy_protocol;
+                        if !self.ctx.config.proxy_protocol {
+                            origin.expect_no_preamble();
+                        }
+                        let mut conn = Conn::new(stream, origin, buffered);
                         // Both clocks are the machine's monotonic clock.
                         let waited = rwsgi_shared::time::now_us().saturating_sub(accepted_at_us);
                         conn.accepted_at =
@@ -293,8 +296,7 @@ impl IoLoop<'_> {
         } = self.mode
         {
             let msg = Message::HandBack {
-                peer: conn.peer,
-                preamble_read: conn.preamble_read,
+                origin: conn.origin,
                 buffered: conn.buf.clone(),
             };
             // The master reads its channel between other work: a burst of
@@ -305,7 +307,7 @@ impl IoLoop<'_> {
                 HAND_BACK_PATIENCE,
             ) {
                 warn!(self.ctx.log, "could not hand a connection back to the master; closing it";
-                    "error" => %e, "buffered" => conn.buf.len(), "client" => %conn.peer);
+                    "error" => %e, "buffered" => conn.buf.len(), "client" => %conn.origin);
             }
         }
     }
@@ -313,10 +315,15 @@ impl IoLoop<'_> {
     // --- connections ---
 
     /// `--server-status`: the status page, for loopback clients only (as
-    /// mod_wsgi-express allows it), answered here without Python.
+    /// mod_wsgi-express allows it) after the trust rules, answered here
+    /// without Python.
     fn server_status(&self, conn: &Conn, head: &rwsgi_shared::http::RequestHead) {
         use std::io::Write as _;
-        let (status, kind, body) = if !conn.peer.ip().is_loopback() {
+        let (status, kind, body) = if !self
+            .ctx
+            .proxy
+            .allows_status_page(&conn.origin, &head.headers)
+        {
             (
                 403,
                 "text/plain; charset=utf-8",
@@ -517,25 +524,30 @@ impl IoLoop<'_> {
         };
         let files = self.ctx.statics.files();
         let outcome = loop {
-            if !conn.preamble_read && !conn.buf.is_empty() {
-                // --proxy-protocol: the load balancer names the client first.
+            // --proxy-protocol: the load balancer names the client first,
+            // and only a peer --trust-proxy trusts may (asked again of a
+            // connection another worker read the preamble of).
+            if let Err(e) = self.ctx.proxy.admits_preamble(&conn.origin) {
+                info!(self.ctx.log, "connection refused (--proxy-protocol)"; "why" => %e, "peer" => %conn.origin.peer());
+                break Err(None);
+            }
+            if !conn.origin.preamble_done() {
                 match proxy_protocol::parse(&conn.buf) {
                     Preamble::Partial => {}
                     Preamble::Complete { len, client } => {
                         conn.buf.drain(..len);
-                        if let Some(client) = client {
-                            conn.peer = client;
+                        match self.ctx.proxy.believe_preamble(&mut conn.origin, client) {
+                            Ok(()) => continue,
+                            Err(_) => break Err(None),
                         }
-                        conn.preamble_read = true;
-                        continue;
                     }
                     Preamble::Invalid(why) => {
-                        info!(self.ctx.log, "connection refused (--proxy-protocol)"; "why" => why, "peer" => %conn.peer);
+                        info!(self.ctx.log, "connection refused (--proxy-protocol)"; "why" => why, "peer" => %conn.origin.peer());
                         break Err(None);
                     }
                 }
             }
-            if conn.preamble_read && !conn.buf.is_empty() {
+            if conn.origin.preamble_done() && !conn.buf.is_empty() {
                 match route(&conn.buf, &limits, files) {
                     Routed::Partial => {}
                     Routed::Refused(e) => break Err(Some(e)),

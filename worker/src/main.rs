@@ -226,6 +226,11 @@ pub fn serve(
                 return ExitCode::Failure;
             }
         };
+    // Validated by the master's configuration already.
+    let proxy = Arc::new(
+        rwsgi_shared::proxy::Rules::new(&config.trust_proxy_headers, &config.trust_proxies)
+            .unwrap_or_default(),
+    );
     let shared = request_thread::Shared {
         pool: pool.clone(),
         app: app.clone(),
@@ -233,11 +238,7 @@ pub fn serve(
         scoreboard: scoreboard.clone(),
         files: statics.shared_files(),
         access,
-        proxy: Arc::new(
-            // Validated by the master's configuration already.
-            rwsgi_shared::proxy::Rules::new(&config.trust_proxy_headers, &config.trust_proxies)
-                .unwrap_or_default(),
-        ),
+        proxy: Arc::clone(&proxy),
         interrupts: python::Interrupts::start(&config, &app, &scoreboard, slot, log),
     };
     let threads = request_thread::start(config.threads, &shared, slot, log);
@@ -272,6 +273,7 @@ pub fn serve(
         scoreboard: &scoreboard,
         slot,
         statics: &statics,
+        proxy: &proxy,
         log,
     });
     if let Some(sb) = scoreboard.worker(slot) {

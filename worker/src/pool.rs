@@ -177,7 +177,7 @@ mod tests {
         Job {
             conn: Conn::new(
                 stream.try_clone().unwrap(),
-                stream.local_addr().unwrap(),
+                rwsgi_shared::origin::Origin::accepted(stream.local_addr().unwrap()),
                 Vec::new(),
             ),
             head,

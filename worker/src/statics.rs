@@ -366,7 +366,7 @@ impl LaneLoop {
                 (statics::error(404, &head, date, keep_alive, &[]), None)
             }
             Resolution::Forbidden(why) => {
-                info!(self.log, "static request refused"; "path" => &head.path, "why" => why, "client" => %conn.peer);
+                info!(self.log, "static request refused"; "path" => &head.path, "why" => why, "client" => %conn.origin);
                 (statics::error(403, &head, date, keep_alive, &[]), None)
             }
             Resolution::NotStatic => (statics::error(404, &head, date, keep_alive, &[]), None),
@@ -513,7 +513,7 @@ impl LaneLoop {
                     conn,
                     ..
                 }) if t.last_progress.elapsed() > stalled => {
-                    debug!(self.log, "static response stalled; closing"; "client" => %conn.peer);
+                    debug!(self.log, "static response stalled; closing"; "client" => %conn.origin);
                     Step::Close
                 }
                 _ => continue,
@@ -663,7 +663,7 @@ fn access_log(access: &AccessLog, log: &Logger, conn: &Conn, t: &Transfer, ok: b
     access.write(
         log,
         &Record {
-            client: conn.peer.ip(),
+            client: conn.origin.client().ip(),
             head: &t.head,
             status: t.status,
             bytes: if ok { t.body_bytes } else { 0 },

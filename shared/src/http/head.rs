@@ -601,6 +601,18 @@ fn check_authority(authority: &[u8]) -> Result<(), AuthorityProblem> {
     }
 }
 
+/// A Host value as the parser accepts one (`uri-host [":" port]`): what a
+/// forwarded host must be too.
+pub(crate) fn is_valid_host(value: &[u8]) -> bool {
+    check_authority(value).is_ok()
+}
+
+/// RFC 3986 pchar, but for `%XX`, which the caller checks: a path
+/// segment's bytes.
+pub(crate) const fn is_pchar(b: u8) -> bool {
+    is_unreserved(b) || is_sub_delim(b) || matches!(b, b':' | b'@')
+}
+
 /// RFC 3986 reg-name: `*( unreserved / pct-encoded / sub-delims )`.
 fn is_reg_name(host: &[u8]) -> bool {
     let mut i = 0;

@@ -10,5 +10,7 @@ mod response;
 pub use body::{BodyError, BodyReader, BodySource, BLOCK as BODY_BLOCK};
 pub use chunked::ChunkedDecoder;
 pub use error::HttpError;
+/// For forwarded values (`proxy`): the grammar the parser checks Host with.
+pub(crate) use head::{is_pchar, is_valid_host};
 pub use head::{parse_request_head, BodyKind, Parsed, RequestHead, Version};
 pub use response::{error_response, reason_phrase, DateCache, SERVER_HEADER};

@@ -183,3 +183,170 @@ fn proxy_protocol_v1_and_v2_through_haproxy() {
         std::time::Duration::from_secs(5)
     ));
 }
+
+/// The log lines that contain `needle`.
+fn lines_with(server: &Server, needle: &str) -> Vec<String> {
+    server
+        .log
+        .text()
+        .lines()
+        .filter(|l| l.contains(needle))
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn a_preamble_is_believed_only_from_a_trusted_peer() {
+    let spoof = b"PROXY TCP4 10.1.2.3 127.0.0.1 5555 80\r\nGET /environ HTTP/1.1\r\nHost: h\r\nX-Forwarded-For: 198.51.100.77\r\nConnection: close\r\n\r\n";
+    // The tests' client (127.0.0.1) is not in 10.0.0.0/8: its preamble
+    // would otherwise make it 10.1.2.3, a trusted proxy vouching for
+    // 198.51.100.77.
+    let server = Server::start(&[
+        "--proxy-protocol",
+        "--trust-proxy-header",
+        "X-Forwarded-For",
+        "--trust-proxy",
+        "10.0.0.0/8",
+        &app("app.py"),
+    ]);
+    let refused = request(server.port, spoof);
+    assert!(refused.is_err(), "{refused:?}");
+    assert!(server.log.wait_for(
+        "connection refused (--proxy-protocol)",
+        std::time::Duration::from_secs(5)
+    ));
+    let lines = lines_with(&server, "connection refused (--proxy-protocol)");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("127.0.0.1") && l.contains("--trust-proxy")),
+        "the refusal names the peer: {lines:?}"
+    );
+
+    // From a trusted peer the preamble is honoured; the client it names
+    // (10.1.2.3, not a trusted proxy here) wrote that X-Forwarded-For, so
+    // it is removed rather than believed.
+    let server = Server::start(&[
+        "--proxy-protocol",
+        "--trust-proxy-header",
+        "X-Forwarded-For",
+        "--trust-proxy",
+        "127.0.0.1",
+        &app("app.py"),
+    ]);
+    let r = request(server.port, spoof).expect("response");
+    assert_eq!(r.status, 200, "{}", server.log.text());
+    let env: serde_json::Value = serde_json::from_slice(&r.body).expect("JSON");
+    assert_eq!(env["REMOTE_ADDR"], "10.1.2.3");
+    assert_eq!(env["REMOTE_PORT"], "5555");
+    assert!(env.get("HTTP_X_FORWARDED_FOR").is_none(), "{env}");
+}
+
+#[test]
+fn the_main_port_status_page_is_for_clients_the_trust_rules_find_local() {
+    let server = Server::start(&[
+        "--server-status",
+        "--trust-proxy-header",
+        "X-Forwarded-For",
+        "--trust-proxy",
+        "127.0.0.1",
+        &app("app.py"),
+    ]);
+    let page = |extra: &str| {
+        let raw =
+            format!("GET /server-status HTTP/1.1\r\nHost: h\r\n{extra}Connection: close\r\n\r\n");
+        request(server.port, raw.as_bytes())
+            .expect("response")
+            .status
+    };
+    assert_eq!(page(""), 200);
+    // A proxy on this machine forwarding a remote client.
+    assert_eq!(page("X-Forwarded-For: 198.51.100.7\r\n"), 403);
+    assert_eq!(page("X-Forwarded-For: 127.0.0.1\r\n"), 200);
+}
+
+#[test]
+fn an_invalid_forwarded_host_is_refused_naming_the_header() {
+    let server = trusting(&["127.0.0.1"]);
+    for (header, bad) in [
+        ("X-Forwarded-Host", "evil.example/<script>?a b"),
+        ("X-Forwarded-Host", "a@b:c:d"),
+        ("X-Script-Name", "//evil.example"),
+        ("X-Forwarded-Port", "99999"),
+    ] {
+        let raw = format!(
+            "GET /environ HTTP/1.1\r\nHost: internal\r\n{header}: {bad}\r\nConnection: close\r\n\r\n"
+        );
+        let r = request(server.port, raw.as_bytes()).expect("response");
+        assert_eq!(r.status, 400, "{header}: {bad}");
+        let needle = format!("{header} from a trusted proxy is not");
+        assert!(
+            server
+                .log
+                .wait_for(&needle, std::time::Duration::from_secs(5)),
+            "{}",
+            server.log.text()
+        );
+    }
+}
+
+#[test]
+fn of_a_forwarded_list_the_value_the_proxy_added_wins() {
+    // nginx's $proxy_add_x_forwarded_for style: the proxy appends to what
+    // the client sent.
+    let server = trusting(&["127.0.0.1"]);
+    let env = environ(
+        &server,
+        "X-Forwarded-Host: evil.example\r\nX-Forwarded-Host: shop.example\r\nX-Forwarded-Proto: https, http\r\nX-Forwarded-Port: 1, 8080\r\nX-Script-Name: /evil, /shop\r\n",
+    );
+    assert_eq!(env["HTTP_HOST"], "shop.example");
+    assert_eq!(env["SERVER_NAME"], "shop.example");
+    assert_eq!(env["wsgi.url_scheme"], "http");
+    assert_eq!(env["SERVER_PORT"], "8080");
+    assert_eq!(env["SCRIPT_NAME"], "/shop");
+}
+
+#[test]
+fn behind_haproxy_trust_is_decided_on_haproxy_not_on_its_preamble() {
+    // HAProxy connects from 127.0.0.2; the tests' client is 127.0.0.1.
+    let raw = b"GET /environ HTTP/1.1\r\nHost: h\r\nX-Forwarded-For: 198.51.100.77\r\nConnection: close\r\n\r\n";
+    let through = |trusted: &str| {
+        let server = Server::start(&[
+            "--proxy-protocol",
+            "--trust-proxy-header",
+            "X-Forwarded-For",
+            "--trust-proxy",
+            trusted,
+            &app("app.py"),
+        ]);
+        let lb = haproxy(server.port, &["send-proxy source 127.0.0.2"]);
+        lb.map(|(lb, ports)| {
+            let r = request(ports[0], raw).expect("a response from haproxy");
+            (server, lb, r)
+        })
+    };
+    // HAProxy trusted: the client it names (127.0.0.1, no proxy) wrote
+    // that X-Forwarded-For itself, so it is removed.
+    let Some((server, _lb, r)) = through("127.0.0.2") else {
+        return;
+    };
+    assert_eq!(r.status, 200, "{}", server.log.text());
+    let env: serde_json::Value = serde_json::from_slice(&r.body).expect("JSON");
+    assert_eq!(env["REMOTE_ADDR"], "127.0.0.1");
+    assert!(env.get("HTTP_X_FORWARDED_FOR").is_none(), "{env}");
+    // Only the client's address trusted: HAProxy's preamble naming it
+    // proves nothing, and the connection is refused.
+    let Some((server, _lb, r)) = through("127.0.0.1") else {
+        return;
+    };
+    assert_ne!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert!(server.log.wait_for(
+        "connection refused (--proxy-protocol)",
+        std::time::Duration::from_secs(5)
+    ));
+    let lines = lines_with(&server, "connection refused (--proxy-protocol)");
+    assert!(
+        lines.iter().any(|l| l.contains("127.0.0.2")),
+        "the refusal names HAProxy's address: {lines:?}"
+    );
+}

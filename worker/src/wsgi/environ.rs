@@ -10,7 +10,6 @@ use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString};
 use rwsgi_shared::http::{HttpError, RequestHead};
-use std::net::SocketAddr;
 
 /// Bytes as a native string, the way PEP 3333 wants: each byte one code point (latin-1).
 fn latin1(bytes: &[u8]) -> String {
@@ -200,7 +199,7 @@ pub fn build<'py>(
     ctx: &RequestContext<'_>,
     head: &RequestHead,
     path_info: &str,
-    peer: SocketAddr,
+    proxied: &rwsgi_shared::proxy::Adjusted,
     input: &Py<Input>,
     request_id: &str,
 ) -> PyResult<Bound<'py, PyDict>> {
@@ -215,18 +214,18 @@ pub fn build<'py>(
         rwsgi_shared::http::Version::Http10 => intern!(py, "HTTP/1.0"),
     };
     env.set_item(intern!(py, "SERVER_PROTOCOL"), protocol)?;
-    env.set_item(intern!(py, "REMOTE_ADDR"), addr_str(py, peer.ip()))?;
+    let client = proxied.connection_client;
+    env.set_item(intern!(py, "REMOTE_ADDR"), addr_str(py, client.ip()))?;
     let mut port = itoa::Buffer::new();
     env.set_item(
         intern!(py, "REMOTE_PORT"),
-        PyString::new(py, port.format(peer.port())),
+        PyString::new(py, port.format(client.port())),
     )?;
     let spooled = input.try_borrow(py)?.spooled_length();
     env.set_item(intern!(py, "wsgi.input"), input.clone_ref(py))?;
     let id = PyString::new(py, request_id);
     env.set_item(intern!(py, "rwsgi.request_id"), &id)?;
     env.set_item(intern!(py, "mod_wsgi.request_id"), id)?;
-    let proxied = ctx.proxy.apply(peer.ip(), &head.headers);
     for (name, value) in &head.headers {
         if !proxied.drop.is_empty() && proxied.drop.iter().any(|d| name.eq_ignore_ascii_case(d)) {
             // A proxy header this request may not carry (see `proxy`).
@@ -280,7 +279,7 @@ pub fn build<'py>(
         // An empty Host (HTTP/1.0 may send one): present as sent.
         env.set_item(intern!(py, "HTTP_HOST"), latin1_str(py, host)?)?;
     }
-    apply_proxy(py, &env, &proxied, &ctx.config.mount_point)?;
+    apply_proxy(py, &env, proxied, &ctx.config.mount_point)?;
     Ok(env)
 }
 

@@ -69,7 +69,7 @@ pub fn handle(
 ) -> Handled {
     let sb = ctx.scoreboard.worker(ctx.slot);
     if let Some(sb) = sb {
-        sb.begin_request(ctx.thread, &head.method, &head.path, conn.peer);
+        sb.begin_request(ctx.thread, &head.method, &head.path, conn.origin.client());
     }
     let started = Instant::now();
     let queued = started.saturating_duration_since(queued_at);
@@ -96,7 +96,7 @@ pub fn handle(
         access.write(
             ctx.log,
             &Record {
-                client: conn.peer.ip(),
+                client: conn.origin.client().ip(),
                 head: &head,
                 status: result.status,
                 bytes: result.body_bytes,
@@ -219,6 +219,18 @@ fn run(
         Ok(p) => p,
         Err(e) => return error_page(e.status, head),
     };
+    // Trusted proxy headers: an invalid value is the proxy's error, refused
+    // before the body is read or the application called.
+    let proxied = match ctx.proxy.apply(&conn.origin, &head.headers) {
+        Ok(p) => p,
+        Err(e) => {
+            info!(ctx.log, "request refused"; "status" => 400, "reason" => %e, "client" => %conn.origin);
+            return Outcome {
+                server_refusal: true,
+                ..error_page(400, head)
+            };
+        }
+    };
     let lease = Arc::new(Lease::new(&conn.stream));
     let mut input = Input::new(
         Arc::clone(&lease),
@@ -254,7 +266,7 @@ fn run(
         }
     };
     let mut raised: Vec<(PyErr, String)> = Vec::new();
-    let called = environ::build(py, ctx, head, &path_info, conn.peer, &input, request_id).and_then(
+    let called = environ::build(py, ctx, head, &path_info, &proxied, &input, request_id).and_then(
         |environ| {
             ctx.app
                 .callable
@@ -338,7 +350,7 @@ fn run(
             r.discard();
             if blame == Blame::Application {
                 error!(ctx.log, "response cut short: the application failed after it began; the connection is closed so the client sees an incomplete response";
-                    "status" => r.status_code(), "sent" => r.body_bytes(), "client" => %conn.peer);
+                    "status" => r.status_code(), "sent" => r.body_bytes(), "client" => %conn.origin);
             }
             Outcome {
                 status: r.status_code(),
@@ -354,7 +366,7 @@ fn run(
             let unsent = match finished {
                 Ok(bytes) => Some(bytes),
                 Err(e) => {
-                    debug!(ctx.log, "response not completed"; "error" => %e, "client" => %conn.peer);
+                    debug!(ctx.log, "response not completed"; "error" => %e, "client" => %conn.origin);
                     None
                 }
             };
@@ -402,9 +414,9 @@ fn close_iterable(py: Python<'_>, iterable: &Bound<'_, PyAny>) -> PyResult<()> {
 fn log_body_failure(ctx: &RequestContext<'_>, conn: &Conn, e: &BodyError) {
     match e {
         BodyError::Refused(http) => info!(ctx.log, "request refused";
-            "status" => http.status, "reason" => http.explain(&ctx.config.limits), "client" => %conn.peer),
+            "status" => http.status, "reason" => http.explain(&ctx.config.limits), "client" => %conn.origin),
         other => info!(ctx.log, "request body not received";
-            "status" => other.status(), "reason" => %other, "client" => %conn.peer),
+            "status" => other.status(), "reason" => %other, "client" => %conn.origin),
     }
 }
 
