@@ -5,10 +5,12 @@ mod body;
 mod chunked;
 mod error;
 mod head;
+mod intake;
 mod response;
 
 pub use body::{BodyError, BodyReader, BodySource, BLOCK as BODY_BLOCK};
 pub use chunked::ChunkedDecoder;
 pub use error::HttpError;
 pub use head::{parse_request_head, BodyKind, Parsed, RequestHead, Version};
+pub use intake::{framing_allowance, plan as body_plan, BodyPlan, Fed, Intake};
 pub use response::{error_response, reason_phrase, DateCache, SERVER_HEADER};
