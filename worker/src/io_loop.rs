@@ -27,10 +27,20 @@ const SWEEP: Duration = Duration::from_millis(250);
 /// Descriptors kept free for what a request opens (static files, the
 /// application's own), on top of those the connections use.
 const FD_RESERVE: u64 = 16;
-/// A closing connection is read and drained for at most this long…
-const LINGER_MAX: Duration = Duration::from_secs(5);
-/// …and for at most this long without receiving anything.
-const LINGER_IDLE: Duration = Duration::from_secs(2);
+/// A closing connection is read and drained for at most this long (as
+/// Apache's lingering close and nginx's `lingering_time`): a client that is
+/// still sending an upload at line rate when its 413 goes out must finish
+/// sending before it reads the answer (curl does), and a reset before then
+/// would throw the answer away…
+const LINGER_MAX: Duration = Duration::from_secs(30);
+/// …for at most this long without receiving anything (nginx's
+/// `lingering_timeout`: git's pack-objects can pause that long between
+/// chunks while it compresses)…
+const LINGER_IDLE: Duration = Duration::from_secs(5);
+/// …and for at most this many bytes.
+const LINGER_BYTES: u64 = 256 * 1024 * 1024;
+/// Read size while draining.
+const LINGER_READ: usize = 64 * 1024;
 
 pub struct Context<'a> {
     pub config: &'a ServerConfig,
@@ -66,6 +76,14 @@ struct Closing {
     conn: Conn,
     until: Instant,
     last_read: Instant,
+    /// Bytes it may still drain.
+    left: u64,
+}
+
+impl Closing {
+    fn drain(&mut self) -> Drained {
+        drain_input(&mut self.conn, &mut self.left)
+    }
 }
 
 /// What a closing connection's socket says.
@@ -76,13 +94,16 @@ enum Drained {
     Pending,
 }
 
-/// Reads and drops whatever has arrived.
-fn drain_input(conn: &mut Conn) -> Drained {
+/// Reads and drops whatever has arrived, `left` bytes at most.
+fn drain_input(conn: &mut Conn, left: &mut u64) -> Drained {
     loop {
         conn.buf.clear();
-        match net::try_read(&conn.stream, &mut conn.buf, READ_CHUNK) {
+        match net::try_read(&conn.stream, &mut conn.buf, LINGER_READ) {
             Ok(Some(0)) | Err(_) => return Drained::Over,
-            Ok(Some(_)) => continue,
+            Ok(Some(n)) => match left.checked_sub(n as u64) {
+                Some(l) => *left = l,
+                None => return Drained::Over,
+            },
             Ok(None) => return Drained::Pending,
         }
     }
@@ -518,7 +539,7 @@ impl IoLoop<'_> {
             Some(Some(Entry::Idle(conn))) => conn,
             Some(Some(Entry::Body(_))) => return self.receive(token),
             Some(Some(Entry::Closing(closing))) => {
-                match drain_input(&mut closing.conn) {
+                match closing.drain() {
                     Drained::Over => self.drop_conn(token),
                     Drained::Pending => closing.last_read = Instant::now(),
                 }
@@ -708,7 +729,8 @@ impl IoLoop<'_> {
     /// as "connection reset".
     fn close(&mut self, token: usize, mut conn: Conn) {
         let _ = conn.stream.shutdown(std::net::Shutdown::Write);
-        if let Drained::Over = drain_input(&mut conn) {
+        let mut left = LINGER_BYTES;
+        if let Drained::Over = drain_input(&mut conn, &mut left) {
             let fd = conn.stream.as_raw_fd();
             let _ = self.ctx.poll.registry().deregister(&mut SourceFd(&fd));
             self.take(token);
@@ -719,6 +741,7 @@ impl IoLoop<'_> {
             conn,
             until: now + LINGER_MAX,
             last_read: now,
+            left,
         });
         // The connection stays registered under its token, so a FIN or
         // more data wakes the loop.
