@@ -125,8 +125,103 @@ pub fn body_allowance(t: &Timeouts, received: u64) -> Duration {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use rwsgi_shared::http::{parse_request_head, Parsed};
+    use std::io::Write;
+    use std::net::{TcpListener, TcpStream};
+
+    /// A receiving connection for `head`, with `early` bytes already read,
+    /// and the client's end of its socket.
+    fn receiving(head: &str, early: &[u8], limit: u64) -> (Receiving, TcpStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (server, peer) = listener.accept().unwrap();
+        server.set_nonblocking(true).unwrap();
+        let head = match parse_request_head(head.as_bytes(), &Default::default()) {
+            Ok(Parsed::Complete(h, _)) => h,
+            other => panic!("{other:?}"),
+        };
+        let conn = Conn::new(server, peer, early.to_vec());
+        (Receiving::new(conn, head, limit), client)
+    }
+
+    /// Pumps until something other than `Pending` (the bytes are on their way).
+    fn pump(r: &mut Receiving) -> Pump {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            match r.pump() {
+                Pump::Pending if Instant::now() < deadline => std::thread::yield_now(),
+                other => return other,
+            }
+        }
+    }
+
+    /// The body received, what followed it, and whether it was in a file.
+    fn body(r: Receiving) -> (Vec<u8>, Vec<u8>, bool) {
+        let (conn, _, spooled) = r.finish();
+        match spooled.unwrap() {
+            Spooled::Memory(m) => (m, conn.buf, false),
+            Spooled::File(mut f, _) => {
+                let mut v = Vec::new();
+                std::io::Read::read_to_end(&mut f, &mut v).unwrap();
+                (v, conn.buf, true)
+            }
+        }
+    }
+
+    #[test]
+    fn a_body_in_pieces_is_complete_and_the_next_request_stays() {
+        let post = "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n";
+        let (mut r, mut client) = receiving(post, b"3\r\nab", 100);
+        assert!(matches!(r.pump(), Pump::Pending));
+        client
+            .write_all(b"c\r\n0\r\n\r\nGET / HTTP/1.1\r\n")
+            .unwrap();
+        assert!(matches!(pump(&mut r), Pump::Complete));
+        assert_eq!(
+            body(r),
+            (b"abc".to_vec(), b"GET / HTTP/1.1\r\n".to_vec(), false)
+        );
+    }
+
+    #[test]
+    fn what_ends_a_body_early() {
+        let post = "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n";
+        let (mut r, client) = receiving(post, b"abc", 100);
+        drop(client);
+        assert!(matches!(pump(&mut r), Pump::Closed));
+
+        let chunked = "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n";
+        let (mut r, _client) = receiving(chunked, b"65\r\n", 100);
+        assert!(matches!(r.pump(), Pump::Refused(e) if e.status == 413));
+        let (mut r, _client) = receiving(chunked, b"zz\r\n", 100);
+        assert!(matches!(r.pump(), Pump::Refused(e) if e.status == 400));
+    }
+
+    #[test]
+    fn a_large_body_takes_turns_and_spills_to_a_file() {
+        let len = 3 * TURN;
+        let post = format!("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: {len}\r\n\r\n");
+        let (mut r, mut client) = receiving(&post, b"", u64::MAX);
+        let data: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+        let sent = data.clone();
+        let writer = std::thread::spawn(move || client.write_all(&sent).unwrap());
+        // How many turns it takes depends on how far ahead the writer is;
+        // whatever the number, the body comes out whole.
+        loop {
+            match pump(&mut r) {
+                Pump::Yield => {}
+                Pump::Complete => break,
+                _ => panic!("the body did not arrive"),
+            }
+        }
+        writer.join().unwrap();
+        let (received, rest, in_file) = body(r);
+        assert!(in_file);
+        assert!(received == data && rest.is_empty());
+    }
 
     #[test]
     fn a_trickling_body_is_cut_off_at_the_cap() {

@@ -33,7 +33,7 @@ fn input_read_readline_readlines_and_reads_past_the_end() {
 }
 
 #[test]
-fn expect_100_continue_is_answered_when_the_app_reads() {
+fn expect_100_continue_is_answered_and_the_body_reaches_the_app() {
     let server = Server::start(&[&app("pep3333.py")]);
     let mut s = connect(server.port);
     s.write_all(
