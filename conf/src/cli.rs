@@ -283,8 +283,10 @@ pub struct StartServer {
     #[arg(long, default_value_t = 15.0, env = "RWSGI_BODY_TIMEOUT")]
     pub body_timeout: f64,
 
-    /// Longest time for a request body (0: no limit beyond --body-timeout and --body-min-rate).
-    #[arg(long, default_value_t = 0.0, env = "RWSGI_BODY_MAX_TIMEOUT")]
+    /// Longest time for a request body, however fast it trickles in
+    /// (0: no cap beyond --body-timeout and --body-min-rate). rwsgi
+    /// receives a body before the application runs, without a Python thread.
+    #[arg(long, default_value_t = 120.0, env = "RWSGI_BODY_MAX_TIMEOUT")]
     pub body_max_timeout: f64,
 
     /// Bytes per second that extend --body-timeout by one second each.
@@ -299,6 +301,8 @@ pub struct StartServer {
     /// without CONTENT_LENGTH (it reads `wsgi.input` to its end). Without
     /// it, a chunked body is received whole first and presented with its
     /// CONTENT_LENGTH, which is what Django, Flask and most frameworks read.
+    /// With it, the application's thread waits for the client as the body
+    /// arrives, so a slow client can hold it.
     #[arg(long, env = "RWSGI_CHUNKED_REQUEST")]
     pub chunked_request: bool,
 

@@ -36,6 +36,12 @@ pub fn summary(c: &ServerConfig) -> Vec<String> {
             secs(t.request_ms), if t.interrupt_ms == 0 { "off".to_owned() } else { format!("{}s", secs(t.interrupt_ms)) }, secs(t.deadlock_ms), secs(t.startup_ms), secs(t.graceful_ms), secs(t.shutdown_ms),
             secs(t.queue_ms), secs(t.keep_alive_ms), secs(t.header_ms), secs(t.socket_ms)
         ),
+        format!(
+            "request bodies: up to {} bytes, received before the application within {}s, one more second per {} bytes, {}{}",
+            c.limits.request_body, secs(t.body_ms), t.body_min_rate,
+            if t.body_max_ms == 0 { "no cap".to_owned() } else { format!("at most {}s", secs(t.body_max_ms)) },
+            if c.chunked_request { " (chunked ones streamed: --chunked-request)" } else { "" }
+        ),
         container_line(),
         format!("working directory: {}", c.python.working_directory.display()),
         format!("static files: {}", static_mounts(&c.statics)),

@@ -166,7 +166,8 @@ pub struct Timeouts {
     pub header_max_ms: u64,
     /// Bytes per second that extend the head deadline by a second each.
     pub header_min_rate: u64,
-    /// Worker request threads: the body must arrive within this (extended by the rate).
+    /// Worker I/O thread (and a streamed body's reads): the body must
+    /// arrive within this (extended by the rate).
     pub body_ms: u64,
     /// Cap on the body deadline; 0: none.
     pub body_max_ms: u64,
@@ -203,7 +204,7 @@ impl Default for Timeouts {
             header_max_ms: 30_000,
             header_min_rate: 500,
             body_ms: 15_000,
-            body_max_ms: 0,
+            body_max_ms: 120_000,
             body_min_rate: 500,
             interrupt_ms: 0,
         }

@@ -1,19 +1,21 @@
 //! The I/O thread: receives connections from the master, owns them while
-//! they are idle or their request head is still arriving, and queues
-//! complete requests for the request threads. It never touches the GIL.
+//! they are idle or their request head or body is still arriving, and
+//! queues complete requests for the request threads. It never touches the GIL.
 
 use crate::conn::{Conn, READ_CHUNK};
 use crate::net;
 use crate::pool::{Job, Pool, Returned, WAKER};
+use crate::receiving::{Pump, Receiving};
 use crate::route::{route, Routed};
+use crate::spool::Spooled;
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 use rwsgi_shared::channel::{Channel, ChannelError, Control, Message};
 use rwsgi_shared::config::ServerConfig;
-use rwsgi_shared::http::HttpError;
+use rwsgi_shared::http::{body_plan, BodyPlan, HttpError, RequestHead};
 use rwsgi_shared::proxy_protocol::{self, Preamble};
 use rwsgi_shared::scoreboard::{Scoreboard, WorkerState};
-use slog::{info, warn, Logger};
+use slog::{debug, info, warn, Logger};
 use std::net::TcpStream;
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
@@ -25,10 +27,20 @@ const SWEEP: Duration = Duration::from_millis(250);
 /// Descriptors kept free for what a request opens (static files, the
 /// application's own), on top of those the connections use.
 const FD_RESERVE: u64 = 16;
-/// A closing connection is read and drained for at most this long…
-const LINGER_MAX: Duration = Duration::from_secs(5);
-/// …and for at most this long without receiving anything.
-const LINGER_IDLE: Duration = Duration::from_secs(2);
+/// A closing connection is read and drained for at most this long (as
+/// Apache's lingering close and nginx's `lingering_time`): a client that is
+/// still sending an upload at line rate when its 413 goes out must finish
+/// sending before it reads the answer (curl does), and a reset before then
+/// would throw the answer away…
+const LINGER_MAX: Duration = Duration::from_secs(30);
+/// …for at most this long without receiving anything (nginx's
+/// `lingering_timeout`: git's pack-objects can pause that long between
+/// chunks while it compresses)…
+const LINGER_IDLE: Duration = Duration::from_secs(5);
+/// …and for at most this many bytes.
+const LINGER_BYTES: u64 = 256 * 1024 * 1024;
+/// Read size while draining.
+const LINGER_READ: usize = 64 * 1024;
 /// A draining worker waits at most this long for room in the channel to
 /// hand back one connection (the master reads it between other work).
 const HAND_BACK_PATIENCE: Duration = Duration::from_millis(500);
@@ -60,12 +72,23 @@ enum Entry {
     /// Closing: our side is shut down for writing, and what the client
     /// still sends is read and dropped until it closes too, or a deadline.
     Closing(Closing),
+    /// The request's body is being received here, before a request
+    /// thread gets it.
+    Body(Box<Receiving>),
 }
 
 struct Closing {
     conn: Conn,
     until: Instant,
     last_read: Instant,
+    /// Bytes it may still drain.
+    left: u64,
+}
+
+impl Closing {
+    fn drain(&mut self) -> Drained {
+        drain_input(&mut self.conn, &mut self.left)
+    }
 }
 
 /// What a closing connection's socket says.
@@ -76,13 +99,16 @@ enum Drained {
     Pending,
 }
 
-/// Reads and drops whatever has arrived.
-fn drain_input(conn: &mut Conn) -> Drained {
+/// Reads and drops whatever has arrived, `left` bytes at most.
+fn drain_input(conn: &mut Conn, left: &mut u64) -> Drained {
     loop {
         conn.buf.clear();
-        match net::try_read(&conn.stream, &mut conn.buf, READ_CHUNK) {
+        match net::try_read(&conn.stream, &mut conn.buf, LINGER_READ) {
             Ok(Some(0)) | Err(_) => return Drained::Over,
-            Ok(Some(_)) => continue,
+            Ok(Some(n)) => match left.checked_sub(n as u64) {
+                Some(l) => *left = l,
+                None => return Drained::Over,
+            },
             Ok(None) => return Drained::Pending,
         }
     }
@@ -107,6 +133,9 @@ struct IoLoop<'a> {
     recv_buf: Vec<u8>,
     /// Connections closed by `make_room` since the last sweep.
     shed: u64,
+    /// Connections whose body had more to read when their turn ended: read
+    /// again after this round of events (epoll will not report them again).
+    again: Vec<usize>,
     fds: Fds,
 }
 
@@ -132,6 +161,7 @@ pub fn run(ctx: Context<'_>) -> std::io::Result<()> {
         mode: Mode::Serving,
         recv_buf: Vec::new(),
         shed: 0,
+        again: Vec::new(),
         fds: Fds {
             limit: rwsgi_shared::rlimit::nofile().0,
             baseline: std::fs::read_dir("/proc/self/fd").map_or(64, |d| d.count() as u64),
@@ -147,7 +177,9 @@ impl IoLoop<'_> {
         let mut returns = Vec::new();
         let mut last_sweep = Instant::now();
         loop {
-            let timeout = if self.ctx.pool.io_sleep() {
+            let timeout = if !self.again.is_empty() {
+                Duration::ZERO
+            } else if self.ctx.pool.io_sleep() {
                 SWEEP
             } else {
                 Duration::ZERO
@@ -166,6 +198,9 @@ impl IoLoop<'_> {
                     Token(t) => self.read_conn(t - FIRST_CONN),
                 }
             }
+            for token in std::mem::take(&mut self.again) {
+                self.receive(token);
+            }
             self.ctx.pool.take_returns(&mut returns);
             for r in returns.drain(..) {
                 self.returned(r);
@@ -178,7 +213,7 @@ impl IoLoop<'_> {
                 let busy = self
                     .entries
                     .iter()
-                    .any(|e| matches!(e, Some(Entry::Busy | Entry::Lane)));
+                    .any(|e| matches!(e, Some(Entry::Busy | Entry::Lane | Entry::Body(_))));
                 if !busy && self.ctx.pool.queued() == 0 {
                     info!(self.ctx.log, "drained; exiting");
                     return Ok(());
@@ -395,6 +430,8 @@ impl IoLoop<'_> {
             .enumerate()
             .filter_map(|(token, e)| match e {
                 Some(Entry::Idle(conn)) => Some((conn.since, token)),
+                // A body trickling in is a slow client too.
+                Some(Entry::Body(r)) => Some((r.conn.since, token)),
                 _ => None,
             })
             .min();
@@ -513,8 +550,9 @@ impl IoLoop<'_> {
         let limits = self.ctx.config.limits;
         let conn = match self.entries.get_mut(token) {
             Some(Some(Entry::Idle(conn))) => conn,
+            Some(Some(Entry::Body(_))) => return self.receive(token),
             Some(Some(Entry::Closing(closing))) => {
-                match drain_input(&mut closing.conn) {
+                match closing.drain() {
                     Drained::Over => self.drop_conn(token),
                     Drained::Pending => closing.last_read = Instant::now(),
                 }
@@ -607,16 +645,14 @@ impl IoLoop<'_> {
                         return;
                     }
                 };
-                let queued_at = conn.accepted_at.take().unwrap_or_else(Instant::now);
-                let n = self.ctx.pool.push(Job {
-                    conn,
-                    head,
-                    token,
-                    queued_at,
-                });
-                if let Some(sb) = self.ctx.scoreboard.worker(self.ctx.slot) {
-                    sb.set_queued(n);
+                let stream = self.ctx.config.chunked_request;
+                if let BodyPlan::Receive { send_continue } =
+                    body_plan(&head, conn.buf.len(), stream)
+                {
+                    self.start_receiving(token, conn, head, send_continue);
+                    return;
                 }
+                self.queue(token, conn, head, None);
             }
             Err(None) => self.drop_conn(token),
             Err(Some(e)) => {
@@ -628,6 +664,80 @@ impl IoLoop<'_> {
         }
     }
 
+    fn queue(&mut self, token: usize, mut conn: Conn, head: RequestHead, body: Option<Spooled>) {
+        let queued_at = conn.accepted_at.take().unwrap_or_else(Instant::now);
+        let n = self.ctx.pool.push(Job {
+            conn,
+            head,
+            token,
+            queued_at,
+            body,
+        });
+        if let Some(sb) = self.ctx.scoreboard.worker(self.ctx.slot) {
+            sb.set_queued(n);
+        }
+    }
+
+    /// Holds the connection here until its request's body has arrived
+    /// (see `receiving`); answers `100 Continue` first when it is owed,
+    /// as nginx does when it buffers a body.
+    fn start_receiving(
+        &mut self,
+        token: usize,
+        mut conn: Conn,
+        head: RequestHead,
+        send_continue: bool,
+    ) {
+        use std::io::Write as _;
+        const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
+        // The wait for a thread starts when the body is complete.
+        conn.accepted_at = None;
+        let receiving = Receiving::new(conn, head, self.ctx.config.limits.request_body);
+        // A fresh socket's send buffer takes 25 bytes whole, or is broken.
+        let sent = !send_continue
+            || matches!((&receiving.conn.stream).write(CONTINUE), Ok(n) if n == CONTINUE.len());
+        self.entries[token] = Some(Entry::Body(Box::new(receiving)));
+        if !sent {
+            self.drop_conn(token);
+            return;
+        }
+        self.receive(token);
+    }
+
+    /// Takes what has arrived of a body; queues the request once it is whole.
+    fn receive(&mut self, token: usize) {
+        let Some(Some(Entry::Body(r))) = self.entries.get_mut(token) else {
+            return;
+        };
+        let pumped = r.pump();
+        match pumped {
+            Pump::Pending => return,
+            Pump::Yield => return self.again.push(token),
+            _ => {}
+        }
+        let Some(Entry::Body(r)) = self.entries[token].replace(Entry::Busy) else {
+            return;
+        };
+        let (conn, head, spooled) = r.finish();
+        let error = match (pumped, spooled) {
+            (Pump::Complete, Ok(body)) => return self.queue(token, conn, head, Some(body)),
+            (Pump::Refused(e), _) => e,
+            (Pump::Failed(e), _) | (Pump::Complete, Err(e)) => {
+                warn!(self.ctx.log, "cannot store a request body"; "error" => %e);
+                HttpError::new(500, "request body could not be stored")
+            }
+            // The client left mid-body (or its socket failed): nobody to answer.
+            (Pump::Closed | Pump::Pending | Pump::Yield, _) => {
+                debug!(self.ctx.log, "the client closed the connection before sending the whole request body"; "client" => %conn.origin);
+                self.entries[token] = Some(Entry::Idle(conn));
+                return self.drop_conn(token);
+            }
+        };
+        let limits = self.ctx.config.limits;
+        conn.reject(&error, &limits, self.metrics(), self.ctx.log);
+        self.close(token, conn);
+    }
+
     /// Closes a connection the way RFC 9112 9.6 recommends: shut down our
     /// side for writing (the response already queued goes out with a FIN),
     /// then read and drop what the client still sends, for a bounded time.
@@ -637,7 +747,8 @@ impl IoLoop<'_> {
     /// as "connection reset".
     fn close(&mut self, token: usize, mut conn: Conn) {
         let _ = conn.stream.shutdown(std::net::Shutdown::Write);
-        if let Drained::Over = drain_input(&mut conn) {
+        let mut left = LINGER_BYTES;
+        if let Drained::Over = drain_input(&mut conn, &mut left) {
             let fd = conn.stream.as_raw_fd();
             let _ = self.ctx.poll.registry().deregister(&mut SourceFd(&fd));
             self.take(token);
@@ -648,6 +759,7 @@ impl IoLoop<'_> {
             conn,
             until: now + LINGER_MAX,
             last_read: now,
+            left,
         });
         // The connection stays registered under its token, so a FIN or
         // more data wakes the loop.
@@ -661,11 +773,27 @@ impl IoLoop<'_> {
         let conn = match self.take(token) {
             Some(Entry::Idle(conn)) => conn,
             Some(Entry::Closing(c)) => c.conn,
+            Some(Entry::Body(r)) => r.conn,
             // A request thread gave the connection up: its socket is closed.
             Some(Entry::Busy | Entry::Lane) | None => return,
         };
         let fd = conn.stream.as_raw_fd();
         let _ = self.ctx.poll.registry().deregister(&mut SourceFd(&fd));
+    }
+
+    /// A body past `--body-timeout` (as extended, up to `--body-max-timeout`):
+    /// answered 408, unless what has arrived meanwhile completes it.
+    fn body_expired(&mut self, token: usize) {
+        self.receive(token);
+        if !matches!(self.entries[token], Some(Entry::Body(_))) {
+            return;
+        }
+        if let Some(Entry::Body(r)) = self.entries[token].replace(Entry::Busy) {
+            let conn = r.into_conn();
+            let e = HttpError::new(408, "request body not received in time");
+            conn.reject(&e, &self.ctx.config.limits, self.metrics(), self.ctx.log);
+            self.close(token, conn);
+        }
     }
 
     /// Closes idle connections past their timeouts; refreshes the heartbeat.
@@ -690,6 +818,12 @@ impl IoLoop<'_> {
                 Some(Entry::Idle(conn)) if expiry(conn, now, &t).is_some() => {}
                 Some(Entry::Idle(_)) => {
                     idle += 1;
+                    continue;
+                }
+                Some(Entry::Body(r)) => {
+                    if r.expired(now, &t) {
+                        self.body_expired(token);
+                    }
                     continue;
                 }
                 _ => continue,

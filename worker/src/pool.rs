@@ -21,6 +21,8 @@ pub struct Job {
     /// The I/O thread's token for this connection.
     pub token: usize,
     pub queued_at: Instant,
+    /// The body, when the I/O thread received it before queueing the request.
+    pub body: Option<crate::spool::Spooled>,
 }
 
 /// What a request thread gives back to the I/O thread.
@@ -183,6 +185,7 @@ mod tests {
             head,
             token,
             queued_at: Instant::now(),
+            body: None,
         }
     }
 

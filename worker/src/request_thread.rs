@@ -9,7 +9,7 @@ use crate::route::{route, Routed};
 use crate::wsgi::{self, RequestContext};
 use pyo3::Python;
 use rwsgi_shared::config::ServerConfig;
-use rwsgi_shared::http::{HttpError, RequestHead};
+use rwsgi_shared::http::{body_plan, BodyPlan, HttpError, RequestHead};
 use rwsgi_shared::scoreboard::Scoreboard;
 use rwsgi_shared::statics::StaticFiles;
 use slog::{o, Logger};
@@ -82,7 +82,14 @@ fn serve(pool: &Pool, ctx: &RequestContext<'_>) {
             let handled = if waited_too_long {
                 Err(job.conn)
             } else {
-                Ok(wsgi::handle(py, ctx, job.conn, job.head, job.queued_at))
+                Ok(wsgi::handle(
+                    py,
+                    ctx,
+                    job.conn,
+                    job.head,
+                    job.body,
+                    job.queued_at,
+                ))
             };
             // One GIL-free stretch per request: send the response, look for
             // the next request on this connection, else wait for other work.
@@ -108,6 +115,7 @@ fn serve(pool: &Pool, ctx: &RequestContext<'_>) {
                             head,
                             token,
                             queued_at: Instant::now(),
+                            body: None,
                         })
                     }
                     Next::Idle(conn) => pool.give_back(Returned::Idle(token, conn)),
@@ -158,9 +166,18 @@ fn follow_up(mut conn: Conn, ctx: &RequestContext<'_>, read_more: bool) -> Next 
     for attempt in 0..2 {
         if !conn.buf.is_empty() {
             match route(&conn.buf, &limits, ctx.files) {
+                // Run here only what needs nothing more from the network: a
+                // body still to come is received by the I/O thread, which
+                // routes the request again.
                 Routed::App(head, used) => {
-                    conn.buf.drain(..used);
-                    return Next::Run(conn, head);
+                    let rest = conn.buf.len() - used;
+                    match body_plan(&head, rest, ctx.config.chunked_request) {
+                        BodyPlan::HandOff | BodyPlan::Stream => {
+                            conn.buf.drain(..used);
+                            return Next::Run(conn, head);
+                        }
+                        BodyPlan::Receive { .. } => return Next::Idle(conn),
+                    }
                 }
                 // Static files are never served on a Python thread: the I/O
                 // thread routes the request again and hands it to a lane.

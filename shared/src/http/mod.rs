@@ -5,6 +5,7 @@ mod body;
 mod chunked;
 mod error;
 mod head;
+mod intake;
 mod response;
 
 pub use body::{BodyError, BodyReader, BodySource, BLOCK as BODY_BLOCK};
@@ -13,4 +14,5 @@ pub use error::HttpError;
 /// For forwarded values (`proxy`): the grammar the parser checks Host with.
 pub(crate) use head::{is_pchar, is_valid_host};
 pub use head::{parse_request_head, BodyKind, Parsed, RequestHead, Version};
+pub use intake::{framing_allowance, plan as body_plan, BodyPlan, Fed, Intake};
 pub use response::{error_response, reason_phrase, DateCache, SERVER_HEADER};

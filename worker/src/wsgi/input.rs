@@ -1,37 +1,40 @@
 //! `wsgi.input`: the request body as a file-like object.
 //!
 //! Content-Length and chunked bodies; reads past the end return `b""`.
-//! `Expect: 100-continue` is answered when the body is first read. A client
+//! `Expect: 100-continue` is answered when a streamed body is first read
+//! (the I/O thread answers it for a body it receives). A client
 //! that stalls or disconnects mid-body raises `OSError` in the application
 //! instead of hanging its thread. A body the client framed wrongly or made
 //! too large raises `OSError` naming the problem, and the request is
 //! answered 400 or 413 whatever the application does with it.
 //!
-//! A chunked body is spooled before the application starts (in memory, or
-//! in an anonymous temporary file when large) and presented with its
-//! `CONTENT_LENGTH`, because most frameworks (Django among them) read the
-//! length and nothing else; `--chunked-request` streams it instead.
+//! A chunked body, and a Content-Length body that did not arrive with its
+//! head, is received by the I/O thread before the request starts (see
+//! `receiving`; in memory, or in an anonymous temporary file when large)
+//! and presented with its `CONTENT_LENGTH`, because most frameworks (Django
+//! among them) read the length and nothing else. `--chunked-request`
+//! streams a chunked body from the socket instead: the application then
+//! reads it on its own thread, as it arrives.
 //!
 //! The object reaches the socket only through the request's [`Lease`]:
 //! once the request is over, every method raises `ValueError`.
 
 use super::lease::Lease;
 use crate::net;
+use crate::spool::Spooled;
 use pyo3::exceptions::{PyOSError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 use rwsgi_shared::config::{Limits, Timeouts};
 use rwsgi_shared::http::{BodyError, BodyKind, BodyReader, BodySource, RequestHead};
 use std::fs::File;
-use std::io::{Read, Write};
+use std::io::Read;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// An unread body up to this size is read and discarded after the response
 /// to keep the connection alive; a larger one closes it.
 const DISCARD_LIMIT: u64 = 64 * 1024;
-/// A spooled body larger than this goes to a temporary file.
-const SPOOL_IN_MEMORY: usize = 1024 * 1024;
 
 /// Where the body bytes come from.
 enum Feed {
@@ -151,6 +154,7 @@ impl Input {
         limits: &Limits,
         timeouts: &Timeouts,
     ) -> Input {
+        let buffered_len = buffered.len();
         Input {
             lease,
             reader: BodyReader::new(head.body, buffered, limits.request_body),
@@ -161,7 +165,51 @@ impl Input {
                 body: *timeouts,
                 started: Instant::now(),
                 received: 0,
-                continue_pending: head.expect_continue && head.body != BodyKind::Empty,
+                // Owed only while the client waits for it: not for a body
+                // that came with its head anyway.
+                continue_pending: head.expect_continue
+                    && match head.body {
+                        BodyKind::Empty => false,
+                        BodyKind::Length(n) => (buffered_len as u64) < n,
+                        BodyKind::Chunked => buffered_len == 0,
+                    },
+            },
+            limits: *limits,
+        }
+    }
+
+    /// A body the I/O thread received whole before the request (see
+    /// `receiving`): read from memory or its temporary file, presented with
+    /// its length. `rest` is what followed it on the connection.
+    pub fn spooled(
+        lease: Arc<Lease>,
+        body: Spooled,
+        rest: Vec<u8>,
+        limits: &Limits,
+        timeouts: &Timeouts,
+    ) -> Input {
+        let total = body.len();
+        let kind = if total == 0 {
+            BodyKind::Empty
+        } else {
+            BodyKind::Length(total)
+        };
+        let (buffered, feed) = match body {
+            Spooled::Memory(m) => (m, Feed::Memory),
+            Spooled::File(f, _) => (Vec::new(), Feed::File(f)),
+        };
+        Input {
+            lease,
+            reader: BodyReader::new(kind, buffered, u64::MAX),
+            feed,
+            spooled: Some((total, rest)),
+            reading: SocketRule {
+                timeout: Duration::from_millis(timeouts.socket_ms),
+                body: *timeouts,
+                started: Instant::now(),
+                received: 0,
+                // The I/O thread sent it, if it was owed.
+                continue_pending: false,
             },
             limits: *limits,
         }
@@ -228,66 +276,6 @@ impl Input {
             }
         }
         Ok(out)
-    }
-
-    /// Reads a chunked body to its end before the application starts, and
-    /// presents it with a length. Call without the GIL. An error is the
-    /// client's (the request is then answered without the application).
-    pub fn spool(&mut self) -> Result<(), BodyError> {
-        let mut memory = Vec::new();
-        let mut file: Option<File> = None;
-        let mut total = 0u64;
-        let mut src = SocketSource {
-            lease: &self.lease,
-            rule: &mut self.reading,
-            py: None,
-        };
-        while self.reader.fill(&mut src)? {
-            let block = self.reader.available();
-            total += block.len() as u64;
-            match &mut file {
-                Some(f) => f.write_all(block),
-                None if memory.len() + block.len() > SPOOL_IN_MEMORY => {
-                    let spill = tempfile::tempfile().and_then(|mut f| {
-                        f.write_all(&memory)?;
-                        f.write_all(block)?;
-                        Ok(f)
-                    });
-                    spill.map(|f| {
-                        memory = Vec::new();
-                        file = Some(f);
-                    })
-                }
-                None => {
-                    memory.extend_from_slice(block);
-                    Ok(())
-                }
-            }
-            .map_err(|e| BodyError::Io(format!("cannot spool the request body: {e}")))?;
-            let n = block.len();
-            self.reader.consume(n);
-        }
-        let rest = self.reader.take_rest();
-        self.spooled = Some((total, rest));
-        match file {
-            Some(mut f) => {
-                use std::io::Seek;
-                f.rewind()
-                    .map_err(|e| BodyError::Io(format!("cannot spool the request body: {e}")))?;
-                self.reader = BodyReader::new(BodyKind::Length(total), Vec::new(), u64::MAX);
-                self.feed = Feed::File(f);
-            }
-            None => {
-                let kind = if total == 0 {
-                    BodyKind::Empty
-                } else {
-                    BodyKind::Length(total)
-                };
-                self.reader = BodyReader::new(kind, memory, u64::MAX);
-                self.feed = Feed::Memory;
-            }
-        }
-        Ok(())
     }
 
     /// The length of a spooled body (`CONTENT_LENGTH`).

@@ -10,6 +10,7 @@ mod response;
 
 use crate::conn::Conn;
 use crate::python::Application;
+use crate::spool::Spooled;
 pub use environ::reserve_request_keys;
 use input::Input;
 use lease::Lease;
@@ -18,7 +19,7 @@ use pyo3::types::{PyBytes, PyList, PyTuple};
 use response::StartResponse;
 use rwsgi_shared::access_log::Record;
 use rwsgi_shared::config::ServerConfig;
-use rwsgi_shared::http::{BodyError, BodyKind, HttpError, RequestHead};
+use rwsgi_shared::http::{BodyError, HttpError, RequestHead};
 use rwsgi_shared::scoreboard::Scoreboard;
 use slog::{debug, error, info, warn, Logger};
 use std::sync::Arc;
@@ -65,6 +66,7 @@ pub fn handle(
     ctx: &RequestContext<'_>,
     mut conn: Conn,
     head: RequestHead,
+    body: Option<Spooled>,
     queued_at: Instant,
 ) -> Handled {
     let sb = ctx.scoreboard.worker(ctx.slot);
@@ -77,7 +79,7 @@ pub fn handle(
     if let Some(i) = ctx.interrupts {
         i.begin(py, ctx.thread);
     }
-    let result = run(py, ctx, &mut conn, &head, request_id.as_str());
+    let result = run(py, ctx, &mut conn, &head, body, request_id.as_str());
     if let Some(i) = ctx.interrupts {
         i.end(py, ctx.thread);
     }
@@ -211,6 +213,7 @@ fn run(
     ctx: &RequestContext<'_>,
     conn: &mut Conn,
     head: &RequestHead,
+    body: Option<Spooled>,
     request_id: &str,
 ) -> Outcome {
     let timeout = Duration::from_millis(ctx.config.timeouts.socket_ms);
@@ -232,26 +235,25 @@ fn run(
         }
     };
     let lease = Arc::new(Lease::new(&conn.stream));
-    let mut input = Input::new(
-        Arc::clone(&lease),
-        std::mem::take(&mut conn.buf),
-        head,
-        limits,
-        &ctx.config.timeouts,
-    );
-    if head.body == BodyKind::Chunked && !ctx.config.chunked_request {
-        // Frameworks read CONTENT_LENGTH and nothing else: a chunked body is
-        // received whole first, and a broken one never reaches the application.
-        let input_ref = &mut input;
-        if let Err(e) = py.detach(move || input_ref.spool()) {
-            lease.revoke(py);
-            log_body_failure(ctx, conn, &e);
-            return Outcome {
-                server_refusal: true,
-                ..error_page(e.status(), head)
-            };
-        }
-    }
+    let input = match body {
+        // Received by the I/O thread: nothing here waits on the client.
+        Some(body) => Input::spooled(
+            Arc::clone(&lease),
+            body,
+            std::mem::take(&mut conn.buf),
+            limits,
+            &ctx.config.timeouts,
+        ),
+        // No body, one that came whole with its head, or a chunked body the
+        // application streams (--chunked-request).
+        None => Input::new(
+            Arc::clone(&lease),
+            std::mem::take(&mut conn.buf),
+            head,
+            limits,
+            &ctx.config.timeouts,
+        ),
+    };
     let echo = ctx
         .config
         .request_id_header
