@@ -510,7 +510,15 @@ impl IoLoop<'_> {
     }
 
     fn returned(&mut self, r: Returned) {
-        let (Returned::Idle(token, conn) | Returned::Close(token, conn)) = &r;
+        let (token, conn) = match &r {
+            Returned::Idle(token, conn) | Returned::Close(token, conn) => (token, conn),
+            Returned::Closed(token) => {
+                // Its socket is closed (which took it out of the poll):
+                // only the entry is left to free.
+                self.take(*token);
+                return;
+            }
+        };
         if let Some(slot @ Some(Entry::Lane)) = self.entries.get_mut(*token) {
             *slot = Some(Entry::Busy);
             // Watched here again from now on (a closing connection too: its
@@ -528,6 +536,7 @@ impl IoLoop<'_> {
             }
         }
         match r {
+            Returned::Closed(_) => {}
             Returned::Close(token, conn) => self.close(token, conn),
             Returned::Idle(token, mut conn) => {
                 if let Mode::Draining { .. } = self.mode {

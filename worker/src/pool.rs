@@ -32,6 +32,9 @@ pub enum Returned {
     /// The connection must close: the I/O thread closes it gracefully
     /// (half-close, then read and drop what the client still sends).
     Close(usize, Conn),
+    /// The request thread closed the connection itself: the whole request
+    /// had been read, so there was nothing to linger for.
+    Closed(usize),
 }
 
 struct Queue {

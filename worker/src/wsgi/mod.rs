@@ -49,6 +49,9 @@ pub struct Handled {
     pub unsent: Vec<u8>,
     /// Whether the connection may serve another request afterwards.
     pub keep_alive: bool,
+    /// Every byte of the request (head and body) was read, and nothing
+    /// after it: a close cannot throw the response away with a reset.
+    pub request_read: bool,
 }
 
 /// Creates the Python types requests use (`wsgi.input`, `start_response`),
@@ -113,6 +116,7 @@ pub fn handle(
         conn,
         unsent: result.unsent,
         keep_alive: result.keep_alive,
+        request_read: result.request_read,
     }
 }
 
@@ -124,6 +128,8 @@ struct Outcome {
     unsent: Vec<u8>,
     /// The server refused the request (its body) without the application.
     server_refusal: bool,
+    /// The request's body was read to its end (see `Handled`).
+    request_read: bool,
     /// The response's headers, kept only when the access log shows some.
     response_headers: Vec<(String, String)>,
 }
@@ -230,6 +236,7 @@ fn run(
             info!(ctx.log, "request refused"; "status" => 400, "reason" => %e, "client" => %conn.origin);
             return Outcome {
                 server_refusal: true,
+                request_read: false,
                 ..error_page(400, head)
             };
         }
@@ -303,6 +310,7 @@ fn run(
             keep_alive: false,
             unsent: Vec::new(),
             server_refusal: false,
+            request_read: false,
             response_headers: Vec::new(),
         };
     };
@@ -360,6 +368,7 @@ fn run(
                 keep_alive: false,
                 unsent: Vec::new(),
                 server_refusal: false,
+                request_read: false,
                 response_headers: Vec::new(),
             }
         }
@@ -382,6 +391,7 @@ fn run(
                 keep_alive: keep_alive && body_clean,
                 unsent: unsent.unwrap_or_default(),
                 server_refusal: false,
+                request_read: false,
                 response_headers: match ctx.access {
                     Some(a) if a.format.needs_response_headers() => r.headers().to_vec(),
                     _ => Vec::new(),
@@ -389,12 +399,16 @@ fn run(
             }
         }
     };
+    let request_read = i.body_received() && i.body_error().is_none();
     drop(r);
     // From here on, whatever the application kept raises instead of
     // touching the socket, which may soon belong to another client.
     lease.revoke(py);
     conn.buf = i.detach();
-    outcome
+    Outcome {
+        request_read,
+        ..outcome
+    }
 }
 
 /// Calls the iterable's `close()`, if it has one.
@@ -548,6 +562,7 @@ fn error_page(status: u16, head: &RequestHead) -> Outcome {
         keep_alive: false,
         unsent: bytes,
         server_refusal: false,
+        request_read: false,
         response_headers: Vec::new(),
     }
 }
