@@ -49,11 +49,25 @@ pub trait BodySource {
     fn read_more(&mut self, buf: &mut Vec<u8>, max: usize) -> Result<usize, BodyError>;
 }
 
+/// Where a body's decoding stands: the one state both the I/O thread's
+/// [`Intake`](super::Intake) and the request thread's [`BodyReader`] keep.
 #[derive(Debug)]
-enum Framing {
+pub(super) enum Framing {
+    /// Content-Length: this many bytes still to come.
     Length(u64),
     Chunked(ChunkedDecoder),
     Done,
+}
+
+impl Framing {
+    /// The state at the start of a body framed as `kind`.
+    pub(super) fn start(kind: BodyKind, limit: u64) -> Framing {
+        match kind {
+            BodyKind::Empty => Framing::Done,
+            BodyKind::Length(n) => Framing::Length(n),
+            BodyKind::Chunked => Framing::Chunked(ChunkedDecoder::new(limit)),
+        }
+    }
 }
 
 /// A request body being read, one block of decoded bytes at a time.
@@ -75,13 +89,8 @@ impl BodyReader {
     /// A reader for a body framed as `kind`, starting with the bytes that
     /// arrived with the head; a chunked body over `limit` bytes is refused.
     pub fn new(kind: BodyKind, buffered: Vec<u8>, limit: u64) -> BodyReader {
-        let framing = match kind {
-            BodyKind::Empty => Framing::Done,
-            BodyKind::Length(n) => Framing::Length(n),
-            BodyKind::Chunked => Framing::Chunked(ChunkedDecoder::new(limit)),
-        };
         BodyReader {
-            framing,
+            framing: Framing::start(kind, limit),
             raw: buffered,
             ready: Vec::new(),
             pos: 0,

@@ -10,7 +10,8 @@
 //!
 //! Plain data, no I/O: the verdict never depends on how the bytes are split.
 
-use super::{BodyKind, ChunkedDecoder, HttpError, RequestHead};
+use super::body::Framing;
+use super::{BodyKind, HttpError, RequestHead};
 
 /// What the I/O thread does with a request whose head is complete.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,13 +49,6 @@ pub fn framing_allowance(limit: u64) -> u64 {
     (limit / 8).max(64 * 1024)
 }
 
-#[derive(Debug)]
-enum Framing {
-    Length(u64),
-    Chunked(ChunkedDecoder),
-    Done,
-}
-
 /// A request body being received.
 #[derive(Debug)]
 pub struct Intake {
@@ -78,14 +72,12 @@ pub enum Fed {
 impl Intake {
     /// Receiving a body framed as `kind`, under `--limit-request-body` `limit`.
     pub fn new(kind: BodyKind, limit: u64) -> Intake {
-        let (framing, wire_limit) = match kind {
-            BodyKind::Empty => (Framing::Done, 0),
-            BodyKind::Length(n) => (Framing::Length(n), n),
-            BodyKind::Chunked => (
-                Framing::Chunked(ChunkedDecoder::new(limit)),
-                limit.saturating_add(framing_allowance(limit)),
-            ),
+        let wire_limit = match kind {
+            BodyKind::Empty => 0,
+            BodyKind::Length(n) => n,
+            BodyKind::Chunked => limit.saturating_add(framing_allowance(limit)),
         };
+        let framing = Framing::start(kind, limit);
         Intake {
             framing,
             wire: 0,
