@@ -469,7 +469,12 @@ pub struct StartServer {
     pub auth_user_script: Option<PathBuf>,
 
     /// Authentication scheme of --auth-user-script: Basic or Digest.
-    #[arg(long, value_name = "TYPE", default_value = "Basic", env = "RWSGI_AUTH_TYPE")]
+    #[arg(
+        long,
+        value_name = "TYPE",
+        default_value = "Basic",
+        env = "RWSGI_AUTH_TYPE"
+    )]
     pub auth_type: String,
 
     /// Python script whose `groups_for_user(environ, user)` lists the
@@ -478,7 +483,12 @@ pub struct StartServer {
     pub auth_group_script: Option<PathBuf>,
 
     /// Group users must be in, with --auth-group-script.
-    #[arg(long, value_name = "NAME", default_value = "wsgi", env = "RWSGI_AUTH_GROUP")]
+    #[arg(
+        long,
+        value_name = "NAME",
+        default_value = "wsgi",
+        env = "RWSGI_AUTH_GROUP"
+    )]
     pub auth_group: String,
 }
 
