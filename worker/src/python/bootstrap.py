@@ -186,7 +186,7 @@ def load_hook(path, option, function):
             raise
     hook = getattr(module, function, None)
     if not callable(hook):
-        raise LookupError("%s %s has no function %s()" % (option, path, function))
+        raise LookupError("%s has no function %s() (see %s)" % (path, function, option))
     return hook
 
 
