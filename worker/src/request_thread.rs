@@ -92,7 +92,8 @@ fn serve(pool: &Pool, ctx: &RequestContext<'_>) {
             let next = py.detach(|| {
                 let handled = match handled {
                     Ok(Ran::Handled(h)) => h,
-                    Ok(Ran::Static(conn, head, guarded)) => {
+                    Ok(Ran::Static(job)) => {
+                        let (conn, head, guarded) = *job;
                         if ctx.statics.enabled() {
                             ctx.statics.serve(token, conn, head, guarded.resolution);
                         } else {
@@ -142,7 +143,7 @@ enum Ran {
     /// Answered here (by the application, or refused by the guard).
     Handled(wsgi::Handled),
     /// A static request the guard let through, for a lane.
-    Static(Conn, RequestHead, GuardedStatic),
+    Static(Box<(Conn, RequestHead, GuardedStatic)>),
 }
 
 /// Runs a job with the GIL held: the guard scripts first when configured.
@@ -163,7 +164,7 @@ fn run(py: Python<'_>, ctx: &RequestContext<'_>, job: Job) -> Ran {
         }
     }
     if let Some(guarded) = job.guarded_static {
-        return Ran::Static(job.conn, job.head, guarded);
+        return Ran::Static(Box::new((job.conn, job.head, guarded)));
     }
     Ran::Handled(wsgi::handle(
         py,

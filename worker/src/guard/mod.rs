@@ -355,7 +355,7 @@ fn in_group(
         Ok(names)
     });
     match groups {
-        Ok(names) if names.iter().any(|g| *g == auth.group) => Ok(()),
+        Ok(names) if names.contains(&auth.group) => Ok(()),
         Ok(_) => {
             info!(ctx.log, "authorization failed: not in --auth-group"; "user" => &user.name, "group" => &auth.group, "client" => %conn.origin);
             Err(challenge(auth, false))
