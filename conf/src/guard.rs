@@ -15,7 +15,6 @@ pub fn resolve(args: &StartServer, cwd: &Path) -> Result<GuardConfig, ConfError>
         .as_deref()
         .map(|p| readable_script("host-access-script", cwd, p))
         .transpose()?;
-    let scheme = scheme(&args.auth_type)?;
     let auth = match &args.auth_user_script {
         None => {
             // mod_wsgi-express would silently not check groups at all: a
@@ -28,9 +27,11 @@ pub fn resolve(args: &StartServer, cwd: &Path) -> Result<GuardConfig, ConfError>
             }
             None
         }
+        // mod_wsgi-express reads --auth-type and --auth-group only with a
+        // user script; without one they stay as unused as there.
         Some(user) => Some(AuthConfig {
             user_script: readable_script("auth-user-script", cwd, user)?,
-            scheme,
+            scheme: scheme(&args.auth_type)?,
             group_script: args
                 .auth_group_script
                 .as_deref()
@@ -38,7 +39,7 @@ pub fn resolve(args: &StartServer, cwd: &Path) -> Result<GuardConfig, ConfError>
                 .transpose()?,
             group: args.auth_group.clone(),
             realm: realm(&args.host, args.port),
-            nonce_key: match scheme {
+            nonce_key: match scheme(&args.auth_type)? {
                 AuthScheme::Digest => nonce_key()?,
                 AuthScheme::Basic => String::new(),
             },
