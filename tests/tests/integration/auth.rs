@@ -393,3 +393,29 @@ fn a_script_that_cannot_be_loaded_stops_the_start_naming_its_option() {
     let text = run(&["--auth-group-script", &script("users.py")]);
     assert!(text.contains("--auth-group-script"), "{text}");
 }
+
+#[test]
+fn a_static_only_site_is_guarded_too() {
+    let statics = StaticDir::new();
+    let server = Server::start(&[
+        "--application-type",
+        "static",
+        &statics.path(),
+        "--auth-user-script",
+        &script("users.py"),
+        "--host-access-script",
+        &script("hosts.py"),
+    ]);
+    let let_in = ["-H", "X-Access: let-me-in"];
+    let (status, _) = curl(server.port, "/f.txt", &[]);
+    assert_eq!(status, 403, "the host check comes first");
+    let (status, _) = curl(server.port, "/f.txt", &let_in);
+    assert_eq!(status, 401);
+    let (status, r) = curl(
+        server.port,
+        "/f.txt",
+        &[let_in[0], let_in[1], "--user", "alice:wonder land"],
+    );
+    assert_eq!(status, 200, "{r}");
+    assert_eq!(body(&r), STATIC_TEXT);
+}
