@@ -454,6 +454,42 @@ pub struct StartServer {
     /// Serve static files whose name starts with '.' (refused by default).
     #[arg(long, env = "RWSGI_STATIC_ALLOW_DOTFILES")]
     pub static_allow_dotfiles: bool,
+
+    /// Python script whose `allow_access(environ, host)` decides, for every
+    /// request (static files too), whether the client may be served: False
+    /// is a 403. Runs in the workers' interpreter (mod_wsgi's WSGIAccessScript).
+    #[arg(long, value_name = "SCRIPT-PATH", env = "RWSGI_HOST_ACCESS_SCRIPT")]
+    pub host_access_script: Option<PathBuf>,
+
+    /// Python script that authenticates users for the whole site (static
+    /// files too): `check_password(environ, user, password)` for Basic,
+    /// `get_realm_hash(environ, user, realm)` for Digest. True, False, or
+    /// None for an unknown user (mod_wsgi's WSGIAuthUserScript).
+    #[arg(long, value_name = "SCRIPT-PATH", env = "RWSGI_AUTH_USER_SCRIPT")]
+    pub auth_user_script: Option<PathBuf>,
+
+    /// Authentication scheme of --auth-user-script: Basic or Digest.
+    #[arg(
+        long,
+        value_name = "TYPE",
+        default_value = "Basic",
+        env = "RWSGI_AUTH_TYPE"
+    )]
+    pub auth_type: String,
+
+    /// Python script whose `groups_for_user(environ, user)` lists the
+    /// groups of an authenticated user; one must be --auth-group.
+    #[arg(long, value_name = "SCRIPT-PATH", env = "RWSGI_AUTH_GROUP_SCRIPT")]
+    pub auth_group_script: Option<PathBuf>,
+
+    /// Group users must be in, with --auth-group-script.
+    #[arg(
+        long,
+        value_name = "NAME",
+        default_value = "wsgi",
+        env = "RWSGI_AUTH_GROUP"
+    )]
+    pub auth_group: String,
 }
 
 /// The clap command with the mod_wsgi-express options rwsgi only accepts.

@@ -130,9 +130,6 @@ pub const UNIMPLEMENTED: &[(&str, Takes, &str)] = &[
     ("proxy-virtual-host", Takes::Two, "not implemented"),
     ("service-script", Takes::Two, "not implemented"),
     ("error-document", Takes::Two, "not implemented"),
-    ("host-access-script", Takes::One, "not implemented"),
-    ("auth-user-script", Takes::One, "not implemented"),
-    ("auth-group-script", Takes::One, "not implemented"),
     ("isatty", Takes::Flag, "not applicable"),
 ];
 

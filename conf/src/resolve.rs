@@ -147,6 +147,7 @@ pub fn resolve(args: &StartServer) -> Result<ServerConfig, ConfError> {
             None => None,
         },
         statics: statics(args, &cwd, app_kind)?,
+        guard: crate::guard::resolve(args, &cwd)?,
     })
 }
 

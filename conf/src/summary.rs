@@ -10,7 +10,7 @@ pub fn summary(c: &ServerConfig) -> Vec<String> {
         &c.host
     };
     let t = &c.timeouts;
-    vec![
+    let mut lines = vec![
         format!(
             "application: {} {} (callable {})",
             c.app.kind.as_str(),
@@ -45,7 +45,35 @@ pub fn summary(c: &ServerConfig) -> Vec<String> {
         container_line(),
         format!("working directory: {}", c.python.working_directory.display()),
         format!("static files: {}", static_mounts(&c.statics)),
-    ]
+    ];
+    if c.guard.enabled() {
+        lines.push(guard_line(&c.guard));
+    }
+    lines
+}
+
+/// `--auth-user-script`, `--host-access-script`: what guards the site.
+fn guard_line(g: &rwsgi_shared::config::GuardConfig) -> String {
+    let mut parts = Vec::new();
+    if let Some(a) = &g.auth {
+        parts.push(format!(
+            "{} authentication by {} (realm {:?}){}",
+            a.scheme.as_str(),
+            a.user_script.display(),
+            a.realm,
+            match &a.group_script {
+                Some(s) => format!(", group {:?} by {}", a.group, s.display()),
+                None => String::new(),
+            }
+        ));
+    }
+    if let Some(s) = &g.host_access_script {
+        parts.push(format!("host access by {}", s.display()));
+    }
+    format!(
+        "guarding every request, static files too: {}",
+        parts.join("; ")
+    )
 }
 
 /// How workers come to be (`--preload`).

@@ -316,6 +316,10 @@ pub struct ServerConfig {
     /// Static files (`--url-alias`, `--document-root`).
     #[serde(default)]
     pub statics: StaticConfig,
+    /// mod_wsgi's auth and host-access scripts (`--auth-user-script`,
+    /// `--host-access-script`); checked for every request, static files too.
+    #[serde(default)]
+    pub guard: GuardConfig,
 }
 
 impl ServerConfig {
@@ -332,5 +336,56 @@ impl ServerConfig {
     /// Total number of requests that can run at once.
     pub fn capacity(&self) -> usize {
         self.processes * self.threads
+    }
+}
+
+/// mod_wsgi-express's scripts that guard the whole site.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GuardConfig {
+    /// `--host-access-script`: `allow_access(environ, host)`.
+    pub host_access_script: Option<PathBuf>,
+    /// `--auth-user-script` and what goes with it.
+    pub auth: Option<AuthConfig>,
+}
+
+impl GuardConfig {
+    /// Whether every request (a static one too) must pass a script first.
+    pub fn enabled(&self) -> bool {
+        self.host_access_script.is_some() || self.auth.is_some()
+    }
+}
+
+/// HTTP authentication by mod_wsgi's auth provider protocol.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuthConfig {
+    /// `--auth-user-script`: `check_password` (Basic) or `get_realm_hash` (Digest).
+    pub user_script: PathBuf,
+    pub scheme: AuthScheme,
+    /// `--auth-group-script`: `groups_for_user(environ, user)`.
+    pub group_script: Option<PathBuf>,
+    /// `--auth-group`: the group a user must be in (with a group script).
+    pub group: String,
+    /// The realm of the challenge: `host:port`, as mod_wsgi-express names it.
+    pub realm: String,
+    /// Digest: the key of this server's nonces, shared by its workers so a
+    /// nonce one worker issued is good at another (hex; never logged).
+    pub nonce_key: String,
+}
+
+/// `--auth-type`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthScheme {
+    Basic,
+    Digest,
+}
+
+impl AuthScheme {
+    /// The scheme's name as in `AUTH_TYPE` and the challenge.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthScheme::Basic => "Basic",
+            AuthScheme::Digest => "Digest",
+        }
     }
 }

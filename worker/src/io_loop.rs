@@ -4,7 +4,7 @@
 
 use crate::conn::{Conn, READ_CHUNK};
 use crate::net;
-use crate::pool::{Job, Pool, Returned, WAKER};
+use crate::pool::{GuardedStatic, Job, Pool, Returned, WAKER};
 use crate::receiving::{Pump, Receiving};
 use crate::route::{route, Routed};
 use crate::spool::Spooled;
@@ -620,6 +620,14 @@ impl IoLoop<'_> {
                     return;
                 };
                 let head = match routed {
+                    // --auth-user-script, --host-access-script: a request
+                    // thread runs them first, then hands the request to a lane.
+                    Routed::Static(head, used, resolution) if self.ctx.config.guard.enabled() => {
+                        conn.buf.drain(..used);
+                        let guarded = GuardedStatic { resolution };
+                        self.queue_job(token, conn, head, None, Some(guarded));
+                        return;
+                    }
                     Routed::Static(head, used, resolution) => {
                         conn.buf.drain(..used);
                         conn.accepted_at = None;
@@ -673,7 +681,18 @@ impl IoLoop<'_> {
         }
     }
 
-    fn queue(&mut self, token: usize, mut conn: Conn, head: RequestHead, body: Option<Spooled>) {
+    fn queue(&mut self, token: usize, conn: Conn, head: RequestHead, body: Option<Spooled>) {
+        self.queue_job(token, conn, head, body, None);
+    }
+
+    fn queue_job(
+        &mut self,
+        token: usize,
+        mut conn: Conn,
+        head: RequestHead,
+        body: Option<Spooled>,
+        guarded_static: Option<GuardedStatic>,
+    ) {
         let queued_at = conn.accepted_at.take().unwrap_or_else(Instant::now);
         let n = self.ctx.pool.push(Job {
             conn,
@@ -681,6 +700,7 @@ impl IoLoop<'_> {
             token,
             queued_at,
             body,
+            guarded_static,
         });
         if let Some(sb) = self.ctx.scoreboard.worker(self.ctx.slot) {
             sb.set_queued(n);

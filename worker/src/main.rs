@@ -12,6 +12,7 @@
 mod access_log;
 mod args;
 mod conn;
+mod guard;
 mod io_loop;
 mod net;
 mod pool;
@@ -239,6 +240,7 @@ pub fn serve(
         config: config.clone(),
         scoreboard: scoreboard.clone(),
         files: statics.shared_files(),
+        statics: Arc::clone(&statics),
         access,
         proxy: Arc::clone(&proxy),
         interrupts: python::Interrupts::start(&config, &app, &scoreboard, slot, log),

@@ -23,6 +23,14 @@ pub struct Job {
     pub queued_at: Instant,
     /// The body, when the I/O thread received it before queueing the request.
     pub body: Option<crate::spool::Spooled>,
+    /// A static request that must pass `--auth-user-script` or
+    /// `--host-access-script` first: a lane serves it once they allow it.
+    pub guarded_static: Option<GuardedStatic>,
+}
+
+/// What the I/O thread found for a static request (see `statics::Job`).
+pub struct GuardedStatic {
+    pub resolution: Option<rwsgi_shared::statics::Resolution>,
 }
 
 /// What a request thread gives back to the I/O thread.
@@ -189,6 +197,7 @@ mod tests {
             token,
             queued_at: Instant::now(),
             body: None,
+            guarded_static: None,
         }
     }
 

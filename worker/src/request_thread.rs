@@ -3,7 +3,7 @@
 
 use crate::conn::{Conn, READ_CHUNK};
 use crate::net;
-use crate::pool::{Job, Pool, Returned};
+use crate::pool::{GuardedStatic, Job, Pool, Returned};
 use crate::python::Application;
 use crate::route::{route, Routed};
 use crate::wsgi::{self, RequestContext};
@@ -25,6 +25,8 @@ pub struct Shared {
     pub config: Arc<ServerConfig>,
     pub scoreboard: Arc<Scoreboard>,
     pub files: Arc<StaticFiles>,
+    /// The lanes, for static requests the guard scripts let through.
+    pub statics: Arc<crate::statics::Statics>,
     /// `None` without `--access-log`.
     pub access: Option<Arc<crate::access_log::AccessLog>>,
     /// `--trust-proxy-header`, `--trust-proxy`.
@@ -48,6 +50,7 @@ pub fn start(n: usize, shared: &Shared, slot: usize, log: &Logger) -> Vec<JoinHa
                         slot,
                         thread: index,
                         files: &shared.files,
+                        statics: &shared.statics,
                         access: shared.access.as_deref(),
                         proxy: &shared.proxy,
                         interrupts: shared.interrupts.as_deref(),
@@ -110,20 +113,23 @@ fn serve(pool: &Pool, ctx: &RequestContext<'_>) {
             let handled = if waited_too_long {
                 Err(job.conn)
             } else {
-                Ok(wsgi::handle(
-                    py,
-                    ctx,
-                    job.conn,
-                    job.head,
-                    job.body,
-                    job.queued_at,
-                ))
+                Ok(run(py, ctx, job))
             };
             // One GIL-free stretch per request: send the response, look for
             // the next request on this connection, else wait for other work.
             let next = py.detach(|| {
                 let handled = match handled {
-                    Ok(h) => h,
+                    Ok(Ran::Handled(h)) => h,
+                    Ok(Ran::Static(job)) => {
+                        let (conn, head, guarded) = *job;
+                        if ctx.statics.enabled() {
+                            ctx.statics.serve(token, conn, head, guarded.resolution);
+                        } else {
+                            // Not routed here without lanes; close rather than hang.
+                            pool.give_back(Returned::Close(token, conn));
+                        }
+                        return next_job(pool, ctx);
+                    }
                     Err(conn) => {
                         // Waited too long for a thread: the client has likely given up.
                         conn.reject(
@@ -144,6 +150,7 @@ fn serve(pool: &Pool, ctx: &RequestContext<'_>) {
                             token,
                             queued_at: Instant::now(),
                             body: None,
+                            guarded_static: None,
                         })
                     }
                     Next::Idle(conn) => pool.give_back(Returned::Idle(token, conn)),
@@ -158,6 +165,45 @@ fn serve(pool: &Pool, ctx: &RequestContext<'_>) {
             }
         }
     });
+}
+
+/// What a request thread did with a job.
+enum Ran {
+    /// Answered here (by the application, or refused by the guard).
+    Handled(wsgi::Handled),
+    /// A static request the guard let through, for a lane.
+    Static(Box<(Conn, RequestHead, GuardedStatic)>),
+}
+
+/// Runs a job with the GIL held: the guard scripts first when configured.
+fn run(py: Python<'_>, ctx: &RequestContext<'_>, job: Job) -> Ran {
+    let mut user = None;
+    if ctx.config.guard.enabled() {
+        match crate::guard::check(py, ctx, &job.conn, &job.head) {
+            crate::guard::Verdict::Pass(u) => user = u,
+            crate::guard::Verdict::Refuse(r) => {
+                return Ran::Handled(crate::guard::refuse(
+                    ctx,
+                    job.conn,
+                    &job.head,
+                    &r,
+                    job.queued_at,
+                ))
+            }
+        }
+    }
+    if let Some(guarded) = job.guarded_static {
+        return Ran::Static(Box::new((job.conn, job.head, guarded)));
+    }
+    Ran::Handled(wsgi::handle(
+        py,
+        ctx,
+        job.conn,
+        job.head,
+        job.body,
+        job.queued_at,
+        user.as_ref(),
+    ))
 }
 
 fn next_job(pool: &Pool, ctx: &RequestContext<'_>) -> Option<Job> {

@@ -154,6 +154,11 @@ impl Statics {
         &self.files
     }
 
+    /// Whether static requests are served at all (there are lanes).
+    pub fn enabled(&self) -> bool {
+        !self.lanes.is_empty()
+    }
+
     /// The static files, shared with the request threads.
     pub fn shared_files(&self) -> Arc<StaticFiles> {
         Arc::clone(&self.files)
@@ -438,6 +443,9 @@ impl LaneLoop {
             }
         }
         let (head, resolution) = match route(&held.conn.buf, &limits, &self.statics.files) {
+            // The auth and host-access scripts run on a request thread
+            // first: the I/O thread routes this one there.
+            Routed::Static(..) if self.config.guard.enabled() => return Some(Step::GiveBack),
             Routed::Static(head, used, resolution) => {
                 held.conn.buf.drain(..used);
                 let resolution = resolution.unwrap_or_else(|| self.statics.files.resolve(&head));

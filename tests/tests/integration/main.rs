@@ -2,6 +2,7 @@
 //! real signals. One binary, one module per topic.
 
 mod apps;
+mod auth;
 mod basics;
 mod cli;
 mod deploy;

@@ -29,6 +29,8 @@ pub struct Application {
     /// What `sys.stdout` and `sys.stderr` write to.
     pub stdout: Py<LogSink>,
     pub stderr: Py<LogSink>,
+    /// `--auth-user-script`, `--auth-group-script`, `--host-access-script`.
+    pub guard: crate::guard::Scripts,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -97,7 +99,7 @@ pub fn load_application(
     Python::attach(|py| {
         let boot = bootstrap(py).map_err(|e| LoadError::Failed(e.to_string()))?;
         let result = load_with(py, &boot, config, log);
-        result.map_err(|err| {
+        let mut app = result.map_err(|err| {
             log_exception(
                 py,
                 &boot,
@@ -111,7 +113,15 @@ pub fn load_application(
                 config.app.entry_point,
                 err.value(py)
             ))
-        })
+        })?;
+        // Options that guard the site are enforced or the worker does not
+        // serve: a script that does not load is an error naming its option.
+        app.guard =
+            crate::guard::Scripts::load(&boot, &config.guard).map_err(|(option, err)| {
+                log_exception(py, &boot, &err, log, &format!("--{option} failed to load:"));
+                LoadError::Failed(format!("--{option}: {}", err.value(py)))
+            })?;
+        Ok(app)
     })
 }
 
@@ -171,6 +181,7 @@ fn load_with(
         errors,
         stdout,
         stderr,
+        guard: crate::guard::Scripts::default(),
     })
 }
 

@@ -167,6 +167,29 @@ def load_script(path, callable_name):
     return _find_callable(module, callable_name, "script %s" % path)
 
 
+def load_hook(path, option, function):
+    """A function of an auth or host-access script (mod_wsgi's
+    WSGIAuthUserScript, WSGIAuthGroupScript, WSGIAccessScript), the script
+    run once as a uniquely named module even when two options name it."""
+    name = "_rwsgi_hook_" + _md5(path.encode("utf-8")).hexdigest()
+    module = sys.modules.get(name)
+    if module is None:
+        loader = _ScriptLoader(name, path)
+        spec = importlib.util.spec_from_loader(name, loader, origin=path)
+        module = importlib.util.module_from_spec(spec)
+        module.__file__ = path
+        sys.modules[name] = module
+        try:
+            loader.exec_module(module)
+        except BaseException:
+            sys.modules.pop(name, None)
+            raise
+    hook = getattr(module, function, None)
+    if not callable(hook):
+        raise LookupError("%s has no function %s() (see %s)" % (path, function, option))
+    return hook
+
+
 def load_module(name, callable_name):
     """Imports a dotted module path; "package.module:callable" is accepted."""
     if ":" in name:

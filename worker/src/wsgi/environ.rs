@@ -204,6 +204,51 @@ pub fn build<'py>(
     request_id: &str,
 ) -> PyResult<Bound<'py, PyDict>> {
     // Every key of PER_REQUEST is set below; on any error no dict is returned.
+    let env = cgi(py, ctx, head, path_info, proxied)?;
+    let spooled = input.try_borrow(py)?.spooled_length();
+    env.set_item(intern!(py, "wsgi.input"), input.clone_ref(py))?;
+    let id = PyString::new(py, request_id);
+    env.set_item(intern!(py, "rwsgi.request_id"), &id)?;
+    env.set_item(intern!(py, "mod_wsgi.request_id"), id)?;
+    if let Some(n) = spooled {
+        // A chunked body received whole: frameworks read the length.
+        env.set_item(intern!(py, "CONTENT_LENGTH"), n.to_string())?;
+    }
+    Ok(env)
+}
+
+/// The environ mod_wsgi gives auth and host-access scripts: the request's
+/// CGI variables without its body, its id or its credentials.
+pub fn for_guard<'py>(
+    py: Python<'py>,
+    ctx: &RequestContext<'_>,
+    head: &RequestHead,
+    path_info: &str,
+    proxied: &rwsgi_shared::proxy::Adjusted,
+) -> PyResult<Bound<'py, PyDict>> {
+    let env = cgi(py, ctx, head, path_info, proxied)?;
+    for key in [
+        "wsgi.input",
+        "rwsgi.request_id",
+        "mod_wsgi.request_id",
+        "HTTP_AUTHORIZATION",
+        "HTTP_PROXY_AUTHORIZATION",
+    ] {
+        if env.contains(key)? {
+            env.del_item(key)?;
+        }
+    }
+    Ok(env)
+}
+
+/// The request line, client, headers and host of the environ.
+fn cgi<'py>(
+    py: Python<'py>,
+    ctx: &RequestContext<'_>,
+    head: &RequestHead,
+    path_info: &str,
+    proxied: &rwsgi_shared::proxy::Adjusted,
+) -> PyResult<Bound<'py, PyDict>> {
     let env = ctx.app.environ_template.bind(py).copy()?;
     env.set_item(intern!(py, "REQUEST_METHOD"), method_str(py, &head.method))?;
     env.set_item(intern!(py, "PATH_INFO"), PyString::new(py, path_info))?;
@@ -221,11 +266,6 @@ pub fn build<'py>(
         intern!(py, "REMOTE_PORT"),
         PyString::new(py, port.format(client.port())),
     )?;
-    let spooled = input.try_borrow(py)?.spooled_length();
-    env.set_item(intern!(py, "wsgi.input"), input.clone_ref(py))?;
-    let id = PyString::new(py, request_id);
-    env.set_item(intern!(py, "rwsgi.request_id"), &id)?;
-    env.set_item(intern!(py, "mod_wsgi.request_id"), id)?;
     for (name, value) in &head.headers {
         if !proxied.drop.is_empty() && proxied.drop.iter().any(|d| name.eq_ignore_ascii_case(d)) {
             // A proxy header this request may not carry (see `proxy`).
@@ -261,10 +301,6 @@ pub fn build<'py>(
             }
             None => env.set_item(key, value)?,
         }
-    }
-    if let Some(n) = spooled {
-        // A chunked body received whole: frameworks read the length.
-        env.set_item(intern!(py, "CONTENT_LENGTH"), n.to_string())?;
     }
     // RFC 9112 3.2.2: the absolute-form target's authority wins over Host.
     // The parser let through one Host at most, validated.

@@ -11,7 +11,7 @@ mod response;
 use crate::conn::Conn;
 use crate::python::Application;
 use crate::spool::Spooled;
-pub use environ::reserve_request_keys;
+pub use environ::{for_guard as guard_environ, path_info, reserve_request_keys};
 use input::Input;
 use lease::Lease;
 use pyo3::prelude::*;
@@ -34,6 +34,8 @@ pub struct RequestContext<'a> {
     pub thread: usize,
     /// For routing a pipelined request (see `route`).
     pub files: &'a rwsgi_shared::statics::StaticFiles,
+    /// The lanes (see `guard`).
+    pub statics: &'a crate::statics::Statics,
     /// `None` without `--access-log`.
     pub access: Option<&'a crate::access_log::AccessLog>,
     pub proxy: &'a rwsgi_shared::proxy::Rules,
@@ -71,6 +73,7 @@ pub fn handle(
     head: RequestHead,
     body: Option<Spooled>,
     queued_at: Instant,
+    user: Option<&crate::guard::User>,
 ) -> Handled {
     let sb = ctx.scoreboard.worker(ctx.slot);
     if let Some(sb) = sb {
@@ -82,7 +85,7 @@ pub fn handle(
     if let Some(i) = ctx.interrupts {
         i.begin(py, ctx.thread);
     }
-    let result = run(py, ctx, &mut conn, &head, body, request_id.as_str());
+    let result = run(py, ctx, &mut conn, &head, body, request_id.as_str(), user);
     if let Some(i) = ctx.interrupts {
         i.end(py, ctx.thread);
     }
@@ -221,6 +224,7 @@ fn run(
     head: &RequestHead,
     body: Option<Spooled>,
     request_id: &str,
+    user: Option<&crate::guard::User>,
 ) -> Outcome {
     let timeout = Duration::from_millis(ctx.config.timeouts.socket_ms);
     let limits = &ctx.config.limits;
@@ -277,6 +281,10 @@ fn run(
     let mut raised: Vec<(PyErr, String)> = Vec::new();
     let called = environ::build(py, ctx, head, &path_info, &proxied, &input, request_id).and_then(
         |environ| {
+            if let Some(user) = user {
+                environ.set_item(pyo3::intern!(py, "REMOTE_USER"), &user.name)?;
+                environ.set_item(pyo3::intern!(py, "AUTH_TYPE"), user.scheme.as_str())?;
+            }
             ctx.app
                 .callable
                 .bind(py)
