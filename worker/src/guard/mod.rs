@@ -410,10 +410,13 @@ pub fn refuse(
             },
         );
     }
+    // A refused request's body (if any) was not read: its close lingers.
+    let request_read = matches!(head.body, BodyKind::Empty);
     Handled {
         conn,
         unsent: bytes,
         keep_alive,
+        request_read,
     }
 }
 
