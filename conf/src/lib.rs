@@ -8,6 +8,7 @@ mod cli;
 mod compat;
 pub mod container;
 mod error;
+mod identity;
 mod resolve;
 mod summary;
 

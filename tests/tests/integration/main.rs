@@ -7,6 +7,7 @@ mod cli;
 mod deploy;
 mod faults;
 mod http_rules;
+mod identity;
 mod interrupt;
 mod lifecycle;
 mod logs;
