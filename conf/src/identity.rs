@@ -138,10 +138,7 @@ fn account(value: &str) -> Result<Account, ConfError> {
             "user",
             format_args!("no user {value} (for a uid without a passwd entry write #UID)"),
         )),
-        Err(e) => Err(invalid(
-            "user",
-            format_args!("cannot look up {value}: {e}"),
-        )),
+        Err(e) => Err(invalid("user", format_args!("cannot look up {value}: {e}"))),
     }
 }
 
@@ -271,7 +268,10 @@ mod tests {
         alice.uid = 1000;
         alice.gid = Some(1000);
         assert_eq!(plan(ALICE, Some(alice), None).unwrap(), None);
-        assert_eq!(plan(ALICE, None, Some(("alice".into(), 1000))).unwrap(), None);
+        assert_eq!(
+            plan(ALICE, None, Some(("alice".into(), 1000))).unwrap(),
+            None
+        );
     }
 
     #[test]
@@ -288,7 +288,10 @@ mod tests {
             Err(ConfError::Invalid(m)) => m,
             other => panic!("{other:?}"),
         };
-        assert!(m.contains("--user") && m.contains("no-such-user-rwsgi"), "{m}");
+        assert!(
+            m.contains("--user") && m.contains("no-such-user-rwsgi"),
+            "{m}"
+        );
         let m = match group("no-such-group-rwsgi") {
             Err(ConfError::Invalid(m)) => m,
             other => panic!("{other:?}"),

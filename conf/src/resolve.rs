@@ -178,11 +178,14 @@ fn virtual_host(
 /// case, no port, no trailing dot.
 fn host_name(option: &str, value: &str) -> Result<String, ConfError> {
     let name = value.trim_end_matches('.').to_ascii_lowercase();
-    let allowed = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'*' | b'?');
+    let allowed =
+        |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'*' | b'?');
     if name.is_empty() || !name.bytes().all(allowed) {
         return Err(invalid(
             option,
-            format_args!("{value} is not a host name (letters, digits, '-', '.', wildcards * and ?)"),
+            format_args!(
+                "{value} is not a host name (letters, digits, '-', '.', wildcards * and ?)"
+            ),
         ));
     }
     Ok(name)

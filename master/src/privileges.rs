@@ -23,7 +23,9 @@ pub enum PrivilegeError {
     Gid(u32, nix::Error),
     #[error("--user: cannot switch to uid {0}: {1}")]
     Uid(u32, nix::Error),
-    #[error("--user: after switching to uid {0} the process could become root again; refusing to start")]
+    #[error(
+        "--user: after switching to uid {0} the process could become root again; refusing to start"
+    )]
     StillRoot(u32),
     #[error("--user/--group: the switch did not take (uid {0}/{1}, gid {2}/{3})")]
     NotSwitched(u32, u32, u32, u32),

@@ -12,6 +12,7 @@
 mod access_log;
 mod args;
 mod conn;
+mod host_gate;
 mod io_loop;
 mod net;
 mod pool;

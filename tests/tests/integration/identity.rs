@@ -13,7 +13,11 @@ fn ids(pid: i32, key: &str) -> Vec<u32> {
     status
         .lines()
         .find_map(|l| l.strip_prefix(key))
-        .map(|rest| rest.split_whitespace().filter_map(|n| n.parse().ok()).collect())
+        .map(|rest| {
+            rest.split_whitespace()
+                .filter_map(|n| n.parse().ok())
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -78,7 +82,10 @@ fn started_as_root_with_user_no_process_keeps_root() {
             assert_eq!(environ(pid, "HOME").as_deref(), Some("/nonexistent"));
         }
         assert!(
-            server.log.text().contains("running as user nobody (uid 65534"),
+            server
+                .log
+                .text()
+                .contains("running as user nobody (uid 65534"),
             "{}",
             server.log.text()
         );
@@ -91,11 +98,8 @@ fn rwsgi_as(user: Option<&str>, args: &[&str]) -> (i32, String) {
     cmd.arg("30");
     match user {
         Some(u) => {
-            cmd.arg("setpriv").args([
-                &format!("--reuid={u}"),
-                "--regid=nogroup",
-                "--clear-groups",
-            ]);
+            cmd.arg("setpriv")
+                .args([&format!("--reuid={u}"), "--regid=nogroup", "--clear-groups"]);
         }
         None => {}
     }
@@ -138,8 +142,17 @@ fn without_root_another_user_is_an_error_and_the_same_user_is_fine() {
     // checked after it shows the check got past --user).
     let (code, err) = rwsgi_as(
         Some("nobody"),
-        &["--user", "nobody", "--server-name", "not a name", &app("hello.py")],
+        &[
+            "--user",
+            "nobody",
+            "--server-name",
+            "not a name",
+            &app("hello.py"),
+        ],
     );
     assert_eq!(code, 2, "{err}");
-    assert!(err.contains("'--server-name'") && !err.contains("--user"), "{err}");
+    assert!(
+        err.contains("'--server-name'") && !err.contains("--user"),
+        "{err}"
+    );
 }

@@ -6,6 +6,7 @@ mod basics;
 mod cli;
 mod deploy;
 mod faults;
+mod hosts;
 mod http_rules;
 mod identity;
 mod interrupt;
