@@ -16,6 +16,7 @@ mod misuse;
 mod observability;
 mod preload;
 mod proxies;
+mod reloading;
 mod rolling;
 mod statics;
 mod supervision;
