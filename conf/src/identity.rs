@@ -215,13 +215,15 @@ mod tests {
 
     #[test]
     fn nothing_asked_nothing_switched() {
-        assert_eq!(plan(ROOT, None, None).unwrap(), None);
-        assert_eq!(plan(ALICE, None, None).unwrap(), None);
+        assert_eq!(plan(ROOT, None, None).expect("a plan"), None);
+        assert_eq!(plan(ALICE, None, None).expect("a plan"), None);
     }
 
     #[test]
     fn root_switches_to_the_user_and_its_primary_group() {
-        let run = plan(ROOT, Some(www()), None).unwrap().unwrap();
+        let run = plan(ROOT, Some(www()), None)
+            .expect("a plan")
+            .expect("a plan");
         assert_eq!((run.uid, run.gid), (33, 33));
         assert_eq!(run.login.as_deref(), Some("www-data"));
     }
@@ -229,8 +231,8 @@ mod tests {
     #[test]
     fn a_named_group_wins_over_the_primary_group() {
         let run = plan(ROOT, Some(www()), Some(("staff".into(), 50)))
-            .unwrap()
-            .unwrap();
+            .expect("a plan")
+            .expect("a plan");
         assert_eq!((run.uid, run.gid), (33, 50));
     }
 
@@ -238,16 +240,16 @@ mod tests {
     fn a_raw_uid_needs_a_group() {
         assert!(message(plan(ROOT, Some(raw(123456)), None)).contains("--user"));
         let run = plan(ROOT, Some(raw(123456)), Some(("#0".into(), 0)))
-            .unwrap()
-            .unwrap();
+            .expect("a plan")
+            .expect("a plan");
         assert_eq!((run.uid, run.gid, run.login), (123456, 0, None));
     }
 
     #[test]
     fn group_alone_keeps_the_uid() {
         let run = plan(ROOT, None, Some(("staff".into(), 50)))
-            .unwrap()
-            .unwrap();
+            .expect("a plan")
+            .expect("a plan");
         assert_eq!((run.uid, run.gid), (0, 50));
     }
 
@@ -267,9 +269,9 @@ mod tests {
         let mut alice = www();
         alice.uid = 1000;
         alice.gid = Some(1000);
-        assert_eq!(plan(ALICE, Some(alice), None).unwrap(), None);
+        assert_eq!(plan(ALICE, Some(alice), None).expect("a plan"), None);
         assert_eq!(
-            plan(ALICE, None, Some(("alice".into(), 1000))).unwrap(),
+            plan(ALICE, None, Some(("alice".into(), 1000))).expect("a plan"),
             None
         );
     }
@@ -297,6 +299,6 @@ mod tests {
             other => panic!("{other:?}"),
         };
         assert!(m.contains("--group"), "{m}");
-        assert_eq!(account("0").unwrap().uid, 0);
+        assert_eq!(account("0").expect("a plan").uid, 0);
     }
 }

@@ -215,7 +215,7 @@ mod tests {
     fn seen(host: Option<&str>, client: &str) -> Seen<'static> {
         Seen {
             host: host.map(|h| Box::leak(h.to_owned().into_boxed_str()) as &str),
-            client: client.parse().unwrap(),
+            client: client.parse().expect("a valid test value"),
             scheme: "http",
             forwarded_port: None,
             path: "/a/b",
@@ -369,7 +369,7 @@ mod tests {
     #[test]
     fn without_a_server_name_everything_is_served() {
         let rules = Rules::default();
-        let origin = Origin::accepted("203.0.113.9:5000".parse().unwrap());
+        let origin = Origin::accepted("203.0.113.9:5000".parse().expect("a valid test value"));
         let gate = Gate {
             vhost: None,
             proxy: &rules,
@@ -393,7 +393,8 @@ mod tests {
 
     #[test]
     fn a_trusted_forwarded_host_decides() {
-        let rules = Rules::new(&["X-Forwarded-Host".into()], &["127.0.0.1".into()]).unwrap();
+        let rules = Rules::new(&["X-Forwarded-Host".into()], &["127.0.0.1".into()])
+            .expect("a valid test value");
         let v = site("example.com", &[], false);
         let parse =
             |raw: &[u8]| match rwsgi_shared::http::parse_request_head(raw, &Default::default()) {
@@ -403,7 +404,7 @@ mod tests {
         let head =
             parse(b"GET / HTTP/1.1\r\nHost: backend:8000\r\nX-Forwarded-Host: example.com\r\n\r\n");
         let proxy = Origin::new(
-            "127.0.0.1:5000".parse().unwrap(),
+            "127.0.0.1:5000".parse().expect("a valid test value"),
             rwsgi_shared::origin::Claim::NoClient,
         );
         let gate = Gate {
@@ -414,7 +415,7 @@ mod tests {
         assert_eq!(gate.check(&head), Verdict::Serve);
         // From a peer that is not a trusted proxy the header is not believed.
         let stranger = Origin::new(
-            "203.0.113.9:5000".parse().unwrap(),
+            "203.0.113.9:5000".parse().expect("a valid test value"),
             rwsgi_shared::origin::Claim::NoClient,
         );
         let gate = Gate {

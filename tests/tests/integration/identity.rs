@@ -96,12 +96,9 @@ fn rwsgi_as(user: Option<&str>, args: &[&str]) -> (i32, String) {
     // Bounded: a server that does not refuse the options would run on.
     let mut cmd = Command::new("timeout");
     cmd.arg("30");
-    match user {
-        Some(u) => {
-            cmd.arg("setpriv")
-                .args([&format!("--reuid={u}"), "--regid=nogroup", "--clear-groups"]);
-        }
-        None => {}
+    if let Some(u) = user {
+        cmd.arg("setpriv")
+            .args([&format!("--reuid={u}"), "--regid=nogroup", "--clear-groups"]);
     }
     let out = cmd
         .arg(binary("rwsgi"))
