@@ -186,8 +186,10 @@ pub struct StartServer {
     #[arg(long, env = "RWSGI_ADMIN_STATUS_PUBLIC")]
     pub admin_status_public: bool,
 
-    /// Name reported to the application when a request has no Host header.
-    #[arg(long, env = "RWSGI_SERVER_NAME")]
+    /// The site's host name: requests for other Hosts get 403 (see
+    /// --server-alias, --allow-localhost); a www. name also gets its parent
+    /// domain redirected to it. Reported as SERVER_NAME without a Host header.
+    #[arg(long, value_name = "HOSTNAME", env = "RWSGI_SERVER_NAME")]
     pub server_name: Option<String>,
 
     /// Number of worker processes (1 to 64), or `auto`: one per CPU the
@@ -490,6 +492,31 @@ pub struct StartServer {
         env = "RWSGI_AUTH_GROUP"
     )]
     pub auth_group: String,
+
+    /// When started as root: the user the server runs as once its ports
+    /// are bound (a name, a uid, or #UID for a uid without a passwd entry).
+    /// No process that runs Python keeps root.
+    #[arg(long, value_name = "USERNAME", env = "RWSGI_USER")]
+    pub user: Option<String>,
+
+    /// When started as root: the group the server runs as (default: the
+    /// --user's primary group; a name, a gid, or #GID).
+    #[arg(long, value_name = "GROUP", env = "RWSGI_GROUP")]
+    pub group: Option<String>,
+
+    /// A further Host name served besides --server-name (repeatable;
+    /// * and ? wildcards). Other Hosts get 403.
+    #[arg(long = "server-alias", value_name = "HOSTNAME", action = clap::ArgAction::Append)]
+    pub server_aliases: Vec<String>,
+
+    /// With --server-name: clients on this host (loopback) may use any Host.
+    #[arg(long, env = "RWSGI_ALLOW_LOCALHOST")]
+    pub allow_localhost: bool,
+
+    /// Do not reload the workers when the WSGI script file changes
+    /// (by default a changed script file is reloaded, as mod_wsgi does).
+    #[arg(long, env = "RWSGI_DISABLE_RELOADING")]
+    pub disable_reloading: bool,
 }
 
 /// The clap command with the mod_wsgi-express options rwsgi only accepts.

@@ -32,16 +32,6 @@ pub const UNIMPLEMENTED: &[(&str, Takes, &str)] = &[
         "not applicable: no Apache configuration",
     ),
     (
-        "user",
-        Takes::One,
-        "run the container or process as the wanted user",
-    ),
-    (
-        "group",
-        Takes::One,
-        "run the container or process as the wanted group",
-    ),
-    (
         "include-file",
         Takes::One,
         "not applicable: no Apache configuration",
@@ -71,8 +61,6 @@ pub const UNIMPLEMENTED: &[(&str, Takes, &str)] = &[
         "directory listings are never served",
     ),
     ("server-metrics", Takes::Flag, "not implemented yet"),
-    ("server-alias", Takes::One, "not implemented"),
-    ("allow-localhost", Takes::Flag, "not implemented"),
     (
         "https-port",
         Takes::One,

@@ -9,6 +9,7 @@ mod compat;
 pub mod container;
 mod error;
 mod guard;
+mod identity;
 mod resolve;
 mod summary;
 

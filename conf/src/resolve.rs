@@ -64,6 +64,7 @@ pub fn resolve(args: &StartServer) -> Result<ServerConfig, ConfError> {
             locale: non_empty("locale", args.locale.as_deref())?,
             lang: non_empty("lang", args.lang.as_deref())?,
             reload_on_changes: args.reload_on_changes,
+            disable_reloading: args.disable_reloading,
         },
         mount_point: mount_point(&args.mount_point)?,
         limits: limits(args)?,
@@ -148,7 +149,47 @@ pub fn resolve(args: &StartServer) -> Result<ServerConfig, ConfError> {
         },
         statics: statics(args, &cwd, app_kind)?,
         guard: crate::guard::resolve(args, &cwd)?,
+        run_as: crate::identity::resolve(args.user.as_deref(), args.group.as_deref())?,
+        virtual_host: virtual_host(args)?,
     })
+}
+
+/// `--server-name`, `--server-alias`, `--allow-localhost`: mod_wsgi-express
+/// makes a name-based virtual host only when a server name is given.
+fn virtual_host(
+    args: &StartServer,
+) -> Result<Option<rwsgi_shared::config::VirtualHost>, ConfError> {
+    let Some(name) = &args.server_name else {
+        return Ok(None);
+    };
+    let name = host_name("server-name", name)?;
+    let aliases = args
+        .server_aliases
+        .iter()
+        .map(|a| host_name("server-alias", a))
+        .collect::<Result<_, _>>()?;
+    Ok(Some(rwsgi_shared::config::VirtualHost {
+        name,
+        aliases,
+        allow_localhost: args.allow_localhost,
+    }))
+}
+
+/// A host name (or alias pattern) as Host headers are compared: lower
+/// case, no port, no trailing dot.
+fn host_name(option: &str, value: &str) -> Result<String, ConfError> {
+    let name = value.trim_end_matches('.').to_ascii_lowercase();
+    let allowed =
+        |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'*' | b'?');
+    if name.is_empty() || !name.bytes().all(allowed) {
+        return Err(invalid(
+            option,
+            format_args!(
+                "{value} is not a host name (letters, digits, '-', '.', wildcards * and ?)"
+            ),
+        ));
+    }
+    Ok(name)
 }
 
 /// `--admin-port` and `--admin-host`: the admin listener cannot share the

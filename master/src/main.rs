@@ -11,6 +11,7 @@ mod listener;
 mod liveness;
 mod metrics;
 mod monitor;
+mod privileges;
 mod reap;
 mod server;
 mod spawn;

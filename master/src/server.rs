@@ -47,6 +47,8 @@ pub enum ServerError {
     Spawn(#[from] SpawnError),
     #[error("event loop: {0}")]
     Io(#[from] std::io::Error),
+    #[error("{0}")]
+    Privileges(#[from] crate::privileges::PrivilegeError),
     #[error("{message}")]
     FirstGeneration { message: String, code: ExitCode },
 }
@@ -55,6 +57,7 @@ impl ServerError {
     pub fn exit_code(&self) -> ExitCode {
         match self {
             ServerError::Bind(_) => ExitCode::Bind,
+            ServerError::Privileges(_) => ExitCode::Config,
             ServerError::FirstGeneration { code, .. } => *code,
             _ => ExitCode::Failure,
         }
@@ -140,6 +143,14 @@ pub fn run(mut config: ServerConfig, log: Logger) -> Result<ExitCode, ServerErro
         }
         None => None,
     };
+    // Everything privileged is done: the ports are bound, the scoreboard
+    // exists. Nothing started from here on runs as root.
+    if let Some(run_as) = &config.run_as {
+        crate::privileges::drop_to(run_as)?;
+        spawn::set_child_identity(run_as);
+        info!(log, "running as user {} (uid {}, gid {})", run_as.user, run_as.uid, run_as.gid;
+            "uid" => run_as.uid, "gid" => run_as.gid);
+    }
     let now = Instant::now();
     let mut server = Server {
         config_bytes: spawn::config_bytes(&config),

@@ -32,6 +32,24 @@ pub fn worker_binary() -> Result<PathBuf, SpawnError> {
     }
 }
 
+/// `HOME`, `USER` and `LOGNAME` of the `--user` the master switched to, for
+/// every process it starts (as mod_wsgi sets `HOME` for its daemons): the
+/// environment still names root's otherwise.
+static CHILD_IDENTITY: std::sync::OnceLock<Vec<(&'static str, std::ffi::OsString)>> =
+    std::sync::OnceLock::new();
+
+pub fn set_child_identity(run_as: &rwsgi_shared::config::RunAs) {
+    let mut env = Vec::new();
+    if let Some(home) = &run_as.home {
+        env.push(("HOME", home.clone().into_os_string()));
+    }
+    if let Some(login) = &run_as.login {
+        env.push(("USER", login.into()));
+        env.push(("LOGNAME", login.into()));
+    }
+    let _ = CHILD_IDENTITY.set(env);
+}
+
 /// A started worker process and the master's end of its channel.
 pub struct Spawned {
     pub pid: u32,
@@ -75,6 +93,9 @@ pub fn spawn(
         .arg("--scoreboard-fd")
         .arg(scoreboard_fd.to_string())
         .stdin(Stdio::null());
+    if let Some(env) = CHILD_IDENTITY.get() {
+        cmd.envs(env.iter().map(|(k, v)| (k, v)));
+    }
     // SAFETY: between fork and exec the closure only makes raw close_range(2)
     // and fcntl(2) system calls (async-signal-safe, no allocation) on
     // descriptors that are open in the child.

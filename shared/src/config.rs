@@ -99,6 +99,10 @@ pub struct PythonSpec {
     /// Replace the workers when a loaded module's file changes (`--reload-on-changes`).
     #[serde(default)]
     pub reload_on_changes: bool,
+    /// `--disable-reloading`: a changed WSGI script file does not reload the
+    /// workers either (mod_wsgi's `WSGIScriptReloading Off`).
+    #[serde(default)]
+    pub disable_reloading: bool,
 }
 
 /// The largest `--header-buffer-size`: a worker that drains hands an idle
@@ -320,6 +324,39 @@ pub struct ServerConfig {
     /// `--host-access-script`); checked for every request, static files too.
     #[serde(default)]
     pub guard: GuardConfig,
+    /// `--user`, `--group`: the identity the master takes after binding its
+    /// listeners, before it starts any process that runs Python.
+    #[serde(default)]
+    pub run_as: Option<RunAs>,
+    /// `--server-name` (with `--server-alias`, `--allow-localhost`): the
+    /// Host names served; `None` when no server name was given (every Host).
+    #[serde(default)]
+    pub virtual_host: Option<VirtualHost>,
+}
+
+/// Who the server runs as after start (`--user`, `--group`), looked up once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunAs {
+    /// How the user was named, for the log.
+    pub user: String,
+    pub uid: u32,
+    pub gid: u32,
+    /// The passwd name whose supplementary groups are taken
+    /// (`initgroups`); `None` (a `#UID` user): the group alone.
+    pub login: Option<String>,
+    /// The user's home directory, for `HOME` (as mod_wsgi sets it).
+    pub home: Option<PathBuf>,
+}
+
+/// mod_wsgi-express's name-based virtual host (`--server-name`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VirtualHost {
+    /// `--server-name`, lower case.
+    pub name: String,
+    /// `--server-alias` patterns (`*` and `?` wildcards), lower case.
+    pub aliases: Vec<String>,
+    /// `--allow-localhost`: clients on this host may use any Host.
+    pub allow_localhost: bool,
 }
 
 impl ServerConfig {

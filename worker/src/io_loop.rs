@@ -3,6 +3,7 @@
 //! queues complete requests for the request threads. It never touches the GIL.
 
 use crate::conn::{Conn, READ_CHUNK};
+use crate::host_gate::Gate;
 use crate::net;
 use crate::pool::{GuardedStatic, Job, Pool, Returned, WAKER};
 use crate::receiving::{Pump, Receiving};
@@ -595,7 +596,12 @@ impl IoLoop<'_> {
                 }
             }
             if conn.origin.preamble_done() && !conn.buf.is_empty() {
-                match route(&conn.buf, &limits, files) {
+                let gate = Gate {
+                    vhost: self.ctx.config.virtual_host.as_ref(),
+                    proxy: self.ctx.proxy,
+                    origin: &conn.origin,
+                };
+                match route(&conn.buf, &limits, files, &gate) {
                     Routed::Partial => {}
                     Routed::Refused(e) => break Err(Some(e)),
                     complete => break Ok(Some(complete)),
@@ -655,6 +661,11 @@ impl IoLoop<'_> {
                     Routed::App(head, used) => {
                         conn.buf.drain(..used);
                         head
+                    }
+                    Routed::Redirect(to) => {
+                        crate::host_gate::send_redirect(&conn, &to, self.ctx.log);
+                        self.close(token, conn);
+                        return;
                     }
                     // Not produced by the loop above.
                     Routed::Partial | Routed::Refused(_) => {

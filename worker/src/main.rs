@@ -13,6 +13,7 @@ mod access_log;
 mod args;
 mod conn;
 mod guard;
+mod host_gate;
 mod io_loop;
 mod net;
 mod pool;
@@ -246,7 +247,7 @@ pub fn serve(
         interrupts: python::Interrupts::start(&config, &app, &scoreboard, slot, log),
     };
     let threads = request_thread::start(config.threads, &shared, slot, log);
-    if config.python.reload_on_changes {
+    if python::watched(&config) != python::Watched::Nothing {
         match channel.try_clone() {
             Ok(second) => python::watch_for_changes(
                 &config,

@@ -246,7 +246,12 @@ fn follow_up(mut conn: Conn, ctx: &RequestContext<'_>, read_more: bool) -> Next 
     let limits = ctx.config.limits;
     for attempt in 0..2 {
         if !conn.buf.is_empty() {
-            match route(&conn.buf, &limits, ctx.files) {
+            let gate = crate::host_gate::Gate {
+                vhost: ctx.config.virtual_host.as_ref(),
+                proxy: ctx.proxy,
+                origin: &conn.origin,
+            };
+            match route(&conn.buf, &limits, ctx.files, &gate) {
                 // Run here only what needs nothing more from the network: a
                 // body still to come is received by the I/O thread, which
                 // routes the request again.
@@ -264,6 +269,10 @@ fn follow_up(mut conn: Conn, ctx: &RequestContext<'_>, read_more: bool) -> Next 
                 // thread routes the request again and hands it to a lane.
                 Routed::Static(..) => return Next::Idle(conn),
                 Routed::Partial => {}
+                Routed::Redirect(to) => {
+                    crate::host_gate::send_redirect(&conn, &to, ctx.log);
+                    return Next::Close(conn);
+                }
                 Routed::Refused(e) => {
                     conn.reject(
                         &e,

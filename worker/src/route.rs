@@ -3,6 +3,7 @@
 //! threads (a pipelined request found after a response) and the static
 //! lanes (the next request on a kept-alive connection).
 
+use crate::host_gate::{Gate, Verdict, FORBIDDEN};
 use rwsgi_shared::config::Limits;
 use rwsgi_shared::http::{parse_request_head, HttpError, Parsed, RequestHead};
 use rwsgi_shared::statics::{Resolution, StaticFiles};
@@ -12,8 +13,12 @@ use rwsgi_shared::statics::{Resolution, StaticFiles};
 pub enum Routed {
     /// Not a complete head yet.
     Partial,
-    /// A head the parser refuses: answered with this error, then closed.
+    /// A head the parser refuses, or a Host the site does not serve
+    /// (`--server-name`): answered with this error, then closed.
     Refused(HttpError),
+    /// The parent domain of a `www.` server name: a 301 to this URL, then
+    /// the connection is closed.
+    Redirect(String),
     /// A request for the application; `used` bytes of the buffer are its head.
     App(RequestHead, usize),
     /// A request for the static files (with what was found on disk, when
@@ -21,12 +26,19 @@ pub enum Routed {
     Static(RequestHead, usize, Option<Resolution>),
 }
 
-pub fn route(buf: &[u8], limits: &Limits, files: &StaticFiles) -> Routed {
+pub fn route(buf: &[u8], limits: &Limits, files: &StaticFiles, gate: &Gate<'_>) -> Routed {
     let (head, used) = match parse_request_head(buf, limits) {
         Ok(Parsed::Complete(head, used)) => (head, used),
         Ok(Parsed::Partial) => return Routed::Partial,
         Err(e) => return Routed::Refused(e),
     };
+    // Before anything else looks at the request: a Host the site does not
+    // serve reaches neither the static files nor the application.
+    match gate.check(&head) {
+        Verdict::Serve => {}
+        Verdict::Forbidden => return Routed::Refused(FORBIDDEN),
+        Verdict::Redirect(to) => return Routed::Redirect(to),
+    }
     if !files.enabled() {
         return Routed::App(head, used);
     }

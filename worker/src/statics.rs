@@ -133,6 +133,12 @@ impl Statics {
                 statics: Arc::clone(&statics),
                 pool: Arc::clone(pool),
                 config: Arc::clone(config),
+                // Validated by the master's configuration already.
+                proxy: rwsgi_shared::proxy::Rules::new(
+                    &config.trust_proxy_headers,
+                    &config.trust_proxies,
+                )
+                .unwrap_or_default(),
                 log: log.new(o!("static" => index)),
                 poll,
                 held: Vec::new(),
@@ -260,6 +266,8 @@ struct LaneLoop {
     statics: Arc<Statics>,
     pool: Arc<Pool>,
     config: Arc<ServerConfig>,
+    /// `--trust-proxy-header`: whose forwarded Host `--server-name` judges.
+    proxy: rwsgi_shared::proxy::Rules,
     log: Logger,
     poll: Poll,
     held: Vec<Option<Held>>,
@@ -442,7 +450,12 @@ impl LaneLoop {
                 Ok(Some(n)) => held.unread = n >= READ_CHUNK,
             }
         }
-        let (head, resolution) = match route(&held.conn.buf, &limits, &self.statics.files) {
+        let gate = crate::host_gate::Gate {
+            vhost: self.config.virtual_host.as_ref(),
+            proxy: &self.proxy,
+            origin: &held.conn.origin,
+        };
+        let (head, resolution) = match route(&held.conn.buf, &limits, &self.statics.files, &gate) {
             // The auth and host-access scripts run on a request thread
             // first: the I/O thread routes this one there.
             Routed::Static(..) if self.config.guard.enabled() => return Some(Step::GiveBack),
@@ -453,7 +466,9 @@ impl LaneLoop {
             }
             // Not static, still arriving, or refused: the I/O thread's
             // business (timeouts, the parser's error responses, the app).
-            Routed::App(..) | Routed::Partial | Routed::Refused(_) => return Some(Step::GiveBack),
+            Routed::App(..) | Routed::Partial | Routed::Refused(_) | Routed::Redirect(_) => {
+                return Some(Step::GiveBack)
+            }
         };
         let transfer = self.respond(&mut held.conn, head, resolution, Instant::now());
         held.state = State::Sending(Box::new(transfer));

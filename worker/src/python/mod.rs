@@ -12,5 +12,5 @@ mod stacks;
 pub use app::{load_application, log_exception, prepare_template, run_exit_handlers, Application};
 pub use init::{start, Interpreter};
 pub use interrupt::Interrupts;
-pub use monitor::{watch_for_changes, Watch};
+pub use monitor::{watch_for_changes, watched, Watch, Watched};
 pub use stacks::{beat_python, install_dump};
