@@ -10,23 +10,7 @@ use std::time::Duration;
 
 /// The admin port, from the log line the master writes once bound.
 fn admin_port(server: &Server) -> u16 {
-    assert!(
-        server
-            .log
-            .wait_for("admin endpoints on http://", Duration::from_secs(10)),
-        "{}",
-        server.log.text()
-    );
-    let text = server.log.text();
-    let rest = text
-        .split("admin endpoints on http://")
-        .nth(1)
-        .unwrap_or_default();
-    rest.split('/')
-        .next()
-        .and_then(|addr| addr.rsplit(':').next())
-        .and_then(|p| p.parse().ok())
-        .expect("an admin port")
+    server.admin_port()
 }
 
 fn admin_server(args: &[&str]) -> (Server, u16) {
