@@ -109,7 +109,8 @@ impl Haproxy {
         // The sockets accepted from the start (into their backlog); HAProxy
         // runs once its runtime API answers.
         wait_until("haproxy to run", Duration::from_secs(10), || {
-            h.try_command("show info").is_some_and(|s| s.contains("Pid:"))
+            h.try_command("show info")
+                .is_some_and(|s| s.contains("Pid:"))
         });
         Some((h, ports))
     }

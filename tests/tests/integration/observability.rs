@@ -306,8 +306,7 @@ fn promtool_accepts_the_exposition_and_prometheus_scrapes_it() {
     let (lines, log) = std::sync::mpsc::channel();
     let stderr = prom.stderr.take().expect("prometheus's stderr");
     std::thread::spawn(move || {
-        for line in std::io::BufRead::lines(std::io::BufReader::new(stderr)).map_while(Result::ok)
-        {
+        for line in std::io::BufRead::lines(std::io::BufReader::new(stderr)).map_while(Result::ok) {
             let _ = lines.send(line);
         }
     });

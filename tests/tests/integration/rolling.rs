@@ -77,7 +77,9 @@ fn rolling_update(delay: Option<&str>) -> Option<(u64, u64)> {
     // Every slot starts in maintenance on a port nothing listens on, until
     // an instance is pointed at it.
     let backends: String = (0..SLOTS)
-        .map(|i| format!("  server s{i} 127.0.0.1:1 check port 1 inter 200 fall 1 rise 1 disabled\n"))
+        .map(|i| {
+            format!("  server s{i} 127.0.0.1:1 check port 1 inter 200 fall 1 rise 1 disabled\n")
+        })
         .collect();
     let (lb, ports) = Haproxy::start(1, |binds| {
         format!(
