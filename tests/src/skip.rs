@@ -7,7 +7,11 @@ use std::io::Write;
 /// Reports that `what` did not run because `missing` is not installed
 /// (`install` says how to get it). Panics in CI.
 pub fn missing(what: &str, missing: &str, install: &str) {
-    let line = format!("{what} did NOT run: {missing} is not installed ({install})");
+    // The test harness names each test's thread after the test.
+    let test = std::thread::current()
+        .name()
+        .map_or_else(String::new, |n| format!("{n}: "));
+    let line = format!("{test}{what} did NOT run: {missing} is not installed ({install})");
     assert!(
         std::env::var_os("CI").is_none(),
         "{line}; .ci/run installs it"
