@@ -218,15 +218,24 @@ fn prometheus_tool(name: &str) -> Option<std::path::PathBuf> {
 }
 
 /// The port of Prometheus's `msg="Listening on" address=HOST:PORT` log
-/// line, read from `log` until `timeout` passes.
-fn prometheus_port(log: &std::sync::mpsc::Receiver<String>, timeout: Duration) -> Option<u16> {
+/// line, read from `log` until `timeout` passes; else the lines it logged.
+fn prometheus_port(
+    log: &std::sync::mpsc::Receiver<String>,
+    timeout: Duration,
+) -> Result<u16, Vec<String>> {
     let deadline = std::time::Instant::now() + timeout;
+    let mut seen = Vec::new();
     loop {
-        let left = deadline.checked_duration_since(std::time::Instant::now())?;
-        let line = log.recv_timeout(left).ok()?;
+        let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) else {
+            return Err(seen);
+        };
+        let Ok(line) = log.recv_timeout(left) else {
+            return Err(seen);
+        };
         if let Some(port) = listening_port(&line) {
-            return Some(port);
+            return Ok(port);
         }
+        seen.push(line);
     }
 }
 
@@ -310,12 +319,17 @@ fn promtool_accepts_the_exposition_and_prometheus_scrapes_it() {
             let _ = lines.send(line);
         }
     });
-    let web = prometheus_port(&log, Duration::from_secs(30));
-    let Some(web) = web else {
-        let _ = prom.kill();
-        let _ = prom.wait();
-        let _ = std::fs::remove_dir_all(&dir);
-        panic!("prometheus did not log the port it listens on");
+    let web = match prometheus_port(&log, Duration::from_secs(30)) {
+        Ok(port) => port,
+        Err(lines) => {
+            let _ = prom.kill();
+            let _ = prom.wait();
+            let _ = std::fs::remove_dir_all(&dir);
+            panic!(
+                "prometheus did not log the port it listens on:\n{}",
+                lines.join("\n")
+            );
+        }
     };
     let query = "/api/v1/query?query=sum(rwsgi_requests_total%7Bmethod%3D%22GET%22%7D)";
     // Listening, it may still be loading: an empty answer is "not yet".
