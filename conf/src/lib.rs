@@ -4,6 +4,8 @@
 //! validated [`ServerConfig`]. Options mod_wsgi-express has but rwsgi does not
 //! implement are accepted with a warning, so an existing CMD never fails.
 
+#![forbid(unsafe_code)]
+
 mod cli;
 mod compat;
 pub mod container;

@@ -5,6 +5,7 @@
 //! and reaches the same body, error and leftover bytes however the input is
 //! split and however the reader is drained.
 #![no_main]
+#![forbid(unsafe_code)]
 
 use libfuzzer_sys::fuzz_target;
 use rwsgi_shared::http::{BodyError, BodyKind, BodyReader, BodySource};

@@ -4,6 +4,7 @@
 //! message). The same input, read as a description of a message, checks the
 //! other way round: every message survives encode then decode unchanged.
 #![no_main]
+#![forbid(unsafe_code)]
 
 use libfuzzer_sys::arbitrary::{Result, Unstructured};
 use libfuzzer_sys::fuzz_target;
@@ -65,6 +66,7 @@ fn message(u: &mut Unstructured<'_>) -> Result<Message> {
         4 => Message::Fork {
             slot: u.arbitrary()?,
             generation: u.arbitrary()?,
+            epoch: u.arbitrary()?,
         },
         _ => Message::HandBack {
             origin: origin(u)?,

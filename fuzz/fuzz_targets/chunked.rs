@@ -2,6 +2,7 @@
 //! more than `max_out` bytes per call nor other than `total()` bytes in all,
 //! and reaches the same result fed in random pieces as fed whole.
 #![no_main]
+#![forbid(unsafe_code)]
 
 use libfuzzer_sys::fuzz_target;
 use rwsgi_shared::http::{ChunkedDecoder, HttpError};

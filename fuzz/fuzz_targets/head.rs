@@ -2,6 +2,7 @@
 //! parses the same on its own, and the verdict on a prefix never contradicts
 //! the verdict on the whole (a head arriving in pieces meets the same fate).
 #![no_main]
+#![forbid(unsafe_code)]
 
 use libfuzzer_sys::fuzz_target;
 use rwsgi_shared::config::Limits;

@@ -4,6 +4,8 @@
 //! small cases): a connection must reach the same verdict however the bytes
 //! arrive.
 
+#![forbid(unsafe_code)]
+
 mod common;
 
 use common::{latin1, read_stream, read_stream_fed, End, Request};

@@ -7,6 +7,7 @@ pub mod client;
 pub mod haproxy;
 pub mod load;
 pub mod server;
+pub mod skip;
 pub mod wait;
 
 pub use client::{get, request, Response};

@@ -17,6 +17,8 @@ use std::time::{Duration, Instant};
 
 /// What the master logs once its listener is bound, followed by `HOST:PORT/`.
 const LISTENING: &str = "listening on http://";
+/// What the master logs once its admin endpoints are bound, then `HOST:PORT/`.
+const ADMIN_LISTENING: &str = "admin endpoints on http://";
 /// What the master logs once every worker is ready.
 const READY: &str = "server ready";
 /// How long a server may take to bind, and then to become ready.
@@ -325,6 +327,23 @@ impl Server {
     /// waits until it is ready.
     pub fn start(args: &[&str]) -> Server {
         Server::builder().args(args.iter().copied()).start()
+    }
+
+    /// The port of the admin endpoints (`--admin-port 0`), from the line
+    /// the master logs once it has bound them.
+    pub fn admin_port(&self) -> u16 {
+        assert!(
+            self.log.wait_for(ADMIN_LISTENING, START_TIMEOUT),
+            "no admin endpoints: {}",
+            self.log.text()
+        );
+        let text = self.log.text();
+        let rest = &text[text.find(ADMIN_LISTENING).unwrap_or(0) + ADMIN_LISTENING.len()..];
+        rest.split('/')
+            .next()
+            .and_then(|address| address.rsplit_once(':'))
+            .and_then(|(_, port)| port.parse().ok())
+            .unwrap_or_else(|| panic!("no admin port in the log: {text}"))
     }
 
     pub fn pid(&self) -> i32 {

@@ -404,14 +404,7 @@ impl IoLoop<'_> {
     /// descriptor to arrive in (the kernel would drop the socket).
     fn budget(&self) -> usize {
         let c = self.ctx.config;
-        let share = c.max_clients.div_ceil(c.processes.max(1)).max(1);
-        let reserve = 2 * FD_RESERVE;
-        let fits = self
-            .fds
-            .limit
-            .saturating_sub(self.fds.baseline + reserve)
-            .max(1);
-        share.min(usize::try_from(fits).unwrap_or(usize::MAX))
+        connection_budget(c.max_clients, c.processes, &self.fds)
     }
 
     /// At the budget, closes the connections that have gone longest
@@ -850,7 +843,7 @@ impl IoLoop<'_> {
             let now = Instant::now();
             match &self.entries[token] {
                 Some(Entry::Closing(c)) => {
-                    if now > c.until || now.duration_since(c.last_read) > LINGER_IDLE {
+                    if closing_over(c, now) {
                         self.drop_conn(token);
                     }
                     continue;
@@ -911,16 +904,52 @@ enum Expiry {
 }
 
 fn expiry(conn: &Conn, now: Instant, t: &rwsgi_shared::config::Timeouts) -> Option<Expiry> {
-    let waited = now.duration_since(conn.since);
-    if conn.buf.is_empty() && conn.served > 0 {
+    idle_expiry(
+        conn.buf.len(),
+        conn.served,
+        now.duration_since(conn.since),
+        t,
+    )
+}
+
+/// Whether a connection without a request running is due to close, having
+/// `buffered` bytes of a head, `served` requests before, and `waited` since
+/// it came or its head began.
+fn idle_expiry(
+    buffered: usize,
+    served: u64,
+    waited: Duration,
+    t: &rwsgi_shared::config::Timeouts,
+) -> Option<Expiry> {
+    if buffered == 0 && served > 0 {
         (waited > Duration::from_millis(t.keep_alive_ms)).then_some(Expiry::KeepAlive)
-    } else if conn.buf.is_empty() {
+    } else if buffered == 0 {
         // A new connection that has sent nothing yet: the head timeout,
         // closed without an answer (there is no request to answer).
         (waited > head_allowance(t, 0)).then_some(Expiry::KeepAlive)
     } else {
-        (waited > head_allowance(t, conn.buf.len())).then_some(Expiry::Head)
+        (waited > head_allowance(t, buffered)).then_some(Expiry::Head)
     }
+}
+
+/// The connections a worker holds at most (see `IoLoop::budget`): its share
+/// of `--max-clients`, within what its descriptor limit leaves after the
+/// descriptors it had before the first connection and a reserve.
+fn connection_budget(max_clients: usize, processes: usize, fds: &Fds) -> usize {
+    let share = max_clients.div_ceil(processes.max(1)).max(1);
+    let reserve = 2 * FD_RESERVE;
+    let fits = fds.limit.saturating_sub(fds.baseline + reserve).max(1);
+    share.min(usize::try_from(fits).unwrap_or(usize::MAX))
+}
+
+/// A closing connection is dropped at its deadline, or once the client
+/// has sent nothing for `LINGER_IDLE`.
+fn closing_over(c: &Closing, now: Instant) -> bool {
+    closing_due(now, c.until, c.last_read)
+}
+
+fn closing_due(now: Instant, until: Instant, last_read: Instant) -> bool {
+    now > until || now.duration_since(last_read) > LINGER_IDLE
 }
 
 fn head_allowance(t: &rwsgi_shared::config::Timeouts, received: usize) -> Duration {
@@ -928,4 +957,97 @@ fn head_allowance(t: &rwsgi_shared::config::Timeouts, received: usize) -> Durati
         .checked_div(t.header_min_rate)
         .unwrap_or(0);
     Duration::from_millis((t.header_ms + extra_ms).min(t.header_max_ms.max(t.header_ms)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rwsgi_shared::config::Timeouts;
+
+    fn timeouts() -> Timeouts {
+        Timeouts {
+            keep_alive_ms: 5_000,
+            header_ms: 10_000,
+            header_max_ms: 30_000,
+            header_min_rate: 500,
+            ..Timeouts::default()
+        }
+    }
+
+    const fn secs(s: u64) -> Duration {
+        Duration::from_secs(s)
+    }
+
+    #[test]
+    fn an_idle_keep_alive_connection_closes_quietly_after_its_timeout() {
+        let t = timeouts();
+        assert_eq!(idle_expiry(0, 1, secs(5), &t), None);
+        assert_eq!(idle_expiry(0, 1, secs(6), &t), Some(Expiry::KeepAlive));
+    }
+
+    #[test]
+    fn a_new_silent_connection_gets_the_head_timeout_and_no_answer() {
+        let t = timeouts();
+        assert_eq!(idle_expiry(0, 0, secs(9), &t), None);
+        assert_eq!(idle_expiry(0, 0, secs(11), &t), Some(Expiry::KeepAlive));
+    }
+
+    #[test]
+    fn a_partial_head_gets_a_408_when_late_and_time_for_what_it_sent() {
+        let t = timeouts();
+        assert_eq!(idle_expiry(10, 0, secs(11), &t), Some(Expiry::Head));
+        // After a request too: a partial next head is late, not idle.
+        assert_eq!(idle_expiry(10, 3, secs(11), &t), Some(Expiry::Head));
+        // 500 B/s: 2,500 bytes buy five more seconds ...
+        assert_eq!(idle_expiry(2_500, 0, secs(14), &t), None);
+        assert_eq!(idle_expiry(2_500, 0, secs(16), &t), Some(Expiry::Head));
+        // ... up to --header-max-timeout.
+        assert_eq!(head_allowance(&t, 1 << 30), secs(30));
+        assert_eq!(idle_expiry(1 << 30, 0, secs(31), &t), Some(Expiry::Head));
+    }
+
+    #[test]
+    fn a_max_below_the_head_timeout_does_not_shorten_it() {
+        let t = Timeouts {
+            header_max_ms: 1_000,
+            ..timeouts()
+        };
+        assert_eq!(head_allowance(&t, 0), secs(10));
+    }
+
+    #[test]
+    fn the_budget_is_a_share_of_max_clients_within_the_descriptors() {
+        let plenty = Fds {
+            limit: 1 << 20,
+            baseline: 40,
+        };
+        assert_eq!(connection_budget(1000, 4, &plenty), 250);
+        assert_eq!(connection_budget(1001, 4, &plenty), 251);
+        assert_eq!(connection_budget(3, 8, &plenty), 1);
+        assert_eq!(connection_budget(100, 0, &plenty), 100);
+        let tight = Fds {
+            limit: 256,
+            baseline: 40,
+        };
+        assert_eq!(
+            connection_budget(1000, 1, &tight),
+            256 - 40 - 2 * FD_RESERVE as usize
+        );
+        let none_left = Fds {
+            limit: 50,
+            baseline: 40,
+        };
+        assert_eq!(connection_budget(1000, 1, &none_left), 1);
+    }
+
+    #[test]
+    fn a_closing_connection_goes_at_its_deadline_or_when_quiet() {
+        let start = Instant::now();
+        let until = start + LINGER_MAX;
+        assert!(!closing_due(start + secs(1), until, start));
+        assert!(closing_due(start + LINGER_IDLE + secs(1), until, start));
+        let later = start + LINGER_MAX - secs(1);
+        assert!(!closing_due(later, until, later - secs(1)));
+        assert!(closing_due(until + secs(1), until, until));
+    }
 }

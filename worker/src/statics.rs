@@ -253,6 +253,7 @@ struct Transfer {
 }
 
 /// What to do with a held connection next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Step {
     /// Wait for the socket (writable while sending, readable while lingering).
     Wait,
@@ -404,13 +405,10 @@ impl LaneLoop {
                         if let Some(access) = &self.statics.access {
                             access_log(access, &self.log, &held.conn, t, true);
                         }
-                        if !t.keep_alive {
-                            break Step::Close;
+                        match after_response(t.keep_alive, held.entered.elapsed()) {
+                            Some(step) => break step,
+                            None => held.state = State::Lingering,
                         }
-                        if held.entered.elapsed() >= LINGER {
-                            break Step::GiveBack;
-                        }
-                        held.state = State::Lingering;
                     }
                     Err(e) => {
                         debug!(self.log, "static response not completed"; "error" => %e);
@@ -525,22 +523,19 @@ impl LaneLoop {
     fn sweep(&mut self) {
         let stalled = Duration::from_millis(self.config.timeouts.socket_ms);
         for slot in 0..self.held.len() {
-            let step = match &self.held[slot] {
-                Some(Held {
-                    state: State::Lingering,
-                    entered,
-                    ..
-                }) if entered.elapsed() >= LINGER => Step::GiveBack,
-                Some(Held {
-                    state: State::Sending(t),
-                    conn,
-                    ..
-                }) if t.last_progress.elapsed() > stalled => {
-                    debug!(self.log, "static response stalled; closing"; "client" => %conn.origin);
-                    Step::Close
-                }
-                _ => continue,
+            let Some(held) = &self.held[slot] else {
+                continue;
             };
+            let quiet = match &held.state {
+                State::Lingering => None,
+                State::Sending(t) => Some(t.last_progress.elapsed()),
+            };
+            let Some(step) = swept(held.entered.elapsed(), quiet, stalled) else {
+                continue;
+            };
+            if step == Step::Close {
+                debug!(self.log, "static response stalled; closing"; "client" => %held.conn.origin);
+            }
             self.leave(slot, step);
         }
     }
@@ -550,13 +545,67 @@ impl LaneLoop {
 /// buffer; it is then skipped. Otherwise the connection is closed after
 /// the response rather than read a body nobody wants.
 fn body_already_here(conn: &mut Conn, head: &RequestHead) -> bool {
-    match head.body {
-        BodyKind::Empty => true,
-        BodyKind::Length(n) if (conn.buf.len() as u64) >= n => {
-            conn.buf.drain(..n as usize);
+    match body_to_skip(head.body, conn.buf.len()) {
+        Some(n) => {
+            conn.buf.drain(..n);
             true
         }
-        _ => false,
+        None => false,
+    }
+}
+
+/// How many buffered bytes are the request's body, to be skipped; `None`
+/// when the body is not all here (or is chunked): the connection closes
+/// after the response.
+fn body_to_skip(body: BodyKind, buffered: usize) -> Option<usize> {
+    match body {
+        BodyKind::Empty => Some(0),
+        BodyKind::Length(n) if (buffered as u64) >= n => usize::try_from(n).ok(),
+        _ => None,
+    }
+}
+
+/// Where a connection goes once its response is sent, `held` after it
+/// came to the lane: closed without keep-alive, back to the I/O thread
+/// after `LINGER`, else it lingers here for the next request (`None`).
+fn after_response(keep_alive: bool, held: Duration) -> Option<Step> {
+    if !keep_alive {
+        Some(Step::Close)
+    } else if held >= LINGER {
+        Some(Step::GiveBack)
+    } else {
+        None
+    }
+}
+
+/// What the periodic sweep does with a held connection: one lingering
+/// (`quiet` is `None`) `LINGER` after it came goes back to the I/O thread;
+/// a response whose client has read nothing for more than `stalled`
+/// (`quiet` since the last progress) is closed.
+fn swept(held: Duration, quiet: Option<Duration>, stalled: Duration) -> Option<Step> {
+    match quiet {
+        None if held >= LINGER => Some(Step::GiveBack),
+        Some(quiet) if quiet > stalled => Some(Step::Close),
+        _ => None,
+    }
+}
+
+/// Moves past `n` bytes just sent from the leading in-memory `parts`
+/// (`sent_of_first` of the first were sent before).
+fn consume_sent(parts: &mut VecDeque<Segment>, sent_of_first: &mut usize, mut n: usize) {
+    while n > 0 {
+        let Some(Segment::Bytes(b)) = parts.front() else {
+            break;
+        };
+        let left = b.len() - *sent_of_first;
+        if n >= left {
+            n -= left;
+            parts.pop_front();
+            *sent_of_first = 0;
+        } else {
+            *sent_of_first += n;
+            n = 0;
+        }
     }
 }
 
@@ -638,22 +687,9 @@ impl Transfer {
         if file_follows {
             flags |= MsgFlags::from_bits_retain(libc::MSG_MORE);
         }
-        let mut n = sendmsg::<SockaddrStorage>(conn.stream.as_raw_fd(), &slices, &[], flags, None)?;
+        let n = sendmsg::<SockaddrStorage>(conn.stream.as_raw_fd(), &slices, &[], flags, None)?;
         drop(slices);
-        while n > 0 {
-            let Some(Segment::Bytes(b)) = self.parts.front() else {
-                break;
-            };
-            let left = b.len() - self.sent_of_first;
-            if n >= left {
-                n -= left;
-                self.parts.pop_front();
-                self.sent_of_first = 0;
-            } else {
-                self.sent_of_first += n;
-                n = 0;
-            }
-        }
+        consume_sent(&mut self.parts, &mut self.sent_of_first, n);
         Ok(())
     }
 
@@ -696,4 +732,75 @@ fn access_log(access: &AccessLog, log: &Logger, conn: &Conn, t: &Transfer, ok: b
             response_headers: &[],
         },
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_body_is_skipped_only_when_all_of_it_is_here() {
+        assert_eq!(body_to_skip(BodyKind::Empty, 0), Some(0));
+        assert_eq!(body_to_skip(BodyKind::Empty, 30), Some(0));
+        assert_eq!(body_to_skip(BodyKind::Length(5), 30), Some(5));
+        assert_eq!(body_to_skip(BodyKind::Length(5), 5), Some(5));
+        assert_eq!(body_to_skip(BodyKind::Length(5), 4), None);
+        assert_eq!(body_to_skip(BodyKind::Chunked, 30), None);
+    }
+
+    #[test]
+    fn after_a_response_a_connection_closes_lingers_or_goes_back() {
+        let soon = LINGER / 3;
+        assert_eq!(after_response(false, soon), Some(Step::Close));
+        assert_eq!(after_response(true, soon), None);
+        assert_eq!(after_response(true, LINGER), Some(Step::GiveBack));
+        assert_eq!(after_response(false, LINGER * 2), Some(Step::Close));
+    }
+
+    #[test]
+    fn the_sweep_returns_lingerers_and_closes_stalled_transfers() {
+        let stalled = Duration::from_secs(30);
+        let soon = LINGER / 3;
+        assert_eq!(swept(soon, None, stalled), None);
+        assert_eq!(swept(LINGER, None, stalled), Some(Step::GiveBack));
+        // A transfer is not given back however long it is held, only
+        // closed when its client stops reading.
+        assert_eq!(swept(LINGER * 10, Some(stalled), stalled), None);
+        assert_eq!(
+            swept(soon, Some(stalled + Duration::from_millis(1)), stalled),
+            Some(Step::Close)
+        );
+    }
+
+    fn bytes(parts: &VecDeque<Segment>) -> Vec<Vec<u8>> {
+        parts
+            .iter()
+            .filter_map(|p| match p {
+                Segment::Bytes(b) => Some(b.clone()),
+                Segment::File { .. } => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn bytes_sent_move_through_the_parts() {
+        let mut parts: VecDeque<Segment> = VecDeque::from([
+            Segment::Bytes(b"head".to_vec()),
+            Segment::Bytes(b"body".to_vec()),
+            Segment::File { offset: 0, len: 9 },
+        ]);
+        let mut first = 0;
+        consume_sent(&mut parts, &mut first, 3);
+        assert_eq!((parts.len(), first), (3, 3));
+        // The rest of the head and part of the body.
+        consume_sent(&mut parts, &mut first, 3);
+        assert_eq!((parts.len(), first), (2, 2));
+        assert_eq!(bytes(&parts), [b"body".to_vec()]);
+        consume_sent(&mut parts, &mut first, 2);
+        assert_eq!((parts.len(), first), (1, 0));
+        // The file part is sendfile's: bytes sent never eat into it.
+        consume_sent(&mut parts, &mut first, 5);
+        assert_eq!(parts.front(), Some(&Segment::File { offset: 0, len: 9 }));
+        assert_eq!(first, 0);
+    }
 }

@@ -3,27 +3,25 @@
 //! response framed as complete, client errors answered as client errors.
 
 use rwsgi_tests::client::{connect, read_response};
-use rwsgi_tests::{app, get, request, Server};
+use rwsgi_tests::{app, get, poll_until, request, Server};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Polls `path` until its body satisfies `done` (or fails after 10 s).
 fn wait_for_body(server: &Server, path: &str, done: impl Fn(&str) -> bool) -> String {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let body = get(server.port, path).text();
-        if done(&body) {
-            return body;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{path} never became ready: {body}\nlog:\n{}",
-            server.log.text()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let mut body = String::new();
+    let ready = poll_until(Duration::from_secs(10), || {
+        body = get(server.port, path).text();
+        done(&body)
+    });
+    assert!(
+        ready,
+        "{path} never became ready: {body}\nlog:\n{}",
+        server.log.text()
+    );
+    body
 }
 
 /// Everything the server sends until it closes the connection.

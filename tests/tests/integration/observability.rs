@@ -10,23 +10,7 @@ use std::time::Duration;
 
 /// The admin port, from the log line the master writes once bound.
 fn admin_port(server: &Server) -> u16 {
-    assert!(
-        server
-            .log
-            .wait_for("admin endpoints on http://", Duration::from_secs(10)),
-        "{}",
-        server.log.text()
-    );
-    let text = server.log.text();
-    let rest = text
-        .split("admin endpoints on http://")
-        .nth(1)
-        .unwrap_or_default();
-    rest.split('/')
-        .next()
-        .and_then(|addr| addr.rsplit(':').next())
-        .and_then(|p| p.parse().ok())
-        .expect("an admin port")
+    server.admin_port()
 }
 
 fn admin_server(args: &[&str]) -> (Server, u16) {
@@ -224,15 +208,55 @@ fn prometheus_tool(name: &str) -> Option<std::path::PathBuf> {
         .map(|d| std::path::Path::new(d).join(name))
         .find(|p| p.is_file());
     if found.is_none() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "{name} is missing: .ci/run installs Debian's prometheus package"
-        );
-        eprintln!(
-            "WARNING: {name} not installed; its check is skipped (apt-get install prometheus)"
+        rwsgi_tests::skip::missing(
+            &format!("the check of the metrics with {name}"),
+            name,
+            "apt-get install prometheus",
         );
     }
     found
+}
+
+/// The port of Prometheus's `msg="Listening on" address=HOST:PORT` log
+/// line, read from `log` until `timeout` passes; else the lines it logged.
+fn prometheus_port(
+    log: &std::sync::mpsc::Receiver<String>,
+    timeout: Duration,
+) -> Result<u16, Vec<String>> {
+    let deadline = std::time::Instant::now() + timeout;
+    let mut seen = Vec::new();
+    loop {
+        let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) else {
+            return Err(seen);
+        };
+        let Ok(line) = log.recv_timeout(left) else {
+            return Err(seen);
+        };
+        if let Some(port) = listening_port(&line) {
+            return Ok(port);
+        }
+        seen.push(line);
+    }
+}
+
+/// The port in a `msg="Listening on" address=HOST:PORT` line, if it is one.
+fn listening_port(line: &str) -> Option<u16> {
+    if !line.contains("msg=\"Listening on\"") {
+        return None;
+    }
+    let address = line.split("address=").nth(1)?.split_whitespace().next()?;
+    address.rsplit_once(':')?.1.parse().ok()
+}
+
+#[test]
+fn prometheus_listening_lines_are_read() {
+    let line = "ts=2026-12-07T14:26:19.570Z caller=tls_config.go:232 level=info component=web msg=\"Listening on\" address=127.0.0.1:43525";
+    assert_eq!(listening_port(line), Some(43525));
+    // The line before names the address asked for, port 0.
+    assert_eq!(
+        listening_port("msg=\"Start listening for connections\" address=127.0.0.1:0"),
+        None
+    );
 }
 
 #[test]
@@ -274,23 +298,41 @@ fn promtool_accepts_the_exposition_and_prometheus_scrapes_it() {
         ),
     )
     .expect("config");
-    let web = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a port for prometheus");
+    // Prometheus binds port 0 and logs the port it got (`msg="Listening
+    // on" address=127.0.0.1:PORT`); its log is read until then, and
+    // drained afterwards so it never blocks on a full pipe.
     let mut prom = Command::new(prometheus)
         .arg(format!("--config.file={}", config.display()))
         .arg(format!(
             "--storage.tsdb.path={}",
             dir.join("data").display()
         ))
-        .arg(format!("--web.listen-address=127.0.0.1:{web}"))
+        .arg("--web.listen-address=127.0.0.1:0")
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .expect("start prometheus");
+    let (lines, log) = std::sync::mpsc::channel();
+    let stderr = prom.stderr.take().expect("prometheus's stderr");
+    std::thread::spawn(move || {
+        for line in std::io::BufRead::lines(std::io::BufReader::new(stderr)).map_while(Result::ok) {
+            let _ = lines.send(line);
+        }
+    });
+    let web = match prometheus_port(&log, Duration::from_secs(30)) {
+        Ok(port) => port,
+        Err(lines) => {
+            let _ = prom.kill();
+            let _ = prom.wait();
+            let _ = std::fs::remove_dir_all(&dir);
+            panic!(
+                "prometheus did not log the port it listens on:\n{}",
+                lines.join("\n")
+            );
+        }
+    };
     let query = "/api/v1/query?query=sum(rwsgi_requests_total%7Bmethod%3D%22GET%22%7D)";
-    // Prometheus takes a moment to listen: a refused connection is "not yet".
+    // Listening, it may still be loading: an empty answer is "not yet".
     let ask = || {
         let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", web)) else {
             return String::new();

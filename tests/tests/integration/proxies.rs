@@ -136,14 +136,14 @@ fn a_wrong_header_or_proxy_is_named() {
     }
 }
 
-/// Frontends on free ports, each sending the PROXY preamble (`send`) to
-/// the backend port; returns the frontend ports in order.
+/// Frontends on ports the kernel picks, each sending the PROXY preamble
+/// (`send`) to the backend port; returns the frontend ports in order.
 fn haproxy(backend: u16, sends: &[&str]) -> Option<(Haproxy, Vec<u16>)> {
-    Haproxy::start(sends.len(), |ports| {
+    Haproxy::start(sends.len(), |binds| {
         let mut cfg = String::new();
-        for (i, (send, port)) in sends.iter().zip(ports).enumerate() {
+        for (i, (send, bind)) in sends.iter().zip(binds).enumerate() {
             cfg.push_str(&format!(
-                "frontend f{i}\n  bind 127.0.0.1:{port}\n  default_backend b{i}\nbackend b{i}\n  server s 127.0.0.1:{backend} {send}\n"
+                "frontend f{i}\n  bind {bind}\n  default_backend b{i}\nbackend b{i}\n  server s 127.0.0.1:{backend} {send}\n"
             ));
         }
         cfg

@@ -9,7 +9,7 @@
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 use rwsgi_tests::client::{connect, read_response};
-use rwsgi_tests::{app, Response, Server};
+use rwsgi_tests::{app, poll_until, Response, Server};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::os::unix::process::CommandExt;
@@ -139,17 +139,14 @@ fn run(cmd: &mut Command, stdin: &[u8], timeout: Duration) -> Output {
     );
     drop(done);
     let deadline = Instant::now() + timeout;
-    let mut status = loop {
-        if let Some(status) = child.try_wait().expect("wait for the client") {
-            break Some(status);
-        }
-        if Instant::now() >= deadline {
-            let _ = killpg(group, Signal::SIGKILL);
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
+    let mut status = None;
+    if !poll_until(timeout, || {
+        status = child.try_wait().expect("wait for the client");
+        status.is_some()
+    }) {
+        let _ = killpg(group, Signal::SIGKILL);
+        let _ = child.wait();
+    }
     let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
     for _ in 0..2 {
         let left = deadline.saturating_duration_since(Instant::now());

@@ -68,23 +68,58 @@ struct SocketRule {
 }
 
 impl SocketRule {
-    /// How long the next read may wait: `--body-timeout` from the start of
-    /// the request, one more second per `--body-min-rate` bytes received,
-    /// capped by `--body-max-timeout`, and never more than `--socket-timeout`.
     fn allowance(&self) -> Duration {
-        let r = &self.body;
-        let extra = (self.received * 1000)
-            .checked_div(r.body_min_rate)
-            .unwrap_or(0);
-        let mut allowed = r.body_ms + extra;
-        if r.body_max_ms > 0 {
-            allowed = allowed.min(r.body_max_ms);
-        }
-        let deadline = self.started + Duration::from_millis(allowed);
-        deadline
-            .saturating_duration_since(Instant::now())
-            .min(self.timeout)
+        read_allowance(
+            &self.body,
+            self.timeout,
+            self.started.elapsed(),
+            self.received,
+        )
     }
+}
+
+/// How long the next body read may wait, `elapsed` into the request with
+/// `received` bytes in: `--body-timeout` from the start of the request, one
+/// more second per `--body-min-rate` bytes received, capped by
+/// `--body-max-timeout`, and never more than `--socket-timeout` (`socket`).
+/// Zero: the body is late.
+fn read_allowance(body: &Timeouts, socket: Duration, elapsed: Duration, received: u64) -> Duration {
+    let extra = (received.saturating_mul(1000))
+        .checked_div(body.body_min_rate)
+        .unwrap_or(0);
+    let mut allowed = body.body_ms.saturating_add(extra);
+    if body.body_max_ms > 0 {
+        allowed = allowed.min(body.body_max_ms);
+    }
+    Duration::from_millis(allowed)
+        .saturating_sub(elapsed)
+        .min(socket)
+}
+
+/// Whether the request owes the client its `100 Continue`: only while the
+/// client waits for it, not for a body that came with its head anyway.
+fn continue_owed(expect_continue: bool, body: BodyKind, buffered: usize) -> bool {
+    expect_continue
+        && match body {
+            BodyKind::Empty => false,
+            BodyKind::Length(n) => (buffered as u64) < n,
+            BodyKind::Chunked => buffered == 0,
+        }
+}
+
+/// How many of the `available` bytes a line read takes with `room` left
+/// under its limit, and whether that ends the line.
+fn line_part(available: &[u8], room: usize) -> (usize, bool) {
+    let room = room.min(available.len());
+    match available[..room].iter().position(|&b| b == b'\n') {
+        Some(i) => (i + 1, true),
+        None => (room, false),
+    }
+}
+
+/// How many of `available` bytes a `read(limit)` that has `have` takes.
+fn read_part(limit: Option<usize>, have: usize, available: usize) -> usize {
+    limit.map_or(available, |l| l.saturating_sub(have).min(available))
 }
 
 /// The socket as a body source; reads without the GIL when given one.
@@ -165,14 +200,7 @@ impl Input {
                 body: *timeouts,
                 started: Instant::now(),
                 received: 0,
-                // Owed only while the client waits for it: not for a body
-                // that came with its head anyway.
-                continue_pending: head.expect_continue
-                    && match head.body {
-                        BodyKind::Empty => false,
-                        BodyKind::Length(n) => (buffered_len as u64) < n,
-                        BodyKind::Chunked => buffered_len == 0,
-                    },
+                continue_pending: continue_owed(head.expect_continue, head.body, buffered_len),
             },
             limits: *limits,
         }
@@ -262,13 +290,8 @@ impl Input {
         let mut out = Vec::new();
         while limit.is_none_or(|l| out.len() < l) && self.fill(py)? {
             let avail = self.reader.available();
-            let room = limit
-                .map_or(avail.len(), |l| l - out.len())
-                .min(avail.len());
-            let (n, done) = match avail[..room].iter().position(|&b| b == b'\n') {
-                Some(i) => (i + 1, true),
-                None => (room, false),
-            };
+            let room = limit.map_or(avail.len(), |l| l - out.len());
+            let (n, done) = line_part(avail, room);
             out.extend_from_slice(&avail[..n]);
             self.reader.consume(n);
             if done {
@@ -334,7 +357,7 @@ impl Input {
         let mut out = Vec::with_capacity(limit.unwrap_or(0).min(rwsgi_shared::http::BODY_BLOCK));
         while limit.is_none_or(|l| out.len() < l) && self.fill(py)? {
             let avail = self.reader.available();
-            let n = limit.map_or(avail.len(), |l| (l - out.len()).min(avail.len()));
+            let n = read_part(limit, out.len(), avail.len());
             out.extend_from_slice(&avail[..n]);
             self.reader.consume(n);
         }
@@ -381,5 +404,94 @@ impl Input {
     fn __next__<'py>(&mut self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyBytes>>> {
         let line = self.read_line(py, None)?;
         Ok((!line.is_empty()).then(|| PyBytes::new(py, &line)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rule(body_ms: u64, body_min_rate: u64, body_max_ms: u64) -> Timeouts {
+        Timeouts {
+            body_ms,
+            body_min_rate,
+            body_max_ms,
+            ..Timeouts::default()
+        }
+    }
+
+    const SOCKET: Duration = Duration::from_secs(60);
+
+    #[test]
+    fn a_read_waits_what_is_left_of_the_body_deadline() {
+        let t = rule(10_000, 0, 0);
+        assert_eq!(
+            read_allowance(&t, SOCKET, Duration::ZERO, 0),
+            Duration::from_secs(10)
+        );
+        assert_eq!(
+            read_allowance(&t, SOCKET, Duration::from_secs(4), 0),
+            Duration::from_secs(6)
+        );
+        assert_eq!(
+            read_allowance(&t, SOCKET, Duration::from_secs(11), 0),
+            Duration::ZERO
+        );
+    }
+
+    #[test]
+    fn bytes_received_buy_time_up_to_the_cap() {
+        // 1000 B/s: 5000 bytes in buy five more seconds.
+        let t = rule(10_000, 1000, 0);
+        assert_eq!(
+            read_allowance(&t, SOCKET, Duration::from_secs(12), 5000),
+            Duration::from_secs(3)
+        );
+        let capped = rule(10_000, 1000, 13_000);
+        assert_eq!(
+            read_allowance(&capped, SOCKET, Duration::from_secs(12), 5000),
+            Duration::from_secs(1)
+        );
+        // An absurd count cannot overflow into a short deadline.
+        assert_eq!(read_allowance(&t, SOCKET, Duration::ZERO, u64::MAX), SOCKET);
+    }
+
+    #[test]
+    fn no_single_read_waits_longer_than_the_socket_timeout() {
+        let t = rule(300_000, 0, 0);
+        assert_eq!(
+            read_allowance(&t, Duration::from_secs(30), Duration::ZERO, 0),
+            Duration::from_secs(30)
+        );
+    }
+
+    #[test]
+    fn continue_is_owed_only_while_the_client_waits_for_it() {
+        assert!(continue_owed(true, BodyKind::Length(10), 0));
+        assert!(continue_owed(true, BodyKind::Length(10), 9));
+        assert!(!continue_owed(true, BodyKind::Length(10), 10));
+        assert!(continue_owed(true, BodyKind::Chunked, 0));
+        assert!(!continue_owed(true, BodyKind::Chunked, 1));
+        assert!(!continue_owed(true, BodyKind::Empty, 0));
+        assert!(!continue_owed(false, BodyKind::Length(10), 0));
+    }
+
+    #[test]
+    fn a_line_ends_at_its_newline_or_its_limit() {
+        assert_eq!(line_part(b"ab\ncd", 100), (3, true));
+        assert_eq!(line_part(b"abcd", 100), (4, false));
+        assert_eq!(line_part(b"ab\ncd", 2), (2, false));
+        assert_eq!(line_part(b"ab\ncd", 3), (3, true));
+        assert_eq!(line_part(b"\n", 1), (1, true));
+        assert_eq!(line_part(b"abc", 0), (0, false));
+    }
+
+    #[test]
+    fn a_read_takes_no_more_than_its_size() {
+        assert_eq!(read_part(None, 0, 70), 70);
+        assert_eq!(read_part(Some(10), 0, 70), 10);
+        assert_eq!(read_part(Some(10), 7, 70), 3);
+        assert_eq!(read_part(Some(10), 10, 70), 0);
+        assert_eq!(read_part(Some(10), 0, 4), 4);
     }
 }

@@ -47,6 +47,88 @@ enum Framing {
     UntilClose,
 }
 
+/// What decides how a response's body is framed: the request, and what
+/// the application (or the server, for a file) said about the response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Facts {
+    version: Version,
+    head_request: bool,
+    code: u16,
+    /// The Content-Length the application set.
+    app_length: Option<u64>,
+    /// The length the server knows (an empty body, a file's size).
+    known_length: Option<u64>,
+    /// The connection may stay open, as far as the request and the
+    /// application's headers go.
+    keep_alive: bool,
+}
+
+/// How a response is framed, and what the server adds to its head for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Plan {
+    framing: Framing,
+    /// A Content-Length the server adds (the application set none).
+    add_length: Option<u64>,
+    /// The connection stays open after this response.
+    keep_alive: bool,
+    /// The Connection header the server adds, if any.
+    connection: Option<&'static str>,
+}
+
+/// Decides a response's framing (RFC 9112 section 6.3): no body for 1xx,
+/// 204, 304 and HEAD; else the length when one is known; else chunked on
+/// HTTP/1.1, or the body ends with the connection on HTTP/1.0.
+fn plan(f: Facts) -> Plan {
+    let status_without_body = f.code < 200 || f.code == 204 || f.code == 304;
+    let no_body = f.head_request || status_without_body;
+    let mut keep_alive = f.keep_alive;
+    let mut add_length = None;
+    let framing = if status_without_body {
+        Framing::NoBody
+    } else if let Some(n) = f.app_length.or(f.known_length) {
+        // HEAD says the length a GET would have had.
+        if f.app_length.is_none() {
+            add_length = Some(n);
+        }
+        if no_body {
+            Framing::NoBody
+        } else {
+            Framing::Length(n)
+        }
+    } else if no_body {
+        Framing::NoBody
+    } else if f.version == Version::Http11 {
+        Framing::Chunked
+    } else {
+        keep_alive = false;
+        Framing::UntilClose
+    };
+    let connection = if !keep_alive {
+        Some("close")
+    } else if f.version == Version::Http10 {
+        Some("keep-alive")
+    } else {
+        None
+    };
+    Plan {
+        framing,
+        add_length,
+        keep_alive,
+        connection,
+    }
+}
+
+/// How many of `offered` body bytes may follow the `sent` ones: none where
+/// no body may be sent, never more than an announced length (the excess
+/// would be read by the client as the next response).
+fn room(framing: Framing, sent: u64, offered: u64) -> u64 {
+    match framing {
+        Framing::NoBody | Framing::Undecided => 0,
+        Framing::Length(n) => offered.min(n.saturating_sub(sent)),
+        Framing::Chunked | Framing::UntilClose => offered,
+    }
+}
+
 #[pyclass(module = "rwsgi")]
 pub struct StartResponse {
     lease: Arc<Lease>,
@@ -210,8 +292,6 @@ impl StartResponse {
                 "the application sent a body before calling start_response",
             ));
         };
-        let no_body = self.head_request || self.code < 200 || self.code == 204 || self.code == 304;
-        let length = self.app_length.or(self.known_length);
         let out = &mut self.out;
         out.extend_from_slice(b"HTTP/1.1 ");
         out.extend_from_slice(status.as_bytes());
@@ -246,35 +326,30 @@ impl StartResponse {
                 out.extend_from_slice(b"\r\n");
             });
         }
-        let framing = if self.code < 200 || self.code == 204 || self.code == 304 {
-            Framing::NoBody
-        } else if let Some(n) = length {
-            if self.app_length.is_none() {
-                out.extend_from_slice(b"Content-Length: ");
-                out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
-                out.extend_from_slice(b"\r\n");
-            }
-            if no_body {
-                Framing::NoBody
-            } else {
-                Framing::Length(n)
-            }
-        } else if no_body {
-            Framing::NoBody
-        } else if self.version == Version::Http11 {
+        let plan = plan(Facts {
+            version: self.version,
+            head_request: self.head_request,
+            code: self.code,
+            app_length: self.app_length,
+            known_length: self.known_length,
+            keep_alive: self.keep_alive,
+        });
+        if let Some(n) = plan.add_length {
+            out.extend_from_slice(b"Content-Length: ");
+            out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
+        if plan.framing == Framing::Chunked {
             out.extend_from_slice(b"Transfer-Encoding: chunked\r\n");
-            Framing::Chunked
-        } else {
-            self.keep_alive = false;
-            Framing::UntilClose
-        };
-        if !self.keep_alive || framing == Framing::UntilClose {
-            out.extend_from_slice(b"Connection: close\r\n");
-        } else if self.version == Version::Http10 {
-            out.extend_from_slice(b"Connection: keep-alive\r\n");
+        }
+        if let Some(value) = plan.connection {
+            out.extend_from_slice(b"Connection: ");
+            out.extend_from_slice(value.as_bytes());
+            out.extend_from_slice(b"\r\n");
         }
         out.extend_from_slice(b"\r\n");
-        self.framing = framing;
+        self.keep_alive = plan.keep_alive;
+        self.framing = plan.framing;
         Ok(())
     }
 
@@ -316,20 +391,17 @@ impl StartResponse {
         if !self.headers_sent() {
             self.write_head()?;
         }
-        let data = match self.framing {
-            Framing::NoBody | Framing::Undecided => return Ok(()),
-            Framing::Length(n) => {
-                let room = n.saturating_sub(self.body_bytes);
-                if (data.len() as u64) > room {
-                    // Never send more than announced: the excess would be read
-                    // as the next response by the client.
-                    self.keep_alive = false;
-                    &data[..room as usize]
-                } else {
-                    data
-                }
-            }
-            Framing::Chunked | Framing::UntilClose => data,
+        if matches!(self.framing, Framing::NoBody | Framing::Undecided) {
+            return Ok(());
+        }
+        let allowed = room(self.framing, self.body_bytes, data.len() as u64);
+        let data = if allowed < data.len() as u64 {
+            // More than announced: the rest is dropped, and the connection
+            // closes after this response.
+            self.keep_alive = false;
+            &data[..allowed as usize]
+        } else {
+            data
         };
         self.body_bytes += data.len() as u64;
         if self.framing == Framing::Chunked {
@@ -368,11 +440,7 @@ impl StartResponse {
             }
             self.write_head()?;
         }
-        let count = match self.framing {
-            Framing::NoBody | Framing::Undecided => return Ok(()),
-            Framing::Length(n) => count.min(n.saturating_sub(self.body_bytes)),
-            Framing::Chunked | Framing::UntilClose => count,
-        };
+        let count = room(self.framing, self.body_bytes, count);
         if count == 0 {
             return Ok(());
         }
@@ -489,5 +557,134 @@ impl StartResponse {
         self.send(py, bytes.as_bytes())?;
         // write() must not return before the data is on its way (PEP 3333).
         self.flush(py, &[])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A GET on HTTP/1.1 that may stay open, with a 200 the application
+    /// gave no length.
+    fn get11() -> Facts {
+        Facts {
+            version: Version::Http11,
+            head_request: false,
+            code: 200,
+            app_length: None,
+            known_length: None,
+            keep_alive: true,
+        }
+    }
+
+    #[test]
+    fn a_length_the_app_set_frames_the_body_and_is_not_added_again() {
+        let p = plan(Facts {
+            app_length: Some(5),
+            known_length: Some(9),
+            ..get11()
+        });
+        assert_eq!(p.framing, Framing::Length(5));
+        assert_eq!(p.add_length, None);
+        assert!(p.keep_alive);
+        assert_eq!(p.connection, None);
+    }
+
+    #[test]
+    fn a_length_the_server_knows_is_added() {
+        let p = plan(Facts {
+            known_length: Some(0),
+            ..get11()
+        });
+        assert_eq!((p.framing, p.add_length), (Framing::Length(0), Some(0)));
+    }
+
+    #[test]
+    fn without_a_length_http11_is_chunked_and_http10_ends_with_the_connection() {
+        let p = plan(get11());
+        assert_eq!(p.framing, Framing::Chunked);
+        assert!(p.keep_alive);
+        let p = plan(Facts {
+            version: Version::Http10,
+            ..get11()
+        });
+        assert_eq!(p.framing, Framing::UntilClose);
+        assert!(!p.keep_alive);
+        assert_eq!(p.connection, Some("close"));
+    }
+
+    #[test]
+    fn statuses_without_a_body_have_no_framing_headers() {
+        for code in [100, 101, 204, 304] {
+            let p = plan(Facts {
+                code,
+                known_length: Some(0),
+                ..get11()
+            });
+            assert_eq!(p.framing, Framing::NoBody, "{code}");
+            assert_eq!(p.add_length, None, "{code}");
+            assert!(p.keep_alive, "{code}");
+        }
+        // Not even on HTTP/1.0, where no length would otherwise close.
+        let p = plan(Facts {
+            code: 304,
+            version: Version::Http10,
+            ..get11()
+        });
+        assert_eq!(p.framing, Framing::NoBody);
+        assert!(p.keep_alive);
+    }
+
+    #[test]
+    fn head_announces_the_length_a_get_would_have_and_sends_no_body() {
+        let head = Facts {
+            head_request: true,
+            ..get11()
+        };
+        let p = plan(Facts {
+            known_length: Some(42),
+            ..head
+        });
+        assert_eq!((p.framing, p.add_length), (Framing::NoBody, Some(42)));
+        // Without a length: no chunked framing, and the connection stays open.
+        let p = plan(head);
+        assert_eq!((p.framing, p.add_length), (Framing::NoBody, None));
+        assert!(p.keep_alive);
+        let p = plan(Facts {
+            version: Version::Http10,
+            ..head
+        });
+        assert_eq!(p.framing, Framing::NoBody);
+        assert!(p.keep_alive);
+        assert_eq!(p.connection, Some("keep-alive"));
+    }
+
+    #[test]
+    fn the_connection_header_follows_keep_alive_and_version() {
+        let closing = plan(Facts {
+            keep_alive: false,
+            known_length: Some(1),
+            ..get11()
+        });
+        assert_eq!(closing.connection, Some("close"));
+        let kept10 = plan(Facts {
+            version: Version::Http10,
+            known_length: Some(1),
+            ..get11()
+        });
+        assert_eq!(kept10.connection, Some("keep-alive"));
+        assert!(kept10.keep_alive);
+    }
+
+    #[test]
+    fn no_more_body_than_announced_and_none_where_none_may_go() {
+        assert_eq!(room(Framing::Length(10), 0, 4), 4);
+        assert_eq!(room(Framing::Length(10), 8, 4), 2);
+        assert_eq!(room(Framing::Length(10), 10, 4), 0);
+        assert_eq!(room(Framing::Length(10), 12, 4), 0);
+        assert_eq!(room(Framing::Chunked, 1 << 40, 4), 4);
+        assert_eq!(room(Framing::UntilClose, 0, 4), 4);
+        assert_eq!(room(Framing::NoBody, 0, 4), 0);
+        assert_eq!(room(Framing::Undecided, 0, 4), 0);
     }
 }
