@@ -47,6 +47,18 @@ fn main() -> std::process::ExitCode {
                 ExitCode::Failure.into()
             }
         },
+        Invocation::SetupOnly { config, warnings } => {
+            // For image build steps: what would run, then exit 0.
+            let log = logger(config.log_format, config.log_level, "master");
+            for w in &warnings {
+                warn!(log, "{}", w);
+            }
+            for line in summary(&config) {
+                info!(log, "{}", line);
+            }
+            info!(log, "--setup-only: the options are valid; not serving");
+            ExitCode::Ok.into()
+        }
         Invocation::StartServer { config, warnings } => {
             let log = logger(config.log_format, config.log_level, "master");
             for w in &warnings {

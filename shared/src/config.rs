@@ -122,6 +122,13 @@ pub struct Limits {
     pub header_field_size: usize,
     /// Largest whole request head (`--header-buffer-size`); 431 beyond.
     pub header_buffer: usize,
+    /// False with `--keep-alive-timeout 0`: every response closes its connection.
+    #[serde(default = "keep_alive_default")]
+    pub keep_alive: bool,
+}
+
+fn keep_alive_default() -> bool {
+    true
 }
 
 impl Default for Limits {
@@ -132,6 +139,7 @@ impl Default for Limits {
             header_fields: 100,
             header_field_size: 8190,
             header_buffer: 32768,
+            keep_alive: true,
         }
     }
 }

@@ -22,11 +22,13 @@ pub enum Routed {
 }
 
 pub fn route(buf: &[u8], limits: &Limits, files: &StaticFiles) -> Routed {
-    let (head, used) = match parse_request_head(buf, limits) {
+    let (mut head, used) = match parse_request_head(buf, limits) {
         Ok(Parsed::Complete(head, used)) => (head, used),
         Ok(Parsed::Partial) => return Routed::Partial,
         Err(e) => return Routed::Refused(e),
     };
+    // `--keep-alive-timeout 0`: answered with Connection: close.
+    head.keep_alive &= limits.keep_alive;
     if !files.enabled() {
         return Routed::App(head, used);
     }

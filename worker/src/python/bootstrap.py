@@ -151,8 +151,25 @@ class _ScriptLoader(importlib.machinery.SourceFileLoader):
         return self.source_to_code(self.get_data(self.path), self.path)
 
 
+_DEFAULT_PAGE = b"""<!DOCTYPE html>
+<html><head><title>rwsgi</title></head>
+<body><h1>rwsgi is running</h1>
+<p>No WSGI application was given. Start the server with one:
+<code>rwsgi start-server wsgi.py</code></p></body></html>
+"""
+
+
+def default_application(environ, start_response):
+    """What mod_wsgi-express serves when no entry point is given."""
+    start_response("200 OK", [("Content-Type", "text/html; charset=utf-8"),
+                              ("Content-Length", str(len(_DEFAULT_PAGE)))])
+    return [_DEFAULT_PAGE]
+
+
 def load_script(path, callable_name):
     """Runs a WSGI script file as a uniquely named module, like mod_wsgi."""
+    if not path:
+        return default_application
     name = "_rwsgi_" + _md5(path.encode("utf-8")).hexdigest()
     loader = _ScriptLoader(name, path)
     spec = importlib.util.spec_from_loader(name, loader, origin=path)

@@ -45,8 +45,11 @@ pub fn watch_for_changes(config: &ServerConfig, watch: Watch) {
         return;
     }
     let extra: Vec<String> = match config.app.kind {
-        AppType::Script | AppType::Paste => vec![config.app.entry_point.clone()],
-        AppType::Module | AppType::Static => Vec::new(),
+        // An empty script path is the built-in default page: no file.
+        AppType::Script | AppType::Paste if !config.app.entry_point.is_empty() => {
+            vec![config.app.entry_point.clone()]
+        }
+        _ => Vec::new(),
     };
     let log = watch.log.clone();
     let spawned = std::thread::Builder::new()
