@@ -138,10 +138,12 @@ pub struct StartServer {
 
     /// Trust this proxy header (repeatable): X-Forwarded-For, X-Real-IP,
     /// X-Client-IP, X-Forwarded-Proto, X-Forwarded-Scheme, X-Scheme,
-    /// X-Forwarded-Ssl, X-Forwarded-Host, X-Host, X-Forwarded-Port,
-    /// X-Script-Name, X-Forwarded-Prefix, Forwarded. From a trusted peer it
-    /// sets REMOTE_ADDR, wsgi.url_scheme, HTTP_HOST, SERVER_PORT or
-    /// SCRIPT_NAME; from any other peer its group of headers is removed.
+    /// X-Forwarded-Ssl, X-Forwarded-HTTPS, X-HTTPS, X-Forwarded-Host,
+    /// X-Host, X-Forwarded-Server, X-Forwarded-Port, X-Script-Name,
+    /// X-Forwarded-Script-Name, X-Forwarded-Prefix, Forwarded. From a
+    /// trusted peer it sets REMOTE_ADDR, wsgi.url_scheme, HTTP_HOST,
+    /// SERVER_NAME, SERVER_PORT or SCRIPT_NAME; from any other peer its
+    /// group of headers is removed.
     #[arg(
         long = "trust-proxy-header",
         value_name = "HEADER",
