@@ -478,6 +478,23 @@ pub struct StartServer {
     /// (for image build steps).
     #[arg(long, env = "RWSGI_SETUP_ONLY")]
     pub setup_only: bool,
+
+    /// A Python warning filter, as `python -W` takes it (repeatable), e.g.
+    /// `ignore::DeprecationWarning`.
+    #[arg(
+        long = "python-warnings",
+        value_name = "ACTION:MESSAGE:CATEGORY:MODULE:LINE"
+    )]
+    pub python_warnings: Vec<String>,
+
+    /// Python's thread switch interval in seconds (sys.setswitchinterval);
+    /// default: Python's, 0.005.
+    #[arg(long, value_name = "SECONDS", env = "RWSGI_SWITCH_INTERVAL")]
+    pub switch_interval: Option<f64>,
+
+    /// Write the master's process id to this file at start (removed at exit).
+    #[arg(long, value_name = "FILE-PATH", env = "RWSGI_PID_FILE")]
+    pub pid_file: Option<PathBuf>,
 }
 
 /// The clap command with the mod_wsgi-express options rwsgi only accepts.

@@ -180,19 +180,9 @@ pub const UNIMPLEMENTED: &[(&str, Takes, &str)] = &[
         "not implemented: --access-log with %D shows durations",
     ),
     (
-        "switch-interval",
-        Takes::One,
-        "not implemented: call sys.setswitchinterval() in the application",
-    ),
-    (
         "envvars-script",
         Takes::One,
         "not applicable: set the environment of the container or process",
-    ),
-    (
-        "pid-file",
-        Takes::One,
-        "not implemented: the master's pid is logged at start",
     ),
     (
         "verbose-debugging",
@@ -203,11 +193,6 @@ pub const UNIMPLEMENTED: &[(&str, Takes, &str)] = &[
         "rotatelogs-executable",
         Takes::One,
         "logs go to the terminal",
-    ),
-    (
-        "python-warnings",
-        Takes::One,
-        "not implemented: set PYTHONWARNINGS with --setenv or the environment",
     ),
     (
         "shell-executable",

@@ -333,6 +333,7 @@ mod tests {
             "header-buffer-size" => "16384",
             "limit-request-body" => "1000",
             "server-name" => "example.com",
+            "python-warnings" => "ignore::DeprecationWarning",
             _ => "1",
         }
     }

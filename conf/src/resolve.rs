@@ -64,6 +64,16 @@ pub fn resolve(args: &StartServer) -> Result<ServerConfig, ConfError> {
             locale: non_empty("locale", args.locale.as_deref())?,
             lang: non_empty("lang", args.lang.as_deref())?,
             reload_on_changes: args.reload_on_changes,
+            warnoptions: warnoptions(&args.python_warnings)?,
+            switch_interval_us: match args.switch_interval {
+                Some(v) if !(v.is_finite() && v > 0.0 && v <= 3600.0) => {
+                    return Err(invalid(
+                        "switch-interval",
+                        format_args!("{v} is not a positive number of seconds"),
+                    ))
+                }
+                other => other.map(|v| ((v * 1e6).round() as u64).max(1)),
+            },
         },
         mount_point: mount_point(&args.mount_point)?,
         limits: limits(args)?,
@@ -147,6 +157,7 @@ pub fn resolve(args: &StartServer) -> Result<ServerConfig, ConfError> {
             None => None,
         },
         statics: statics(args, &cwd, app_kind)?,
+        pid_file: args.pid_file.as_ref().map(|p| absolute(&cwd, p)),
     })
 }
 
@@ -279,6 +290,27 @@ fn environ_extras(args: &StartServer) -> Result<Vec<(String, String)>, ConfError
         extras.push((name.clone(), value.clone()));
     }
     Ok(extras)
+}
+
+/// `--python-warnings`: `action[:message[:category[:module[:line]]]]`, as
+/// Python's -W; the action is checked here so a typo names the option.
+fn warnoptions(raw: &[String]) -> Result<Vec<String>, ConfError> {
+    const ACTIONS: &[&str] = &[
+        "default", "error", "ignore", "always", "all", "module", "once",
+    ];
+    for w in raw {
+        let action = w.split(':').next().unwrap_or_default();
+        let known = ACTIONS
+            .iter()
+            .any(|a| !action.is_empty() && a.starts_with(action));
+        if !known || w.contains('\0') || w.split(':').count() > 5 {
+            return Err(invalid(
+                "python-warnings",
+                format_args!("{w:?} is not a warning filter like ignore::DeprecationWarning"),
+            ));
+        }
+    }
+    Ok(raw.to_vec())
 }
 
 fn valid_env_name(option: &str, name: &str) -> Result<(), ConfError> {

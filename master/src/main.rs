@@ -73,13 +73,25 @@ fn main() -> std::process::ExitCode {
             if config.proxy_protocol && config.trust_proxies.is_empty() {
                 warn!(log, "--proxy-protocol without --trust-proxy: a PROXY preamble is believed from every peer; name your load balancers with --trust-proxy ADDRESS|CIDR");
             }
-            match server::run(*config, log.clone()) {
+            let pid_file = config.pid_file.clone();
+            if let Some(path) = &pid_file {
+                let pid = format!("{}\n", std::process::id());
+                if let Err(e) = std::fs::write(path, pid) {
+                    error!(log, "--pid-file {}: {}", path.display(), e);
+                    return ExitCode::Config.into();
+                }
+            }
+            let code = match server::run(*config, log.clone()) {
                 Ok(code) => code.into(),
                 Err(e) => {
                     error!(log, "{:#}", e);
                     e.exit_code().into()
                 }
+            };
+            if let Some(path) = &pid_file {
+                let _ = std::fs::remove_file(path);
             }
+            code
         }
     }
 }

@@ -99,6 +99,13 @@ pub struct PythonSpec {
     /// Replace the workers when a loaded module's file changes (`--reload-on-changes`).
     #[serde(default)]
     pub reload_on_changes: bool,
+    /// Warning filters (`--python-warnings`), as `python -W` takes them.
+    #[serde(default)]
+    pub warnoptions: Vec<String>,
+    /// `sys.setswitchinterval` in microseconds (`--switch-interval`);
+    /// `None` keeps Python's.
+    #[serde(default)]
+    pub switch_interval_us: Option<u64>,
 }
 
 /// The largest `--header-buffer-size`: a worker that drains hands an idle
@@ -324,6 +331,9 @@ pub struct ServerConfig {
     /// Static files (`--url-alias`, `--document-root`).
     #[serde(default)]
     pub statics: StaticConfig,
+    /// Where the master writes its pid (`--pid-file`), removed at exit.
+    #[serde(default)]
+    pub pid_file: Option<PathBuf>,
 }
 
 impl ServerConfig {

@@ -138,6 +138,7 @@ fn every_mod_wsgi_express_option_starts_the_server() {
             ("mount-point", _) => args.push("/"),
             ("server-name", _) => args.push("example.com"),
             ("passenv", _) => args.push("HOME"),
+            ("python-warnings", _) => args.push("ignore::DeprecationWarning"),
             _ => args.push("2"),
         }
         args.push(&hello);
@@ -277,4 +278,32 @@ fn options_come_from_rwsgi_environment_variables() {
         "{}",
         server.log.text()
     );
+}
+
+/// --pid-file, --switch-interval and --python-warnings, as
+/// mod_wsgi-express gives them.
+#[test]
+fn pid_file_switch_interval_and_python_warnings() {
+    let pid_file = std::env::temp_dir().join(format!("rwsgi-test-{}.pid", std::process::id()));
+    let pid_path = pid_file.to_str().expect("utf-8 path").to_owned();
+    let mut server = Server::start(&[
+        "--pid-file",
+        &pid_path,
+        "--switch-interval",
+        "0.02",
+        "--python-warnings",
+        "error::DeprecationWarning",
+        &app("python_options.py"),
+    ]);
+    let written = std::fs::read_to_string(&pid_file).expect("the pid file");
+    assert_eq!(written.trim(), server.pid().to_string());
+    let seen = rwsgi_tests::json(&get(server.port, "/").body);
+    assert_eq!(seen["switch_interval"], 0.02);
+    assert_eq!(seen["warnoptions"][0], "error::DeprecationWarning");
+    assert_eq!(seen["deprecation"][0], "error");
+    server.signal(nix::sys::signal::Signal::SIGTERM);
+    assert!(server
+        .wait_exit(std::time::Duration::from_secs(20))
+        .is_some());
+    assert!(!pid_file.exists(), "the pid file is removed at exit");
 }

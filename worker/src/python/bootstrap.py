@@ -151,6 +151,19 @@ class _ScriptLoader(importlib.machinery.SourceFileLoader):
         return self.source_to_code(self.get_data(self.path), self.path)
 
 
+def apply_python_options(warnoptions, switch_interval):
+    """--python-warnings (as python -W) and --switch-interval."""
+    import warnings
+    for option in warnoptions:
+        sys.warnoptions.append(option)
+        try:
+            warnings._setoption(option)
+        except warnings._OptionError as e:
+            print("rwsgi: --python-warnings %r: %s" % (option, e), file=sys.stderr)
+    if switch_interval is not None:
+        sys.setswitchinterval(switch_interval)
+
+
 _DEFAULT_PAGE = b"""<!DOCTYPE html>
 <html><head><title>rwsgi</title></head>
 <body><h1>rwsgi is running</h1>

@@ -1,0 +1,16 @@
+"""Reports what --switch-interval and --python-warnings set."""
+import json
+import sys
+import warnings
+
+
+def application(environ, start_response):
+    body = json.dumps({
+        "switch_interval": sys.getswitchinterval(),
+        "warnoptions": sys.warnoptions,
+        "deprecation": [f[0] for f in warnings.filters
+                        if f[2] is DeprecationWarning][:1],
+    }).encode()
+    start_response("200 OK", [("Content-Type", "application/json"),
+                              ("Content-Length", str(len(body)))])
+    return [body]
