@@ -492,6 +492,11 @@ pub struct StartServer {
     #[arg(long, value_name = "SECONDS", env = "RWSGI_SWITCH_INTERVAL")]
     pub switch_interval: Option<f64>,
 
+    /// A shell script sourced (by /bin/sh) before the server starts; the
+    /// variables it sets reach the application's os.environ.
+    #[arg(long, value_name = "FILE-PATH", env = "RWSGI_ENVVARS_SCRIPT")]
+    pub envvars_script: Option<PathBuf>,
+
     /// Write the master's process id to this file at start (removed at exit).
     #[arg(long, value_name = "FILE-PATH", env = "RWSGI_PID_FILE")]
     pub pid_file: Option<PathBuf>,

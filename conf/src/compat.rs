@@ -180,11 +180,6 @@ pub const UNIMPLEMENTED: &[(&str, Takes, &str)] = &[
         "not implemented: --access-log with %D shows durations",
     ),
     (
-        "envvars-script",
-        Takes::One,
-        "not applicable: set the environment of the container or process",
-    ),
-    (
         "verbose-debugging",
         Takes::Flag,
         "not applicable: use --log-level debug",

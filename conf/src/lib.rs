@@ -7,6 +7,7 @@
 mod cli;
 mod compat;
 pub mod container;
+pub mod envvars;
 mod error;
 mod resolve;
 mod summary;
@@ -334,6 +335,7 @@ mod tests {
             "limit-request-body" => "1000",
             "server-name" => "example.com",
             "python-warnings" => "ignore::DeprecationWarning",
+            "envvars-script" => concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/hello/wsgi.py"),
             _ => "1",
         }
     }
@@ -541,6 +543,7 @@ mod tests {
         let wanted = format!("{head}{begin}{}{end}{tail}", compatibility_table());
         if std::env::var_os("RWSGI_UPDATE_README").is_some() {
             std::fs::write(path, &wanted).unwrap();
+            return;
         }
         assert!(readme == wanted, "README.md's option table is stale: RWSGI_UPDATE_README=1 cargo test -p rwsgi-conf readme");
     }

@@ -158,6 +158,15 @@ pub fn resolve(args: &StartServer) -> Result<ServerConfig, ConfError> {
         },
         statics: statics(args, &cwd, app_kind)?,
         pid_file: args.pid_file.as_ref().map(|p| absolute(&cwd, p)),
+        envvars_script: match &args.envvars_script {
+            Some(p) if !absolute(&cwd, p).is_file() => {
+                return Err(invalid(
+                    "envvars-script",
+                    format_args!("{}: no such file", p.display()),
+                ))
+            }
+            other => other.as_ref().map(|p| absolute(&cwd, p)),
+        },
     })
 }
 

@@ -60,6 +60,21 @@ fn main() -> std::process::ExitCode {
             ExitCode::Ok.into()
         }
         Invocation::StartServer { config, warnings } => {
+            // Before the logger or anything else starts a thread: the
+            // environment is set while the master is single-threaded.
+            if let Some(script) = &config.envvars_script {
+                match rwsgi_conf::envvars::source(script) {
+                    Ok(vars) => {
+                        for (k, v) in vars {
+                            std::env::set_var(k, v);
+                        }
+                    }
+                    Err(e) => {
+                        eprintln!("rwsgi: error: {e}");
+                        return ExitCode::Config.into();
+                    }
+                }
+            }
             let log = logger(config.log_format, config.log_level, "master");
             for w in &warnings {
                 warn!(log, "{}", w);

@@ -334,6 +334,9 @@ pub struct ServerConfig {
     /// Where the master writes its pid (`--pid-file`), removed at exit.
     #[serde(default)]
     pub pid_file: Option<PathBuf>,
+    /// Sourced by the master before it starts (`--envvars-script`).
+    #[serde(default)]
+    pub envvars_script: Option<PathBuf>,
 }
 
 impl ServerConfig {

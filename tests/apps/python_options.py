@@ -1,5 +1,6 @@
-"""Reports what --switch-interval and --python-warnings set."""
+"""Reports what --switch-interval, --python-warnings and --envvars-script set."""
 import json
+import os
 import sys
 import warnings
 
@@ -10,6 +11,7 @@ def application(environ, start_response):
         "warnoptions": sys.warnoptions,
         "deprecation": [f[0] for f in warnings.filters
                         if f[2] is DeprecationWarning][:1],
+        "from_envvars": os.environ.get("RWSGI_TEST_FROM_ENVVARS"),
     }).encode()
     start_response("200 OK", [("Content-Type", "application/json"),
                               ("Content-Length", str(len(body)))])

@@ -139,6 +139,8 @@ fn every_mod_wsgi_express_option_starts_the_server() {
             ("server-name", _) => args.push("example.com"),
             ("passenv", _) => args.push("HOME"),
             ("python-warnings", _) => args.push("ignore::DeprecationWarning"),
+            // Only checked to exist: --setup-only does not source it.
+            ("envvars-script", _) => args.push(&hello),
             _ => args.push("2"),
         }
         args.push(&hello);
@@ -280,12 +282,14 @@ fn options_come_from_rwsgi_environment_variables() {
     );
 }
 
-/// --pid-file, --switch-interval and --python-warnings, as
-/// mod_wsgi-express gives them.
+/// --pid-file, --switch-interval, --python-warnings and --envvars-script,
+/// as mod_wsgi-express gives them.
 #[test]
 fn pid_file_switch_interval_and_python_warnings() {
     let pid_file = std::env::temp_dir().join(format!("rwsgi-test-{}.pid", std::process::id()));
     let pid_path = pid_file.to_str().expect("utf-8 path").to_owned();
+    let envvars = std::env::temp_dir().join(format!("rwsgi-test-{}.envvars", std::process::id()));
+    std::fs::write(&envvars, "RWSGI_TEST_FROM_ENVVARS='from the script'\n").expect("write");
     let mut server = Server::start(&[
         "--pid-file",
         &pid_path,
@@ -293,6 +297,8 @@ fn pid_file_switch_interval_and_python_warnings() {
         "0.02",
         "--python-warnings",
         "error::DeprecationWarning",
+        "--envvars-script",
+        envvars.to_str().expect("utf-8 path"),
         &app("python_options.py"),
     ]);
     let written = std::fs::read_to_string(&pid_file).expect("the pid file");
@@ -301,6 +307,8 @@ fn pid_file_switch_interval_and_python_warnings() {
     assert_eq!(seen["switch_interval"], 0.02);
     assert_eq!(seen["warnoptions"][0], "error::DeprecationWarning");
     assert_eq!(seen["deprecation"][0], "error");
+    assert_eq!(seen["from_envvars"], "from the script");
+    let _ = std::fs::remove_file(&envvars);
     server.signal(nix::sys::signal::Signal::SIGTERM);
     assert!(server
         .wait_exit(std::time::Duration::from_secs(20))
