@@ -15,7 +15,11 @@ pub enum Takes {
 
 /// The single table of accepted-but-ignored options, with why.
 pub const UNIMPLEMENTED: &[(&str, Takes, &str)] = &[
-    ("inactivity-timeout", Takes::One, "use --request-timeout"),
+    (
+        "inactivity-timeout",
+        Takes::One,
+        "not implemented: an idle worker is not restarted (--restart-interval and --maximum-requests recycle workers)",
+    ),
     (
         "connect-timeout",
         Takes::One,

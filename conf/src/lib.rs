@@ -106,6 +106,7 @@ fn split_two_value_equals(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -400,11 +401,24 @@ mod tests {
             start(&["--threads=3", "--threads=7", "--access-log", "--access-log"]).expect("valid");
         assert_eq!(c.threads, 7);
         let examples = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples");
-        let alias = format!("--url-alias=/x");
+        let alias = "--url-alias=/x".to_owned();
         let (c, _) =
             start(&[&alias, examples, "--setenv=A", "1", "--setenv", "B", "2"]).expect("valid");
         assert_eq!(c.statics.aliases.len(), 1);
         assert_eq!(c.python.environ.len(), 2);
+        // Repeatable options still accumulate.
+        let (c, _) = start(&[
+            "--python-path",
+            "/a",
+            "--python-path=/b",
+            "--trust-proxy-header",
+            "X-Real-IP",
+            "--trust-proxy-header",
+            "X-Forwarded-Proto",
+        ])
+        .expect("valid");
+        assert_eq!(c.python.python_paths.len(), 2);
+        assert_eq!(c.trust_proxy_headers.len(), 2);
         let (c, _) =
             start(&["--log-to-term", "--thr", "3", "--limit-request-bo", "5"]).expect("prefixes");
         assert_eq!((c.threads, c.limits.request_body), (3, 5));
