@@ -4,15 +4,46 @@ use rwsgi_tests::server::binary;
 use rwsgi_tests::{app, get, Server};
 use std::process::Command;
 
+/// Runs `rwsgi ARGS` to its end, within 60 s: one that goes on serving
+/// (an option that should have stopped it did not) is killed with its
+/// process group and reported as exit code -1.
 fn rwsgi(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(binary("rwsgi"))
+    use std::io::Read;
+    use std::os::unix::process::CommandExt;
+    let mut child = Command::new(binary("rwsgi"))
         .args(args)
-        .output()
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .process_group(0)
+        .spawn()
         .expect("run rwsgi");
+    let pipe = |mut p: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = p.read_to_string(&mut text);
+            text
+        })
+    };
+    let out = pipe(Box::new(child.stdout.take().expect("stdout")));
+    let err = pipe(Box::new(child.stderr.take().expect("stderr")));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let code = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status.code().unwrap_or(-1);
+        }
+        if std::time::Instant::now() > deadline {
+            let group = nix::unistd::Pid::from_raw(child.id() as i32);
+            let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
+            let _ = child.wait();
+            break -1;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
     (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
+        code,
+        out.join().unwrap_or_default(),
+        err.join().unwrap_or_default(),
     )
 }
 
