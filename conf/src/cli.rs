@@ -383,6 +383,12 @@ pub struct StartServer {
     #[arg(long, default_value_t = 0, env = "RWSGI_MEMORY_LIMIT")]
     pub memory_limit: u64,
 
+    /// Replace a worker that has served requests and then none for this
+    /// many seconds, returning its memory (0: never). A never-used worker
+    /// is kept; a request that makes no progress is --request-timeout's.
+    #[arg(long, default_value_t = 0.0, env = "RWSGI_INACTIVITY_TIMEOUT")]
+    pub inactivity_timeout: f64,
+
     /// Recycle a worker that has used this many seconds of CPU time (0: never).
     #[arg(long, default_value_t = 0, env = "RWSGI_CPU_TIME_LIMIT")]
     pub cpu_time_limit: u64,

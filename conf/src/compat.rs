@@ -16,11 +16,6 @@ pub enum Takes {
 /// The single table of accepted-but-ignored options, with why.
 pub const UNIMPLEMENTED: &[(&str, Takes, &str)] = &[
     (
-        "inactivity-timeout",
-        Takes::One,
-        "not implemented: an idle worker is not restarted (--restart-interval and --maximum-requests recycle workers)",
-    ),
-    (
         "connect-timeout",
         Takes::One,
         "not applicable: no Apache proxy stage",
@@ -296,6 +291,7 @@ pub const DIFFERENCES: &[(&str, &str)] = &[
     ("server-status", "loopback clients only; also on the admin listener (--admin-port)"),
     ("reload-on-changes", "replaces the workers when a loaded module's file changes"),
     ("setup-only", "checks the options, prints the summary and exits 0"),
+    ("inactivity-timeout", "replaces a worker that served requests and then none for this long (a never-used one is kept); counted as restart-interval in the metrics; a request making no progress is --request-timeout's"),
     ("trust-proxy", "addresses and CIDR ranges; without it every peer is trusted, as in mod_wsgi"),
 ];
 

@@ -108,6 +108,11 @@ pub fn resolve(args: &StartServer) -> Result<ServerConfig, ConfError> {
             },
             memory_limit_mb: args.memory_limit,
             cpu_time_limit_s: args.cpu_time_limit,
+            inactivity_ms: if args.inactivity_timeout == 0.0 {
+                0
+            } else {
+                seconds("inactivity-timeout", args.inactivity_timeout)?
+            },
         },
         log_level: match args.log_level {
             LogLevelArg::Debug => LogLevel::Debug,

@@ -234,6 +234,10 @@ pub struct Recycle {
     pub restart_interval_ms: u64,
     pub memory_limit_mb: u64,
     pub cpu_time_limit_s: u64,
+    /// `--inactivity-timeout`: a worker that has served requests and then
+    /// none for this long is replaced (its memory returned).
+    #[serde(default)]
+    pub inactivity_ms: u64,
 }
 
 /// `--url-alias URL-PATH PATH`: a file or a directory served at a URL prefix.

@@ -346,3 +346,19 @@ fn pid_file_switch_interval_and_python_warnings() {
         .is_some());
     assert!(!pid_file.exists(), "the pid file is removed at exit");
 }
+
+/// `--inactivity-timeout`: a worker that served a request and then none
+/// for that long is replaced, and its replacement serves.
+#[test]
+fn an_inactive_worker_is_replaced() {
+    let server = Server::start(&["--inactivity-timeout", "1", &app("hello.py")]);
+    assert_eq!(get(server.port, "/").text(), "Hello World!");
+    assert!(
+        server
+            .log
+            .wait_for("(--inactivity-timeout)", std::time::Duration::from_secs(30)),
+        "{}",
+        server.log.text()
+    );
+    assert_eq!(get(server.port, "/").text(), "Hello World!");
+}
