@@ -54,6 +54,9 @@ pub enum ApplicationType {
     Static,
 }
 
+/// `--log-level`: Apache's levels in any case; `trace1`..`trace8` are
+/// `debug`, and a per-module form (`warn wsgi:info`) takes the `wsgi:` level
+/// when there is one (rwsgi's log is mod_wsgi's), else the first plain one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogLevelArg {
     Emerg,
@@ -83,24 +86,28 @@ pub enum LogFormatArg {
     Json,
 }
 
+/// The examples under `start-server --help`.
+pub const EXAMPLES: &str = "Examples:\n  rwsgi start-server wsgi.py\n  \
+    rwsgi start-server --processes 2 --threads 4 wsgi.py\n  \
+    rwsgi start-server --working-directory example --application-type module example.wsgi";
+
 #[derive(Debug, Clone, Args)]
 #[command(
     about = "Start the server on a WSGI application",
-    after_help = "Examples:\n  rwsgi start-server wsgi.py\n  \
-        rwsgi start-server --processes 2 --threads 4 wsgi.py\n  \
-        rwsgi start-server --working-directory example --application-type module example.wsgi"
+    after_help = EXAMPLES,
+    // optparse's rules, which mod_wsgi-express command lines rely on: the
+    // last of a repeated option wins, and an unambiguous prefix names one.
+    args_override_self = true,
+    infer_long_args = true
 )]
 pub struct StartServer {
-    /// The application: a WSGI script file, a module path or a Paste .ini file.
+    /// The application: a WSGI script file, a module path or a Paste .ini
+    /// file. Without one, a default page is served (as mod_wsgi-express does).
     #[arg(value_name = "ENTRY_POINT", env = "RWSGI_ENTRY_POINT")]
     pub entry_point_positional: Option<String>,
 
-    /// The application (same as the positional ENTRY_POINT).
-    #[arg(
-        long,
-        value_name = "FILE-PATH|MODULE",
-        conflicts_with = "entry_point_positional"
-    )]
+    /// The application (same as the positional ENTRY_POINT; wins over it).
+    #[arg(long, value_name = "FILE-PATH|MODULE")]
     pub entry_point: Option<String>,
 
     /// How ENTRY_POINT names the application.
@@ -131,10 +138,12 @@ pub struct StartServer {
 
     /// Trust this proxy header (repeatable): X-Forwarded-For, X-Real-IP,
     /// X-Client-IP, X-Forwarded-Proto, X-Forwarded-Scheme, X-Scheme,
-    /// X-Forwarded-Ssl, X-Forwarded-Host, X-Host, X-Forwarded-Port,
-    /// X-Script-Name, X-Forwarded-Prefix, Forwarded. From a trusted peer it
-    /// sets REMOTE_ADDR, wsgi.url_scheme, HTTP_HOST, SERVER_PORT or
-    /// SCRIPT_NAME; from any other peer its group of headers is removed.
+    /// X-Forwarded-Ssl, X-Forwarded-HTTPS, X-HTTPS, X-Forwarded-Host,
+    /// X-Host, X-Forwarded-Server, X-Forwarded-Port, X-Script-Name,
+    /// X-Forwarded-Script-Name, X-Forwarded-Prefix, Forwarded. From a
+    /// trusted peer it sets REMOTE_ADDR, wsgi.url_scheme, HTTP_HOST,
+    /// SERVER_NAME, SERVER_PORT or SCRIPT_NAME; from any other peer its
+    /// group of headers is removed.
     #[arg(
         long = "trust-proxy-header",
         value_name = "HEADER",
@@ -261,7 +270,8 @@ pub struct StartServer {
     #[arg(long, default_value_t = 45.0, env = "RWSGI_QUEUE_TIMEOUT")]
     pub queue_timeout: f64,
 
-    /// Seconds an idle keep-alive connection is kept open.
+    /// Seconds an idle keep-alive connection is kept open; 0: no keep-alive
+    /// (every response closes its connection).
     #[arg(long, default_value_t = 2.0, env = "RWSGI_KEEP_ALIVE_TIMEOUT")]
     pub keep_alive_timeout: f64,
 
@@ -295,7 +305,7 @@ pub struct StartServer {
     #[arg(long, default_value_t = 500, env = "RWSGI_BODY_MIN_RATE")]
     pub body_min_rate: u64,
 
-    /// Largest request body in bytes (413 beyond).
+    /// Largest request body in bytes (413 beyond); 0: no limit.
     #[arg(long, default_value_t = 10_485_760, env = "RWSGI_LIMIT_REQUEST_BODY")]
     pub limit_request_body: u64,
 
@@ -331,7 +341,10 @@ pub struct StartServer {
     #[arg(long, default_value_t = 8190, env = "RWSGI_LIMIT_REQUEST_FIELD_SIZE")]
     pub limit_request_field_size: usize,
 
-    /// Largest whole request head in bytes (431 beyond); at most 65536.
+    /// Largest whole request head in bytes (431 beyond); at most 65536; 0:
+    /// the default, 32768. Differs from mod_wsgi-express, where it sizes the
+    /// buffer for the response headers coming back from a daemon process
+    /// (rwsgi has no such hop; response headers are not limited).
     #[arg(long, default_value_t = 32768, env = "RWSGI_HEADER_BUFFER_SIZE")]
     pub header_buffer_size: usize,
 
@@ -349,6 +362,10 @@ pub struct StartServer {
     /// longest are closed to make room; only when none is, the kernel
     /// backlog holds new clients. Default: what the open-files limit allows,
     /// processes x (hard RLIMIT_NOFILE - 256), at most 65536 per process.
+    /// Differs from mod_wsgi-express, where it caps Apache's front-end
+    /// workers (and so concurrent connections, idle ones included): rwsgi
+    /// holds idle connections without a thread, so the cap is on connections
+    /// and is never below processes x threads.
     #[arg(long, env = "RWSGI_MAX_CLIENTS")]
     pub max_clients: Option<usize>,
 
@@ -368,12 +385,20 @@ pub struct StartServer {
     #[arg(long, default_value_t = 0, env = "RWSGI_MEMORY_LIMIT")]
     pub memory_limit: u64,
 
+    /// Replace a worker that has served requests and then none for this
+    /// many seconds, returning its memory (0: never). A never-used worker
+    /// is kept; a request that makes no progress is --request-timeout's.
+    #[arg(long, default_value_t = 0.0, env = "RWSGI_INACTIVITY_TIMEOUT")]
+    pub inactivity_timeout: f64,
+
     /// Recycle a worker that has used this many seconds of CPU time (0: never).
     #[arg(long, default_value_t = 0, env = "RWSGI_CPU_TIME_LIMIT")]
     pub cpu_time_limit: u64,
 
-    /// Minimum level of the log.
-    #[arg(long, value_enum, default_value = "info", env = "RWSGI_LOG_LEVEL")]
+    /// Minimum level of the log: emerg, alert, crit, error, warn, notice,
+    /// info, debug (any case); Apache's trace1..trace8 are debug, and
+    /// `warn wsgi:info` takes the wsgi: level.
+    #[arg(long, default_value = "info", env = "RWSGI_LOG_LEVEL", value_parser = parse_log_level)]
     pub log_level: LogLevelArg,
 
     /// Log format: human-readable text or one JSON object per line.
@@ -517,6 +542,33 @@ pub struct StartServer {
     /// (by default a changed script file is reloaded, as mod_wsgi does).
     #[arg(long, env = "RWSGI_DISABLE_RELOADING")]
     pub disable_reloading: bool,
+
+    /// Check the options, print what would run, and exit 0 without serving
+    /// (for image build steps).
+    #[arg(long, env = "RWSGI_SETUP_ONLY")]
+    pub setup_only: bool,
+
+    /// A Python warning filter, as `python -W` takes it (repeatable), e.g.
+    /// `ignore::DeprecationWarning`.
+    #[arg(
+        long = "python-warnings",
+        value_name = "ACTION:MESSAGE:CATEGORY:MODULE:LINE"
+    )]
+    pub python_warnings: Vec<String>,
+
+    /// Python's thread switch interval in seconds (sys.setswitchinterval);
+    /// default: Python's, 0.005.
+    #[arg(long, value_name = "SECONDS", env = "RWSGI_SWITCH_INTERVAL")]
+    pub switch_interval: Option<f64>,
+
+    /// A shell script sourced (by /bin/sh) before the server starts; the
+    /// variables it sets reach the application's os.environ.
+    #[arg(long, value_name = "FILE-PATH", env = "RWSGI_ENVVARS_SCRIPT")]
+    pub envvars_script: Option<PathBuf>,
+
+    /// Write the master's process id to this file at start (removed at exit).
+    #[arg(long, value_name = "FILE-PATH", env = "RWSGI_PID_FILE")]
+    pub pid_file: Option<PathBuf>,
 }
 
 /// The clap command with the mod_wsgi-express options rwsgi only accepts.
@@ -531,6 +583,30 @@ pub fn command() -> clap::Command {
 pub enum Processes {
     Count(u32),
     Auto,
+}
+
+/// `--log-level` as Apache's `LogLevel` takes it (see [`LogLevelArg`]).
+pub fn parse_log_level(s: &str) -> Result<LogLevelArg, String> {
+    let word = |w: &str| -> Result<LogLevelArg, String> {
+        let w = w.to_ascii_lowercase();
+        if w.starts_with("trace") && w[5..].parse::<u8>().is_ok_and(|n| (1..=8).contains(&n)) {
+            return Ok(LogLevelArg::Debug);
+        }
+        LogLevelArg::from_str(&w, true).map_err(|_| {
+            format!("{w:?} is not a level: emerg, alert, crit, error, warn, notice, info, debug, trace1..trace8")
+        })
+    };
+    let words: Vec<&str> = s.split_whitespace().collect();
+    let module = words.iter().find_map(|w| {
+        w.split_once(':')
+            .filter(|(m, _)| m.eq_ignore_ascii_case("wsgi"))
+            .map(|(_, l)| l)
+    });
+    let plain = words.iter().copied().find(|w| !w.contains(':'));
+    match (module, plain) {
+        (Some(level), _) | (None, Some(level)) => word(level),
+        (None, None) => Err("a level such as info or warn".to_owned()),
+    }
 }
 
 fn parse_processes(s: &str) -> Result<Processes, String> {

@@ -15,7 +15,6 @@ pub enum Takes {
 
 /// The single table of accepted-but-ignored options, with why.
 pub const UNIMPLEMENTED: &[(&str, Takes, &str)] = &[
-    ("inactivity-timeout", Takes::One, "use --request-timeout"),
     (
         "connect-timeout",
         Takes::One,
@@ -28,11 +27,6 @@ pub const UNIMPLEMENTED: &[(&str, Takes, &str)] = &[
     ),
     (
         "server-root",
-        Takes::One,
-        "not applicable: no Apache configuration",
-    ),
-    (
-        "include-file",
         Takes::One,
         "not applicable: no Apache configuration",
     ),
@@ -61,36 +55,6 @@ pub const UNIMPLEMENTED: &[(&str, Takes, &str)] = &[
         "directory listings are never served",
     ),
     ("server-metrics", Takes::Flag, "not implemented yet"),
-    (
-        "https-port",
-        Takes::One,
-        "TLS is terminated in front of rwsgi",
-    ),
-    (
-        "https-only",
-        Takes::Flag,
-        "TLS is terminated in front of rwsgi",
-    ),
-    (
-        "ssl-port",
-        Takes::One,
-        "TLS is terminated in front of rwsgi",
-    ),
-    (
-        "ssl-certificate-file",
-        Takes::One,
-        "TLS is terminated in front of rwsgi",
-    ),
-    (
-        "ssl-certificate-key-file",
-        Takes::One,
-        "TLS is terminated in front of rwsgi",
-    ),
-    (
-        "ssl-certificate",
-        Takes::One,
-        "TLS is terminated in front of rwsgi",
-    ),
     ("error-log-format", Takes::One, "not applicable"),
     ("access-log-name", Takes::One, "logs go to the terminal"),
     ("error-log-name", Takes::One, "logs go to the terminal"),
@@ -109,7 +73,6 @@ pub const UNIMPLEMENTED: &[(&str, Takes, &str)] = &[
     ("with-newrelic", Takes::Flag, "not implemented"),
     ("with-php5", Takes::Flag, "not applicable"),
     ("enable-docs", Takes::Flag, "not implemented"),
-    ("setup-only", Takes::Flag, "not applicable"),
     ("response-buffer-size", Takes::One, "not applicable"),
     ("receive-buffer-size", Takes::One, "not applicable"),
     ("send-buffer-size", Takes::One, "not applicable"),
@@ -119,11 +82,283 @@ pub const UNIMPLEMENTED: &[(&str, Takes, &str)] = &[
     ("service-script", Takes::Two, "not implemented"),
     ("error-document", Takes::Two, "not implemented"),
     ("isatty", Takes::Flag, "not applicable"),
+    // Added with the whole of options.py (mod_wsgi-express 6.0.5).
+    (
+        "application-group",
+        Takes::One,
+        "not applicable: one interpreter per worker process",
+    ),
+    (
+        "process-group",
+        Takes::One,
+        "not applicable: no Apache daemon process groups",
+    ),
+    (
+        "http2",
+        Takes::Flag,
+        "HTTP/1.1 is served; terminate HTTP/2 in front of rwsgi",
+    ),
+    (
+        "eviction-timeout",
+        Takes::One,
+        "not implemented: SIGUSR1 restarts gracefully within --graceful-timeout",
+    ),
+    (
+        "ignore-activity",
+        Takes::One,
+        "not implemented (goes with --inactivity-timeout)",
+    ),
+    (
+        "proxy-timeout",
+        Takes::One,
+        "not applicable: no Apache proxy stage",
+    ),
+    (
+        "response-flush-delay",
+        Takes::One,
+        "not applicable: responses are written as they come",
+    ),
+    (
+        "map-head-to-get",
+        Takes::One,
+        "not implemented: HEAD reaches the application as HEAD",
+    ),
+    (
+        "error-override",
+        Takes::Flag,
+        "not implemented (goes with --error-document)",
+    ),
+    (
+        "telemetry-service",
+        Takes::One,
+        "not implemented: use --admin-port /metrics",
+    ),
+    (
+        "enable-telemetry",
+        Takes::Flag,
+        "not implemented: use --admin-port /metrics",
+    ),
+    (
+        "telemetry-ui-port",
+        Takes::One,
+        "not implemented: use --admin-port /metrics",
+    ),
+    (
+        "telemetry-interval",
+        Takes::One,
+        "not implemented: use --admin-port /metrics",
+    ),
+    (
+        "telemetry-options",
+        Takes::One,
+        "not implemented: use --admin-port /metrics",
+    ),
+    (
+        "slow-requests",
+        Takes::One,
+        "not implemented: --access-log with %D shows durations",
+    ),
+    (
+        "verbose-debugging",
+        Takes::Flag,
+        "not applicable: use --log-level debug",
+    ),
+    (
+        "rotatelogs-executable",
+        Takes::One,
+        "logs go to the terminal",
+    ),
+    (
+        "shell-executable",
+        Takes::One,
+        "not applicable: no apachectl script",
+    ),
+    ("httpd-executable", Takes::One, "not applicable: no Apache"),
+    (
+        "process-name",
+        Takes::One,
+        "not implemented: ps shows rwsgi and rwsgi-worker",
+    ),
+    ("modules-directory", Takes::One, "not applicable: no Apache"),
+    (
+        "mime-types",
+        Takes::One,
+        "not applicable: MIME types come from rwsgi's built-in table",
+    ),
+    (
+        "socket-prefix",
+        Takes::One,
+        "not applicable: no Apache daemon sockets",
+    ),
+    (
+        "add-handler",
+        Takes::Two,
+        "not implemented: files with that extension are served as static files",
+    ),
+    (
+        "with-cgi",
+        Takes::Flag,
+        "not implemented: CGI scripts are not run",
+    ),
+    (
+        "service-user",
+        Takes::Two,
+        "not implemented (goes with --service-script)",
+    ),
+    (
+        "service-group",
+        Takes::Two,
+        "not implemented (goes with --service-script)",
+    ),
+    (
+        "service-log-file",
+        Takes::Two,
+        "not implemented (goes with --service-script)",
+    ),
+    (
+        "orphan-interpreter",
+        Takes::Flag,
+        "not applicable: a worker's interpreter ends with it",
+    ),
+    (
+        "embedded-mode",
+        Takes::Flag,
+        "not applicable: workers are always separate processes",
+    ),
+    ("debugger-startup", Takes::Flag, "not implemented"),
+    ("coverage-directory", Takes::One, "not implemented"),
+    ("profiler-directory", Takes::One, "not implemented"),
+    ("recorder-directory", Takes::One, "not implemented"),
+    ("gdb-executable", Takes::One, "not implemented"),
+    // Helper B's (authentication): accepted until implemented there.
 ];
 
-/// Adds every option of the table to the `start-server` command, hidden.
+/// mod_wsgi-express options rwsgi refuses until it implements them: serving
+/// without them would be less safe than not serving (plain HTTP where HTTPS
+/// was asked for, Apache access rules not applied).
+pub const REFUSED: &[(&str, Takes, &str)] = &[
+    ("https-port", Takes::One, "TLS is not implemented yet; terminate TLS in front of rwsgi and drop the option"),
+    ("ssl-port", Takes::One, "TLS is not implemented yet; terminate TLS in front of rwsgi and drop the option"),
+    ("ssl-certificate-file", Takes::One, "TLS is not implemented yet; terminate TLS in front of rwsgi and drop the option"),
+    ("ssl-certificate-key-file", Takes::One, "TLS is not implemented yet; terminate TLS in front of rwsgi and drop the option"),
+    ("ssl-certificate", Takes::One, "TLS is not implemented yet; terminate TLS in front of rwsgi and drop the option"),
+    ("ssl-ca-certificate-file", Takes::One, "TLS is not implemented yet; terminate TLS in front of rwsgi and drop the option"),
+    ("ssl-verify-client", Takes::One, "TLS client certificates are not implemented yet; verify them in front of rwsgi and drop the option"),
+    ("ssl-certificate-chain-file", Takes::One, "TLS is not implemented yet; terminate TLS in front of rwsgi and drop the option"),
+    ("ssl-environment", Takes::Flag, "TLS is not implemented yet; terminate TLS in front of rwsgi and drop the option"),
+    ("https-only", Takes::Flag, "TLS is not implemented yet; redirect to HTTPS in front of rwsgi and drop the option"),
+    ("hsts-policy", Takes::One, "TLS is not implemented yet; send Strict-Transport-Security in front of rwsgi and drop the option"),
+    ("include-file", Takes::One, "rwsgi cannot apply Apache configuration, which may hold access rules; move them to a proxy or the application and drop the option"),
+    ("rewrite-rules", Takes::One, "rwsgi cannot apply Apache rewrite rules, which may forbid or redirect; move them to a proxy or the application and drop the option"),
+    ("free-threading", Takes::Flag, "needs a free-threaded (PEP 703) Python build, and rwsgi's workers run on a Python with the GIL (as mod_wsgi-express, rwsgi exits rather than run with the GIL)"),
+    ("allow-override", Takes::One, "rwsgi cannot apply .htaccess files, which may hold access rules; move them to a proxy or the application and drop the option"),
+];
+
+/// mod_wsgi-express options rwsgi implements with a difference worth
+/// knowing (the others it implements as mod_wsgi-express does).
+pub const DIFFERENCES: &[(&str, &str)] = &[
+    ("max-clients", "caps connections held (idle keep-alive ones too, held without a thread), not Apache workers; default from the open-files limit"),
+    ("header-buffer-size", "limits the request head (431 beyond), not the response headers from a daemon process; 0 is the default, 32768"),
+    ("processes", "also takes `auto` (one per CPU the cgroup quota allows)"),
+    ("log-level", "default info, not warn; trace1..trace8 are debug; `warn wsgi:info` takes the wsgi: level"),
+    ("access-log", "to the terminal, in Apache combined format"),
+    ("access-log-format", "Apache directives; %v %p %P %I %O %X %e %k %R and other unknown ones are rendered as `-` (one warning)"),
+    ("log-to-terminal", "always: logs go to the terminal"),
+    ("startup-log", "always on, to the terminal"),
+    ("server-backlog", "alias of --listen-backlog"),
+    ("server-status", "loopback clients only; also on the admin listener (--admin-port)"),
+    ("reload-on-changes", "replaces the workers when a loaded module's file changes"),
+    ("setup-only", "checks the options, prints the summary and exits 0"),
+    ("inactivity-timeout", "replaces a worker that served requests and then none for this long (a never-used one is kept); counted as restart-interval in the metrics; a request making no progress is --request-timeout's"),
+    ("trust-proxy", "addresses and CIDR ranges; without it every peer is trusted, as in mod_wsgi"),
+];
+
+/// The options of mod_wsgi-express 6.0.5's options.py, hidden ones
+/// included: `--name values` lines (facts copied from options.py).
+pub const MOD_WSGI_EXPRESS_OPTIONS: &str = include_str!("../mod_wsgi_express_options.txt");
+
+/// Each option of options.py with the number of values it takes.
+pub fn mod_wsgi_express_options() -> impl Iterator<Item = (&'static str, usize)> {
+    MOD_WSGI_EXPRESS_OPTIONS
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .filter_map(|l| {
+            let (name, n) = l.split_once(' ')?;
+            Some((name.trim_start_matches("--"), n.trim().parse().ok()?))
+        })
+}
+
+/// What rwsgi does with a mod_wsgi-express option.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Status {
+    Implemented,
+    Differs(&'static str),
+    Ignored(&'static str),
+    Refused(&'static str),
+    /// Not in any table and not an option of `start-server` (a test fails).
+    Unknown,
+}
+
+impl Status {
+    pub fn describe(&self) -> String {
+        match self {
+            Status::Implemented => "implemented".to_owned(),
+            Status::Differs(how) => format!("implemented, differently: {how}"),
+            Status::Ignored(why) => format!("accepted with a warning, ignored: {why}"),
+            Status::Refused(why) => format!("refused (exits): {why}"),
+            Status::Unknown => "unknown".to_owned(),
+        }
+    }
+}
+
+/// The status of option `name` (without `--`) in `cmd` (`start-server`).
+pub fn status(cmd: &clap::Command, name: &str) -> Status {
+    let find = |table: &[(&str, Takes, &'static str)]| {
+        table
+            .iter()
+            .find(|(n, _, _)| *n == name)
+            .map(|(_, _, why)| *why)
+    };
+    if let Some(why) = find(REFUSED) {
+        return Status::Refused(why);
+    }
+    if let Some(why) = find(UNIMPLEMENTED) {
+        return Status::Ignored(why);
+    }
+    let known = cmd.get_arguments().any(|a| {
+        a.get_long() == Some(name) || a.get_all_aliases().into_iter().flatten().any(|x| x == name)
+    });
+    match DIFFERENCES.iter().find(|(n, _)| *n == name) {
+        _ if !known => Status::Unknown,
+        Some((_, how)) => Status::Differs(how),
+        None => Status::Implemented,
+    }
+}
+
+/// One `--name: status` line per option of options.py, for `--help`.
+pub fn help_text(cmd: &clap::Command) -> String {
+    let mut out = String::from(
+        "mod_wsgi-express 6.0.5's options (all accepted; the last of a repeated option wins, a unique prefix names one):\n",
+    );
+    for (name, _) in mod_wsgi_express_options() {
+        out.push_str(&format!("  --{name}: {}\n", status(cmd, name).describe()));
+    }
+    out
+}
+
+/// The README's compatibility table (see the test that keeps it in step).
+pub fn markdown_table(cmd: &clap::Command) -> String {
+    let mut out = String::from("| mod_wsgi-express option | in rwsgi |\n|---|---|\n");
+    for (name, _) in mod_wsgi_express_options() {
+        let text = status(cmd, name).describe().replace('|', "\\|");
+        out.push_str(&format!("| `--{name}` | {text} |\n"));
+    }
+    out
+}
+
+/// Adds every option of the tables to the `start-server` command, hidden.
 pub fn add_unimplemented(mut cmd: clap::Command) -> clap::Command {
-    for (name, takes, _) in UNIMPLEMENTED {
+    for (name, takes, _) in UNIMPLEMENTED.iter().chain(REFUSED) {
         let arg = Arg::new(*name).long(*name).hide(true);
         let arg = match takes {
             Takes::Flag => arg.action(ArgAction::SetTrue),
@@ -132,17 +367,30 @@ pub fn add_unimplemented(mut cmd: clap::Command) -> clap::Command {
         };
         cmd = cmd.arg(arg);
     }
-    cmd
+    let help = format!("{}\n\n{}", crate::cli::EXAMPLES, help_text(&cmd));
+    cmd.after_long_help(help)
+}
+
+fn given(matches: &ArgMatches, name: &str, takes: Takes) -> bool {
+    match takes {
+        Takes::Flag => matches.get_flag(name),
+        _ => matches.contains_id(name) && matches.value_source(name).is_some(),
+    }
+}
+
+/// The first refused option present on the command line, as an error naming it.
+pub fn refused(matches: &ArgMatches) -> Option<String> {
+    REFUSED
+        .iter()
+        .find(|(name, takes, _)| given(matches, name, *takes))
+        .map(|(name, _, why)| format!("option --{name} is not supported: {why}"))
 }
 
 /// One warning line per unimplemented option present on the command line.
 pub fn warnings(matches: &ArgMatches) -> Vec<String> {
     UNIMPLEMENTED
         .iter()
-        .filter(|(name, takes, _)| match takes {
-            Takes::Flag => matches.get_flag(name),
-            _ => matches.contains_id(name) && matches.value_source(name).is_some(),
-        })
+        .filter(|(name, takes, _)| given(matches, name, *takes))
         .map(|(name, _, why)| {
             format!(
                 "option --{name} is accepted for mod_wsgi-express compatibility but ignored: {why}"

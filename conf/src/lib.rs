@@ -9,6 +9,7 @@
 mod cli;
 mod compat;
 pub mod container;
+pub mod envvars;
 mod error;
 mod guard;
 mod identity;
@@ -23,11 +24,26 @@ pub use summary::summary;
 
 use rwsgi_shared::config::ServerConfig;
 
+/// The README's table of mod_wsgi-express options and their status in rwsgi,
+/// made from the tables the command line is built from.
+pub fn compatibility_table() -> String {
+    let cmd = cli::command();
+    let start = cmd
+        .find_subcommand("start-server")
+        .expect("start-server is a command");
+    compat::markdown_table(start)
+}
+
 /// What the command line asks for.
 #[derive(Debug)]
 pub enum Invocation {
     /// Run the server; `warnings` lists accepted-but-ignored options.
     StartServer {
+        config: Box<ServerConfig>,
+        warnings: Vec<String>,
+    },
+    /// `--setup-only`: the options are valid; print what would run, serve nothing.
+    SetupOnly {
         config: Box<ServerConfig>,
         warnings: Vec<String>,
     },
@@ -42,19 +58,24 @@ where
     I: IntoIterator<Item = T>,
     T: Into<std::ffi::OsString> + Clone,
 {
+    let args = split_two_value_equals(args.into_iter().map(Into::into));
     let matches = cli::command().try_get_matches_from(args)?;
     let (name, sub) = matches.subcommand().ok_or(ConfError::Invalid(
         "a command is required; try `rwsgi start-server --help`".into(),
     ))?;
     match name {
         "start-server" => {
-            let warnings = compat::warnings(sub);
+            if let Some(refusal) = compat::refused(sub) {
+                return Err(ConfError::Invalid(refusal));
+            }
+            let mut warnings = compat::warnings(sub);
             let args = <StartServer as clap::FromArgMatches>::from_arg_matches(sub)?;
-            let config = resolve(&args)?;
-            Ok(Invocation::StartServer {
-                config: Box::new(config),
-                warnings,
-            })
+            let config = Box::new(resolve(&args)?);
+            warnings.extend(resolve::access_log_warning(&args));
+            if args.setup_only {
+                return Ok(Invocation::SetupOnly { config, warnings });
+            }
+            Ok(Invocation::StartServer { config, warnings })
         }
         "status" => {
             let args = <cli::Status as clap::FromArgMatches>::from_arg_matches(sub)?;
@@ -67,7 +88,29 @@ where
     }
 }
 
+/// optparse takes `--url-alias=/x dir` (the first of two values attached);
+/// clap takes one value after `=`, so such an argument is split in two.
+fn split_two_value_equals(
+    args: impl Iterator<Item = std::ffi::OsString>,
+) -> Vec<std::ffi::OsString> {
+    let mut out = Vec::new();
+    for arg in args {
+        let split = arg.to_str().and_then(|s| {
+            let (name, value) = s.strip_prefix("--")?.split_once('=')?;
+            compat::mod_wsgi_express_options()
+                .any(|(n, values)| n == name && values == 2)
+                .then(|| (format!("--{name}"), value.to_owned()))
+        });
+        match split {
+            Some((name, value)) => out.extend([name.into(), value.into()]),
+            None => out.push(arg),
+        }
+    }
+    out
+}
+
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -77,7 +120,8 @@ mod tests {
         argv.extend_from_slice(args);
         argv.push(script);
         match parse(argv)? {
-            Invocation::StartServer { config, warnings } => Ok((*config, warnings)),
+            Invocation::StartServer { config, warnings }
+            | Invocation::SetupOnly { config, warnings } => Ok((*config, warnings)),
             Invocation::Status { .. } => panic!("not start-server"),
         }
     }
@@ -131,7 +175,6 @@ mod tests {
     fn bad_values_name_their_option() {
         for (args, option) in [
             (&["--mount-point", "app"][..], "--mount-point"),
-            (&["--request-timeout", "0"][..], "--request-timeout"),
             (
                 &["--callable-object", "not a name"][..],
                 "--callable-object",
@@ -160,7 +203,6 @@ mod tests {
                 &["--header-buffer-size", "1048576"][..],
                 "--header-buffer-size",
             ),
-            (&["--header-buffer-size", "0"][..], "--header-buffer-size"),
             (&["--limit-request-line", "0"][..], "--limit-request-line"),
             (
                 &["--limit-request-line", "70000"][..],
@@ -272,6 +314,287 @@ mod tests {
             let (_, warnings) = start(&args).unwrap_or_else(|e| panic!("{name}: {e}"));
             assert_eq!(warnings.len(), 1, "{name}");
         }
+    }
+
+    /// A plausible value for each option of options.py.
+    fn sample(name: &str) -> String {
+        match name {
+            // Whoever runs the tests may always name themselves.
+            "user" | "group" => {
+                let uid = nix::unistd::getuid();
+                return nix::unistd::User::from_uid(uid)
+                    .ok()
+                    .flatten()
+                    .map(|u| {
+                        if name == "user" {
+                            u.name
+                        } else {
+                            format!("#{}", u.gid)
+                        }
+                    })
+                    .unwrap_or_else(|| format!("#{uid}"));
+            }
+            _ => {}
+        }
+        match name {
+            "host-access-script" | "auth-user-script" | "auth-group-script" => {
+                concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/hello/wsgi.py")
+            }
+            "auth-type" => "Basic",
+            "auth-group" => "wsgi",
+            "server-alias" => "www.example.com",
+            "application-type" => "script",
+            "entry-point" => concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/hello/wsgi.py"),
+            "host" => "127.0.0.1",
+            "port" => "8001",
+            "processes" | "threads" | "max-clients" => "2",
+            "mount-point" => "/",
+            "document-root" | "working-directory" | "python-path" => {
+                concat!(env!("CARGO_MANIFEST_DIR"), "/../examples")
+            }
+            "directory-index" => "index.html",
+            "trust-proxy-header" => "X-Forwarded-For",
+            "trust-proxy" => "127.0.0.1",
+            "callable-object" => "application",
+            "log-level" => "info",
+            "access-log-format" => "%h %r",
+            "locale" | "lang" => "C.UTF-8",
+            "passenv" => "HOME",
+            "header-buffer-size" => "16384",
+            "limit-request-body" => "1000",
+            "server-name" => "example.com",
+            "python-warnings" => "ignore::DeprecationWarning",
+            "envvars-script" => concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/hello/wsgi.py"),
+            _ => "1",
+        }
+        .to_owned()
+    }
+
+    fn sample_args(name: &str, values: usize) -> Vec<String> {
+        let mut args = vec![format!("--{name}")];
+        match (name, values) {
+            (_, 0) => {}
+            ("url-alias", _) => {
+                args.push("/x".into());
+                args.push(concat!(env!("CARGO_MANIFEST_DIR"), "/../examples").into());
+            }
+            (_, 2) => args.extend(["A".to_owned(), "1".to_owned()]),
+            // Groups are checked for authenticated users only: refused alone.
+            ("auth-group-script", _) => {
+                args.push(sample(name));
+                args.push("--auth-user-script".into());
+                args.push(sample("auth-user-script"));
+            }
+            _ => args.push(sample(name)),
+        }
+        args
+    }
+
+    /// The 152 options of mod_wsgi-express 6.0.5 (options.py): each is
+    /// accepted, except those refused by name (TLS, Apache configuration).
+    #[test]
+    fn every_mod_wsgi_express_option_parses() {
+        let cmd = cli::command();
+        let start_cmd = cmd.find_subcommand("start-server").unwrap();
+        let options: Vec<_> = compat::mod_wsgi_express_options().collect();
+        assert_eq!(options.len(), 152);
+        for (name, values) in options {
+            let status = compat::status(start_cmd, name);
+            assert_ne!(status, compat::Status::Unknown, "--{name}");
+            let args = sample_args(name, values);
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            match (status, start(&args)) {
+                (compat::Status::Refused(_), Err(e)) => {
+                    assert!(e.to_string().contains(&format!("--{name} ")), "{e}")
+                }
+                (compat::Status::Refused(_), Ok(_)) => panic!("--{name} is not refused"),
+                (compat::Status::Ignored(_), Ok((_, warnings))) => {
+                    assert_eq!(warnings.len(), 1, "--{name}: {warnings:?}")
+                }
+                (_, Ok(_)) => {}
+                (_, Err(e)) => panic!("--{name}: {e}"),
+            }
+        }
+    }
+
+    /// optparse's rules: the last of a repeated option wins, `--opt=value`,
+    /// unambiguous prefixes, and --entry-point wins over the positional.
+    #[test]
+    fn optparse_rules() {
+        let (c, _) = start(&[
+            "--log-to-terminal",
+            "--startup-log",
+            "--port",
+            "80",
+            "--port",
+            "8080",
+            "--log-to-terminal",
+        ])
+        .expect("valid");
+        assert_eq!(c.port, 8080);
+        let (c, _) =
+            start(&["--threads=3", "--threads=7", "--access-log", "--access-log"]).expect("valid");
+        assert_eq!(c.threads, 7);
+        let examples = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples");
+        let alias = "--url-alias=/x".to_owned();
+        let (c, _) =
+            start(&[&alias, examples, "--setenv=A", "1", "--setenv", "B", "2"]).expect("valid");
+        assert_eq!(c.statics.aliases.len(), 1);
+        assert_eq!(c.python.environ.len(), 2);
+        // Repeatable options still accumulate.
+        let (c, _) = start(&[
+            "--python-path",
+            "/a",
+            "--python-path=/b",
+            "--trust-proxy-header",
+            "X-Real-IP",
+            "--trust-proxy-header",
+            "X-Forwarded-Proto",
+        ])
+        .expect("valid");
+        assert_eq!(c.python.python_paths.len(), 2);
+        assert_eq!(c.trust_proxy_headers.len(), 2);
+        let (c, _) =
+            start(&["--log-to-term", "--thr", "3", "--limit-request-bo", "5"]).expect("prefixes");
+        assert_eq!((c.threads, c.limits.request_body), (3, 5));
+        let err = start(&["--proc", "2"]).expect_err("ambiguous, as in optparse");
+        assert!(err.to_string().contains("--proc"), "{err}");
+        let (c, _) =
+            start(&["--entry-point", examples, "--application-type", "static"]).expect("valid");
+        assert_eq!(
+            c.statics.document_root.as_deref(),
+            Some(
+                std::path::Path::new(examples)
+                    .canonicalize()
+                    .unwrap()
+                    .as_path()
+            )
+        );
+    }
+
+    /// Values of 0 that mod_wsgi-express gives a meaning.
+    #[test]
+    fn zero_means_what_it_means_in_mod_wsgi_express() {
+        let (c, _) = start(&[
+            "--limit-request-body",
+            "0",
+            "--keep-alive-timeout",
+            "0",
+            "--request-timeout",
+            "0",
+            "--queue-timeout",
+            "0",
+            "--deadlock-timeout",
+            "0",
+            "--startup-timeout",
+            "0",
+            "--header-timeout",
+            "0",
+            "--body-timeout",
+            "0",
+            "--socket-timeout",
+            "0",
+            "--graceful-timeout",
+            "0",
+            "--shutdown-timeout",
+            "0",
+            "--header-buffer-size",
+            "0",
+        ])
+        .expect("valid");
+        assert_eq!(c.limits.request_body, u64::MAX);
+        assert!(!c.limits.keep_alive);
+        let t = &c.timeouts;
+        for ms in [
+            t.request_ms,
+            t.queue_ms,
+            t.deadlock_ms,
+            t.startup_ms,
+            t.header_ms,
+            t.body_ms,
+        ] {
+            assert_eq!(ms, resolve::NO_TIMEOUT_MS);
+        }
+        assert_eq!((t.socket_ms, t.graceful_ms, t.shutdown_ms), (60_000, 1, 1));
+        assert_eq!(c.limits.header_buffer, 32768);
+        let lines = summary(&c).join("\n");
+        assert!(
+            lines.contains("request off")
+                && lines.contains("keep-alive off")
+                && lines.contains("any size"),
+            "{lines}"
+        );
+    }
+
+    #[test]
+    fn log_levels_as_apache_takes_them() {
+        use cli::LogLevelArg::*;
+        for (raw, level) in [
+            ("WARN", Warn),
+            ("Info", Info),
+            ("trace1", Debug),
+            ("trace8", Debug),
+            ("warn wsgi:info", Info),
+            ("wsgi:debug warn", Debug),
+            ("error ssl:warn", Error),
+        ] {
+            assert_eq!(cli::parse_log_level(raw), Ok(level), "{raw}");
+        }
+        for raw in ["trace9", "loud", "", "ssl:warn"] {
+            assert!(cli::parse_log_level(raw).is_err(), "{raw}");
+        }
+        assert!(start(&["--log-level", "TRACE3"]).is_ok());
+    }
+
+    #[test]
+    fn unknown_access_log_directives_are_one_warning() {
+        let (_, warnings) = start(&[
+            "--access-log",
+            "--access-log-format",
+            "%v %p %h %{%d/%b}t %k %v",
+        ])
+        .expect("valid");
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(warnings[0].contains("%v %p %{%d/%b}t %k"), "{warnings:?}");
+    }
+
+    #[test]
+    fn no_entry_point_serves_the_default_page() {
+        match parse(["rwsgi", "start-server"]).expect("valid") {
+            Invocation::StartServer { config, .. } => {
+                assert_eq!(config.app.kind, rwsgi_shared::config::AppType::Script);
+                assert!(config.app.entry_point.is_empty());
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            parse(["rwsgi", "start-server", "--setup-only"]),
+            Ok(Invocation::SetupOnly { .. })
+        ));
+    }
+
+    /// The README's table is the one the code makes (regenerate with
+    /// RWSGI_UPDATE_README=1 cargo test -p rwsgi-conf readme).
+    #[test]
+    fn readme_table_is_current() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md");
+        let readme = std::fs::read_to_string(path).unwrap();
+        let (begin, end) = (
+            "<!-- mod_wsgi-express options: begin -->\n",
+            "<!-- mod_wsgi-express options: end -->",
+        );
+        let (head, rest) = readme
+            .split_once(begin)
+            .expect("README has the table's begin marker");
+        let (_, tail) = rest
+            .split_once(end)
+            .expect("README has the table's end marker");
+        let wanted = format!("{head}{begin}{}{end}{tail}", compatibility_table());
+        if std::env::var_os("RWSGI_UPDATE_README").is_some() {
+            std::fs::write(path, &wanted).unwrap();
+            return;
+        }
+        assert!(readme == wanted, "README.md's option table is stale: RWSGI_UPDATE_README=1 cargo test -p rwsgi-conf readme");
     }
 
     #[test]

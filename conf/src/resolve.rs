@@ -65,6 +65,16 @@ pub fn resolve(args: &StartServer) -> Result<ServerConfig, ConfError> {
             lang: non_empty("lang", args.lang.as_deref())?,
             reload_on_changes: args.reload_on_changes,
             disable_reloading: args.disable_reloading,
+            warnoptions: warnoptions(&args.python_warnings)?,
+            switch_interval_us: match args.switch_interval {
+                Some(v) if !(v.is_finite() && v > 0.0 && v <= 3600.0) => {
+                    return Err(invalid(
+                        "switch-interval",
+                        format_args!("{v} is not a positive number of seconds"),
+                    ))
+                }
+                other => other.map(|v| ((v * 1e6).round() as u64).max(1)),
+            },
         },
         mount_point: mount_point(&args.mount_point)?,
         limits: limits(args)?,
@@ -99,6 +109,11 @@ pub fn resolve(args: &StartServer) -> Result<ServerConfig, ConfError> {
             },
             memory_limit_mb: args.memory_limit,
             cpu_time_limit_s: args.cpu_time_limit,
+            inactivity_ms: if args.inactivity_timeout == 0.0 {
+                0
+            } else {
+                seconds("inactivity-timeout", args.inactivity_timeout)?
+            },
         },
         log_level: match args.log_level {
             LogLevelArg::Debug => LogLevel::Debug,
@@ -151,6 +166,28 @@ pub fn resolve(args: &StartServer) -> Result<ServerConfig, ConfError> {
         guard: crate::guard::resolve(args, &cwd)?,
         run_as: crate::identity::resolve(args.user.as_deref(), args.group.as_deref())?,
         virtual_host: virtual_host(args)?,
+        pid_file: args.pid_file.as_ref().map(|p| absolute(&cwd, p)),
+        envvars_script: match &args.envvars_script {
+            Some(p) if !absolute(&cwd, p).is_file() => {
+                return Err(invalid(
+                    "envvars-script",
+                    format_args!("{}: no such file", p.display()),
+                ))
+            }
+            other => other.as_ref().map(|p| absolute(&cwd, p)),
+        },
+    })
+}
+
+/// One warning naming the `--access-log-format` directives rendered as `-`.
+pub fn access_log_warning(args: &StartServer) -> Option<String> {
+    let (_, unsupported) =
+        rwsgi_shared::access_log::Format::parse_lenient(&args.access_log_format).ok()?;
+    (!unsupported.is_empty()).then(|| {
+        format!(
+            "--access-log-format: {} not available in rwsgi, logged as -",
+            unsupported.join(" ")
+        )
     })
 }
 
@@ -246,41 +283,45 @@ fn app_spec(args: &StartServer, cwd: &Path) -> Result<AppSpec, ConfError> {
             format_args!("{callable:?} is not a Python name"),
         ));
     }
-    let entry_point =
-        match (kind, entry) {
-            (AppType::Static, _) => String::new(),
-            (_, None) => return Err(ConfError::Invalid(
-                "no application given: pass a WSGI script file, e.g. `rwsgi start-server wsgi.py`"
-                    .into(),
-            )),
-            (AppType::Script | AppType::Paste, Some(path)) => {
-                let p = absolute(cwd, Path::new(&path));
-                if !p.is_file() {
-                    return Err(invalid(
-                        "entry-point",
-                        format_args!("{path}: no such file (application type {})", kind.as_str()),
-                    ));
-                }
-                p.canonicalize()
-                    .map_err(|e| invalid("entry-point", format_args!("{path}: {e}")))?
-                    .to_string_lossy()
-                    .into_owned()
+    let entry_point = match (kind, entry) {
+        (AppType::Static, _) => String::new(),
+        // mod_wsgi-express serves its default page: an empty script
+        // path is the worker's built-in one.
+        (_, None) => {
+            return Ok(AppSpec {
+                kind: AppType::Script,
+                entry_point: String::new(),
+                callable,
+            })
+        }
+        (AppType::Script | AppType::Paste, Some(path)) => {
+            let p = absolute(cwd, Path::new(&path));
+            if !p.is_file() {
+                return Err(invalid(
+                    "entry-point",
+                    format_args!("{path}: no such file (application type {})", kind.as_str()),
+                ));
             }
-            (AppType::Module, Some(name)) => {
-                let module = name.split(':').next().unwrap_or_default();
-                let valid = !module.is_empty()
-                    && module.split('.').all(|part| {
-                        !part.is_empty() && part.chars().all(|c| c.is_alphanumeric() || c == '_')
-                    });
-                if !valid {
-                    return Err(invalid(
-                        "entry-point",
-                        format_args!("{name:?} is not a module path like package.module"),
-                    ));
-                }
-                name
+            p.canonicalize()
+                .map_err(|e| invalid("entry-point", format_args!("{path}: {e}")))?
+                .to_string_lossy()
+                .into_owned()
+        }
+        (AppType::Module, Some(name)) => {
+            let module = name.split(':').next().unwrap_or_default();
+            let valid = !module.is_empty()
+                && module.split('.').all(|part| {
+                    !part.is_empty() && part.chars().all(|c| c.is_alphanumeric() || c == '_')
+                });
+            if !valid {
+                return Err(invalid(
+                    "entry-point",
+                    format_args!("{name:?} is not a module path like package.module"),
+                ));
             }
-        };
+            name
+        }
+    };
     Ok(AppSpec {
         kind,
         entry_point,
@@ -305,6 +346,27 @@ fn environ_extras(args: &StartServer) -> Result<Vec<(String, String)>, ConfError
         extras.push((name.clone(), value.clone()));
     }
     Ok(extras)
+}
+
+/// `--python-warnings`: `action[:message[:category[:module[:line]]]]`, as
+/// Python's -W; the action is checked here so a typo names the option.
+fn warnoptions(raw: &[String]) -> Result<Vec<String>, ConfError> {
+    const ACTIONS: &[&str] = &[
+        "default", "error", "ignore", "always", "all", "module", "once",
+    ];
+    for w in raw {
+        let action = w.split(':').next().unwrap_or_default();
+        let known = ACTIONS
+            .iter()
+            .any(|a| !action.is_empty() && a.starts_with(action));
+        if !known || w.contains('\0') || w.split(':').count() > 5 {
+            return Err(invalid(
+                "python-warnings",
+                format_args!("{w:?} is not a warning filter like ignore::DeprecationWarning"),
+            ));
+        }
+    }
+    Ok(raw.to_vec())
 }
 
 fn valid_env_name(option: &str, name: &str) -> Result<(), ConfError> {
@@ -439,25 +501,51 @@ fn seconds(option: &str, v: f64) -> Result<u64, ConfError> {
     Ok(((v * 1000.0).round() as u64).max(1))
 }
 
+/// What a timeout of 0 is in mod_wsgi-express: no timeout. rwsgi's
+/// deadlines are numbers, so "none" is one no request reaches.
+pub const NO_TIMEOUT_MS: u64 = 31_536_000_000;
+
+/// A timeout mod_wsgi-express turns off with 0.
+fn seconds_or_off(option: &str, v: f64) -> Result<u64, ConfError> {
+    if v == 0.0 {
+        return Ok(NO_TIMEOUT_MS);
+    }
+    seconds(option, v)
+}
+
+/// A wait that 0 makes immediate (`--graceful-timeout 0`: stop at once).
+fn seconds_or_now(option: &str, v: f64) -> Result<u64, ConfError> {
+    if v == 0.0 {
+        return Ok(1);
+    }
+    seconds(option, v)
+}
+
 fn timeouts(a: &StartServer) -> Result<Timeouts, ConfError> {
     Ok(Timeouts {
-        startup_ms: seconds("startup-timeout", a.startup_timeout)?,
-        shutdown_ms: seconds("shutdown-timeout", a.shutdown_timeout)?,
-        graceful_ms: seconds("graceful-timeout", a.graceful_timeout)?,
-        request_ms: seconds("request-timeout", a.request_timeout)?,
-        deadlock_ms: seconds("deadlock-timeout", a.deadlock_timeout)?,
+        startup_ms: seconds_or_off("startup-timeout", a.startup_timeout)?,
+        shutdown_ms: seconds_or_now("shutdown-timeout", a.shutdown_timeout)?,
+        graceful_ms: seconds_or_now("graceful-timeout", a.graceful_timeout)?,
+        request_ms: seconds_or_off("request-timeout", a.request_timeout)?,
+        deadlock_ms: seconds_or_off("deadlock-timeout", a.deadlock_timeout)?,
         shutdown_delay_ms: if a.shutdown_delay == 0.0 {
             0
         } else {
             seconds("shutdown-delay", a.shutdown_delay)?
         },
-        queue_ms: seconds("queue-timeout", a.queue_timeout)?,
-        keep_alive_ms: seconds("keep-alive-timeout", a.keep_alive_timeout)?,
-        header_ms: seconds("header-timeout", a.header_timeout)?,
-        socket_ms: seconds("socket-timeout", a.socket_timeout)?,
-        header_max_ms: seconds("header-max-timeout", a.header_max_timeout)?,
+        queue_ms: seconds_or_off("queue-timeout", a.queue_timeout)?,
+        // 0 turns keep-alive off (Limits::keep_alive); the deadline is moot.
+        keep_alive_ms: seconds_or_now("keep-alive-timeout", a.keep_alive_timeout)?,
+        header_ms: seconds_or_off("header-timeout", a.header_timeout)?,
+        // mod_wsgi-express: 0 is Apache's default Timeout, 60 s.
+        socket_ms: if a.socket_timeout == 0.0 {
+            60_000
+        } else {
+            seconds("socket-timeout", a.socket_timeout)?
+        },
+        header_max_ms: seconds_or_off("header-max-timeout", a.header_max_timeout)?,
         header_min_rate: a.header_min_rate,
-        body_ms: seconds("body-timeout", a.body_timeout)?,
+        body_ms: seconds_or_off("body-timeout", a.body_timeout)?,
         body_max_ms: if a.body_max_timeout == 0.0 {
             0
         } else {
@@ -484,7 +572,13 @@ fn limits(a: &StartServer) -> Result<Limits, ConfError> {
     // A line or a field longer than the largest head could never be
     // received: no such limit is accepted either.
     Ok(Limits {
-        request_body: a.limit_request_body,
+        // 0 is Apache's "unlimited".
+        request_body: if a.limit_request_body == 0 {
+            u64::MAX
+        } else {
+            a.limit_request_body
+        },
+        keep_alive: a.keep_alive_timeout != 0.0,
         request_line: in_range(
             "limit-request-line",
             a.limit_request_line,
@@ -498,11 +592,16 @@ fn limits(a: &StartServer) -> Result<Limits, ConfError> {
         )?,
         // A draining worker hands an idle connection back with the head
         // read so far: the channel carries this much (see MAX_HEADER_BUFFER).
-        header_buffer: in_range(
-            "header-buffer-size",
-            a.header_buffer_size,
-            MAX_HEADER_BUFFER,
-        )?,
+        // mod_wsgi-express's default is 0: the built-in size.
+        header_buffer: if a.header_buffer_size == 0 {
+            Limits::default().header_buffer
+        } else {
+            in_range(
+                "header-buffer-size",
+                a.header_buffer_size,
+                MAX_HEADER_BUFFER,
+            )?
+        },
     })
 }
 

@@ -11,12 +11,16 @@ pub fn summary(c: &ServerConfig) -> Vec<String> {
     };
     let t = &c.timeouts;
     let mut lines = vec![
-        format!(
-            "application: {} {} (callable {})",
-            c.app.kind.as_str(),
-            c.app.entry_point,
-            c.app.callable
-        ),
+        if c.app.entry_point.is_empty() && c.app.kind == rwsgi_shared::config::AppType::Script {
+            "application: none given, serving the default page (as mod_wsgi-express)".to_owned()
+        } else {
+            format!(
+                "application: {} {} (callable {})",
+                c.app.kind.as_str(),
+                c.app.entry_point,
+                c.app.callable
+            )
+        },
         if c.port == 0 {
             format!("address: {host}, a port the kernel chooses (logged once bound)")
         } else {
@@ -32,13 +36,13 @@ pub fn summary(c: &ServerConfig) -> Vec<String> {
         ),
         preload_line(c.preload).to_owned(),
         format!(
-            "timeouts: request {}s, interrupt {}, deadlock {}s, startup {}s, graceful {}s, shutdown {}s, queue {}s, keep-alive {}s, header {}s, socket {}s",
-            secs(t.request_ms), if t.interrupt_ms == 0 { "off".to_owned() } else { format!("{}s", secs(t.interrupt_ms)) }, secs(t.deadlock_ms), secs(t.startup_ms), secs(t.graceful_ms), secs(t.shutdown_ms),
-            secs(t.queue_ms), secs(t.keep_alive_ms), secs(t.header_ms), secs(t.socket_ms)
+            "timeouts: request {}, interrupt {}, deadlock {}, startup {}, graceful {}s, shutdown {}s, queue {}, keep-alive {}, header {}, socket {}s",
+            dur(t.request_ms), if t.interrupt_ms == 0 { "off".to_owned() } else { format!("{}s", secs(t.interrupt_ms)) }, dur(t.deadlock_ms), dur(t.startup_ms), secs(t.graceful_ms), secs(t.shutdown_ms),
+            dur(t.queue_ms), if c.limits.keep_alive { dur(t.keep_alive_ms) } else { "off".to_owned() }, dur(t.header_ms), secs(t.socket_ms)
         ),
         format!(
-            "request bodies: up to {} bytes, received before the application within {}s, one more second per {} bytes, {}{}",
-            c.limits.request_body, secs(t.body_ms), t.body_min_rate,
+            "request bodies: up to {}, received before the application within {}, one more second per {} bytes, {}{}",
+            if c.limits.request_body == u64::MAX { "any size".to_owned() } else { format!("{} bytes", c.limits.request_body) }, dur(t.body_ms), t.body_min_rate,
             if t.body_max_ms == 0 { "no cap".to_owned() } else { format!("at most {}s", secs(t.body_max_ms)) },
             if c.chunked_request { " (chunked ones streamed: --chunked-request)" } else { "" }
         ),
@@ -109,6 +113,15 @@ fn static_mounts(s: &rwsgi_shared::config::StaticConfig) -> String {
         "none".to_owned()
     } else {
         mounts.join(", ")
+    }
+}
+
+/// A timeout that 0 turned off (`crate::resolve::NO_TIMEOUT_MS`) reads "off".
+fn dur(ms: u64) -> String {
+    if ms >= crate::resolve::NO_TIMEOUT_MS {
+        "off".to_owned()
+    } else {
+        format!("{}s", secs(ms))
     }
 }
 

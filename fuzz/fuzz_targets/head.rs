@@ -18,6 +18,7 @@ fn limits_and_input(data: &[u8]) -> (Limits, &[u8]) {
                 header_fields: usize::from(sel >> 4),
                 header_field_size: usize::from(b % 64),
                 header_buffer: usize::from(*b),
+                keep_alive: true,
             },
             rest,
         ),

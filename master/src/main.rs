@@ -48,7 +48,34 @@ fn main() -> std::process::ExitCode {
                 ExitCode::Failure.into()
             }
         },
+        Invocation::SetupOnly { config, warnings } => {
+            // For image build steps: what would run, then exit 0.
+            let log = logger(config.log_format, config.log_level, "master");
+            for w in &warnings {
+                warn!(log, "{}", w);
+            }
+            for line in summary(&config) {
+                info!(log, "{}", line);
+            }
+            info!(log, "--setup-only: the options are valid; not serving");
+            ExitCode::Ok.into()
+        }
         Invocation::StartServer { config, warnings } => {
+            // Before the logger or anything else starts a thread: the
+            // environment is set while the master is single-threaded.
+            if let Some(script) = &config.envvars_script {
+                match rwsgi_conf::envvars::source(script) {
+                    Ok(vars) => {
+                        for (k, v) in vars {
+                            std::env::set_var(k, v);
+                        }
+                    }
+                    Err(e) => {
+                        eprintln!("rwsgi: error: {e}");
+                        return ExitCode::Config.into();
+                    }
+                }
+            }
             let log = logger(config.log_format, config.log_level, "master");
             for w in &warnings {
                 warn!(log, "{}", w);
@@ -62,13 +89,25 @@ fn main() -> std::process::ExitCode {
             if config.proxy_protocol && config.trust_proxies.is_empty() {
                 warn!(log, "--proxy-protocol without --trust-proxy: a PROXY preamble is believed from every peer; name your load balancers with --trust-proxy ADDRESS|CIDR");
             }
-            match server::run(*config, log.clone()) {
+            let pid_file = config.pid_file.clone();
+            if let Some(path) = &pid_file {
+                let pid = format!("{}\n", std::process::id());
+                if let Err(e) = std::fs::write(path, pid) {
+                    error!(log, "--pid-file {}: {}", path.display(), e);
+                    return ExitCode::Config.into();
+                }
+            }
+            let code = match server::run(*config, log.clone()) {
                 Ok(code) => code.into(),
                 Err(e) => {
                     error!(log, "{:#}", e);
                     e.exit_code().into()
                 }
+            };
+            if let Some(path) = &pid_file {
+                let _ = std::fs::remove_file(path);
             }
+            code
         }
     }
 }

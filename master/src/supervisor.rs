@@ -559,6 +559,10 @@ impl Supervisor {
             let Some(Some(reading)) = readings.get(slot) else {
                 continue;
             };
+            if reading.requests != w.active_requests || !reading.running.is_empty() {
+                w.active_requests = reading.requests;
+                w.active_at = now;
+            }
             let Some(verdict) = recycle_reason(&self.config, w, reading, now, now_ms) else {
                 continue;
             };
@@ -766,7 +770,7 @@ pub struct Verdict {
 
 /// The recycling triggers, first match wins: a request over
 /// `--request-timeout`, `--maximum-requests`, `--restart-interval`,
-/// `--memory-limit`, `--cpu-time-limit`.
+/// `--inactivity-timeout`, `--memory-limit`, `--cpu-time-limit`.
 pub fn recycle_reason(
     config: &ServerConfig,
     w: &Worker,
@@ -819,6 +823,22 @@ pub fn recycle_reason(
         return because(
             "restart-interval",
             format!("ran {:.0} s (--restart-interval)", ran.as_secs_f64()),
+        );
+    }
+    let idle = now.duration_since(w.active_at);
+    if r.inactivity_ms > 0
+        && reading.requests > 0
+        && reading.running.is_empty()
+        && idle >= Duration::from_millis(r.inactivity_ms)
+    {
+        // The scoreboard's exit reasons are fixed: counted with restart-interval.
+        return because(
+            "restart-interval",
+            format!(
+                "no request for {:.0} s after {} (--inactivity-timeout)",
+                idle.as_secs_f64(),
+                reading.requests
+            ),
         );
     }
     if let Some((rss_mb, cpu_s)) = reading.usage {

@@ -45,6 +45,10 @@ pub struct Worker {
     pub overdue: &'static str,
     /// Why it was stopped or killed, as the metrics count it ("" until then).
     pub exit_reason: &'static str,
+    /// `--inactivity-timeout`: the requests it had served when it was last
+    /// seen busy, and when that was.
+    pub active_requests: u64,
+    pub active_at: Instant,
 }
 
 impl Worker {
@@ -69,6 +73,8 @@ impl Worker {
             killed: None,
             overdue: "",
             exit_reason: "",
+            active_requests: 0,
+            active_at: now,
         }
     }
 

@@ -58,6 +58,8 @@ enum Piece {
     /// `%{Name}i` a request header, `%{Name}o` a response header.
     RequestHeader(String),
     ResponseHeader(String),
+    /// `%P` the worker's process id.
+    Pid,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,6 +72,14 @@ enum Unit {
 impl Format {
     /// Parses Apache directives; `common` and `combined` name the usual ones.
     pub fn parse(spec: &str) -> Result<Format, String> {
+        Self::parse_lenient(spec).map(|(format, _)| format)
+    }
+
+    /// As `parse`, with the directives rwsgi cannot render (`%v`, `%{X}e`,
+    /// `%k`…), which are rendered as `-`: a CMD written for Apache keeps
+    /// working, and the caller warns once about what is missing.
+    pub fn parse_lenient(spec: &str) -> Result<(Format, Vec<String>), String> {
+        let mut unsupported = Vec::new();
         let spec = match spec {
             "combined" => COMBINED,
             "common" => COMMON,
@@ -93,7 +103,9 @@ impl Format {
                 chars.next();
             }
             let Some(d) = chars.next() else {
-                return Err("a % at the end".to_owned());
+                unsupported.push("a % at the end".to_owned());
+                text.push('%');
+                break;
             };
             let piece = match (d, arg.as_deref()) {
                 ('%', None) => {
@@ -118,7 +130,17 @@ impl Format {
                 ('H', None) => Piece::Protocol,
                 ('i', Some(name)) => Piece::RequestHeader(name.to_owned()),
                 ('o', Some(name)) => Piece::ResponseHeader(name.to_owned()),
-                (d, _) => return Err(format!("unsupported directive %{d}")),
+                ('P', None | Some("pid")) => Piece::Pid,
+                (d, arg) => {
+                    let directive = match arg {
+                        Some(a) => format!("%{{{a}}}{d}"),
+                        None => format!("%{d}"),
+                    };
+                    if !unsupported.contains(&directive) {
+                        unsupported.push(directive);
+                    }
+                    Piece::Dash
+                }
             };
             if !text.is_empty() {
                 pieces.push(Piece::Text(std::mem::take(&mut text)));
@@ -128,7 +150,7 @@ impl Format {
         if !text.is_empty() {
             pieces.push(Piece::Text(text));
         }
-        Ok(Format(pieces))
+        Ok((Format(pieces), unsupported))
     }
 
     /// Whether rendering needs the response's headers (`%{Name}o`).
@@ -145,6 +167,9 @@ impl Format {
                     let _ = write!(out, "{}", r.client);
                 }
                 Piece::Dash => out.push('-'),
+                Piece::Pid => {
+                    let _ = write!(out, "{}", std::process::id());
+                }
                 Piece::Time => {
                     let _ = write!(out, "[{}]", crate::time::apache_now());
                 }
@@ -258,7 +283,12 @@ mod tests {
             f.render(&record(&h, &out)),
             "10.0.0.1 201 - 0 1234567 1 1234 abc GET /p?q=1 HTTP/1.1 va vb - 100%"
         );
-        assert!(Format::parse("%Z").is_err());
+        let (f, unsupported) = Format::parse_lenient("%v %Z %{%d/%b}t %k %v %P").expect("lenient");
+        assert_eq!(unsupported, ["%v", "%Z", "%{%d/%b}t", "%k"]);
+        assert_eq!(
+            f.render(&record(&h, &out)),
+            format!("- - - - - {}", std::process::id())
+        );
         assert!(Format::parse("combined").is_ok());
     }
 

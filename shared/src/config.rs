@@ -103,6 +103,13 @@ pub struct PythonSpec {
     /// workers either (mod_wsgi's `WSGIScriptReloading Off`).
     #[serde(default)]
     pub disable_reloading: bool,
+    /// Warning filters (`--python-warnings`), as `python -W` takes them.
+    #[serde(default)]
+    pub warnoptions: Vec<String>,
+    /// `sys.setswitchinterval` in microseconds (`--switch-interval`);
+    /// `None` keeps Python's.
+    #[serde(default)]
+    pub switch_interval_us: Option<u64>,
 }
 
 /// The largest `--header-buffer-size`: a worker that drains hands an idle
@@ -126,6 +133,13 @@ pub struct Limits {
     pub header_field_size: usize,
     /// Largest whole request head (`--header-buffer-size`); 431 beyond.
     pub header_buffer: usize,
+    /// False with `--keep-alive-timeout 0`: every response closes its connection.
+    #[serde(default = "keep_alive_default")]
+    pub keep_alive: bool,
+}
+
+fn keep_alive_default() -> bool {
+    true
 }
 
 impl Default for Limits {
@@ -136,6 +150,7 @@ impl Default for Limits {
             header_fields: 100,
             header_field_size: 8190,
             header_buffer: 32768,
+            keep_alive: true,
         }
     }
 }
@@ -223,6 +238,10 @@ pub struct Recycle {
     pub restart_interval_ms: u64,
     pub memory_limit_mb: u64,
     pub cpu_time_limit_s: u64,
+    /// `--inactivity-timeout`: a worker that has served requests and then
+    /// none for this long is replaced (its memory returned).
+    #[serde(default)]
+    pub inactivity_ms: u64,
 }
 
 /// `--url-alias URL-PATH PATH`: a file or a directory served at a URL prefix.
@@ -332,6 +351,12 @@ pub struct ServerConfig {
     /// Host names served; `None` when no server name was given (every Host).
     #[serde(default)]
     pub virtual_host: Option<VirtualHost>,
+    /// Where the master writes its pid (`--pid-file`), removed at exit.
+    #[serde(default)]
+    pub pid_file: Option<PathBuf>,
+    /// Sourced by the master before it starts (`--envvars-script`).
+    #[serde(default)]
+    pub envvars_script: Option<PathBuf>,
 }
 
 /// Who the server runs as after start (`--user`, `--group`), looked up once.

@@ -57,6 +57,7 @@ enum Purpose {
     Host,
     Port,
     Prefix,
+    Server,
 }
 
 /// The headers rwsgi knows, lowercase, with their purpose. `Forwarded`
@@ -70,11 +71,15 @@ const KNOWN: &[(&str, &[Purpose])] = &[
     ("x-scheme", &[Purpose::Scheme]),
     ("x-forwarded-ssl", &[Purpose::Scheme]),
     ("x-forwarded-https", &[Purpose::Scheme]),
+    ("x-https", &[Purpose::Scheme]),
     ("x-forwarded-host", &[Purpose::Host]),
     ("x-host", &[Purpose::Host]),
     ("x-forwarded-port", &[Purpose::Port]),
     ("x-script-name", &[Purpose::Prefix]),
     ("x-forwarded-prefix", &[Purpose::Prefix]),
+    ("x-forwarded-script-name", &[Purpose::Prefix]),
+    // mod_wsgi 6's: SERVER_NAME.
+    ("x-forwarded-server", &[Purpose::Server]),
     (
         "forwarded",
         &[Purpose::Client, Purpose::Scheme, Purpose::Host],
@@ -167,6 +172,8 @@ pub struct Adjusted {
     pub host: Option<String>,
     pub port: Option<String>,
     pub prefix: Option<String>,
+    /// `SERVER_NAME` (X-Forwarded-Server).
+    pub server: Option<String>,
     /// Header names (lowercase) to leave out of the environ.
     pub drop: Vec<String>,
 }
@@ -291,6 +298,7 @@ impl Rules {
             host: None,
             port: None,
             prefix: None,
+            server: None,
             drop: Vec::new(),
         };
         if self.headers.is_empty() {
@@ -348,7 +356,7 @@ impl Rules {
                         .ok_or_else(|| bad("http or https"))?;
                     out.scheme = out.scheme.or(Some(s));
                 }
-                "x-forwarded-ssl" | "x-forwarded-https" => {
+                "x-forwarded-ssl" | "x-forwarded-https" | "x-https" => {
                     let s = nearest()
                         .and_then(ssl_flag)
                         .ok_or_else(|| bad("on or off"))?;
@@ -366,11 +374,17 @@ impl Rules {
                         .ok_or_else(|| bad("a port number (1 to 65535)"))?;
                     out.port = out.port.or(Some(p.to_owned()));
                 }
-                "x-script-name" | "x-forwarded-prefix" => {
+                "x-script-name" | "x-forwarded-prefix" | "x-forwarded-script-name" => {
                     let p = nearest()
                         .and_then(prefix)
                         .ok_or_else(|| bad("an absolute path"))?;
                     out.prefix = out.prefix.or(Some(p));
+                }
+                "x-forwarded-server" => {
+                    let h = nearest()
+                        .filter(|h| valid_host(h) && !h.contains(':'))
+                        .ok_or_else(|| bad("a host name"))?;
+                    out.server = out.server.or(Some(h.to_owned()));
                 }
                 "forwarded" => self.apply_forwarded(&v, &mut out).map_err(bad)?,
                 _ => {}
@@ -970,6 +984,31 @@ mod tests {
         assert_eq!(a.prefix.as_deref(), Some("/shop"));
         assert_eq!(a.host.as_deref(), Some("a.example:8443"));
         assert_eq!(a.scheme, Some("https"));
+    }
+
+    /// Every name mod_wsgi 6's WSGITrustedProxyHeaders acts on.
+    #[test]
+    fn mod_wsgi_6_names() {
+        let r = rules(
+            &["X-Forwarded-Server", "X-Forwarded-Script-Name", "X-HTTPS"],
+            &[PROXY],
+        );
+        let a = apply(
+            &r,
+            &from(PROXY),
+            &[
+                ("X-Forwarded-Server", "www.example"),
+                ("X-Forwarded-Script-Name", "/app"),
+                ("X-HTTPS", "on"),
+            ],
+        );
+        assert_eq!(a.server.as_deref(), Some("www.example"));
+        assert_eq!(a.prefix.as_deref(), Some("/app"));
+        assert_eq!(a.scheme, Some("https"));
+        let a = apply(&r, &from("192.0.2.1"), &[("X-Forwarded-Server", "evil")]);
+        assert_eq!(a.server, None);
+        assert!(a.drop.contains(&"x-forwarded-server".to_owned()), "{a:?}");
+        assert!(refused(&r, &[("X-Forwarded-Server", "a b")]).contains("X-Forwarded-Server"));
     }
 
     #[test]

@@ -27,11 +27,13 @@ pub enum Routed {
 }
 
 pub fn route(buf: &[u8], limits: &Limits, files: &StaticFiles, gate: &Gate<'_>) -> Routed {
-    let (head, used) = match parse_request_head(buf, limits) {
+    let (mut head, used) = match parse_request_head(buf, limits) {
         Ok(Parsed::Complete(head, used)) => (head, used),
         Ok(Parsed::Partial) => return Routed::Partial,
         Err(e) => return Routed::Refused(e),
     };
+    // `--keep-alive-timeout 0`: answered with Connection: close.
+    head.keep_alive &= limits.keep_alive;
     // Before anything else looks at the request: a Host the site does not
     // serve reaches neither the static files nor the application.
     match gate.check(&head) {

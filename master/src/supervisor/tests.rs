@@ -638,3 +638,29 @@ fn a_stuck_worker_whose_requests_all_ended_is_left_to_exit_by_itself() {
     let readings = with_requests(&h, slot, &[]);
     assert!(h.tick_with(&readings).is_empty());
 }
+
+/// `--inactivity-timeout`: a worker that served requests and then none
+/// for that long is replaced; a never-used one, or a busy one, is kept.
+#[test]
+fn an_inactive_worker_is_replaced() {
+    let mut h = Harness::started(&["--processes", "1", "--inactivity-timeout", "5"]);
+    // Never used: kept however long it waits.
+    h.advance(10_000);
+    assert!(h.tick_with(&h.readings(0)).is_empty());
+    assert!(!h.logged("recycling worker"));
+    // Served 3, then idle for less than the timeout: kept.
+    h.advance(1_000);
+    h.tick_with(&h.readings(3));
+    h.advance(4_000);
+    h.tick_with(&h.readings(3));
+    assert!(!h.logged("recycling worker"));
+    // One more request restarts the clock.
+    h.advance(2_000);
+    h.tick_with(&h.readings(4));
+    h.advance(4_900);
+    h.tick_with(&h.readings(4));
+    assert!(!h.logged("recycling worker"), "{:?}", h.log);
+    h.advance(200);
+    h.tick_with(&h.readings(4));
+    assert!(h.logged("(--inactivity-timeout)"), "{:?}", h.log);
+}

@@ -4,15 +4,46 @@ use rwsgi_tests::server::binary;
 use rwsgi_tests::{app, get, Server};
 use std::process::Command;
 
+/// Runs `rwsgi ARGS` to its end, within 60 s: one that goes on serving
+/// (an option that should have stopped it did not) is killed with its
+/// process group and reported as exit code -1.
 fn rwsgi(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(binary("rwsgi"))
+    use std::io::Read;
+    use std::os::unix::process::CommandExt;
+    let mut child = Command::new(binary("rwsgi"))
         .args(args)
-        .output()
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .process_group(0)
+        .spawn()
         .expect("run rwsgi");
+    let pipe = |mut p: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = p.read_to_string(&mut text);
+            text
+        })
+    };
+    let out = pipe(Box::new(child.stdout.take().expect("stdout")));
+    let err = pipe(Box::new(child.stderr.take().expect("stderr")));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let code = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status.code().unwrap_or(-1);
+        }
+        if std::time::Instant::now() > deadline {
+            let group = nix::unistd::Pid::from_raw(child.id() as i32);
+            let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
+            let _ = child.wait();
+            break -1;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
     (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
+        code,
+        out.join().unwrap_or_default(),
+        err.join().unwrap_or_default(),
     )
 }
 
@@ -33,8 +64,9 @@ fn help_is_useful() {
     ] {
         assert!(out.contains(opt), "{opt} missing from help:\n{out}");
     }
-    // Options accepted only for compatibility stay out of the help.
-    assert!(!out.contains("--server-mpm"));
+    // Options accepted only for compatibility are not among the options
+    // (they are listed with their status after them).
+    assert!(!out.contains("--server-mpm <"));
 }
 
 #[test]
@@ -69,16 +101,216 @@ fn mod_wsgi_express_options_not_implemented_are_accepted_with_a_warning() {
     let server = Server::start(&[
         "--server-mpm",
         "event",
-        "--include-file",
-        "x.conf",
+        "--socket-prefix",
+        "/tmp/x",
         "--enable-debugger",
         &app("hello.py"),
     ]);
     assert_eq!(get(server.port, "/").text(), "Hello World!");
     let log = server.log.text();
     assert!(log.contains("--server-mpm is accepted"), "{log}");
-    assert!(log.contains("--include-file is accepted"), "{log}");
+    assert!(log.contains("--socket-prefix is accepted"), "{log}");
     assert!(log.contains("--enable-debugger is accepted"), "{log}");
+}
+
+/// The 152 options of mod_wsgi-express 6.0.5's options.py (hidden ones
+/// included), each with a plausible value: every one starts the server
+/// (checked with --setup-only, which checks everything serving would),
+/// except those refused by name: the TLS family, Apache configuration and
+/// --free-threading (no Python here is a free-threaded build).
+#[test]
+fn every_mod_wsgi_express_option_starts_the_server() {
+    let list =
+        std::fs::read_to_string(rwsgi_tests::repo_root().join("conf/mod_wsgi_express_options.txt"))
+            .expect("the option list");
+    let refused = [
+        "https-port",
+        "ssl-port",
+        "ssl-certificate-file",
+        "ssl-certificate-key-file",
+        "ssl-certificate",
+        "ssl-ca-certificate-file",
+        "ssl-verify-client",
+        "ssl-certificate-chain-file",
+        "ssl-environment",
+        "https-only",
+        "hsts-policy",
+        "include-file",
+        "rewrite-rules",
+        "allow-override",
+        "free-threading",
+    ];
+    let examples = rwsgi_tests::repo_root().join("examples");
+    let examples = examples.to_str().expect("utf-8 path");
+    let hello = app("hello.py");
+    // Whoever runs the tests may always name themselves as --user/--group.
+    let me = nix::unistd::User::from_uid(nix::unistd::getuid())
+        .ok()
+        .flatten()
+        .expect("the test user's passwd entry");
+    let my_group = format!("#{}", me.gid);
+    let mut seen = 0;
+    for line in list
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+    {
+        let (option, values) = line.split_once(' ').expect("--name values");
+        let name = option.trim_start_matches("--");
+        let mut args = vec!["start-server", "--setup-only", option];
+        match (name, values) {
+            (_, "0") => {}
+            ("url-alias", _) => args.extend(["/x", examples]),
+            (_, "2") => args.extend(["A", "1"]),
+            ("application-type", _) => args.push("script"),
+            ("entry-point", _) => args.push(&hello),
+            ("host", _) => args.push("127.0.0.1"),
+            ("document-root" | "working-directory" | "python-path", _) => args.push(examples),
+            ("directory-index", _) => args.push("index.html"),
+            ("trust-proxy-header", _) => args.push("X-Forwarded-For"),
+            ("trust-proxy", _) => args.push("127.0.0.1"),
+            ("callable-object", _) => args.push("application"),
+            ("log-level", _) => args.push("info"),
+            ("access-log-format", _) => args.push("%h %r"),
+            ("locale" | "lang", _) => args.push("C.UTF-8"),
+            ("mount-point", _) => args.push("/"),
+            ("server-name", _) => args.push("example.com"),
+            ("passenv", _) => args.push("HOME"),
+            ("python-warnings", _) => args.push("ignore::DeprecationWarning"),
+            // Only checked to exist: --setup-only does not source it.
+            ("envvars-script", _) => args.push(&hello),
+            ("host-access-script" | "auth-user-script", _) => args.push(&hello),
+            // Groups are checked for authenticated users only: refused alone.
+            ("auth-group-script", _) => args.extend([hello.as_str(), "--auth-user-script", &hello]),
+            ("auth-type", _) => args.push("Basic"),
+            ("auth-group", _) => args.push("wsgi"),
+            ("server-alias", _) => args.push("www.example.com"),
+            ("user", _) => args.push(&me.name),
+            ("group", _) => args.push(&my_group),
+            _ => args.push("2"),
+        }
+        args.push(&hello);
+        let (code, out, err) = rwsgi(&args);
+        if refused.contains(&name) {
+            assert_eq!(code, 2, "{args:?} is refused:\n{out}{err}");
+            assert!(err.contains(option), "{args:?}: {err}");
+        } else {
+            assert_eq!(code, 0, "{args:?}:\n{out}{err}");
+            assert!(
+                format!("{out}{err}").contains("--setup-only: the options are valid"),
+                "{args:?}:\n{out}{err}"
+            );
+        }
+        seen += 1;
+    }
+    assert_eq!(seen, 152);
+}
+
+/// mod_wsgi-docker's start script puts `--log-to-terminal --startup-log
+/// --port 80` before the image's CMD, which names its own port: the last
+/// one wins, as with optparse.
+#[test]
+fn a_repeated_option_takes_the_last_value() {
+    let server = Server::builder()
+        .raw_args()
+        .args([
+            "--host",
+            "127.0.0.1",
+            "--log-to-terminal",
+            "--startup-log",
+            "--port",
+            "80",
+        ])
+        .args([
+            "--port=0",
+            "--log-to-term",
+            "--thread",
+            "2",
+            &app("hello.py"),
+        ])
+        .start();
+    assert_eq!(get(server.port, "/").text(), "Hello World!");
+    assert!(
+        server.log.text().contains("x 2 threads"),
+        "{}",
+        server.log.text()
+    );
+}
+
+#[test]
+fn limit_request_body_0_is_unlimited_and_keep_alive_timeout_0_closes() {
+    let server = Server::start(&[
+        "--limit-request-body",
+        "0",
+        "--keep-alive-timeout",
+        "0",
+        &app("app.py"),
+    ]);
+    let body = "x".repeat(20_000_000);
+    let raw = format!(
+        "POST /echo HTTP/1.1\r\nHost: h\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let r = rwsgi_tests::client::request(server.port, raw.as_bytes()).expect("response");
+    assert_eq!(r.status, 200, "{}", r.head);
+    assert_eq!(r.body.len(), body.len());
+    assert_eq!(r.header("Connection"), Some("close"), "{}", r.head);
+}
+
+#[test]
+fn without_an_entry_point_the_default_page_is_served() {
+    let server = Server::start(&[]);
+    let r = get(server.port, "/");
+    assert_eq!(r.status, 200);
+    assert!(r.text().contains("rwsgi is running"), "{}", r.text());
+}
+
+#[test]
+fn tls_and_apache_configuration_are_refused_by_name() {
+    for option in ["--https-port", "--include-file", "--ssl-certificate-file"] {
+        let (code, _, err) = rwsgi(&["start-server", option, "x", &app("hello.py")]);
+        assert_eq!(code, 2, "{option}");
+        assert!(
+            err.contains(option) && err.contains("not supported"),
+            "{err}"
+        );
+    }
+}
+
+#[test]
+fn apache_access_log_directives_never_stop_the_server() {
+    let server = Server::start(&[
+        "--access-log",
+        "--access-log-format",
+        "%h %v %p %P %I %O %X %e %k %R %{%d/%b/%Y}t \"%r\" %>s",
+        &app("hello.py"),
+    ]);
+    assert_eq!(get(server.port, "/").status, 200);
+    let log = server.log.text();
+    assert_eq!(
+        log.matches("not available in rwsgi, logged as -").count(),
+        1,
+        "{log}"
+    );
+    assert!(
+        server
+            .log
+            .wait_for("\"GET / HTTP/1.1\" 200", std::time::Duration::from_secs(10)),
+        "{log}"
+    );
+}
+
+#[test]
+fn help_lists_every_mod_wsgi_express_option_with_its_status() {
+    let (code, out, _) = rwsgi(&["start-server", "--help"]);
+    assert_eq!(code, 0);
+    for line in [
+        "--server-mpm: accepted with a warning",
+        "--https-port: refused",
+        "--max-clients: implemented, differently",
+        "--processes: implemented",
+    ] {
+        assert!(out.contains(line), "{line} missing from help:\n{out}");
+    }
 }
 
 #[test]
@@ -93,4 +325,54 @@ fn options_come_from_rwsgi_environment_variables() {
         "{}",
         server.log.text()
     );
+}
+
+/// --pid-file, --switch-interval, --python-warnings and --envvars-script,
+/// as mod_wsgi-express gives them.
+#[test]
+fn pid_file_switch_interval_and_python_warnings() {
+    let pid_file = std::env::temp_dir().join(format!("rwsgi-test-{}.pid", std::process::id()));
+    let pid_path = pid_file.to_str().expect("utf-8 path").to_owned();
+    let envvars = std::env::temp_dir().join(format!("rwsgi-test-{}.envvars", std::process::id()));
+    std::fs::write(&envvars, "RWSGI_TEST_FROM_ENVVARS='from the script'\n").expect("write");
+    let mut server = Server::start(&[
+        "--pid-file",
+        &pid_path,
+        "--switch-interval",
+        "0.02",
+        "--python-warnings",
+        "error::DeprecationWarning",
+        "--envvars-script",
+        envvars.to_str().expect("utf-8 path"),
+        &app("python_options.py"),
+    ]);
+    let written = std::fs::read_to_string(&pid_file).expect("the pid file");
+    assert_eq!(written.trim(), server.pid().to_string());
+    let seen = rwsgi_tests::json(&get(server.port, "/").body);
+    assert_eq!(seen["switch_interval"], 0.02);
+    assert_eq!(seen["warnoptions"][0], "error::DeprecationWarning");
+    assert_eq!(seen["deprecation"][0], "error");
+    assert_eq!(seen["from_envvars"], "from the script");
+    let _ = std::fs::remove_file(&envvars);
+    server.signal(nix::sys::signal::Signal::SIGTERM);
+    assert!(server
+        .wait_exit(std::time::Duration::from_secs(20))
+        .is_some());
+    assert!(!pid_file.exists(), "the pid file is removed at exit");
+}
+
+/// `--inactivity-timeout`: a worker that served a request and then none
+/// for that long is replaced, and its replacement serves.
+#[test]
+fn an_inactive_worker_is_replaced() {
+    let server = Server::start(&["--inactivity-timeout", "1", &app("hello.py")]);
+    assert_eq!(get(server.port, "/").text(), "Hello World!");
+    assert!(
+        server
+            .log
+            .wait_for("(--inactivity-timeout)", std::time::Duration::from_secs(30)),
+        "{}",
+        server.log.text()
+    );
+    assert_eq!(get(server.port, "/").text(), "Hello World!");
 }

@@ -142,6 +142,14 @@ fn load_with(
     boot.call_method1("restrict_signals", (server.getattr(py, "message")?,))?;
     // Before the application imports: `import rwsgi` / `mod_wsgi` for RequestTimeout.
     boot.call_method0("install_modules")?;
+    // --python-warnings and --switch-interval, before the application runs.
+    boot.call_method1(
+        "apply_python_options",
+        (
+            config.python.warnoptions.clone(),
+            config.python.switch_interval_us.map(|us| us as f64 / 1e6),
+        ),
+    )?;
     let script_dir = match spec.kind {
         AppType::Script | AppType::Paste => std::path::Path::new(&spec.entry_point)
             .parent()

@@ -151,8 +151,38 @@ class _ScriptLoader(importlib.machinery.SourceFileLoader):
         return self.source_to_code(self.get_data(self.path), self.path)
 
 
+def apply_python_options(warnoptions, switch_interval):
+    """--python-warnings (as python -W) and --switch-interval."""
+    import warnings
+    for option in warnoptions:
+        sys.warnoptions.append(option)
+        try:
+            warnings._setoption(option)
+        except warnings._OptionError as e:
+            print("rwsgi: --python-warnings %r: %s" % (option, e), file=sys.stderr)
+    if switch_interval is not None:
+        sys.setswitchinterval(switch_interval)
+
+
+_DEFAULT_PAGE = b"""<!DOCTYPE html>
+<html><head><title>rwsgi</title></head>
+<body><h1>rwsgi is running</h1>
+<p>No WSGI application was given. Start the server with one:
+<code>rwsgi start-server wsgi.py</code></p></body></html>
+"""
+
+
+def default_application(environ, start_response):
+    """What mod_wsgi-express serves when no entry point is given."""
+    start_response("200 OK", [("Content-Type", "text/html; charset=utf-8"),
+                              ("Content-Length", str(len(_DEFAULT_PAGE)))])
+    return [_DEFAULT_PAGE]
+
+
 def load_script(path, callable_name):
     """Runs a WSGI script file as a uniquely named module, like mod_wsgi."""
+    if not path:
+        return default_application
     name = "_rwsgi_" + _md5(path.encode("utf-8")).hexdigest()
     loader = _ScriptLoader(name, path)
     spec = importlib.util.spec_from_loader(name, loader, origin=path)

@@ -70,8 +70,11 @@ pub fn watched(config: &ServerConfig) -> Watched {
 /// The decision, on plain values.
 fn decide(app: &AppSpec, reload_on_changes: bool, disable_reloading: bool) -> Watched {
     let entry_file = match app.kind {
-        AppType::Script | AppType::Paste => Some(app.entry_point.clone()),
-        AppType::Module | AppType::Static => None,
+        // An empty script path is the built-in default page: no file.
+        AppType::Script | AppType::Paste if !app.entry_point.is_empty() => {
+            Some(app.entry_point.clone())
+        }
+        _ => None,
     };
     // "Disables all reloading" (mod_wsgi-express's help), --reload-on-changes too.
     if disable_reloading {

@@ -350,6 +350,9 @@ fn apply_proxy(
     if let Some(port) = &p.port {
         env.set_item(intern!(py, "SERVER_PORT"), port.as_str())?;
     }
+    if let Some(server) = &p.server {
+        env.set_item(intern!(py, "SERVER_NAME"), server.as_str())?;
+    }
     if let Some(prefix) = &p.prefix {
         env.set_item(intern!(py, "SCRIPT_NAME"), format!("{prefix}{mount_point}"))?;
     }
