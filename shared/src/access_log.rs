@@ -69,6 +69,13 @@ enum Unit {
     Seconds,
 }
 
+/// The directive letters of Apache's mod_log_config: rwsgi renders those it
+/// can and shows the others as `-`; any other letter is an error, as in
+/// Apache.
+const APACHE_DIRECTIVES: &str = "aABbCDefhHiklLmnopPqrRsStTuUvVXIO";
+const APACHE_DIRECTIVES_LIST: &str =
+    "a A B b C D e f h H i k l L m n o p P q r R s S t T u U v V X I O";
+
 impl Format {
     /// Parses Apache directives; `common` and `combined` name the usual ones.
     pub fn parse(spec: &str) -> Result<Format, String> {
@@ -99,7 +106,8 @@ impl Format {
                 let name: String = chars.by_ref().take_while(|&c| c != '}').collect();
                 arg = Some(name);
             }
-            if chars.peek() == Some(&'>') {
+            // `%>s` and `%<s` (final or original request): one request here.
+            if matches!(chars.peek(), Some('>' | '<')) {
                 chars.next();
             }
             let Some(d) = chars.next() else {
@@ -131,6 +139,16 @@ impl Format {
                 ('i', Some(name)) => Piece::RequestHeader(name.to_owned()),
                 ('o', Some(name)) => Piece::ResponseHeader(name.to_owned()),
                 ('P', None | Some("pid")) => Piece::Pid,
+                (d, arg) if !APACHE_DIRECTIVES.contains(d) => {
+                    // Apache itself refuses to start on these: a typo.
+                    let directive = match arg {
+                        Some(a) => format!("%{{{a}}}{d}"),
+                        None => format!("%{d}"),
+                    };
+                    return Err(format!(
+                        "{directive} is not an Apache log format directive (Apache's are %{APACHE_DIRECTIVES_LIST})"
+                    ));
+                }
                 (d, arg) => {
                     let directive = match arg {
                         Some(a) => format!("%{{{a}}}{d}"),
@@ -283,12 +301,15 @@ mod tests {
             f.render(&record(&h, &out)),
             "10.0.0.1 201 - 0 1234567 1 1234 abc GET /p?q=1 HTTP/1.1 va vb - 100%"
         );
-        let (f, unsupported) = Format::parse_lenient("%v %Z %{%d/%b}t %k %v %P").expect("lenient");
-        assert_eq!(unsupported, ["%v", "%Z", "%{%d/%b}t", "%k"]);
+        let (f, unsupported) = Format::parse_lenient("%v %X %{%d/%b}t %k %v %P").expect("lenient");
+        assert_eq!(unsupported, ["%v", "%X", "%{%d/%b}t", "%k"]);
         assert_eq!(
             f.render(&record(&h, &out)),
             format!("- - - - - {}", std::process::id())
         );
+        // Not Apache's either: refused, as Apache refuses it.
+        assert!(Format::parse_lenient("%h %Z").is_err());
+        assert!(Format::parse_lenient("%{x}j").is_err());
         assert!(Format::parse("combined").is_ok());
     }
 
