@@ -86,6 +86,17 @@ pub enum LogFormatArg {
     Json,
 }
 
+/// `--map-head-to-get` (mod_wsgi's WSGIMapHEADToGET).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[value(rename_all = "PascalCase")]
+pub enum MapHeadToGetArg {
+    Off,
+    On,
+    /// mod_wsgi maps when an Apache output filter is present; rwsgi has
+    /// none, so Auto does not map.
+    Auto,
+}
+
 /// The examples under `start-server --help`.
 pub const EXAMPLES: &str = "Examples:\n  rwsgi start-server wsgi.py\n  \
     rwsgi start-server --processes 2 --threads 4 wsgi.py\n  \
@@ -569,6 +580,18 @@ pub struct StartServer {
     /// Write the master's process id to this file at start (removed at exit).
     #[arg(long, value_name = "FILE-PATH", env = "RWSGI_PID_FILE")]
     pub pid_file: Option<PathBuf>,
+
+    /// On: a HEAD request reaches the application as GET (the body it
+    /// returns is not sent). Auto, the default, does not map: mod_wsgi maps
+    /// only for Apache output filters, which rwsgi has not.
+    #[arg(
+        long,
+        value_name = "OFF|ON|AUTO",
+        default_value = "Auto",
+        ignore_case = true,
+        env = "RWSGI_MAP_HEAD_TO_GET"
+    )]
+    pub map_head_to_get: MapHeadToGetArg,
 }
 
 /// The clap command with the mod_wsgi-express options rwsgi only accepts.

@@ -119,11 +119,6 @@ pub const UNIMPLEMENTED: &[(&str, Takes, &str)] = &[
         "not applicable: responses are written as they come",
     ),
     (
-        "map-head-to-get",
-        Takes::One,
-        "not implemented: HEAD reaches the application as HEAD",
-    ),
-    (
         "error-override",
         Takes::Flag,
         "not implemented (goes with --error-document)",
@@ -270,6 +265,7 @@ pub const DIFFERENCES: &[(&str, &str)] = &[
     ("reload-on-changes", "replaces the workers when a loaded module's file changes"),
     ("setup-only", "checks the options, prints the summary and exits 0"),
     ("inactivity-timeout", "replaces a worker that served requests and then none for this long (a never-used one is kept); counted as restart-interval in the metrics; a request making no progress is --request-timeout's"),
+    ("map-head-to-get", "Auto (the default) does not map: mod_wsgi maps only when an Apache output filter is present"),
     ("trust-proxy", "addresses and CIDR ranges; without it every peer is trusted, as in mod_wsgi"),
 ];
 

@@ -176,6 +176,7 @@ pub fn resolve(args: &StartServer) -> Result<ServerConfig, ConfError> {
             }
             other => other.as_ref().map(|p| absolute(&cwd, p)),
         },
+        map_head_to_get: args.map_head_to_get == crate::cli::MapHeadToGetArg::On,
     })
 }
 

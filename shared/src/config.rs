@@ -357,6 +357,9 @@ pub struct ServerConfig {
     /// Sourced by the master before it starts (`--envvars-script`).
     #[serde(default)]
     pub envvars_script: Option<PathBuf>,
+    /// `--map-head-to-get On`: HEAD reaches the application as GET.
+    #[serde(default)]
+    pub map_head_to_get: bool,
 }
 
 /// Who the server runs as after start (`--user`, `--group`), looked up once.

@@ -183,6 +183,7 @@ fn every_mod_wsgi_express_option_starts_the_server() {
             ("auth-group-script", _) => args.extend([hello.as_str(), "--auth-user-script", &hello]),
             ("auth-type", _) => args.push("Basic"),
             ("auth-group", _) => args.push("wsgi"),
+            ("map-head-to-get", _) => args.push("On"),
             ("server-alias", _) => args.push("www.example.com"),
             ("user", _) => args.push(&me.name),
             ("group", _) => args.push(&my_group),
@@ -375,4 +376,31 @@ fn an_inactive_worker_is_replaced() {
         server.log.text()
     );
     assert_eq!(get(server.port, "/").text(), "Hello World!");
+}
+
+/// `--map-head-to-get On` (mod_wsgi's WSGIMapHEADToGET): the application
+/// sees a HEAD as GET, and the client still gets the headers alone.
+#[test]
+fn map_head_to_get_on_shows_head_as_get_without_a_body() {
+    use rwsgi_tests::client::{connect, read_response};
+    use std::io::Write;
+    let server = Server::start(&["--map-head-to-get", "on", &app("app.py")]);
+    let mut s = connect(server.port);
+    s.write_all(b"HEAD /method HTTP/1.1\r\nHost: h\r\n\r\nGET /pid HTTP/1.1\r\nHost: h\r\n\r\n")
+        .expect("write");
+    let mut buf = Vec::new();
+    let head = read_response(&mut s, &mut buf, true).expect("head");
+    assert_eq!(head.status, 200, "{}", server.log.text());
+    assert_eq!(
+        head.header("x-method"),
+        Some("GET"),
+        "{}",
+        server.log.text()
+    );
+    assert_eq!(head.header("content-length"), Some("8"));
+    // Had the body been sent, it would be read as the next response.
+    let next = read_response(&mut s, &mut buf, false).expect("next");
+    assert!(next.text().contains("pid"), "{:?}", next);
+    let get = get(server.port, "/method");
+    assert_eq!(get.header("x-method"), Some("GET"));
 }
