@@ -592,6 +592,17 @@ pub struct StartServer {
         env = "RWSGI_MAP_HEAD_TO_GET"
     )]
     pub map_head_to_get: MapHeadToGetArg,
+
+    /// Seconds a worker replaced by a reload (SIGUSR1, SIGHUP,
+    /// --reload-on-changes) may take to finish its requests (0: the
+    /// --graceful-timeout).
+    #[arg(
+        long,
+        default_value_t = 0.0,
+        value_name = "SECONDS",
+        env = "RWSGI_EVICTION_TIMEOUT"
+    )]
+    pub eviction_timeout: f64,
 }
 
 /// The clap command with the mod_wsgi-express options rwsgi only accepts.

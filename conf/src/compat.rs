@@ -99,11 +99,6 @@ pub const UNIMPLEMENTED: &[(&str, Takes, &str)] = &[
         "HTTP/1.1 is served; terminate HTTP/2 in front of rwsgi",
     ),
     (
-        "eviction-timeout",
-        Takes::One,
-        "not implemented: SIGUSR1 restarts gracefully within --graceful-timeout",
-    ),
-    (
         "ignore-activity",
         Takes::One,
         "not implemented (goes with --inactivity-timeout)",
@@ -266,6 +261,7 @@ pub const DIFFERENCES: &[(&str, &str)] = &[
     ("setup-only", "checks the options, prints the summary and exits 0"),
     ("inactivity-timeout", "replaces a worker that served requests and then none for this long (a never-used one is kept); counted as restart-interval in the metrics; a request making no progress is --request-timeout's"),
     ("map-head-to-get", "Auto (the default) does not map: mod_wsgi maps only when an Apache output filter is present"),
+    ("eviction-timeout", "the time a reload (SIGUSR1, SIGHUP, --reload-on-changes) gives the replaced workers to finish their requests, while the new ones take the new requests; then --shutdown-timeout before they are killed"),
     ("trust-proxy", "addresses and CIDR ranges; without it every peer is trusted, as in mod_wsgi"),
 ];
 

@@ -558,6 +558,11 @@ fn timeouts(a: &StartServer) -> Result<Timeouts, ConfError> {
         } else {
             seconds("interrupt-timeout", a.interrupt_timeout)?
         },
+        eviction_ms: if a.eviction_timeout == 0.0 {
+            0
+        } else {
+            seconds("eviction-timeout", a.eviction_timeout)?
+        },
     })
 }
 

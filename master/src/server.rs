@@ -480,12 +480,17 @@ impl Server {
                     slot,
                     pid,
                     starting,
+                    evict,
                 } => {
+                    let control = if evict {
+                        WorkerControl::Evict
+                    } else {
+                        WorkerControl::GracefulStop
+                    };
                     let sent = !starting
-                        && self.channels[slot].as_ref().is_some_and(|c| {
-                            c.send(&Message::Control(WorkerControl::GracefulStop), None)
-                                .is_ok()
-                        });
+                        && self.channels[slot]
+                            .as_ref()
+                            .is_some_and(|c| c.send(&Message::Control(control), None).is_ok());
                     if !sent {
                         signal(pid, Signal::SIGTERM);
                     }

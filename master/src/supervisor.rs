@@ -13,7 +13,7 @@ use crate::liveness::{self, Beats, Health};
 use crate::reap::Death;
 use crate::workers::{Phase, Worker, Workers};
 use rwsgi_shared::channel::Event;
-use rwsgi_shared::config::ServerConfig;
+use rwsgi_shared::config::{ServerConfig, Timeouts};
 use rwsgi_shared::exit::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -47,6 +47,8 @@ pub enum Action {
         slot: usize,
         pid: u32,
         starting: bool,
+        /// Replaced by a reload: it drains within `--eviction-timeout`.
+        evict: bool,
     },
     /// SIGTERM: stop now (fast stop).
     Terminate { pid: u32 },
@@ -68,6 +70,34 @@ pub enum Action {
     Fail { message: String, code: ExitCode },
     /// Every worker is gone after a stop.
     Exit(ExitCode),
+}
+
+/// How long a stopping worker has before it is killed, and why it would
+/// be. A worker with a stuck request cannot drain that request: it gets
+/// the drain period for the others, not the shutdown one on top. A reload
+/// drains within `--eviction-timeout` (mod_wsgi's, for its graceful
+/// restart), which defaults to `--graceful-timeout`.
+pub fn stop_grace(t: &Timeouts, stuck: bool, evict: bool) -> (u64, &'static str) {
+    let explicit_eviction = evict && t.eviction_ms > 0;
+    let drain = if evict { t.eviction() } else { t.graceful_ms };
+    match (stuck, explicit_eviction) {
+        (true, false) => (
+            drain,
+            "a request was still stuck at the end of --graceful-timeout",
+        ),
+        (true, true) => (
+            drain,
+            "a request was still stuck at the end of --eviction-timeout",
+        ),
+        (false, false) => (
+            drain + t.shutdown_ms,
+            "did not stop within --graceful-timeout + --shutdown-timeout",
+        ),
+        (false, true) => (
+            drain + t.shutdown_ms,
+            "did not stop within --eviction-timeout + --shutdown-timeout",
+        ),
+    }
 }
 
 /// What the scoreboard (and /proc) says of one worker this turn.
@@ -408,19 +438,8 @@ impl Supervisor {
         if w.exit_reason.is_empty() {
             w.exit_reason = kind;
         }
-        // A worker with a stuck request cannot drain that request: it gets
-        // the graceful period for the others, not the shutdown one on top.
-        let (grace, overdue) = if w.stuck {
-            (
-                t.graceful_ms,
-                "a request was still stuck at the end of --graceful-timeout",
-            )
-        } else {
-            (
-                t.graceful_ms + t.shutdown_ms,
-                "did not stop within --graceful-timeout + --shutdown-timeout",
-            )
-        };
+        let evict = kind == "reload";
+        let (grace, overdue) = stop_grace(&t, w.stuck, evict);
         w.overdue = overdue;
         let starting = w.phase == Phase::Starting;
         w.phase = Phase::Stopping {
@@ -431,6 +450,7 @@ impl Supervisor {
             slot,
             pid,
             starting,
+            evict,
         });
         let msg = format!("stopping worker (generation {generation}): {why}");
         self.log(Level::Info, Some((slot, pid)), msg);

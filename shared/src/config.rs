@@ -197,6 +197,11 @@ pub struct Timeouts {
     /// (`--interrupt-timeout`, mod_wsgi-express 6's name and default).
     #[serde(default)]
     pub interrupt_ms: u64,
+    /// Worker and master: in-flight requests of a worker replaced by a
+    /// reload (SIGUSR1, SIGHUP, --reload-on-changes) may finish within
+    /// this (`--eviction-timeout`); 0: `graceful_ms`, as in mod_wsgi.
+    #[serde(default)]
+    pub eviction_ms: u64,
 }
 
 fn default_access_log_format() -> String {
@@ -226,6 +231,17 @@ impl Default for Timeouts {
             body_max_ms: 120_000,
             body_min_rate: 500,
             interrupt_ms: 0,
+            eviction_ms: 0,
+        }
+    }
+}
+
+impl Timeouts {
+    /// How long a worker stopped by a reload has to finish its requests.
+    pub fn eviction(&self) -> u64 {
+        match self.eviction_ms {
+            0 => self.graceful_ms,
+            ms => ms,
         }
     }
 }
