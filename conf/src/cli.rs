@@ -603,6 +603,16 @@ pub struct StartServer {
         env = "RWSGI_EVICTION_TIMEOUT"
     )]
     pub eviction_timeout: f64,
+
+    /// The program name `ps` shows for the master, followed by its
+    /// arguments (mod_wsgi-express names the Apache parent process so).
+    #[arg(long, value_name = "NAME", env = "RWSGI_PROCESS_NAME")]
+    pub process_name: Option<String>,
+
+    /// What `ps` shows for each worker: `(wsgi:NAME)`, mod_wsgi's daemon
+    /// process name (for `pkill -f wsgi:NAME`, say).
+    #[arg(long, value_name = "NAME", env = "RWSGI_PROCESS_GROUP")]
+    pub process_group: Option<String>,
 }
 
 /// The clap command with the mod_wsgi-express options rwsgi only accepts.

@@ -89,11 +89,6 @@ pub const UNIMPLEMENTED: &[(&str, Takes, &str)] = &[
         "not applicable: one interpreter per worker process",
     ),
     (
-        "process-group",
-        Takes::One,
-        "not applicable: no Apache daemon process groups",
-    ),
-    (
         "http2",
         Takes::Flag,
         "HTTP/1.1 is served; terminate HTTP/2 in front of rwsgi",
@@ -164,11 +159,6 @@ pub const UNIMPLEMENTED: &[(&str, Takes, &str)] = &[
         "not applicable: no apachectl script",
     ),
     ("httpd-executable", Takes::One, "not applicable: no Apache"),
-    (
-        "process-name",
-        Takes::One,
-        "not implemented: ps shows rwsgi and rwsgi-worker",
-    ),
     ("modules-directory", Takes::One, "not applicable: no Apache"),
     (
         "mime-types",
@@ -262,6 +252,8 @@ pub const DIFFERENCES: &[(&str, &str)] = &[
     ("inactivity-timeout", "replaces a worker that served requests and then none for this long (a never-used one is kept); counted as restart-interval in the metrics; a request making no progress is --request-timeout's"),
     ("map-head-to-get", "Auto (the default) does not map: mod_wsgi maps only when an Apache output filter is present"),
     ("eviction-timeout", "the time a reload (SIGUSR1, SIGHUP, --reload-on-changes) gives the replaced workers to finish their requests, while the new ones take the new requests; then --shutdown-timeout before they are killed"),
+    ("process-name", "the master's program name in `ps` (its command line; the kernel's 15-byte name stays rwsgi)"),
+    ("process-group", "names the workers in `ps` `(wsgi:NAME)` and is the environ's mod_wsgi.process_group; without it that is empty (rwsgi has no daemon process groups, so no default group localhost:PORT)"),
     ("trust-proxy", "addresses and CIDR ranges; without it every peer is trusted, as in mod_wsgi"),
 ];
 

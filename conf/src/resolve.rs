@@ -177,6 +177,8 @@ pub fn resolve(args: &StartServer) -> Result<ServerConfig, ConfError> {
             other => other.as_ref().map(|p| absolute(&cwd, p)),
         },
         map_head_to_get: args.map_head_to_get == crate::cli::MapHeadToGetArg::On,
+        process_name: process_name("process-name", args.process_name.as_deref())?,
+        process_group: process_name("process-group", args.process_group.as_deref())?,
     })
 }
 
@@ -385,6 +387,14 @@ fn non_empty(option: &str, value: Option<&str>) -> Result<Option<String>, ConfEr
         Some(v) if v.is_empty() || v.contains('\0') => {
             Err(invalid(option, format_args!("{v:?} is not a locale name")))
         }
+        other => Ok(other.map(str::to_owned)),
+    }
+}
+
+/// A name for `ps`: not empty (the title is NUL-separated).
+fn process_name(option: &str, value: Option<&str>) -> Result<Option<String>, ConfError> {
+    match value {
+        Some(v) if v.is_empty() || v.contains('\0') => Err(invalid(option, "an empty name")),
         other => Ok(other.map(str::to_owned)),
     }
 }

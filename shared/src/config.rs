@@ -376,6 +376,12 @@ pub struct ServerConfig {
     /// `--map-head-to-get On`: HEAD reaches the application as GET.
     #[serde(default)]
     pub map_head_to_get: bool,
+    /// `--process-name`: the master's program name in `ps`.
+    #[serde(default)]
+    pub process_name: Option<String>,
+    /// `--process-group`: workers show `(wsgi:NAME)` in `ps`.
+    #[serde(default)]
+    pub process_group: Option<String>,
 }
 
 /// Who the server runs as after start (`--user`, `--group`), looked up once.

@@ -404,3 +404,39 @@ fn map_head_to_get_on_shows_head_as_get_without_a_body() {
     let get = get(server.port, "/method");
     assert_eq!(get.header("x-method"), Some("GET"));
 }
+
+/// `--process-name` names the master in `ps` (its program, the arguments
+/// kept, as mod_wsgi-express execs Apache); `--process-group` shows each
+/// worker as mod_wsgi's daemon, `(wsgi:NAME)`, and is the environ's
+/// mod_wsgi.process_group. `rwsgi status` still reads the master.
+#[test]
+fn process_name_and_process_group_are_what_ps_shows() {
+    let server = Server::start(&[
+        "--processes",
+        "2",
+        "--process-name",
+        "my-site",
+        "--process-group",
+        "site-group",
+        &app("app.py"),
+    ]);
+    let cmdline = |pid: i32| {
+        std::fs::read_to_string(format!("/proc/{pid}/cmdline")).expect("read the command line")
+    };
+    let master = cmdline(server.pid());
+    assert!(master.starts_with("my-site\0start-server\0"), "{master:?}");
+    let workers = server.worker_pids();
+    assert_eq!(workers.len(), 2, "{}", server.log.text());
+    for pid in workers {
+        let title = cmdline(pid);
+        assert_eq!(title.trim_end_matches('\0'), "(wsgi:site-group)");
+    }
+    let env = rwsgi_tests::json(&get(server.port, "/environ").body);
+    assert_eq!(env["mod_wsgi.process_group"], "site-group");
+    let status = server.status_json();
+    assert_eq!(
+        status["workers"].as_array().map(Vec::len),
+        Some(2),
+        "{status}"
+    );
+}
