@@ -613,6 +613,12 @@ pub struct StartServer {
     /// process name (for `pkill -f wsgi:NAME`, say).
     #[arg(long, value_name = "NAME", env = "RWSGI_PROCESS_GROUP")]
     pub process_group: Option<String>,
+
+    /// A URL path whose requests do not count as activity for
+    /// --inactivity-timeout (repeatable; health checks, say). It matches
+    /// the path and what is below it, as Apache's <Location> does.
+    #[arg(long, value_name = "URL-PATH")]
+    pub ignore_activity: Vec<String>,
 }
 
 /// The clap command with the mod_wsgi-express options rwsgi only accepts.

@@ -94,11 +94,6 @@ pub const UNIMPLEMENTED: &[(&str, Takes, &str)] = &[
         "HTTP/1.1 is served; terminate HTTP/2 in front of rwsgi",
     ),
     (
-        "ignore-activity",
-        Takes::One,
-        "not implemented (goes with --inactivity-timeout)",
-    ),
-    (
         "proxy-timeout",
         Takes::One,
         "not applicable: no Apache proxy stage",
@@ -254,6 +249,7 @@ pub const DIFFERENCES: &[(&str, &str)] = &[
     ("eviction-timeout", "the time a reload (SIGUSR1, SIGHUP, --reload-on-changes) gives the replaced workers to finish their requests, while the new ones take the new requests; then --shutdown-timeout before they are killed"),
     ("process-name", "the master's program name in `ps` (its command line; the kernel's 15-byte name stays rwsgi)"),
     ("process-group", "names the workers in `ps` `(wsgi:NAME)` and is the environ's mod_wsgi.process_group; without it that is empty (rwsgi has no daemon process groups, so no default group localhost:PORT)"),
+    ("ignore-activity", "matches the raw (not percent-decoded) request path, and the path below it, as <Location> does"),
     ("trust-proxy", "addresses and CIDR ranges; without it every peer is trusted, as in mod_wsgi"),
 ];
 

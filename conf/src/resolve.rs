@@ -179,6 +179,8 @@ pub fn resolve(args: &StartServer) -> Result<ServerConfig, ConfError> {
         map_head_to_get: args.map_head_to_get == crate::cli::MapHeadToGetArg::On,
         process_name: process_name("process-name", args.process_name.as_deref())?,
         process_group: process_name("process-group", args.process_group.as_deref())?,
+        // As Apache's <Location>, a path without a leading / matches nothing.
+        ignore_activity: args.ignore_activity.clone(),
     })
 }
 

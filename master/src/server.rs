@@ -465,6 +465,8 @@ impl Server {
                     .map(|t| t.request_started_ms())
                     .filter(|started| *started > 0)
                     .collect(),
+                activity: sb.activity().0,
+                active_running: sb.activity().1 > 0,
             });
         }
         readings

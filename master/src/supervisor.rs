@@ -111,6 +111,10 @@ pub struct Reading {
     pub usage: Option<(u64, u64)>,
     /// When each running request started, in scoreboard ms.
     pub running: Vec<u64>,
+    /// `--inactivity-timeout`: requests that counted as activity (not
+    /// under `--ignore-activity`): finished, and whether one runs.
+    pub activity: u64,
+    pub active_running: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -579,8 +583,8 @@ impl Supervisor {
             let Some(Some(reading)) = readings.get(slot) else {
                 continue;
             };
-            if reading.requests != w.active_requests || !reading.running.is_empty() {
-                w.active_requests = reading.requests;
+            if reading.activity != w.active_requests || reading.active_running {
+                w.active_requests = reading.activity;
                 w.active_at = now;
             }
             let Some(verdict) = recycle_reason(&self.config, w, reading, now, now_ms) else {
@@ -847,7 +851,7 @@ pub fn recycle_reason(
     }
     let idle = now.duration_since(w.active_at);
     if r.inactivity_ms > 0
-        && reading.requests > 0
+        && reading.activity > 0
         && reading.running.is_empty()
         && idle >= Duration::from_millis(r.inactivity_ms)
     {

@@ -382,6 +382,10 @@ pub struct ServerConfig {
     /// `--process-group`: workers show `(wsgi:NAME)` in `ps`.
     #[serde(default)]
     pub process_group: Option<String>,
+    /// `--ignore-activity`: URL paths whose requests are no activity for
+    /// `--inactivity-timeout` (see `ignores_activity`).
+    #[serde(default)]
+    pub ignore_activity: Vec<String>,
 }
 
 /// Who the server runs as after start (`--user`, `--group`), looked up once.
@@ -474,5 +478,33 @@ impl AuthScheme {
             AuthScheme::Basic => "Basic",
             AuthScheme::Digest => "Digest",
         }
+    }
+}
+
+/// `--ignore-activity`: whether a request for `path` is outside every
+/// listed URL path. A URL path matches itself and what is below it, as
+/// Apache's `<Location>` (mod_wsgi-express's WSGIIgnoreActivity) does:
+/// `/health` matches `/health` and `/health/db`, not `/healthz`.
+pub fn counts_as_activity(path: &str, ignored: &[String]) -> bool {
+    !ignored.iter().any(|p| {
+        path.strip_prefix(p.as_str())
+            .is_some_and(|rest| rest.is_empty() || p.ends_with('/') || rest.starts_with('/'))
+    })
+}
+
+#[cfg(test)]
+mod activity_tests {
+    use super::counts_as_activity;
+
+    #[test]
+    fn ignored_paths_match_themselves_and_below_as_apache_locations() {
+        let ignored = ["/health".to_owned(), "/status/".to_owned()];
+        assert!(!counts_as_activity("/health", &ignored));
+        assert!(!counts_as_activity("/health/db", &ignored));
+        assert!(counts_as_activity("/healthz", &ignored));
+        assert!(!counts_as_activity("/status/x", &ignored));
+        assert!(counts_as_activity("/status", &ignored));
+        assert!(counts_as_activity("/", &ignored));
+        assert!(counts_as_activity("/health", &[]));
     }
 }

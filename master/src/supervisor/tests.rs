@@ -84,6 +84,7 @@ impl Harness {
             .map(|slot| {
                 self.sup.workers.get(slot).map(|_| Reading {
                     requests,
+                    activity: requests,
                     beats,
                     ..Reading::default()
                 })

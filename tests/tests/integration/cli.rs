@@ -440,3 +440,34 @@ fn process_name_and_process_group_are_what_ps_shows() {
         "{status}"
     );
 }
+
+/// `--ignore-activity` (mod_wsgi-express's WSGIIgnoreActivity): health
+/// checks do not keep a worker alive past `--inactivity-timeout`.
+#[test]
+fn ignored_requests_do_not_keep_an_inactive_worker() {
+    let server = Server::start(&[
+        "--inactivity-timeout",
+        "1",
+        "--ignore-activity",
+        "/health",
+        "--ignore-activity",
+        "/ping",
+        &app("hello.py"),
+    ]);
+    assert_eq!(get(server.port, "/").text(), "Hello World!");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let mut recycled = false;
+    while std::time::Instant::now() < deadline {
+        // Both listed paths, and one below a listed path.
+        for path in ["/health", "/ping", "/health/db"] {
+            assert_eq!(get(server.port, path).status, 200);
+        }
+        if server.log.text().contains("(--inactivity-timeout)") {
+            recycled = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(recycled, "{}", server.log.text());
+    assert_eq!(get(server.port, "/").text(), "Hello World!");
+}
