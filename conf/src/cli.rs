@@ -86,6 +86,17 @@ pub enum LogFormatArg {
     Json,
 }
 
+/// `--map-head-to-get` (mod_wsgi's WSGIMapHEADToGET).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[value(rename_all = "PascalCase")]
+pub enum MapHeadToGetArg {
+    Off,
+    On,
+    /// mod_wsgi maps when an Apache output filter is present; rwsgi has
+    /// none, so Auto does not map.
+    Auto,
+}
+
 /// The examples under `start-server --help`.
 pub const EXAMPLES: &str = "Examples:\n  rwsgi start-server wsgi.py\n  \
     rwsgi start-server --processes 2 --threads 4 wsgi.py\n  \
@@ -569,6 +580,45 @@ pub struct StartServer {
     /// Write the master's process id to this file at start (removed at exit).
     #[arg(long, value_name = "FILE-PATH", env = "RWSGI_PID_FILE")]
     pub pid_file: Option<PathBuf>,
+
+    /// On: a HEAD request reaches the application as GET (the body it
+    /// returns is not sent). Auto, the default, does not map: mod_wsgi maps
+    /// only for Apache output filters, which rwsgi has not.
+    #[arg(
+        long,
+        value_name = "OFF|ON|AUTO",
+        default_value = "Auto",
+        ignore_case = true,
+        env = "RWSGI_MAP_HEAD_TO_GET"
+    )]
+    pub map_head_to_get: MapHeadToGetArg,
+
+    /// Seconds a worker replaced by a reload (SIGUSR1, SIGHUP,
+    /// --reload-on-changes) may take to finish its requests (0: the
+    /// --graceful-timeout).
+    #[arg(
+        long,
+        default_value_t = 0.0,
+        value_name = "SECONDS",
+        env = "RWSGI_EVICTION_TIMEOUT"
+    )]
+    pub eviction_timeout: f64,
+
+    /// The program name `ps` shows for the master, followed by its
+    /// arguments (mod_wsgi-express names the Apache parent process so).
+    #[arg(long, value_name = "NAME", env = "RWSGI_PROCESS_NAME")]
+    pub process_name: Option<String>,
+
+    /// What `ps` shows for each worker: `(wsgi:NAME)`, mod_wsgi's daemon
+    /// process name (for `pkill -f wsgi:NAME`, say).
+    #[arg(long, value_name = "NAME", env = "RWSGI_PROCESS_GROUP")]
+    pub process_group: Option<String>,
+
+    /// A URL path whose requests do not count as activity for
+    /// --inactivity-timeout (repeatable; health checks, say). It matches
+    /// the path and what is below it, as Apache's <Location> does.
+    #[arg(long, value_name = "URL-PATH")]
+    pub ignore_activity: Vec<String>,
 }
 
 /// The clap command with the mod_wsgi-express options rwsgi only accepts.

@@ -89,24 +89,9 @@ pub const UNIMPLEMENTED: &[(&str, Takes, &str)] = &[
         "not applicable: one interpreter per worker process",
     ),
     (
-        "process-group",
-        Takes::One,
-        "not applicable: no Apache daemon process groups",
-    ),
-    (
         "http2",
         Takes::Flag,
         "HTTP/1.1 is served; terminate HTTP/2 in front of rwsgi",
-    ),
-    (
-        "eviction-timeout",
-        Takes::One,
-        "not implemented: SIGUSR1 restarts gracefully within --graceful-timeout",
-    ),
-    (
-        "ignore-activity",
-        Takes::One,
-        "not implemented (goes with --inactivity-timeout)",
     ),
     (
         "proxy-timeout",
@@ -117,11 +102,6 @@ pub const UNIMPLEMENTED: &[(&str, Takes, &str)] = &[
         "response-flush-delay",
         Takes::One,
         "not applicable: responses are written as they come",
-    ),
-    (
-        "map-head-to-get",
-        Takes::One,
-        "not implemented: HEAD reaches the application as HEAD",
     ),
     (
         "error-override",
@@ -174,11 +154,6 @@ pub const UNIMPLEMENTED: &[(&str, Takes, &str)] = &[
         "not applicable: no apachectl script",
     ),
     ("httpd-executable", Takes::One, "not applicable: no Apache"),
-    (
-        "process-name",
-        Takes::One,
-        "not implemented: ps shows rwsgi and rwsgi-worker",
-    ),
     ("modules-directory", Takes::One, "not applicable: no Apache"),
     (
         "mime-types",
@@ -270,6 +245,11 @@ pub const DIFFERENCES: &[(&str, &str)] = &[
     ("reload-on-changes", "replaces the workers when a loaded module's file changes"),
     ("setup-only", "checks the options, prints the summary and exits 0"),
     ("inactivity-timeout", "replaces a worker that served requests and then none for this long (a never-used one is kept); counted as restart-interval in the metrics; a request making no progress is --request-timeout's"),
+    ("map-head-to-get", "Auto (the default) does not map: mod_wsgi maps only when an Apache output filter is present"),
+    ("eviction-timeout", "the time a reload (SIGUSR1, SIGHUP, --reload-on-changes) gives the replaced workers to finish their requests, while the new ones take the new requests; then --shutdown-timeout before they are killed"),
+    ("process-name", "the master's program name in `ps` (its command line; the kernel's 15-byte name stays rwsgi)"),
+    ("process-group", "names the workers in `ps` `(wsgi:NAME)` and is the environ's mod_wsgi.process_group; without it that is empty (rwsgi has no daemon process groups, so no default group localhost:PORT)"),
+    ("ignore-activity", "matches the raw (not percent-decoded) request path, and the path below it, as <Location> does"),
     ("trust-proxy", "addresses and CIDR ranges; without it every peer is trusted, as in mod_wsgi"),
 ];
 

@@ -341,6 +341,7 @@ mod tests {
                 concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/hello/wsgi.py")
             }
             "auth-type" => "Basic",
+            "map-head-to-get" => "On",
             "auth-group" => "wsgi",
             "server-alias" => "www.example.com",
             "application-type" => "script",

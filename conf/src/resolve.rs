@@ -176,6 +176,11 @@ pub fn resolve(args: &StartServer) -> Result<ServerConfig, ConfError> {
             }
             other => other.as_ref().map(|p| absolute(&cwd, p)),
         },
+        map_head_to_get: args.map_head_to_get == crate::cli::MapHeadToGetArg::On,
+        process_name: process_name("process-name", args.process_name.as_deref())?,
+        process_group: process_name("process-group", args.process_group.as_deref())?,
+        // As Apache's <Location>, a path without a leading / matches nothing.
+        ignore_activity: args.ignore_activity.clone(),
     })
 }
 
@@ -388,6 +393,14 @@ fn non_empty(option: &str, value: Option<&str>) -> Result<Option<String>, ConfEr
     }
 }
 
+/// A name for `ps`: not empty (the title is NUL-separated).
+fn process_name(option: &str, value: Option<&str>) -> Result<Option<String>, ConfError> {
+    match value {
+        Some(v) if v.is_empty() || v.contains('\0') => Err(invalid(option, "an empty name")),
+        other => Ok(other.map(str::to_owned)),
+    }
+}
+
 /// `--url-alias`, `--document-root`, `--directory-index` and the
 /// `--static-*` options. Relative paths are relative to the start directory
 /// (like mod_wsgi-express, not to `--working-directory`). With
@@ -556,6 +569,11 @@ fn timeouts(a: &StartServer) -> Result<Timeouts, ConfError> {
             0
         } else {
             seconds("interrupt-timeout", a.interrupt_timeout)?
+        },
+        eviction_ms: if a.eviction_timeout == 0.0 {
+            0
+        } else {
+            seconds("eviction-timeout", a.eviction_timeout)?
         },
     })
 }

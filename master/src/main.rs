@@ -61,6 +61,11 @@ fn main() -> std::process::ExitCode {
             ExitCode::Ok.into()
         }
         Invocation::StartServer { config, warnings } => {
+            if let Some(name) = &config.process_name {
+                // The arguments were parsed: nothing reads them again.
+                let args: Vec<String> = std::env::args().collect();
+                rwsgi_shared::proctitle::set(&rwsgi_shared::proctitle::renamed(name, &args));
+            }
             // Before the logger or anything else starts a thread: the
             // environment is set while the master is single-threaded.
             if let Some(script) = &config.envvars_script {

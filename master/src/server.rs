@@ -465,6 +465,8 @@ impl Server {
                     .map(|t| t.request_started_ms())
                     .filter(|started| *started > 0)
                     .collect(),
+                activity: sb.activity().0,
+                active_running: sb.activity().1 > 0,
             });
         }
         readings
@@ -480,12 +482,17 @@ impl Server {
                     slot,
                     pid,
                     starting,
+                    evict,
                 } => {
+                    let control = if evict {
+                        WorkerControl::Evict
+                    } else {
+                        WorkerControl::GracefulStop
+                    };
                     let sent = !starting
-                        && self.channels[slot].as_ref().is_some_and(|c| {
-                            c.send(&Message::Control(WorkerControl::GracefulStop), None)
-                                .is_ok()
-                        });
+                        && self.channels[slot]
+                            .as_ref()
+                            .is_some_and(|c| c.send(&Message::Control(control), None).is_ok());
                     if !sent {
                         signal(pid, Signal::SIGTERM);
                     }

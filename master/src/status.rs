@@ -26,15 +26,24 @@ fn masters() -> Vec<u32> {
     dir.flatten()
         .filter_map(|e| e.file_name().to_string_lossy().parse::<u32>().ok())
         .filter(|pid| {
-            std::fs::read_to_string(format!("/proc/{pid}/cmdline"))
-                .map(|c| {
-                    let mut args = c.split('\0');
-                    let exe = args.next().unwrap_or_default();
-                    exe.rsplit('/').next() == Some("rwsgi") && args.next() == Some("start-server")
+            std::fs::read_to_string(format!("/proc/{pid}/cmdline")).is_ok_and(|c| {
+                is_master(&c, || {
+                    std::fs::read_link(format!("/proc/{pid}/exe"))
+                        .is_ok_and(|exe| exe.file_name().is_some_and(|n| n == "rwsgi"))
                 })
-                .unwrap_or(false)
+            })
         })
         .collect()
+}
+
+/// A master's command line is `rwsgi start-server ...`; with
+/// `--process-name` its program is another name, and then the executable
+/// (read only in that case) tells.
+fn is_master(cmdline: &str, runs_rwsgi: impl FnOnce() -> bool) -> bool {
+    let mut args = cmdline.split('\0');
+    let program = args.next().unwrap_or_default();
+    args.next() == Some("start-server")
+        && (program.rsplit('/').next() == Some("rwsgi") || runs_rwsgi())
 }
 
 fn open(pid: u32) -> Result<Scoreboard, StatusError> {
@@ -86,4 +95,18 @@ pub fn report(pid: Option<u32>, json: bool) -> Result<String, StatusError> {
     } else {
         status.text()
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_master;
+
+    #[test]
+    fn a_renamed_master_is_found_by_its_executable() {
+        assert!(is_master("/usr/bin/rwsgi\0start-server\0wsgi.py", || false));
+        assert!(is_master("myapp\0start-server\0wsgi.py", || true));
+        assert!(!is_master("myapp\0start-server\0wsgi.py", || false));
+        assert!(!is_master("/usr/bin/rwsgi\0status\0", || true));
+        assert!(!is_master("", || true));
+    }
 }

@@ -13,7 +13,7 @@ use crate::liveness::{self, Beats, Health};
 use crate::reap::Death;
 use crate::workers::{Phase, Worker, Workers};
 use rwsgi_shared::channel::Event;
-use rwsgi_shared::config::ServerConfig;
+use rwsgi_shared::config::{ServerConfig, Timeouts};
 use rwsgi_shared::exit::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -47,6 +47,8 @@ pub enum Action {
         slot: usize,
         pid: u32,
         starting: bool,
+        /// Replaced by a reload: it drains within `--eviction-timeout`.
+        evict: bool,
     },
     /// SIGTERM: stop now (fast stop).
     Terminate { pid: u32 },
@@ -70,6 +72,34 @@ pub enum Action {
     Exit(ExitCode),
 }
 
+/// How long a stopping worker has before it is killed, and why it would
+/// be. A worker with a stuck request cannot drain that request: it gets
+/// the drain period for the others, not the shutdown one on top. A reload
+/// drains within `--eviction-timeout` (mod_wsgi's, for its graceful
+/// restart), which defaults to `--graceful-timeout`.
+pub fn stop_grace(t: &Timeouts, stuck: bool, evict: bool) -> (u64, &'static str) {
+    let explicit_eviction = evict && t.eviction_ms > 0;
+    let drain = if evict { t.eviction() } else { t.graceful_ms };
+    match (stuck, explicit_eviction) {
+        (true, false) => (
+            drain,
+            "a request was still stuck at the end of --graceful-timeout",
+        ),
+        (true, true) => (
+            drain,
+            "a request was still stuck at the end of --eviction-timeout",
+        ),
+        (false, false) => (
+            drain + t.shutdown_ms,
+            "did not stop within --graceful-timeout + --shutdown-timeout",
+        ),
+        (false, true) => (
+            drain + t.shutdown_ms,
+            "did not stop within --eviction-timeout + --shutdown-timeout",
+        ),
+    }
+}
+
 /// What the scoreboard (and /proc) says of one worker this turn.
 #[derive(Debug, Clone, Default)]
 pub struct Reading {
@@ -81,6 +111,10 @@ pub struct Reading {
     pub usage: Option<(u64, u64)>,
     /// When each running request started, in scoreboard ms.
     pub running: Vec<u64>,
+    /// `--inactivity-timeout`: requests that counted as activity (not
+    /// under `--ignore-activity`): finished, and whether one runs.
+    pub activity: u64,
+    pub active_running: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -408,19 +442,8 @@ impl Supervisor {
         if w.exit_reason.is_empty() {
             w.exit_reason = kind;
         }
-        // A worker with a stuck request cannot drain that request: it gets
-        // the graceful period for the others, not the shutdown one on top.
-        let (grace, overdue) = if w.stuck {
-            (
-                t.graceful_ms,
-                "a request was still stuck at the end of --graceful-timeout",
-            )
-        } else {
-            (
-                t.graceful_ms + t.shutdown_ms,
-                "did not stop within --graceful-timeout + --shutdown-timeout",
-            )
-        };
+        let evict = kind == "reload";
+        let (grace, overdue) = stop_grace(&t, w.stuck, evict);
         w.overdue = overdue;
         let starting = w.phase == Phase::Starting;
         w.phase = Phase::Stopping {
@@ -431,6 +454,7 @@ impl Supervisor {
             slot,
             pid,
             starting,
+            evict,
         });
         let msg = format!("stopping worker (generation {generation}): {why}");
         self.log(Level::Info, Some((slot, pid)), msg);
@@ -559,8 +583,8 @@ impl Supervisor {
             let Some(Some(reading)) = readings.get(slot) else {
                 continue;
             };
-            if reading.requests != w.active_requests || !reading.running.is_empty() {
-                w.active_requests = reading.requests;
+            if reading.activity != w.active_requests || reading.active_running {
+                w.active_requests = reading.activity;
                 w.active_at = now;
             }
             let Some(verdict) = recycle_reason(&self.config, w, reading, now, now_ms) else {
@@ -827,7 +851,7 @@ pub fn recycle_reason(
     }
     let idle = now.duration_since(w.active_at);
     if r.inactivity_ms > 0
-        && reading.requests > 0
+        && reading.activity > 0
         && reading.running.is_empty()
         && idle >= Duration::from_millis(r.inactivity_ms)
     {

@@ -59,6 +59,8 @@ const SEND_BUFFER: usize = MAX_MESSAGE + 4096;
 pub enum Control {
     /// Stop taking connections, finish in-flight requests, hand back idle ones, exit.
     GracefulStop,
+    /// The same for a worker replaced by a reload: within `--eviction-timeout`.
+    Evict,
 }
 
 /// What a worker tells the master (worker → master). Liveness is not an
@@ -234,6 +236,7 @@ impl Message {
                 out.push(TAG_CONTROL);
                 out.push(match control {
                     Control::GracefulStop => 1,
+                    Control::Evict => 2,
                 });
             }
             Message::HandBack { origin, buffered } => {
@@ -298,6 +301,7 @@ impl Message {
             }
             TAG_CONTROL => match body {
                 [1] => Ok(Message::Control(Control::GracefulStop)),
+                [2] => Ok(Message::Control(Control::Evict)),
                 [_] => Err(ChannelError::Malformed("unknown control")),
                 _ => Err(ChannelError::Malformed("control of the wrong length")),
             },
@@ -737,6 +741,10 @@ mod tests {
         let refused =
             |bytes: &[u8]| matches!(Message::decode(bytes), Err(ChannelError::Malformed(_)));
 
+        for c in [Control::GracefulStop, Control::Evict] {
+            let m = Message::Control(c);
+            assert_eq!(Message::decode(&wire(&m)).expect("decode"), m);
+        }
         let mut control = wire(&Message::Control(Control::GracefulStop));
         control.push(0);
         assert!(refused(&control), "trailing byte after a control");

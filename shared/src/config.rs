@@ -197,6 +197,11 @@ pub struct Timeouts {
     /// (`--interrupt-timeout`, mod_wsgi-express 6's name and default).
     #[serde(default)]
     pub interrupt_ms: u64,
+    /// Worker and master: in-flight requests of a worker replaced by a
+    /// reload (SIGUSR1, SIGHUP, --reload-on-changes) may finish within
+    /// this (`--eviction-timeout`); 0: `graceful_ms`, as in mod_wsgi.
+    #[serde(default)]
+    pub eviction_ms: u64,
 }
 
 fn default_access_log_format() -> String {
@@ -226,6 +231,17 @@ impl Default for Timeouts {
             body_max_ms: 120_000,
             body_min_rate: 500,
             interrupt_ms: 0,
+            eviction_ms: 0,
+        }
+    }
+}
+
+impl Timeouts {
+    /// How long a worker stopped by a reload has to finish its requests.
+    pub fn eviction(&self) -> u64 {
+        match self.eviction_ms {
+            0 => self.graceful_ms,
+            ms => ms,
         }
     }
 }
@@ -357,6 +373,19 @@ pub struct ServerConfig {
     /// Sourced by the master before it starts (`--envvars-script`).
     #[serde(default)]
     pub envvars_script: Option<PathBuf>,
+    /// `--map-head-to-get On`: HEAD reaches the application as GET.
+    #[serde(default)]
+    pub map_head_to_get: bool,
+    /// `--process-name`: the master's program name in `ps`.
+    #[serde(default)]
+    pub process_name: Option<String>,
+    /// `--process-group`: workers show `(wsgi:NAME)` in `ps`.
+    #[serde(default)]
+    pub process_group: Option<String>,
+    /// `--ignore-activity`: URL paths whose requests are no activity for
+    /// `--inactivity-timeout` (see `ignores_activity`).
+    #[serde(default)]
+    pub ignore_activity: Vec<String>,
 }
 
 /// Who the server runs as after start (`--user`, `--group`), looked up once.
@@ -449,5 +478,33 @@ impl AuthScheme {
             AuthScheme::Basic => "Basic",
             AuthScheme::Digest => "Digest",
         }
+    }
+}
+
+/// `--ignore-activity`: whether a request for `path` is outside every
+/// listed URL path. A URL path matches itself and what is below it, as
+/// Apache's `<Location>` (mod_wsgi-express's WSGIIgnoreActivity) does:
+/// `/health` matches `/health` and `/health/db`, not `/healthz`.
+pub fn counts_as_activity(path: &str, ignored: &[String]) -> bool {
+    !ignored.iter().any(|p| {
+        path.strip_prefix(p.as_str())
+            .is_some_and(|rest| rest.is_empty() || p.ends_with('/') || rest.starts_with('/'))
+    })
+}
+
+#[cfg(test)]
+mod activity_tests {
+    use super::counts_as_activity;
+
+    #[test]
+    fn ignored_paths_match_themselves_and_below_as_apache_locations() {
+        let ignored = ["/health".to_owned(), "/status/".to_owned()];
+        assert!(!counts_as_activity("/health", &ignored));
+        assert!(!counts_as_activity("/health/db", &ignored));
+        assert!(counts_as_activity("/healthz", &ignored));
+        assert!(!counts_as_activity("/status/x", &ignored));
+        assert!(counts_as_activity("/status", &ignored));
+        assert!(counts_as_activity("/", &ignored));
+        assert!(counts_as_activity("/health", &[]));
     }
 }

@@ -13,6 +13,7 @@ pub mod http;
 pub mod log;
 pub mod metrics;
 pub mod origin;
+pub mod proctitle;
 pub mod proxy;
 pub mod proxy_protocol;
 pub mod rlimit;

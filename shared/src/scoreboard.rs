@@ -33,7 +33,7 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
 
 pub const MAGIC: u64 = 0x7277_7367_695f_7362; // "rwsgi_sb"
-pub const LAYOUT_VERSION: u32 = 7;
+pub const LAYOUT_VERSION: u32 = 8;
 /// Worker slots: room for a full second generation during a reload.
 pub const MAX_WORKERS: usize = 128;
 /// Request threads per worker.
@@ -172,7 +172,9 @@ pub struct WorkerSlot {
     /// The epoch the worker was started with, stored last by `attach`:
     /// the worker's fields belong to this occupancy only when it equals `epoch`.
     attached_epoch: AtomicU32,
-    _worker_pad: AtomicU32,
+    /// `--inactivity-timeout`: requests running that count as activity
+    /// (those under `--ignore-activity` do not).
+    active_busy: AtomicU32,
     state: AtomicU32,
     busy_threads: AtomicU32,
     queued: AtomicU32,
@@ -191,6 +193,8 @@ pub struct WorkerSlot {
     /// Beaten by a thread that takes the GIL for it: stale while C code
     /// holds the GIL (or the whole process is stopped).
     python_heartbeat_ms: AtomicU64,
+    /// `--inactivity-timeout`: requests finished that count as activity.
+    active_requests: AtomicU64,
     /// This worker's request metrics.
     metrics: Metrics,
     thread: [ThreadSlot; MAX_THREADS],
@@ -436,6 +440,8 @@ impl WorkerSlot {
         self.heartbeat_ms.store(0, Relaxed);
         self.ready_at_ms.store(0, Relaxed);
         self.python_heartbeat_ms.store(0, Relaxed);
+        self.active_busy.store(0, Relaxed);
+        self.active_requests.store(0, Relaxed);
         self.metrics.clear();
         for t in self.thread.iter() {
             t.state.store(ThreadState::Idle as u32, Relaxed);
@@ -497,6 +503,23 @@ impl WorkerSlot {
     }
     pub fn requests(&self) -> u64 {
         self.requests.load(Relaxed)
+    }
+    /// A request that counts as activity starts (`--ignore-activity`).
+    pub fn begin_activity(&self) {
+        self.active_busy.fetch_add(1, Relaxed);
+    }
+    /// It ends: counted before it stops running, so the master never sees
+    /// neither.
+    pub fn end_activity(&self) {
+        self.active_requests.fetch_add(1, Relaxed);
+        self.active_busy.fetch_sub(1, Relaxed);
+    }
+    /// Requests that counted as activity: (finished, running).
+    pub fn activity(&self) -> (u64, u32) {
+        (
+            self.active_requests.load(Relaxed),
+            self.active_busy.load(Relaxed),
+        )
     }
     pub fn heartbeat(&self) {
         self.heartbeat_ms.store(crate::time::now_ms(), Relaxed);

@@ -46,6 +46,13 @@ def routes(environ, start_response):
         start_response("200 OK", [("Content-Type", "application/octet-stream"),
                                   ("Content-Length", str(len(body)))])
         return [body]
+    if path == "/method":
+        # The method in a header: a HEAD response shows it without a body.
+        body = b"the body"
+        start_response("200 OK", [("Content-Type", "text/plain"),
+                                  ("X-Method", environ["REQUEST_METHOD"]),
+                                  ("Content-Length", str(len(body)))])
+        return [body]
     if path == "/pid":
         return _json(start_response, {"pid": os.getpid()})
     if path == "/exit":

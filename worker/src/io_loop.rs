@@ -261,7 +261,12 @@ impl IoLoop<'_> {
                             Instant::now().checked_sub(Duration::from_micros(waited));
                         self.adopt(conn);
                     }
-                    (Message::Control(Control::GracefulStop), _) => self.drain(true),
+                    (Message::Control(Control::GracefulStop), _) => {
+                        self.drain(true, self.ctx.config.timeouts.graceful_ms)
+                    }
+                    (Message::Control(Control::Evict), _) => {
+                        self.drain(true, self.ctx.config.timeouts.eviction())
+                    }
                     (other, _) => {
                         warn!(self.ctx.log, "unexpected channel message"; "message" => ?other)
                     }
@@ -284,18 +289,19 @@ impl IoLoop<'_> {
                     }
                     let fd = self.ctx.channel.as_raw_fd();
                     let _ = self.ctx.poll.registry().deregister(&mut SourceFd(&fd));
-                    self.drain(false);
+                    self.drain(false, self.ctx.config.timeouts.graceful_ms);
                     return;
                 }
             }
         }
     }
 
-    fn drain(&mut self, hand_back: bool) {
+    /// Stops taking connections; in-flight requests have `within_ms`.
+    fn drain(&mut self, hand_back: bool, within_ms: u64) {
         if let Mode::Draining { .. } = self.mode {
             if !hand_back {
                 self.mode = Mode::Draining {
-                    deadline: self.deadline(),
+                    deadline: deadline(within_ms),
                     hand_back: false,
                 };
             }
@@ -306,7 +312,7 @@ impl IoLoop<'_> {
             sb.set_state(WorkerState::Draining);
         }
         self.mode = Mode::Draining {
-            deadline: self.deadline(),
+            deadline: deadline(within_ms),
             hand_back,
         };
         for token in 0..self.entries.len() {
@@ -316,10 +322,6 @@ impl IoLoop<'_> {
                 }
             }
         }
-    }
-
-    fn deadline(&self) -> Instant {
-        Instant::now() + Duration::from_millis(self.ctx.config.timeouts.graceful_ms)
     }
 
     /// While draining: an idle connection goes back to the master (with any
@@ -957,6 +959,10 @@ fn head_allowance(t: &rwsgi_shared::config::Timeouts, received: usize) -> Durati
         .checked_div(t.header_min_rate)
         .unwrap_or(0);
     Duration::from_millis((t.header_ms + extra_ms).min(t.header_max_ms.max(t.header_ms)))
+}
+
+fn deadline(within_ms: u64) -> Instant {
+    Instant::now() + Duration::from_millis(within_ms)
 }
 
 #[cfg(test)]

@@ -17,7 +17,6 @@ mod host_gate;
 mod io_loop;
 mod net;
 mod pool;
-mod proctitle;
 mod python;
 mod receiving;
 mod request_id;
@@ -181,6 +180,9 @@ pub fn serve(
         channel,
         scoreboard,
     } = start;
+    if let Some(group) = &config.process_group {
+        rwsgi_shared::proctitle::set(&rwsgi_shared::proctitle::daemon_title(group));
+    }
     let config = Arc::new(config);
     let scoreboard = Arc::new(scoreboard);
     let Some(_) = scoreboard.worker(slot) else {

@@ -171,7 +171,7 @@ fn become_worker(
     let program = std::env::args()
         .next()
         .unwrap_or_else(|| "rwsgi-worker".into());
-    crate::proctitle::set(&format!(
+    rwsgi_shared::proctitle::set(&format!(
         "{program} --slot {} --generation {} (forked from the template)",
         forked.slot, forked.generation
     ));

@@ -84,6 +84,7 @@ impl Harness {
             .map(|slot| {
                 self.sup.workers.get(slot).map(|_| Reading {
                     requests,
+                    activity: requests,
                     beats,
                     ..Reading::default()
                 })
@@ -663,4 +664,52 @@ fn an_inactive_worker_is_replaced() {
     h.advance(200);
     h.tick_with(&h.readings(4));
     assert!(h.logged("(--inactivity-timeout)"), "{:?}", h.log);
+}
+
+/// `--eviction-timeout`: a reload's drain, defaulting to `--graceful-timeout`;
+/// other stops keep `--graceful-timeout`.
+#[test]
+fn a_reload_drains_within_the_eviction_timeout() {
+    let t = config(&["--graceful-timeout", "2", "--shutdown-timeout", "1"]).timeouts;
+    assert_eq!(stop_grace(&t, false, true).0, 3_000);
+    assert_eq!(stop_grace(&t, false, false).0, 3_000);
+    let t = config(&[
+        "--graceful-timeout",
+        "2",
+        "--shutdown-timeout",
+        "1",
+        "--eviction-timeout",
+        "30",
+    ])
+    .timeouts;
+    let (grace, why) = stop_grace(&t, false, true);
+    assert_eq!(grace, 31_000);
+    assert!(why.contains("--eviction-timeout"), "{why}");
+    assert_eq!(stop_grace(&t, true, true).0, 30_000);
+    assert_eq!(stop_grace(&t, false, false).0, 3_000);
+    assert_eq!(stop_grace(&t, true, false).0, 2_000);
+}
+
+/// A reload tells the replaced workers to drain as evicted ones; a
+/// server stop tells them to drain within `--graceful-timeout`.
+#[test]
+fn a_reload_stops_workers_as_evicted() {
+    let mut h = Harness::started(&["--processes", "1", "--eviction-timeout", "30"]);
+    h.control(Control::Reload);
+    assert!(stops(&h.tick()).is_empty());
+    h.ready_all();
+    let actions = h.tick();
+    assert!(
+        actions
+            .iter()
+            .any(|a| matches!(a, Action::Stop { evict: true, .. })),
+        "{actions:?}"
+    );
+    let actions = h.control(Control::GracefulStop);
+    assert!(
+        actions
+            .iter()
+            .any(|a| matches!(a, Action::Stop { evict: false, .. })),
+        "{actions:?}"
+    );
 }

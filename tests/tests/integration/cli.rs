@@ -183,6 +183,7 @@ fn every_mod_wsgi_express_option_starts_the_server() {
             ("auth-group-script", _) => args.extend([hello.as_str(), "--auth-user-script", &hello]),
             ("auth-type", _) => args.push("Basic"),
             ("auth-group", _) => args.push("wsgi"),
+            ("map-head-to-get", _) => args.push("On"),
             ("server-alias", _) => args.push("www.example.com"),
             ("user", _) => args.push(&me.name),
             ("group", _) => args.push(&my_group),
@@ -374,5 +375,99 @@ fn an_inactive_worker_is_replaced() {
         "{}",
         server.log.text()
     );
+    assert_eq!(get(server.port, "/").text(), "Hello World!");
+}
+
+/// `--map-head-to-get On` (mod_wsgi's WSGIMapHEADToGET): the application
+/// sees a HEAD as GET, and the client still gets the headers alone.
+#[test]
+fn map_head_to_get_on_shows_head_as_get_without_a_body() {
+    use rwsgi_tests::client::{connect, read_response};
+    use std::io::Write;
+    let server = Server::start(&["--map-head-to-get", "on", &app("app.py")]);
+    let mut s = connect(server.port);
+    s.write_all(b"HEAD /method HTTP/1.1\r\nHost: h\r\n\r\nGET /pid HTTP/1.1\r\nHost: h\r\n\r\n")
+        .expect("write");
+    let mut buf = Vec::new();
+    let head = read_response(&mut s, &mut buf, true).expect("head");
+    assert_eq!(head.status, 200, "{}", server.log.text());
+    assert_eq!(
+        head.header("x-method"),
+        Some("GET"),
+        "{}",
+        server.log.text()
+    );
+    assert_eq!(head.header("content-length"), Some("8"));
+    // Had the body been sent, it would be read as the next response.
+    let next = read_response(&mut s, &mut buf, false).expect("next");
+    assert!(next.text().contains("pid"), "{:?}", next);
+    let get = get(server.port, "/method");
+    assert_eq!(get.header("x-method"), Some("GET"));
+}
+
+/// `--process-name` names the master in `ps` (its program, the arguments
+/// kept, as mod_wsgi-express execs Apache); `--process-group` shows each
+/// worker as mod_wsgi's daemon, `(wsgi:NAME)`, and is the environ's
+/// mod_wsgi.process_group. `rwsgi status` still reads the master.
+#[test]
+fn process_name_and_process_group_are_what_ps_shows() {
+    let server = Server::start(&[
+        "--processes",
+        "2",
+        "--process-name",
+        "my-site",
+        "--process-group",
+        "site-group",
+        &app("app.py"),
+    ]);
+    let cmdline = |pid: i32| {
+        std::fs::read_to_string(format!("/proc/{pid}/cmdline")).expect("read the command line")
+    };
+    let master = cmdline(server.pid());
+    assert!(master.starts_with("my-site\0start-server\0"), "{master:?}");
+    let workers = server.worker_pids();
+    assert_eq!(workers.len(), 2, "{}", server.log.text());
+    for pid in workers {
+        let title = cmdline(pid);
+        assert_eq!(title.trim_end_matches('\0'), "(wsgi:site-group)");
+    }
+    let env = rwsgi_tests::json(&get(server.port, "/environ").body);
+    assert_eq!(env["mod_wsgi.process_group"], "site-group");
+    let status = server.status_json();
+    assert_eq!(
+        status["workers"].as_array().map(Vec::len),
+        Some(2),
+        "{status}"
+    );
+}
+
+/// `--ignore-activity` (mod_wsgi-express's WSGIIgnoreActivity): health
+/// checks do not keep a worker alive past `--inactivity-timeout`.
+#[test]
+fn ignored_requests_do_not_keep_an_inactive_worker() {
+    let server = Server::start(&[
+        "--inactivity-timeout",
+        "1",
+        "--ignore-activity",
+        "/health",
+        "--ignore-activity",
+        "/ping",
+        &app("hello.py"),
+    ]);
+    assert_eq!(get(server.port, "/").text(), "Hello World!");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let mut recycled = false;
+    while std::time::Instant::now() < deadline {
+        // Both listed paths, and one below a listed path.
+        for path in ["/health", "/ping", "/health/db"] {
+            assert_eq!(get(server.port, path).status, 200);
+        }
+        if server.log.text().contains("(--inactivity-timeout)") {
+            recycled = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(recycled, "{}", server.log.text());
     assert_eq!(get(server.port, "/").text(), "Hello World!");
 }

@@ -288,3 +288,29 @@ fn a_reload_hands_back_a_connection_with_the_largest_partial_head() {
         server.log.text()
     );
 }
+
+/// `--eviction-timeout` (mod_wsgi-express 6): a reload gives the replaced
+/// worker that long to finish its requests, not `--graceful-timeout`.
+#[test]
+fn a_reload_lets_a_request_finish_within_the_eviction_timeout() {
+    let server = Server::start(&[
+        "--graceful-timeout",
+        "1",
+        "--shutdown-timeout",
+        "1",
+        "--eviction-timeout",
+        "60",
+        &app("app.py"),
+    ]);
+    let port = server.port;
+    // Longer than --graceful-timeout + --shutdown-timeout.
+    let slow = std::thread::spawn(move || get(port, "/sleep?4"));
+    server.wait_running("GET /sleep");
+    server.signal(Signal::SIGUSR1);
+    let r = slow.join().expect("client thread");
+    assert_eq!(r.status, 200, "{}", server.log.text());
+    assert!(r.text().contains("slept"));
+    server.wait_until("the old worker stopped", Duration::from_secs(20), || {
+        server.log.count("worker stopped") >= 1
+    });
+}

@@ -213,7 +213,9 @@ fn environ_template<'py>(
     d.set_item("SCRIPT_NAME", &config.mount_point)?;
     d.set_item("SERVER_SOFTWARE", rwsgi_shared::http::SERVER_HEADER)?;
     d.set_item("GATEWAY_INTERFACE", "CGI/1.1")?;
-    d.set_item("mod_wsgi.process_group", "")?;
+    // mod_wsgi's daemon group name; "" (embedded mode) unless one is named.
+    let group = config.process_group.as_deref().unwrap_or("");
+    d.set_item("mod_wsgi.process_group", group)?;
     d.set_item("mod_wsgi.application_group", "")?;
     for (name, value) in &config.python.environ {
         d.set_item(name, value)?;

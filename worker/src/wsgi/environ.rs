@@ -43,6 +43,16 @@ fn method_str<'py>(py: Python<'py>, method: &str) -> Bound<'py, PyString> {
     }
 }
 
+/// The `REQUEST_METHOD` the application sees: `--map-head-to-get On`
+/// shows it a HEAD as GET (the server still sends no body, as for HEAD).
+fn environ_method(method: &str, map_head_to_get: bool) -> &str {
+    if map_head_to_get && method == "HEAD" {
+        "GET"
+    } else {
+        method
+    }
+}
+
 /// An address or port as text without the formatting machinery (this runs
 /// for every request): IPv4 octets and ports by `itoa`, IPv6 the long way.
 fn addr_str<'py>(py: Python<'py>, ip: std::net::IpAddr) -> Bound<'py, PyString> {
@@ -250,7 +260,8 @@ fn cgi<'py>(
     proxied: &rwsgi_shared::proxy::Adjusted,
 ) -> PyResult<Bound<'py, PyDict>> {
     let env = ctx.app.environ_template.bind(py).copy()?;
-    env.set_item(intern!(py, "REQUEST_METHOD"), method_str(py, &head.method))?;
+    let method = environ_method(&head.method, ctx.config.map_head_to_get);
+    env.set_item(intern!(py, "REQUEST_METHOD"), method_str(py, method))?;
     env.set_item(intern!(py, "PATH_INFO"), PyString::new(py, path_info))?;
     env.set_item(intern!(py, "QUERY_STRING"), PyString::new(py, &head.query))?;
     env.set_item(intern!(py, "REQUEST_URI"), PyString::new(py, &head.target))?;
@@ -397,6 +408,14 @@ mod tests {
         assert_eq!(path_info("/app/x", "/app").as_deref(), Ok("/x"));
         assert_eq!(path_info("/app", "/app").as_deref(), Ok(""));
         assert!(path_info("/application", "/app").is_err());
+    }
+
+    #[test]
+    fn only_head_is_mapped_and_only_when_asked() {
+        assert_eq!(environ_method("HEAD", true), "GET");
+        assert_eq!(environ_method("HEAD", false), "HEAD");
+        assert_eq!(environ_method("POST", true), "POST");
+        assert_eq!(environ_method("GET", false), "GET");
     }
 
     #[test]

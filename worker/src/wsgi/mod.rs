@@ -76,8 +76,14 @@ pub fn handle(
     user: Option<&crate::guard::User>,
 ) -> Handled {
     let sb = ctx.scoreboard.worker(ctx.slot);
+    // The list is usually empty: then nothing is compared.
+    let activity = ctx.config.ignore_activity.is_empty()
+        || rwsgi_shared::config::counts_as_activity(&head.path, &ctx.config.ignore_activity);
     if let Some(sb) = sb {
         sb.begin_request(ctx.thread, &head.method, &head.path, conn.origin.client());
+        if activity {
+            sb.begin_activity();
+        }
     }
     let started = Instant::now();
     let queued = started.saturating_duration_since(queued_at);
@@ -91,6 +97,9 @@ pub fn handle(
     }
     let took = started.elapsed();
     if let Some(sb) = sb {
+        if activity {
+            sb.end_activity();
+        }
         sb.end_request(ctx.thread);
         let m = sb.metrics();
         if result.server_refusal {
