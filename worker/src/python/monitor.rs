@@ -21,6 +21,12 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+/// How far a file's modification time may lag the clock that
+/// `load_started` was read from: the kernel stamps files with its coarse
+/// clock (one tick, 4 to 10 ms, behind), so a save a few milliseconds after
+/// loading began could look older than the load and be missed.
+const MTIME_COARSENESS: Duration = Duration::from_millis(20);
+
 /// How often the files are checked (mod_wsgi-express checks every second).
 const INTERVAL: Duration = Duration::from_secs(1);
 
@@ -189,7 +195,7 @@ fn run(watch: Watch, what: Watched) {
                 // (A timestamp in the future is clock skew, not a save: it
                 // would otherwise make every generation reload again.)
                 None if now.is_some_and(|(mtime, _)| {
-                    mtime > watch.load_started && mtime <= SystemTime::now()
+                    mtime + MTIME_COARSENESS > watch.load_started && mtime <= SystemTime::now()
                 }) =>
                 {
                     changed = Some(path);
