@@ -160,16 +160,13 @@ fn host_access(
                 Err(Refusal::status(403))
             }
         },
-        Err(e) => {
-            crate::python::log_exception(
-                py,
-                ctx.app.bootstrap.bind(py),
-                &e,
-                ctx.log,
-                "--host-access-script: allow_access() raised:",
-            );
-            Err(Refusal::status(403))
-        }
+        Err(e) => Err(raised(
+            py,
+            ctx,
+            &e,
+            "--host-access-script: allow_access() raised:",
+            403,
+        )),
     }
 }
 
@@ -234,14 +231,13 @@ fn authenticate(
                     }
                 },
                 Err(e) => {
-                    crate::python::log_exception(
+                    return Err(raised(
                         py,
-                        ctx.app.bootstrap.bind(py),
+                        ctx,
                         &e,
-                        ctx.log,
                         "--auth-user-script: check_password() raised:",
-                    );
-                    return Err(Refusal::status(500));
+                        500,
+                    ))
                 }
             };
             Ok(User {
@@ -302,14 +298,13 @@ fn digest(
             }
         }
         Err(e) => {
-            crate::python::log_exception(
+            return Err(raised(
                 py,
-                ctx.app.bootstrap.bind(py),
+                ctx,
                 &e,
-                ctx.log,
                 "--auth-user-script: get_realm_hash() raised:",
-            );
-            return Err(Refusal::status(500));
+                500,
+            ))
         }
     };
     let expected = credentials::expected_response(&ha1, &head.method, &params);
@@ -360,22 +355,25 @@ fn in_group(
             info!(ctx.log, "authorization failed: not in --auth-group"; "user" => &user.name, "group" => &auth.group, "client" => %conn.origin);
             Err(challenge(auth, false))
         }
-        Err(e) => {
-            crate::python::log_exception(py, ctx.app.bootstrap.bind(py), &e, ctx.log, "--auth-group-script: groups_for_user() must return an iterable of group names; it raised:");
-            Err(Refusal::status(500))
-        }
+        Err(e) => Err(raised(
+            py,
+            ctx,
+            &e,
+            "--auth-group-script: groups_for_user() must return an iterable of group names; it raised:",
+            500,
+        )),
     }
 }
 
 fn failed(py: Python<'_>, ctx: &RequestContext<'_>, e: &PyErr, what: &str) -> Verdict {
-    crate::python::log_exception(
-        py,
-        ctx.app.bootstrap.bind(py),
-        e,
-        ctx.log,
-        &format!("cannot build {what}:"),
-    );
-    Verdict::Refuse(Refusal::status(500))
+    Verdict::Refuse(raised(py, ctx, e, &format!("cannot build {what}:"), 500))
+}
+
+/// A script (or the server's own Python) raised: the traceback goes to the
+/// log, the client gets `status` and nothing of the exception.
+fn raised(py: Python<'_>, ctx: &RequestContext<'_>, e: &PyErr, what: &str, status: u16) -> Refusal {
+    crate::python::log_exception(py, ctx.app.bootstrap.bind(py), e, ctx.log, what);
+    Refusal::status(status)
 }
 
 /// The refusal as a response, logged like any request; the caller writes it

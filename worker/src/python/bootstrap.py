@@ -183,7 +183,13 @@ def load_script(path, callable_name):
     """Runs a WSGI script file as a uniquely named module, like mod_wsgi."""
     if not path:
         return default_application
-    name = "_rwsgi_" + _md5(path.encode("utf-8")).hexdigest()
+    module = _run_script("_rwsgi_" + _md5(path.encode("utf-8")).hexdigest(), path)
+    return _find_callable(module, callable_name, "script %s" % path)
+
+
+def _run_script(name, path):
+    """Runs a script file as module `name` (compiled from its source, as
+    mod_wsgi does); a script that fails leaves no half-made module behind."""
     loader = _ScriptLoader(name, path)
     spec = importlib.util.spec_from_loader(name, loader, origin=path)
     module = importlib.util.module_from_spec(spec)
@@ -194,7 +200,7 @@ def load_script(path, callable_name):
     except BaseException:
         sys.modules.pop(name, None)
         raise
-    return _find_callable(module, callable_name, "script %s" % path)
+    return module
 
 
 def load_hook(path, option, function):
@@ -204,16 +210,7 @@ def load_hook(path, option, function):
     name = "_rwsgi_hook_" + _md5(path.encode("utf-8")).hexdigest()
     module = sys.modules.get(name)
     if module is None:
-        loader = _ScriptLoader(name, path)
-        spec = importlib.util.spec_from_loader(name, loader, origin=path)
-        module = importlib.util.module_from_spec(spec)
-        module.__file__ = path
-        sys.modules[name] = module
-        try:
-            loader.exec_module(module)
-        except BaseException:
-            sys.modules.pop(name, None)
-            raise
+        module = _run_script(name, path)
     hook = getattr(module, function, None)
     if not callable(hook):
         raise LookupError("%s has no function %s() (see %s)" % (path, function, option))
