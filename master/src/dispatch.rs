@@ -1,13 +1,15 @@
 //! Connections: the listener, the queue of connections waiting for a
 //! worker, hand-offs over the channels and hand-backs from draining workers.
 //!
-//! A connection goes to the worker with the most free threads in the
-//! scoreboard, counting connections still in its channel, among those that
-//! have descriptors left to receive it. One no worker can take stays here
-//! until one can; beyond `--max-clients` the master stops accepting only
-//! when no worker holds a connection it could close to make room.
+//! A connection goes to the worker holding the fewest connections (those
+//! still in its channel counted), then to the one with the most free
+//! threads, among those that have descriptors left to receive it; during a
+//! reload the newest generation goes first while it has a free thread (see
+//! `pick`). One no worker can take stays here until one can; beyond
+//! `--max-clients` the master stops accepting only when no worker holds a
+//! connection it could close to make room.
 
-use crate::workers::Workers;
+use crate::supervisor::Workers;
 use mio::{Interest, Registry, Token};
 use rwsgi_shared::channel::{Channel, ChannelError, Message};
 use rwsgi_shared::origin::Origin;
@@ -175,8 +177,8 @@ impl Dispatcher {
                 self.pending.push_back(conn);
                 return;
             };
-            let (Some(worker), Some(Some(channel))) =
-                (fleet.workers.get_mut(slot), fleet.channels.get(slot))
+            let (Some(_), Some(Some(channel))) =
+                (fleet.workers.get(slot), fleet.channels.get(slot))
             else {
                 tried.push(slot);
                 continue;
@@ -188,7 +190,7 @@ impl Dispatcher {
             };
             match channel.send(&msg, Some(conn.stream.as_fd())) {
                 Ok(()) => {
-                    worker.sent += 1;
+                    fleet.workers.handed_off(slot);
                     return; // dropping `conn` closes the master's copy
                 }
                 Err(ChannelError::WouldBlock) => tried.push(slot),
@@ -200,7 +202,7 @@ impl Dispatcher {
                 }
                 Err(e) => {
                     warn!(self.log, "cannot hand a connection to worker"; "slot" => slot, "error" => %e);
-                    worker.channel_open = false;
+                    fleet.workers.channel_closed(slot);
                     tried.push(slot);
                 }
             }

@@ -7,18 +7,20 @@
 mod admin;
 mod control;
 mod dispatch;
+mod effects;
 mod listener;
 mod liveness;
 mod metrics;
-mod monitor;
+mod observe;
 mod privileges;
+mod procfs;
+mod readings;
 mod reap;
 mod server;
 mod spawn;
-mod status;
+mod status_command;
 mod supervisor;
 mod template;
-mod workers;
 
 use rwsgi_conf::{summary, Invocation};
 use rwsgi_shared::exit::ExitCode;
@@ -38,7 +40,7 @@ fn main() -> std::process::ExitCode {
         }
     };
     match invocation {
-        Invocation::Status { pid, json } => match status::report(pid, json) {
+        Invocation::Status { pid, json } => match status_command::report(pid, json) {
             Ok(text) => {
                 print!("{text}");
                 ExitCode::Ok.into()

@@ -1,41 +1,33 @@
-//! The master's event loop. It gathers inputs (signals, worker messages,
-//! deaths, the scoreboard), lets the supervisor decide, carries out what it
-//! decided, and moves connections. Every decision lives in `supervisor`;
-//! every connection in `dispatch`.
+//! The master's event loop, in the shape of nginx's master cycle: wait for
+//! events, route them, let the supervisor decide and carry out what it
+//! decided through one call ([`Server::apply`]). Decisions about worker
+//! processes live in `supervisor`, about connections in `dispatch`;
+//! `effects` carries them out and `observe` answers operators. The loop
+//! itself decides nothing.
 
-use crate::admin::{self, Admin, Reply};
 use crate::control;
-use crate::dispatch::{Dispatcher, Fleet};
+use crate::dispatch::Dispatcher;
+use crate::effects::{EffectError, Effects, Input, CHANNEL_BASE};
 use crate::listener::{self, BindError};
-use crate::metrics;
-use crate::monitor;
+use crate::observe::Observer;
+use crate::readings::Readings;
 use crate::reap;
 use crate::spawn::{self, SpawnError};
-use crate::supervisor::{Action, Jitter, Level, Reading, Supervisor};
-use crate::template::{Fork, Templates};
-use crate::workers::Phase;
+use crate::supervisor::{Action, Supervisor};
+use crate::template::Templates;
 use mio::{Events, Interest, Poll, Token};
-use nix::sys::signal::{kill, Signal};
-use nix::unistd::Pid;
-use rwsgi_shared::channel::{Channel, ChannelError, Control as WorkerControl, Message};
 use rwsgi_shared::config::ServerConfig;
 use rwsgi_shared::exit::ExitCode;
-use rwsgi_shared::metrics::MetricsSnapshot;
 use rwsgi_shared::scoreboard::{Scoreboard, ScoreboardError, MAX_WORKERS};
-use slog::{error, info, warn, Logger};
-use std::collections::VecDeque;
-use std::path::PathBuf;
+use slog::{info, warn, Logger};
 use std::time::{Duration, Instant};
 
+/// Tokens in the poll; `effects` registers the template's (3) and the
+/// workers' channels (from 16), `admin` its connections (from 2^20).
 const LISTENER: Token = Token(0);
 const SIGNALS: Token = Token(1);
 const ADMIN: Token = Token(2);
-/// A starting template's channel: readable when it is ready.
-const TEMPLATE: Token = Token(3);
-const CHANNEL_BASE: usize = 16;
 const TICK: Duration = Duration::from_millis(100);
-/// faulthandler in each worker dumps every thread's stack on this signal.
-const DUMP_SIGNAL: Signal = Signal::SIGUSR2;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
@@ -49,8 +41,8 @@ pub enum ServerError {
     Io(#[from] std::io::Error),
     #[error("{0}")]
     Privileges(#[from] crate::privileges::PrivilegeError),
-    #[error("{message}")]
-    FirstGeneration { message: String, code: ExitCode },
+    #[error(transparent)]
+    Effect(#[from] EffectError),
 }
 
 impl ServerError {
@@ -58,35 +50,20 @@ impl ServerError {
         match self {
             ServerError::Bind(_) => ExitCode::Bind,
             ServerError::Privileges(_) => ExitCode::Config,
-            ServerError::FirstGeneration { code, .. } => *code,
+            ServerError::Effect(EffectError::FirstGeneration { code, .. }) => *code,
             _ => ExitCode::Failure,
         }
     }
 }
 
 struct Server {
-    config: ServerConfig,
-    log: Logger,
     poll: Poll,
     signals: signal_hook_mio::v1_0::Signals,
     scoreboard: Scoreboard,
     supervisor: Supervisor,
-    dispatcher: Dispatcher,
-    /// The master's end of each worker's channel, by slot.
-    channels: Vec<Option<Channel>>,
-    worker_bin: PathBuf,
-    /// Where workers are forked from (`--preload`).
-    templates: Templates,
-    /// The template (by pid) whose channel is registered in the poll.
-    template_polled: Option<u32>,
-    config_bytes: Vec<u8>,
-    recv_buf: Vec<u8>,
-    sampler: monitor::Sampler,
-    admin: Option<Admin>,
-    /// (when, busy thread time so far in µs, threads): the last 10 s.
-    busy_samples: VecDeque<(Instant, u64, u64)>,
-    /// The memory check against the cgroup limit was done.
-    memory_checked: bool,
+    readings: Readings,
+    effects: Effects,
+    observer: Observer,
 }
 
 /// Runs the server until it is stopped; returns the exit code.
@@ -133,16 +110,7 @@ pub fn run(mut config: ServerConfig, log: Logger) -> Result<ExitCode, ServerErro
         .register(&mut signals, SIGNALS, Interest::READABLE)?;
     let scoreboard = Scoreboard::create(std::process::id())?;
     info!(log, "listening on http://{}/", bound; "address" => bound.to_string());
-    let admin = match &config.admin {
-        Some(a) => {
-            let (admin, addr) = Admin::bind(&a.host, a.port, poll.registry(), ADMIN)?;
-            info!(log, "admin endpoints on http://{}/ (/healthz, /readyz, /metrics, /server-status)", addr;
-                "admin_address" => addr.to_string(),
-                "running_requests_shown_to" => if a.status_public { "all" } else { "loopback" });
-            Some(admin)
-        }
-        None => None,
-    };
+    let observer = Observer::new(&config, poll.registry(), ADMIN, log.clone())?;
     // Everything privileged is done: the ports are bound, the scoreboard
     // exists. Nothing started from here on runs as root.
     if let Some(run_as) = &config.run_as {
@@ -151,27 +119,19 @@ pub fn run(mut config: ServerConfig, log: Logger) -> Result<ExitCode, ServerErro
         info!(log, "running as user {} (uid {}, gid {})", run_as.user, run_as.uid, run_as.gid;
             "uid" => run_as.uid, "gid" => run_as.gid);
     }
-    let now = Instant::now();
     let mut server = Server {
-        config_bytes: spawn::config_bytes(&config),
-        supervisor: Supervisor::new(&config, MAX_WORKERS, now),
-        channels: (0..MAX_WORKERS).map(|_| None).collect(),
-        config,
-        log,
+        supervisor: Supervisor::new(&config, MAX_WORKERS, Instant::now()),
+        readings: Readings::new(&config),
+        effects: Effects::new(&config, worker_bin, templates, dispatcher, log),
+        observer,
         poll,
         signals,
         scoreboard,
-        dispatcher,
-        templates,
-        template_polled: None,
-        worker_bin,
-        recv_buf: Vec::new(),
-        sampler: monitor::Sampler::new(),
-        admin,
-        busy_samples: VecDeque::new(),
-        memory_checked: false,
     };
-    server.publish();
+    let template = server.effects.template_pid();
+    server
+        .observer
+        .publish(&server.supervisor, &server.scoreboard, template);
     server.main_loop()
 }
 
@@ -180,15 +140,18 @@ impl Server {
         let mut events = Events::with_capacity(256);
         loop {
             // Decide on what the previous turn (or the start) changed.
-            let readings = self.read_scoreboard();
+            let readings = self
+                .readings
+                .read(&self.scoreboard, self.supervisor.workers());
             let actions =
                 self.supervisor
                     .tick(Instant::now(), rwsgi_shared::time::now_ms(), &readings);
-            if let Some(code) = self.carry_out(actions)? {
+            if let Some(code) = self.apply(actions)? {
                 return Ok(code);
             }
-            self.move_connections();
-            self.check_memory_limit();
+            self.effects
+                .move_connections(&mut self.supervisor, &self.scoreboard);
+            self.observer.check_memory_limit(&self.supervisor);
 
             let mut controls = Vec::new();
             let mut channels = Vec::new();
@@ -199,529 +162,80 @@ impl Server {
                 Err(e) => return Err(e.into()),
             }
             for event in events.iter() {
-                if self.admin.as_ref().is_some_and(|a| a.owns(event.token())) {
+                if self.observer.owns(event.token()) {
                     admin_events.push(event.token());
                     continue;
                 }
                 match event.token() {
-                    LISTENER => self.dispatcher.listener_readable(),
+                    LISTENER => self.effects.listener_readable(),
                     SIGNALS => controls.extend(control::drain(&mut self.signals)),
                     Token(t) if t >= CHANNEL_BASE => channels.push(t - CHANNEL_BASE),
+                    // The template's channel: the wake-up was the point.
                     Token(_) => {}
                 }
             }
             for control in controls {
                 let actions = self.supervisor.control(control, Instant::now());
-                self.carry_out(actions)?;
+                self.apply(actions)?;
             }
             for slot in channels {
-                self.read_channel(slot)?;
-            }
-            self.reap()?;
-            self.serve_admin(&admin_events);
-        }
-    }
-
-    /// Once every worker is ready: warns when the workers' memory,
-    /// multiplied out to the wanted number, nears the container's limit
-    /// (the kernel's OOM killer would take workers mid-request).
-    fn check_memory_limit(&mut self) {
-        if self.memory_checked
-            || self.supervisor.workers.iter().count() < self.supervisor.wanted
-            || self
-                .supervisor
-                .workers
-                .iter()
-                .any(|(_, w)| w.phase != Phase::Ready)
-        {
-            return;
-        }
-        self.memory_checked = true;
-        let Some(limit) = rwsgi_conf::container::limits().memory else {
-            return;
-        };
-        let rss: Vec<u64> = self
-            .supervisor
-            .workers
-            .iter()
-            .filter_map(|(_, w)| monitor::resident_bytes(w.pid))
-            .collect();
-        let per_worker = rss.iter().max().copied().unwrap_or(0);
-        let expected = per_worker * self.supervisor.wanted as u64;
-        if expected * 10 > limit * 8 {
-            warn!(self.log, "the workers' memory nears the container's limit: fewer --processes, or a higher limit";
-                "per_worker_mib" => per_worker / (1024 * 1024),
-                "workers" => self.supervisor.wanted,
-                "limit_mib" => limit / (1024 * 1024));
-        }
-    }
-
-    /// Answers the admin connections that are ready, from the scoreboard.
-    fn serve_admin(&mut self, tokens: &[Token]) {
-        self.sample_busy_time();
-        let Some(mut admin) = self.admin.take() else {
-            return;
-        };
-        for &token in tokens {
-            admin.ready(token, self.poll.registry(), &mut |req| self.answer(req));
-        }
-        admin.sweep(self.poll.registry());
-        self.admin = Some(admin);
-    }
-
-    fn answer(&self, req: &admin::Request) -> Reply {
-        let now_ms = rwsgi_shared::time::now_ms();
-        match req.path.as_str() {
-            "/healthz" => {
-                let fresh = self.supervisor.workers.iter().any(|(slot, w)| {
-                    w.phase == Phase::Ready
-                        && self
-                            .scoreboard
-                            .worker(slot)
-                            .and_then(crate::liveness::Beats::read)
-                            .is_some_and(|beats| {
-                                crate::liveness::judge(now_ms, beats, u64::MAX)
-                                    == crate::liveness::Health::Alive
-                            })
-                });
-                if fresh {
-                    Reply::text(200, "ok\n")
-                } else {
-                    Reply::text(503, "no worker has a fresh heartbeat\n")
-                }
-            }
-            "/readyz" => {
-                if self.supervisor.shutting_down() {
-                    Reply::text(503, "stopping\n")
-                } else if self.supervisor.workers.any_ready() {
-                    Reply::text(200, "ready\n")
-                } else {
-                    Reply::text(503, "no worker is ready\n")
-                }
-            }
-            "/metrics" => {
-                let (content_type, body) = metrics::negotiate(self.scrape(), &req.accept);
-                Reply {
-                    status: 200,
-                    content_type,
-                    body,
-                }
-            }
-            "/server-status" => {
-                let mut status = rwsgi_shared::status::Status::read(&self.scoreboard, now_ms);
-                let public = self.config.admin.as_ref().is_some_and(|a| a.status_public);
-                if !admin::may_see_requests(req.peer.ip(), public) {
-                    status.redact();
-                }
-                if req.query.split('&').any(|p| p == "json") {
-                    Reply {
-                        status: 200,
-                        content_type: "application/json",
-                        body: format!("{}\n", status.json()),
-                    }
-                } else {
-                    Reply {
-                        status: 200,
-                        content_type: "text/html; charset=utf-8",
-                        body: status.html(),
-                    }
-                }
-            }
-            _ => Reply::text(
-                404,
-                "not found: /healthz, /readyz, /metrics, /server-status\n",
-            ),
-        }
-    }
-
-    /// Live workers' metrics plus the retired ones', and busy thread time
-    /// including the requests running now (µs).
-    fn totals(&self, now_ms: u64) -> (MetricsSnapshot, u64, u64) {
-        let mut totals = self.scoreboard.header().retired().snapshot();
-        let (mut running_us, mut threads) = (0u64, 0u64);
-        for (slot, _) in self.supervisor.workers.iter() {
-            // Not attached yet: the metrics there were already retired.
-            let Some(sb) = self.scoreboard.worker(slot).filter(|sb| sb.attached()) else {
-                continue;
-            };
-            totals.merge(&sb.metrics().snapshot());
-            threads += u64::from(sb.threads());
-            for t in 0..sb.threads() as usize {
-                if let Some(th) = sb.thread(t) {
-                    if th.state() == rwsgi_shared::scoreboard::ThreadState::Busy {
-                        running_us += now_ms.saturating_sub(th.request_started_ms()) * 1000;
-                    }
-                }
-            }
-        }
-        let busy = totals.busy_us + running_us;
-        (totals, busy, threads)
-    }
-
-    /// Keeps one sample a second of busy thread time, for utilization.
-    fn sample_busy_time(&mut self) {
-        let now = Instant::now();
-        if self
-            .busy_samples
-            .back()
-            .is_some_and(|(at, _, _)| now.duration_since(*at) < Duration::from_secs(1))
-        {
-            return;
-        }
-        let (_, busy, threads) = self.totals(rwsgi_shared::time::now_ms());
-        self.busy_samples.push_back((now, busy, threads));
-        while self.busy_samples.len() > 11 {
-            self.busy_samples.pop_front();
-        }
-    }
-
-    fn utilization(&self) -> f64 {
-        let (Some(first), Some(last)) = (self.busy_samples.front(), self.busy_samples.back())
-        else {
-            return 0.0;
-        };
-        let span_us = last.0.duration_since(first.0).as_micros() as f64;
-        let threads = last.2.max(1) as f64;
-        if span_us <= 0.0 {
-            return 0.0;
-        }
-        (last.1.saturating_sub(first.1) as f64 / (span_us * threads)).clamp(0.0, 1.0)
-    }
-
-    fn scrape(&self) -> metrics::Scrape {
-        let (totals, _, _) = self.totals(rwsgi_shared::time::now_ms());
-        let workers = self
-            .supervisor
-            .workers
-            .iter()
-            .filter_map(|(slot, w)| {
-                let sb = self.scoreboard.worker(slot)?;
-                let cpu = monitor::usage(w.pid).map(|(_, cpu)| cpu);
-                Some(metrics::WorkerGauges {
+                let inputs = self.effects.read_channel(
                     slot,
-                    pid: w.pid,
-                    threads_busy: sb.busy_threads(),
-                    threads: sb.threads(),
-                    connections: sb.connections(),
-                    connections_idle: sb.idle_connections(),
-                    usage: monitor::resident_bytes(w.pid).zip(cpu),
-                })
-            })
-            .collect();
-        metrics::Scrape {
-            totals,
-            stats: self.supervisor.stats.clone(),
-            workers,
-            workers_ready: self
-                .supervisor
-                .workers
-                .iter()
-                .filter(|(_, w)| w.accepts_work())
-                .count(),
-            utilization: self.utilization(),
-            backlog: monitor::backlog(self.config.port),
-        }
-    }
-
-    /// Hands waiting connections to workers, then accepts new ones.
-    fn move_connections(&mut self) {
-        let stopping = self.supervisor.is_stopping();
-        let mut fleet = Fleet {
-            workers: &mut self.supervisor.workers,
-            channels: &self.channels,
-            scoreboard: &self.scoreboard,
-        };
-        self.dispatcher.dispatch_pending(&mut fleet, stopping);
-        self.dispatcher.accept(&mut fleet);
-    }
-
-    /// What the scoreboard (and, once a second, /proc) says of each worker.
-    fn read_scoreboard(&mut self) -> Vec<Option<Reading>> {
-        let sample = self.sampler.due()
-            && (self.config.recycle.memory_limit_mb > 0
-                || self.config.recycle.cpu_time_limit_s > 0);
-        let mut readings: Vec<Option<Reading>> = (0..MAX_WORKERS).map(|_| None).collect();
-        for (slot, w) in self.supervisor.workers.iter() {
-            // Nothing is read of a worker that has not attached to its slot
-            // yet: what is there belongs to the slot's previous occupant.
-            let Some((sb, beats)) = self
-                .scoreboard
-                .worker(slot)
-                .and_then(|sb| Some((sb, crate::liveness::Beats::read(sb)?)))
-            else {
-                continue;
-            };
-            readings[slot] = Some(Reading {
-                requests: sb.requests(),
-                beats,
-                oldest_request: sb.oldest_request().map(|(thread, started)| {
-                    let what = sb.thread(thread).map(|t| t.describe()).unwrap_or_default();
-                    (thread, started, what)
-                }),
-                usage: if sample { monitor::usage(w.pid) } else { None },
-                running: (0..sb.threads() as usize)
-                    .filter_map(|i| sb.thread(i))
-                    .filter(|t| t.state() == rwsgi_shared::scoreboard::ThreadState::Busy)
-                    .map(|t| t.request_started_ms())
-                    .filter(|started| *started > 0)
-                    .collect(),
-                activity: sb.activity().0,
-                active_running: sb.activity().1 > 0,
-            });
-        }
-        readings
-    }
-
-    /// Carries out the supervisor's actions; `Some(code)` to exit.
-    fn carry_out(&mut self, actions: Vec<Action>) -> Result<Option<ExitCode>, ServerError> {
-        let mut exit = None;
-        for action in actions {
-            match action {
-                Action::Spawn => self.spawn_worker()?,
-                Action::Stop {
-                    slot,
+                    &mut self.supervisor,
+                    &self.scoreboard,
+                    self.poll.registry(),
+                );
+                self.decide(inputs)?;
+            }
+            for (pid, death) in reap::reap_all() {
+                let inputs = self.effects.reaped(
                     pid,
-                    starting,
-                    evict,
-                } => {
-                    let control = if evict {
-                        WorkerControl::Evict
-                    } else {
-                        WorkerControl::GracefulStop
-                    };
-                    let sent = !starting
-                        && self.channels[slot]
-                            .as_ref()
-                            .is_some_and(|c| c.send(&Message::Control(control), None).is_ok());
-                    if !sent {
-                        signal(pid, Signal::SIGTERM);
-                    }
-                }
-                Action::Terminate { pid } => signal(pid, Signal::SIGTERM),
-                Action::Kill { pid } => signal(pid, Signal::SIGKILL),
-                // A signal, not a channel message: faulthandler dumps from its
-                // handler, even while C code holds the GIL.
-                Action::DumpStacks { pid } => signal(pid, DUMP_SIGNAL),
-                Action::CloseListener { drain } => {
-                    let mut fleet = Fleet {
-                        workers: &mut self.supervisor.workers,
-                        channels: &self.channels,
-                        scoreboard: &self.scoreboard,
-                    };
-                    self.dispatcher
-                        .close_listener(drain, &mut fleet, self.poll.registry());
-                }
-                Action::DropPending => self.dispatcher.drop_pending(),
-                Action::Log {
-                    level,
-                    worker,
-                    message,
-                } => self.write_log(level, worker, &message),
-                Action::Fail { message, code } => {
-                    self.kill_all();
-                    return Err(ServerError::FirstGeneration { message, code });
-                }
-                Action::Exit(code) => {
-                    self.stop_template();
-                    exit = Some(code);
-                }
+                    death,
+                    &mut self.supervisor,
+                    &self.scoreboard,
+                    self.poll.registry(),
+                );
+                self.decide(inputs)?;
             }
+            self.observer
+                .sample_busy_time(&self.supervisor, &self.scoreboard);
+            self.observer.serve_admin(
+                &admin_events,
+                self.poll.registry(),
+                &self.supervisor,
+                &self.scoreboard,
+            );
         }
-        self.publish();
+    }
+
+    /// What workers said or how they ended, for the supervisor to decide on.
+    fn decide(&mut self, inputs: Vec<Input>) -> Result<(), ServerError> {
+        for input in inputs {
+            let now = Instant::now();
+            let actions = match input {
+                Input::Event(slot, event) => self.supervisor.event(slot, &event, now),
+                Input::Died(slot, death) => self.supervisor.died(slot, death, now),
+            };
+            // Only a turn (`tick`) ends the server with `Action::Exit`.
+            self.apply(actions)?;
+        }
+        Ok(())
+    }
+
+    /// Carries out the supervisor's actions, then publishes the master's
+    /// state; `Some(code)` to exit.
+    fn apply(&mut self, actions: Vec<Action>) -> Result<Option<ExitCode>, ServerError> {
+        let exit = self.effects.carry_out(
+            actions,
+            &mut self.supervisor,
+            &self.scoreboard,
+            self.poll.registry(),
+        )?;
+        self.observer.publish(
+            &self.supervisor,
+            &self.scoreboard,
+            self.effects.template_pid(),
+        );
         Ok(exit)
     }
-
-    fn write_log(&self, level: Level, worker: Option<(usize, u32)>, message: &str) {
-        let log = match worker {
-            Some((slot, pid)) => self.log.new(slog::o!("slot" => slot, "pid" => pid)),
-            None => self.log.clone(),
-        };
-        match level {
-            Level::Info => info!(log, "{}", message),
-            Level::Warn => warn!(log, "{}", message),
-            Level::Error => error!(log, "{}", message),
-        }
-    }
-
-    /// What `rwsgi status` and the workers read of the master's state.
-    fn publish(&self) {
-        let header = self.scoreboard.header();
-        header.set_generation(self.supervisor.generation);
-        header.set_wanted_workers(self.supervisor.wanted as u32);
-        header.set_template_pid(self.templates.pid());
-        let stats = &self.supervisor.stats;
-        header.set_master_counters(&rwsgi_shared::scoreboard::MasterCounters {
-            worker_starts: stats.starts,
-            worker_exits: stats.exits,
-            request_timeouts: stats.request_timeouts,
-            utilization_ppm: (self.utilization() * 1e6) as u64,
-        });
-    }
-
-    fn spawn_worker(&mut self) -> Result<(), ServerError> {
-        let Some((slot, sb)) = self
-            .supervisor
-            .workers
-            .free_slot()
-            .and_then(|slot| Some((slot, self.scoreboard.worker(slot)?)))
-        else {
-            warn!(self.log, "no free scoreboard slot for another worker");
-            return Ok(());
-        };
-        let generation = self.supervisor.generation;
-        let threads = self.config.threads as u32;
-        // The slot is claimed (a new epoch) before each worker can run: a
-        // forked worker serves before the master learns its pid, and writes
-        // its own fields itself (see `scoreboard`).
-        let forked = self.templates.fork(
-            (slot, generation),
-            || sb.claim(generation, threads),
-            self.scoreboard.fd(),
-            &self.config_bytes,
-        );
-        if let Some(fd) = self.templates.starting_channel() {
-            // Wakes the loop when the template is ready; a closed channel
-            // leaves the poll by itself. Registered once per template.
-            if self.template_polled != self.templates.pid() {
-                let _ = self.poll.registry().register(
-                    &mut mio::unix::SourceFd(&fd),
-                    TEMPLATE,
-                    Interest::READABLE,
-                );
-                self.template_polled = self.templates.pid();
-            }
-        }
-        let spawned = match forked {
-            Fork::Forked(spawned) => spawned,
-            // The supervisor asks again on its next turn.
-            Fork::NotYet => return Ok(()),
-            // A new epoch even if a fork was asked for: should that fork
-            // still run, it cannot attach to this worker's occupancy.
-            Fork::OnTheirOwn => spawn::spawn(
-                &self.worker_bin,
-                spawn::Role::Worker {
-                    slot,
-                    epoch: sb.claim(generation, threads),
-                },
-                generation,
-                self.scoreboard.fd(),
-                &self.config_bytes,
-            )?,
-        };
-        sb.set_pid(spawned.pid);
-        let fd = std::os::fd::AsRawFd::as_raw_fd(&spawned.channel);
-        self.poll.registry().register(
-            &mut mio::unix::SourceFd(&fd),
-            Token(CHANNEL_BASE + slot),
-            Interest::READABLE,
-        )?;
-        self.channels[slot] = Some(spawned.channel);
-        let r = self.config.recycle;
-        let jitter = Jitter {
-            requests: monitor::jitter(r.max_requests_jitter),
-            restart_ms: monitor::jitter(r.restart_interval_ms / 10),
-        };
-        self.supervisor
-            .spawned(slot, spawned.pid, Instant::now(), jitter);
-        Ok(())
-    }
-
-    fn reap(&mut self) -> Result<(), ServerError> {
-        for (pid, death) in reap::reap_all() {
-            let Some(slot) = self.supervisor.workers.slot_of_pid(pid) else {
-                self.templates.died(pid, &death.describe());
-                continue;
-            };
-            // Connections the worker handed back just before exiting, and
-            // its last words, are still in its channel: read them first.
-            self.read_channel(slot)?;
-            if let Some(channel) = self.channels[slot].take() {
-                let fd = std::os::fd::AsRawFd::as_raw_fd(&channel);
-                let _ = self
-                    .poll
-                    .registry()
-                    .deregister(&mut mio::unix::SourceFd(&fd));
-            }
-            if let Some(sb) = self.scoreboard.worker(slot) {
-                sb.release(self.scoreboard.header().retired());
-            }
-            let actions = self.supervisor.died(slot, death, Instant::now());
-            self.carry_out(actions)?;
-        }
-        Ok(())
-    }
-
-    /// Ends the template and waits for it, so it is not left behind.
-    fn stop_template(&mut self) {
-        if let Some(pid) = self.templates.pid() {
-            signal(pid, Signal::SIGKILL);
-            let _ = nix::sys::wait::waitpid(Pid::from_raw(pid as i32), None);
-        }
-        self.templates.stop();
-    }
-
-    fn kill_all(&mut self) {
-        self.stop_template();
-        for (_, w) in self.supervisor.workers.iter() {
-            signal(w.pid, Signal::SIGKILL);
-        }
-        // Collect them so nothing is left behind as a zombie.
-        let deadline = Instant::now() + Duration::from_secs(2);
-        while !self.supervisor.workers.is_empty() && Instant::now() < deadline {
-            for (pid, _) in reap::reap_all() {
-                if let Some(slot) = self.supervisor.workers.slot_of_pid(pid) {
-                    self.supervisor.workers.remove(slot);
-                }
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-
-    /// Messages from a worker: connections handed back, and events.
-    fn read_channel(&mut self, slot: usize) -> Result<(), ServerError> {
-        loop {
-            let Some(channel) = self.channels[slot].as_ref() else {
-                return Ok(());
-            };
-            match channel.recv(&mut self.recv_buf) {
-                Ok(received) => match (received.message, received.fd) {
-                    (Message::HandBack { origin, buffered }, Some(fd)) => {
-                        let mut fleet = Fleet {
-                            workers: &mut self.supervisor.workers,
-                            channels: &self.channels,
-                            scoreboard: &self.scoreboard,
-                        };
-                        self.dispatcher.hand_back(fd, origin, buffered, &mut fleet);
-                    }
-                    (Message::Event(event), _) => {
-                        let actions = self.supervisor.event(slot, &event, Instant::now());
-                        self.carry_out(actions)?;
-                    }
-                    (other, _) => {
-                        warn!(self.log, "unexpected message from worker"; "slot" => slot, "message" => ?other)
-                    }
-                },
-                Err(ChannelError::WouldBlock) => return Ok(()),
-                Err(ChannelError::Malformed(why)) => {
-                    warn!(self.log, "malformed message from worker"; "slot" => slot, "why" => why);
-                }
-                Err(_) => {
-                    // EOF or an error: nothing more comes, nothing more can be sent.
-                    if let Some(w) = self.supervisor.workers.get_mut(slot) {
-                        w.channel_open = false;
-                    }
-                    let fd = std::os::fd::AsRawFd::as_raw_fd(channel);
-                    let _ = self
-                        .poll
-                        .registry()
-                        .deregister(&mut mio::unix::SourceFd(&fd));
-                    return Ok(());
-                }
-            }
-        }
-    }
-}
-
-fn signal(pid: u32, sig: Signal) {
-    let _ = kill(Pid::from_raw(pid as i32), sig);
 }

@@ -1,7 +1,8 @@
 //! The supervisor: every decision about worker processes, made from the
 //! worker table, what the scoreboard says and the time, and returned as a
-//! list of actions. The event loop gathers the inputs and carries the
-//! actions out; nothing here touches a process, a socket or a clock, so
+//! list of actions. The event loop (`server`) gathers the inputs and
+//! `effects` carries the actions out; nothing here touches a process, a
+//! socket or a clock, and the worker table changes only here, so
 //! the whole table (start-up, reload ordering, back-off, recycling,
 //! liveness, the stop sequence) is unit-tested without processes.
 //!
@@ -11,11 +12,14 @@
 use crate::control::Control;
 use crate::liveness::{self, Beats, Health};
 use crate::reap::Death;
-use crate::workers::{Phase, Worker, Workers};
 use rwsgi_shared::channel::Event;
 use rwsgi_shared::config::{ServerConfig, Timeouts};
 use rwsgi_shared::exit::ExitCode;
 use std::time::{Duration, Instant};
+
+mod workers;
+
+pub use workers::{Phase, Worker, Workers};
 
 /// Time a deadlocked worker gets to write its stack dump before SIGKILL.
 pub const DUMP_GRACE: Duration = Duration::from_millis(500);
@@ -129,9 +133,9 @@ enum RunState {
 
 pub struct Supervisor {
     config: ServerConfig,
-    pub workers: Workers,
-    pub generation: u32,
-    pub wanted: usize,
+    workers: Workers,
+    generation: u32,
+    wanted: usize,
     max_workers: usize,
     state: RunState,
     ever_ready: bool,
@@ -140,7 +144,7 @@ pub struct Supervisor {
     reload_started: Option<Instant>,
     out: Vec<Action>,
     /// What happened to workers so far, for the metrics.
-    pub stats: Stats,
+    stats: Stats,
 }
 
 /// Why workers exited, as the metrics label them.
@@ -183,6 +187,36 @@ impl Supervisor {
 
     pub fn is_stopping(&self) -> bool {
         self.state == RunState::Stopping
+    }
+
+    pub fn workers(&self) -> &Workers {
+        &self.workers
+    }
+
+    /// The worker table for the dispatcher, which can only count the
+    /// connections it sends and mark a channel closed (see `workers`).
+    pub fn workers_for_dispatch(&mut self) -> &mut Workers {
+        &mut self.workers
+    }
+
+    /// The generation new workers are started for.
+    pub fn generation(&self) -> u32 {
+        self.generation
+    }
+
+    /// How many workers should serve (`--processes`, SIGTTIN, SIGTTOU).
+    pub fn wanted(&self) -> usize {
+        self.wanted
+    }
+
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// Every wanted worker is up and ready (none starting or stopping).
+    pub fn all_wanted_ready(&self) -> bool {
+        self.workers.iter().count() >= self.wanted
+            && self.workers.iter().all(|(_, w)| w.phase == Phase::Ready)
     }
 
     /// A stop has begun (maybe still within `--shutdown-delay`): the
@@ -292,6 +326,14 @@ impl Supervisor {
             Event::Forked { .. } => {}
         }
         self.actions()
+    }
+
+    /// A worker reaped while everything is killed after [`Action::Fail`]:
+    /// off the table, with nothing decided (the master is exiting).
+    pub fn forget_reaped(&mut self, pid: u32) {
+        if let Some(slot) = self.workers.slot_of_pid(pid) {
+            self.workers.remove(slot);
+        }
     }
 
     /// A worker process ended.

@@ -713,3 +713,50 @@ fn a_reload_stops_workers_as_evicted() {
         "{actions:?}"
     );
 }
+
+#[test]
+fn all_wanted_are_ready_only_once_none_starts_and_the_count_is_reached() {
+    let mut h = Harness::new(&["--processes", "2"]);
+    assert!(!h.sup.all_wanted_ready(), "nothing started yet");
+    h.tick();
+    assert!(!h.sup.all_wanted_ready(), "both still starting");
+    h.ready_all();
+    assert!(h.sup.all_wanted_ready());
+    // SIGTTIN: one more wanted, not there yet.
+    h.control(Control::AddWorker);
+    assert!(!h.sup.all_wanted_ready());
+    h.tick();
+    assert!(!h.sup.all_wanted_ready(), "the third is starting");
+    h.ready_all();
+    assert!(h.sup.all_wanted_ready());
+    // A reload: the new generation starts beside the old one.
+    h.control(Control::Reload);
+    h.tick();
+    assert!(!h.sup.all_wanted_ready());
+}
+
+#[test]
+fn a_worker_reaped_after_a_failed_start_is_forgotten_without_a_decision() {
+    let mut h = Harness::new(&["--processes", "2"]);
+    h.tick();
+    let pid = h.sup.workers.iter().next().expect("w").1.pid;
+    h.sup.forget_reaped(pid);
+    h.sup.forget_reaped(1); // not a worker: nothing happens
+    assert_eq!(h.sup.workers.iter().count(), 1);
+    assert_eq!(h.sup.workers.slot_of_pid(pid), None);
+    assert!(h.sup.actions().is_empty());
+    assert_eq!(h.sup.stats.exits.iter().sum::<u64>(), 0);
+}
+
+#[test]
+fn the_dispatcher_can_only_count_hand_offs_and_close_a_channel() {
+    let mut h = Harness::started(&["--processes", "1"]);
+    let slot = h.slots(|_| true)[0];
+    let table = h.sup.workers_for_dispatch();
+    table.handed_off(slot);
+    table.handed_off(slot);
+    assert_eq!(table.get(slot).expect("w").sent, 2);
+    table.channel_closed(slot);
+    // No connection goes to it, and the server no longer counts as ready.
+    assert!(!h.sup.workers.any_ready());
+}

@@ -1,6 +1,9 @@
-//! The master's view of its workers: one record per scoreboard slot, plain
-//! data (the channels live with the event loop), so the supervisor's
-//! decisions can be tested without processes.
+//! The supervisor's view of its workers: one record per scoreboard slot,
+//! plain data (the channels live with `effects`), so the supervisor's
+//! decisions can be tested without processes. Only the supervisor adds,
+//! removes or changes records; the dispatcher may only count what it sends
+//! and mark a channel that failed ([`Workers::handed_off`],
+//! [`Workers::channel_closed`]).
 
 use std::time::Instant;
 
@@ -105,13 +108,13 @@ impl Workers {
         self.slots.iter().position(Option::is_none)
     }
 
-    pub fn insert(&mut self, slot: usize, worker: Worker) {
+    pub(super) fn insert(&mut self, slot: usize, worker: Worker) {
         if let Some(s) = self.slots.get_mut(slot) {
             *s = Some(worker);
         }
     }
 
-    pub fn remove(&mut self, slot: usize) -> Option<Worker> {
+    pub(super) fn remove(&mut self, slot: usize) -> Option<Worker> {
         self.slots.get_mut(slot).and_then(Option::take)
     }
 
@@ -119,7 +122,7 @@ impl Workers {
         self.slots.get(slot).and_then(Option::as_ref)
     }
 
-    pub fn get_mut(&mut self, slot: usize) -> Option<&mut Worker> {
+    pub(super) fn get_mut(&mut self, slot: usize) -> Option<&mut Worker> {
         self.slots.get_mut(slot).and_then(Option::as_mut)
     }
 
@@ -134,7 +137,7 @@ impl Workers {
             .filter_map(|(i, w)| w.as_ref().map(|w| (i, w)))
     }
 
-    pub fn iter_mut(&mut self) -> impl Iterator<Item = (usize, &mut Worker)> {
+    pub(super) fn iter_mut(&mut self) -> impl Iterator<Item = (usize, &mut Worker)> {
         self.slots
             .iter_mut()
             .enumerate()
@@ -154,5 +157,19 @@ impl Workers {
 
     pub fn any_ready(&self) -> bool {
         self.iter().any(|(_, w)| w.accepts_work())
+    }
+
+    /// A connection was sent over `slot`'s channel.
+    pub fn handed_off(&mut self, slot: usize) {
+        if let Some(w) = self.get_mut(slot) {
+            w.sent += 1;
+        }
+    }
+
+    /// `slot`'s channel reached EOF or failed: nothing more can be sent.
+    pub fn channel_closed(&mut self, slot: usize) {
+        if let Some(w) = self.get_mut(slot) {
+            w.channel_open = false;
+        }
     }
 }

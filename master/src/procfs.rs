@@ -1,30 +1,7 @@
-//! What the supervisor's decisions need from outside: a worker's memory
-//! and CPU from /proc (sampled once a second), and random jitter.
+//! Readings from /proc: a worker's memory and CPU time (for recycling
+//! and the metrics), and the listener's accept queue (for the metrics).
 
 use nix::unistd::SysconfVar;
-use std::hash::{BuildHasher, Hasher};
-use std::time::{Duration, Instant};
-
-/// A random number without a dependency: std's hasher keys are random per process.
-pub fn random_u64() -> u64 {
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0),
-    );
-    h.finish()
-}
-
-/// Up to `max` extra, random per worker.
-pub fn jitter(max: u64) -> u64 {
-    if max == 0 {
-        0
-    } else {
-        random_u64() % (max + 1)
-    }
-}
 
 /// Resident set size in MB and CPU seconds used, from /proc.
 pub fn usage(pid: u32) -> Option<(u64, u64)> {
@@ -76,26 +53,4 @@ fn sysconf(var: SysconfVar) -> u64 {
         .flatten()
         .and_then(|v| u64::try_from(v).ok())
         .unwrap_or(0)
-}
-
-/// Ticks of the /proc sampler.
-pub struct Sampler {
-    last: Instant,
-}
-
-impl Sampler {
-    pub fn new() -> Sampler {
-        Sampler {
-            last: Instant::now(),
-        }
-    }
-    /// True once a second.
-    pub fn due(&mut self) -> bool {
-        if self.last.elapsed() >= Duration::from_secs(1) {
-            self.last = Instant::now();
-            true
-        } else {
-            false
-        }
-    }
 }
