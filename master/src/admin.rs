@@ -1,6 +1,7 @@
 //! The admin listener (`--admin-port`): `/healthz`, `/readyz`, `/metrics`
-//! and `/server-status`, answered by the master's own event loop from the
-//! scoreboard. No worker and no Python is involved, so the answers come
+//! and `/server-status`, answered in the master's own event loop from the
+//! scoreboard (this module speaks the HTTP; `observe` composes the
+//! answers). No worker and no Python is involved, so the answers come
 //! even when every request thread is busy or a worker is stuck.
 //!
 //! Deliberately small HTTP: one GET or HEAD per connection, a head of at

@@ -1,8 +1,9 @@
 //! `rwsgi`: the master process.
 //!
-//! Parses the command line, binds the listener, and runs the supervisor loop
-//! that hands connections to `rwsgi-worker` processes. It never links
-//! libpython, so it can always report what went wrong with Python.
+//! Parses the command line and runs the server (`server`): the event loop
+//! that supervises `rwsgi-worker` processes and hands them connections; or
+//! answers `rwsgi status` (`status_command`). It never links libpython, so
+//! it can always report what went wrong with Python.
 
 mod admin;
 mod control;

@@ -39,7 +39,7 @@ pub enum Level {
     Error,
 }
 
-/// What the event loop is asked to do.
+/// What `effects` is asked to carry out.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
     /// Start a worker of the current generation, then report it with

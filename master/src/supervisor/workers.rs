@@ -98,7 +98,7 @@ pub struct Workers {
 }
 
 impl Workers {
-    pub fn new(capacity: usize) -> Workers {
+    pub(super) fn new(capacity: usize) -> Workers {
         Workers {
             slots: (0..capacity).map(|_| None).collect(),
         }
