@@ -2,8 +2,9 @@
 //! worker table, what the scoreboard says and the time, and returned as a
 //! list of actions. The event loop (`server`) gathers the inputs and
 //! `effects` carries the actions out; nothing here touches a process, a
-//! socket or a clock, and the worker table changes only here, so
-//! the whole table (start-up, reload ordering, back-off, recycling,
+//! socket or a clock, and only the supervisor changes its worker table
+//! (the dispatcher may count hand-offs and mark a channel closed), so
+//! every decision (start-up, reload ordering, back-off, recycling,
 //! liveness, the stop sequence) is unit-tested without processes.
 //!
 //! The shape is gunicorn's arbiter (reap, murder the overdue, manage the
