@@ -2,7 +2,7 @@
 //! one is a configuration error naming the option) and rendered per
 //! request, with Apache's escaping so a hostile value cannot forge a line.
 
-use crate::http::RequestHead;
+use crate::RequestHead;
 use std::fmt::Write as _;
 use std::net::IpAddr;
 use std::time::Duration;
@@ -189,7 +189,7 @@ impl Format {
                     let _ = write!(out, "{}", std::process::id());
                 }
                 Piece::Time => {
-                    let _ = write!(out, "[{}]", crate::time::apache_now());
+                    let _ = write!(out, "[{}]", rwsgi_shared::time::apache_now());
                 }
                 Piece::RequestLine => {
                     let _ = write!(
@@ -267,8 +267,8 @@ fn escape(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Limits;
-    use crate::http::{parse_request_head, Parsed};
+    use crate::{parse_request_head, Parsed};
+    use rwsgi_shared::config::Limits;
 
     fn head(raw: &[u8]) -> RequestHead {
         match parse_request_head(raw, &Limits::default()) {

@@ -22,7 +22,7 @@ impl HttpError {
     /// The reason with the option an operator would change, for the log
     /// and for the exception an application sees: a refusal caused by a
     /// limit names the limit and its value.
-    pub fn explain(&self, limits: &crate::config::Limits) -> String {
+    pub fn explain(&self, limits: &rwsgi_shared::config::Limits) -> String {
         let limit = match (self.status, self.reason) {
             (413, _) => Some(("--limit-request-body", limits.request_body, "bytes")),
             (414, _) => Some(("--limit-request-line", limits.request_line as u64, "bytes")),
@@ -54,7 +54,7 @@ impl HttpError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Limits;
+    use rwsgi_shared::config::Limits;
 
     #[test]
     fn limits_are_named_with_their_value() {

@@ -42,7 +42,6 @@ const ENVELOPE: usize = 1 + ADDR + 8 + 1 + ADDR;
 /// configuration that does not.
 pub const MAX_MESSAGE: usize = MAX_BUFFERED + ENVELOPE;
 
-const _: () = assert!(crate::http::BODY_BLOCK <= MAX_READ_AHEAD);
 // A PROXY v2 preamble (16 bytes and a 16-bit length) may be all a
 // connection has sent so far.
 const _: () = assert!(16 + u16::MAX as usize <= MAX_BUFFERED);

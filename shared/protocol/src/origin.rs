@@ -62,9 +62,10 @@ impl Origin {
         }
     }
 
-    /// Records what the preamble said: only `proxy::Rules`, which asks
-    /// `--trust-proxy` about the peer first, calls this.
-    pub(crate) fn set_claim(&mut self, claim: Claim) {
+    /// Records what the preamble said: only `rwsgi_http::proxy::Rules`,
+    /// which asks `--trust-proxy` about the peer first, calls this (public
+    /// only because it lives in the HTTP crate).
+    pub fn set_claim(&mut self, claim: Claim) {
         self.claim = claim;
     }
 

@@ -30,19 +30,19 @@ pub(crate) fn test_head(
     method: &str,
     target: &str,
     headers: &[(&str, &str)],
-) -> crate::http::RequestHead {
+) -> crate::RequestHead {
     let (path, query) = target.split_once('?').unwrap_or((target, ""));
-    crate::http::RequestHead {
+    crate::RequestHead {
         method: method.to_owned(),
         target: target.to_owned(),
         path: path.to_owned(),
         query: query.to_owned(),
-        version: crate::http::Version::Http11,
+        version: crate::Version::Http11,
         headers: headers
             .iter()
             .map(|(n, v)| ((*n).to_owned(), v.as_bytes().to_vec()))
             .collect(),
-        body: crate::http::BodyKind::Empty,
+        body: crate::BodyKind::Empty,
         keep_alive: true,
         expect_continue: false,
     }

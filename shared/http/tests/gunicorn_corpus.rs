@@ -23,8 +23,8 @@
 mod common;
 
 use common::{latin1, read_stream, read_stream_fed, End, Request};
+use rwsgi_http::Version;
 use rwsgi_shared::config::Limits;
-use rwsgi_shared::http::Version;
 use serde_json::Value;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -226,7 +226,7 @@ fn corpus_dir() -> PathBuf {
     std::env::var_os("RWSGI_GUNICORN_CORPUS")
         .map(PathBuf::from)
         .unwrap_or_else(|| {
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpora/gunicorn-requests")
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpora/gunicorn-requests")
         })
 }
 

@@ -1,4 +1,4 @@
-//! rwsgi's own parser corpus: `shared/tests/corpus/` (see its README).
+//! rwsgi's own parser corpus: `shared/http/tests/corpus/` (see its README).
 //!
 //! Every case is read whole, and again fed in pieces (one byte at a time for
 //! small cases): a connection must reach the same verdict however the bytes
@@ -9,8 +9,8 @@
 mod common;
 
 use common::{latin1, read_stream, read_stream_fed, End, Request};
+use rwsgi_http::{BodyKind, Version};
 use rwsgi_shared::config::Limits;
-use rwsgi_shared::http::{BodyKind, Version};
 use serde_json::Value;
 use std::io::Write;
 use std::path::{Path, PathBuf};

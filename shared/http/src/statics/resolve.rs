@@ -2,11 +2,11 @@
 
 use super::path::{self, Refused};
 use super::response::{accepts_encoding, content_type, etag, FileInfo, Options};
-use crate::config::StaticConfig;
-use crate::http::RequestHead;
+use crate::RequestHead;
 use nix::errno::Errno;
 use nix::fcntl::{openat, openat2, OFlag, OpenHow, ResolveFlag};
 use nix::sys::stat::Mode;
+use rwsgi_shared::config::StaticConfig;
 use std::fs::{File, Metadata};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
@@ -415,7 +415,7 @@ fn failure(e: Errno) -> Resolution {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::UrlAlias;
+    use rwsgi_shared::config::UrlAlias;
 
     use std::io::Read;
     use std::sync::atomic::AtomicUsize;

@@ -1,10 +1,8 @@
 //! What the corpus tests share: feeding a raw byte stream through the head
 //! parser and the body decoders the way a connection does.
 
+use rwsgi_http::{parse_request_head, BodyKind, ChunkedDecoder, HttpError, Parsed, RequestHead};
 use rwsgi_shared::config::Limits;
-use rwsgi_shared::http::{
-    parse_request_head, BodyKind, ChunkedDecoder, HttpError, Parsed, RequestHead,
-};
 
 /// One request read off the stream.
 #[derive(Debug, PartialEq, Eq)]

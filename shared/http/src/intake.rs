@@ -146,7 +146,7 @@ impl Intake {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::http::{parse_request_head, Parsed};
+    use crate::{parse_request_head, Parsed};
 
     fn head(raw: &str) -> RequestHead {
         match parse_request_head(raw.as_bytes(), &Default::default()) {

@@ -12,6 +12,8 @@ use super::{BodyKind, ChunkedDecoder, HttpError};
 
 /// Decoded bytes made available at a time.
 pub const BLOCK: usize = 64 * 1024;
+// What is read past a body may change hands over the channel.
+const _: () = assert!(BLOCK <= rwsgi_shared::channel::MAX_READ_AHEAD);
 
 /// Why a request body could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -46,7 +46,7 @@
 //! tokens that are typos or probes), and more than one Content-Type.
 
 use super::HttpError;
-use crate::config::Limits;
+use rwsgi_shared::config::Limits;
 
 /// The HTTP version of a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -45,8 +45,8 @@
 //!
 //! Pure functions over the origin and the head's fields: unit-tested here.
 
-use crate::http::{is_pchar, is_valid_host};
-use crate::origin::{Claim, Origin};
+use crate::{is_pchar, is_valid_host};
+use rwsgi_shared::origin::{Claim, Origin};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 /// What a group of headers tells.
@@ -726,7 +726,7 @@ mod tests {
     fn from(peer: &str) -> Origin {
         Origin::new(
             SocketAddr::new(ip(peer), 40000),
-            crate::origin::Claim::NoClient,
+            rwsgi_shared::origin::Claim::NoClient,
         )
     }
 

@@ -3,7 +3,7 @@
 //! request head and the file's metadata; the worker sends the plan.
 
 use super::range::{self, Ranges};
-use crate::http::{error_response, reason_phrase, RequestHead, Version, SERVER_HEADER};
+use crate::{error_response, reason_phrase, RequestHead, Version, SERVER_HEADER};
 use std::fmt::Write as _;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -242,7 +242,7 @@ pub fn redirect(req: &RequestHead, location: &str, date: &str, keep_alive: bool)
 }
 
 /// A response from the server's common error path
-/// ([`crate::http::error_response`]) with `extra` header fields; no body
+/// ([`crate::error_response`]) with `extra` header fields; no body
 /// for HEAD.
 pub fn error(
     status: u16,
@@ -438,7 +438,7 @@ fn etag_listed(list: &[u8], etag: &str, strong: bool) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::http::Version;
+    use crate::Version;
     use std::time::Duration;
 
     fn req(method: &str, headers: &[(&str, &str)]) -> RequestHead {
