@@ -130,16 +130,15 @@ pub fn resolve(args: &StartServer) -> Result<ServerConfig, ConfError> {
         access_log: args.access_log,
         server_status: args.server_status,
         trust_proxy_headers: {
-            rwsgi_http::proxy::Rules::new(&args.trust_proxy_headers, &args.trust_proxies).map_err(
-                |e| {
+            rwsgi_http::forwarded::Rules::new(&args.trust_proxy_headers, &args.trust_proxies)
+                .map_err(|e| {
                     let option = if e.contains("proxy header") {
                         "trust-proxy-header"
                     } else {
                         "trust-proxy"
                     };
                     invalid(option, e)
-                },
-            )?;
+                })?;
             args.trust_proxy_headers.clone()
         },
         trust_proxies: args.trust_proxies.clone(),

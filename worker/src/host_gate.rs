@@ -15,7 +15,7 @@
 //! (forwarded ones when trusted), where mod_wsgi-express writes its own
 //! listening port, which is wrong behind a proxy or a port mapping.
 
-use rwsgi_http::proxy::Rules;
+use rwsgi_http::forwarded::Rules;
 use rwsgi_http::{HttpError, RequestHead, SERVER_HEADER};
 use rwsgi_shared::config::VirtualHost;
 use rwsgi_shared::origin::Origin;

@@ -56,7 +56,7 @@ pub struct Context<'a> {
     /// Static files: answered by their own threads, never by Python.
     pub statics: &'a crate::statics::Statics,
     /// `--trust-proxy`: whose PROXY preamble is read, who sees the status page.
-    pub proxy: &'a rwsgi_http::proxy::Rules,
+    pub proxy: &'a rwsgi_http::forwarded::Rules,
     pub log: &'a Logger,
 }
 

@@ -30,7 +30,7 @@ pub struct Shared {
     /// `None` without `--access-log`.
     pub access: Option<Arc<crate::access_log::AccessLog>>,
     /// `--trust-proxy-header`, `--trust-proxy`.
-    pub proxy: Arc<rwsgi_http::proxy::Rules>,
+    pub proxy: Arc<rwsgi_http::forwarded::Rules>,
     /// `None` without `--interrupt-timeout`.
     pub interrupts: Option<Arc<crate::python::Interrupts>>,
 }

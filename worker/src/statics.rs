@@ -134,7 +134,7 @@ impl Statics {
                 pool: Arc::clone(pool),
                 config: Arc::clone(config),
                 // Validated by the master's configuration already.
-                proxy: rwsgi_http::proxy::Rules::new(
+                proxy: rwsgi_http::forwarded::Rules::new(
                     &config.trust_proxy_headers,
                     &config.trust_proxies,
                 )
@@ -268,7 +268,7 @@ struct LaneLoop {
     pool: Arc<Pool>,
     config: Arc<ServerConfig>,
     /// `--trust-proxy-header`: whose forwarded Host `--server-name` judges.
-    proxy: rwsgi_http::proxy::Rules,
+    proxy: rwsgi_http::forwarded::Rules,
     log: Logger,
     poll: Poll,
     held: Vec<Option<Held>>,

@@ -8,7 +8,7 @@
 //! channel, scoreboard) is `rwsgi-shared`, which this crate builds on.
 
 pub mod access_log;
-pub mod proxy;
+pub mod forwarded;
 pub mod proxy_protocol;
 pub mod statics;
 
@@ -22,7 +22,7 @@ mod response;
 pub use body::{BodyError, BodyReader, BodySource, BLOCK as BODY_BLOCK};
 pub use chunked::ChunkedDecoder;
 pub use error::HttpError;
-/// For forwarded values (`proxy`): the grammar the parser checks Host with.
+/// For forwarded values (`forwarded`): the grammar the parser checks Host with.
 pub(crate) use head::{is_pchar, is_valid_host};
 pub use head::{parse_request_head, BodyKind, Parsed, RequestHead, Version};
 pub use intake::{framing_allowance, plan as body_plan, BodyPlan, Fed, Intake};

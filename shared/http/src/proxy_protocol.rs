@@ -3,7 +3,7 @@
 //! names the client the load balancer accepted, which becomes REMOTE_ADDR
 //! and REMOTE_PORT. A connection without a valid preamble is refused. This
 //! module only reads the bytes; whether they are believed is decided on the
-//! connection's real peer (`proxy::Rules::admits_preamble`), and what they
+//! connection's real peer (`forwarded::Rules::admits_preamble`), and what they
 //! claim is kept apart from that peer (`origin::Origin`).
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};

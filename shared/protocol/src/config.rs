@@ -337,7 +337,7 @@ pub struct ServerConfig {
     /// `--server-status`: /server-status on the main port, loopback clients only.
     #[serde(default)]
     pub server_status: bool,
-    /// `--trust-proxy-header` (see `proxy`).
+    /// `--trust-proxy-header` (see `rwsgi_http::forwarded`).
     #[serde(default)]
     pub trust_proxy_headers: Vec<String>,
     /// `--proxy-protocol`: every connection starts with a PROXY preamble.

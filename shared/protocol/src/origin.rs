@@ -62,7 +62,7 @@ impl Origin {
         }
     }
 
-    /// Records what the preamble said: only `rwsgi_http::proxy::Rules`,
+    /// Records what the preamble said: only `rwsgi_http::forwarded::Rules`,
     /// which asks `--trust-proxy` about the peer first, calls this (public
     /// only because it lives in the HTTP crate).
     pub fn set_claim(&mut self, claim: Claim) {

@@ -209,7 +209,7 @@ pub fn build<'py>(
     ctx: &RequestContext<'_>,
     head: &RequestHead,
     path_info: &str,
-    proxied: &rwsgi_http::proxy::Adjusted,
+    proxied: &rwsgi_http::forwarded::Adjusted,
     input: &Py<Input>,
     request_id: &str,
 ) -> PyResult<Bound<'py, PyDict>> {
@@ -234,7 +234,7 @@ pub fn for_guard<'py>(
     ctx: &RequestContext<'_>,
     head: &RequestHead,
     path_info: &str,
-    proxied: &rwsgi_http::proxy::Adjusted,
+    proxied: &rwsgi_http::forwarded::Adjusted,
 ) -> PyResult<Bound<'py, PyDict>> {
     let env = cgi(py, ctx, head, path_info, proxied)?;
     for key in [
@@ -257,7 +257,7 @@ fn cgi<'py>(
     ctx: &RequestContext<'_>,
     head: &RequestHead,
     path_info: &str,
-    proxied: &rwsgi_http::proxy::Adjusted,
+    proxied: &rwsgi_http::forwarded::Adjusted,
 ) -> PyResult<Bound<'py, PyDict>> {
     let env = ctx.app.environ_template.bind(py).copy()?;
     let method = environ_method(&head.method, ctx.config.map_head_to_get);
@@ -279,7 +279,7 @@ fn cgi<'py>(
     )?;
     for (name, value) in &head.headers {
         if !proxied.drop.is_empty() && proxied.drop.iter().any(|d| name.eq_ignore_ascii_case(d)) {
-            // A proxy header this request may not carry (see `proxy`).
+            // A proxy header this request may not carry (see `rwsgi_http::forwarded`).
             continue;
         }
         if name.eq_ignore_ascii_case("host") {
@@ -335,7 +335,7 @@ fn cgi<'py>(
 fn apply_proxy(
     py: Python<'_>,
     env: &Bound<'_, PyDict>,
-    p: &rwsgi_http::proxy::Adjusted,
+    p: &rwsgi_http::forwarded::Adjusted,
     mount_point: &str,
 ) -> PyResult<()> {
     if let Some(ip) = p.remote_addr {

@@ -38,7 +38,7 @@ pub struct RequestContext<'a> {
     pub statics: &'a crate::statics::Statics,
     /// `None` without `--access-log`.
     pub access: Option<&'a crate::access_log::AccessLog>,
-    pub proxy: &'a rwsgi_http::proxy::Rules,
+    pub proxy: &'a rwsgi_http::forwarded::Rules,
     /// `None` without `--interrupt-timeout`.
     pub interrupts: Option<&'a crate::python::Interrupts>,
     pub log: &'a Logger,
