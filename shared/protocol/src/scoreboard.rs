@@ -4,7 +4,8 @@
 //! the master and inherited by every worker across exec. The layout is
 //! `#[repr(C)]` fixed arrays of fixed-width atomics, no pointers.
 //!
-//! Each field has exactly one writer, named on the field:
+//! Each field is written by one process, named on the field; the other
+//! only reads it:
 //! - the header: the master (a worker or `rwsgi status` only reads it);
 //! - a slot's first block (`pid`, `generation`, `threads`, `epoch`,
 //!   `spawned_at_ms`): the master, and only while no worker of the slot can
@@ -14,9 +15,17 @@
 //! - the rest of a slot: its worker. A forked worker runs before the master
 //!   knows its pid, so the master never resets these fields: the worker
 //!   initialises them itself when it attaches (`attach`), then stamps them
-//!   with the slot's occupancy `epoch` it was started with;
-//! - a thread's block: that request thread (cleared by `attach` before
-//!   any thread exists).
+//!   with the slot's occupancy `epoch` it was started with. Inside the
+//!   worker several threads write them: the counters (`busy_threads`,
+//!   `requests`, the activity counts, the metrics) take atomic adds from
+//!   whichever thread counts (request threads, the I/O thread, the
+//!   static-file threads), and `queued` is stored by the I/O thread when
+//!   it queues a request and by the request thread that takes one (each
+//!   stores the length it saw; the last store stands). The other fields
+//!   are the I/O thread's, except `python_heartbeat_ms` (the thread that
+//!   takes the GIL to beat it);
+//! - a thread's block: that request thread alone (cleared by `attach`
+//!   before any thread exists).
 //!
 //! Each occupancy of a slot has its own epoch, bumped by the master before
 //! the worker can run (and again when it releases the slot). Until the
