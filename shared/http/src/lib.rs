@@ -3,9 +3,13 @@
 //! small pieces every response needs), static files, trusted proxies (the
 //! PROXY preamble and the forwarded headers) and the access-log format.
 //!
-//! The workers serve HTTP with it; the master uses only the head parser,
-//! for its admin port. What both processes agree on (configuration,
-//! channel, scoreboard) is `rwsgi-shared`, which this crate builds on.
+//! The workers serve HTTP with it. The master uses only the head parser
+//! (for its admin port), and `rwsgi-conf` checks `--trust-proxy-header`
+//! and `--access-log-format` with the rules the workers apply. What both
+//! processes agree on (configuration, channel, scoreboard) is
+//! `rwsgi-shared`, which this crate builds on.
+
+#![forbid(unsafe_code)]
 
 pub mod access_log;
 pub mod forwarded;
