@@ -218,7 +218,7 @@ pub struct StartServer {
     pub processes: Option<Processes>,
 
     /// Number of request threads in each worker process.
-    #[arg(long, default_value_t = 5, env = "RWSGI_THREADS", value_parser = clap::value_parser!(u32).range(1..=256))]
+    #[arg(long, default_value_t = 5, env = "RWSGI_THREADS", value_parser = clap::value_parser!(u32).range(1..=MAX_THREADS as i64))]
     pub threads: u32,
 
     /// Directory the application runs in; also put first on sys.path.
@@ -628,6 +628,13 @@ pub fn command() -> clap::Command {
     cmd.mut_subcommand("start-server", crate::compat::add_unimplemented)
 }
 
+/// The most request threads a worker can have: one scoreboard block each.
+pub const MAX_THREADS: u32 = rwsgi_shared::scoreboard::MAX_THREADS as u32;
+
+/// The most worker processes: the scoreboard has room for twice as many,
+/// so that a reload can start a full second generation beside the first.
+pub const MAX_PROCESSES: u32 = (rwsgi_shared::scoreboard::MAX_WORKERS / 2) as u32;
+
 /// `--processes`: a count, or `auto`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Processes {
@@ -664,7 +671,7 @@ fn parse_processes(s: &str) -> Result<Processes, String> {
         return Ok(Processes::Auto);
     }
     match s.parse::<u32>() {
-        Ok(n @ 1..=64) => Ok(Processes::Count(n)),
-        _ => Err("a number from 1 to 64, or auto".to_owned()),
+        Ok(n) if (1..=MAX_PROCESSES).contains(&n) => Ok(Processes::Count(n)),
+        _ => Err(format!("a number from 1 to {MAX_PROCESSES}, or auto")),
     }
 }

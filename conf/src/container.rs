@@ -99,7 +99,9 @@ pub fn auto_processes(limits: &Limits, affinity: usize) -> u32 {
     let by_quota = limits
         .cpus
         .map_or(usize::MAX, |c| c.ceil().max(1.0) as usize);
-    by_quota.min(affinity).clamp(1, 64) as u32
+    by_quota
+        .min(affinity)
+        .clamp(1, crate::cli::MAX_PROCESSES as usize) as u32
 }
 
 #[cfg(test)]

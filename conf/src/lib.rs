@@ -618,4 +618,32 @@ mod tests {
         .expect_err("invalid");
         assert!(err.to_string().contains("--entry-point"), "{err}");
     }
+
+    /// `--processes` and `--threads` end where the scoreboard has no room
+    /// left, and their help says so.
+    #[test]
+    fn process_and_thread_limits_are_the_scoreboards() {
+        let max_p = cli::MAX_PROCESSES.to_string();
+        let max_t = cli::MAX_THREADS.to_string();
+        let over_p = (cli::MAX_PROCESSES + 1).to_string();
+        let over_t = (cli::MAX_THREADS + 1).to_string();
+        let (c, _) = start(&["--processes", &max_p, "--threads", &max_t]).expect("valid");
+        let want = (cli::MAX_PROCESSES as usize, cli::MAX_THREADS as usize);
+        assert_eq!((c.processes, c.threads), want);
+        for over in [["--processes", &over_p], ["--threads", &over_t]] {
+            let err = start(&over).expect_err("too many");
+            assert!(err.to_string().contains(over[0]), "{err}");
+        }
+        let mut cmd = cli::command();
+        let server = cmd
+            .find_subcommand_mut("start-server")
+            .expect("start-server");
+        let help = server
+            .get_arguments()
+            .find(|a| a.get_id() == "processes")
+            .and_then(|a| a.get_help())
+            .map(ToString::to_string)
+            .unwrap_or_default();
+        assert!(help.contains(&format!("(1 to {max_p})")), "{help}");
+    }
 }

@@ -130,7 +130,7 @@ pub fn resolve(args: &StartServer) -> Result<ServerConfig, ConfError> {
         access_log: args.access_log,
         server_status: args.server_status,
         trust_proxy_headers: {
-            rwsgi_shared::proxy::Rules::new(&args.trust_proxy_headers, &args.trust_proxies)
+            rwsgi_http::forwarded::Rules::new(&args.trust_proxy_headers, &args.trust_proxies)
                 .map_err(|e| {
                     let option = if e.contains("proxy header") {
                         "trust-proxy-header"
@@ -144,7 +144,7 @@ pub fn resolve(args: &StartServer) -> Result<ServerConfig, ConfError> {
         trust_proxies: args.trust_proxies.clone(),
         proxy_protocol: args.proxy_protocol,
         access_log_format: {
-            rwsgi_shared::access_log::Format::parse(&args.access_log_format)
+            rwsgi_http::access_log::Format::parse(&args.access_log_format)
                 .map_err(|e| invalid("access-log-format", &e))?;
             args.access_log_format.clone()
         },
@@ -187,7 +187,7 @@ pub fn resolve(args: &StartServer) -> Result<ServerConfig, ConfError> {
 /// One warning naming the `--access-log-format` directives rendered as `-`.
 pub fn access_log_warning(args: &StartServer) -> Option<String> {
     let (_, unsupported) =
-        rwsgi_shared::access_log::Format::parse_lenient(&args.access_log_format).ok()?;
+        rwsgi_http::access_log::Format::parse_lenient(&args.access_log_format).ok()?;
     (!unsupported.is_empty()).then(|| {
         format!(
             "--access-log-format: {} not available in rwsgi, logged as -",

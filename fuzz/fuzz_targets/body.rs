@@ -8,7 +8,7 @@
 #![forbid(unsafe_code)]
 
 use libfuzzer_sys::fuzz_target;
-use rwsgi_shared::http::{BodyError, BodyKind, BodyReader, BodySource};
+use rwsgi_http::{BodyError, BodyKind, BodyReader, BodySource};
 
 /// Delivers the input in pieces whose sizes come from `sizes`, then end of stream.
 struct Pieces<'a> {

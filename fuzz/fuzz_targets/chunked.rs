@@ -5,7 +5,7 @@
 #![forbid(unsafe_code)]
 
 use libfuzzer_sys::fuzz_target;
-use rwsgi_shared::http::{ChunkedDecoder, HttpError};
+use rwsgi_http::{ChunkedDecoder, HttpError};
 
 #[derive(Debug, PartialEq, Eq)]
 struct Outcome {

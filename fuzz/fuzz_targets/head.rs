@@ -5,8 +5,8 @@
 #![forbid(unsafe_code)]
 
 use libfuzzer_sys::fuzz_target;
+use rwsgi_http::{parse_request_head, BodyKind, HttpError, Parsed};
 use rwsgi_shared::config::Limits;
-use rwsgi_shared::http::{parse_request_head, BodyKind, HttpError, Parsed};
 
 /// An odd first byte selects tiny limits, so that short inputs reach every limit.
 fn limits_and_input(data: &[u8]) -> (Limits, &[u8]) {

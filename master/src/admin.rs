@@ -17,8 +17,8 @@
 
 use mio::net::{TcpListener, TcpStream};
 use mio::{Interest, Registry, Token};
+use rwsgi_http::{parse_request_head, reason_phrase, Parsed};
 use rwsgi_shared::config::Limits;
-use rwsgi_shared::http::{parse_request_head, reason_phrase, Parsed};
 use std::io::{ErrorKind, Read, Write};
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};

@@ -2,7 +2,7 @@
 //! responses alike: an Apache-format line (`--access-log-format`) with the
 //! text log, a record of typed fields with `--log-format json`.
 
-use rwsgi_shared::access_log::{Format, Record};
+use rwsgi_http::access_log::{Format, Record};
 use rwsgi_shared::config::LogFormat;
 use slog::{info, Logger};
 

@@ -1,7 +1,7 @@
 //! A client connection owned by this worker.
 
+use rwsgi_http::{error_response, DateCache, HttpError};
 use rwsgi_shared::config::Limits;
-use rwsgi_shared::http::{error_response, DateCache, HttpError};
 use rwsgi_shared::metrics::Metrics;
 use rwsgi_shared::origin::Origin;
 use slog::{info, Logger};

@@ -15,10 +15,10 @@
 //! (forwarded ones when trusted), where mod_wsgi-express writes its own
 //! listening port, which is wrong behind a proxy or a port mapping.
 
+use rwsgi_http::forwarded::Rules;
+use rwsgi_http::{HttpError, RequestHead, SERVER_HEADER};
 use rwsgi_shared::config::VirtualHost;
-use rwsgi_shared::http::{HttpError, RequestHead, SERVER_HEADER};
 use rwsgi_shared::origin::Origin;
-use rwsgi_shared::proxy::Rules;
 use std::net::IpAddr;
 
 /// What the site does with a request for a Host.
@@ -186,7 +186,7 @@ fn is_loopback(ip: IpAddr) -> bool {
 /// Answers a request for the parent domain; the caller closes the connection.
 pub fn send_redirect(conn: &crate::conn::Conn, to: &str, log: &slog::Logger) {
     slog::info!(log, "redirected to the www. server name (--server-name)"; "location" => to, "client" => %conn.origin);
-    let mut dates = rwsgi_shared::http::DateCache::default();
+    let mut dates = rwsgi_http::DateCache::default();
     let _ = std::io::Write::write(&mut &conn.stream, &redirect_response(to, dates.now()));
 }
 
@@ -375,11 +375,11 @@ mod tests {
             proxy: &rules,
             origin: &origin,
         };
-        let head = match rwsgi_shared::http::parse_request_head(
+        let head = match rwsgi_http::parse_request_head(
             b"GET / HTTP/1.1\r\nHost: evil.com\r\n\r\n",
             &Default::default(),
         ) {
-            Ok(rwsgi_shared::http::Parsed::Complete(h, _)) => h,
+            Ok(rwsgi_http::Parsed::Complete(h, _)) => h,
             other => panic!("{other:?}"),
         };
         assert_eq!(gate.check(&head), Verdict::Serve);
@@ -396,11 +396,10 @@ mod tests {
         let rules = Rules::new(&["X-Forwarded-Host".into()], &["127.0.0.1".into()])
             .expect("a valid test value");
         let v = site("example.com", &[], false);
-        let parse =
-            |raw: &[u8]| match rwsgi_shared::http::parse_request_head(raw, &Default::default()) {
-                Ok(rwsgi_shared::http::Parsed::Complete(h, _)) => h,
-                other => panic!("{other:?}"),
-            };
+        let parse = |raw: &[u8]| match rwsgi_http::parse_request_head(raw, &Default::default()) {
+            Ok(rwsgi_http::Parsed::Complete(h, _)) => h,
+            other => panic!("{other:?}"),
+        };
         let head =
             parse(b"GET / HTTP/1.1\r\nHost: backend:8000\r\nX-Forwarded-Host: example.com\r\n\r\n");
         let proxy = Origin::new(

@@ -11,10 +11,10 @@ use crate::route::{route, Routed};
 use crate::spool::Spooled;
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
+use rwsgi_http::proxy_protocol::{self, Preamble};
+use rwsgi_http::{body_plan, BodyPlan, HttpError, RequestHead};
 use rwsgi_shared::channel::{Channel, ChannelError, Control, Message};
 use rwsgi_shared::config::ServerConfig;
-use rwsgi_shared::http::{body_plan, BodyPlan, HttpError, RequestHead};
-use rwsgi_shared::proxy_protocol::{self, Preamble};
 use rwsgi_shared::scoreboard::{Scoreboard, WorkerState};
 use slog::{debug, info, warn, Logger};
 use std::net::TcpStream;
@@ -56,7 +56,7 @@ pub struct Context<'a> {
     /// Static files: answered by their own threads, never by Python.
     pub statics: &'a crate::statics::Statics,
     /// `--trust-proxy`: whose PROXY preamble is read, who sees the status page.
-    pub proxy: &'a rwsgi_shared::proxy::Rules,
+    pub proxy: &'a rwsgi_http::forwarded::Rules,
     pub log: &'a Logger,
 }
 
@@ -355,7 +355,7 @@ impl IoLoop<'_> {
     /// `--server-status`: the status page, for loopback clients only (as
     /// mod_wsgi-express allows it) after the trust rules, answered here
     /// without Python.
-    fn server_status(&self, conn: &Conn, head: &rwsgi_shared::http::RequestHead) {
+    fn server_status(&self, conn: &Conn, head: &rwsgi_http::RequestHead) {
         use std::io::Write as _;
         let (status, kind, body) = if !self
             .ctx
@@ -378,11 +378,11 @@ impl IoLoop<'_> {
                 (200, "text/html; charset=utf-8", s.html())
             }
         };
-        let mut dates = rwsgi_shared::http::DateCache::default();
+        let mut dates = rwsgi_http::DateCache::default();
         let mut out = format!(
             "HTTP/1.1 {status} {}\r\nServer: {}\r\nDate: {}\r\nContent-Type: {kind}\r\nContent-Length: {}\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n",
-            rwsgi_shared::http::reason_phrase(status),
-            rwsgi_shared::http::SERVER_HEADER,
+            rwsgi_http::reason_phrase(status),
+            rwsgi_http::SERVER_HEADER,
             dates.now(),
             body.len()
         )

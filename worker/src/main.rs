@@ -234,7 +234,7 @@ pub fn serve(
         };
     // Validated by the master's configuration already.
     let proxy = Arc::new(
-        rwsgi_shared::proxy::Rules::new(&config.trust_proxy_headers, &config.trust_proxies)
+        rwsgi_http::forwarded::Rules::new(&config.trust_proxy_headers, &config.trust_proxies)
             .unwrap_or_default(),
     );
     let shared = request_thread::Shared {

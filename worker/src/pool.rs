@@ -6,7 +6,7 @@
 
 use crate::conn::Conn;
 use mio::{Poll, Token, Waker};
-use rwsgi_shared::http::RequestHead;
+use rwsgi_http::RequestHead;
 use std::collections::VecDeque;
 use std::sync::atomic::{fence, AtomicBool, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard};
@@ -30,7 +30,7 @@ pub struct Job {
 
 /// What the I/O thread found for a static request (see `statics::Job`).
 pub struct GuardedStatic {
-    pub resolution: Option<rwsgi_shared::statics::Resolution>,
+    pub resolution: Option<rwsgi_http::statics::Resolution>,
 }
 
 /// What a request thread gives back to the I/O thread.
@@ -177,7 +177,7 @@ impl Pool {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use rwsgi_shared::http::{parse_request_head, Parsed};
+    use rwsgi_http::{parse_request_head, Parsed};
     use std::net::{TcpListener, TcpStream};
     use std::sync::Arc;
 

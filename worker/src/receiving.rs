@@ -11,8 +11,8 @@
 use crate::conn::Conn;
 use crate::net;
 use crate::spool::{Spool, Spooled};
+use rwsgi_http::{Fed, HttpError, Intake, RequestHead};
 use rwsgi_shared::config::Timeouts;
-use rwsgi_shared::http::{Fed, HttpError, Intake, RequestHead};
 use std::time::{Duration, Instant};
 
 /// Read size while receiving a body: larger than a head's, so a body
@@ -128,7 +128,7 @@ pub fn body_allowance(t: &Timeouts, received: u64) -> Duration {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use rwsgi_shared::http::{parse_request_head, Parsed};
+    use rwsgi_http::{parse_request_head, Parsed};
     use std::io::Write;
     use std::net::{TcpListener, TcpStream};
 

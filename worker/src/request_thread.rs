@@ -8,10 +8,10 @@ use crate::python::Application;
 use crate::route::{route, Routed};
 use crate::wsgi::{self, RequestContext};
 use pyo3::Python;
+use rwsgi_http::statics::StaticFiles;
+use rwsgi_http::{body_plan, BodyPlan, HttpError, RequestHead};
 use rwsgi_shared::config::ServerConfig;
-use rwsgi_shared::http::{body_plan, BodyPlan, HttpError, RequestHead};
 use rwsgi_shared::scoreboard::Scoreboard;
-use rwsgi_shared::statics::StaticFiles;
 use slog::{o, Logger};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -30,7 +30,7 @@ pub struct Shared {
     /// `None` without `--access-log`.
     pub access: Option<Arc<crate::access_log::AccessLog>>,
     /// `--trust-proxy-header`, `--trust-proxy`.
-    pub proxy: Arc<rwsgi_shared::proxy::Rules>,
+    pub proxy: Arc<rwsgi_http::forwarded::Rules>,
     /// `None` without `--interrupt-timeout`.
     pub interrupts: Option<Arc<crate::python::Interrupts>>,
 }

@@ -4,9 +4,9 @@
 //! lanes (the next request on a kept-alive connection).
 
 use crate::host_gate::{Gate, Verdict, FORBIDDEN};
+use rwsgi_http::statics::{Resolution, StaticFiles};
+use rwsgi_http::{parse_request_head, HttpError, Parsed, RequestHead};
 use rwsgi_shared::config::Limits;
-use rwsgi_shared::http::{parse_request_head, HttpError, Parsed, RequestHead};
-use rwsgi_shared::statics::{Resolution, StaticFiles};
 
 /// What the bytes received so far on a connection are.
 #[derive(Debug)]

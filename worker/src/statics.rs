@@ -26,11 +26,11 @@ use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token, Waker};
 use nix::errno::Errno;
 use nix::sys::socket::{sendmsg, MsgFlags, SockaddrStorage};
-use rwsgi_shared::access_log::Record;
+use rwsgi_http::access_log::Record;
+use rwsgi_http::statics::{self, Plan, Resolution, Segment, StaticFiles};
+use rwsgi_http::{BodyKind, DateCache, RequestHead};
 use rwsgi_shared::config::ServerConfig;
-use rwsgi_shared::http::{BodyKind, DateCache, RequestHead};
 use rwsgi_shared::scoreboard::Scoreboard;
-use rwsgi_shared::statics::{self, Plan, Resolution, Segment, StaticFiles};
 use slog::{debug, error, info, o, warn, Logger};
 use std::collections::VecDeque;
 use std::fs::File;
@@ -134,7 +134,7 @@ impl Statics {
                 pool: Arc::clone(pool),
                 config: Arc::clone(config),
                 // Validated by the master's configuration already.
-                proxy: rwsgi_shared::proxy::Rules::new(
+                proxy: rwsgi_http::forwarded::Rules::new(
                     &config.trust_proxy_headers,
                     &config.trust_proxies,
                 )
@@ -268,7 +268,7 @@ struct LaneLoop {
     pool: Arc<Pool>,
     config: Arc<ServerConfig>,
     /// `--trust-proxy-header`: whose forwarded Host `--server-name` judges.
-    proxy: rwsgi_shared::proxy::Rules,
+    proxy: rwsgi_http::forwarded::Rules,
     log: Logger,
     poll: Poll,
     held: Vec<Option<Held>>,

@@ -13,9 +13,9 @@ use crate::wsgi::{self, Handled, RequestContext};
 use credentials::NonceState;
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyBytes, PyDict, PyModule, PyString};
-use rwsgi_shared::access_log::Record;
+use rwsgi_http::access_log::Record;
+use rwsgi_http::{reason_phrase, BodyKind, DateCache, RequestHead, SERVER_HEADER};
 use rwsgi_shared::config::{AuthConfig, AuthScheme, GuardConfig};
-use rwsgi_shared::http::{reason_phrase, BodyKind, DateCache, RequestHead, SERVER_HEADER};
 use slog::{error, info};
 use std::time::Instant;
 

@@ -211,7 +211,7 @@ fn environ_template<'py>(
     d.set_item("SERVER_NAME", &config.server_name)?;
     d.set_item("SERVER_PORT", config.port.to_string())?;
     d.set_item("SCRIPT_NAME", &config.mount_point)?;
-    d.set_item("SERVER_SOFTWARE", rwsgi_shared::http::SERVER_HEADER)?;
+    d.set_item("SERVER_SOFTWARE", rwsgi_http::SERVER_HEADER)?;
     d.set_item("GATEWAY_INTERFACE", "CGI/1.1")?;
     // mod_wsgi's daemon group name; "" (embedded mode) unless one is named.
     let group = config.process_group.as_deref().unwrap_or("");

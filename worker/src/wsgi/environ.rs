@@ -9,7 +9,7 @@ use percent_encoding::percent_decode_str;
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString};
-use rwsgi_shared::http::{HttpError, RequestHead};
+use rwsgi_http::{HttpError, RequestHead};
 
 /// Bytes as a native string, the way PEP 3333 wants: each byte one code point (latin-1).
 fn latin1(bytes: &[u8]) -> String {
@@ -209,7 +209,7 @@ pub fn build<'py>(
     ctx: &RequestContext<'_>,
     head: &RequestHead,
     path_info: &str,
-    proxied: &rwsgi_shared::proxy::Adjusted,
+    proxied: &rwsgi_http::forwarded::Adjusted,
     input: &Py<Input>,
     request_id: &str,
 ) -> PyResult<Bound<'py, PyDict>> {
@@ -234,7 +234,7 @@ pub fn for_guard<'py>(
     ctx: &RequestContext<'_>,
     head: &RequestHead,
     path_info: &str,
-    proxied: &rwsgi_shared::proxy::Adjusted,
+    proxied: &rwsgi_http::forwarded::Adjusted,
 ) -> PyResult<Bound<'py, PyDict>> {
     let env = cgi(py, ctx, head, path_info, proxied)?;
     for key in [
@@ -257,7 +257,7 @@ fn cgi<'py>(
     ctx: &RequestContext<'_>,
     head: &RequestHead,
     path_info: &str,
-    proxied: &rwsgi_shared::proxy::Adjusted,
+    proxied: &rwsgi_http::forwarded::Adjusted,
 ) -> PyResult<Bound<'py, PyDict>> {
     let env = ctx.app.environ_template.bind(py).copy()?;
     let method = environ_method(&head.method, ctx.config.map_head_to_get);
@@ -266,8 +266,8 @@ fn cgi<'py>(
     env.set_item(intern!(py, "QUERY_STRING"), PyString::new(py, &head.query))?;
     env.set_item(intern!(py, "REQUEST_URI"), PyString::new(py, &head.target))?;
     let protocol = match head.version {
-        rwsgi_shared::http::Version::Http11 => intern!(py, "HTTP/1.1"),
-        rwsgi_shared::http::Version::Http10 => intern!(py, "HTTP/1.0"),
+        rwsgi_http::Version::Http11 => intern!(py, "HTTP/1.1"),
+        rwsgi_http::Version::Http10 => intern!(py, "HTTP/1.0"),
     };
     env.set_item(intern!(py, "SERVER_PROTOCOL"), protocol)?;
     let client = proxied.connection_client;
@@ -279,7 +279,7 @@ fn cgi<'py>(
     )?;
     for (name, value) in &head.headers {
         if !proxied.drop.is_empty() && proxied.drop.iter().any(|d| name.eq_ignore_ascii_case(d)) {
-            // A proxy header this request may not carry (see `proxy`).
+            // A proxy header this request may not carry (see `rwsgi_http::forwarded`).
             continue;
         }
         if name.eq_ignore_ascii_case("host") {
@@ -335,7 +335,7 @@ fn cgi<'py>(
 fn apply_proxy(
     py: Python<'_>,
     env: &Bound<'_, PyDict>,
-    p: &rwsgi_shared::proxy::Adjusted,
+    p: &rwsgi_http::forwarded::Adjusted,
     mount_point: &str,
 ) -> PyResult<()> {
     if let Some(ip) = p.remote_addr {

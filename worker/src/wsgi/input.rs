@@ -25,8 +25,8 @@ use crate::spool::Spooled;
 use pyo3::exceptions::{PyOSError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
+use rwsgi_http::{BodyError, BodyKind, BodyReader, BodySource, RequestHead};
 use rwsgi_shared::config::{Limits, Timeouts};
-use rwsgi_shared::http::{BodyError, BodyKind, BodyReader, BodySource, RequestHead};
 use std::fs::File;
 use std::io::Read;
 use std::sync::Arc;
@@ -354,7 +354,7 @@ impl Input {
     #[pyo3(signature = (size = None))]
     fn read<'py>(&mut self, py: Python<'py>, size: Option<isize>) -> PyResult<Bound<'py, PyBytes>> {
         let limit = size_arg(size);
-        let mut out = Vec::with_capacity(limit.unwrap_or(0).min(rwsgi_shared::http::BODY_BLOCK));
+        let mut out = Vec::with_capacity(limit.unwrap_or(0).min(rwsgi_http::BODY_BLOCK));
         while limit.is_none_or(|l| out.len() < l) && self.fill(py)? {
             let avail = self.reader.available();
             let n = read_part(limit, out.len(), avail.len());

@@ -15,7 +15,7 @@
 //! any call uses it. Neither side holds the lock while it waits for the GIL.
 
 use pyo3::Python;
-use rwsgi_shared::http::HttpError;
+use rwsgi_http::HttpError;
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
 use std::sync::{OnceLock, RwLock};

@@ -17,9 +17,9 @@ use lease::Lease;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyTuple};
 use response::StartResponse;
-use rwsgi_shared::access_log::Record;
+use rwsgi_http::access_log::Record;
+use rwsgi_http::{BodyError, HttpError, RequestHead};
 use rwsgi_shared::config::ServerConfig;
-use rwsgi_shared::http::{BodyError, HttpError, RequestHead};
 use rwsgi_shared::scoreboard::Scoreboard;
 use slog::{debug, error, info, warn, Logger};
 use std::sync::Arc;
@@ -33,12 +33,12 @@ pub struct RequestContext<'a> {
     pub slot: usize,
     pub thread: usize,
     /// For routing a pipelined request (see `route`).
-    pub files: &'a rwsgi_shared::statics::StaticFiles,
+    pub files: &'a rwsgi_http::statics::StaticFiles,
     /// The lanes (see `guard`).
     pub statics: &'a crate::statics::Statics,
     /// `None` without `--access-log`.
     pub access: Option<&'a crate::access_log::AccessLog>,
-    pub proxy: &'a rwsgi_shared::proxy::Rules,
+    pub proxy: &'a rwsgi_http::forwarded::Rules,
     /// `None` without `--interrupt-timeout`.
     pub interrupts: Option<&'a crate::python::Interrupts>,
     pub log: &'a Logger,
@@ -566,8 +566,8 @@ fn total_len<'py>(items: impl Iterator<Item = Bound<'py, PyAny>>) -> Option<u64>
 
 /// A response the server makes itself; the connection is closed after it.
 fn error_page(status: u16, head: &RequestHead) -> Outcome {
-    let mut dates = rwsgi_shared::http::DateCache::default();
-    let mut bytes = rwsgi_shared::http::error_response(status, dates.now(), false);
+    let mut dates = rwsgi_http::DateCache::default();
+    let mut bytes = rwsgi_http::error_response(status, dates.now(), false);
     if head.method == "HEAD" {
         if let Some(end) = bytes.windows(4).position(|w| w == b"\r\n\r\n") {
             bytes.truncate(end + 4);

@@ -18,7 +18,7 @@ use crate::net;
 use pyo3::exceptions::{PyAssertionError, PyOSError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyString, PyTuple};
-use rwsgi_shared::http::{DateCache, RequestHead, Version, SERVER_HEADER};
+use rwsgi_http::{DateCache, RequestHead, Version, SERVER_HEADER};
 use std::cell::RefCell;
 use std::io::Write as _;
 use std::os::fd::{AsFd, OwnedFd};

@@ -1,0 +1,738 @@
+//! From a request path to an open file under one of the static mounts.
+
+use super::path::{self, Refused};
+use super::response::{accepts_encoding, content_type, etag, FileInfo, Options};
+use crate::RequestHead;
+use nix::errno::Errno;
+use nix::fcntl::{openat, openat2, OFlag, OpenHow, ResolveFlag};
+use nix::sys::stat::Mode;
+use rwsgi_shared::config::StaticConfig;
+use std::fs::{File, Metadata};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::OnceLock;
+use std::time::SystemTime;
+
+/// Index file of directories under `--url-alias` and in static-only mode
+/// when `--directory-index` is not given (Apache's default).
+const DEFAULT_INDEX: &str = "index.html";
+
+/// Precompressed siblings, preferred first.
+const SIBLINGS: [(&str, &str); 2] = [("br", ".br"), ("gzip", ".gz")];
+
+/// What a request path names.
+#[derive(Debug)]
+pub enum Resolution {
+    File(StaticFile),
+    /// A directory asked for without its trailing slash: 301 to this location.
+    Redirect(String),
+    /// Under a static mount but nothing is there (the reason is for the log).
+    NotFound(&'static str),
+    /// Under a static mount but refused (traversal, dotfile, symlink out).
+    Forbidden(&'static str),
+    /// Not a static file: the application answers.
+    NotStatic,
+}
+
+/// An open file (or its precompressed sibling) and what its response needs.
+#[derive(Debug)]
+pub struct StaticFile {
+    pub file: File,
+    pub len: u64,
+    pub modified: SystemTime,
+    pub etag: String,
+    pub content_type: String,
+    /// `Content-Encoding` when a precompressed sibling was picked.
+    pub encoding: Option<&'static str>,
+    /// A precompressed sibling exists: the response varies on Accept-Encoding.
+    pub vary: bool,
+}
+
+impl StaticFile {
+    pub fn info(&self) -> FileInfo<'_> {
+        FileInfo {
+            len: self.len,
+            modified: self.modified,
+            etag: &self.etag,
+            content_type: &self.content_type,
+            encoding: self.encoding,
+            vary: self.vary,
+        }
+    }
+}
+
+/// `path` below the URL prefix `url` ("" is the whole site), or `None`.
+fn below<'p>(url: &str, path: &'p str) -> Option<&'p str> {
+    let rest = path.strip_prefix(url)?;
+    (rest.is_empty() || rest.starts_with('/')).then_some(rest)
+}
+
+struct Mount {
+    url: String,
+    path: PathBuf,
+    /// The alias names one file, not a directory.
+    single_file: bool,
+    /// The directory, opened on first use (`O_PATH`); files are opened
+    /// beneath it.
+    root: OnceLock<OwnedFd>,
+}
+
+impl Mount {
+    fn new(url: &str, path: &Path) -> Mount {
+        Mount {
+            url: url.to_owned(),
+            path: path.to_path_buf(),
+            single_file: path.is_file(),
+            root: OnceLock::new(),
+        }
+    }
+
+    fn root(&self) -> Result<BorrowedFd<'_>, Errno> {
+        if let Some(fd) = self.root.get() {
+            return Ok(fd.as_fd());
+        }
+        let fd = nix::fcntl::open(
+            &self.path,
+            OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )?;
+        // A concurrent first use may have won; either descriptor is fine.
+        let _ = self.root.set(fd);
+        self.root.get().map(|fd| fd.as_fd()).ok_or(Errno::EBADF)
+    }
+}
+
+/// Where a file of a mount is (for the file itself and its siblings).
+enum Place<'a> {
+    Under(&'a Mount, &'a str),
+    Exact(&'a Path),
+}
+
+/// The static mounts of one worker, with their directories open.
+pub struct StaticFiles {
+    aliases: Vec<Mount>,
+    document_root: Option<Mount>,
+    directory_index: Option<String>,
+    only_static: bool,
+    follow_symlinks: bool,
+    allow_dotfiles: bool,
+    options: Options,
+    /// `openat2` works here (Linux 5.6+, allowed by seccomp).
+    beneath: AtomicBool,
+}
+
+fn open_flags() -> OFlag {
+    // O_NONBLOCK: opening a FIFO must not hang the I/O thread.
+    OFlag::O_RDONLY | OFlag::O_CLOEXEC | OFlag::O_NONBLOCK | OFlag::O_NOCTTY
+}
+
+impl StaticFiles {
+    /// The mounts of `config`; the second value lists mounts whose path
+    /// cannot be opened now (each is retried on use).
+    pub fn new(config: &StaticConfig) -> (StaticFiles, Vec<String>) {
+        let mut aliases: Vec<Mount> = config
+            .aliases
+            .iter()
+            .map(|a| Mount::new(&a.url, &a.path))
+            .collect();
+        aliases.sort_by_key(|a| std::cmp::Reverse(a.url.len()));
+        let files = StaticFiles {
+            aliases,
+            document_root: config.document_root.as_deref().map(|p| Mount::new("", p)),
+            directory_index: config.directory_index.clone(),
+            only_static: config.only_static,
+            follow_symlinks: config.follow_symlinks,
+            allow_dotfiles: config.allow_dotfiles,
+            options: Options {
+                max_age: config.max_age,
+            },
+            beneath: AtomicBool::new(true),
+        };
+        let mut problems = Vec::new();
+        for m in files.aliases.iter().chain(files.document_root.iter()) {
+            if m.single_file {
+                continue;
+            }
+            if let Err(e) = m.root() {
+                problems.push(format!("{}: {}", m.path.display(), e.desc()));
+            }
+        }
+        (files, problems)
+    }
+
+    /// Whether any request can be static.
+    pub fn enabled(&self) -> bool {
+        self.only_static || !self.aliases.is_empty() || self.document_root.is_some()
+    }
+
+    pub fn options(&self) -> &Options {
+        &self.options
+    }
+
+    /// Whether the request is static whatever the file system says (it is
+    /// under a `--url-alias`, or nothing else is served): it can then be
+    /// resolved off the I/O thread.
+    pub fn claims(&self, head: &RequestHead) -> bool {
+        self.only_static
+            || self
+                .aliases
+                .iter()
+                .any(|m| below(&m.url, &head.path).is_some())
+    }
+
+    /// What the request's path names.
+    pub fn resolve(&self, head: &RequestHead) -> Resolution {
+        if !self.enabled() {
+            return Resolution::NotStatic;
+        }
+        let path = head.path.as_str();
+        if !path.starts_with('/') {
+            return if self.only_static {
+                Resolution::NotFound("not a path")
+            } else {
+                Resolution::NotStatic
+            };
+        }
+        let accept = head.header("accept-encoding");
+        for m in &self.aliases {
+            let Some(rest) = below(&m.url, path) else {
+                continue;
+            };
+            if m.single_file {
+                if !rest.is_empty() {
+                    return Resolution::NotFound("below a single-file alias");
+                }
+                return match open_exact(&m.path) {
+                    Ok((file, meta)) if meta.is_file() => {
+                        self.found(file, meta, Place::Exact(&m.path), accept)
+                    }
+                    Ok(_) => Resolution::Forbidden("not a regular file"),
+                    Err(e) => failure(e),
+                };
+            }
+            let index = self.directory_index.as_deref().unwrap_or(DEFAULT_INDEX);
+            return self.under(m, rest, head, accept, Some(index), false);
+        }
+        match &self.document_root {
+            Some(root) if self.only_static => {
+                let index = self.directory_index.as_deref().unwrap_or(DEFAULT_INDEX);
+                self.under(root, path, head, accept, Some(index), false)
+            }
+            Some(root) => self.under(
+                root,
+                path,
+                head,
+                accept,
+                self.directory_index.as_deref(),
+                true,
+            ),
+            None if self.only_static => Resolution::NotFound("no document root"),
+            None => Resolution::NotStatic,
+        }
+    }
+
+    /// Resolves `rest` under a directory mount. `lenient` (a document root
+    /// next to an application): whatever is not served goes to the app.
+    fn under(
+        &self,
+        m: &Mount,
+        rest: &str,
+        head: &RequestHead,
+        accept: Option<&[u8]>,
+        index: Option<&str>,
+        lenient: bool,
+    ) -> Resolution {
+        let outcome = self.under_strict(m, rest, head, accept, index, lenient);
+        match outcome {
+            Resolution::File(_) | Resolution::Redirect(_) => outcome,
+            _ if lenient => Resolution::NotStatic,
+            _ => outcome,
+        }
+    }
+
+    fn under_strict(
+        &self,
+        m: &Mount,
+        rest: &str,
+        head: &RequestHead,
+        accept: Option<&[u8]>,
+        index: Option<&str>,
+        lenient: bool,
+    ) -> Resolution {
+        let rel = match path::decode(rest, self.allow_dotfiles) {
+            Ok(r) => r,
+            Err(Refused(why)) => return Resolution::Forbidden(why),
+        };
+        let (file, meta) = match self.open_under(m, &rel.rel) {
+            Ok(opened) => opened,
+            Err(e) => return failure(e),
+        };
+        if meta.is_file() {
+            if rel.trailing_slash {
+                return Resolution::NotFound("a file asked for as a directory");
+            }
+            return self.found(file, meta, Place::Under(m, &rel.rel), accept);
+        }
+        if !meta.is_dir() {
+            return Resolution::Forbidden("not a regular file");
+        }
+        drop(file);
+        let index_rel = match index {
+            Some(name) if rel.rel.is_empty() => name.to_owned(),
+            Some(name) => format!("{}/{name}", rel.rel),
+            None => String::new(),
+        };
+        let index_file = match index {
+            Some(_) => match self.open_under(m, &index_rel) {
+                Ok((f, meta)) if meta.is_file() => Some((f, meta)),
+                _ => None,
+            },
+            None => None,
+        };
+        if !rel.trailing_slash && (index_file.is_some() || !lenient) {
+            let mut location = format!("{}/", head.path);
+            if !head.query.is_empty() {
+                location.push('?');
+                location.push_str(&head.query);
+            }
+            return Resolution::Redirect(location);
+        }
+        match index_file {
+            Some((f, meta)) => self.found(f, meta, Place::Under(m, &index_rel), accept),
+            None => Resolution::NotFound("directory without an index file"),
+        }
+    }
+
+    /// Opens `rel` beneath the mount's directory; symlinks may not leave it
+    /// unless `--static-follow-symlinks`.
+    fn open_under(&self, m: &Mount, rel: &str) -> Result<(File, Metadata), Errno> {
+        let root = m.root()?;
+        let target = if rel.is_empty() { "." } else { rel };
+        let fd = if self.follow_symlinks {
+            // `..` never gets here (refused by path::decode).
+            openat(root, target, open_flags(), Mode::empty())?
+        } else if self.beneath.load(Ordering::Relaxed) {
+            let how = OpenHow::new()
+                .flags(open_flags())
+                .resolve(ResolveFlag::RESOLVE_BENEATH | ResolveFlag::RESOLVE_NO_MAGICLINKS);
+            match openat2(root, target, how) {
+                Ok(fd) => fd,
+                Err(Errno::ENOSYS | Errno::EPERM) => {
+                    self.beneath.store(false, Ordering::Relaxed);
+                    return self.open_under(m, rel);
+                }
+                Err(e) => return Err(e),
+            }
+        } else {
+            // Without openat2: resolve every symlink, then check the result
+            // is still under the root.
+            let full = m.path.join(rel);
+            let real = full.canonicalize().map_err(errno)?;
+            let real_root = m.path.canonicalize().map_err(errno)?;
+            if !real.starts_with(&real_root) {
+                return Err(Errno::EXDEV);
+            }
+            nix::fcntl::open(&real, open_flags(), Mode::empty())?
+        };
+        let file = File::from(fd);
+        let meta = file.metadata().map_err(errno)?;
+        Ok((file, meta))
+    }
+
+    /// A regular file was found: pick a precompressed sibling if the client
+    /// takes one, and gather what the response needs.
+    fn found(
+        &self,
+        file: File,
+        meta: Metadata,
+        place: Place<'_>,
+        accept: Option<&[u8]>,
+    ) -> Resolution {
+        let name = match &place {
+            Place::Under(_, rel) => *rel,
+            Place::Exact(p) => p.to_str().unwrap_or_default(),
+        };
+        let content_type = content_type(name);
+        let mut chosen = (file, meta, None);
+        let mut vary = false;
+        if let Some(accept) = accept {
+            for (coding, ext) in SIBLINGS {
+                if !accepts_encoding(accept, coding) {
+                    continue;
+                }
+                let sibling = match &place {
+                    Place::Under(m, rel) => self.open_under(m, &format!("{rel}{ext}")),
+                    Place::Exact(p) => open_exact(&PathBuf::from(format!("{}{ext}", p.display()))),
+                };
+                if let Ok((f, meta)) = sibling {
+                    if meta.is_file() {
+                        chosen = (f, meta, Some(coding));
+                        vary = true;
+                        break;
+                    }
+                }
+            }
+        }
+        let (file, meta, encoding) = chosen;
+        let modified = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
+        Resolution::File(StaticFile {
+            file,
+            len: meta.len(),
+            modified,
+            etag: etag(meta.len(), modified, meta.ino()),
+            content_type,
+            encoding,
+            vary,
+        })
+    }
+}
+
+fn open_exact(p: &Path) -> Result<(File, Metadata), Errno> {
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags((OFlag::O_NONBLOCK | OFlag::O_NOCTTY).bits())
+        .open(p)
+        .map_err(errno)?;
+    let meta = file.metadata().map_err(errno)?;
+    Ok((file, meta))
+}
+
+fn errno(e: std::io::Error) -> Errno {
+    Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO))
+}
+
+fn failure(e: Errno) -> Resolution {
+    match e {
+        Errno::EXDEV => Resolution::Forbidden("symlink leads outside the directory"),
+        Errno::ELOOP => Resolution::Forbidden("too many symlinks"),
+        Errno::EACCES | Errno::EPERM => Resolution::Forbidden("permission denied"),
+        _ => Resolution::NotFound("no such file"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rwsgi_shared::config::UrlAlias;
+
+    use std::io::Read;
+    use std::sync::atomic::AtomicUsize;
+
+    struct TempDir(PathBuf);
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+    fn temp_dir() -> TempDir {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let p = std::env::temp_dir().join(format!(
+            "rwsgi-statics-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).expect("test");
+        TempDir(p)
+    }
+
+    fn write(dir: &Path, rel: &str, body: &str) {
+        let p = dir.join(rel);
+        std::fs::create_dir_all(p.parent().expect("test")).expect("test");
+        std::fs::write(p, body).expect("test");
+    }
+
+    fn head(path: &str, headers: &[(&str, &str)]) -> RequestHead {
+        super::super::test_head("GET", path, headers)
+    }
+
+    /// A site: /static -> dir/htdocs, /favicon.ico -> dir/icon.ico,
+    /// outside: dir/secret.txt.
+    fn site(config: impl FnOnce(&mut StaticConfig)) -> (TempDir, StaticFiles) {
+        let t = temp_dir();
+        let d = &t.0;
+        write(d, "htdocs/css/site.css", "body{}");
+        write(d, "htdocs/app.js", "1");
+        write(d, "htdocs/app.js.gz", "gz");
+        write(d, "htdocs/app.js.br", "br");
+        write(d, "htdocs/docs/index.html", "<p>docs");
+        write(d, "htdocs/empty/README", "x");
+        write(d, "htdocs/.env", "SECRET");
+        write(d, "htdocs/inner.txt", "inner");
+        write(d, "secret.txt", "TOP SECRET");
+        write(d, "icon.ico", "ico");
+        std::os::unix::fs::symlink(d.join("secret.txt"), d.join("htdocs/out.txt")).expect("test");
+        std::os::unix::fs::symlink("inner.txt", d.join("htdocs/in.txt")).expect("test");
+        let mut c = StaticConfig {
+            aliases: vec![
+                UrlAlias {
+                    url: "/static".into(),
+                    path: d.join("htdocs"),
+                },
+                UrlAlias {
+                    url: "/favicon.ico".into(),
+                    path: d.join("icon.ico"),
+                },
+            ],
+            ..StaticConfig::default()
+        };
+        config(&mut c);
+        let (files, problems) = StaticFiles::new(&c);
+        assert!(problems.is_empty(), "{problems:?}");
+        (t, files)
+    }
+
+    fn body(r: Resolution) -> String {
+        match r {
+            Resolution::File(mut f) => {
+                let mut s = String::new();
+                f.file.read_to_string(&mut s).expect("test");
+                s
+            }
+            other => panic!("not a file: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn files_under_an_alias() {
+        let (_t, files) = site(|_| {});
+        assert_eq!(
+            body(files.resolve(&head("/static/css/site.css", &[]))),
+            "body{}"
+        );
+        assert_eq!(
+            body(files.resolve(&head("/static//css/site.css?v=1", &[]))),
+            "body{}"
+        );
+        assert_eq!(body(files.resolve(&head("/favicon.ico", &[]))), "ico");
+        let Resolution::File(f) = files.resolve(&head("/static/css/site.css", &[])) else {
+            panic!()
+        };
+        assert_eq!(f.content_type, "text/css; charset=utf-8");
+        assert_eq!(f.len, 6);
+        assert!(!f.vary);
+    }
+
+    #[test]
+    fn outside_the_mounts_is_the_apps() {
+        let (_t, files) = site(|_| {});
+        for p in ["/", "/staticx/a", "/app", "*", "/favicon.icox"] {
+            assert!(
+                matches!(files.resolve(&head(p, &[])), Resolution::NotStatic),
+                "{p}"
+            );
+        }
+        assert!(matches!(
+            files.resolve(&head("/favicon.ico/x", &[])),
+            Resolution::NotFound(_)
+        ));
+    }
+
+    #[test]
+    fn directories() {
+        let (_t, files) = site(|_| {});
+        match files.resolve(&head("/static/docs?x=1", &[])) {
+            Resolution::Redirect(l) => assert_eq!(l, "/static/docs/?x=1"),
+            other => panic!("{other:?}"),
+        }
+        match files.resolve(&head("/static", &[])) {
+            Resolution::Redirect(l) => assert_eq!(l, "/static/"),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(body(files.resolve(&head("/static/docs/", &[]))), "<p>docs");
+        assert!(matches!(
+            files.resolve(&head("/static/empty/", &[])),
+            Resolution::NotFound(_)
+        ));
+        assert!(matches!(
+            files.resolve(&head("/static/app.js/", &[])),
+            Resolution::NotFound(_)
+        ));
+        assert!(matches!(
+            files.resolve(&head("/static/missing.css", &[])),
+            Resolution::NotFound(_)
+        ));
+    }
+
+    #[test]
+    fn refusals() {
+        let (_t, files) = site(|_| {});
+        for p in [
+            "/static/../secret.txt",
+            "/static/%2e%2e/secret.txt",
+            "/static/css%2f..%2f..%2fsecret.txt",
+            "/static/..%5csecret.txt",
+            "/static/.env",
+            "/static/%2eenv",
+            "/static/out.txt",
+            "/static/a%00b",
+            "/static/%c0%ae%c0%ae/secret.txt",
+        ] {
+            assert!(
+                matches!(files.resolve(&head(p, &[])), Resolution::Forbidden(_)),
+                "{p}: {:?}",
+                files.resolve(&head(p, &[]))
+            );
+        }
+        // A symlink that stays inside is fine.
+        assert_eq!(body(files.resolve(&head("/static/in.txt", &[]))), "inner");
+    }
+
+    #[test]
+    fn options_allow_symlinks_and_dotfiles() {
+        let (_t, files) = site(|c| {
+            c.follow_symlinks = true;
+            c.allow_dotfiles = true;
+        });
+        assert_eq!(
+            body(files.resolve(&head("/static/out.txt", &[]))),
+            "TOP SECRET"
+        );
+        assert_eq!(body(files.resolve(&head("/static/.env", &[]))), "SECRET");
+        assert!(matches!(
+            files.resolve(&head("/static/../secret.txt", &[])),
+            Resolution::Forbidden(_)
+        ));
+    }
+
+    #[test]
+    fn fallback_without_openat2_refuses_symlinks_out() {
+        let (_t, files) = site(|_| {});
+        files.beneath.store(false, Ordering::Relaxed);
+        assert!(matches!(
+            files.resolve(&head("/static/out.txt", &[])),
+            Resolution::Forbidden(_)
+        ));
+        assert_eq!(body(files.resolve(&head("/static/in.txt", &[]))), "inner");
+    }
+
+    #[test]
+    fn precompressed_siblings() {
+        let (_t, files) = site(|_| {});
+        let get =
+            |ae: &str| match files.resolve(&head("/static/app.js", &[("Accept-Encoding", ae)])) {
+                Resolution::File(f) => (f.encoding, f.vary, f.content_type, f.etag),
+                other => panic!("{other:?}"),
+            };
+        let (enc, vary, ct, br_tag) = get("gzip, br");
+        assert_eq!((enc, vary), (Some("br"), true));
+        assert!(ct.contains("javascript"));
+        let (enc, vary, _, gz_tag) = get("gzip");
+        assert_eq!((enc, vary), (Some("gzip"), true));
+        let (enc, vary, _, id_tag) = get("identity");
+        assert_eq!((enc, vary), (None, false));
+        assert_ne!(br_tag, gz_tag);
+        assert_ne!(gz_tag, id_tag);
+        assert_eq!(
+            body(files.resolve(&head("/static/app.js", &[("Accept-Encoding", "br")]))),
+            "br"
+        );
+    }
+
+    #[test]
+    fn document_root_serves_files_and_leaves_the_rest_to_the_app() {
+        let (t, files) = site(|c| {
+            c.aliases.clear();
+        });
+        drop(files);
+        let c = StaticConfig {
+            document_root: Some(t.0.join("htdocs")),
+            ..StaticConfig::default()
+        };
+        let (files, _) = StaticFiles::new(&c);
+        assert_eq!(body(files.resolve(&head("/css/site.css", &[]))), "body{}");
+        for p in [
+            "/",
+            "/docs",
+            "/docs/",
+            "/missing",
+            "/.env",
+            "/../secret.txt",
+            "/out.txt",
+        ] {
+            assert!(
+                matches!(files.resolve(&head(p, &[])), Resolution::NotStatic),
+                "{p}"
+            );
+        }
+        let c = StaticConfig {
+            document_root: Some(t.0.join("htdocs")),
+            directory_index: Some("index.html".into()),
+            ..StaticConfig::default()
+        };
+        let (files, _) = StaticFiles::new(&c);
+        assert!(matches!(
+            files.resolve(&head("/docs", &[])),
+            Resolution::Redirect(_)
+        ));
+        assert_eq!(body(files.resolve(&head("/docs/", &[]))), "<p>docs");
+        assert!(matches!(
+            files.resolve(&head("/empty", &[])),
+            Resolution::NotStatic
+        ));
+    }
+
+    #[test]
+    fn static_only_answers_everything() {
+        let t = temp_dir();
+        write(&t.0, "index.html", "home");
+        let c = StaticConfig {
+            document_root: Some(t.0.clone()),
+            only_static: true,
+            ..StaticConfig::default()
+        };
+        let (files, _) = StaticFiles::new(&c);
+        assert_eq!(body(files.resolve(&head("/", &[]))), "home");
+        assert!(matches!(
+            files.resolve(&head("/missing", &[])),
+            Resolution::NotFound(_)
+        ));
+        assert!(matches!(
+            files.resolve(&head("/../x", &[])),
+            Resolution::Forbidden(_)
+        ));
+        assert!(matches!(
+            files.resolve(&head("*", &[])),
+            Resolution::NotFound(_)
+        ));
+    }
+
+    #[test]
+    fn longest_alias_wins_and_missing_dirs_are_reported() {
+        let t = temp_dir();
+        write(&t.0, "a/x.txt", "a");
+        write(&t.0, "b/x.txt", "b");
+        let c = StaticConfig {
+            aliases: vec![
+                UrlAlias {
+                    url: "/s".into(),
+                    path: t.0.join("a"),
+                },
+                UrlAlias {
+                    url: "/s/deep".into(),
+                    path: t.0.join("b"),
+                },
+                UrlAlias {
+                    url: "/gone".into(),
+                    path: t.0.join("gone"),
+                },
+            ],
+            ..StaticConfig::default()
+        };
+        let (files, problems) = StaticFiles::new(&c);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(body(files.resolve(&head("/s/x.txt", &[]))), "a");
+        assert_eq!(body(files.resolve(&head("/s/deep/x.txt", &[]))), "b");
+        assert!(matches!(
+            files.resolve(&head("/gone/x", &[])),
+            Resolution::NotFound(_)
+        ));
+        // Created later: served without a restart.
+        write(&t.0, "gone/x", "back");
+        assert_eq!(body(files.resolve(&head("/gone/x", &[]))), "back");
+        assert!(files.claims(&head("/s/deep", &[])));
+        assert!(!files.claims(&head("/other", &[])));
+    }
+}
