@@ -2,6 +2,7 @@
 //! body decoder, and the small pieces every response needs.
 
 mod body;
+pub mod coding;
 mod chunked;
 mod error;
 mod head;
