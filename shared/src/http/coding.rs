@@ -131,7 +131,7 @@ pub fn acceptable(accept: &[u8]) -> Vec<Coding> {
         .filter(|&(q, _)| q > 0)
         .collect();
     // Stable: equal weights keep the preference order.
-    weighted.sort_by(|a, b| b.0.cmp(&a.0));
+    weighted.sort_by_key(|w| std::cmp::Reverse(w.0));
     weighted.into_iter().map(|(_, c)| c).collect()
 }
 
@@ -220,6 +220,15 @@ impl Encoder {
         }
     }
 
+    /// How many compressed bytes wait to be taken.
+    pub fn produced(&self) -> usize {
+        match &self.0 {
+            Inner::Gzip(e) => e.get_ref().len(),
+            Inner::Br(e) => e.get_ref().len(),
+            Inner::Zstd(e) => e.get_ref().len(),
+        }
+    }
+
     /// The compressed bytes produced so far.
     pub fn take(&mut self) -> Vec<u8> {
         std::mem::take(match &mut self.0 {
@@ -256,7 +265,10 @@ mod tests {
         assert_eq!(negotiate(b"gzip, deflate, br, zstd"), Some(Coding::Zstd));
         assert_eq!(negotiate(b"gzip, deflate, br"), Some(Coding::Br));
         assert_eq!(negotiate(b"gzip;q=1.0, br;q=0.5"), Some(Coding::Gzip));
-        assert_eq!(negotiate(b"br;q=0.8, gzip;q=0.9, zstd;q=0.1"), Some(Coding::Gzip));
+        assert_eq!(
+            negotiate(b"br;q=0.8, gzip;q=0.9, zstd;q=0.1"),
+            Some(Coding::Gzip)
+        );
         assert_eq!(negotiate(b"x-gzip"), Some(Coding::Gzip));
         assert_eq!(negotiate(b"GZIP"), Some(Coding::Gzip));
         assert_eq!(
@@ -315,12 +327,18 @@ mod tests {
 
     #[test]
     fn vary_gains_accept_encoding_once() {
-        assert_eq!(vary_with_accept_encoding(None).as_deref(), Some("Accept-Encoding"));
+        assert_eq!(
+            vary_with_accept_encoding(None).as_deref(),
+            Some("Accept-Encoding")
+        );
         assert_eq!(
             vary_with_accept_encoding(Some("Cookie")).as_deref(),
             Some("Cookie, Accept-Encoding")
         );
-        assert_eq!(vary_with_accept_encoding(Some("cookie, accept-encoding")), None);
+        assert_eq!(
+            vary_with_accept_encoding(Some("cookie, accept-encoding")),
+            None
+        );
         assert_eq!(vary_with_accept_encoding(Some("*")), None);
     }
 
@@ -356,7 +374,10 @@ mod tests {
                 e.write(block).expect("write");
                 e.flush().expect("flush");
                 let out = e.take();
-                assert!(!out.is_empty(), "{coding:?}: a flushed block produces bytes");
+                assert!(
+                    !out.is_empty(),
+                    "{coding:?}: a flushed block produces bytes"
+                );
                 wire.extend_from_slice(&out);
             }
             wire.extend_from_slice(&e.finish().expect("finish"));

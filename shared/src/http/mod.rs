@@ -2,8 +2,8 @@
 //! body decoder, and the small pieces every response needs.
 
 mod body;
-pub mod coding;
 mod chunked;
+pub mod coding;
 mod error;
 mod head;
 mod intake;

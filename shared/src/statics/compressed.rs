@@ -133,7 +133,9 @@ fn variant_info<'a>(file: &'a StaticFile, etag: &'a str, len: u64, coding: Codin
 fn with_body(mut plan: Plan, bytes: &[u8]) -> Plan {
     for segment in &mut plan.body {
         if let Segment::File { offset, len } = *segment {
-            let start = usize::try_from(offset).unwrap_or(usize::MAX).min(bytes.len());
+            let start = usize::try_from(offset)
+                .unwrap_or(usize::MAX)
+                .min(bytes.len());
             let end = start
                 .saturating_add(usize::try_from(len).unwrap_or(usize::MAX))
                 .min(bytes.len());
@@ -177,6 +179,9 @@ mod tests {
             body: vec![Segment::File { offset: 0, len: 3 }],
             keep_alive: true,
         };
-        assert_eq!(with_body(plan, b"abc").body, vec![Segment::Bytes(b"abc".to_vec())]);
+        assert_eq!(
+            with_body(plan, b"abc").body,
+            vec![Segment::Bytes(b"abc".to_vec())]
+        );
     }
 }

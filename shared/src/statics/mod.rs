@@ -24,8 +24,8 @@ mod response;
 pub use compressed::respond as respond_compressed;
 pub use resolve::{Resolution, StaticFile, StaticFiles};
 pub use response::{
-    content_type, error, etag, not_allowed, redirect, respond, FileInfo, Options,
-    Plan, Segment, ALLOW,
+    content_type, error, etag, not_allowed, redirect, respond, FileInfo, Options, Plan, Segment,
+    ALLOW,
 };
 
 /// A GET-like request head for the unit tests of this module.

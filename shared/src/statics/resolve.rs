@@ -1,7 +1,7 @@
 //! From a request path to an open file under one of the static mounts.
 
-use super::path::{self, Refused};
 use super::compressed::Compressed;
+use super::path::{self, Refused};
 use super::response::{content_type, etag, FileInfo, Options};
 use crate::config::StaticConfig;
 use crate::http::coding::{self, Coding};
@@ -390,8 +390,8 @@ impl StaticFiles {
             // A sibling older than its file was left behind by an edit:
             // it would serve stale content, so the file is sent instead.
             if let Ok((f, sibling_meta)) = sibling {
-                let fresh = sibling_meta.modified().unwrap_or(SystemTime::UNIX_EPOCH)
-                    >= original_modified;
+                let fresh =
+                    sibling_meta.modified().unwrap_or(SystemTime::UNIX_EPOCH) >= original_modified;
                 if sibling_meta.is_file() && fresh {
                     chosen = (f, sibling_meta, Some(coding.token()));
                     break;
@@ -640,10 +640,11 @@ mod tests {
     fn siblings_follow_the_clients_weights_and_stale_ones_are_ignored() {
         let (t, files) = site(|_| {});
         write(&t.0, "htdocs/app.js.zst", "zst");
-        let enc = |ae: &str| match files.resolve(&head("/static/app.js", &[("Accept-Encoding", ae)])) {
-            Resolution::File(f) => f.encoding,
-            other => panic!("{other:?}"),
-        };
+        let enc =
+            |ae: &str| match files.resolve(&head("/static/app.js", &[("Accept-Encoding", ae)])) {
+                Resolution::File(f) => f.encoding,
+                other => panic!("{other:?}"),
+            };
         assert_eq!(enc("gzip, deflate, br, zstd"), Some("zstd"));
         assert_eq!(enc("br;q=0.5, gzip"), Some("gzip"));
         assert_eq!(enc("br;q=0.5, gzip;q=0"), Some("br"));
@@ -666,21 +667,31 @@ mod tests {
         let (t2, files) = site(|c| c.compress = true);
         write(&t2.0, "htdocs/big.css", &css);
         write(&t2.0, "htdocs/big.png", &css);
-        let file = |files: &StaticFiles, path: &str, hs: &[(&str, &str)]| match files.resolve(&head(path, hs)) {
+        let file = |files: &StaticFiles, path: &str, hs: &[(&str, &str)]| match files
+            .resolve(&head(path, hs))
+        {
             Resolution::File(f) => f,
             other => panic!("{other:?}"),
         };
         let br = [("Accept-Encoding", "gzip, br")];
         let f = file(&plain, "/static/big.css", &br);
-        assert_eq!((f.compress, f.vary), (None, false), "off without --compress-responses");
+        assert_eq!(
+            (f.compress, f.vary),
+            (None, false),
+            "off without --compress-responses"
+        );
         let f = file(&files, "/static/big.css", &br);
         assert_eq!((f.compress, f.vary), (Some(Coding::Br), true));
-        let (coding, bytes) = files.compressed(&head("/static/big.css", &br), &f).expect("compressed");
+        let (coding, bytes) = files
+            .compressed(&head("/static/big.css", &br), &f)
+            .expect("compressed");
         assert_eq!(coding, Coding::Br);
         assert!(bytes.len() < css.len() / 4);
         // A range is served from the file as it is.
         let ranged = [("Accept-Encoding", "br"), ("Range", "bytes=0-9")];
-        assert!(files.compressed(&head("/static/big.css", &ranged), &f).is_none());
+        assert!(files
+            .compressed(&head("/static/big.css", &ranged), &f)
+            .is_none());
         // The type decides Vary; the client decides the coding.
         let f = file(&files, "/static/big.css", &[]);
         assert_eq!((f.compress, f.vary), (None, true));

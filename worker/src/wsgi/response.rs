@@ -495,7 +495,7 @@ impl StartResponse {
             // compression, and the connection closes after the response.
             self.keep_alive = false;
         }
-        let waiting = c.waiting();
+        let waiting = c.waiting(FLUSH_AT);
         if waiting.is_empty() {
             return Ok(());
         }
