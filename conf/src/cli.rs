@@ -493,6 +493,13 @@ pub struct StartServer {
     #[arg(long, env = "RWSGI_STATIC_ALLOW_DOTFILES")]
     pub static_allow_dotfiles: bool,
 
+    /// Compress textual responses (HTML, CSS, JavaScript, JSON, XML, plain
+    /// text, SVG) with zstd, Brotli or gzip, as the client's Accept-Encoding
+    /// prefers: the application's and static files without a precompressed
+    /// .zst/.br/.gz sibling (siblings are always served when accepted).
+    #[arg(long, env = "RWSGI_COMPRESS_RESPONSES")]
+    pub compress_responses: bool,
+
     /// Python script whose `allow_access(environ, host)` decides, for every
     /// request (static files too), whether the client may be served: False
     /// is a 403. Runs in the workers' interpreter (mod_wsgi's WSGIAccessScript).

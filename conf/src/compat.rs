@@ -48,7 +48,6 @@ pub const UNIMPLEMENTED: &[(&str, Takes, &str)] = &[
     ),
     ("daemon-backlog", Takes::One, "not applicable"),
     ("enable-sendfile", Takes::Flag, "sendfile is always used"),
-    ("compress-responses", Takes::Flag, "not implemented"),
     (
         "directory-listing",
         Takes::Flag,

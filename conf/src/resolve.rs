@@ -181,6 +181,7 @@ pub fn resolve(args: &StartServer) -> Result<ServerConfig, ConfError> {
         process_group: process_name("process-group", args.process_group.as_deref())?,
         // As Apache's <Location>, a path without a leading / matches nothing.
         ignore_activity: args.ignore_activity.clone(),
+        compress_responses: args.compress_responses,
     })
 }
 
@@ -486,6 +487,7 @@ fn statics(args: &StartServer, cwd: &Path, kind: AppType) -> Result<StaticConfig
         max_age: args.static_max_age,
         follow_symlinks: args.static_follow_symlinks,
         allow_dotfiles: args.static_allow_dotfiles,
+        compress: args.compress_responses,
     })
 }
 

@@ -362,6 +362,11 @@ impl LaneLoop {
         let date = self.dates.now();
         let (plan, file) = match resolution {
             Resolution::File(f) => {
+                if let Some(plan) =
+                    statics::respond_compressed(&files, &head, &f, date, keep_alive, &self.boundary)
+                {
+                    return Transfer::new(head, plan, None, started);
+                }
                 let plan = statics::respond(
                     &head,
                     &f.info(),

@@ -18,6 +18,7 @@ pub mod statics;
 
 mod body;
 mod chunked;
+pub mod coding;
 mod error;
 mod head;
 mod intake;

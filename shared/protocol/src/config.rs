@@ -286,6 +286,10 @@ pub struct StaticConfig {
     pub follow_symlinks: bool,
     /// `--static-allow-dotfiles`: serve names starting with '.'.
     pub allow_dotfiles: bool,
+    /// `--compress-responses`: textual files without a precompressed
+    /// sibling are compressed (once, then kept in memory).
+    #[serde(default)]
+    pub compress: bool,
 }
 
 /// Where the master serves its admin endpoints.
@@ -386,6 +390,10 @@ pub struct ServerConfig {
     /// `--inactivity-timeout` (see `ignores_activity`).
     #[serde(default)]
     pub ignore_activity: Vec<String>,
+    /// `--compress-responses`: the application's textual responses are
+    /// compressed when the client accepts it (see `http::coding`).
+    #[serde(default)]
+    pub compress_responses: bool,
 }
 
 /// Who the server runs as after start (`--user`, `--group`), looked up once.

@@ -1,6 +1,7 @@
 //! The WSGI side of a request (PEP 3333): environ, `wsgi.input`,
 //! `start_response`, the response body, `wsgi.errors`.
 
+mod compression;
 mod environ;
 pub mod errors;
 mod headers;
@@ -279,7 +280,13 @@ fn run(
         .request_id_header
         .as_ref()
         .map(|name| (name.clone(), request_id.to_owned()));
-    let response = StartResponse::new(Arc::clone(&lease), head, timeout, echo);
+    let response = StartResponse::new(
+        Arc::clone(&lease),
+        head,
+        timeout,
+        echo,
+        ctx.config.compress_responses,
+    );
     let (input, response) = match (Py::new(py, input), Py::new(py, response)) {
         (Ok(i), Ok(r)) => (i, r),
         _ => {

@@ -12,6 +12,7 @@
 //! application breaks off after its head went out is never completed: the
 //! connection is closed without the last chunk (or short of the length).
 
+use super::compression::Compression;
 use super::headers::{self, Refused};
 use super::lease::Lease;
 use crate::net;
@@ -152,6 +153,8 @@ pub struct StartResponse {
     /// Response bytes have reached the socket: the response can no longer
     /// be replaced by an error page.
     on_wire: bool,
+    /// `--compress-responses` (`None` when off: nothing else is done).
+    compression: Option<Box<Compression>>,
 }
 
 /// A status or header the application got wrong: its `start_response`
@@ -161,12 +164,17 @@ fn refused(e: Refused) -> PyErr {
     PyValueError::new_err(e.to_string())
 }
 
+fn compression_failed(e: std::io::Error) -> PyErr {
+    PyOSError::new_err(format!("cannot compress the response: {e}"))
+}
+
 impl StartResponse {
     pub fn new(
         lease: Arc<Lease>,
         head: &RequestHead,
         timeout: Duration,
         echo: Option<(String, String)>,
+        compress: bool,
     ) -> StartResponse {
         StartResponse {
             echo,
@@ -187,6 +195,7 @@ impl StartResponse {
             keep_alive: head.keep_alive,
             client_gone: false,
             on_wire: false,
+            compression: Compression::for_request(compress, head),
         }
     }
 
@@ -271,6 +280,9 @@ impl StartResponse {
         self.status = Some(status);
         self.code = code;
         self.headers = reviewed.headers;
+        if let Some(c) = self.compression.as_deref_mut() {
+            c.review(code, &mut self.headers);
+        }
         self.app_length = reviewed.length;
         self.keep_alive = self.keep_alive && !reviewed.close;
         self.has_date = reviewed.has_date;
@@ -376,8 +388,14 @@ impl StartResponse {
         })
     }
 
-    /// Sends what is buffered now.
+    /// Sends what is buffered now (a streamed block, or `write`).
     pub fn flush_pending(&mut self, py: Python<'_>) -> PyResult<()> {
+        if let Some(c) = self.compression.as_deref_mut().filter(|c| c.active()) {
+            let block = c.flush().map_err(compression_failed)?;
+            if !block.is_empty() {
+                self.send_raw(py, &block)?;
+            }
+        }
         self.flush(py, &[])
     }
 
@@ -388,11 +406,41 @@ impl StartResponse {
             // the end), so `exc_info` can still replace the response.
             return Ok(());
         }
+        if self.compressing() {
+            return self.send_compressed(py, data);
+        }
+        self.send_raw(py, data)
+    }
+
+    /// Sends body bytes as they are on the wire (compressed, if so).
+    fn send_raw(&mut self, py: Python<'_>, data: &[u8]) -> PyResult<()> {
         if !self.headers_sent() {
             self.write_head()?;
         }
-        if matches!(self.framing, Framing::NoBody | Framing::Undecided) {
+        let data = self.admit(data);
+        if data.is_empty() {
             return Ok(());
+        }
+        if data.len() >= COPY_LIMIT {
+            let trailer: &[u8] = if self.framing == Framing::Chunked {
+                b"\r\n"
+            } else {
+                b""
+            };
+            return self.flush(py, &[data, trailer]);
+        }
+        self.buffer(data);
+        if self.out.len() >= FLUSH_AT {
+            self.flush(py, &[])?;
+        }
+        Ok(())
+    }
+
+    /// The part of `data` the framing lets follow (counted as sent), with
+    /// its chunk header buffered.
+    fn admit<'d>(&mut self, data: &'d [u8]) -> &'d [u8] {
+        if matches!(self.framing, Framing::NoBody | Framing::Undecided) {
+            return &[];
         }
         let allowed = room(self.framing, self.body_bytes, data.len() as u64);
         let data = if allowed < data.len() as u64 {
@@ -404,25 +452,54 @@ impl StartResponse {
             data
         };
         self.body_bytes += data.len() as u64;
-        if self.framing == Framing::Chunked {
+        if self.framing == Framing::Chunked && !data.is_empty() {
             let _ = write!(self.out, "{:x}\r\n", data.len());
         }
-        if data.len() >= COPY_LIMIT {
-            let trailer: &[u8] = if self.framing == Framing::Chunked {
-                b"\r\n"
-            } else {
-                b""
-            };
-            return self.flush(py, &[data, trailer]);
-        }
+        data
+    }
+
+    /// Buffers admitted body bytes and their chunk's end.
+    fn buffer(&mut self, data: &[u8]) {
         self.out.extend_from_slice(data);
         if self.framing == Framing::Chunked {
             self.out.extend_from_slice(b"\r\n");
         }
-        if self.out.len() >= FLUSH_AT {
-            self.flush(py, &[])?;
+    }
+
+    /// Whether the body goes through the encoder: decided at its first
+    /// bytes, while the head can still say so.
+    fn compressing(&mut self) -> bool {
+        let Some(c) = self.compression.as_deref_mut() else {
+            return false;
+        };
+        if c.active() {
+            return true;
         }
-        Ok(())
+        if self.framing != Framing::Undecided
+            || !c.start(&mut self.headers, self.app_length, self.known_length)
+        {
+            return false;
+        }
+        // The compressed length is known only at the end.
+        self.app_length = None;
+        self.known_length = None;
+        true
+    }
+
+    fn send_compressed(&mut self, py: Python<'_>, data: &[u8]) -> PyResult<()> {
+        let Some(c) = self.compression.as_deref_mut() else {
+            return self.send_raw(py, data);
+        };
+        if c.feed(data).map_err(compression_failed)? {
+            // Beyond the application's Content-Length: dropped, as without
+            // compression, and the connection closes after the response.
+            self.keep_alive = false;
+        }
+        let waiting = c.waiting(FLUSH_AT);
+        if waiting.is_empty() {
+            return Ok(());
+        }
+        self.send_raw(py, &waiting)
     }
 
     /// Sends `count` bytes of an open file from `offset` with sendfile(2)
@@ -476,6 +553,35 @@ impl StartResponse {
     /// the bytes still to send, so the caller can write them in the same
     /// GIL-free stretch in which it waits for the next request.
     pub fn finish(&mut self) -> PyResult<Vec<u8>> {
+        let mut short = false;
+        if let Some(c) = self.compression.as_deref_mut().filter(|c| c.active()) {
+            short = c.short();
+            let rest = c.finish().map_err(compression_failed)?;
+            if !self.headers_sent() && !short {
+                // The whole body was given before anything went out: its
+                // compressed length frames it.
+                self.known_length = Some(rest.len() as u64);
+            }
+            if !self.headers_sent() {
+                if self.status.is_none() {
+                    return Err(PyAssertionError::new_err(
+                        "the application returned without calling start_response",
+                    ));
+                }
+                self.write_head()?;
+            }
+            let rest = self.admit(&rest);
+            self.buffer(rest);
+        }
+        if short {
+            // Less than the application's Content-Length: never framed as
+            // complete (no last chunk, and the connection closes).
+            self.keep_alive = false;
+            if self.client_gone {
+                return Err(PyOSError::new_err("the client closed the connection"));
+            }
+            return Ok(std::mem::take(&mut self.out));
+        }
         if !self.headers_sent() {
             if self.status.is_none() {
                 return Err(PyAssertionError::new_err(
@@ -556,7 +662,7 @@ impl StartResponse {
         }
         self.send(py, bytes.as_bytes())?;
         // write() must not return before the data is on its way (PEP 3333).
-        self.flush(py, &[])
+        self.flush_pending(py)
     }
 }
 

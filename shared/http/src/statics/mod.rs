@@ -7,21 +7,25 @@
 //!    redirect, a refusal, or "not static: the application's"). Paths are
 //!    decoded and checked segment by segment ([`path`]), files are opened
 //!    beneath their root with `openat2(RESOLVE_BENEATH)` so a symlink cannot
-//!    leave it, dotfiles are refused, and a precompressed `.br`/`.gz`
-//!    sibling is picked when the client accepts it.
+//!    leave it, dotfiles are refused, and a precompressed `.zst`/`.br`/`.gz`
+//!    sibling is picked when the client accepts it (by q-value), else with
+//!    `--compress-responses` a textual file is compressed once and kept
+//!    ([`compressed`]).
 //! 2. [`respond`] turns the request head and the file's metadata into a
 //!    [`Plan`]: status, header bytes and body segments (ranges of the file,
 //!    multipart separators), with conditional requests and ranges applied.
 
+mod compressed;
 pub mod path;
 pub mod range;
 mod resolve;
 mod response;
 
+pub use compressed::respond as respond_compressed;
 pub use resolve::{Resolution, StaticFile, StaticFiles};
 pub use response::{
-    accepts_encoding, content_type, error, etag, not_allowed, redirect, respond, FileInfo, Options,
-    Plan, Segment, ALLOW,
+    content_type, error, etag, not_allowed, redirect, respond, FileInfo, Options, Plan, Segment,
+    ALLOW,
 };
 
 /// A GET-like request head for the unit tests of this module.

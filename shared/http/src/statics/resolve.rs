@@ -1,7 +1,9 @@
 //! From a request path to an open file under one of the static mounts.
 
+use super::compressed::Compressed;
 use super::path::{self, Refused};
-use super::response::{accepts_encoding, content_type, etag, FileInfo, Options};
+use super::response::{content_type, etag, FileInfo, Options};
+use crate::coding::{self, Coding};
 use crate::RequestHead;
 use nix::errno::Errno;
 use nix::fcntl::{openat, openat2, OFlag, OpenHow, ResolveFlag};
@@ -18,9 +20,6 @@ use std::time::SystemTime;
 /// Index file of directories under `--url-alias` and in static-only mode
 /// when `--directory-index` is not given (Apache's default).
 const DEFAULT_INDEX: &str = "index.html";
-
-/// Precompressed siblings, preferred first.
-const SIBLINGS: [(&str, &str); 2] = [("br", ".br"), ("gzip", ".gz")];
 
 /// What a request path names.
 #[derive(Debug)]
@@ -46,8 +45,12 @@ pub struct StaticFile {
     pub content_type: String,
     /// `Content-Encoding` when a precompressed sibling was picked.
     pub encoding: Option<&'static str>,
-    /// A precompressed sibling exists: the response varies on Accept-Encoding.
+    /// The response varies on Accept-Encoding: a precompressed sibling was
+    /// picked, or the file's type is compressed on the fly.
     pub vary: bool,
+    /// `--compress-responses`: the coding to compress this file with when
+    /// sent whole (no sibling was picked; see [`StaticFiles::compressed`]).
+    pub compress: Option<Coding>,
 }
 
 impl StaticFile {
@@ -119,6 +122,8 @@ pub struct StaticFiles {
     follow_symlinks: bool,
     allow_dotfiles: bool,
     options: Options,
+    /// `--compress-responses`: files compressed on the fly, kept in memory.
+    compressed: Option<Compressed>,
     /// `openat2` works here (Linux 5.6+, allowed by seccomp).
     beneath: AtomicBool,
 }
@@ -145,6 +150,7 @@ impl StaticFiles {
             only_static: config.only_static,
             follow_symlinks: config.follow_symlinks,
             allow_dotfiles: config.allow_dotfiles,
+            compressed: config.compress.then(Compressed::default),
             options: Options {
                 max_age: config.max_age,
             },
@@ -160,6 +166,23 @@ impl StaticFiles {
             }
         }
         (files, problems)
+    }
+
+    /// The compressed variant of `file` (see [`StaticFile::compress`]),
+    /// made on first use and then kept; `None` when it is not to be sent
+    /// compressed (a range request, a read error).
+    pub fn compressed(
+        &self,
+        req: &RequestHead,
+        file: &StaticFile,
+    ) -> Option<(Coding, std::sync::Arc<[u8]>)> {
+        let coding = file.compress?;
+        // A range names bytes of the file as it is; it is served from the file.
+        if req.header("range").is_some() {
+            return None;
+        }
+        let bytes = self.compressed.as_ref()?.get(file, coding)?;
+        Some((coding, bytes))
     }
 
     /// Whether any request can be static.
@@ -355,36 +378,41 @@ impl StaticFiles {
             Place::Exact(p) => p.to_str().unwrap_or_default(),
         };
         let content_type = content_type(name);
+        let acceptable = accept.map(coding::acceptable).unwrap_or_default();
+        let original_modified = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
         let mut chosen = (file, meta, None);
-        let mut vary = false;
-        if let Some(accept) = accept {
-            for (coding, ext) in SIBLINGS {
-                if !accepts_encoding(accept, coding) {
-                    continue;
-                }
-                let sibling = match &place {
-                    Place::Under(m, rel) => self.open_under(m, &format!("{rel}{ext}")),
-                    Place::Exact(p) => open_exact(&PathBuf::from(format!("{}{ext}", p.display()))),
-                };
-                if let Ok((f, meta)) = sibling {
-                    if meta.is_file() {
-                        chosen = (f, meta, Some(coding));
-                        vary = true;
-                        break;
-                    }
+        for coding in &acceptable {
+            let ext = coding.extension();
+            let sibling = match &place {
+                Place::Under(m, rel) => self.open_under(m, &format!("{rel}{ext}")),
+                Place::Exact(p) => open_exact(&PathBuf::from(format!("{}{ext}", p.display()))),
+            };
+            // A sibling older than its file was left behind by an edit:
+            // it would serve stale content, so the file is sent instead.
+            if let Ok((f, sibling_meta)) = sibling {
+                let fresh =
+                    sibling_meta.modified().unwrap_or(SystemTime::UNIX_EPOCH) >= original_modified;
+                if sibling_meta.is_file() && fresh {
+                    chosen = (f, sibling_meta, Some(coding.token()));
+                    break;
                 }
             }
         }
         let (file, meta, encoding) = chosen;
+        let on_the_fly = self.compressed.is_some()
+            && encoding.is_none()
+            && coding::compressible(&content_type)
+            && Compressed::worth_it(meta.len());
         let modified = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
         Resolution::File(StaticFile {
             file,
             len: meta.len(),
             modified,
             etag: etag(meta.len(), modified, meta.ino()),
+            vary: encoding.is_some() || on_the_fly,
+            compress: acceptable.first().copied().filter(|_| on_the_fly),
             content_type,
             encoding,
-            vary,
         })
     }
 }
@@ -606,6 +634,72 @@ mod tests {
             Resolution::Forbidden(_)
         ));
         assert_eq!(body(files.resolve(&head("/static/in.txt", &[]))), "inner");
+    }
+
+    #[test]
+    fn siblings_follow_the_clients_weights_and_stale_ones_are_ignored() {
+        let (t, files) = site(|_| {});
+        write(&t.0, "htdocs/app.js.zst", "zst");
+        let enc =
+            |ae: &str| match files.resolve(&head("/static/app.js", &[("Accept-Encoding", ae)])) {
+                Resolution::File(f) => f.encoding,
+                other => panic!("{other:?}"),
+            };
+        assert_eq!(enc("gzip, deflate, br, zstd"), Some("zstd"));
+        assert_eq!(enc("br;q=0.5, gzip"), Some("gzip"));
+        assert_eq!(enc("br;q=0.5, gzip;q=0"), Some("br"));
+        // An edit of the file after its sibling was made: the sibling is stale.
+        let old = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+        std::fs::File::options()
+            .write(true)
+            .open(t.0.join("htdocs/app.js.zst"))
+            .and_then(|f| f.set_modified(old))
+            .expect("test");
+        assert_eq!(enc("zstd, gzip"), Some("gzip"));
+        assert_eq!(enc("zstd"), None);
+    }
+
+    #[test]
+    fn textual_files_are_compressed_on_the_fly_only_when_asked_and_worth_it() {
+        let css = "body { color: black; }\n".repeat(40);
+        let (t, plain) = site(|_| {});
+        write(&t.0, "htdocs/big.css", &css);
+        let (t2, files) = site(|c| c.compress = true);
+        write(&t2.0, "htdocs/big.css", &css);
+        write(&t2.0, "htdocs/big.png", &css);
+        let file = |files: &StaticFiles, path: &str, hs: &[(&str, &str)]| match files
+            .resolve(&head(path, hs))
+        {
+            Resolution::File(f) => f,
+            other => panic!("{other:?}"),
+        };
+        let br = [("Accept-Encoding", "gzip, br")];
+        let f = file(&plain, "/static/big.css", &br);
+        assert_eq!(
+            (f.compress, f.vary),
+            (None, false),
+            "off without --compress-responses"
+        );
+        let f = file(&files, "/static/big.css", &br);
+        assert_eq!((f.compress, f.vary), (Some(Coding::Br), true));
+        let (coding, bytes) = files
+            .compressed(&head("/static/big.css", &br), &f)
+            .expect("compressed");
+        assert_eq!(coding, Coding::Br);
+        assert!(bytes.len() < css.len() / 4);
+        // A range is served from the file as it is.
+        let ranged = [("Accept-Encoding", "br"), ("Range", "bytes=0-9")];
+        assert!(files
+            .compressed(&head("/static/big.css", &ranged), &f)
+            .is_none());
+        // The type decides Vary; the client decides the coding.
+        let f = file(&files, "/static/big.css", &[]);
+        assert_eq!((f.compress, f.vary), (None, true));
+        let f = file(&files, "/static/big.png", &br);
+        assert_eq!((f.compress, f.vary), (None, false));
+        // Too small to be worth it.
+        let f = file(&files, "/static/css/site.css", &br);
+        assert_eq!((f.compress, f.vary), (None, false));
     }
 
     #[test]

@@ -98,32 +98,6 @@ pub fn content_type(name: &str) -> String {
     }
 }
 
-/// Whether an `Accept-Encoding` value accepts `coding` (q > 0, or `*`).
-pub fn accepts_encoding(header: &[u8], coding: &str) -> bool {
-    let Ok(header) = std::str::from_utf8(header) else {
-        return false;
-    };
-    let mut star = false;
-    for item in header.split(',') {
-        let mut parts = item.split(';');
-        let name = parts.next().unwrap_or_default().trim();
-        let q_zero = parts.any(|p| {
-            p.trim()
-                .strip_prefix("q=")
-                .or_else(|| p.trim().strip_prefix("Q="))
-                .and_then(|q| q.trim().parse::<f32>().ok())
-                .is_some_and(|q| q <= 0.0)
-        });
-        if name.eq_ignore_ascii_case(coding) {
-            return !q_zero;
-        }
-        if name == "*" {
-            star = !q_zero;
-        }
-    }
-    star
-}
-
 /// The response to `req` for a file. `keep_alive`: the connection may be
 /// kept (the request and its body allow it). `boundary` separates the parts
 /// of a multipart/byteranges body.
@@ -713,17 +687,6 @@ mod tests {
         assert_eq!(content_type("a.svg"), "image/svg+xml; charset=utf-8");
         assert_eq!(content_type("a.png"), "image/png");
         assert_eq!(content_type("LICENSE"), "application/octet-stream");
-    }
-
-    #[test]
-    fn accept_encoding() {
-        assert!(accepts_encoding(b"gzip, deflate, br", "br"));
-        assert!(accepts_encoding(b"gzip;q=0.5", "gzip"));
-        assert!(!accepts_encoding(b"gzip;q=0", "gzip"));
-        assert!(!accepts_encoding(b"identity", "gzip"));
-        assert!(accepts_encoding(b"*", "br"));
-        assert!(!accepts_encoding(b"*, br;q=0", "br"));
-        assert!(accepts_encoding(b"GZIP", "gzip"));
     }
 
     #[test]
