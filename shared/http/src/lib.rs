@@ -15,6 +15,7 @@ pub mod access_log;
 pub mod forwarded;
 pub mod proxy_protocol;
 pub mod statics;
+pub mod tls;
 
 mod body;
 mod chunked;
