@@ -13,6 +13,8 @@
 //!    [`Plan`]: status, header bytes and body segments (ranges of the file,
 //!    multipart separators), with conditional requests and ranges applied.
 
+pub mod error_documents;
+pub mod listing;
 pub mod path;
 pub mod range;
 mod resolve;

@@ -1,5 +1,6 @@
 //! From a request path to an open file under one of the static mounts.
 
+use super::listing;
 use super::path::{self, Refused};
 use super::response::{accepts_encoding, content_type, etag, FileInfo, Options};
 use crate::config::StaticConfig;
@@ -118,6 +119,8 @@ pub struct StaticFiles {
     only_static: bool,
     follow_symlinks: bool,
     allow_dotfiles: bool,
+    /// `--directory-listing`.
+    listing: bool,
     options: Options,
     /// `openat2` works here (Linux 5.6+, allowed by seccomp).
     beneath: AtomicBool,
@@ -145,6 +148,7 @@ impl StaticFiles {
             only_static: config.only_static,
             follow_symlinks: config.follow_symlinks,
             allow_dotfiles: config.allow_dotfiles,
+            listing: config.directory_listing,
             options: Options {
                 max_age: config.max_age,
             },
@@ -278,7 +282,6 @@ impl StaticFiles {
         if !meta.is_dir() {
             return Resolution::Forbidden("not a regular file");
         }
-        drop(file);
         let index_rel = match index {
             Some(name) if rel.rel.is_empty() => name.to_owned(),
             Some(name) => format!("{}/{name}", rel.rel),
@@ -291,7 +294,10 @@ impl StaticFiles {
             },
             None => None,
         };
-        if !rel.trailing_slash && (index_file.is_some() || !lenient) {
+        // Directories are the static files' where an index is looked for
+        // (mod_dir's); only there may they be listed.
+        let listed = self.listing && index.is_some();
+        if !rel.trailing_slash && (index_file.is_some() || listed || !lenient) {
             let mut location = format!("{}/", head.path);
             if !head.query.is_empty() {
                 location.push('?');
@@ -301,8 +307,43 @@ impl StaticFiles {
         }
         match index_file {
             Some((f, meta)) => self.found(f, meta, Place::Under(m, &index_rel), accept),
+            None if listed => self.list(m, &rel.rel, file, &meta),
             None => Resolution::NotFound("directory without an index file"),
         }
+    }
+
+    /// `--directory-listing`: the directory `rel` of the mount as an HTML
+    /// page, served like a file.
+    fn list(&self, m: &Mount, rel: &str, dir: File, meta: &Metadata) -> Resolution {
+        let open = |name: &str| {
+            if rel.is_empty() {
+                self.open_under(m, name)
+            } else {
+                self.open_under(m, &format!("{rel}/{name}"))
+            }
+        };
+        let (entries, cut) = match listing::gather(dir, self.allow_dotfiles, open) {
+            Ok(found) => found,
+            Err(e) => return failure(e),
+        };
+        let url = if rel.is_empty() {
+            format!("{}/", m.url)
+        } else {
+            format!("{}/{rel}/", m.url)
+        };
+        let page = listing::render(&url, rel.is_empty(), &entries, cut);
+        let Ok((file, page_meta)) = listing::memory_file(page.as_bytes()) else {
+            return Resolution::NotFound("the listing could not be built");
+        };
+        Resolution::File(StaticFile {
+            file,
+            len: page_meta.len(),
+            modified: listing::last_modified(meta, &entries),
+            etag: listing::content_etag(page.as_bytes()),
+            content_type: "text/html; charset=utf-8".to_owned(),
+            encoding: None,
+            vary: false,
+        })
     }
 
     /// Opens `rel` beneath the mount's directory; symlinks may not leave it
@@ -734,5 +775,42 @@ mod tests {
         assert_eq!(body(files.resolve(&head("/gone/x", &[]))), "back");
         assert!(files.claims(&head("/s/deep", &[])));
         assert!(!files.claims(&head("/other", &[])));
+    }
+
+    #[test]
+    fn directory_listings_where_directories_are_static() {
+        let (t, files) = site(|c| c.directory_listing = true);
+        let Resolution::File(f) = files.resolve(&head("/static/empty/", &[])) else {
+            panic!()
+        };
+        assert_eq!(f.content_type, "text/html; charset=utf-8");
+        let page = body(files.resolve(&head("/static/empty/", &[])));
+        assert!(page.contains("href=\"README\"") && page.contains("href=\"../\""));
+        // The alias root: no parent, no dotfile, no symlink out.
+        let page = body(files.resolve(&head("/static/", &[])));
+        assert!(!page.contains("href=\"../\""), "{page}");
+        assert!(!page.contains(".env") && !page.contains("out.txt"), "{page}");
+        assert!(page.contains("href=\"in.txt\"") && page.contains("href=\"css/\""));
+        assert!(matches!(
+            files.resolve(&head("/static/empty", &[])),
+            Resolution::Redirect(_)
+        ));
+        assert_eq!(body(files.resolve(&head("/static/docs/", &[]))), "<p>docs");
+        // A document root next to an application: directories are the
+        // application's unless --directory-index makes them static.
+        let mut c = StaticConfig {
+            document_root: Some(t.0.join("htdocs")),
+            directory_listing: true,
+            ..StaticConfig::default()
+        };
+        let (files, _) = StaticFiles::new(&c);
+        assert!(matches!(
+            files.resolve(&head("/empty/", &[])),
+            Resolution::NotStatic
+        ));
+        c.directory_index = Some("index.html".into());
+        let (files, _) = StaticFiles::new(&c);
+        assert!(body(files.resolve(&head("/empty/", &[]))).contains("README"));
+        assert!(!body(files.resolve(&head("/", &[]))).contains("href=\"../\""));
     }
 }
