@@ -152,6 +152,8 @@ pub struct StartResponse {
     /// Response bytes have reached the socket: the response can no longer
     /// be replaced by an error page.
     on_wire: bool,
+    /// `--error-override`: an error status's body is not sent (see `replaced`).
+    error_override: bool,
 }
 
 /// A status or header the application got wrong: its `start_response`
@@ -187,7 +189,14 @@ impl StartResponse {
             keep_alive: head.keep_alive,
             client_gone: false,
             on_wire: false,
+            error_override: crate::error_pages::overrides(500),
         }
+    }
+
+    /// `--error-override` and an error status: nothing of the application's
+    /// response is sent; the server sends its page for the status instead.
+    pub fn replaced(&self) -> bool {
+        self.error_override && crate::error_pages::overrides(self.code)
     }
 
     pub fn headers_sent(&self) -> bool {
@@ -383,7 +392,7 @@ impl StartResponse {
 
     /// Sends one block of the body (from the iterable or `write`).
     pub fn send(&mut self, py: Python<'_>, data: &[u8]) -> PyResult<()> {
-        if data.is_empty() {
+        if data.is_empty() || self.replaced() {
             // PEP 3333: the head waits for the first non-empty block (or
             // the end), so `exc_info` can still replace the response.
             return Ok(());
@@ -434,6 +443,9 @@ impl StartResponse {
         offset: u64,
         count: u64,
     ) -> PyResult<()> {
+        if self.replaced() {
+            return Ok(());
+        }
         if !self.headers_sent() {
             if self.app_length.is_none() && self.known_length.is_none() {
                 self.known_length = Some(count);
