@@ -638,7 +638,10 @@ mod tests {
         assert!(err.to_string().contains("--error-document"), "{err}");
         assert!(err.to_string().contains("404 /x/missing.html"), "{err}");
         let err = start(&["--error-document", "500", "/oops"]).expect_err("invalid");
-        assert!(err.to_string().contains("not from the application"), "{err}");
+        assert!(
+            err.to_string().contains("not from the application"),
+            "{err}"
+        );
         let (c, warnings) = start(&[
             "--url-alias",
             "/x",

@@ -337,14 +337,26 @@ mod tests {
 
     #[test]
     fn values_are_classified_as_apache_does() {
-        assert_eq!(classify("/errors/404.html"), Document::Local("/errors/404.html".into()));
+        assert_eq!(
+            classify("/errors/404.html"),
+            Document::Local("/errors/404.html".into())
+        );
         assert_eq!(
             classify("https://example.com/oops"),
             Document::Redirect("https://example.com/oops".into())
         );
-        assert_eq!(classify("\"Gone fishing\""), Document::Text("Gone fishing".into()));
-        assert_eq!(classify("\"Gone fishing"), Document::Text("Gone fishing".into()));
-        assert_eq!(classify("Sorry, not here"), Document::Text("Sorry, not here".into()));
+        assert_eq!(
+            classify("\"Gone fishing\""),
+            Document::Text("Gone fishing".into())
+        );
+        assert_eq!(
+            classify("\"Gone fishing"),
+            Document::Text("Gone fishing".into())
+        );
+        assert_eq!(
+            classify("Sorry, not here"),
+            Document::Text("Sorry, not here".into())
+        );
         assert_eq!(classify("/a b.html"), Document::Text("/a b.html".into()));
         assert_eq!(classify("oops"), Document::Text("oops".into()));
         assert_eq!(classify("1:"), Document::Text("1:".into()));

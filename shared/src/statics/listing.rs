@@ -72,8 +72,11 @@ pub fn gather(
     }
     let mut entries = Vec::with_capacity(names.len());
     for name in names {
-        let Ok(st) = fstatat(dir.as_fd(), name.as_str(), nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW)
-        else {
+        let Ok(st) = fstatat(
+            dir.as_fd(),
+            name.as_str(),
+            nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+        ) else {
             continue;
         };
         let entry = if kind(&st) == SFlag::S_IFLNK {
@@ -121,7 +124,10 @@ fn io_errno(e: std::io::Error) -> Errno {
 /// (names added or removed) and its entries' (sizes and dates shown).
 pub fn last_modified(dir: &Metadata, entries: &[Entry]) -> SystemTime {
     let own = dir.modified().unwrap_or(UNIX_EPOCH);
-    entries.iter().map(|e| e.modified).fold(own, SystemTime::max)
+    entries
+        .iter()
+        .map(|e| e.modified)
+        .fold(own, SystemTime::max)
 }
 
 /// The listing page of the directory shown at `url` (decoded, ending in
@@ -140,7 +146,11 @@ pub fn render(url: &str, root: bool, entries: &[Entry], cut: bool) -> String {
     }
     for e in entries {
         let slash = if e.dir { "/" } else { "" };
-        let size = if e.dir { "-".to_owned() } else { human_size(e.len) };
+        let size = if e.dir {
+            "-".to_owned()
+        } else {
+            human_size(e.len)
+        };
         let _ = writeln!(
             out,
             "<tr><td><a href=\"{}{slash}\">{}{slash}</a></td><td>{}</td><td>{size}</td></tr>",
@@ -151,7 +161,10 @@ pub fn render(url: &str, root: bool, entries: &[Entry], cut: bool) -> String {
     }
     out.push_str("</table>\n");
     if cut {
-        let _ = writeln!(out, "<p>Only the first {MAX_ENTRIES} entries are shown.</p>");
+        let _ = writeln!(
+            out,
+            "<p>Only the first {MAX_ENTRIES} entries are shown.</p>"
+        );
     }
     out.push_str("</body>\n</html>\n");
     out
@@ -206,7 +219,8 @@ pub fn content_etag(bytes: &[u8]) -> String {
 
 /// `bytes` as an unlinked in-memory file, so the page is sent like a file.
 pub fn memory_file(bytes: &[u8]) -> Result<(File, Metadata), Errno> {
-    let fd = nix::sys::memfd::memfd_create("rwsgi-listing", nix::sys::memfd::MFdFlags::MFD_CLOEXEC)?;
+    let fd =
+        nix::sys::memfd::memfd_create("rwsgi-listing", nix::sys::memfd::MFdFlags::MFD_CLOEXEC)?;
     let mut file = File::from(fd);
     file.write_all(bytes).map_err(io_errno)?;
     // Read from the start by whoever reads it as a stream.
@@ -307,10 +321,18 @@ mod tests {
         };
         let (entries, cut) = gather(dir.try_clone().expect("test"), false, open).expect("test");
         assert!(!cut);
-        let names: Vec<_> = entries.iter().map(|e| (e.name.as_str(), e.dir, e.len)).collect();
+        let names: Vec<_> = entries
+            .iter()
+            .map(|e| (e.name.as_str(), e.dir, e.len))
+            .collect();
         assert_eq!(
             names,
-            [("a.txt", false, 1), ("b.txt", false, 3), ("link-in", false, 1), ("sub", true, entries[3].len)]
+            [
+                ("a.txt", false, 1),
+                ("b.txt", false, 3),
+                ("link-in", false, 1),
+                ("sub", true, entries[3].len)
+            ]
         );
         let (entries, _) = gather(dir, true, open).expect("test");
         assert!(entries.iter().any(|e| e.name == ".env"));

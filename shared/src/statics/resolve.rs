@@ -789,7 +789,10 @@ mod tests {
         // The alias root: no parent, no dotfile, no symlink out.
         let page = body(files.resolve(&head("/static/", &[])));
         assert!(!page.contains("href=\"../\""), "{page}");
-        assert!(!page.contains(".env") && !page.contains("out.txt"), "{page}");
+        assert!(
+            !page.contains(".env") && !page.contains("out.txt"),
+            "{page}"
+        );
         assert!(page.contains("href=\"in.txt\"") && page.contains("href=\"css/\""));
         assert!(matches!(
             files.resolve(&head("/static/empty", &[])),
