@@ -226,11 +226,6 @@ impl ErrorPages {
         }
     }
 
-    /// Whether anything changes the server's default error pages.
-    pub fn configured(&self) -> bool {
-        !self.documents.is_empty()
-    }
-
     /// Whether the application's response with `status` is replaced.
     pub fn overrides(&self, status: u16) -> bool {
         overrides(self.error_override, status)

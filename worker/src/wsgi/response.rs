@@ -152,8 +152,6 @@ pub struct StartResponse {
     /// Response bytes have reached the socket: the response can no longer
     /// be replaced by an error page.
     on_wire: bool,
-    /// `--error-override`: an error status's body is not sent (see `replaced`).
-    error_override: bool,
 }
 
 /// A status or header the application got wrong: its `start_response`
@@ -189,14 +187,13 @@ impl StartResponse {
             keep_alive: head.keep_alive,
             client_gone: false,
             on_wire: false,
-            error_override: crate::error_pages::overrides(500),
         }
     }
 
     /// `--error-override` and an error status: nothing of the application's
     /// response is sent; the server sends its page for the status instead.
     pub fn replaced(&self) -> bool {
-        self.error_override && crate::error_pages::overrides(self.code)
+        crate::error_pages::overrides(self.code)
     }
 
     pub fn headers_sent(&self) -> bool {
