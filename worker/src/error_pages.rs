@@ -10,7 +10,7 @@
 use rwsgi_shared::config::StaticConfig;
 use rwsgi_shared::http::{DateCache, RequestHead};
 use rwsgi_shared::statics::error_documents::ErrorPages;
-use rwsgi_shared::statics::{Plan, StaticFiles};
+use rwsgi_shared::statics::{Plan, Segment, StaticFiles};
 use std::sync::{Arc, OnceLock};
 
 struct Installed {
@@ -65,6 +65,29 @@ fn no_files() -> StaticFiles {
 pub fn plan(status: u16, req: &RequestHead, date: &str, keep_alive: bool) -> Option<Plan> {
     let p = PAGES.get()?;
     p.pages.plan(&p.files, status, Some(req), date, keep_alive)
+}
+
+/// The configured page for `status` as bytes, with `extra` header lines
+/// (each ending in CRLF) after the status line; `None` for none.
+pub fn configured(
+    status: u16,
+    req: &RequestHead,
+    keep_alive: bool,
+    extra: &str,
+) -> Option<Vec<u8>> {
+    let mut dates = DateCache::default();
+    let page = plan(status, req, dates.now(), keep_alive)?;
+    let line_end = page.head.windows(2).position(|w| w == b"\r\n")? + 2;
+    let mut bytes = Vec::with_capacity(page.head.len() + extra.len() + page.body_len() as usize);
+    bytes.extend_from_slice(&page.head[..line_end]);
+    bytes.extend_from_slice(extra.as_bytes());
+    bytes.extend_from_slice(&page.head[line_end..]);
+    for segment in &page.body {
+        if let Segment::Bytes(b) = segment {
+            bytes.extend_from_slice(b);
+        }
+    }
+    Some(bytes)
 }
 
 /// `--error-override`: whether the application's response with `status`

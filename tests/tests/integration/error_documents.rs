@@ -172,6 +172,37 @@ out["raised"] = page(s.get(base + "/error"))
     assert_eq!(out["raised"][3], "500 Internal Server Error\n");
 }
 
+#[test]
+fn an_authentication_challenge_keeps_its_header_under_the_document() {
+    let site = Site::new();
+    let htdocs = site.htdocs();
+    let server = Server::start(&[
+        "--url-alias",
+        "/static",
+        &htdocs,
+        "--auth-user-script",
+        &app("auth/users.py"),
+        "--error-document",
+        "401",
+        "\"Who goes there?\"",
+        &app("auth/app.py"),
+    ]);
+    let base = format!("http://127.0.0.1:{}", server.port);
+    let out = browse(
+        &base,
+        r#"
+r = requests.get(base + "/")
+out["anonymous"] = page(r) + [r.headers.get("WWW-Authenticate")]
+out["alice"] = requests.get(base + "/", auth=("alice", "wonder land")).status_code
+"#,
+    );
+    assert_eq!(out["anonymous"][0], 401, "{out}\n{}", server.log.text());
+    assert_eq!(out["anonymous"][3], "Who goes there?");
+    let challenge = out["anonymous"][5].as_str().unwrap_or_default();
+    assert!(challenge.starts_with("Basic realm="), "{out}");
+    assert_eq!(out["alice"], 200);
+}
+
 /// `rwsgi start-server ARGS app.py`, which must exit at once: (code, stderr).
 fn fails(args: &[&str]) -> (Option<i32>, String) {
     let out = Command::new("timeout")
