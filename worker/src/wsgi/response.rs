@@ -391,7 +391,8 @@ impl StartResponse {
     pub fn send(&mut self, py: Python<'_>, data: &[u8]) -> PyResult<()> {
         if data.is_empty() || self.replaced() {
             // PEP 3333: the head waits for the first non-empty block (or
-            // the end), so `exc_info` can still replace the response.
+            // the end), so `exc_info` can still replace the response. A
+            // body --error-override replaces is never sent.
             return Ok(());
         }
         if !self.headers_sent() {
