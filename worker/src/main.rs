@@ -12,6 +12,7 @@
 mod access_log;
 mod args;
 mod conn;
+mod error_pages;
 mod guard;
 mod host_gate;
 mod io_loop;

@@ -117,8 +117,10 @@ impl Statics {
             });
             polls.push(poll);
         }
+        let files = Arc::new(files);
+        crate::error_pages::install(Arc::clone(&files), &config.statics);
         let statics = Arc::new(Statics {
-            files: Arc::new(files),
+            files,
             lanes,
             next: AtomicUsize::new(0),
             shutdown: AtomicBool::new(false),
@@ -389,6 +391,14 @@ impl LaneLoop {
                 (statics::error(403, &head, date, keep_alive, &[]), None)
             }
             Resolution::NotStatic => (statics::error(404, &head, date, keep_alive, &[]), None),
+        };
+        // --error-document: an error of the server's gets the configured page.
+        let (plan, file) = match plan.status {
+            400.. => match crate::error_pages::plan(plan.status, &head, date, keep_alive) {
+                Some(page) => (page, None),
+                None => (plan, file),
+            },
+            _ => (plan, file),
         };
         Transfer::new(head, plan, file, started)
     }

@@ -420,6 +420,20 @@ pub fn refuse(
 
 fn response(refusal: &Refusal, head: &RequestHead, keep_alive: bool) -> Vec<u8> {
     let status = refusal.status;
+    // --error-document: the configured page, the challenge kept (as Apache
+    // keeps it for ErrorDocument 401).
+    let challenge = refusal
+        .challenge
+        .as_ref()
+        .map(|c| format!("WWW-Authenticate: {c}\r\n"));
+    if let Some(page) = crate::error_pages::configured(
+        status,
+        head,
+        keep_alive,
+        challenge.as_deref().unwrap_or_default(),
+    ) {
+        return page;
+    }
     let reason = reason_phrase(status);
     let body = format!("{status} {reason}\n");
     let mut dates = DateCache::default();

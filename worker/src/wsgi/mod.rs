@@ -396,6 +396,21 @@ fn run(
                 response_headers: Vec::new(),
             }
         }
+        Ending::Complete if r.replaced() => {
+            // --error-override: the application's error body is dropped and
+            // the server's page for the status sent instead.
+            let keep_alive = r.keep_alive() && head.keep_alive && i.discard_rest(py);
+            let page = crate::error_pages::response(r.status_code(), Some(head), keep_alive);
+            Outcome {
+                status: page.status,
+                body_bytes: page.body_len,
+                keep_alive,
+                unsent: page.bytes,
+                server_refusal: false,
+                request_read: false,
+                response_headers: Vec::new(),
+            }
+        }
         Ending::Complete => {
             let finished = r.finish();
             let unsent = match finished {
@@ -573,18 +588,13 @@ fn total_len<'py>(items: impl Iterator<Item = Bound<'py, PyAny>>) -> Option<u64>
 
 /// A response the server makes itself; the connection is closed after it.
 fn error_page(status: u16, head: &RequestHead) -> Outcome {
-    let mut dates = rwsgi_http::DateCache::default();
-    let mut bytes = rwsgi_http::error_response(status, dates.now(), false);
-    if head.method == "HEAD" {
-        if let Some(end) = bytes.windows(4).position(|w| w == b"\r\n\r\n") {
-            bytes.truncate(end + 4);
-        }
-    }
+    // The --error-document for the status, or the default page.
+    let page = crate::error_pages::response(status, Some(head), false);
     Outcome {
-        status,
-        body_bytes: 0,
+        status: page.status,
+        body_bytes: page.body_len,
         keep_alive: false,
-        unsent: bytes,
+        unsent: page.bytes,
         server_refusal: false,
         request_read: false,
         response_headers: Vec::new(),
