@@ -20,8 +20,8 @@
 //! one while it was imported, the template refuses to fork (it reports
 //! `Failed` and the master starts workers the ordinary way).
 
+use crate::lifecycle::{self, serve, Preloaded, Start};
 use crate::python::{self, Application};
-use crate::{serve, Preloaded, Start};
 use pyo3::prelude::*;
 use rwsgi_shared::channel::{Channel, ChannelError, Event, Message, Received};
 use rwsgi_shared::config::{Preload, ServerConfig};
@@ -176,10 +176,10 @@ fn become_worker(
         forked.slot, forked.generation
     ));
     let slot = usize::from(forked.slot);
-    let log = crate::worker_log(&config, slot);
+    let log = lifecycle::worker_log(&config, slot);
     // Before the answer: this worker serves before the master knows its
     // pid, and the master never resets the fields it writes.
-    if let Err(code) = crate::attach(&scoreboard, slot, forked.epoch, &log) {
+    if let Err(code) = lifecycle::attach(&scoreboard, slot, forked.epoch, &log) {
         return code;
     }
     let answer = Message::Event(Event::Forked {
