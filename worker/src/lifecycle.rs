@@ -6,7 +6,7 @@
 //! `main` (a worker started by exec) and `template` (a worker forked from
 //! it) both call down into this module.
 
-use crate::{access_log, io_loop, pool, python, request_thread, statics};
+use crate::{access_log, io_loop, pool, python, request_thread, statics, wsgi};
 use rwsgi_shared::channel::{Channel, Event, Message};
 use rwsgi_shared::config::ServerConfig;
 use rwsgi_shared::exit::ExitCode;
@@ -121,7 +121,7 @@ pub fn serve(
     let now = std::time::SystemTime::now();
     let (app, load_started) = match preloaded {
         Some(p) => (p.app, p.load_started),
-        None => match python::load_application(&config, interpreter, log) {
+        None => match python::load_application(&config, interpreter, wsgi::environ_template, log) {
             Ok(app) => (Arc::new(app), now),
             Err(e) => {
                 // The traceback was already written; say plainly what it means.

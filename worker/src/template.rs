@@ -22,6 +22,7 @@
 
 use crate::lifecycle::{self, serve, Preloaded, Start};
 use crate::python::{self, Application};
+use crate::wsgi;
 use pyo3::prelude::*;
 use rwsgi_shared::channel::{Channel, ChannelError, Event, Message, Received};
 use rwsgi_shared::config::{Preload, ServerConfig};
@@ -64,13 +65,19 @@ pub fn run(
     };
     let load_started = std::time::SystemTime::now();
     let app: Option<Arc<Application>> = match config.preload {
-        Preload::Application => match python::load_application(&config, &interpreter, log) {
-            Ok(app) => Some(Arc::new(app)),
-            Err(e) => return fail(e.to_string(), ExitCode::AppLoad),
-        },
+        Preload::Application => {
+            match python::load_application(&config, &interpreter, wsgi::environ_template, log) {
+                Ok(app) => Some(Arc::new(app)),
+                Err(e) => return fail(e.to_string(), ExitCode::AppLoad),
+            }
+        }
         Preload::Interpreter | Preload::None => None,
     };
-    if let Err(e) = Python::attach(python::prepare_template) {
+    if let Err(e) = Python::attach(|py| {
+        python::prepare_template(py)?;
+        wsgi::create_types(py);
+        Ok::<(), PyErr>(())
+    }) {
         warn!(
             log,
             "preparing the template failed; workers share less memory: {}", e

@@ -1,12 +1,14 @@
 //! The embedded interpreter: start-up, application loading, application
-//! output, the reload-on-changes monitor, exit handlers.
+//! output, the reload-on-changes monitor, exit handlers. It depends on no
+//! other module of the worker: `wsgi` and `guard` build on it.
 
 mod app;
+mod guard_scripts;
 mod init;
 mod interrupt;
 mod monitor;
 mod output;
-pub use output::{LogSink, Source};
+pub use output::ErrorStream;
 mod stacks;
 
 pub use app::{load_application, log_exception, prepare_template, run_exit_handlers, Application};

@@ -1,8 +1,8 @@
 //! The WSGI side of a request (PEP 3333): environ, `wsgi.input`,
-//! `start_response`, the response body, `wsgi.errors`.
+//! `start_response`, the response body. (`wsgi.errors` is the
+//! interpreter's `python::ErrorStream`.)
 
 mod environ;
-pub mod errors;
 mod headers;
 mod input;
 mod lease;
@@ -11,7 +11,7 @@ mod response;
 use crate::conn::Conn;
 use crate::python::Application;
 use crate::spool::Spooled;
-pub use environ::{for_guard as guard_environ, path_info, reserve_request_keys};
+pub use environ::{for_guard as guard_environ, path_info, template as environ_template};
 use input::Input;
 use lease::Lease;
 use pyo3::prelude::*;
@@ -62,7 +62,6 @@ pub struct Handled {
 pub fn create_types(py: Python<'_>) {
     py.get_type::<Input>();
     py.get_type::<StartResponse>();
-    py.get_type::<errors::ErrorStream>();
 }
 
 /// Runs one request with the GIL held; the caller writes `unsent`.
