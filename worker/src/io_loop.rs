@@ -3,9 +3,9 @@
 //! queues complete requests for the request threads. It never touches the GIL.
 
 use crate::conn::{Conn, READ_CHUNK};
+use crate::handoff::{GuardedStatic, Handoff, QueuedRequest, Returned, WAKER};
 use crate::host_gate::Gate;
 use crate::net;
-use crate::pool::{GuardedStatic, Job, Pool, Returned, WAKER};
 use crate::receiving::{Pump, Receiving};
 use crate::route::{route, Routed};
 use crate::spool::Spooled;
@@ -50,11 +50,11 @@ pub struct Context<'a> {
     pub config: &'a ServerConfig,
     pub channel: Channel,
     pub poll: Poll,
-    pub pool: &'a Arc<Pool>,
+    pub handoff: &'a Arc<Handoff>,
     pub scoreboard: &'a Scoreboard,
     pub slot: usize,
     /// Static files: answered by their own threads, never by Python.
-    pub statics: &'a crate::statics::Statics,
+    pub statics: &'a crate::static_lanes::StaticLanes,
     /// `--trust-proxy`: whose PROXY preamble is read, who sees the status page.
     pub proxy: &'a rwsgi_shared::proxy::Rules,
     pub log: &'a Logger,
@@ -180,13 +180,13 @@ impl IoLoop<'_> {
         loop {
             let timeout = if !self.again.is_empty() {
                 Duration::ZERO
-            } else if self.ctx.pool.io_sleep() {
+            } else if self.ctx.handoff.io_sleep() {
                 SWEEP
             } else {
                 Duration::ZERO
             };
             let polled = self.ctx.poll.poll(&mut events, Some(timeout));
-            self.ctx.pool.io_awake();
+            self.ctx.handoff.io_awake();
             match polled {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
@@ -202,7 +202,7 @@ impl IoLoop<'_> {
             for token in std::mem::take(&mut self.again) {
                 self.receive(token);
             }
-            self.ctx.pool.take_returns(&mut returns);
+            self.ctx.handoff.take_returns(&mut returns);
             for r in returns.drain(..) {
                 self.returned(r);
             }
@@ -215,7 +215,7 @@ impl IoLoop<'_> {
                     .entries
                     .iter()
                     .any(|e| matches!(e, Some(Entry::Busy | Entry::Lane | Entry::Body(_))));
-                if !busy && self.ctx.pool.queued() == 0 {
+                if !busy && self.ctx.handoff.queued() == 0 {
                     info!(self.ctx.log, "drained; exiting");
                     return Ok(());
                 }
@@ -700,7 +700,7 @@ impl IoLoop<'_> {
         guarded_static: Option<GuardedStatic>,
     ) {
         let queued_at = conn.accepted_at.take().unwrap_or_else(Instant::now);
-        let n = self.ctx.pool.push(Job {
+        let n = self.ctx.handoff.push(QueuedRequest {
             conn,
             head,
             token,

@@ -6,7 +6,7 @@
 //! `main` (a worker started by exec) and `template` (a worker forked from
 //! it) both call down into this module.
 
-use crate::{access_log, io_loop, pool, python, request_thread, statics, wsgi};
+use crate::{access_log, handoff, io_loop, python, request_thread, static_lanes, wsgi};
 use rwsgi_shared::channel::{Channel, Event, Message};
 use rwsgi_shared::config::ServerConfig;
 use rwsgi_shared::exit::ExitCode;
@@ -131,7 +131,7 @@ pub fn serve(
             }
         },
     };
-    let (pool, poll) = match pool::Pool::new() {
+    let (handoff, poll) = match handoff::Handoff::new() {
         Ok((p, poll)) => (Arc::new(p), poll),
         Err(e) => {
             error!(log, "cannot create the I/O poller: {}", e);
@@ -148,21 +148,26 @@ pub fn serve(
             }
         },
     };
-    let (statics, static_threads) =
-        match statics::Statics::start(&config, &pool, (&scoreboard, slot), access.clone(), log) {
-            Ok(s) => s,
-            Err(e) => {
-                error!(log, "cannot start the static file threads: {}", e);
-                return ExitCode::Failure;
-            }
-        };
+    let (statics, static_threads) = match static_lanes::StaticLanes::start(
+        &config,
+        &handoff,
+        (&scoreboard, slot),
+        access.clone(),
+        log,
+    ) {
+        Ok(s) => s,
+        Err(e) => {
+            error!(log, "cannot start the static file threads: {}", e);
+            return ExitCode::Failure;
+        }
+    };
     // Validated by the master's configuration already.
     let proxy = Arc::new(
         rwsgi_shared::proxy::Rules::new(&config.trust_proxy_headers, &config.trust_proxies)
             .unwrap_or_default(),
     );
     let shared = request_thread::Shared {
-        pool: pool.clone(),
+        handoff: handoff.clone(),
         app: app.clone(),
         config: config.clone(),
         scoreboard: scoreboard.clone(),
@@ -200,7 +205,7 @@ pub fn serve(
         config: &config,
         channel,
         poll,
-        pool: &pool,
+        handoff: &handoff,
         scoreboard: &scoreboard,
         slot,
         statics: &statics,
@@ -210,7 +215,7 @@ pub fn serve(
     if let Some(sb) = scoreboard.worker(slot) {
         sb.set_state(WorkerState::Exited);
     }
-    pool.shutdown();
+    handoff.shutdown();
     statics.shutdown();
     // Every exit path ends by a deadline: a request thread stuck in C code
     // must not keep the worker alive (the master would have to kill it).

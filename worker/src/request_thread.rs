@@ -2,8 +2,8 @@
 //! GIL released while it waits for work or does socket I/O.
 
 use crate::conn::{Conn, READ_CHUNK};
+use crate::handoff::{GuardedStatic, Handoff, QueuedRequest, Returned};
 use crate::net;
-use crate::pool::{GuardedStatic, Job, Pool, Returned};
 use crate::python::Application;
 use crate::route::{route, Routed};
 use crate::wsgi::{self, RequestContext};
@@ -20,13 +20,13 @@ use std::time::{Duration, Instant};
 /// What every request thread of the worker shares.
 #[derive(Clone)]
 pub struct Shared {
-    pub pool: Arc<Pool>,
+    pub handoff: Arc<Handoff>,
     pub app: Arc<Application>,
     pub config: Arc<ServerConfig>,
     pub scoreboard: Arc<Scoreboard>,
     pub files: Arc<StaticFiles>,
     /// The lanes, for static requests the guard scripts let through.
-    pub statics: Arc<crate::statics::Statics>,
+    pub statics: Arc<crate::static_lanes::StaticLanes>,
     /// `None` without `--access-log`.
     pub access: Option<Arc<crate::access_log::AccessLog>>,
     /// `--trust-proxy-header`, `--trust-proxy`.
@@ -56,7 +56,7 @@ pub fn start(n: usize, shared: &Shared, slot: usize, log: &Logger) -> Vec<JoinHa
                         interrupts: shared.interrupts.as_deref(),
                         log: &log,
                     };
-                    serve(&shared.pool, &ctx);
+                    serve(&shared.handoff, &ctx);
                 })
                 .ok()
         })
@@ -101,9 +101,9 @@ fn closing(request_read: bool, buffered: usize) -> Closing {
     }
 }
 
-fn serve(pool: &Pool, ctx: &RequestContext<'_>) {
+fn serve(handoff: &Handoff, ctx: &RequestContext<'_>) {
     Python::attach(|py| {
-        let Some(mut job) = py.detach(|| next_job(pool, ctx)) else {
+        let Some(mut job) = py.detach(|| next_request(handoff, ctx)) else {
             return;
         };
         loop {
@@ -126,9 +126,9 @@ fn serve(pool: &Pool, ctx: &RequestContext<'_>) {
                             ctx.statics.serve(token, conn, head, guarded.resolution);
                         } else {
                             // Not routed here without lanes; close rather than hang.
-                            pool.give_back(Returned::Close(token, conn));
+                            handoff.give_back(Returned::Close(token, conn));
                         }
-                        return next_job(pool, ctx);
+                        return next_request(handoff, ctx);
                     }
                     Err(conn) => {
                         // Waited too long for a thread: the client has likely given up.
@@ -138,13 +138,13 @@ fn serve(pool: &Pool, ctx: &RequestContext<'_>) {
                             ctx.scoreboard.worker(ctx.slot).map(|sb| sb.metrics()),
                             ctx.log,
                         );
-                        pool.give_back(Returned::Close(token, conn));
-                        return next_job(pool, ctx);
+                        handoff.give_back(Returned::Close(token, conn));
+                        return next_request(handoff, ctx);
                     }
                 };
-                match after_response(handled, ctx, pool) {
+                match after_response(handled, ctx, handoff) {
                     Next::Run(conn, head) => {
-                        return Some(Job {
+                        return Some(QueuedRequest {
                             conn,
                             head,
                             token,
@@ -153,11 +153,11 @@ fn serve(pool: &Pool, ctx: &RequestContext<'_>) {
                             guarded_static: None,
                         })
                     }
-                    Next::Idle(conn) => pool.give_back(Returned::Idle(token, conn)),
-                    Next::Close(conn) => pool.give_back(Returned::Close(token, conn)),
-                    Next::Closed => pool.give_back(Returned::Closed(token)),
+                    Next::Idle(conn) => handoff.give_back(Returned::Idle(token, conn)),
+                    Next::Close(conn) => handoff.give_back(Returned::Close(token, conn)),
+                    Next::Closed => handoff.give_back(Returned::Closed(token)),
                 }
-                next_job(pool, ctx)
+                next_request(handoff, ctx)
             });
             match next {
                 Some(j) => job = j,
@@ -176,7 +176,7 @@ enum Ran {
 }
 
 /// Runs a job with the GIL held: the guard scripts first when configured.
-fn run(py: Python<'_>, ctx: &RequestContext<'_>, job: Job) -> Ran {
+fn run(py: Python<'_>, ctx: &RequestContext<'_>, job: QueuedRequest) -> Ran {
     let mut user = None;
     if ctx.config.guard.enabled() {
         match crate::guard::check(py, ctx, &job.conn, &job.head) {
@@ -206,8 +206,8 @@ fn run(py: Python<'_>, ctx: &RequestContext<'_>, job: Job) -> Ran {
     ))
 }
 
-fn next_job(pool: &Pool, ctx: &RequestContext<'_>) -> Option<Job> {
-    let (job, left) = pool.next_job()?;
+fn next_request(handoff: &Handoff, ctx: &RequestContext<'_>) -> Option<QueuedRequest> {
+    let (job, left) = handoff.next_request()?;
     if let Some(sb) = ctx.scoreboard.worker(ctx.slot) {
         sb.set_queued(left);
     }
@@ -215,7 +215,7 @@ fn next_job(pool: &Pool, ctx: &RequestContext<'_>) -> Option<Job> {
 }
 
 /// Writes what is left of the response, then decides the connection's fate.
-fn after_response(handled: wsgi::Handled, ctx: &RequestContext<'_>, pool: &Pool) -> Next {
+fn after_response(handled: wsgi::Handled, ctx: &RequestContext<'_>, handoff: &Handoff) -> Next {
     let timeout = Duration::from_millis(ctx.config.timeouts.socket_ms);
     if !handled.unsent.is_empty()
         && net::write_all(
@@ -228,7 +228,7 @@ fn after_response(handled: wsgi::Handled, ctx: &RequestContext<'_>, pool: &Pool)
         return Next::Close(handled.conn);
     }
     if handled.keep_alive {
-        return follow_up(handled.conn, ctx, pool.queued() == 0);
+        return follow_up(handled.conn, ctx, handoff.queued() == 0);
     }
     match closing(handled.request_read, handled.conn.buf.len()) {
         Closing::Now => {

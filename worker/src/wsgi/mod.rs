@@ -35,7 +35,7 @@ pub struct RequestContext<'a> {
     /// For routing a pipelined request (see `route`).
     pub files: &'a rwsgi_shared::statics::StaticFiles,
     /// The lanes (see `guard`).
-    pub statics: &'a crate::statics::Statics,
+    pub statics: &'a crate::static_lanes::StaticLanes,
     /// `None` without `--access-log`.
     pub access: Option<&'a crate::access_log::AccessLog>,
     pub proxy: &'a rwsgi_shared::proxy::Rules,

@@ -2,7 +2,7 @@
 //!
 //! The I/O thread routes a complete request head: a request under a
 //! `--url-alias` (or any request in static-only mode), or for an existing
-//! file of the `--document-root`, becomes a [`Job`] for one of a few plain
+//! file of the `--document-root`, becomes a [`StaticRequest`] for one of a few plain
 //! Rust threads ("lanes"), which never touch the GIL. A lane resolves the
 //! path with [`StaticFiles::resolve`] (the I/O thread only does so for the
 //! document root, where the file system decides what is static).
@@ -19,8 +19,8 @@
 
 use crate::access_log::AccessLog;
 use crate::conn::{Conn, READ_CHUNK};
+use crate::handoff::{Handoff, Returned};
 use crate::net;
-use crate::pool::{Pool, Returned};
 use crate::route::{route, Routed};
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token, Waker};
@@ -57,7 +57,7 @@ const LINGER: Duration = Duration::from_millis(300);
 const WAKE: Token = Token(0);
 
 /// A request the I/O thread resolved to a static response.
-pub struct Job {
+pub struct StaticRequest {
     conn: Conn,
     head: RequestHead,
     token: usize,
@@ -68,12 +68,12 @@ pub struct Job {
 }
 
 struct Lane {
-    jobs: Mutex<VecDeque<Job>>,
+    jobs: Mutex<VecDeque<StaticRequest>>,
     waker: Waker,
 }
 
 /// The static files of this worker and the lanes that serve them.
-pub struct Statics {
+pub struct StaticLanes {
     files: Arc<StaticFiles>,
     /// For the static-file metrics of this worker's slot.
     scoreboard: Arc<Scoreboard>,
@@ -89,15 +89,15 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-impl Statics {
+impl StaticLanes {
     /// Opens the mounts and starts the lanes (none when nothing is static).
     pub fn start(
         config: &Arc<ServerConfig>,
-        pool: &Arc<Pool>,
+        handoff: &Arc<Handoff>,
         scoreboard: (&Arc<Scoreboard>, usize),
         access: Option<Arc<AccessLog>>,
         log: &Logger,
-    ) -> io::Result<(Arc<Statics>, Vec<JoinHandle<()>>)> {
+    ) -> io::Result<(Arc<StaticLanes>, Vec<JoinHandle<()>>)> {
         let (files, problems) = StaticFiles::new(&config.statics);
         for p in problems {
             warn!(
@@ -117,7 +117,7 @@ impl Statics {
             });
             polls.push(poll);
         }
-        let statics = Arc::new(Statics {
+        let statics = Arc::new(StaticLanes {
             files: Arc::new(files),
             lanes,
             next: AtomicUsize::new(0),
@@ -131,7 +131,7 @@ impl Statics {
             let lane = LaneLoop {
                 index,
                 statics: Arc::clone(&statics),
-                pool: Arc::clone(pool),
+                handoff: Arc::clone(handoff),
                 config: Arc::clone(config),
                 // Validated by the master's configuration already.
                 proxy: rwsgi_shared::proxy::Rules::new(
@@ -179,7 +179,7 @@ impl Statics {
         resolution: Option<Resolution>,
     ) {
         let lane = &self.lanes[self.next.fetch_add(1, Ordering::Relaxed) % self.lanes.len()];
-        lock(&lane.jobs).push_back(Job {
+        lock(&lane.jobs).push_back(StaticRequest {
             conn,
             head,
             token,
@@ -264,8 +264,8 @@ enum Step {
 
 struct LaneLoop {
     index: usize,
-    statics: Arc<Statics>,
-    pool: Arc<Pool>,
+    statics: Arc<StaticLanes>,
+    handoff: Arc<Handoff>,
     config: Arc<ServerConfig>,
     /// `--trust-proxy-header`: whose forwarded Host `--server-name` judges.
     proxy: rwsgi_shared::proxy::Rules,
@@ -320,8 +320,8 @@ impl LaneLoop {
     }
 
     /// A connection arrives from the I/O thread with a static request.
-    fn start(&mut self, job: Job) {
-        let Job {
+    fn start(&mut self, job: StaticRequest) {
+        let StaticRequest {
             mut conn,
             head,
             token,
@@ -510,9 +510,12 @@ impl LaneLoop {
             let _ = self.poll.registry().deregister(&mut SourceFd(&fd));
         }
         match step {
-            Step::GiveBack => self.pool.give_back(Returned::Idle(held.token, held.conn)),
+            Step::GiveBack => self
+                .handoff
+                .give_back(Returned::Idle(held.token, held.conn)),
             Step::Close | Step::Wait => {
-                self.pool.give_back(Returned::Close(held.token, held.conn));
+                self.handoff
+                    .give_back(Returned::Close(held.token, held.conn));
             }
         }
     }
