@@ -47,8 +47,6 @@ use std::time::{Duration, Instant};
 const LANES: usize = 2;
 /// Files up to this size are read and sent with the head in one `sendmsg`.
 const SMALL_FILE: u64 = 32 * 1024;
-/// Largest `sendfile` call (the kernel caps one call near 2 GiB anyway).
-const SENDFILE_CHUNK: u64 = 1 << 30;
 /// How often a lane looks for stalled transfers and lingering connections.
 const SWEEP: Duration = Duration::from_millis(100);
 /// How long a lane keeps a keep-alive connection after a static response,
@@ -595,21 +593,14 @@ fn swept(held: Duration, quiet: Option<Duration>, stalled: Duration) -> Option<S
 
 /// Moves past `n` bytes just sent from the leading in-memory `parts`
 /// (`sent_of_first` of the first were sent before).
-fn consume_sent(parts: &mut VecDeque<Segment>, sent_of_first: &mut usize, mut n: usize) {
-    while n > 0 {
-        let Some(Segment::Bytes(b)) = parts.front() else {
-            break;
-        };
-        let left = b.len() - *sent_of_first;
-        if n >= left {
-            n -= left;
-            parts.pop_front();
-            *sent_of_first = 0;
-        } else {
-            *sent_of_first += n;
-            n = 0;
-        }
-    }
+fn consume_sent(parts: &mut VecDeque<Segment>, sent_of_first: &mut usize, n: usize) {
+    let in_memory = parts.iter().map_while(|p| match p {
+        Segment::Bytes(b) => Some(b.len()),
+        Segment::File { .. } => None,
+    });
+    let (done, into) = net::after_write(in_memory, *sent_of_first, n);
+    parts.drain(..done);
+    *sent_of_first = into;
 }
 
 impl Transfer {
@@ -703,14 +694,11 @@ impl Transfer {
         let Some(file) = &self.file else {
             return Err(Errno::EBADF);
         };
-        let mut off = *offset as libc::off64_t;
-        let count = (*len).min(SENDFILE_CHUNK) as usize;
-        let n = nix::sys::sendfile::sendfile64(&conn.stream, file, Some(&mut off), count)?;
+        let n = net::send_file_once(&conn.stream, file, offset, *len)?;
         if n == 0 {
             // The file shrank after its length was sent.
             return Err(Errno::EIO);
         }
-        *offset += n as u64;
         *len -= n as u64;
         if *len == 0 {
             self.parts.pop_front();
