@@ -37,6 +37,11 @@ pub struct GuardedStatic {
 pub enum Returned {
     /// Keep-alive: wait for the next request on this connection.
     Idle(usize, Conn),
+    /// The next request's head is here and was routed, but is not for the
+    /// thread that found it (a static file, a body to receive first, a
+    /// request thread's business): the I/O thread carries the routing out
+    /// without parsing the head again. The head is still in `conn.buf`.
+    Routed(usize, Conn, Box<crate::route::Routed>),
     /// The connection must close: the I/O thread closes it gracefully
     /// (half-close, then read and drop what the client still sends).
     Close(usize, Conn),

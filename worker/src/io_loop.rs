@@ -507,7 +507,9 @@ impl IoLoop<'_> {
 
     fn returned(&mut self, r: Returned) {
         let (token, conn) = match &r {
-            Returned::Idle(token, conn) | Returned::Close(token, conn) => (token, conn),
+            Returned::Idle(token, conn)
+            | Returned::Close(token, conn)
+            | Returned::Routed(token, conn, _) => (token, conn),
             Returned::Closed(token) => {
                 // Its socket is closed (which took it out of the poll):
                 // only the entry is left to free.
@@ -534,6 +536,16 @@ impl IoLoop<'_> {
         match r {
             Returned::Closed(_) => {}
             Returned::Close(token, conn) => self.close(token, conn),
+            Returned::Routed(token, mut conn, routed) => {
+                if let Mode::Draining { .. } = self.mode {
+                    // Goes back to the master with the head still buffered.
+                    self.take(token);
+                    self.give_up(conn);
+                    return;
+                }
+                conn.since = Instant::now();
+                self.dispatch(token, conn, *routed);
+            }
             Returned::Idle(token, mut conn) => {
                 if let Mode::Draining { .. } = self.mode {
                     self.take(token);
@@ -617,65 +629,9 @@ impl IoLoop<'_> {
         match outcome {
             Ok(None) => {}
             Ok(Some(routed)) => {
-                let Some(Entry::Idle(mut conn)) = self.entries[token].replace(Entry::Busy) else {
-                    return;
-                };
-                let head = match routed {
-                    // --auth-user-script, --host-access-script: a request
-                    // thread runs them first, then hands the request to a lane.
-                    Routed::Static(head, used, resolution) if self.ctx.config.guard.enabled() => {
-                        conn.buf.drain(..used);
-                        let guarded = GuardedStatic { resolution };
-                        self.queue_job(token, conn, head, None, Some(guarded));
-                        return;
-                    }
-                    Routed::Static(head, used, resolution) => {
-                        conn.buf.drain(..used);
-                        conn.accepted_at = None;
-                        let fd = conn.stream.as_raw_fd();
-                        if self
-                            .ctx
-                            .poll
-                            .registry()
-                            .deregister(&mut SourceFd(&fd))
-                            .is_ok()
-                        {
-                            self.entries[token] = Some(Entry::Lane);
-                        }
-                        self.ctx.statics.serve(token, conn, head, resolution);
-                        return;
-                    }
-                    Routed::App(head, used)
-                        if self.ctx.config.server_status && head.path == "/server-status" =>
-                    {
-                        conn.buf.drain(..used);
-                        self.server_status(&conn, &head);
-                        self.close(token, conn);
-                        return;
-                    }
-                    Routed::App(head, used) => {
-                        conn.buf.drain(..used);
-                        head
-                    }
-                    Routed::Redirect(to) => {
-                        crate::host_gate::send_redirect(&conn, &to, self.ctx.log);
-                        self.close(token, conn);
-                        return;
-                    }
-                    // Not produced by the loop above.
-                    Routed::Partial | Routed::Refused(_) => {
-                        self.entries[token] = Some(Entry::Idle(conn));
-                        return;
-                    }
-                };
-                let stream = self.ctx.config.chunked_request;
-                if let BodyPlan::Receive { send_continue } =
-                    body_plan(&head, conn.buf.len(), stream)
-                {
-                    self.start_receiving(token, conn, head, send_continue);
-                    return;
+                if let Some(Entry::Idle(conn)) = self.entries[token].replace(Entry::Busy) {
+                    self.dispatch(token, conn, routed);
                 }
-                self.queue(token, conn, head, None);
             }
             Err(None) => self.drop_conn(token),
             Err(Some(e)) => {
@@ -685,6 +641,71 @@ impl IoLoop<'_> {
                 }
             }
         }
+    }
+
+    /// Carries out where a request head goes, routed here or by the thread
+    /// that gave the connection back (which then parsed it once for both).
+    /// The connection's entry is `Busy`; `routed`'s head is still in `conn.buf`.
+    fn dispatch(&mut self, token: usize, mut conn: Conn, routed: Routed) {
+        let head = match routed {
+            // --auth-user-script, --host-access-script: a request
+            // thread runs them first, then hands the request to a lane.
+            Routed::Static(head, used, resolution) if self.ctx.config.guard.enabled() => {
+                conn.buf.drain(..used);
+                let guarded = GuardedStatic { resolution };
+                self.queue_job(token, conn, head, None, Some(guarded));
+                return;
+            }
+            Routed::Static(head, used, resolution) => {
+                conn.buf.drain(..used);
+                conn.accepted_at = None;
+                let fd = conn.stream.as_raw_fd();
+                if self
+                    .ctx
+                    .poll
+                    .registry()
+                    .deregister(&mut SourceFd(&fd))
+                    .is_ok()
+                {
+                    self.entries[token] = Some(Entry::Lane);
+                }
+                self.ctx.statics.serve(token, conn, head, resolution);
+                return;
+            }
+            Routed::App(head, used)
+                if self.ctx.config.server_status && head.path == "/server-status" =>
+            {
+                conn.buf.drain(..used);
+                self.server_status(&conn, &head);
+                self.close(token, conn);
+                return;
+            }
+            Routed::App(head, used) => {
+                conn.buf.drain(..used);
+                head
+            }
+            Routed::Redirect(to) => {
+                crate::host_gate::send_redirect(&conn, &to, self.ctx.log);
+                self.close(token, conn);
+                return;
+            }
+            Routed::Refused(e) => {
+                conn.reject(&e, &self.ctx.config.limits, self.metrics(), self.ctx.log);
+                self.close(token, conn);
+                return;
+            }
+            // More is to be read first.
+            Routed::Partial => {
+                self.entries[token] = Some(Entry::Idle(conn));
+                return;
+            }
+        };
+        let stream = self.ctx.config.chunked_request;
+        if let BodyPlan::Receive { send_continue } = body_plan(&head, conn.buf.len(), stream) {
+            self.start_receiving(token, conn, head, send_continue);
+            return;
+        }
+        self.queue(token, conn, head, None);
     }
 
     fn queue(&mut self, token: usize, conn: Conn, head: RequestHead, body: Option<Spooled>) {

@@ -69,6 +69,9 @@ enum Next {
     Run(Conn, RequestHead),
     /// Wait in the I/O thread.
     Idle(Conn),
+    /// A complete head that is not run here: the I/O thread carries out
+    /// its routing (see `Returned::Routed`).
+    Route(Conn, Box<Routed>),
     /// The I/O thread closes it gracefully.
     Close(Conn),
     /// Closed here and now (see `closing`).
@@ -154,6 +157,9 @@ fn serve(handoff: &Handoff, ctx: &RequestContext<'_>) {
                         })
                     }
                     Next::Idle(conn) => handoff.give_back(Returned::Idle(token, conn)),
+                    Next::Route(conn, routed) => {
+                        handoff.give_back(Returned::Routed(token, conn, routed))
+                    }
                     Next::Close(conn) => handoff.give_back(Returned::Close(token, conn)),
                     Next::Closed => handoff.give_back(Returned::Closed(token)),
                 }
@@ -253,8 +259,7 @@ fn follow_up(mut conn: Conn, ctx: &RequestContext<'_>, read_more: bool) -> Next 
             };
             match route(&conn.buf, &limits, ctx.files, &gate) {
                 // Run here only what needs nothing more from the network: a
-                // body still to come is received by the I/O thread, which
-                // routes the request again.
+                // body still to come is received by the I/O thread.
                 Routed::App(head, used) => {
                     let rest = conn.buf.len() - used;
                     match body_plan(&head, rest, ctx.config.chunked_request) {
@@ -262,12 +267,14 @@ fn follow_up(mut conn: Conn, ctx: &RequestContext<'_>, read_more: bool) -> Next 
                             conn.buf.drain(..used);
                             return Next::Run(conn, head);
                         }
-                        BodyPlan::Receive { .. } => return Next::Idle(conn),
+                        BodyPlan::Receive { .. } => {
+                            return Next::Route(conn, Box::new(Routed::App(head, used)))
+                        }
                     }
                 }
                 // Static files are never served on a Python thread: the I/O
-                // thread routes the request again and hands it to a lane.
-                Routed::Static(..) => return Next::Idle(conn),
+                // thread hands it to a lane.
+                routed @ Routed::Static(..) => return Next::Route(conn, Box::new(routed)),
                 Routed::Partial => {}
                 Routed::Redirect(to) => {
                     crate::host_gate::send_redirect(&conn, &to, ctx.log);

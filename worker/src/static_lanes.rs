@@ -225,6 +225,9 @@ struct Held {
     /// never waits on a lane.
     entered: Instant,
     state: State,
+    /// A head this lane routed and does not serve: it goes back with the
+    /// connection, so the I/O thread does not parse it again.
+    routed: Option<Box<Routed>>,
 }
 
 enum State {
@@ -343,6 +346,7 @@ impl LaneLoop {
             unread: true,
             entered: Instant::now(),
             state: State::Sending(Box::new(transfer)),
+            routed: None,
         });
         self.step(slot);
     }
@@ -453,17 +457,19 @@ impl LaneLoop {
         };
         let (head, resolution) = match route(&held.conn.buf, &limits, &self.statics.files, &gate) {
             // The auth and host-access scripts run on a request thread
-            // first: the I/O thread routes this one there.
-            Routed::Static(..) if self.config.guard.enabled() => return Some(Step::GiveBack),
-            Routed::Static(head, used, resolution) => {
+            // first: the I/O thread sends this one there.
+            Routed::Static(head, used, resolution) if !self.config.guard.enabled() => {
                 held.conn.buf.drain(..used);
                 let resolution = resolution.unwrap_or_else(|| self.statics.files.resolve(&head));
                 (head, resolution)
             }
-            // Not static, still arriving, or refused: the I/O thread's
-            // business (timeouts, the parser's error responses, the app).
-            Routed::App(..) | Routed::Partial | Routed::Refused(_) | Routed::Redirect(_) => {
-                return Some(Step::GiveBack)
+            // Still arriving: the I/O thread's (its timeouts).
+            Routed::Partial => return Some(Step::GiveBack),
+            // Not static, or refused: the I/O thread's business (the
+            // parser's error responses, the application).
+            other => {
+                held.routed = Some(Box::new(other));
+                return Some(Step::GiveBack);
             }
         };
         let transfer = self.respond(&mut held.conn, head, resolution, Instant::now());
@@ -508,9 +514,10 @@ impl LaneLoop {
             let _ = self.poll.registry().deregister(&mut SourceFd(&fd));
         }
         match step {
-            Step::GiveBack => self
-                .handoff
-                .give_back(Returned::Idle(held.token, held.conn)),
+            Step::GiveBack => self.handoff.give_back(match held.routed {
+                Some(routed) => Returned::Routed(held.token, held.conn, routed),
+                None => Returned::Idle(held.token, held.conn),
+            }),
             Step::Close | Step::Wait => {
                 self.handoff
                     .give_back(Returned::Close(held.token, held.conn));
