@@ -2,8 +2,8 @@
 //!
 //! The I/O thread routes a complete request head: a request under a
 //! `--url-alias` (or any request in static-only mode), or for an existing
-//! file of the `--document-root`, becomes a [`StaticRequest`] for one of a few plain
-//! Rust threads ("lanes"), which never touch the GIL. A lane resolves the
+//! file of the `--document-root`, becomes a [`StaticRequest`] for one of a
+//! few plain Rust threads ("lanes"), which never touch the GIL. A lane resolves the
 //! path with [`StaticFiles::resolve`] (the I/O thread only does so for the
 //! document root, where the file system decides what is static).
 //!
@@ -15,7 +15,8 @@
 //! request on it itself: a browser loading a page's assets, or a load
 //! generator, then costs no thread hand-off per request. Anything else
 //! (an application request, a partial head, a quiet client) goes back to
-//! the I/O thread, which owns idle connections.
+//! the I/O thread, which owns idle connections; a head the lane routed goes
+//! back routed, so it is not parsed again.
 
 use crate::access_log::AccessLog;
 use crate::conn::{Conn, READ_CHUNK};

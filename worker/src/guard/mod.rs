@@ -3,7 +3,7 @@
 //!
 //! The scripts run on a request thread, in the workers' interpreter, before
 //! the application -- and before a static file, which the I/O thread then
-//! routes here first (see `io_loop`): they guard the whole site. Without
+//! sends here first (see `io_loop::reading::next`): they guard the whole site. Without
 //! these options nothing here runs.
 
 pub mod credentials;
