@@ -9,7 +9,7 @@
 pub mod credentials;
 
 use crate::conn::Conn;
-use crate::wsgi::{self, Handled, RequestContext};
+use crate::wsgi::{self, Handled, RequestContext, User};
 use credentials::NonceState;
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyBytes, PyDict, PyString};
@@ -18,12 +18,6 @@ use rwsgi_shared::config::{AuthConfig, AuthScheme};
 use rwsgi_shared::http::{reason_phrase, BodyKind, DateCache, RequestHead, SERVER_HEADER};
 use slog::{error, info};
 use std::time::Instant;
-
-/// An authenticated user: `REMOTE_USER` and `AUTH_TYPE` of the environ.
-pub struct User {
-    pub name: String,
-    pub scheme: AuthScheme,
-}
 
 /// What the scripts decided.
 pub enum Verdict {

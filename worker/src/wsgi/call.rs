@@ -17,7 +17,7 @@ pub(super) fn call_app(
     head: &RequestHead,
     prepared: &Prepared,
     request_id: &str,
-    user: Option<&crate::guard::User>,
+    user: Option<&super::User>,
 ) -> Raised {
     let mut raised = Raised::new();
     let called = environ::build(

@@ -45,6 +45,13 @@ pub struct RequestContext<'a> {
     pub log: &'a Logger,
 }
 
+/// An authenticated user: `REMOTE_USER` and `AUTH_TYPE` of the environ
+/// (`guard` finds it when its scripts authenticate the request).
+pub struct User {
+    pub name: String,
+    pub scheme: rwsgi_shared::config::AuthScheme,
+}
+
 /// A request whose application part is done.
 pub struct Handled {
     pub conn: Conn,
@@ -73,7 +80,7 @@ pub fn handle(
     head: RequestHead,
     body: Option<Spooled>,
     queued_at: Instant,
-    user: Option<&crate::guard::User>,
+    user: Option<&User>,
 ) -> Handled {
     let sb = ctx.scoreboard.worker(ctx.slot);
     // The list is usually empty: then nothing is compared.
@@ -159,7 +166,7 @@ fn run(
     head: &RequestHead,
     body: Option<Spooled>,
     request_id: &str,
-    user: Option<&crate::guard::User>,
+    user: Option<&User>,
 ) -> Outcome {
     let prepared = match prepare(py, ctx, conn, head, body, request_id) {
         Ok(p) => p,
