@@ -4,8 +4,6 @@
 use super::{Entry, IoLoop};
 use crate::conn::Conn;
 use crate::net;
-use mio::unix::SourceFd;
-use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
 /// A closing connection is read and drained for at most this long (as
@@ -72,8 +70,7 @@ impl IoLoop<'_> {
         let _ = conn.stream.shutdown(std::net::Shutdown::Write);
         let mut left = LINGER_BYTES;
         if let Drained::Over = drain_input(&mut conn, &mut left) {
-            let fd = conn.stream.as_raw_fd();
-            let _ = self.ctx.poll.registry().deregister(&mut SourceFd(&fd));
+            let _ = self.unwatch(&conn);
             self.take(token);
             return;
         }
@@ -100,8 +97,7 @@ impl IoLoop<'_> {
             // A request thread gave the connection up: its socket is closed.
             Some(Entry::Busy | Entry::Lane) | None => return,
         };
-        let fd = conn.stream.as_raw_fd();
-        let _ = self.ctx.poll.registry().deregister(&mut SourceFd(&fd));
+        let _ = self.unwatch(&conn);
     }
 }
 

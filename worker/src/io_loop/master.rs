@@ -1,10 +1,9 @@
 //! The master's channel: connections handed over (adopted here), the
 //! orders to stop, and, while draining, idle connections handed back.
 
-use super::{deadline, Entry, IoLoop, Mode, FIRST_CONN};
+use super::{deadline, Entry, IoLoop, Mode};
 use crate::conn::Conn;
 use mio::unix::SourceFd;
-use mio::{Interest, Token};
 use rwsgi_shared::channel::{ChannelError, Control, Message};
 use rwsgi_shared::scoreboard::WorkerState;
 use slog::{info, warn};
@@ -112,8 +111,7 @@ impl IoLoop<'_> {
     /// While draining: an idle connection goes back to the master (with any
     /// bytes already read) so a reload closes nothing; otherwise it is closed.
     pub(super) fn give_up(&mut self, conn: Conn) {
-        let fd = conn.stream.as_raw_fd();
-        let _ = self.ctx.poll.registry().deregister(&mut SourceFd(&fd));
+        let _ = self.unwatch(&conn);
         if let Mode::Draining {
             hand_back: true, ..
         } = self.mode
@@ -143,15 +141,9 @@ impl IoLoop<'_> {
         self.make_room();
         let fd = conn.stream.as_raw_fd();
         let token = self.insert(Entry::Idle(conn));
-        if let Err(e) = self.ctx.poll.registry().register(
-            &mut SourceFd(&fd),
-            Token(token + FIRST_CONN),
-            Interest::READABLE,
-        ) {
-            warn!(self.ctx.log, "cannot watch a connection"; "error" => %e);
-            self.take(token);
-            return;
+        // When watching fails the entry is freed, which closes the socket.
+        if self.watch(token, fd) {
+            self.read_conn(token);
         }
-        self.read_conn(token);
     }
 }

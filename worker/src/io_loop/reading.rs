@@ -12,12 +12,10 @@ use crate::net;
 use crate::receiving::{Pump, Receiving};
 use crate::route::{route, Routed};
 use crate::spool::Spooled;
-use mio::unix::SourceFd;
 use rwsgi_shared::http::{body_plan, BodyPlan, HttpError, RequestHead};
 use rwsgi_shared::proxy_protocol::{self, Preamble};
 use rwsgi_shared::statics::Resolution;
 use slog::{debug, info, warn};
-use std::os::fd::AsRawFd;
 use std::time::Instant;
 
 impl IoLoop<'_> {
@@ -134,14 +132,7 @@ impl IoLoop<'_> {
             }
             Next::Lane(head, resolution) => {
                 conn.accepted_at = None;
-                let fd = conn.stream.as_raw_fd();
-                if self
-                    .ctx
-                    .poll
-                    .registry()
-                    .deregister(&mut SourceFd(&fd))
-                    .is_ok()
-                {
+                if self.unwatch(&conn).is_ok() {
                     self.entries[token] = Some(Entry::Lane);
                 }
                 self.ctx.statics.serve(token, conn, head, resolution);

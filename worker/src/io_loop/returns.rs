@@ -2,11 +2,8 @@
 //! give back (to wait for the next request, to close, closed, or with the
 //! next request's head already routed).
 
-use super::{Entry, IoLoop, Mode, FIRST_CONN};
+use super::{Entry, IoLoop, Mode};
 use crate::handoff::Returned;
-use mio::unix::SourceFd;
-use mio::{Interest, Token};
-use slog::warn;
 use std::os::fd::AsRawFd;
 use std::time::Instant;
 
@@ -27,15 +24,8 @@ impl IoLoop<'_> {
             *slot = Some(Entry::Busy);
             // Watched here again from now on (a closing connection too: its
             // client's FIN must wake this loop).
-            let fd = conn.stream.as_raw_fd();
-            if let Err(e) = self.ctx.poll.registry().register(
-                &mut SourceFd(&fd),
-                Token(token + FIRST_CONN),
-                Interest::READABLE,
-            ) {
-                warn!(self.ctx.log, "cannot watch a connection"; "error" => %e);
+            if !self.watch(*token, conn.stream.as_raw_fd()) {
                 // Dropping `r` closes the socket.
-                self.take(*token);
                 return;
             }
         }

@@ -2,7 +2,12 @@
 //! (`--max-clients` and the descriptor limit), shedding the longest-waiting
 //! when full, and what the master reads of it in the scoreboard.
 
-use super::{Entry, IoLoop};
+use super::{Entry, IoLoop, FIRST_CONN};
+use crate::conn::Conn;
+use mio::unix::SourceFd;
+use mio::{Interest, Token};
+use slog::warn;
+use std::os::fd::{AsRawFd, RawFd};
 
 /// Descriptors kept free for what a request opens (static files, the
 /// application's own), on top of those the connections use.
@@ -74,6 +79,29 @@ impl IoLoop<'_> {
             self.publish_connections();
         }
         e
+    }
+
+    /// Watches connection `token`'s socket `fd` in this loop's poller. When
+    /// that fails (logged), the entry is freed.
+    pub(super) fn watch(&mut self, token: usize, fd: RawFd) -> bool {
+        let registered = self.ctx.poll.registry().register(
+            &mut SourceFd(&fd),
+            Token(token + FIRST_CONN),
+            Interest::READABLE,
+        );
+        if let Err(e) = registered {
+            warn!(self.ctx.log, "cannot watch a connection"; "error" => %e);
+            self.take(token);
+            return false;
+        }
+        true
+    }
+
+    /// Stops watching a connection's socket here (it closes, or another
+    /// thread watches it now).
+    pub(super) fn unwatch(&self, conn: &Conn) -> std::io::Result<()> {
+        let fd = conn.stream.as_raw_fd();
+        self.ctx.poll.registry().deregister(&mut SourceFd(&fd))
     }
 
     /// The master reads this to enforce `--max-clients`.
