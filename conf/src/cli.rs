@@ -626,6 +626,30 @@ pub struct StartServer {
     /// the path and what is below it, as Apache's <Location> does.
     #[arg(long, value_name = "URL-PATH")]
     pub ignore_activity: Vec<String>,
+
+    /// A directory without an index file gets an HTML listing of what may
+    /// be served in it, where directories are static: under --url-alias,
+    /// with --application-type static, and under --document-root with
+    /// --directory-index (Apache's Options +Indexes).
+    #[arg(long, env = "RWSGI_DIRECTORY_LISTING")]
+    pub directory_listing: bool,
+
+    /// The page an error response of the server with STATUS (4xx, 5xx) gets
+    /// (repeatable): a URL path of a static file (sent with the status), a
+    /// full URL (a 302 to it), or "text" (Apache's ErrorDocument).
+    #[arg(
+        long = "error-document",
+        num_args = 2,
+        value_names = ["STATUS", "URL-PATH"],
+        action = clap::ArgAction::Append
+    )]
+    pub error_documents: Vec<String>,
+
+    /// The application's 4xx and 5xx responses are replaced by the server's
+    /// error page for their status, the --error-document when there is one
+    /// (mod_wsgi's WSGIErrorOverride).
+    #[arg(long, env = "RWSGI_ERROR_OVERRIDE")]
+    pub error_override: bool,
 }
 
 /// The clap command with the mod_wsgi-express options rwsgi only accepts.

@@ -48,11 +48,6 @@ pub const UNIMPLEMENTED: &[(&str, Takes, &str)] = &[
     ),
     ("daemon-backlog", Takes::One, "not applicable"),
     ("enable-sendfile", Takes::Flag, "sendfile is always used"),
-    (
-        "directory-listing",
-        Takes::Flag,
-        "directory listings are never served",
-    ),
     ("server-metrics", Takes::Flag, "not implemented yet"),
     ("error-log-format", Takes::One, "not applicable"),
     ("access-log-name", Takes::One, "logs go to the terminal"),
@@ -79,7 +74,6 @@ pub const UNIMPLEMENTED: &[(&str, Takes, &str)] = &[
     ("proxy-url-alias", Takes::Two, "not implemented"),
     ("proxy-virtual-host", Takes::Two, "not implemented"),
     ("service-script", Takes::Two, "not implemented"),
-    ("error-document", Takes::Two, "not implemented"),
     ("isatty", Takes::Flag, "not applicable"),
     // Added with the whole of options.py (mod_wsgi-express 6.0.5).
     (
@@ -101,11 +95,6 @@ pub const UNIMPLEMENTED: &[(&str, Takes, &str)] = &[
         "response-flush-delay",
         Takes::One,
         "not applicable: responses are written as they come",
-    ),
-    (
-        "error-override",
-        Takes::Flag,
-        "not implemented (goes with --error-document)",
     ),
     (
         "telemetry-service",
@@ -250,6 +239,8 @@ pub const DIFFERENCES: &[(&str, &str)] = &[
     ("process-group", "names the workers in `ps` `(wsgi:NAME)` and is the environ's mod_wsgi.process_group; without it that is empty (rwsgi has no daemon process groups, so no default group localhost:PORT)"),
     ("ignore-activity", "matches the raw (not percent-decoded) request path, and the path below it, as <Location> does"),
     ("trust-proxy", "addresses and CIDR ranges; without it every peer is trusted, as in mod_wsgi"),
+    ("directory-listing", "also under --url-alias directories (Apache lists the document root only); dotfiles and symlinks out are left out as the static rules refuse them"),
+    ("error-document", "a local URL-PATH must name a static file (checked at start): a document the application would make is refused, since a refused request never reaches it"),
 ];
 
 /// The options of mod_wsgi-express 6.0.5's options.py, hidden ones

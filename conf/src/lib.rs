@@ -379,6 +379,7 @@ mod tests {
                 args.push("/x".into());
                 args.push(concat!(env!("CARGO_MANIFEST_DIR"), "/../examples").into());
             }
+            ("error-document", _) => args.extend(["404".to_owned(), "\"Not here\"".to_owned()]),
             (_, 2) => args.extend(["A".to_owned(), "1".to_owned()]),
             // Groups are checked for authenticated users only: refused alone.
             ("auth-group-script", _) => {
@@ -645,5 +646,49 @@ mod tests {
             .map(ToString::to_string)
             .unwrap_or_default();
         assert!(help.contains(&format!("(1 to {max_p})")), "{help}");
+    }
+
+    #[test]
+    fn error_documents_are_checked_at_start() {
+        let examples = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples");
+        let err = start(&["--error-document", "200", "\"fine\""]).expect_err("invalid");
+        assert!(err.to_string().contains("--error-document"), "{err}");
+        assert!(err.to_string().contains("not a 4xx or 5xx"), "{err}");
+        let err = start(&[
+            "--url-alias",
+            "/x",
+            examples,
+            "--error-document",
+            "404",
+            "/x/missing.html",
+        ])
+        .expect_err("invalid");
+        assert!(err.to_string().contains("--error-document"), "{err}");
+        assert!(err.to_string().contains("404 /x/missing.html"), "{err}");
+        let err = start(&["--error-document", "500", "/oops"]).expect_err("invalid");
+        assert!(
+            err.to_string().contains("not from the application"),
+            "{err}"
+        );
+        let (c, warnings) = start(&[
+            "--url-alias",
+            "/x",
+            examples,
+            "--error-document",
+            "404",
+            "/x/hello/wsgi.py",
+            "--error-document",
+            "503",
+            "https://example.com/busy",
+            "--error-document",
+            "500",
+            "\"Sorry\"",
+            "--error-override",
+            "--directory-listing",
+        ])
+        .expect("valid");
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert_eq!(c.statics.error_documents.len(), 3);
+        assert!(c.statics.error_override && c.statics.directory_listing);
     }
 }

@@ -6,7 +6,7 @@ use rwsgi_shared::channel::MAX_MESSAGE;
 use rwsgi_shared::config::{
     AppSpec, AppType, Limits, LogFormat, LogLevel, PythonSpec, Recycle, ServerConfig, Timeouts,
 };
-use rwsgi_shared::config::{StaticConfig, UrlAlias, MAX_HEADER_BUFFER};
+use rwsgi_shared::config::{ErrorDocument, StaticConfig, UrlAlias, MAX_HEADER_BUFFER};
 use std::path::{Path, PathBuf};
 
 /// Validates the options and resolves paths against the current directory.
@@ -479,7 +479,7 @@ fn statics(args: &StartServer, cwd: &Path, kind: AppType) -> Result<StaticConfig
             ));
         }
     }
-    Ok(StaticConfig {
+    let mut config = StaticConfig {
         aliases,
         document_root,
         directory_index: args.directory_index.clone(),
@@ -488,7 +488,39 @@ fn statics(args: &StartServer, cwd: &Path, kind: AppType) -> Result<StaticConfig
         follow_symlinks: args.static_follow_symlinks,
         allow_dotfiles: args.static_allow_dotfiles,
         compress: args.compress_responses,
+        directory_listing: args.directory_listing,
+        error_documents: Vec::new(),
+        error_override: args.error_override,
+    };
+    config.error_documents = error_documents(args, &config)?;
+    Ok(config)
+}
+
+/// `--error-document STATUS DOCUMENT` pairs: a 4xx or 5xx status, and a
+/// local document that the static files serve now.
+fn error_documents(
+    args: &StartServer,
+    statics: &StaticConfig,
+) -> Result<Vec<ErrorDocument>, ConfError> {
+    use rwsgi_http::statics::error_documents::{classify, parse_status, ErrorPages};
+    let mut documents = Vec::new();
+    for pair in args.error_documents.chunks(2) {
+        let [status, value] = pair else {
+            return Err(invalid("error-document", "needs STATUS URL-PATH"));
+        };
+        documents.push(ErrorDocument {
+            status: parse_status(status).map_err(|e| invalid("error-document", e))?,
+            document: classify(value),
+        });
+    }
+    let (files, _) = rwsgi_http::statics::StaticFiles::new(statics);
+    ErrorPages::new(&StaticConfig {
+        error_documents: documents.clone(),
+        ..StaticConfig::default()
     })
+    .check(&files)
+    .map_err(|e| invalid("error-document", e))?;
+    Ok(documents)
 }
 
 fn mount_point(raw: &str) -> Result<String, ConfError> {

@@ -53,7 +53,28 @@ pub fn summary(c: &ServerConfig) -> Vec<String> {
     if c.guard.enabled() {
         lines.push(guard_line(&c.guard));
     }
+    if !c.statics.error_documents.is_empty() || c.statics.error_override {
+        lines.push(error_pages_line(&c.statics));
+    }
     lines
+}
+
+/// `--error-document`, `--error-override`: which error pages are replaced.
+fn error_pages_line(s: &rwsgi_shared::config::StaticConfig) -> String {
+    use rwsgi_shared::config::Document;
+    let mut parts: Vec<String> = s
+        .error_documents
+        .iter()
+        .map(|d| match &d.document {
+            Document::Local(path) => format!("{} -> {path}", d.status),
+            Document::Redirect(url) => format!("{} -> 302 to {url}", d.status),
+            Document::Text(_) => format!("{} -> text", d.status),
+        })
+        .collect();
+    if s.error_override {
+        parts.push("the application's 4xx and 5xx replaced too (--error-override)".to_owned());
+    }
+    format!("error pages: {}", parts.join(", "))
 }
 
 /// `--auth-user-script`, `--host-access-script`: what guards the site.
@@ -111,6 +132,11 @@ fn static_mounts(s: &rwsgi_shared::config::StaticConfig) -> String {
     }
     if mounts.is_empty() {
         "none".to_owned()
+    } else if s.directory_listing {
+        format!(
+            "{} (directories without an index listed)",
+            mounts.join(", ")
+        )
     } else {
         mounts.join(", ")
     }

@@ -1,6 +1,6 @@
 //! A client connection owned by this worker.
 
-use rwsgi_http::{error_response, DateCache, HttpError};
+use rwsgi_http::HttpError;
 use rwsgi_shared::config::Limits;
 use rwsgi_shared::metrics::Metrics;
 use rwsgi_shared::origin::Origin;
@@ -57,8 +57,7 @@ impl Conn {
             m.refused(err.status);
         }
         info!(log, "request refused"; "status" => err.status, "reason" => err.explain(limits), "client" => %self.origin);
-        let mut dates = DateCache::default();
-        let response = error_response(err.status, dates.now(), false);
+        let response = crate::error_pages::response(err.status, None, false).bytes;
         let _ = (&self.stream).write(&response);
     }
 }

@@ -1,6 +1,9 @@
 //! Socket I/O for request threads: non-blocking sockets driven with poll(2)
 //! and a deadline, so a stalled client costs a timeout, never a hung thread.
 //! Callers release the GIL around these functions.
+//!
+//! The static lanes, which wait in their own poller instead, share the
+//! steps: a read, one `sendfile` call, and the bookkeeping of a short write.
 
 use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
@@ -99,24 +102,60 @@ pub fn write_all(fd: BorrowedFd<'_>, parts: &[&[u8]], timeout: Duration) -> io::
         );
         match nix::sys::uio::writev(fd, &slices) {
             Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-            Ok(mut n) => {
-                while n > 0 && part < parts.len() {
-                    let left = parts[part].len() - offset;
-                    if n >= left {
-                        n -= left;
-                        part += 1;
-                        offset = 0;
-                    } else {
-                        offset += n;
-                        n = 0;
-                    }
-                }
+            Ok(n) => {
+                let (done, into) = after_write(parts[part..].iter().map(|p| p.len()), offset, n);
+                part += done;
+                offset = into;
             }
             Err(Errno::EINTR) => {}
             Err(Errno::EAGAIN) => wait(fd, PollFlags::POLLOUT, Instant::now() + timeout)?,
             Err(e) => return Err(e.into()),
         }
     }
+}
+
+/// Where `n` bytes just written leave a run of parts of lengths `lens`, the
+/// first of which had `sent_of_first` bytes written before: how many parts
+/// are now wholly written, and how many bytes of the next one.
+pub fn after_write(
+    lens: impl IntoIterator<Item = usize>,
+    sent_of_first: usize,
+    mut n: usize,
+) -> (usize, usize) {
+    let (mut done, mut into) = (0, sent_of_first);
+    for len in lens {
+        if n == 0 {
+            break;
+        }
+        let left = len - into;
+        if n >= left {
+            n -= left;
+            done += 1;
+            into = 0;
+        } else {
+            into += n;
+            n = 0;
+        }
+    }
+    (done, into)
+}
+
+/// Largest `sendfile` call (the kernel caps one call near 2 GiB anyway).
+const SENDFILE_CHUNK: u64 = 1 << 30;
+
+/// One sendfile(2) call of at most `len` bytes of `file` from `*offset`,
+/// which moves past what was sent. `Ok(0)`: the file ends there.
+pub fn send_file_once(
+    sock: impl AsFd,
+    file: impl AsFd,
+    offset: &mut u64,
+    len: u64,
+) -> Result<usize, Errno> {
+    let mut off = *offset as libc::off64_t;
+    let count = len.min(SENDFILE_CHUNK) as usize;
+    let n = nix::sys::sendfile::sendfile64(sock, file, Some(&mut off), count)?;
+    *offset += n as u64;
+    Ok(n)
 }
 
 /// Sends `count` bytes of `file` from `offset` with sendfile(2), waiting up
@@ -129,11 +168,10 @@ pub fn send_file(
     count: u64,
     timeout: Duration,
 ) -> io::Result<u64> {
-    let mut off = offset as libc::off64_t;
+    let mut off = offset;
     let mut sent = 0u64;
     while sent < count {
-        let chunk = (count - sent).min(1 << 30) as usize;
-        match nix::sys::sendfile::sendfile64(sock, file, Some(&mut off), chunk) {
+        match send_file_once(sock, file, &mut off, count - sent) {
             Ok(0) => break,
             Ok(n) => sent += n as u64,
             Err(Errno::EINTR) => {}
@@ -142,4 +180,23 @@ pub fn send_file(
         }
     }
     Ok(sent)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::after_write;
+
+    #[test]
+    fn a_short_write_moves_through_the_parts() {
+        let lens = [4, 4, 9];
+        // Within the first part, then across into the second.
+        assert_eq!(after_write(lens, 0, 3), (0, 3));
+        assert_eq!(after_write(lens, 3, 3), (1, 2));
+        // To the end of a part exactly, and past every part.
+        assert_eq!(after_write(lens, 2, 2), (1, 0));
+        assert_eq!(after_write(lens, 0, 17), (3, 0));
+        // Nothing written: nothing moves; empty parts wait for a byte.
+        assert_eq!(after_write(lens, 1, 0), (0, 1));
+        assert_eq!(after_write([0, 5], 0, 2), (1, 2));
+    }
 }

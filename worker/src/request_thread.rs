@@ -2,8 +2,8 @@
 //! GIL released while it waits for work or does socket I/O.
 
 use crate::conn::{Conn, READ_CHUNK};
+use crate::handoff::{GuardedStatic, Handoff, QueuedRequest, Returned};
 use crate::net;
-use crate::pool::{GuardedStatic, Job, Pool, Returned};
 use crate::python::Application;
 use crate::route::{route, Routed};
 use crate::wsgi::{self, RequestContext};
@@ -20,13 +20,13 @@ use std::time::{Duration, Instant};
 /// What every request thread of the worker shares.
 #[derive(Clone)]
 pub struct Shared {
-    pub pool: Arc<Pool>,
+    pub handoff: Arc<Handoff>,
     pub app: Arc<Application>,
     pub config: Arc<ServerConfig>,
     pub scoreboard: Arc<Scoreboard>,
     pub files: Arc<StaticFiles>,
     /// The lanes, for static requests the guard scripts let through.
-    pub statics: Arc<crate::statics::Statics>,
+    pub statics: Arc<crate::static_lanes::StaticLanes>,
     /// `None` without `--access-log`.
     pub access: Option<Arc<crate::access_log::AccessLog>>,
     /// `--trust-proxy-header`, `--trust-proxy`.
@@ -56,7 +56,7 @@ pub fn start(n: usize, shared: &Shared, slot: usize, log: &Logger) -> Vec<JoinHa
                         interrupts: shared.interrupts.as_deref(),
                         log: &log,
                     };
-                    serve(&shared.pool, &ctx);
+                    serve(&shared.handoff, &ctx);
                 })
                 .ok()
         })
@@ -69,6 +69,9 @@ enum Next {
     Run(Conn, RequestHead),
     /// Wait in the I/O thread.
     Idle(Conn),
+    /// A complete head that is not run here: the I/O thread carries out
+    /// its routing (see `Returned::Routed`).
+    Route(Conn, Box<Routed>),
     /// The I/O thread closes it gracefully.
     Close(Conn),
     /// Closed here and now (see `closing`).
@@ -101,9 +104,9 @@ fn closing(request_read: bool, buffered: usize) -> Closing {
     }
 }
 
-fn serve(pool: &Pool, ctx: &RequestContext<'_>) {
+fn serve(handoff: &Handoff, ctx: &RequestContext<'_>) {
     Python::attach(|py| {
-        let Some(mut job) = py.detach(|| next_job(pool, ctx)) else {
+        let Some(mut job) = py.detach(|| next_request(handoff, ctx)) else {
             return;
         };
         loop {
@@ -126,9 +129,9 @@ fn serve(pool: &Pool, ctx: &RequestContext<'_>) {
                             ctx.statics.serve(token, conn, head, guarded.resolution);
                         } else {
                             // Not routed here without lanes; close rather than hang.
-                            pool.give_back(Returned::Close(token, conn));
+                            handoff.give_back(Returned::Close(token, conn));
                         }
-                        return next_job(pool, ctx);
+                        return next_request(handoff, ctx);
                     }
                     Err(conn) => {
                         // Waited too long for a thread: the client has likely given up.
@@ -138,13 +141,13 @@ fn serve(pool: &Pool, ctx: &RequestContext<'_>) {
                             ctx.scoreboard.worker(ctx.slot).map(|sb| sb.metrics()),
                             ctx.log,
                         );
-                        pool.give_back(Returned::Close(token, conn));
-                        return next_job(pool, ctx);
+                        handoff.give_back(Returned::Close(token, conn));
+                        return next_request(handoff, ctx);
                     }
                 };
-                match after_response(handled, ctx, pool) {
+                match after_response(handled, ctx, handoff) {
                     Next::Run(conn, head) => {
-                        return Some(Job {
+                        return Some(QueuedRequest {
                             conn,
                             head,
                             token,
@@ -153,11 +156,14 @@ fn serve(pool: &Pool, ctx: &RequestContext<'_>) {
                             guarded_static: None,
                         })
                     }
-                    Next::Idle(conn) => pool.give_back(Returned::Idle(token, conn)),
-                    Next::Close(conn) => pool.give_back(Returned::Close(token, conn)),
-                    Next::Closed => pool.give_back(Returned::Closed(token)),
+                    Next::Idle(conn) => handoff.give_back(Returned::Idle(token, conn)),
+                    Next::Route(conn, routed) => {
+                        handoff.give_back(Returned::Routed(token, conn, routed))
+                    }
+                    Next::Close(conn) => handoff.give_back(Returned::Close(token, conn)),
+                    Next::Closed => handoff.give_back(Returned::Closed(token)),
                 }
-                next_job(pool, ctx)
+                next_request(handoff, ctx)
             });
             match next {
                 Some(j) => job = j,
@@ -176,7 +182,7 @@ enum Ran {
 }
 
 /// Runs a job with the GIL held: the guard scripts first when configured.
-fn run(py: Python<'_>, ctx: &RequestContext<'_>, job: Job) -> Ran {
+fn run(py: Python<'_>, ctx: &RequestContext<'_>, job: QueuedRequest) -> Ran {
     let mut user = None;
     if ctx.config.guard.enabled() {
         match crate::guard::check(py, ctx, &job.conn, &job.head) {
@@ -206,8 +212,8 @@ fn run(py: Python<'_>, ctx: &RequestContext<'_>, job: Job) -> Ran {
     ))
 }
 
-fn next_job(pool: &Pool, ctx: &RequestContext<'_>) -> Option<Job> {
-    let (job, left) = pool.next_job()?;
+fn next_request(handoff: &Handoff, ctx: &RequestContext<'_>) -> Option<QueuedRequest> {
+    let (job, left) = handoff.next_request()?;
     if let Some(sb) = ctx.scoreboard.worker(ctx.slot) {
         sb.set_queued(left);
     }
@@ -215,7 +221,7 @@ fn next_job(pool: &Pool, ctx: &RequestContext<'_>) -> Option<Job> {
 }
 
 /// Writes what is left of the response, then decides the connection's fate.
-fn after_response(handled: wsgi::Handled, ctx: &RequestContext<'_>, pool: &Pool) -> Next {
+fn after_response(handled: wsgi::Handled, ctx: &RequestContext<'_>, handoff: &Handoff) -> Next {
     let timeout = Duration::from_millis(ctx.config.timeouts.socket_ms);
     if !handled.unsent.is_empty()
         && net::write_all(
@@ -228,7 +234,7 @@ fn after_response(handled: wsgi::Handled, ctx: &RequestContext<'_>, pool: &Pool)
         return Next::Close(handled.conn);
     }
     if handled.keep_alive {
-        return follow_up(handled.conn, ctx, pool.queued() == 0);
+        return follow_up(handled.conn, ctx, handoff.queued() == 0);
     }
     match closing(handled.request_read, handled.conn.buf.len()) {
         Closing::Now => {
@@ -253,8 +259,7 @@ fn follow_up(mut conn: Conn, ctx: &RequestContext<'_>, read_more: bool) -> Next 
             };
             match route(&conn.buf, &limits, ctx.files, &gate) {
                 // Run here only what needs nothing more from the network: a
-                // body still to come is received by the I/O thread, which
-                // routes the request again.
+                // body still to come is received by the I/O thread.
                 Routed::App(head, used) => {
                     let rest = conn.buf.len() - used;
                     match body_plan(&head, rest, ctx.config.chunked_request) {
@@ -262,12 +267,14 @@ fn follow_up(mut conn: Conn, ctx: &RequestContext<'_>, read_more: bool) -> Next 
                             conn.buf.drain(..used);
                             return Next::Run(conn, head);
                         }
-                        BodyPlan::Receive { .. } => return Next::Idle(conn),
+                        BodyPlan::Receive { .. } => {
+                            return Next::Route(conn, Box::new(Routed::App(head, used)))
+                        }
                     }
                 }
                 // Static files are never served on a Python thread: the I/O
-                // thread routes the request again and hands it to a lane.
-                Routed::Static(..) => return Next::Idle(conn),
+                // thread hands it to a lane.
+                routed @ Routed::Static(..) => return Next::Route(conn, Box::new(routed)),
                 Routed::Partial => {}
                 Routed::Redirect(to) => {
                     crate::host_gate::send_redirect(&conn, &to, ctx.log);

@@ -1,7 +1,9 @@
 //! Where the next request on a connection goes: the one place request
 //! heads are parsed and routed, used alike by the I/O thread, the request
 //! threads (a pipelined request found after a response) and the static
-//! lanes (the next request on a kept-alive connection).
+//! lanes (the next request on a kept-alive connection). A thread that
+//! routes a head it does not serve hands it back routed
+//! (`handoff::Returned::Routed`): each head is parsed once.
 
 use crate::host_gate::{Gate, Verdict, FORBIDDEN};
 use rwsgi_http::statics::{Resolution, StaticFiles};

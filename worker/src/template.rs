@@ -20,8 +20,9 @@
 //! one while it was imported, the template refuses to fork (it reports
 //! `Failed` and the master starts workers the ordinary way).
 
+use crate::lifecycle::{self, serve, Preloaded, Start};
 use crate::python::{self, Application};
-use crate::{serve, Preloaded, Start};
+use crate::wsgi;
 use pyo3::prelude::*;
 use rwsgi_shared::channel::{Channel, ChannelError, Event, Message, Received};
 use rwsgi_shared::config::{Preload, ServerConfig};
@@ -64,13 +65,19 @@ pub fn run(
     };
     let load_started = std::time::SystemTime::now();
     let app: Option<Arc<Application>> = match config.preload {
-        Preload::Application => match python::load_application(&config, &interpreter, log) {
-            Ok(app) => Some(Arc::new(app)),
-            Err(e) => return fail(e.to_string(), ExitCode::AppLoad),
-        },
+        Preload::Application => {
+            match python::load_application(&config, &interpreter, wsgi::environ_template, log) {
+                Ok(app) => Some(Arc::new(app)),
+                Err(e) => return fail(e.to_string(), ExitCode::AppLoad),
+            }
+        }
         Preload::Interpreter | Preload::None => None,
     };
-    if let Err(e) = Python::attach(python::prepare_template) {
+    if let Err(e) = Python::attach(|py| {
+        python::prepare_template(py)?;
+        wsgi::create_types(py);
+        Ok::<(), PyErr>(())
+    }) {
         warn!(
             log,
             "preparing the template failed; workers share less memory: {}", e
@@ -176,10 +183,10 @@ fn become_worker(
         forked.slot, forked.generation
     ));
     let slot = usize::from(forked.slot);
-    let log = crate::worker_log(&config, slot);
+    let log = lifecycle::worker_log(&config, slot);
     // Before the answer: this worker serves before the master knows its
     // pid, and the master never resets the fields it writes.
-    if let Err(code) = crate::attach(&scoreboard, slot, forked.epoch, &log) {
+    if let Err(code) = lifecycle::attach(&scoreboard, slot, forked.epoch, &log) {
         return code;
     }
     let answer = Message::Event(Event::Forked {

@@ -290,6 +290,41 @@ pub struct StaticConfig {
     /// sibling are compressed (once, then kept in memory).
     #[serde(default)]
     pub compress: bool,
+    /// `--directory-listing`: a directory without an index file, where
+    /// directories are the static files' (see `statics::listing`), gets an
+    /// HTML listing (mod_autoindex's `Options +Indexes`).
+    #[serde(default)]
+    pub directory_listing: bool,
+    /// `--error-document CODE DOCUMENT`: the page the server's own error
+    /// responses with that status get (the last one given for a code wins).
+    #[serde(default)]
+    pub error_documents: Vec<ErrorDocument>,
+    /// `--error-override`: the application's 4xx and 5xx responses are
+    /// replaced by the server's error page for their status (mod_wsgi's
+    /// `WSGIErrorOverride On`).
+    #[serde(default)]
+    pub error_override: bool,
+}
+
+/// `--error-document CODE DOCUMENT`, classified as Apache's `ErrorDocument`
+/// does (see `statics::error_documents::classify`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorDocument {
+    /// A 4xx or 5xx status.
+    pub status: u16,
+    pub document: Document,
+}
+
+/// What an error response is replaced by.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Document {
+    /// A URL path served by the static files (checked at start): its
+    /// contents, with the original status.
+    Local(String),
+    /// A full URL: a 302 to it.
+    Redirect(String),
+    /// Literal text (HTML), with the original status.
+    Text(String),
 }
 
 /// Where the master serves its admin endpoints.

@@ -173,6 +173,36 @@ fn pipelined_requests_are_answered_in_order() {
         .contains("pid"));
 }
 
+/// A request head found by the request thread after a response, whose
+/// body is still on its way: the I/O thread receives the body and runs it.
+#[test]
+fn a_pipelined_request_whose_body_is_still_coming_is_answered() {
+    let server = Server::start(&[&app("app.py")]);
+    let mut s = connect(server.port);
+    s.write_all(
+        b"GET /pid HTTP/1.1\r\nHost: h\r\n\r\n\
+          POST /echo HTTP/1.1\r\nHost: h\r\nContent-Length: 10\r\n\r\nhello",
+    )
+    .expect("write");
+    let mut buf = Vec::new();
+    assert!(read_response(&mut s, &mut buf, false)
+        .expect("1")
+        .text()
+        .contains("pid"));
+    s.write_all(b"world").expect("the rest of the body");
+    assert_eq!(
+        read_response(&mut s, &mut buf, false).expect("2").text(),
+        "helloworld"
+    );
+    // Still served on the same connection afterwards.
+    s.write_all(b"POST /echo HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\nend")
+        .expect("write");
+    assert_eq!(
+        read_response(&mut s, &mut buf, false).expect("3").text(),
+        "end"
+    );
+}
+
 #[test]
 fn http10_without_keep_alive_is_closed_after_the_response() {
     let server = Server::start(&[&app("hello.py")]);

@@ -3,72 +3,21 @@
 //!
 //! The scripts run on a request thread, in the workers' interpreter, before
 //! the application -- and before a static file, which the I/O thread then
-//! routes here first (see `io_loop`): they guard the whole site. Without
+//! sends here first (see `io_loop::reading::next`): they guard the whole site. Without
 //! these options nothing here runs.
 
 pub mod credentials;
 
 use crate::conn::Conn;
-use crate::wsgi::{self, Handled, RequestContext};
+use crate::wsgi::{self, Handled, RequestContext, User};
 use credentials::NonceState;
 use pyo3::prelude::*;
-use pyo3::types::{PyBool, PyBytes, PyDict, PyModule, PyString};
+use pyo3::types::{PyBool, PyBytes, PyDict, PyString};
 use rwsgi_http::access_log::Record;
 use rwsgi_http::{reason_phrase, BodyKind, DateCache, RequestHead, SERVER_HEADER};
-use rwsgi_shared::config::{AuthConfig, AuthScheme, GuardConfig};
+use rwsgi_shared::config::{AuthConfig, AuthScheme};
 use slog::{error, info};
 use std::time::Instant;
-
-/// The scripts' functions, loaded with the application.
-#[derive(Default)]
-pub struct Scripts {
-    allow_access: Option<Py<PyAny>>,
-    /// `check_password` (Basic) or `get_realm_hash` (Digest).
-    user: Option<Py<PyAny>>,
-    groups_for_user: Option<Py<PyAny>>,
-}
-
-impl Scripts {
-    /// Loads every configured script; an error names the option at fault.
-    pub fn load(
-        boot: &Bound<'_, PyModule>,
-        config: &GuardConfig,
-    ) -> Result<Scripts, (&'static str, PyErr)> {
-        let hook = |option: &'static str, path: &std::path::Path, function: &str| {
-            boot.call_method1(
-                "load_hook",
-                (
-                    path.to_string_lossy().into_owned(),
-                    format!("--{option}"),
-                    function,
-                ),
-            )
-            .map(Bound::unbind)
-            .map_err(|e| (option, e))
-        };
-        let mut scripts = Scripts::default();
-        if let Some(path) = &config.host_access_script {
-            scripts.allow_access = Some(hook("host-access-script", path, "allow_access")?);
-        }
-        if let Some(auth) = &config.auth {
-            let function = match auth.scheme {
-                AuthScheme::Basic => "check_password",
-                AuthScheme::Digest => "get_realm_hash",
-            };
-            scripts.user = Some(hook("auth-user-script", &auth.user_script, function)?);
-            if let Some(path) = &auth.group_script {
-                scripts.groups_for_user = Some(hook("auth-group-script", path, "groups_for_user")?);
-            }
-        }
-        Ok(scripts)
-    }
-}
-
-/// An authenticated user: `REMOTE_USER` and `AUTH_TYPE` of the environ.
-pub struct User {
-    pub name: String,
-    pub scheme: AuthScheme,
-}
 
 /// What the scripts decided.
 pub enum Verdict {
@@ -420,6 +369,20 @@ pub fn refuse(
 
 fn response(refusal: &Refusal, head: &RequestHead, keep_alive: bool) -> Vec<u8> {
     let status = refusal.status;
+    // --error-document: the configured page, the challenge kept (as Apache
+    // keeps it for ErrorDocument 401).
+    let challenge = refusal
+        .challenge
+        .as_ref()
+        .map(|c| format!("WWW-Authenticate: {c}\r\n"));
+    if let Some(page) = crate::error_pages::configured(
+        status,
+        head,
+        keep_alive,
+        challenge.as_deref().unwrap_or_default(),
+    ) {
+        return page;
+    }
     let reason = reason_phrase(status);
     let body = format!("{status} {reason}\n");
     let mut dates = DateCache::default();

@@ -1,10 +1,10 @@
 //! Loading the WSGI application and the constants every request shares.
 
-use super::output::{LogSink, Source};
+use super::guard_scripts::Scripts as GuardScripts;
+use super::output::{ErrorStream, LogSink, Source};
 use super::Interpreter;
-use crate::wsgi::errors::ErrorStream;
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyModule, PyTuple};
+use pyo3::types::{PyDict, PyModule};
 use rwsgi_shared::config::{AppType, ServerConfig};
 use slog::{error, warn, Logger};
 use std::time::Duration;
@@ -30,7 +30,7 @@ pub struct Application {
     pub stdout: Py<LogSink>,
     pub stderr: Py<LogSink>,
     /// `--auth-user-script`, `--auth-group-script`, `--host-access-script`.
-    pub guard: crate::guard::Scripts,
+    pub guard: GuardScripts,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -54,11 +54,12 @@ fn bootstrap(py: Python<'_>) -> PyResult<Bound<'_, PyModule>> {
 
 /// What every worker needs whatever its application, done in the template
 /// (with either `--preload`) so the workers share it: the server's helpers
-/// and the modules its loaders import, and the server's Python types.
+/// and the modules its loaders import, and this module's Python types (the
+/// caller makes the WSGI side's).
 pub fn prepare_template(py: Python<'_>) -> PyResult<()> {
     bootstrap(py)?.call_method0("prepare_template")?;
     py.get_type::<LogSink>();
-    crate::wsgi::create_types(py);
+    py.get_type::<ErrorStream>();
     Ok(())
 }
 
@@ -90,15 +91,25 @@ pub fn log_exception(
     error!(log, "{}\n{}", what, text.trim_end());
 }
 
+/// Builds the environ keys every request shares (the WSGI side's template),
+/// from the server's helpers module and the `wsgi.errors` stream: given by
+/// the caller, so this module knows nothing of the WSGI side.
+pub type EnvironTemplate = for<'py> fn(
+    &Bound<'py, PyModule>,
+    &ServerConfig,
+    &Py<ErrorStream>,
+) -> PyResult<Bound<'py, PyDict>>;
+
 /// Imports the application. On failure the traceback is logged and an error returned.
 pub fn load_application(
     config: &ServerConfig,
     _interp: &Interpreter,
+    environ: EnvironTemplate,
     log: &Logger,
 ) -> Result<Application, LoadError> {
     Python::attach(|py| {
         let boot = bootstrap(py).map_err(|e| LoadError::Failed(e.to_string()))?;
-        let result = load_with(py, &boot, config, log);
+        let result = load_with(py, &boot, config, environ, log);
         let mut app = result.map_err(|err| {
             log_exception(
                 py,
@@ -116,11 +127,10 @@ pub fn load_application(
         })?;
         // Options that guard the site are enforced or the worker does not
         // serve: a script that does not load is an error naming its option.
-        app.guard =
-            crate::guard::Scripts::load(&boot, &config.guard).map_err(|(option, err)| {
-                log_exception(py, &boot, &err, log, &format!("--{option} failed to load:"));
-                LoadError::Failed(format!("--{option}: {}", err.value(py)))
-            })?;
+        app.guard = GuardScripts::load(&boot, &config.guard).map_err(|(option, err)| {
+            log_exception(py, &boot, &err, log, &format!("--{option} failed to load:"));
+            LoadError::Failed(format!("--{option}: {}", err.value(py)))
+        })?;
         Ok(app)
     })
 }
@@ -129,6 +139,7 @@ fn load_with(
     py: Python<'_>,
     boot: &Bound<'_, PyModule>,
     config: &ServerConfig,
+    environ: EnvironTemplate,
     log: &Logger,
 ) -> PyResult<Application> {
     let spec = &config.app;
@@ -181,7 +192,7 @@ fn load_with(
         AppType::Static => py.None().into_bound(py),
     };
     let errors = Py::new(py, ErrorStream::new(log.clone()))?;
-    let template = environ_template(py, boot, config, &errors)?;
+    let template = environ(boot, config, &errors)?;
     Ok(Application {
         callable: callable.unbind(),
         bootstrap: boot.clone().unbind(),
@@ -189,39 +200,8 @@ fn load_with(
         errors,
         stdout,
         stderr,
-        guard: crate::guard::Scripts::default(),
+        guard: GuardScripts::default(),
     })
-}
-
-fn environ_template<'py>(
-    py: Python<'py>,
-    boot: &Bound<'py, PyModule>,
-    config: &ServerConfig,
-    errors: &Py<ErrorStream>,
-) -> PyResult<Bound<'py, PyDict>> {
-    let d = PyDict::new(py);
-    d.set_item("wsgi.version", PyTuple::new(py, [1, 0])?)?;
-    d.set_item("wsgi.url_scheme", "http")?;
-    d.set_item("wsgi.errors", errors.clone_ref(py))?;
-    d.set_item("wsgi.multithread", config.threads > 1)?;
-    d.set_item("wsgi.multiprocess", config.multiprocess)?;
-    d.set_item("wsgi.run_once", false)?;
-    d.set_item("wsgi.input_terminated", true)?;
-    d.set_item("wsgi.file_wrapper", boot.getattr("FileWrapper")?)?;
-    d.set_item("SERVER_NAME", &config.server_name)?;
-    d.set_item("SERVER_PORT", config.port.to_string())?;
-    d.set_item("SCRIPT_NAME", &config.mount_point)?;
-    d.set_item("SERVER_SOFTWARE", rwsgi_http::SERVER_HEADER)?;
-    d.set_item("GATEWAY_INTERFACE", "CGI/1.1")?;
-    // mod_wsgi's daemon group name; "" (embedded mode) unless one is named.
-    let group = config.process_group.as_deref().unwrap_or("");
-    d.set_item("mod_wsgi.process_group", group)?;
-    d.set_item("mod_wsgi.application_group", "")?;
-    for (name, value) in &config.python.environ {
-        d.set_item(name, value)?;
-    }
-    crate::wsgi::reserve_request_keys(&d)?;
-    Ok(d)
 }
 
 /// Runs `atexit` handlers on a graceful stop, for at most `bound`

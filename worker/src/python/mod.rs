@@ -1,16 +1,18 @@
 //! The embedded interpreter: start-up, application loading, application
-//! output, the reload-on-changes monitor, exit handlers.
+//! output, the reload-on-changes file watcher, exit handlers. It depends on no
+//! other module of the worker: `wsgi` and `guard` build on it.
 
 mod app;
+mod guard_scripts;
 mod init;
 mod interrupt;
-mod monitor;
 mod output;
-pub use output::{LogSink, Source};
+mod reload_watcher;
+pub use output::ErrorStream;
 mod stacks;
 
 pub use app::{load_application, log_exception, prepare_template, run_exit_handlers, Application};
 pub use init::{start, Interpreter};
 pub use interrupt::Interrupts;
-pub use monitor::{watch_for_changes, watched, Watch, Watched};
+pub use reload_watcher::{watch_for_changes, watched, Watch, Watched};
 pub use stacks::{beat_python, install_dump};

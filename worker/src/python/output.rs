@@ -1,5 +1,5 @@
 //! Application output (`print`, `logging`, anything written to
-//! `sys.stdout`/`sys.stderr`) into the server log, one record per line,
+//! `sys.stdout`/`sys.stderr` or `wsgi.errors`) into the server log, one record per line,
 //! tagged with the worker like every other worker record.
 //!
 //! Partial lines are kept per OS thread, so two request threads printing at
@@ -16,7 +16,7 @@ use std::thread::ThreadId;
 pub enum Source {
     Stdout,
     Stderr,
-    /// `wsgi.errors` (see `wsgi::errors`).
+    /// `wsgi.errors` (see `ErrorStream`).
     WsgiErrors,
     /// rwsgi's own remarks about the application (e.g. an ignored signal.signal).
     Server,
@@ -110,5 +110,45 @@ impl LogSink {
     /// A complete message from the bootstrap code (no newline needed).
     fn message(&self, text: &str) {
         self.emit(text.as_bytes());
+    }
+}
+
+/// `wsgi.errors`: a text stream whose lines go to the server log, through
+/// the same sink as the application's `print` and `logging` output (one
+/// record per line, partial lines kept per thread). It lives here, beside
+/// that sink, so the interpreter's side needs nothing of the WSGI side.
+#[pyclass(module = "rwsgi", frozen)]
+pub struct ErrorStream {
+    sink: LogSink,
+}
+
+impl ErrorStream {
+    pub fn new(log: Logger) -> ErrorStream {
+        ErrorStream {
+            sink: LogSink::new(log, Source::WsgiErrors),
+        }
+    }
+}
+
+#[pymethods]
+impl ErrorStream {
+    fn write(&self, s: &str) -> usize {
+        self.sink.write_bytes(s.as_bytes());
+        s.chars().count()
+    }
+
+    fn writelines(&self, lines: &Bound<'_, PyAny>) -> PyResult<()> {
+        for line in lines.try_iter()? {
+            self.sink.write_bytes(line?.extract::<String>()?.as_bytes());
+        }
+        Ok(())
+    }
+
+    fn flush(&self) {
+        self.sink.flush_thread();
+    }
+
+    fn writable(&self) -> bool {
+        true
     }
 }

@@ -5,11 +5,13 @@
 
 use super::input::Input;
 use super::RequestContext;
+use crate::python::ErrorStream;
 use percent_encoding::percent_decode_str;
 use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyString};
+use pyo3::types::{PyDict, PyModule, PyString, PyTuple};
 use rwsgi_http::{HttpError, RequestHead};
+use rwsgi_shared::config::ServerConfig;
 
 /// Bytes as a native string, the way PEP 3333 wants: each byte one code point (latin-1).
 fn latin1(bytes: &[u8]) -> String {
@@ -195,8 +197,41 @@ const PER_REQUEST: [&str; 10] = [
     "mod_wsgi.request_id",
 ];
 
+/// The environ keys that are the same for every request of this worker
+/// (what `python::load_application` is given to build them), with the per-request keys reserved.
+pub fn template<'py>(
+    boot: &Bound<'py, PyModule>,
+    config: &ServerConfig,
+    errors: &Py<ErrorStream>,
+) -> PyResult<Bound<'py, PyDict>> {
+    let py = boot.py();
+    let d = PyDict::new(py);
+    d.set_item("wsgi.version", PyTuple::new(py, [1, 0])?)?;
+    d.set_item("wsgi.url_scheme", "http")?;
+    d.set_item("wsgi.errors", errors.clone_ref(py))?;
+    d.set_item("wsgi.multithread", config.threads > 1)?;
+    d.set_item("wsgi.multiprocess", config.multiprocess)?;
+    d.set_item("wsgi.run_once", false)?;
+    d.set_item("wsgi.input_terminated", true)?;
+    d.set_item("wsgi.file_wrapper", boot.getattr("FileWrapper")?)?;
+    d.set_item("SERVER_NAME", &config.server_name)?;
+    d.set_item("SERVER_PORT", config.port.to_string())?;
+    d.set_item("SCRIPT_NAME", &config.mount_point)?;
+    d.set_item("SERVER_SOFTWARE", rwsgi_http::SERVER_HEADER)?;
+    d.set_item("GATEWAY_INTERFACE", "CGI/1.1")?;
+    // mod_wsgi's daemon group name; "" (embedded mode) unless one is named.
+    let group = config.process_group.as_deref().unwrap_or("");
+    d.set_item("mod_wsgi.process_group", group)?;
+    d.set_item("mod_wsgi.application_group", "")?;
+    for (name, value) in &config.python.environ {
+        d.set_item(name, value)?;
+    }
+    reserve_request_keys(&d)?;
+    Ok(d)
+}
+
 /// Reserves the per-request keys in the environ template (see `PER_REQUEST`).
-pub fn reserve_request_keys(template: &Bound<'_, PyDict>) -> PyResult<()> {
+fn reserve_request_keys(template: &Bound<'_, PyDict>) -> PyResult<()> {
     let py = template.py();
     for key in PER_REQUEST {
         template.set_item(PyString::intern(py, key), py.None())?;

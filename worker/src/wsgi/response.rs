@@ -199,6 +199,12 @@ impl StartResponse {
         }
     }
 
+    /// `--error-override` and an error status: nothing of the application's
+    /// response is sent; the server sends its page for the status instead.
+    pub fn replaced(&self) -> bool {
+        crate::error_pages::overrides(self.code)
+    }
+
     pub fn headers_sent(&self) -> bool {
         self.framing != Framing::Undecided
     }
@@ -401,9 +407,10 @@ impl StartResponse {
 
     /// Sends one block of the body (from the iterable or `write`).
     pub fn send(&mut self, py: Python<'_>, data: &[u8]) -> PyResult<()> {
-        if data.is_empty() {
+        if data.is_empty() || self.replaced() {
             // PEP 3333: the head waits for the first non-empty block (or
-            // the end), so `exc_info` can still replace the response.
+            // the end), so `exc_info` can still replace the response. A
+            // body --error-override replaces is never sent.
             return Ok(());
         }
         if self.compressing() {
@@ -511,6 +518,9 @@ impl StartResponse {
         offset: u64,
         count: u64,
     ) -> PyResult<()> {
+        if self.replaced() {
+            return Ok(());
+        }
         if !self.headers_sent() {
             if self.app_length.is_none() && self.known_length.is_none() {
                 self.known_length = Some(count);

@@ -16,6 +16,8 @@
 //!    multipart separators), with conditional requests and ranges applied.
 
 mod compressed;
+pub mod error_documents;
+pub mod listing;
 pub mod path;
 pub mod range;
 mod resolve;

@@ -44,7 +44,8 @@ pub fn decode(raw: &str, allow_dotfiles: bool) -> Result<RelPath, Refused> {
     })
 }
 
-fn check_segment(name: &str, allow_dotfiles: bool) -> Result<(), Refused> {
+/// Whether one decoded path segment may be served.
+pub(crate) fn check_segment(name: &str, allow_dotfiles: bool) -> Result<(), Refused> {
     if name == "." || name == ".." {
         return Err(Refused("dot segment in the path"));
     }

@@ -1,6 +1,7 @@
 //! From a request path to an open file under one of the static mounts.
 
 use super::compressed::Compressed;
+use super::listing;
 use super::path::{self, Refused};
 use super::response::{content_type, etag, FileInfo, Options};
 use crate::coding::{self, Coding};
@@ -121,6 +122,8 @@ pub struct StaticFiles {
     only_static: bool,
     follow_symlinks: bool,
     allow_dotfiles: bool,
+    /// `--directory-listing`.
+    listing: bool,
     options: Options,
     /// `--compress-responses`: files compressed on the fly, kept in memory.
     compressed: Option<Compressed>,
@@ -151,6 +154,7 @@ impl StaticFiles {
             follow_symlinks: config.follow_symlinks,
             allow_dotfiles: config.allow_dotfiles,
             compressed: config.compress.then(Compressed::default),
+            listing: config.directory_listing,
             options: Options {
                 max_age: config.max_age,
             },
@@ -301,7 +305,6 @@ impl StaticFiles {
         if !meta.is_dir() {
             return Resolution::Forbidden("not a regular file");
         }
-        drop(file);
         let index_rel = match index {
             Some(name) if rel.rel.is_empty() => name.to_owned(),
             Some(name) => format!("{}/{name}", rel.rel),
@@ -314,7 +317,10 @@ impl StaticFiles {
             },
             None => None,
         };
-        if !rel.trailing_slash && (index_file.is_some() || !lenient) {
+        // Directories are the static files' where an index is looked for
+        // (mod_dir's); only there may they be listed.
+        let listed = self.listing && index.is_some();
+        if !rel.trailing_slash && (index_file.is_some() || listed || !lenient) {
             let mut location = format!("{}/", head.path);
             if !head.query.is_empty() {
                 location.push('?');
@@ -324,8 +330,45 @@ impl StaticFiles {
         }
         match index_file {
             Some((f, meta)) => self.found(f, meta, Place::Under(m, &index_rel), accept),
+            None if listed => self.list(m, &rel.rel, file, &meta),
             None => Resolution::NotFound("directory without an index file"),
         }
+    }
+
+    /// `--directory-listing`: the directory `rel` of the mount as an HTML
+    /// page, served like a file.
+    fn list(&self, m: &Mount, rel: &str, dir: File, meta: &Metadata) -> Resolution {
+        let open = |name: &str| {
+            if rel.is_empty() {
+                self.open_under(m, name)
+            } else {
+                self.open_under(m, &format!("{rel}/{name}"))
+            }
+        };
+        let (entries, cut) = match listing::gather(dir, self.allow_dotfiles, open) {
+            Ok(found) => found,
+            Err(e) => return failure(e),
+        };
+        let url = if rel.is_empty() {
+            format!("{}/", m.url)
+        } else {
+            format!("{}/{rel}/", m.url)
+        };
+        let page = listing::render(&url, rel.is_empty(), &entries, cut);
+        let Ok((file, page_meta)) = listing::memory_file(page.as_bytes()) else {
+            return Resolution::NotFound("the listing could not be built");
+        };
+        Resolution::File(StaticFile {
+            file,
+            len: page_meta.len(),
+            modified: listing::last_modified(meta, &entries),
+            etag: listing::content_etag(page.as_bytes()),
+            content_type: "text/html; charset=utf-8".to_owned(),
+            encoding: None,
+            vary: false,
+            // Made per request, and small: sent as it is.
+            compress: None,
+        })
     }
 
     /// Opens `rel` beneath the mount's directory; symlinks may not leave it
@@ -828,5 +871,45 @@ mod tests {
         assert_eq!(body(files.resolve(&head("/gone/x", &[]))), "back");
         assert!(files.claims(&head("/s/deep", &[])));
         assert!(!files.claims(&head("/other", &[])));
+    }
+
+    #[test]
+    fn directory_listings_where_directories_are_static() {
+        let (t, files) = site(|c| c.directory_listing = true);
+        let Resolution::File(f) = files.resolve(&head("/static/empty/", &[])) else {
+            panic!()
+        };
+        assert_eq!(f.content_type, "text/html; charset=utf-8");
+        let page = body(files.resolve(&head("/static/empty/", &[])));
+        assert!(page.contains("href=\"README\"") && page.contains("href=\"../\""));
+        // The alias root: no parent, no dotfile, no symlink out.
+        let page = body(files.resolve(&head("/static/", &[])));
+        assert!(!page.contains("href=\"../\""), "{page}");
+        assert!(
+            !page.contains(".env") && !page.contains("out.txt"),
+            "{page}"
+        );
+        assert!(page.contains("href=\"in.txt\"") && page.contains("href=\"css/\""));
+        assert!(matches!(
+            files.resolve(&head("/static/empty", &[])),
+            Resolution::Redirect(_)
+        ));
+        assert_eq!(body(files.resolve(&head("/static/docs/", &[]))), "<p>docs");
+        // A document root next to an application: directories are the
+        // application's unless --directory-index makes them static.
+        let mut c = StaticConfig {
+            document_root: Some(t.0.join("htdocs")),
+            directory_listing: true,
+            ..StaticConfig::default()
+        };
+        let (files, _) = StaticFiles::new(&c);
+        assert!(matches!(
+            files.resolve(&head("/empty/", &[])),
+            Resolution::NotStatic
+        ));
+        c.directory_index = Some("index.html".into());
+        let (files, _) = StaticFiles::new(&c);
+        assert!(body(files.resolve(&head("/empty/", &[]))).contains("README"));
+        assert!(!body(files.resolve(&head("/", &[]))).contains("href=\"../\""));
     }
 }

@@ -15,7 +15,7 @@ use std::time::Instant;
 pub const WAKER: Token = Token(1);
 
 /// A request ready to run.
-pub struct Job {
+pub struct QueuedRequest {
     pub conn: Conn,
     pub head: RequestHead,
     /// The I/O thread's token for this connection.
@@ -28,7 +28,7 @@ pub struct Job {
     pub guarded_static: Option<GuardedStatic>,
 }
 
-/// What the I/O thread found for a static request (see `statics::Job`).
+/// What the I/O thread found for a static request (see `static_lanes::StaticRequest`).
 pub struct GuardedStatic {
     pub resolution: Option<rwsgi_http::statics::Resolution>,
 }
@@ -37,6 +37,11 @@ pub struct GuardedStatic {
 pub enum Returned {
     /// Keep-alive: wait for the next request on this connection.
     Idle(usize, Conn),
+    /// The next request's head is here and was routed, but is not for the
+    /// thread that found it (a static file, a body to receive first, a
+    /// request thread's business): the I/O thread carries the routing out
+    /// without parsing the head again. The head is still in `conn.buf`.
+    Routed(usize, Conn, Box<crate::route::Routed>),
     /// The connection must close: the I/O thread closes it gracefully
     /// (half-close, then read and drop what the client still sends).
     Close(usize, Conn),
@@ -46,9 +51,9 @@ pub enum Returned {
 }
 
 struct Queue {
-    jobs: VecDeque<Job>,
+    jobs: VecDeque<QueuedRequest>,
     shutdown: bool,
-    /// Threads blocked in `next_job` and not yet signalled.
+    /// Threads blocked in `next_request` and not yet signalled.
     waiting: usize,
     /// Threads signalled and not yet running again. A notify is a futex
     /// syscall: a burst of jobs must not pay one per job for threads that
@@ -56,7 +61,7 @@ struct Queue {
     signalled: usize,
 }
 
-pub struct Pool {
+pub struct Handoff {
     queue: Mutex<Queue>,
     ready: Condvar,
     returns: Mutex<Vec<Returned>>,
@@ -72,13 +77,13 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-impl Pool {
-    /// The pool and the poller of the I/O thread (the waker is registered on it).
-    pub fn new() -> std::io::Result<(Pool, Poll)> {
+impl Handoff {
+    /// The queue and the poller of the I/O thread (the waker is registered on it).
+    pub fn new() -> std::io::Result<(Handoff, Poll)> {
         let poll = Poll::new()?;
         let waker = Waker::new(poll.registry(), WAKER)?;
         Ok((
-            Pool {
+            Handoff {
                 queue: Mutex::new(Queue {
                     jobs: VecDeque::new(),
                     shutdown: false,
@@ -95,7 +100,7 @@ impl Pool {
     }
 
     /// Queues a request; returns the queue length.
-    pub fn push(&self, job: Job) -> usize {
+    pub fn push(&self, job: QueuedRequest) -> usize {
         let mut q = lock(&self.queue);
         q.jobs.push_back(job);
         let n = q.jobs.len();
@@ -111,8 +116,8 @@ impl Pool {
         n
     }
 
-    /// Blocks until a request is queued; `None` once the pool shuts down.
-    pub fn next_job(&self) -> Option<(Job, usize)> {
+    /// Blocks until a request is queued; `None` once it shuts down.
+    pub fn next_request(&self) -> Option<(QueuedRequest, usize)> {
         let mut q = lock(&self.queue);
         loop {
             if let Some(job) = q.jobs.pop_front() {
@@ -181,13 +186,13 @@ mod tests {
     use std::net::{TcpListener, TcpStream};
     use std::sync::Arc;
 
-    fn job(stream: &TcpStream, token: usize) -> Job {
+    fn job(stream: &TcpStream, token: usize) -> QueuedRequest {
         let head =
             match parse_request_head(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", &Default::default()) {
                 Ok(Parsed::Complete(head, _)) => head,
                 _ => panic!("a complete head"),
             };
-        Job {
+        QueuedRequest {
             conn: Conn::new(
                 stream.try_clone().unwrap(),
                 rwsgi_shared::origin::Origin::accepted(stream.local_addr().unwrap()),
@@ -217,14 +222,14 @@ mod tests {
     fn every_job_of_every_burst_is_taken() {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let stream = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
-        let (pool, _poll) = Pool::new().unwrap();
-        let pool = Arc::new(pool);
+        let (handoff, _poll) = Handoff::new().unwrap();
+        let handoff = Arc::new(handoff);
         let taken = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let threads: Vec<_> = (0..4)
             .map(|_| {
-                let (pool, taken) = (Arc::clone(&pool), Arc::clone(&taken));
+                let (handoff, taken) = (Arc::clone(&handoff), Arc::clone(&taken));
                 std::thread::spawn(move || {
-                    while pool.next_job().is_some() {
+                    while handoff.next_request().is_some() {
                         taken.fetch_add(1, Ordering::SeqCst);
                     }
                 })
@@ -233,20 +238,20 @@ mod tests {
         let mut pushed = 0;
         for burst in 1..=200 {
             for _ in 0..(burst % 7) {
-                pool.push(job(&stream, pushed));
+                handoff.push(job(&stream, pushed));
                 pushed += 1;
             }
             if burst % 13 == 0 {
                 // Every thread back to waiting before the next burst.
                 wait_for("a job was left in the queue", || {
-                    taken.load(Ordering::SeqCst) == pushed && lock(&pool.queue).waiting == 4
+                    taken.load(Ordering::SeqCst) == pushed && lock(&handoff.queue).waiting == 4
                 });
             }
         }
         wait_for("a job was left in the queue", || {
             taken.load(Ordering::SeqCst) == pushed
         });
-        pool.shutdown();
+        handoff.shutdown();
         for t in threads {
             t.join().unwrap();
         }

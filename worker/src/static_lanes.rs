@@ -2,8 +2,8 @@
 //!
 //! The I/O thread routes a complete request head: a request under a
 //! `--url-alias` (or any request in static-only mode), or for an existing
-//! file of the `--document-root`, becomes a [`Job`] for one of a few plain
-//! Rust threads ("lanes"), which never touch the GIL. A lane resolves the
+//! file of the `--document-root`, becomes a [`StaticRequest`] for one of a
+//! few plain Rust threads ("lanes"), which never touch the GIL. A lane resolves the
 //! path with [`StaticFiles::resolve`] (the I/O thread only does so for the
 //! document root, where the file system decides what is static).
 //!
@@ -15,12 +15,13 @@
 //! request on it itself: a browser loading a page's assets, or a load
 //! generator, then costs no thread hand-off per request. Anything else
 //! (an application request, a partial head, a quiet client) goes back to
-//! the I/O thread, which owns idle connections.
+//! the I/O thread, which owns idle connections; a head the lane routed goes
+//! back routed, so it is not parsed again.
 
 use crate::access_log::AccessLog;
 use crate::conn::{Conn, READ_CHUNK};
+use crate::handoff::{Handoff, Returned};
 use crate::net;
-use crate::pool::{Pool, Returned};
 use crate::route::{route, Routed};
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token, Waker};
@@ -47,8 +48,6 @@ use std::time::{Duration, Instant};
 const LANES: usize = 2;
 /// Files up to this size are read and sent with the head in one `sendmsg`.
 const SMALL_FILE: u64 = 32 * 1024;
-/// Largest `sendfile` call (the kernel caps one call near 2 GiB anyway).
-const SENDFILE_CHUNK: u64 = 1 << 30;
 /// How often a lane looks for stalled transfers and lingering connections.
 const SWEEP: Duration = Duration::from_millis(100);
 /// How long a lane keeps a keep-alive connection after a static response,
@@ -57,7 +56,7 @@ const LINGER: Duration = Duration::from_millis(300);
 const WAKE: Token = Token(0);
 
 /// A request the I/O thread resolved to a static response.
-pub struct Job {
+pub struct StaticRequest {
     conn: Conn,
     head: RequestHead,
     token: usize,
@@ -68,12 +67,12 @@ pub struct Job {
 }
 
 struct Lane {
-    jobs: Mutex<VecDeque<Job>>,
+    jobs: Mutex<VecDeque<StaticRequest>>,
     waker: Waker,
 }
 
 /// The static files of this worker and the lanes that serve them.
-pub struct Statics {
+pub struct StaticLanes {
     files: Arc<StaticFiles>,
     /// For the static-file metrics of this worker's slot.
     scoreboard: Arc<Scoreboard>,
@@ -89,15 +88,15 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-impl Statics {
+impl StaticLanes {
     /// Opens the mounts and starts the lanes (none when nothing is static).
     pub fn start(
         config: &Arc<ServerConfig>,
-        pool: &Arc<Pool>,
+        handoff: &Arc<Handoff>,
         scoreboard: (&Arc<Scoreboard>, usize),
         access: Option<Arc<AccessLog>>,
         log: &Logger,
-    ) -> io::Result<(Arc<Statics>, Vec<JoinHandle<()>>)> {
+    ) -> io::Result<(Arc<StaticLanes>, Vec<JoinHandle<()>>)> {
         let (files, problems) = StaticFiles::new(&config.statics);
         for p in problems {
             warn!(
@@ -117,8 +116,10 @@ impl Statics {
             });
             polls.push(poll);
         }
-        let statics = Arc::new(Statics {
-            files: Arc::new(files),
+        let files = Arc::new(files);
+        crate::error_pages::install(Arc::clone(&files), &config.statics);
+        let statics = Arc::new(StaticLanes {
+            files,
             lanes,
             next: AtomicUsize::new(0),
             shutdown: AtomicBool::new(false),
@@ -131,7 +132,7 @@ impl Statics {
             let lane = LaneLoop {
                 index,
                 statics: Arc::clone(&statics),
-                pool: Arc::clone(pool),
+                handoff: Arc::clone(handoff),
                 config: Arc::clone(config),
                 // Validated by the master's configuration already.
                 proxy: rwsgi_http::forwarded::Rules::new(
@@ -179,7 +180,7 @@ impl Statics {
         resolution: Option<Resolution>,
     ) {
         let lane = &self.lanes[self.next.fetch_add(1, Ordering::Relaxed) % self.lanes.len()];
-        lock(&lane.jobs).push_back(Job {
+        lock(&lane.jobs).push_back(StaticRequest {
             conn,
             head,
             token,
@@ -227,6 +228,9 @@ struct Held {
     /// never waits on a lane.
     entered: Instant,
     state: State,
+    /// A head this lane routed and does not serve: it goes back with the
+    /// connection, so the I/O thread does not parse it again.
+    routed: Option<Box<Routed>>,
 }
 
 enum State {
@@ -264,8 +268,8 @@ enum Step {
 
 struct LaneLoop {
     index: usize,
-    statics: Arc<Statics>,
-    pool: Arc<Pool>,
+    statics: Arc<StaticLanes>,
+    handoff: Arc<Handoff>,
     config: Arc<ServerConfig>,
     /// `--trust-proxy-header`: whose forwarded Host `--server-name` judges.
     proxy: rwsgi_http::forwarded::Rules,
@@ -320,8 +324,8 @@ impl LaneLoop {
     }
 
     /// A connection arrives from the I/O thread with a static request.
-    fn start(&mut self, job: Job) {
-        let Job {
+    fn start(&mut self, job: StaticRequest) {
+        let StaticRequest {
             mut conn,
             head,
             token,
@@ -345,6 +349,7 @@ impl LaneLoop {
             unread: true,
             entered: Instant::now(),
             state: State::Sending(Box::new(transfer)),
+            routed: None,
         });
         self.step(slot);
     }
@@ -389,6 +394,14 @@ impl LaneLoop {
                 (statics::error(403, &head, date, keep_alive, &[]), None)
             }
             Resolution::NotStatic => (statics::error(404, &head, date, keep_alive, &[]), None),
+        };
+        // --error-document: an error of the server's gets the configured page.
+        let (plan, file) = match plan.status {
+            400.. => match crate::error_pages::plan(plan.status, &head, date, keep_alive) {
+                Some(page) => (page, None),
+                None => (plan, file),
+            },
+            _ => (plan, file),
         };
         Transfer::new(head, plan, file, started)
     }
@@ -460,17 +473,19 @@ impl LaneLoop {
         };
         let (head, resolution) = match route(&held.conn.buf, &limits, &self.statics.files, &gate) {
             // The auth and host-access scripts run on a request thread
-            // first: the I/O thread routes this one there.
-            Routed::Static(..) if self.config.guard.enabled() => return Some(Step::GiveBack),
-            Routed::Static(head, used, resolution) => {
+            // first: the I/O thread sends this one there.
+            Routed::Static(head, used, resolution) if !self.config.guard.enabled() => {
                 held.conn.buf.drain(..used);
                 let resolution = resolution.unwrap_or_else(|| self.statics.files.resolve(&head));
                 (head, resolution)
             }
-            // Not static, still arriving, or refused: the I/O thread's
-            // business (timeouts, the parser's error responses, the app).
-            Routed::App(..) | Routed::Partial | Routed::Refused(_) | Routed::Redirect(_) => {
-                return Some(Step::GiveBack)
+            // Still arriving: the I/O thread's (its timeouts).
+            Routed::Partial => return Some(Step::GiveBack),
+            // Not static, or refused: the I/O thread's business (the
+            // parser's error responses, the application).
+            other => {
+                held.routed = Some(Box::new(other));
+                return Some(Step::GiveBack);
             }
         };
         let transfer = self.respond(&mut held.conn, head, resolution, Instant::now());
@@ -515,9 +530,13 @@ impl LaneLoop {
             let _ = self.poll.registry().deregister(&mut SourceFd(&fd));
         }
         match step {
-            Step::GiveBack => self.pool.give_back(Returned::Idle(held.token, held.conn)),
+            Step::GiveBack => self.handoff.give_back(match held.routed {
+                Some(routed) => Returned::Routed(held.token, held.conn, routed),
+                None => Returned::Idle(held.token, held.conn),
+            }),
             Step::Close | Step::Wait => {
-                self.pool.give_back(Returned::Close(held.token, held.conn));
+                self.handoff
+                    .give_back(Returned::Close(held.token, held.conn));
             }
         }
     }
@@ -597,21 +616,14 @@ fn swept(held: Duration, quiet: Option<Duration>, stalled: Duration) -> Option<S
 
 /// Moves past `n` bytes just sent from the leading in-memory `parts`
 /// (`sent_of_first` of the first were sent before).
-fn consume_sent(parts: &mut VecDeque<Segment>, sent_of_first: &mut usize, mut n: usize) {
-    while n > 0 {
-        let Some(Segment::Bytes(b)) = parts.front() else {
-            break;
-        };
-        let left = b.len() - *sent_of_first;
-        if n >= left {
-            n -= left;
-            parts.pop_front();
-            *sent_of_first = 0;
-        } else {
-            *sent_of_first += n;
-            n = 0;
-        }
-    }
+fn consume_sent(parts: &mut VecDeque<Segment>, sent_of_first: &mut usize, n: usize) {
+    let in_memory = parts.iter().map_while(|p| match p {
+        Segment::Bytes(b) => Some(b.len()),
+        Segment::File { .. } => None,
+    });
+    let (done, into) = net::after_write(in_memory, *sent_of_first, n);
+    parts.drain(..done);
+    *sent_of_first = into;
 }
 
 impl Transfer {
@@ -705,14 +717,11 @@ impl Transfer {
         let Some(file) = &self.file else {
             return Err(Errno::EBADF);
         };
-        let mut off = *offset as libc::off64_t;
-        let count = (*len).min(SENDFILE_CHUNK) as usize;
-        let n = nix::sys::sendfile::sendfile64(&conn.stream, file, Some(&mut off), count)?;
+        let n = net::send_file_once(&conn.stream, file, offset, *len)?;
         if n == 0 {
             // The file shrank after its length was sent.
             return Err(Errno::EIO);
         }
-        *offset += n as u64;
         *len -= n as u64;
         if *len == 0 {
             self.parts.pop_front();

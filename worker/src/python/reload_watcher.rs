@@ -38,7 +38,7 @@ fn stamp(path: &PathBuf) -> Stamp {
     Some((meta.modified().ok()?, meta.len()))
 }
 
-/// Everything the monitor thread needs.
+/// Everything the watcher thread needs.
 pub struct Watch {
     pub app: Arc<Application>,
     /// A second handle on the worker's channel, to ask for the reload.
@@ -105,7 +105,7 @@ fn decide(app: &AppSpec, reload_on_changes: bool, disable_reloading: bool) -> Wa
     }
 }
 
-/// Starts the monitor thread, unless nothing is to be watched.
+/// Starts the watcher thread, unless nothing is to be watched.
 pub fn watch_for_changes(config: &ServerConfig, watch: Watch) {
     let what = watched(config);
     if what == Watched::Nothing {

@@ -1,0 +1,48 @@
+//! `--server-status`, answered by the I/O thread without Python.
+
+use super::IoLoop;
+use crate::conn::Conn;
+
+impl IoLoop<'_> {
+    /// `--server-status`: the status page, for loopback clients only (as
+    /// mod_wsgi-express allows it) after the trust rules, answered here
+    /// without Python.
+    pub(super) fn server_status(&self, conn: &Conn, head: &rwsgi_http::RequestHead) {
+        use std::io::Write as _;
+        let (status, kind, body) = if !self
+            .ctx
+            .proxy
+            .allows_status_page(&conn.origin, &head.headers)
+        {
+            (
+                403,
+                "text/plain; charset=utf-8",
+                "403 Forbidden\n".to_owned(),
+            )
+        } else {
+            let s = rwsgi_shared::status::Status::read(
+                self.ctx.scoreboard,
+                rwsgi_shared::time::now_ms(),
+            );
+            if head.query.split('&').any(|p| p == "json") {
+                (200, "application/json", format!("{}\n", s.json()))
+            } else {
+                (200, "text/html; charset=utf-8", s.html())
+            }
+        };
+        let mut dates = rwsgi_http::DateCache::default();
+        let mut out = format!(
+            "HTTP/1.1 {status} {}\r\nServer: {}\r\nDate: {}\r\nContent-Type: {kind}\r\nContent-Length: {}\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n",
+            rwsgi_http::reason_phrase(status),
+            rwsgi_http::SERVER_HEADER,
+            dates.now(),
+            body.len()
+        )
+        .into_bytes();
+        if head.method != "HEAD" {
+            out.extend_from_slice(body.as_bytes());
+        }
+        // Best effort on the non-blocking socket: a status page is a few KiB.
+        let _ = (&conn.stream).write_all(&out);
+    }
+}
