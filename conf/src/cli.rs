@@ -493,6 +493,51 @@ pub struct StartServer {
     #[arg(long, env = "RWSGI_STATIC_ALLOW_DOTFILES")]
     pub static_allow_dotfiles: bool,
 
+    /// Accept HTTPS on this port too (TLS 1.2 and 1.3), with the certificate
+    /// of --ssl-certificate-file and --ssl-certificate-key-file.
+    #[arg(long, value_name = "NUMBER", visible_alias = "ssl-port", env = "RWSGI_HTTPS_PORT")]
+    pub https_port: Option<u16>,
+
+    /// The server's certificate (PEM), for --https-port.
+    #[arg(long, value_name = "FILE-PATH", env = "RWSGI_SSL_CERTIFICATE_FILE")]
+    pub ssl_certificate_file: Option<PathBuf>,
+
+    /// The private key (PEM) of --ssl-certificate-file.
+    #[arg(long, value_name = "FILE-PATH", env = "RWSGI_SSL_CERTIFICATE_KEY_FILE")]
+    pub ssl_certificate_key_file: Option<PathBuf>,
+
+    /// The common path of the certificate and its key: PATH.crt and PATH.key.
+    #[arg(long, value_name = "FILE-PATH", env = "RWSGI_SSL_CERTIFICATE")]
+    pub ssl_certificate: Option<PathBuf>,
+
+    /// Intermediate CA certificates (PEM) sent after the server's own.
+    #[arg(long, value_name = "FILE-PATH", env = "RWSGI_SSL_CERTIFICATE_CHAIN_FILE")]
+    pub ssl_certificate_chain_file: Option<PathBuf>,
+
+    /// CA certificates (PEM) client certificates must chain to: the whole
+    /// site then requires one, unless --ssl-verify-client names where.
+    #[arg(long, value_name = "FILE-PATH", env = "RWSGI_SSL_CA_CERTIFICATE_FILE")]
+    pub ssl_ca_certificate_file: Option<PathBuf>,
+
+    /// A URL path below which a verified client certificate is required
+    /// (repeatable; needs --ssl-ca-certificate-file).
+    #[arg(long = "ssl-verify-client", value_name = "URL-PATH")]
+    pub ssl_verify_client: Vec<String>,
+
+    /// Pass mod_ssl's SSL_* variables (protocol, cipher, client
+    /// certificate) in the environ of HTTPS requests.
+    #[arg(long, env = "RWSGI_SSL_ENVIRONMENT")]
+    pub ssl_environment: bool,
+
+    /// Redirect plain HTTP requests to HTTPS (--https-port).
+    #[arg(long, env = "RWSGI_HTTPS_ONLY")]
+    pub https_only: bool,
+
+    /// Strict-Transport-Security value sent on HTTPS responses with
+    /// --https-only, e.g. "max-age=31536000".
+    #[arg(long, value_name = "PARAMS", env = "RWSGI_HSTS_POLICY")]
+    pub hsts_policy: Option<String>,
+
     /// Compress textual responses (HTML, CSS, JavaScript, JSON, XML, plain
     /// text, SVG) with zstd, Brotli or gzip, as the client's Accept-Encoding
     /// prefers: the application's and static files without a precompressed

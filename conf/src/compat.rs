@@ -200,17 +200,6 @@ pub const UNIMPLEMENTED: &[(&str, Takes, &str)] = &[
 /// without them would be less safe than not serving (plain HTTP where HTTPS
 /// was asked for, Apache access rules not applied).
 pub const REFUSED: &[(&str, Takes, &str)] = &[
-    ("https-port", Takes::One, "TLS is not implemented yet; terminate TLS in front of rwsgi and drop the option"),
-    ("ssl-port", Takes::One, "TLS is not implemented yet; terminate TLS in front of rwsgi and drop the option"),
-    ("ssl-certificate-file", Takes::One, "TLS is not implemented yet; terminate TLS in front of rwsgi and drop the option"),
-    ("ssl-certificate-key-file", Takes::One, "TLS is not implemented yet; terminate TLS in front of rwsgi and drop the option"),
-    ("ssl-certificate", Takes::One, "TLS is not implemented yet; terminate TLS in front of rwsgi and drop the option"),
-    ("ssl-ca-certificate-file", Takes::One, "TLS is not implemented yet; terminate TLS in front of rwsgi and drop the option"),
-    ("ssl-verify-client", Takes::One, "TLS client certificates are not implemented yet; verify them in front of rwsgi and drop the option"),
-    ("ssl-certificate-chain-file", Takes::One, "TLS is not implemented yet; terminate TLS in front of rwsgi and drop the option"),
-    ("ssl-environment", Takes::Flag, "TLS is not implemented yet; terminate TLS in front of rwsgi and drop the option"),
-    ("https-only", Takes::Flag, "TLS is not implemented yet; redirect to HTTPS in front of rwsgi and drop the option"),
-    ("hsts-policy", Takes::One, "TLS is not implemented yet; send Strict-Transport-Security in front of rwsgi and drop the option"),
     ("include-file", Takes::One, "rwsgi cannot apply Apache configuration, which may hold access rules; move them to a proxy or the application and drop the option"),
     ("rewrite-rules", Takes::One, "rwsgi cannot apply Apache rewrite rules, which may forbid or redirect; move them to a proxy or the application and drop the option"),
     ("free-threading", Takes::Flag, "needs a free-threaded (PEP 703) Python build, and rwsgi's workers run on a Python with the GIL (as mod_wsgi-express, rwsgi exits rather than run with the GIL)"),
@@ -237,6 +226,9 @@ pub const DIFFERENCES: &[(&str, &str)] = &[
     ("eviction-timeout", "the time a reload (SIGUSR1, SIGHUP, --reload-on-changes) gives the replaced workers to finish their requests, while the new ones take the new requests; then --shutdown-timeout before they are killed"),
     ("process-name", "the master's program name in `ps` (its command line; the kernel's 15-byte name stays rwsgi)"),
     ("process-group", "names the workers in `ps` `(wsgi:NAME)` and is the environ's mod_wsgi.process_group; without it that is empty (rwsgi has no daemon process groups, so no default group localhost:PORT)"),
+    ("https-port", "served without --server-name too; TLS 1.2 and 1.3 only (rustls), certificates read again when their files change"),
+    ("ssl-verify-client", "a client certificate is asked for in the handshake and required below these paths (no renegotiation); a request there without one, or on the plain port, gets 403"),
+    ("https-only", "the redirect (301) keeps the host the client used; --hsts-policy also goes on responses of the application and the static files"),
     ("ignore-activity", "matches the raw (not percent-decoded) request path, and the path below it, as <Location> does"),
     ("trust-proxy", "addresses and CIDR ranges; without it every peer is trusted, as in mod_wsgi"),
     ("directory-listing", "also under --url-alias directories (Apache lists the document root only); dotfiles and symlinks out are left out as the static rules refuse them"),

@@ -15,6 +15,7 @@ mod guard;
 mod identity;
 mod resolve;
 mod summary;
+pub mod tls;
 
 pub use cli::{Cli, Command, StartServer};
 pub use compat::UNIMPLEMENTED;

@@ -44,10 +44,16 @@ pub struct Fleet<'a> {
     pub scoreboard: &'a Scoreboard,
 }
 
-pub struct Dispatcher {
-    listener: Option<mio::net::TcpListener>,
-    /// The listener may have connections to accept.
+/// A listening socket and whether it may have connections to accept.
+struct Listening {
+    socket: mio::net::TcpListener,
     readable: bool,
+}
+
+pub struct Dispatcher {
+    /// The HTTP port, then the HTTPS port (`--https-port`): the master
+    /// accepts on both alike; a worker tells them apart by the local port.
+    listeners: Vec<Listening>,
     paused_until: Option<Instant>,
     pending: VecDeque<Pending>,
     rotate: usize,
@@ -59,16 +65,21 @@ pub struct Dispatcher {
 
 impl Dispatcher {
     pub fn new(
-        mut listener: mio::net::TcpListener,
+        sockets: Vec<(mio::net::TcpListener, Token)>,
         registry: &Registry,
-        token: Token,
         max_clients: usize,
         log: Logger,
     ) -> std::io::Result<Dispatcher> {
-        registry.register(&mut listener, token, Interest::READABLE)?;
+        let mut listeners = Vec::with_capacity(sockets.len());
+        for (mut socket, token) in sockets {
+            registry.register(&mut socket, token, Interest::READABLE)?;
+            listeners.push(Listening {
+                socket,
+                readable: true,
+            });
+        }
         Ok(Dispatcher {
-            listener: Some(listener),
-            readable: true,
+            listeners,
             paused_until: None,
             pending: VecDeque::new(),
             rotate: 0,
@@ -78,22 +89,26 @@ impl Dispatcher {
         })
     }
 
-    /// The listener reported readiness.
-    pub fn listener_readable(&mut self) {
-        self.readable = true;
+    /// The `index`th listener reported readiness.
+    pub fn listener_readable(&mut self, index: usize) {
+        if let Some(l) = self.listeners.get_mut(index) {
+            l.readable = true;
+        }
     }
 
     /// Stops accepting. With `drain`, the connections already in the kernel
     /// backlog, which were promised service, are accepted and queued first.
     pub fn close_listener(&mut self, drain: bool, fleet: &mut Fleet<'_>, registry: &Registry) {
         if drain {
-            self.readable = true;
+            for l in &mut self.listeners {
+                l.readable = true;
+            }
             self.paused_until = None;
             self.accept(fleet);
             self.dispatch_pending(fleet, false);
         }
-        if let Some(mut l) = self.listener.take() {
-            let _ = registry.deregister(&mut l);
+        for mut l in self.listeners.drain(..) {
+            let _ = registry.deregister(&mut l.socket);
         }
     }
 
@@ -109,15 +124,25 @@ impl Dispatcher {
             }
             self.paused_until = None;
         }
-        while self.readable
+        for index in 0..self.listeners.len() {
+            if !self.accept_from(index, fleet) {
+                return;
+            }
+        }
+    }
+
+    /// Accepts from one listener until it has nothing more or the limits
+    /// stop it; false when accepting must pause for every listener.
+    fn accept_from(&mut self, index: usize, fleet: &mut Fleet<'_>) -> bool {
+        while self.listeners.get(index).is_some_and(|l| l.readable)
             && fleet.workers.any_ready()
             && self.pending.len() < MAX_PENDING
             && (held(fleet, self.pending.len()) < self.max_clients || reclaimable(fleet) > 0)
         {
-            let Some(listener) = self.listener.as_ref() else {
-                return;
+            let Some(listener) = self.listeners.get_mut(index) else {
+                return true;
             };
-            match listener.accept() {
+            match listener.socket.accept() {
                 Ok((stream, peer)) => {
                     let _ = stream.set_nodelay(true);
                     // The worker owns the socket from here; blocking mode is its choice.
@@ -130,7 +155,7 @@ impl Dispatcher {
                     };
                     self.dispatch(conn, fleet);
                 }
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => self.readable = false,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => listener.readable = false,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                 Err(e)
                     if matches!(
@@ -140,12 +165,13 @@ impl Dispatcher {
                 {
                     warn!(self.log, "cannot accept: {}; pausing accepts for 100 ms", e);
                     self.paused_until = Some(Instant::now() + Duration::from_millis(100));
-                    return;
+                    return false;
                 }
                 // ECONNABORTED and friends concern one client only.
                 Err(_) => {}
             }
         }
+        true
     }
 
     /// A connection a draining worker gave back, with what it had read.

@@ -104,9 +104,9 @@ impl Effects {
         self.templates.pid()
     }
 
-    /// The listener reported readiness.
-    pub fn listener_readable(&mut self) {
-        self.dispatcher.listener_readable();
+    /// The `index`th listener (0 HTTP, 1 HTTPS) reported readiness.
+    pub fn listener_readable(&mut self, index: usize) {
+        self.dispatcher.listener_readable(index);
     }
 
     /// Hands waiting connections to workers, then accepts new ones.

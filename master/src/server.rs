@@ -27,6 +27,8 @@ use std::time::{Duration, Instant};
 const LISTENER: Token = Token(0);
 const SIGNALS: Token = Token(1);
 const ADMIN: Token = Token(2);
+/// `--https-port` (3 is the template's channel).
+const TLS_LISTENER: Token = Token(4);
 const TICK: Duration = Duration::from_millis(100);
 
 #[derive(Debug, thiserror::Error)]
@@ -97,19 +99,23 @@ pub fn run(mut config: ServerConfig, log: Logger) -> Result<ExitCode, ServerErro
     // `--port 0` binds a port the kernel chooses: the workers (SERVER_PORT)
     // and the log (for whoever started the server) get the real one.
     config.port = bound.port();
+    let mut sockets = vec![(listener, LISTENER)];
+    let mut secure_bound = None;
+    if let Some(tls) = &config.tls {
+        let secure = listener::bind(&config.host, tls.port, config.listen_backlog)?;
+        secure_bound = Some(secure.local_addr()?);
+        sockets.push((secure, TLS_LISTENER));
+    }
     let poll = Poll::new()?;
-    let dispatcher = Dispatcher::new(
-        listener,
-        poll.registry(),
-        LISTENER,
-        config.max_clients,
-        log.clone(),
-    )?;
+    let dispatcher = Dispatcher::new(sockets, poll.registry(), config.max_clients, log.clone())?;
     let mut signals = control::install()?;
     poll.registry()
         .register(&mut signals, SIGNALS, Interest::READABLE)?;
     let scoreboard = Scoreboard::create(std::process::id())?;
     info!(log, "listening on http://{}/", bound; "address" => bound.to_string());
+    if let Some(secure) = secure_bound {
+        info!(log, "listening on https://{}/", secure; "address" => secure.to_string());
+    }
     let observer = Observer::new(&config, poll.registry(), ADMIN, log.clone())?;
     // Everything privileged is done: the ports are bound, the scoreboard
     // exists. Nothing started from here on runs as root.
@@ -167,7 +173,8 @@ impl Server {
                     continue;
                 }
                 match event.token() {
-                    LISTENER => self.effects.listener_readable(),
+                    LISTENER => self.effects.listener_readable(0),
+                    TLS_LISTENER => self.effects.listener_readable(1),
                     SIGNALS => controls.extend(control::drain(&mut self.signals)),
                     Token(t) if t >= CHANNEL_BASE => channels.push(t - CHANNEL_BASE),
                     // The template's channel: the wake-up was the point.

@@ -425,10 +425,39 @@ pub struct ServerConfig {
     /// `--inactivity-timeout` (see `ignores_activity`).
     #[serde(default)]
     pub ignore_activity: Vec<String>,
+    /// `--https-port` and the `--ssl-*` options; `None`: plain HTTP only.
+    #[serde(default)]
+    pub tls: Option<TlsConfig>,
     /// `--compress-responses`: the application's textual responses are
     /// compressed when the client accepts it (see `http::coding`).
     #[serde(default)]
     pub compress_responses: bool,
+}
+
+/// HTTPS (`--https-port` and the `--ssl-*` options of mod_wsgi-express).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TlsConfig {
+    /// `--https-port`: where TLS connections are accepted.
+    pub port: u16,
+    /// `--ssl-certificate-file` (or `--ssl-certificate` + `.crt`).
+    pub certificate: PathBuf,
+    /// `--ssl-certificate-key-file` (or `--ssl-certificate` + `.key`).
+    pub key: PathBuf,
+    /// `--ssl-certificate-chain-file`.
+    pub chain: Option<PathBuf>,
+    /// `--ssl-ca-certificate-file`: client certificates are asked for and
+    /// verified against these CAs.
+    pub client_ca: Option<PathBuf>,
+    /// Where a verified client certificate is required: `--ssl-verify-client`
+    /// paths, or the whole site (`/`) with a CA file and no paths.
+    pub verify_paths: Vec<String>,
+    /// `--ssl-environment`: mod_ssl's `SSL_*` variables in the environ.
+    pub environment: bool,
+    /// `--https-only`: plain HTTP requests are redirected to HTTPS.
+    pub https_only: bool,
+    /// `--hsts-policy`: `Strict-Transport-Security` on HTTPS responses
+    /// (with `--https-only`, as mod_wsgi-express).
+    pub hsts: Option<String>,
 }
 
 /// Who the server runs as after start (`--user`, `--group`), looked up once.
