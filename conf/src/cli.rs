@@ -495,7 +495,12 @@ pub struct StartServer {
 
     /// Accept HTTPS on this port too (TLS 1.2 and 1.3), with the certificate
     /// of --ssl-certificate-file and --ssl-certificate-key-file.
-    #[arg(long, value_name = "NUMBER", visible_alias = "ssl-port", env = "RWSGI_HTTPS_PORT")]
+    #[arg(
+        long,
+        value_name = "NUMBER",
+        visible_alias = "ssl-port",
+        env = "RWSGI_HTTPS_PORT"
+    )]
     pub https_port: Option<u16>,
 
     /// The server's certificate (PEM), for --https-port.
@@ -511,7 +516,11 @@ pub struct StartServer {
     pub ssl_certificate: Option<PathBuf>,
 
     /// Intermediate CA certificates (PEM) sent after the server's own.
-    #[arg(long, value_name = "FILE-PATH", env = "RWSGI_SSL_CERTIFICATE_CHAIN_FILE")]
+    #[arg(
+        long,
+        value_name = "FILE-PATH",
+        env = "RWSGI_SSL_CERTIFICATE_CHAIN_FILE"
+    )]
     pub ssl_certificate_chain_file: Option<PathBuf>,
 
     /// CA certificates (PEM) client certificates must chain to: the whole

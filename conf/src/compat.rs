@@ -228,7 +228,7 @@ pub const DIFFERENCES: &[(&str, &str)] = &[
     ("process-group", "names the workers in `ps` `(wsgi:NAME)` and is the environ's mod_wsgi.process_group; without it that is empty (rwsgi has no daemon process groups, so no default group localhost:PORT)"),
     ("https-port", "served without --server-name too; TLS 1.2 and 1.3 only (rustls), certificates read again when their files change"),
     ("ssl-verify-client", "a client certificate is asked for in the handshake and required below these paths (no renegotiation); a request there without one, or on the plain port, gets 403"),
-    ("https-only", "the redirect (301) keeps the host the client used; --hsts-policy also goes on responses of the application and the static files"),
+    ("https-only", "the redirect is a 301 to the host the client used (mod_wsgi-express: a 302 to --server-name)"),
     ("ignore-activity", "matches the raw (not percent-decoded) request path, and the path below it, as <Location> does"),
     ("trust-proxy", "addresses and CIDR ranges; without it every peer is trusted, as in mod_wsgi"),
     ("directory-listing", "also under --url-alias directories (Apache lists the document root only); dotfiles and symlinks out are left out as the static rules refuse them"),

@@ -415,6 +415,14 @@ mod tests {
                     assert_eq!(warnings.len(), 1, "--{name}: {warnings:?}")
                 }
                 (_, Ok(_)) => {}
+                // HTTPS options work together: alone, each says what it needs.
+                (_, Err(e))
+                    if name.starts_with("ssl-")
+                        || name.starts_with("http")
+                        || name == "hsts-policy" =>
+                {
+                    assert!(e.to_string().contains("needs --"), "--{name}: {e}")
+                }
                 (_, Err(e)) => panic!("--{name}: {e}"),
             }
         }

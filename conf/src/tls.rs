@@ -10,7 +10,13 @@ use std::path::{Path, PathBuf};
 
 /// The TLS configuration the options ask for; `None` without `--https-port`.
 pub fn resolve(args: &StartServer, cwd: &Path) -> Result<Option<TlsConfig>, ConfError> {
-    let abs = |p: &PathBuf| if p.is_absolute() { p.clone() } else { cwd.join(p) };
+    let abs = |p: &PathBuf| {
+        if p.is_absolute() {
+            p.clone()
+        } else {
+            cwd.join(p)
+        }
+    };
     let (mut certificate, mut key) = (
         args.ssl_certificate_file.as_ref().map(abs),
         args.ssl_certificate_key_file.as_ref().map(abs),
@@ -24,10 +30,19 @@ pub fn resolve(args: &StartServer, cwd: &Path) -> Result<Option<TlsConfig>, Conf
     let Some(port) = args.https_port else {
         let given = [
             ("ssl-certificate-file", args.ssl_certificate_file.is_some()),
-            ("ssl-certificate-key-file", args.ssl_certificate_key_file.is_some()),
+            (
+                "ssl-certificate-key-file",
+                args.ssl_certificate_key_file.is_some(),
+            ),
             ("ssl-certificate", args.ssl_certificate.is_some()),
-            ("ssl-ca-certificate-file", args.ssl_ca_certificate_file.is_some()),
-            ("ssl-certificate-chain-file", args.ssl_certificate_chain_file.is_some()),
+            (
+                "ssl-ca-certificate-file",
+                args.ssl_ca_certificate_file.is_some(),
+            ),
+            (
+                "ssl-certificate-chain-file",
+                args.ssl_certificate_chain_file.is_some(),
+            ),
             ("ssl-verify-client", !args.ssl_verify_client.is_empty()),
             ("https-only", args.https_only),
             ("hsts-policy", args.hsts_policy.is_some()),
@@ -38,17 +53,23 @@ pub fn resolve(args: &StartServer, cwd: &Path) -> Result<Option<TlsConfig>, Conf
         }
         return Ok(None);
     };
-    if port == 0 || port == args.port {
+    if port != 0 && port == args.port {
         return Err(invalid(
             "https-port",
-            format_args!("{port} must be a port of its own, not 0 or --port"),
+            format_args!("{port} is also --port: HTTPS needs a port of its own"),
         ));
     }
     let certificate = certificate.ok_or_else(|| {
-        invalid("https-port", "needs --ssl-certificate-file (or --ssl-certificate)")
+        invalid(
+            "https-port",
+            "needs --ssl-certificate-file (or --ssl-certificate)",
+        )
     })?;
     let key = key.ok_or_else(|| {
-        invalid("https-port", "needs --ssl-certificate-key-file (or --ssl-certificate)")
+        invalid(
+            "https-port",
+            "needs --ssl-certificate-key-file (or --ssl-certificate)",
+        )
     })?;
     if !args.ssl_verify_client.is_empty() && args.ssl_ca_certificate_file.is_none() {
         return Err(invalid(
@@ -58,7 +79,10 @@ pub fn resolve(args: &StartServer, cwd: &Path) -> Result<Option<TlsConfig>, Conf
     }
     for path in &args.ssl_verify_client {
         if !path.starts_with('/') {
-            return Err(invalid("ssl-verify-client", format_args!("{path:?} is not a URL path")));
+            return Err(invalid(
+                "ssl-verify-client",
+                format_args!("{path:?} is not a URL path"),
+            ));
         }
     }
     if args.proxy_protocol {
@@ -69,7 +93,10 @@ pub fn resolve(args: &StartServer, cwd: &Path) -> Result<Option<TlsConfig>, Conf
     }
     if let Some(policy) = &args.hsts_policy {
         if policy.is_empty() || policy.bytes().any(|b| b.is_ascii_control()) {
-            return Err(invalid("hsts-policy", "must be a header value such as max-age=31536000"));
+            return Err(invalid(
+                "hsts-policy",
+                "must be a header value such as max-age=31536000",
+            ));
         }
     }
     let config = TlsConfig {
@@ -78,7 +105,10 @@ pub fn resolve(args: &StartServer, cwd: &Path) -> Result<Option<TlsConfig>, Conf
         key,
         chain: args.ssl_certificate_chain_file.as_ref().map(abs),
         client_ca: args.ssl_ca_certificate_file.as_ref().map(abs),
-        verify_paths: match (&args.ssl_ca_certificate_file, args.ssl_verify_client.is_empty()) {
+        verify_paths: match (
+            &args.ssl_ca_certificate_file,
+            args.ssl_verify_client.is_empty(),
+        ) {
             (Some(_), true) => vec!["/".to_owned()],
             _ => args.ssl_verify_client.clone(),
         },

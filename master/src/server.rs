@@ -101,9 +101,12 @@ pub fn run(mut config: ServerConfig, log: Logger) -> Result<ExitCode, ServerErro
     config.port = bound.port();
     let mut sockets = vec![(listener, LISTENER)];
     let mut secure_bound = None;
-    if let Some(tls) = &config.tls {
+    if let Some(tls) = &mut config.tls {
         let secure = listener::bind(&config.host, tls.port, config.listen_backlog)?;
-        secure_bound = Some(secure.local_addr()?);
+        let bound = secure.local_addr()?;
+        // As for --port 0: the workers tell HTTPS connections by this port.
+        tls.port = bound.port();
+        secure_bound = Some(bound);
         sockets.push((secure, TLS_LISTENER));
     }
     let poll = Poll::new()?;

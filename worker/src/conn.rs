@@ -7,6 +7,7 @@ use rwsgi_shared::origin::Origin;
 use slog::{info, Logger};
 use std::io::Write;
 use std::net::TcpStream;
+use std::sync::Arc;
 use std::time::Instant;
 
 /// Read granularity for request heads and bodies.
@@ -29,6 +30,10 @@ pub struct Conn {
     /// When the master accepted it, until its first request starts: that
     /// request's queue wait counts from there.
     pub accepted_at: Option<Instant>,
+    /// An HTTPS connection: `stream` is then the worker's end of the TLS
+    /// thread's socket pair (see `tls`), and this is what the handshake
+    /// established. It never goes back to the master.
+    pub tls: Option<Arc<rwsgi_http::tls::Facts>>,
 }
 
 impl Conn {
@@ -40,6 +45,7 @@ impl Conn {
             served: 0,
             since: Instant::now(),
             accepted_at: None,
+            tls: None,
         }
     }
 

@@ -48,6 +48,9 @@ pub enum Returned {
     /// The request thread closed the connection itself: the whole request
     /// had been read, so there was nothing to linger for.
     Closed(usize),
+    /// A new connection (an HTTPS one whose handshake the TLS thread
+    /// finished): the I/O thread takes it as it takes the master's.
+    Adopt(Box<Conn>),
 }
 
 struct Queue {

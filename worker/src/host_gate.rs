@@ -16,8 +16,9 @@
 //! listening port, which is wrong behind a proxy or a port mapping.
 
 use rwsgi_http::forwarded::Rules;
+use rwsgi_http::tls::Facts;
 use rwsgi_http::{HttpError, RequestHead, SERVER_HEADER};
-use rwsgi_shared::config::VirtualHost;
+use rwsgi_shared::config::{TlsConfig, VirtualHost};
 use rwsgi_shared::origin::Origin;
 use std::net::IpAddr;
 
@@ -27,9 +28,19 @@ pub enum Verdict {
     Serve,
     /// 403, as Apache's `Require all denied`.
     Forbidden,
-    /// 301 to this URL (the parent domain of a `www.` server name).
+    /// 301 to this URL (the parent domain of a `www.` server name, or the
+    /// HTTPS site with `--https-only`).
     Redirect(String),
+    /// 403: below `--ssl-verify-client` without a verified certificate.
+    NoCertificate,
 }
+
+/// The refusal a request below `--ssl-verify-client` gets without a
+/// verified client certificate (or on the plain HTTP port).
+pub const NO_CERTIFICATE: HttpError = HttpError::new(
+    403,
+    "a verified client certificate is required here (--ssl-verify-client)",
+);
 
 /// The refusal a Host that is not served gets.
 pub const FORBIDDEN: HttpError = HttpError::new(403, "Host not served (--server-name)");
@@ -39,6 +50,10 @@ pub struct Gate<'a> {
     pub vhost: Option<&'a VirtualHost>,
     pub proxy: &'a Rules,
     pub origin: &'a Origin,
+    /// `--https-port` and its options.
+    pub secure: Option<&'a TlsConfig>,
+    /// What the connection's TLS handshake established (`None`: plain HTTP).
+    pub tls: Option<&'a Facts>,
 }
 
 /// The request as the site sees it: host, client, scheme.
@@ -62,6 +77,23 @@ impl Gate<'_> {
     /// Judges a parsed request head. Without `--server-name` every Host is
     /// served and nothing is computed.
     pub fn check(&self, head: &RequestHead) -> Verdict {
+        if let Some(secure) = self.secure {
+            let host = head
+                .effective_host()
+                .and_then(|h| std::str::from_utf8(h).ok())
+                .filter(|h| !h.is_empty())
+                .or(self.vhost.map(|v| v.name.as_str()));
+            let judged = transport(
+                secure,
+                self.tls.map(|t| t.client.is_some()),
+                host,
+                &head.path,
+                &head.query,
+            );
+            if judged != Verdict::Serve {
+                return judged;
+            }
+        }
         let Some(vhost) = self.vhost else {
             return Verdict::Serve;
         };
@@ -88,6 +120,45 @@ impl Gate<'_> {
             },
         )
     }
+}
+
+/// What HTTPS decides before the Host is judged: `client_verified` is
+/// `None` on plain HTTP, else whether the handshake verified a client
+/// certificate. With `--https-only` plain HTTP goes to the HTTPS site (the
+/// host the client used, on the HTTPS port); below `--ssl-verify-client`
+/// only a verified client gets in, on plain HTTP never (mod_wsgi-express
+/// would serve those paths there without a certificate).
+fn transport(
+    secure: &TlsConfig,
+    client_verified: Option<bool>,
+    host: Option<&str>,
+    path: &str,
+    query: &str,
+) -> Verdict {
+    if client_verified.is_none() && secure.https_only {
+        let Some(host) = host else {
+            return Verdict::Forbidden;
+        };
+        let (name, _) = split_host(host);
+        let port = if secure.port == 443 {
+            String::new()
+        } else {
+            format!(":{}", secure.port)
+        };
+        let path = if path.starts_with('/') { path } else { "/" };
+        let query = if query.is_empty() {
+            String::new()
+        } else {
+            format!("?{query}")
+        };
+        return Verdict::Redirect(format!("https://{name}{port}{path}{query}"));
+    }
+    if rwsgi_http::tls::needs_client_certificate(&secure.verify_paths, path)
+        && client_verified != Some(true)
+    {
+        return Verdict::NoCertificate;
+    }
+    Verdict::Serve
 }
 
 /// The decision, on plain values.
@@ -374,6 +445,8 @@ mod tests {
             vhost: None,
             proxy: &rules,
             origin: &origin,
+            secure: None,
+            tls: None,
         };
         let head = match rwsgi_http::parse_request_head(
             b"GET / HTTP/1.1\r\nHost: evil.com\r\n\r\n",
@@ -410,6 +483,8 @@ mod tests {
             vhost: Some(&v),
             proxy: &rules,
             origin: &proxy,
+            secure: None,
+            tls: None,
         };
         assert_eq!(gate.check(&head), Verdict::Serve);
         // From a peer that is not a trusted proxy the header is not believed.
@@ -421,6 +496,8 @@ mod tests {
             vhost: Some(&v),
             proxy: &rules,
             origin: &stranger,
+            secure: None,
+            tls: None,
         };
         assert_eq!(gate.check(&head), Verdict::Forbidden);
         let head =
@@ -429,7 +506,74 @@ mod tests {
             vhost: Some(&v),
             proxy: &rules,
             origin: &proxy,
+            secure: None,
+            tls: None,
         };
         assert_eq!(gate.check(&head), Verdict::Forbidden);
+    }
+
+    fn secure(https_only: bool, verify: &[&str]) -> TlsConfig {
+        TlsConfig {
+            port: 8443,
+            certificate: "c".into(),
+            key: "k".into(),
+            chain: None,
+            client_ca: None,
+            verify_paths: verify.iter().map(|p| (*p).to_owned()).collect(),
+            environment: false,
+            https_only,
+            hsts: None,
+        }
+    }
+
+    #[test]
+    fn https_only_sends_plain_requests_to_the_https_port_of_the_same_host() {
+        let s = secure(true, &[]);
+        assert_eq!(
+            super::transport(&s, None, Some("example.com:8000"), "/a b", "x=1"),
+            Verdict::Redirect("https://example.com:8443/a b?x=1".into())
+        );
+        let s443 = TlsConfig {
+            port: 443,
+            ..s.clone()
+        };
+        assert_eq!(
+            super::transport(&s443, None, Some("[::1]:80"), "/", ""),
+            Verdict::Redirect("https://[::1]/".into())
+        );
+        assert_eq!(
+            super::transport(&s, Some(false), Some("example.com"), "/", ""),
+            Verdict::Serve
+        );
+        assert_eq!(
+            super::transport(&s, None, None, "/", ""),
+            Verdict::Forbidden
+        );
+        assert_eq!(
+            super::transport(&secure(false, &[]), None, Some("h"), "/", ""),
+            Verdict::Serve
+        );
+    }
+
+    #[test]
+    fn below_verify_client_paths_only_a_verified_client_is_served() {
+        let s = secure(false, &["/admin"]);
+        assert_eq!(
+            super::transport(&s, Some(true), Some("h"), "/admin/x", ""),
+            Verdict::Serve
+        );
+        assert_eq!(
+            super::transport(&s, Some(false), Some("h"), "/admin/x", ""),
+            Verdict::NoCertificate
+        );
+        // Plain HTTP never reaches a guarded path.
+        assert_eq!(
+            super::transport(&s, None, Some("h"), "/admin", ""),
+            Verdict::NoCertificate
+        );
+        assert_eq!(
+            super::transport(&s, Some(false), Some("h"), "/public", ""),
+            Verdict::Serve
+        );
     }
 }

@@ -178,6 +178,13 @@ pub fn serve(
         interrupts: python::Interrupts::start(&config, &app, &scoreboard, slot, log),
     };
     let threads = request_thread::start(config.threads, &shared, slot, log);
+    let tls = match crate::tls::Bridge::start(&config, &handoff, log) {
+        Ok(t) => t,
+        Err(e) => {
+            error!(log, "cannot serve HTTPS: {}", e);
+            return ExitCode::Config;
+        }
+    };
     if python::watched(&config) != python::Watched::Nothing {
         match channel.try_clone() {
             Ok(second) => python::watch_for_changes(
@@ -210,6 +217,7 @@ pub fn serve(
         slot,
         statics: &statics,
         proxy: &proxy,
+        tls: tls.as_deref(),
         log,
     });
     if let Some(sb) = scoreboard.worker(slot) {
@@ -231,6 +239,10 @@ pub fn serve(
     }
     for t in all {
         let _ = t.join();
+    }
+    if let Some(tls) = &tls {
+        // The last responses are in the socket pairs: out to their clients.
+        tls.finish(deadline.saturating_duration_since(std::time::Instant::now()));
     }
     python::run_exit_handlers(
         &app,

@@ -31,6 +31,7 @@ mod signals;
 mod spool;
 mod static_lanes;
 mod template;
+mod tls;
 mod wsgi;
 
 use rwsgi_shared::channel::{Channel, Message};

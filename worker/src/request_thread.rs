@@ -256,6 +256,8 @@ fn follow_up(mut conn: Conn, ctx: &RequestContext<'_>, read_more: bool) -> Next 
                 vhost: ctx.config.virtual_host.as_ref(),
                 proxy: ctx.proxy,
                 origin: &conn.origin,
+                secure: ctx.config.tls.as_ref(),
+                tls: conn.tls.as_deref(),
             };
             match route(&conn.buf, &limits, ctx.files, &gate) {
                 // Run here only what needs nothing more from the network: a

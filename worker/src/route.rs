@@ -5,7 +5,7 @@
 //! routes a head it does not serve hands it back routed
 //! (`handoff::Returned::Routed`): each head is parsed once.
 
-use crate::host_gate::{Gate, Verdict, FORBIDDEN};
+use crate::host_gate::{Gate, Verdict, FORBIDDEN, NO_CERTIFICATE};
 use rwsgi_http::statics::{Resolution, StaticFiles};
 use rwsgi_http::{parse_request_head, HttpError, Parsed, RequestHead};
 use rwsgi_shared::config::Limits;
@@ -41,6 +41,7 @@ pub fn route(buf: &[u8], limits: &Limits, files: &StaticFiles, gate: &Gate<'_>) 
     match gate.check(&head) {
         Verdict::Serve => {}
         Verdict::Forbidden => return Routed::Refused(FORBIDDEN),
+        Verdict::NoCertificate => return Routed::Refused(NO_CERTIFICATE),
         Verdict::Redirect(to) => return Routed::Redirect(to),
     }
     if !files.enabled() {

@@ -367,9 +367,10 @@ impl LaneLoop {
         let date = self.dates.now();
         let (plan, file) = match resolution {
             Resolution::File(f) => {
-                if let Some(plan) =
+                if let Some(mut plan) =
                     statics::respond_compressed(&files, &head, &f, date, keep_alive, &self.boundary)
                 {
+                    self.secure_headers(conn, &mut plan);
                     return Transfer::new(head, plan, None, started);
                 }
                 let plan = statics::respond(
@@ -403,7 +404,19 @@ impl LaneLoop {
             },
             _ => (plan, file),
         };
+        let mut plan = plan;
+        self.secure_headers(conn, &mut plan);
         Transfer::new(head, plan, file, started)
+    }
+
+    /// `--hsts-policy` on an HTTPS response, as on the application's.
+    fn secure_headers(&self, conn: &Conn, plan: &mut Plan) {
+        if let (Some(_), Some(policy)) = (&conn.tls, crate::tls::hsts(&self.config)) {
+            let line = format!("Strict-Transport-Security: {policy}\r\n");
+            // Before the blank line that ends the head.
+            let at = plan.head.len().saturating_sub(2);
+            plan.head.splice(at..at, line.into_bytes());
+        }
     }
 
     /// Moves a held connection as far as it can go without waiting.
@@ -470,6 +483,8 @@ impl LaneLoop {
             vhost: self.config.virtual_host.as_ref(),
             proxy: &self.proxy,
             origin: &held.conn.origin,
+            secure: self.config.tls.as_ref(),
+            tls: held.conn.tls.as_deref(),
         };
         let (head, resolution) = match route(&held.conn.buf, &limits, &self.statics.files, &gate) {
             // The auth and host-access scripts run on a request thread

@@ -36,7 +36,9 @@ pub enum TlsError {
         path: String,
         why: String,
     },
-    #[error("--ssl-certificate-key-file: {key} is not the key of the certificate in {certificate}")]
+    #[error(
+        "--ssl-certificate-key-file: {key} is not the key of the certificate in {certificate}"
+    )]
     KeyMismatch { key: String, certificate: String },
     #[error("--ssl-certificate-file: {path}: the certificate expired on {not_after}")]
     Expired { path: String, not_after: String },
@@ -143,18 +145,16 @@ pub fn server_config(files: &Files, alpn: &[&[u8]]) -> Result<Arc<rustls::Server
             builder.with_client_cert_verifier(verifier)
         }
     };
-    let mut config = builder
-        .with_single_cert(chain, key)
-        .map_err(|e| match e {
-            rustls::Error::InconsistentKeys(_) => TlsError::KeyMismatch {
-                key: files.key.display().to_string(),
-                certificate: files.certificate.display().to_string(),
-            },
-            other => TlsError::Unusable {
-                path: files.certificate.display().to_string(),
-                why: other.to_string(),
-            },
-        })?;
+    let mut config = builder.with_single_cert(chain, key).map_err(|e| match e {
+        rustls::Error::InconsistentKeys(_) => TlsError::KeyMismatch {
+            key: files.key.display().to_string(),
+            certificate: files.certificate.display().to_string(),
+        },
+        other => TlsError::Unusable {
+            path: files.certificate.display().to_string(),
+            why: other.to_string(),
+        },
+    })?;
     config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     Ok(Arc::new(config))
 }
@@ -332,6 +332,10 @@ mod tests {
             client_ca: None,
         };
         let e = server_config(&files, &[]).expect_err("missing");
-        assert!(e.to_string().starts_with("--ssl-certificate-file: /nonexistent/site.crt: "), "{e}");
+        assert!(
+            e.to_string()
+                .starts_with("--ssl-certificate-file: /nonexistent/site.crt: "),
+            "{e}"
+        );
     }
 }

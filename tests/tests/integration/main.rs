@@ -24,5 +24,6 @@ mod reloading;
 mod rolling;
 mod statics;
 mod supervision;
+mod tls;
 mod uploads;
 mod wsgi;

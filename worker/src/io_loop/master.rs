@@ -38,6 +38,23 @@ impl IoLoop<'_> {
                         if !self.ctx.config.proxy_protocol {
                             origin.expect_no_preamble();
                         }
+                        if let Some(bridge) = self.ctx.tls.filter(|b| b.serves(&stream)) {
+                            if let Mode::Draining { .. } = self.mode {
+                                // Not yet spoken to: the master can give it
+                                // to another worker.
+                                self.give_up(Conn::new(stream, origin, buffered));
+                                continue;
+                            }
+                            let waited =
+                                rwsgi_shared::time::now_us().saturating_sub(accepted_at_us);
+                            bridge.adopt(crate::tls::Incoming {
+                                stream,
+                                origin,
+                                accepted_at: Instant::now()
+                                    .checked_sub(Duration::from_micros(waited)),
+                            });
+                            continue;
+                        }
                         let mut conn = Conn::new(stream, origin, buffered);
                         // Both clocks are the machine's monotonic clock.
                         let waited = rwsgi_shared::time::now_us().saturating_sub(accepted_at_us);
@@ -112,6 +129,11 @@ impl IoLoop<'_> {
     /// bytes already read) so a reload closes nothing; otherwise it is closed.
     pub(super) fn give_up(&mut self, conn: Conn) {
         let _ = self.unwatch(&conn);
+        if conn.tls.is_some() {
+            // Its TLS session lives in this worker: closing it (the TLS
+            // thread sends close_notify) is the only way to let it go.
+            return;
+        }
         if let Mode::Draining {
             hand_back: true, ..
         } = self.mode

@@ -51,6 +51,8 @@ pub struct Context<'a> {
     pub statics: &'a crate::static_lanes::StaticLanes,
     /// `--trust-proxy`: whose PROXY preamble is read, who sees the status page.
     pub proxy: &'a rwsgi_http::forwarded::Rules,
+    /// `--https-port`: the thread that terminates TLS.
+    pub tls: Option<&'a crate::tls::Bridge>,
     pub log: &'a Logger,
 }
 

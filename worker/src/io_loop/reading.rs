@@ -64,6 +64,8 @@ impl IoLoop<'_> {
                     vhost: self.ctx.config.virtual_host.as_ref(),
                     proxy: self.ctx.proxy,
                     origin: &conn.origin,
+                    secure: self.ctx.config.tls.as_ref(),
+                    tls: conn.tls.as_deref(),
                 };
                 match route(&conn.buf, &limits, files, &gate) {
                     Routed::Partial => {}

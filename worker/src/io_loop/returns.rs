@@ -9,6 +9,10 @@ use std::time::Instant;
 
 impl IoLoop<'_> {
     pub(super) fn returned(&mut self, r: Returned) {
+        if let Returned::Adopt(conn) = r {
+            self.adopt(*conn);
+            return;
+        }
         let (token, conn) = match &r {
             Returned::Idle(token, conn)
             | Returned::Close(token, conn)
@@ -19,6 +23,7 @@ impl IoLoop<'_> {
                 self.take(*token);
                 return;
             }
+            Returned::Adopt(_) => return,
         };
         if let Some(slot @ Some(Entry::Lane)) = self.entries.get_mut(*token) {
             *slot = Some(Entry::Busy);
@@ -30,7 +35,7 @@ impl IoLoop<'_> {
             }
         }
         match r {
-            Returned::Closed(_) => {}
+            Returned::Closed(_) | Returned::Adopt(_) => {}
             Returned::Close(token, conn) => self.close(token, conn),
             Returned::Routed(token, mut conn, routed) => {
                 if let Mode::Draining { .. } = self.mode {

@@ -30,6 +30,15 @@ pub(super) fn call_app(
         request_id,
     )
     .and_then(|environ| {
+        if let (Some(facts), Some(true)) = (
+            &prepared.tls,
+            ctx.config.tls.as_ref().map(|t| t.environment),
+        ) {
+            // mod_ssl's `SSLOptions +StdEnvVars`.
+            for (name, value) in facts.variables() {
+                environ.set_item(name, value)?;
+            }
+        }
         if let Some(user) = user {
             environ.set_item(pyo3::intern!(py, "REMOTE_USER"), &user.name)?;
             environ.set_item(pyo3::intern!(py, "AUTH_TYPE"), user.scheme.as_str())?;

@@ -367,6 +367,22 @@ fn cgi<'py>(
 
 /// What trusted proxy headers said: the client, the scheme, the host, the
 /// port and the prefix the client used.
+/// A request that came over HTTPS: its scheme is `https` unless a trusted
+/// proxy says otherwise, and without a port in its Host its SERVER_PORT is
+/// the HTTPS port (as Apache's `UseCanonicalName Off`).
+pub fn over_tls(p: &mut rwsgi_http::forwarded::Adjusted, head: &RequestHead, port: u16) {
+    if p.scheme.is_none() {
+        p.scheme = Some("https");
+    }
+    let host_port = head
+        .effective_host()
+        .and_then(server_name_port)
+        .and_then(|(_, port)| port);
+    if p.port.is_none() && p.host.is_none() && host_port.is_none() {
+        p.port = Some(port.to_string());
+    }
+}
+
 fn apply_proxy(
     py: Python<'_>,
     env: &Bound<'_, PyDict>,

@@ -179,6 +179,8 @@ fn run(
 
 /// What the server makes of a request before the application sees it.
 struct Prepared {
+    /// An HTTPS request: what its handshake established.
+    tls: Option<Arc<rwsgi_http::tls::Facts>>,
     path_info: String,
     /// The client and scheme after the trusted proxy headers.
     proxied: rwsgi_http::forwarded::Adjusted,
@@ -211,7 +213,7 @@ fn prepare(
     };
     // Trusted proxy headers: an invalid value is the proxy's error, refused
     // before the body is read or the application called.
-    let proxied = match ctx.proxy.apply(&conn.origin, &head.headers) {
+    let mut proxied = match ctx.proxy.apply(&conn.origin, &head.headers) {
         Ok(p) => p,
         Err(e) => {
             info!(ctx.log, "request refused"; "status" => 400, "reason" => %e, "client" => %conn.origin);
@@ -222,6 +224,9 @@ fn prepare(
             });
         }
     };
+    if let (Some(_), Some(tls)) = (&conn.tls, &ctx.config.tls) {
+        environ::over_tls(&mut proxied, head, tls.port);
+    }
     let lease = Arc::new(Lease::new(&conn.stream));
     let input = match body {
         // Received by the I/O thread: nothing here waits on the client.
@@ -242,11 +247,16 @@ fn prepare(
             &ctx.config.timeouts,
         ),
     };
-    let echo = ctx
+    let mut echo: Vec<(String, String)> = ctx
         .config
         .request_id_header
         .as_ref()
-        .map(|name| (name.clone(), request_id.to_owned()));
+        .map(|name| (name.clone(), request_id.to_owned()))
+        .into_iter()
+        .collect();
+    if let (Some(_), Some(policy)) = (&conn.tls, crate::tls::hsts(ctx.config)) {
+        echo.push(("Strict-Transport-Security".to_owned(), policy.to_owned()));
+    }
     let response = StartResponse::new(
         Arc::clone(&lease),
         head,
@@ -256,6 +266,7 @@ fn prepare(
     );
     match (Py::new(py, input), Py::new(py, response)) {
         (Ok(input), Ok(response)) => Ok(Prepared {
+            tls: conn.tls.clone(),
             path_info,
             proxied,
             lease,

@@ -133,8 +133,9 @@ fn room(framing: Framing, sent: u64, offered: u64) -> u64 {
 #[pyclass(module = "rwsgi")]
 pub struct StartResponse {
     lease: Arc<Lease>,
-    /// `--request-id-header`: (name, id), added unless the application set it.
-    echo: Option<(String, String)>,
+    /// Headers the server adds unless the application set them:
+    /// `--request-id-header` (name, id), `--hsts-policy` on HTTPS.
+    echo: Vec<(String, String)>,
     timeout: Duration,
     head_request: bool,
     version: Version,
@@ -173,7 +174,7 @@ impl StartResponse {
         lease: Arc<Lease>,
         head: &RequestHead,
         timeout: Duration,
-        echo: Option<(String, String)>,
+        echo: Vec<(String, String)>,
         compress: bool,
     ) -> StartResponse {
         StartResponse {
@@ -326,7 +327,7 @@ impl StartResponse {
             out.extend_from_slice(SERVER_HEADER.as_bytes());
             out.extend_from_slice(b"\r\n");
         }
-        if let Some((name, id)) = &self.echo {
+        for (name, id) in &self.echo {
             if !self
                 .headers
                 .iter()

@@ -1,0 +1,487 @@
+//! HTTPS (`--https-port` and the `--ssl-*` options): certificates made with
+//! the openssl command, real clients (curl, Python's ssl through requests,
+//! openssl s_client), the application and static files over TLS, client
+//! certificates, `--https-only`, renewals, and bad material refused at start.
+
+use rwsgi_tests::server::binary;
+use rwsgi_tests::{app, Server};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+/// A CA, a server certificate for localhost and 127.0.0.1 signed by it, a
+/// client certificate signed by it, and an unrelated key.
+struct Pki {
+    dir: PathBuf,
+}
+
+impl Drop for Pki {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("the openssl command");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+impl Pki {
+    fn new() -> Pki {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!(
+            "tls-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        let d = &dir.clone();
+        let ec = [
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+        ];
+        let mut ca = vec!["req", "-x509", "-days", "2", "-subj", "/CN=rwsgi test CA"];
+        ca.extend_from_slice(&ec);
+        ca.extend_from_slice(&["-keyout", "ca.key", "-out", "ca.crt"]);
+        openssl(d, &ca);
+        std::fs::write(
+            d.join("server.ext"),
+            "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n",
+        )
+        .expect("ext");
+        // webpki takes X.509 v3 certificates only: an extension makes one.
+        std::fs::write(
+            d.join("client.ext"),
+            "extendedKeyUsage=clientAuth\nbasicConstraints=CA:FALSE\n",
+        )
+        .expect("ext");
+        let pki = Pki { dir };
+        pki.issue("server", "/CN=localhost", Some("server.ext"));
+        pki.issue("client", "/CN=client one/O=rwsgi tests", Some("client.ext"));
+        openssl(
+            d,
+            &[
+                "genpkey",
+                "-algorithm",
+                "EC",
+                "-pkeyopt",
+                "ec_paramgen_curve:prime256v1",
+                "-out",
+                "other.key",
+            ],
+        );
+        pki
+    }
+
+    /// NAME.key and NAME.crt, signed by the CA.
+    fn issue(&self, name: &str, subject: &str, ext: Option<&str>) {
+        let d = &self.dir;
+        let (key, csr, crt) = (
+            format!("{name}.key"),
+            format!("{name}.csr"),
+            format!("{name}.crt"),
+        );
+        openssl(
+            d,
+            &[
+                "req",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:prime256v1",
+                "-nodes",
+                "-subj",
+                subject,
+                "-keyout",
+                &key,
+                "-out",
+                &csr,
+            ],
+        );
+        let mut sign = vec![
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-out",
+            &crt,
+        ];
+        if let Some(ext) = ext {
+            sign.extend_from_slice(&["-extfile", ext]);
+        }
+        openssl(d, &sign);
+    }
+
+    fn p(&self, name: &str) -> String {
+        self.dir.join(name).to_string_lossy().into_owned()
+    }
+}
+
+/// The HTTPS port from the server's log.
+fn https_port(server: &Server) -> u16 {
+    assert!(server
+        .log
+        .wait_for("listening on https://", Duration::from_secs(30)));
+    let text = server.log.text();
+    let line = text
+        .lines()
+        .find(|l| l.contains("listening on https://"))
+        .expect("the https line");
+    let rest = &line[line.find("https://").expect("url") + "https://".len()..];
+    let addr = rest.split('/').next().expect("address");
+    addr.rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("a port")
+}
+
+/// curl over HTTPS trusting the test CA: (status, headers lower case, body).
+fn curl(pki: &Pki, url: &str, extra: &[&str]) -> (u16, String, Vec<u8>) {
+    let out = Command::new("curl")
+        .args([
+            "-sS",
+            "--max-time",
+            "20",
+            "--cacert",
+            &pki.p("ca.crt"),
+            "-D",
+            "/dev/stderr",
+        ])
+        .args(["-o", "-", "-w", ""])
+        .args(extra)
+        .arg(url)
+        .output()
+        .expect("curl");
+    let head = String::from_utf8_lossy(&out.stderr).to_ascii_lowercase();
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, head, out.stdout)
+}
+
+fn serve(pki: &Pki, extra: &[&str]) -> (Server, u16) {
+    let mut args = vec![
+        "--https-port".to_owned(),
+        "0".to_owned(),
+        "--ssl-certificate-file".to_owned(),
+        pki.p("server.crt"),
+        "--ssl-certificate-key-file".to_owned(),
+        pki.p("server.key"),
+    ];
+    args.extend(extra.iter().map(|s| (*s).to_owned()));
+    args.push(app("app.py"));
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let server = Server::start(&refs);
+    let port = https_port(&server);
+    (server, port)
+}
+
+#[test]
+fn the_application_and_static_files_are_served_over_https() {
+    let pki = Pki::new();
+    let statics = pki.dir.join("htdocs");
+    std::fs::create_dir_all(&statics).expect("mkdir");
+    let big: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    std::fs::write(statics.join("big.bin"), &big).expect("file");
+    std::fs::write(statics.join("small.txt"), b"small file").expect("file");
+    let htdocs = statics.to_string_lossy().into_owned();
+    let (server, port) = serve(
+        &pki,
+        &["--ssl-environment", "--url-alias", "/static", &htdocs],
+    );
+    let url = |path: &str| format!("https://localhost:{port}{path}");
+    let (status, _, body) = curl(&pki, &url("/environ"), &[]);
+    assert_eq!(status, 200);
+    let env = rwsgi_tests::json(&body);
+    assert_eq!(env["wsgi.url_scheme"], "https", "{env}");
+    assert_eq!(env["HTTPS"], "on");
+    assert_eq!(env["SERVER_PORT"], port.to_string());
+    assert_eq!(env["SSL_PROTOCOL"], "TLSv1.3");
+    assert!(
+        env["SSL_CIPHER"]
+            .as_str()
+            .is_some_and(|c| c.starts_with("TLS_")),
+        "{env}"
+    );
+    assert_eq!(env["SSL_CLIENT_VERIFY"], "NONE");
+    assert_eq!(env["SSL_TLS_SNI"], "localhost");
+    // TLS 1.2 too.
+    let (status, _, body) = curl(&pki, &url("/environ"), &["--tlsv1.2", "--tls-max", "1.2"]);
+    assert_eq!(status, 200);
+    assert_eq!(rwsgi_tests::json(&body)["SSL_PROTOCOL"], "TLSv1.2");
+    // Static files (sendfile into the pair), whole and in ranges.
+    let (status, _, body) = curl(&pki, &url("/static/big.bin"), &[]);
+    assert_eq!((status, body.len()), (200, big.len()));
+    assert!(body == big, "the file arrives intact");
+    let (status, _, body) = curl(&pki, &url("/static/big.bin"), &["-r", "100000-100009"]);
+    assert_eq!((status, body.as_slice()), (206, &big[100_000..100_010]));
+    // Several requests on one connection, and an upload.
+    let (status, head, body) = curl(
+        &pki,
+        &url("/static/small.txt"),
+        &[
+            "--next",
+            "--cacert",
+            &pki.p("ca.crt"),
+            &url("/static/small.txt"),
+        ],
+    );
+    assert_eq!(status, 200, "{head}");
+    assert_eq!(body, b"small filesmall file");
+    let payload = "x".repeat(200_000);
+    std::fs::write(pki.dir.join("payload"), &payload).expect("payload");
+    let upload = format!("@{}", pki.p("payload"));
+    let (status, _, body) = curl(&pki, &url("/echo"), &["--data-binary", &upload]);
+    assert_eq!((status, body.len()), (200, payload.len()));
+    // Plain HTTP still serves, as http.
+    let plain = rwsgi_tests::get(server.port, "/environ");
+    assert_eq!(rwsgi_tests::json(&plain.body)["wsgi.url_scheme"], "http");
+    // A client speaking plain HTTP to the HTTPS port gets no answer from the application.
+    let r = rwsgi_tests::client::request(port, b"GET /environ HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(r.map_or(true, |r| r.status != 200));
+}
+
+#[test]
+fn https_only_redirects_plain_requests_and_sends_hsts() {
+    let pki = Pki::new();
+    let htdocs = pki.dir.join("htdocs");
+    std::fs::create_dir_all(&htdocs).expect("mkdir");
+    std::fs::write(htdocs.join("a.txt"), b"static").expect("file");
+    let htdocs = htdocs.to_string_lossy().into_owned();
+    let (server, port) = serve(
+        &pki,
+        &[
+            "--https-only",
+            "--hsts-policy",
+            "max-age=31536000",
+            "--url-alias",
+            "/static",
+            &htdocs,
+        ],
+    );
+    let r = rwsgi_tests::client::request(
+        server.port,
+        b"GET /environ?a=1 HTTP/1.1\r\nHost: localhost:8000\r\nConnection: close\r\n\r\n",
+    )
+    .expect("plain request");
+    assert_eq!(r.status, 301, "{}", r.head);
+    assert_eq!(
+        r.header("location"),
+        Some(format!("https://localhost:{port}/environ?a=1").as_str())
+    );
+    for path in ["/environ", "/static/a.txt"] {
+        let (status, head, _) = curl(&pki, &format!("https://localhost:{port}{path}"), &[]);
+        assert_eq!(status, 200, "{path}");
+        assert!(
+            head.contains("strict-transport-security: max-age=31536000\r\n"),
+            "{path}: {head}"
+        );
+    }
+    // Static files on plain HTTP are redirected too.
+    let r = rwsgi_tests::client::request(
+        server.port,
+        b"GET /static/a.txt HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+    )
+    .expect("plain request");
+    assert_eq!(r.status, 301, "{}", r.head);
+}
+
+#[test]
+fn client_certificates_guard_the_paths_that_need_them() {
+    let pki = Pki::new();
+    let ca = pki.p("ca.crt");
+    let (server, port) = serve(
+        &pki,
+        &[
+            "--ssl-ca-certificate-file",
+            &ca,
+            "--ssl-verify-client",
+            "/admin",
+            "--ssl-environment",
+        ],
+    );
+    let url = |path: &str| format!("https://localhost:{port}{path}");
+    let (status, _, _) = curl(&pki, &url("/admin/environ"), &[]);
+    assert_eq!(status, 403, "no certificate, no entry");
+    let (status, _, _) = curl(&pki, &url("/environ"), &[]);
+    assert_eq!(status, 200, "the rest of the site needs none");
+    let cert = [
+        "--cert",
+        &pki.p("client.crt"),
+        "--key",
+        &pki.p("client.key"),
+    ];
+    let (status, _, body) = curl(&pki, &url("/environ"), &cert);
+    assert_eq!(status, 200);
+    let env = rwsgi_tests::json(&body);
+    assert_eq!(env["SSL_CLIENT_VERIFY"], "SUCCESS", "{env}");
+    assert!(
+        env["SSL_CLIENT_S_DN"]
+            .as_str()
+            .is_some_and(|dn| dn.contains("CN=client one")),
+        "{env}"
+    );
+    assert!(env["SSL_CLIENT_CERT"]
+        .as_str()
+        .is_some_and(|p| p.starts_with("-----BEGIN CERTIFICATE-----")));
+    let (status, _, _) = curl(&pki, &url("/admin/environ"), &cert);
+    assert_ne!(status, 403, "a verified client reaches the guarded path");
+    // Plain HTTP never reaches a guarded path.
+    let r = rwsgi_tests::get(server.port, "/admin/environ");
+    assert_eq!(r.status, 403);
+    // A certificate the CA did not sign fails the handshake.
+    let other = ["--cert", &pki.p("server.crt"), "--key", &pki.p("other.key")];
+    let (status, _, _) = curl(&pki, &url("/environ"), &other);
+    assert_eq!(
+        status, 0,
+        "no response to a client with a foreign certificate"
+    );
+}
+
+#[test]
+fn a_renewed_certificate_is_served_without_a_restart_and_a_bad_one_is_not() {
+    let pki = Pki::new();
+    let (server, port) = serve(&pki, &[]);
+    let serial = || {
+        let out = Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "openssl s_client -connect 127.0.0.1:{port} -servername localhost </dev/null 2>/dev/null | openssl x509 -noout -serial"
+            ))
+            .output()
+            .expect("openssl s_client");
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    };
+    let first = serial();
+    assert!(first.starts_with("serial="), "{first:?}");
+    // Renewed in place (a new key and certificate), as certbot does.
+    pki.issue("server", "/CN=localhost", Some("server.ext"));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while serial() == first {
+        assert!(Instant::now() < deadline, "the renewal was not picked up");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let renewed = serial();
+    // A broken renewal: the log says so, the renewed certificate serves on.
+    std::fs::write(pki.dir.join("server.crt"), b"not a certificate").expect("write");
+    assert!(server
+        .log
+        .wait_for("cannot be loaded", Duration::from_secs(30)));
+    assert_eq!(serial(), renewed);
+    let (status, _, _) = curl(&pki, &format!("https://localhost:{port}/environ"), &[]);
+    assert_eq!(status, 200);
+}
+
+/// `rwsgi start-server --setup-only ARGS`: exit code and stderr.
+fn setup_only(args: &[&str]) -> (i32, String) {
+    let out = Command::new(binary("rwsgi"))
+        .arg("start-server")
+        .arg("--setup-only")
+        .args(args)
+        .arg(app("hello.py"))
+        .output()
+        .expect("rwsgi");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn bad_tls_material_stops_the_start_with_a_line_naming_the_option() {
+    let pki = Pki::new();
+    let (crt, key, other) = (pki.p("server.crt"), pki.p("server.key"), pki.p("other.key"));
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (
+            vec![
+                "--https-port",
+                "0",
+                "--ssl-certificate-file",
+                "/nonexistent.crt",
+                "--ssl-certificate-key-file",
+                &key,
+            ],
+            "--ssl-certificate-file: /nonexistent.crt",
+        ),
+        (
+            vec![
+                "--https-port",
+                "0",
+                "--ssl-certificate-file",
+                &crt,
+                "--ssl-certificate-key-file",
+                &other,
+            ],
+            "--ssl-certificate-key-file",
+        ),
+        (
+            vec![
+                "--https-port",
+                "0",
+                "--ssl-certificate-file",
+                &key,
+                "--ssl-certificate-key-file",
+                &key,
+            ],
+            "--ssl-certificate-file",
+        ),
+        (
+            vec!["--https-port", "0", "--ssl-certificate-file", &crt],
+            "--https-port",
+        ),
+        (
+            vec![
+                "--ssl-certificate-file",
+                &crt,
+                "--ssl-certificate-key-file",
+                &key,
+            ],
+            "'--ssl-certificate-file': needs --https-port",
+        ),
+        (
+            vec![
+                "--https-port",
+                "0",
+                "--ssl-certificate-file",
+                &crt,
+                "--ssl-certificate-key-file",
+                &key,
+                "--ssl-verify-client",
+                "/a",
+            ],
+            "--ssl-verify-client",
+        ),
+    ];
+    for (args, want) in cases {
+        let (code, err) = setup_only(&args);
+        assert_ne!(code, 0, "{args:?} started");
+        assert!(err.contains(want), "{args:?}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+    }
+    // --ssl-certificate: the common path of NAME.crt and NAME.key.
+    let common = pki.p("server");
+    let (code, err) = setup_only(&["--https-port", "0", "--ssl-certificate", &common]);
+    assert_eq!(code, 0, "{err}");
+}

@@ -1,0 +1,352 @@
+//! HTTPS (`--https-port`): a thread of the worker terminates TLS and passes
+//! plaintext on.
+//!
+//! The master hands HTTPS connections over like the others; the I/O thread
+//! tells them apart by their local port and gives them to this thread
+//! ([`Bridge::adopt`]). It runs each handshake (bounded by the header
+//! timeout, off the request threads), then pairs the connection with a Unix
+//! socket pair: the worker's end becomes an ordinary [`Conn`] carrying what
+//! the handshake established (`Conn::tls`), and everything the rest of the
+//! worker does (parsing, request threads, static lanes with `sendfile`,
+//! keep-alive, timeouts) works on it unchanged, while this thread moves
+//! bytes between the pair and rustls ([`tunnel`]). Plain HTTP pays nothing
+//! for it, and TLS cannot be forgotten on some path of the worker.
+//!
+//! The certificate files are read again when they change (renewals need
+//! no restart); a new certificate that does not load leaves the old one
+//! serving, with an error in the log.
+
+mod tunnel;
+
+use crate::conn::Conn;
+use crate::handoff::{Handoff, Returned};
+use mio::{Events, Interest, Poll, Token, Waker};
+use rwsgi_shared::config::{ServerConfig, TlsConfig};
+use rwsgi_shared::origin::Origin;
+use slog::{error, info, warn, Logger};
+use std::net::TcpStream;
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+use tunnel::{Pumped, Tunnel};
+
+const WAKE: Token = Token(0);
+const SWEEP: Duration = Duration::from_millis(250);
+/// How often the certificate files are looked at for a renewal.
+const RELOAD_CHECK: Duration = Duration::from_secs(5);
+
+/// A connection accepted on the HTTPS port, before its handshake.
+pub struct Incoming {
+    pub stream: TcpStream,
+    pub origin: Origin,
+    pub accepted_at: Option<Instant>,
+}
+
+pub struct Bridge {
+    port: u16,
+    incoming: Mutex<Vec<Incoming>>,
+    waker: Waker,
+    stopping: AtomicBool,
+    /// Set by the thread when it has finished.
+    finished: (Mutex<bool>, Condvar),
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// The ALPN protocols announced.
+const ALPN: [&[u8]; 1] = [b"http/1.1"];
+
+impl Bridge {
+    /// Starts the thread when `--https-port` is set.
+    pub fn start(
+        config: &Arc<ServerConfig>,
+        handoff: &Arc<Handoff>,
+        log: &Logger,
+    ) -> Result<Option<Arc<Bridge>>, String> {
+        let Some(tls) = config.tls.clone() else {
+            return Ok(None);
+        };
+        let rustls_config =
+            rwsgi_http::tls::server_config(&files(&tls), &ALPN).map_err(|e| e.to_string())?;
+        let poll = Poll::new().map_err(|e| e.to_string())?;
+        let waker = Waker::new(poll.registry(), WAKE).map_err(|e| e.to_string())?;
+        let bridge = Arc::new(Bridge {
+            port: tls.port,
+            incoming: Mutex::new(Vec::new()),
+            waker,
+            stopping: AtomicBool::new(false),
+            finished: (Mutex::new(false), Condvar::new()),
+        });
+        let mut run = Run {
+            bridge: Arc::clone(&bridge),
+            poll,
+            handoff: Arc::clone(handoff),
+            tunnels: Vec::new(),
+            free: Vec::new(),
+            rustls: rustls_config,
+            tls,
+            handshake: Duration::from_millis(config.timeouts.header_ms),
+            flush: Duration::from_millis(config.timeouts.socket_ms),
+            files_seen: None,
+            log: log.new(slog::o!("thread" => "tls")),
+        };
+        run.files_seen = run.files_stamp();
+        std::thread::Builder::new()
+            .name("rwsgi-tls".into())
+            .spawn(move || {
+                run.main();
+                let (done, cv) = &run.bridge.finished;
+                *lock(done) = true;
+                cv.notify_all();
+            })
+            .map_err(|e| e.to_string())?;
+        Ok(Some(bridge))
+    }
+
+    /// Whether `stream` came in on the HTTPS port.
+    pub fn serves(&self, stream: &TcpStream) -> bool {
+        stream.local_addr().is_ok_and(|a| a.port() == self.port)
+    }
+
+    /// Takes a connection of the HTTPS port for its handshake.
+    pub fn adopt(&self, incoming: Incoming) {
+        lock(&self.incoming).push(incoming);
+        let _ = self.waker.wake();
+    }
+
+    /// At the worker's exit, after the request threads: handshakes still
+    /// running are dropped, responses already given are flushed to their
+    /// clients, within `within`.
+    pub fn finish(&self, within: Duration) {
+        self.stopping.store(true, Ordering::SeqCst);
+        let _ = self.waker.wake();
+        let (done, cv) = &self.finished;
+        let deadline = Instant::now() + within;
+        let mut finished = lock(done);
+        while !*finished {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return;
+            }
+            finished = cv
+                .wait_timeout(finished, left)
+                .map(|(g, _)| g)
+                .unwrap_or_else(|e| e.into_inner().0);
+        }
+    }
+}
+
+/// `Strict-Transport-Security` for HTTPS responses: `--hsts-policy`, sent
+/// with `--https-only` as mod_wsgi-express does.
+pub fn hsts(config: &ServerConfig) -> Option<&str> {
+    config
+        .tls
+        .as_ref()
+        .filter(|t| t.https_only)
+        .and_then(|t| t.hsts.as_deref())
+}
+
+fn files(tls: &TlsConfig) -> rwsgi_http::tls::Files {
+    rwsgi_http::tls::Files {
+        certificate: tls.certificate.clone(),
+        key: tls.key.clone(),
+        chain: tls.chain.clone(),
+        client_ca: tls.client_ca.clone(),
+    }
+}
+
+struct Run {
+    bridge: Arc<Bridge>,
+    poll: Poll,
+    handoff: Arc<Handoff>,
+    tunnels: Vec<Option<Tunnel>>,
+    free: Vec<usize>,
+    rustls: Arc<rustls::ServerConfig>,
+    tls: TlsConfig,
+    handshake: Duration,
+    flush: Duration,
+    /// The certificate files' modification times when last loaded.
+    files_seen: Option<Vec<SystemTime>>,
+    log: Logger,
+}
+
+/// Tokens: the waker, then two per tunnel (its TCP side, its pair side).
+fn tokens(index: usize) -> (Token, Token) {
+    (Token(2 + 2 * index), Token(3 + 2 * index))
+}
+
+impl Run {
+    fn main(&mut self) {
+        let mut events = Events::with_capacity(256);
+        let mut last_sweep = Instant::now();
+        let mut last_reload_check = Instant::now();
+        let mut scratch = vec![0u8; tunnel::CHUNK];
+        loop {
+            if let Err(e) = self.poll.poll(&mut events, Some(SWEEP)) {
+                if e.kind() != std::io::ErrorKind::Interrupted {
+                    error!(self.log, "TLS poll failed: {}", e);
+                    return;
+                }
+            }
+            let stopping = self.bridge.stopping.load(Ordering::SeqCst);
+            for event in events.iter() {
+                match event.token() {
+                    WAKE => {}
+                    Token(t) => self.pump((t - 2) / 2, &mut scratch),
+                }
+            }
+            let arrived = std::mem::take(&mut *lock(&self.bridge.incoming));
+            for incoming in arrived {
+                if stopping {
+                    continue;
+                }
+                self.add(incoming, &mut scratch);
+            }
+            if last_sweep.elapsed() >= SWEEP || stopping {
+                last_sweep = Instant::now();
+                self.sweep(stopping);
+            }
+            if stopping && self.tunnels.iter().all(Option::is_none) {
+                return;
+            }
+            if last_reload_check.elapsed() >= RELOAD_CHECK {
+                last_reload_check = Instant::now();
+                self.reload_if_changed();
+            }
+        }
+    }
+
+    fn add(&mut self, incoming: Incoming, scratch: &mut [u8]) {
+        let Incoming {
+            stream,
+            origin,
+            accepted_at,
+        } = incoming;
+        let tls = match rustls::ServerConnection::new(Arc::clone(&self.rustls)) {
+            Ok(c) => c,
+            Err(e) => {
+                warn!(self.log, "cannot start a TLS session: {}", e);
+                return;
+            }
+        };
+        let index = self.free.pop().unwrap_or_else(|| {
+            self.tunnels.push(None);
+            self.tunnels.len() - 1
+        });
+        let (tcp_token, _) = tokens(index);
+        let fd = stream.as_raw_fd();
+        if self
+            .poll
+            .registry()
+            .register(
+                &mut mio::unix::SourceFd(&fd),
+                tcp_token,
+                Interest::READABLE | Interest::WRITABLE,
+            )
+            .is_err()
+        {
+            self.free.push(index);
+            return;
+        }
+        self.tunnels[index] = Some(Tunnel::new(
+            stream,
+            tls,
+            origin,
+            accepted_at,
+            Instant::now() + self.handshake,
+        ));
+        // The ClientHello may be here already.
+        self.pump(index, scratch);
+    }
+
+    fn pump(&mut self, index: usize, scratch: &mut [u8]) {
+        let Some(Some(t)) = self.tunnels.get_mut(index) else {
+            return;
+        };
+        let handoff = &self.handoff;
+        match t.pump(scratch, &mut |conn| adopt(handoff, conn)) {
+            Pumped::Open => {
+                if let Some(fd) = t.newly_paired() {
+                    let (_, inner_token) = tokens(index);
+                    let registered = self.poll.registry().register(
+                        &mut mio::unix::SourceFd(&fd),
+                        inner_token,
+                        Interest::READABLE | Interest::WRITABLE,
+                    );
+                    if registered.is_err() {
+                        self.remove(index);
+                        return;
+                    }
+                    // Bytes may have come with the handshake's end.
+                    self.pump(index, scratch);
+                }
+            }
+            Pumped::Done(why) => {
+                if let Some(why) = why {
+                    info!(self.log, "TLS connection ended"; "why" => why, "client" => %t.origin());
+                }
+                self.remove(index);
+            }
+        }
+    }
+
+    fn remove(&mut self, index: usize) {
+        if let Some(Some(t)) = self.tunnels.get_mut(index).map(Option::take) {
+            t.deregister(self.poll.registry());
+            self.free.push(index);
+        }
+    }
+
+    /// Handshakes past their deadline, and closes that cannot flush, end.
+    fn sweep(&mut self, stopping: bool) {
+        let now = Instant::now();
+        let flush = self.flush;
+        for index in 0..self.tunnels.len() {
+            let expired = match &mut self.tunnels[index] {
+                Some(t) => t.expired(now, stopping, flush),
+                None => false,
+            };
+            if expired {
+                self.remove(index);
+            }
+        }
+    }
+
+    fn files_stamp(&self) -> Option<Vec<SystemTime>> {
+        let mut paths = vec![&self.tls.certificate, &self.tls.key];
+        paths.extend(self.tls.chain.iter());
+        paths.extend(self.tls.client_ca.iter());
+        paths
+            .into_iter()
+            .map(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok())
+            .collect()
+    }
+
+    /// A renewed certificate is served from the next handshake on; one that
+    /// does not load leaves the current one serving.
+    fn reload_if_changed(&mut self) {
+        let seen = self.files_stamp();
+        if seen.is_none() || seen == self.files_seen {
+            return;
+        }
+        match rwsgi_http::tls::server_config(&files(&self.tls), &ALPN) {
+            Ok(config) => {
+                self.rustls = config;
+                self.files_seen = seen;
+                info!(self.log, "TLS certificate files changed: loaded"; "certificate" => %self.tls.certificate.display());
+            }
+            Err(e) => {
+                // Not again until the files change once more.
+                self.files_seen = seen;
+                error!(self.log, "TLS certificate files changed but cannot be loaded; the previous certificate stays in use: {}", e);
+            }
+        }
+    }
+}
+
+fn adopt(handoff: &Handoff, conn: Conn) {
+    handoff.give_back(Returned::Adopt(Box::new(conn)));
+}

@@ -1,0 +1,255 @@
+//! One HTTPS connection: its handshake, then bytes moved both ways between
+//! the client's TCP socket (through rustls) and the worker's end of a Unix
+//! socket pair, with bounded buffers so neither side can make it grow.
+//!
+//! Readiness is edge-triggered: every event on either socket runs [`Tunnel::pump`],
+//! which moves everything it can in every direction until nothing moves,
+//! so a direction paused for a full buffer resumes when the buffer drains.
+
+use crate::conn::Conn;
+use rwsgi_http::tls::Facts;
+use rwsgi_shared::origin::Origin;
+use std::io::{ErrorKind, Read, Write};
+use std::net::{Shutdown, TcpStream};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::unix::net::UnixStream;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Bytes moved per read.
+pub const CHUNK: usize = 16 * 1024;
+/// Plaintext from the client waiting for the worker; past this, the
+/// client's socket is not read until the worker has taken some.
+const TO_APP_LIMIT: usize = 64 * 1024;
+
+/// What became of a connection after moving its bytes.
+pub enum Pumped {
+    Open,
+    /// Over; the reason is logged when it is worth a line.
+    Done(Option<String>),
+}
+
+pub struct Tunnel {
+    tcp: TcpStream,
+    tls: rustls::ServerConnection,
+    /// The tunnel's end of the pair, once the handshake is done.
+    inner: Option<UnixStream>,
+    /// Registered with the poll yet?
+    inner_registered: bool,
+    /// Decrypted bytes not yet written to the pair.
+    to_app: Vec<u8>,
+    origin: Origin,
+    accepted_at: Option<Instant>,
+    handshake_deadline: Instant,
+    /// The client sent its last byte (FIN or close_notify).
+    client_done: bool,
+    /// The pair's write side was shut after `client_done`.
+    app_told: bool,
+    /// The worker closed its end: close_notify queued.
+    app_done: bool,
+    /// Since when the tunnel has been waiting to flush its last bytes.
+    closing_since: Option<Instant>,
+}
+
+impl Tunnel {
+    pub fn new(
+        tcp: TcpStream,
+        tls: rustls::ServerConnection,
+        origin: Origin,
+        accepted_at: Option<Instant>,
+        handshake_deadline: Instant,
+    ) -> Tunnel {
+        Tunnel {
+            tcp,
+            tls,
+            inner: None,
+            inner_registered: false,
+            to_app: Vec::new(),
+            origin,
+            accepted_at,
+            handshake_deadline,
+            client_done: false,
+            app_told: false,
+            app_done: false,
+            closing_since: None,
+        }
+    }
+
+    pub fn origin(&self) -> &Origin {
+        &self.origin
+    }
+
+    /// The pair's descriptor, the first time it is asked for after the
+    /// handshake (the caller registers it).
+    pub fn newly_paired(&mut self) -> Option<RawFd> {
+        if self.inner_registered {
+            return None;
+        }
+        let fd = self.inner.as_ref()?.as_raw_fd();
+        self.inner_registered = true;
+        Some(fd)
+    }
+
+    pub fn deregister(&self, registry: &mio::Registry) {
+        let _ = registry.deregister(&mut mio::unix::SourceFd(&self.tcp.as_raw_fd()));
+        if let (Some(inner), true) = (&self.inner, self.inner_registered) {
+            let _ = registry.deregister(&mut mio::unix::SourceFd(&inner.as_raw_fd()));
+        }
+    }
+
+    /// Whether the tunnel is to be dropped at `now`: a handshake past its
+    /// deadline, a close that could not flush within `flush`, or, when the
+    /// worker stops, any handshake still running.
+    pub fn expired(&mut self, now: Instant, stopping: bool, flush: Duration) -> bool {
+        if self.inner.is_none() {
+            return stopping || now > self.handshake_deadline;
+        }
+        match self.closing_since {
+            Some(since) => now.duration_since(since) > flush,
+            None => false,
+        }
+    }
+
+    /// Moves whatever can move; `adopt` receives the worker's end of the
+    /// pair when the handshake completes.
+    pub fn pump(&mut self, scratch: &mut [u8], adopt: &mut dyn FnMut(Conn)) -> Pumped {
+        loop {
+            let mut moved = false;
+            // The client's bytes into rustls.
+            if !self.client_done && self.to_app.len() < TO_APP_LIMIT {
+                match self.tls.read_tls(&mut self.tcp) {
+                    Ok(0) => {
+                        self.client_done = true;
+                        moved = true;
+                    }
+                    Ok(_) => {
+                        moved = true;
+                        if let Err(e) = self.tls.process_new_packets() {
+                            // The alert rustls queued tells the client why.
+                            let _ = self.tls.write_tls(&mut self.tcp);
+                            return Pumped::Done(Some(format!("TLS error: {e}")));
+                        }
+                    }
+                    Err(e) if retry(&e) => {}
+                    Err(e) => return Pumped::Done(Some(format!("read: {e}"))),
+                }
+            }
+            if self.inner.is_none() {
+                if self.tls.is_handshaking() {
+                    if self.client_done {
+                        return Pumped::Done(None);
+                    }
+                } else {
+                    match self.pair(adopt) {
+                        Ok(()) => moved = true,
+                        Err(e) => return Pumped::Done(Some(format!("socket pair: {e}"))),
+                    }
+                }
+            }
+            if let Some(inner) = self.inner.as_mut() {
+                // Decrypted bytes to the worker.
+                loop {
+                    match self.tls.reader().read(scratch) {
+                        Ok(0) => {
+                            self.client_done = true;
+                            break;
+                        }
+                        Ok(n) => {
+                            self.to_app.extend_from_slice(&scratch[..n]);
+                            moved = true;
+                        }
+                        Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                        // Closed without close_notify: an end all the same.
+                        Err(_) => {
+                            self.client_done = true;
+                            break;
+                        }
+                    }
+                }
+                while !self.to_app.is_empty() {
+                    match inner.write(&self.to_app) {
+                        Ok(0) => break,
+                        Ok(n) => {
+                            self.to_app.drain(..n);
+                            moved = true;
+                        }
+                        Err(e) if retry(&e) => break,
+                        // The worker closed its end: nothing more goes in.
+                        Err(_) => {
+                            self.to_app.clear();
+                            self.app_told = true;
+                            break;
+                        }
+                    }
+                }
+                if self.client_done && self.to_app.is_empty() && !self.app_told {
+                    let _ = inner.shutdown(Shutdown::Write);
+                    self.app_told = true;
+                }
+                // The worker's bytes into rustls, one chunk at a time while
+                // the client keeps up.
+                if !self.app_done && !self.tls.wants_write() {
+                    match inner.read(scratch) {
+                        Ok(0) => {
+                            self.app_done = true;
+                            self.tls.send_close_notify();
+                            moved = true;
+                        }
+                        Ok(n) => {
+                            if self.tls.writer().write_all(&scratch[..n]).is_err() {
+                                return Pumped::Done(Some("TLS write failed".into()));
+                            }
+                            moved = true;
+                        }
+                        Err(e) if retry(&e) => {}
+                        Err(_) => {
+                            self.app_done = true;
+                            self.tls.send_close_notify();
+                            moved = true;
+                        }
+                    }
+                }
+            }
+            // rustls's records to the client.
+            while self.tls.wants_write() {
+                match self.tls.write_tls(&mut self.tcp) {
+                    Ok(0) => break,
+                    Ok(_) => moved = true,
+                    Err(e) if retry(&e) => break,
+                    Err(e) => return Pumped::Done(Some(format!("write: {e}"))),
+                }
+            }
+            if self.app_done {
+                if !self.tls.wants_write() {
+                    let _ = self.tcp.shutdown(Shutdown::Write);
+                    return Pumped::Done(None);
+                }
+                self.closing_since.get_or_insert_with(Instant::now);
+            }
+            if !moved {
+                return Pumped::Open;
+            }
+        }
+    }
+
+    /// The handshake is done: a socket pair, the worker's end adopted as a
+    /// connection that carries what the handshake established.
+    fn pair(&mut self, adopt: &mut dyn FnMut(Conn)) -> std::io::Result<()> {
+        let (ours, theirs) = UnixStream::pair()?;
+        ours.set_nonblocking(true)?;
+        theirs.set_nonblocking(true)?;
+        // The worker reads and writes the pair as it would the TCP socket
+        // (read, writev, sendfile, shutdown); `Conn::tls` says what it is.
+        let stream = TcpStream::from(OwnedFd::from(theirs));
+        let mut conn = Conn::new(stream, self.origin, Vec::new());
+        conn.accepted_at = self.accepted_at;
+        conn.tls = Some(Arc::new(Facts::of(&self.tls)));
+        self.inner = Some(ours);
+        adopt(conn);
+        Ok(())
+    }
+}
+
+fn retry(e: &std::io::Error) -> bool {
+    matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::Interrupted)
+}
