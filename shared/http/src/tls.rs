@@ -324,6 +324,41 @@ mod tests {
     }
 
     #[test]
+    fn a_certificate_outside_its_validity_is_refused() {
+        let dir = std::env::temp_dir().join(format!("rwsgi-tls-unit-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        let ok = std::process::Command::new("openssl")
+            .args([
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:prime256v1",
+            ])
+            .args([
+                "-nodes", "-days", "2", "-subj", "/CN=t", "-keyout", "t.key", "-out", "t.crt",
+            ])
+            .current_dir(&dir)
+            .output()
+            .expect("the openssl command")
+            .status
+            .success();
+        assert!(ok);
+        let path = dir.join("t.crt");
+        let der = certificates("ssl-certificate-file", &path).expect("pem")[0].clone();
+        let day = std::time::Duration::from_secs(86_400);
+        let now = SystemTime::now();
+        assert_eq!(check_validity(&path, &der, now), Ok(()));
+        let e = check_validity(&path, &der, now + 3 * day).expect_err("expired");
+        assert!(e.to_string().starts_with("--ssl-certificate-file: "), "{e}");
+        assert!(e.to_string().contains("expired on"), "{e}");
+        let e = check_validity(&path, &der, now - day).expect_err("not yet");
+        assert!(e.to_string().contains("valid only from"), "{e}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
     fn a_missing_file_names_its_option() {
         let files = Files {
             certificate: "/nonexistent/site.crt".into(),
