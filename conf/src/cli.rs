@@ -619,6 +619,10 @@ pub struct StartServer {
     /// the path and what is below it, as Apache's <Location> does.
     #[arg(long, value_name = "URL-PATH")]
     pub ignore_activity: Vec<String>,
+
+    /// `--debug-mode` and the debugging aids (see `debug`).
+    #[command(flatten)]
+    pub debug: crate::debug::DebugArgs,
 }
 
 /// The clap command with the mod_wsgi-express options rwsgi only accepts.

@@ -63,11 +63,6 @@ pub const UNIMPLEMENTED: &[(&str, Takes, &str)] = &[
     ("rotate-logs", Takes::Flag, "logs go to the terminal"),
     ("max-log-size", Takes::One, "logs go to the terminal"),
     ("max-log-files", Takes::One, "logs go to the terminal"),
-    ("enable-debugger", Takes::Flag, "not implemented"),
-    ("debug-mode", Takes::Flag, "not implemented"),
-    ("enable-coverage", Takes::Flag, "not implemented"),
-    ("enable-profiler", Takes::Flag, "not implemented"),
-    ("enable-recorder", Takes::Flag, "not implemented"),
     ("enable-gdb", Takes::Flag, "not implemented"),
     ("python-eggs", Takes::One, "not applicable"),
     ("with-newrelic", Takes::Flag, "not implemented"),
@@ -200,10 +195,6 @@ pub const UNIMPLEMENTED: &[(&str, Takes, &str)] = &[
         Takes::Flag,
         "not applicable: workers are always separate processes",
     ),
-    ("debugger-startup", Takes::Flag, "not implemented"),
-    ("coverage-directory", Takes::One, "not implemented"),
-    ("profiler-directory", Takes::One, "not implemented"),
-    ("recorder-directory", Takes::One, "not implemented"),
     ("gdb-executable", Takes::One, "not implemented"),
     // Helper B's (authentication): accepted until implemented there.
 ];
@@ -251,6 +242,11 @@ pub const DIFFERENCES: &[(&str, &str)] = &[
     ("process-group", "names the workers in `ps` `(wsgi:NAME)` and is the environ's mod_wsgi.process_group; without it that is empty (rwsgi has no daemon process groups, so no default group localhost:PORT)"),
     ("ignore-activity", "matches the raw (not percent-decoded) request path, and the path below it, as <Location> does"),
     ("trust-proxy", "addresses and CIDR ranges; without it every peer is trusted, as in mod_wsgi"),
+    ("debug-mode", "the one worker process is the master's child with the terminal as stdin and stdout; Ctrl-C stops gracefully (exit handlers run), a second Ctrl-C at once"),
+    ("enable-profiler", "one cProfile dump per request (TIME-PID.pstats), not one per process at exit"),
+    ("coverage-directory", "default htmlcov in the working directory (rwsgi has no server root)"),
+    ("profiler-directory", "default pstats in the working directory (rwsgi has no server root)"),
+    ("recorder-directory", "default archive in the working directory (rwsgi has no server root)"),
 ];
 
 /// The options of mod_wsgi-express 6.0.5's options.py, hidden ones

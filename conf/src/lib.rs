@@ -9,6 +9,7 @@
 mod cli;
 mod compat;
 pub mod container;
+mod debug;
 pub mod envvars;
 mod error;
 mod guard;
@@ -374,6 +375,7 @@ mod tests {
     fn sample_args(name: &str, values: usize) -> Vec<String> {
         let mut args = vec![format!("--{name}")];
         match (name, values) {
+            ("debugger-startup", _) => args.push("--enable-debugger".into()),
             (_, 0) => {}
             ("url-alias", _) => {
                 args.push("/x".into());

@@ -12,6 +12,8 @@ use std::path::{Path, PathBuf};
 /// Validates the options and resolves paths against the current directory.
 pub fn resolve(args: &StartServer) -> Result<ServerConfig, ConfError> {
     let processes = match args.processes {
+        // --debug-mode: one process, whatever --processes says.
+        _ if args.debug.wanted() => 1,
         None => 1,
         Some(crate::cli::Processes::Count(n)) => n,
         Some(crate::cli::Processes::Auto) => crate::container::auto_processes(
@@ -38,7 +40,8 @@ pub fn resolve(args: &StartServer) -> Result<ServerConfig, ConfError> {
         .iter()
         .map(|p| absolute(&cwd, p))
         .collect();
-    fits_the_channel(ServerConfig {
+    let debug = crate::debug::resolve(&args.debug, &cwd, &working_directory)?;
+    fits_the_channel(crate::debug::apply(ServerConfig {
         host: args.host.clone(),
         admin: match args.admin_port {
             Some(port) => Some(admin(args, port)?),
@@ -181,7 +184,8 @@ pub fn resolve(args: &StartServer) -> Result<ServerConfig, ConfError> {
         process_group: process_name("process-group", args.process_group.as_deref())?,
         // As Apache's <Location>, a path without a leading / matches nothing.
         ignore_activity: args.ignore_activity.clone(),
-    })
+        debug,
+    }))
 }
 
 /// One warning naming the `--access-log-format` directives rendered as `-`.

@@ -53,6 +53,9 @@ pub fn summary(c: &ServerConfig) -> Vec<String> {
     if c.guard.enabled() {
         lines.push(guard_line(&c.guard));
     }
+    if let Some(debug) = &c.debug {
+        lines.extend(crate::debug::summary(debug));
+    }
     lines
 }
 

@@ -386,6 +386,27 @@ pub struct ServerConfig {
     /// `--inactivity-timeout` (see `ignores_activity`).
     #[serde(default)]
     pub ignore_activity: Vec<String>,
+    /// `--debug-mode` and the debugging aids that imply it
+    /// (`--enable-debugger`, `--enable-coverage`, `--enable-profiler`,
+    /// `--enable-recorder`); `None`: not in debug mode.
+    #[serde(default)]
+    pub debug: Option<DebugConfig>,
+}
+
+/// mod_wsgi-express's debug mode: one process with one request thread, in
+/// the foreground, with the terminal as its standard input and output.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DebugConfig {
+    /// `--enable-debugger`: pdb post-mortem on an exception the application raises.
+    pub debugger: bool,
+    /// `--debugger-startup`: pdb once the application is loaded, to set breakpoints.
+    pub debugger_startup: bool,
+    /// `--enable-coverage`: the coverage HTML report's directory, written at exit.
+    pub coverage_directory: Option<PathBuf>,
+    /// `--enable-profiler`: a cProfile dump per request in this directory.
+    pub profiler_directory: Option<PathBuf>,
+    /// `--enable-recorder`: each request and response recorded in this directory.
+    pub recorder_directory: Option<PathBuf>,
 }
 
 /// Who the server runs as after start (`--user`, `--group`), looked up once.

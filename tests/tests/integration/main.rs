@@ -5,6 +5,7 @@ mod apps;
 mod auth;
 mod basics;
 mod cli;
+mod debugging;
 mod deploy;
 mod faults;
 mod hosts;

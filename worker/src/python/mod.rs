@@ -2,6 +2,7 @@
 //! output, the reload-on-changes monitor, exit handlers.
 
 mod app;
+mod debug;
 mod init;
 mod interrupt;
 mod monitor;
