@@ -5,7 +5,6 @@
 //! and `--enable-recorder`.
 
 use nix::sys::signal::Signal;
-use rwsgi_tests::server::binary;
 use rwsgi_tests::{app, apps_dir, get, request, test_venv, Server};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -130,15 +129,21 @@ fn breakpoints_set_at_startup_stop_in_requests() {
 
 #[test]
 fn debugger_startup_without_the_debugger_is_refused() {
-    let out = Command::new(binary("rwsgi"))
-        .args(["start-server", "--debugger-startup", &app("debugging.py")])
-        .output()
-        .expect("run rwsgi");
-    assert_eq!(out.status.code(), Some(2));
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let mut server = Server::builder()
+        .no_wait()
+        .args(["--debugger-startup", &app("debugging.py")])
+        .start();
+    let status = server.wait_exit(Duration::from_secs(10));
+    assert_eq!(
+        status.and_then(|s| s.code()),
+        Some(2),
+        "{}",
+        server.log.text()
+    );
+    let log = server.log.text();
     assert!(
-        stderr.contains("--debugger-startup requires --enable-debugger"),
-        "{stderr}"
+        log.contains("--debugger-startup requires --enable-debugger"),
+        "{log}"
     );
 }
 
