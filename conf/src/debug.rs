@@ -214,6 +214,41 @@ mod tests {
     }
 
     #[test]
+    fn debug_mode_overrides_processes_threads_preload_reloading_and_paused_request_deadlines() {
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/hello/wsgi.py");
+        let argv = [
+            "rwsgi",
+            "start-server",
+            "--enable-recorder",
+            "--processes",
+            "3",
+            "--threads",
+            "4",
+            "--preload",
+            "--maximum-requests",
+            "5",
+            "--reload-on-changes",
+            script,
+        ];
+        let Ok(crate::Invocation::StartServer { config, .. }) = crate::parse(argv) else {
+            panic!("not a start-server configuration");
+        };
+        assert_eq!((config.processes, config.threads), (1, 1));
+        assert!(!config.multiprocess);
+        assert_eq!(config.preload, Preload::None);
+        assert!(!config.python.reload_on_changes && config.python.disable_reloading);
+        assert_eq!(config.recycle.max_requests, 0);
+        let off = crate::resolve::NO_TIMEOUT_MS;
+        let t = config.timeouts;
+        assert_eq!(
+            (t.request_ms, t.queue_ms, t.startup_ms, t.deadlock_ms),
+            (off, off, off, off)
+        );
+        assert_eq!(t.interrupt_ms, 0);
+        assert!(config.debug.is_some_and(|d| d.recorder_directory.is_some()));
+    }
+
+    #[test]
     fn debugger_startup_needs_the_debugger() {
         let a = DebugArgs {
             debugger_startup: true,
