@@ -129,11 +129,6 @@ pub const UNIMPLEMENTED: &[(&str, Takes, &str)] = &[
         "not implemented: use --admin-port /metrics",
     ),
     (
-        "slow-requests",
-        Takes::One,
-        "not implemented: --access-log with %D shows durations",
-    ),
-    (
         "verbose-debugging",
         Takes::Flag,
         "not applicable: use --log-level debug",
@@ -247,6 +242,7 @@ pub const DIFFERENCES: &[(&str, &str)] = &[
     ("coverage-directory", "default htmlcov in the working directory (rwsgi has no server root)"),
     ("profiler-directory", "default pstats in the working directory (rwsgi has no server root)"),
     ("recorder-directory", "default archive in the working directory (rwsgi has no server root)"),
+    ("slow-requests", "logged as a warning with the request's id, method, path, time so far and Python stack; no telemetry service needed"),
 ];
 
 /// The options of mod_wsgi-express 6.0.5's options.py, hidden ones

@@ -185,6 +185,11 @@ pub fn resolve(args: &StartServer) -> Result<ServerConfig, ConfError> {
         // As Apache's <Location>, a path without a leading / matches nothing.
         ignore_activity: args.ignore_activity.clone(),
         debug,
+        slow_request_ms: match args.slow_requests {
+            None => 0,
+            Some(v) if v == 0.0 => 0,
+            Some(v) => seconds("slow-requests", v)?,
+        },
     }))
 }
 

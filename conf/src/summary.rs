@@ -53,6 +53,12 @@ pub fn summary(c: &ServerConfig) -> Vec<String> {
     if c.guard.enabled() {
         lines.push(guard_line(&c.guard));
     }
+    if c.slow_request_ms > 0 {
+        lines.push(format!(
+            "slow requests: logged with their Python stack after {}s (--slow-requests)",
+            secs(c.slow_request_ms)
+        ));
+    }
     if let Some(debug) = &c.debug {
         lines.extend(crate::debug::summary(debug));
     }

@@ -391,6 +391,11 @@ pub struct ServerConfig {
     /// `--enable-recorder`); `None`: not in debug mode.
     #[serde(default)]
     pub debug: Option<DebugConfig>,
+    /// `--slow-requests` (mod_wsgi 6's WSGISlowRequests): a request still
+    /// running after this long is logged once with its Python stack, and
+    /// goes on; 0: off. Owned by the worker's request watchdog.
+    #[serde(default)]
+    pub slow_request_ms: u64,
 }
 
 /// mod_wsgi-express's debug mode: one process with one request thread, in

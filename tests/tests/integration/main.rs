@@ -20,6 +20,7 @@ mod preload;
 mod proxies;
 mod reloading;
 mod rolling;
+mod slow_requests;
 mod statics;
 mod supervision;
 mod uploads;
