@@ -63,7 +63,11 @@ pub const UNIMPLEMENTED: &[(&str, Takes, &str)] = &[
     ("rotate-logs", Takes::Flag, "logs go to the terminal"),
     ("max-log-size", Takes::One, "logs go to the terminal"),
     ("max-log-files", Takes::One, "logs go to the terminal"),
-    ("enable-gdb", Takes::Flag, "not implemented"),
+    (
+        "enable-gdb",
+        Takes::Flag,
+        "not applicable: it runs Apache under gdb; attach gdb to a worker instead (gdb -p PID)",
+    ),
     ("python-eggs", Takes::One, "not applicable"),
     ("with-newrelic", Takes::Flag, "not implemented"),
     ("with-php5", Takes::Flag, "not applicable"),
@@ -190,7 +194,11 @@ pub const UNIMPLEMENTED: &[(&str, Takes, &str)] = &[
         Takes::Flag,
         "not applicable: workers are always separate processes",
     ),
-    ("gdb-executable", Takes::One, "not implemented"),
+    (
+        "gdb-executable",
+        Takes::One,
+        "not applicable: goes with --enable-gdb",
+    ),
     // Helper B's (authentication): accepted until implemented there.
 ];
 

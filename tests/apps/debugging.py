@@ -22,8 +22,9 @@ def application(environ, start_response):
     if path == "/coverage":
         body = repr(COVERAGE_STARTED_BEFORE_IMPORT)
     elif path == "/environ":
-        body = "multithread=%s multiprocess=%s pid=%d" % (
-            environ["wsgi.multithread"], environ["wsgi.multiprocess"], os.getpid())
+        body = "multithread=%s multiprocess=%s debug=%s pid=%d" % (
+            environ["wsgi.multithread"], environ["wsgi.multiprocess"],
+            os.environ.get("MOD_WSGI_DEBUG_MODE"), os.getpid())
     else:
         body = "hello " + environ["wsgi.input"].read().decode()
     body = body.encode()  # breakpoint here

@@ -162,7 +162,7 @@ fn debug_mode_is_one_process_with_one_thread_and_no_request_timeout() {
     assert_eq!(server.worker_pids().len(), 1, "{}", server.log.text());
     let environ = get(server.port, "/environ").text();
     assert!(
-        environ.starts_with("multithread=False multiprocess=False"),
+        environ.starts_with("multithread=False multiprocess=False debug=true"),
         "{environ}"
     );
     // Paused (here: sleeping) past --request-timeout, as at a pdb prompt:

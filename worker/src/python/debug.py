@@ -42,6 +42,14 @@ class Aids:
         terminal ("both stdin and stdout will be attached to the console",
         mod_wsgi-express's --debug-mode), so pdb.set_trace() and
         breakpoint() work there; coverage starts measuring."""
+        # What mod_wsgi-express's handler script tells the application.
+        os.environ["MOD_WSGI_DEBUG_MODE"] = "true"
+        for name, on in (("DEBUGGER", self.debugger),
+                         ("COVERAGE", self.coverage_directory),
+                         ("PROFILER", self.profiler_directory),
+                         ("RECORDER", self.recorder_directory)):
+            if on:
+                os.environ["MOD_WSGI_%s_ENABLED" % name] = "true"
         sys.stdin, sys.stdout = _terminal()
         if "PYTHONBREAKPOINT" not in os.environ:
             sys.breakpointhook = _breakpoint
