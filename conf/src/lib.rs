@@ -184,6 +184,8 @@ mod tests {
                 &["--working-directory", "/nonexistent/dir"][..],
                 "--working-directory",
             ),
+            (&["--slow-requests", "-1"][..], "--slow-requests"),
+            (&["--slow-requests", "NaN"][..], "--slow-requests"),
         ] {
             let err = start(args).expect_err("invalid").to_string();
             assert!(err.contains(option), "{args:?}: {err}");

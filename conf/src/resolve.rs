@@ -186,9 +186,8 @@ pub fn resolve(args: &StartServer) -> Result<ServerConfig, ConfError> {
         ignore_activity: args.ignore_activity.clone(),
         debug,
         slow_request_ms: match args.slow_requests {
-            None => 0,
-            Some(v) if v == 0.0 => 0,
-            Some(v) => seconds("slow-requests", v)?,
+            Some(v) if v != 0.0 => seconds("slow-requests", v)?,
+            _ => 0,
         },
     }))
 }
