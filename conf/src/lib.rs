@@ -184,7 +184,7 @@ mod tests {
                 &["--working-directory", "/nonexistent/dir"][..],
                 "--working-directory",
             ),
-            (&["--slow-requests", "-1"][..], "--slow-requests"),
+            (&["--slow-requests=-1"][..], "--slow-requests"),
             (&["--slow-requests", "NaN"][..], "--slow-requests"),
         ] {
             let err = start(args).expect_err("invalid").to_string();
