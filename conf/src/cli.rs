@@ -704,6 +704,17 @@ pub struct StartServer {
     /// (mod_wsgi's WSGIErrorOverride).
     #[arg(long, env = "RWSGI_ERROR_OVERRIDE")]
     pub error_override: bool,
+
+    /// `--debug-mode` and the debugging aids (see `debug`).
+    #[command(flatten)]
+    pub debug: crate::debug::DebugArgs,
+
+    /// Log a request still running after this many seconds, once, as a
+    /// warning with its request id, method and path, the time so far and
+    /// its thread's Python stack; the request goes on (mod_wsgi 6's
+    /// WSGISlowRequests). Off unless given (0: off).
+    #[arg(long, value_name = "SECONDS", env = "RWSGI_SLOW_REQUESTS")]
+    pub slow_requests: Option<f64>,
 }
 
 /// The clap command with the mod_wsgi-express options rwsgi only accepts.

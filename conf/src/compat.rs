@@ -57,12 +57,11 @@ pub const UNIMPLEMENTED: &[(&str, Takes, &str)] = &[
     ("rotate-logs", Takes::Flag, "logs go to the terminal"),
     ("max-log-size", Takes::One, "logs go to the terminal"),
     ("max-log-files", Takes::One, "logs go to the terminal"),
-    ("enable-debugger", Takes::Flag, "not implemented"),
-    ("debug-mode", Takes::Flag, "not implemented"),
-    ("enable-coverage", Takes::Flag, "not implemented"),
-    ("enable-profiler", Takes::Flag, "not implemented"),
-    ("enable-recorder", Takes::Flag, "not implemented"),
-    ("enable-gdb", Takes::Flag, "not implemented"),
+    (
+        "enable-gdb",
+        Takes::Flag,
+        "not applicable: it runs Apache under gdb; attach gdb to a worker instead (gdb -p PID)",
+    ),
     ("python-eggs", Takes::One, "not applicable"),
     ("with-newrelic", Takes::Flag, "not implemented"),
     ("with-php5", Takes::Flag, "not applicable"),
@@ -120,11 +119,6 @@ pub const UNIMPLEMENTED: &[(&str, Takes, &str)] = &[
         "telemetry-options",
         Takes::One,
         "not implemented: use --admin-port /metrics",
-    ),
-    (
-        "slow-requests",
-        Takes::One,
-        "not implemented: --access-log with %D shows durations",
     ),
     (
         "verbose-debugging",
@@ -188,11 +182,11 @@ pub const UNIMPLEMENTED: &[(&str, Takes, &str)] = &[
         Takes::Flag,
         "not applicable: workers are always separate processes",
     ),
-    ("debugger-startup", Takes::Flag, "not implemented"),
-    ("coverage-directory", Takes::One, "not implemented"),
-    ("profiler-directory", Takes::One, "not implemented"),
-    ("recorder-directory", Takes::One, "not implemented"),
-    ("gdb-executable", Takes::One, "not implemented"),
+    (
+        "gdb-executable",
+        Takes::One,
+        "not applicable: goes with --enable-gdb",
+    ),
     // Helper B's (authentication): accepted until implemented there.
 ];
 
@@ -233,6 +227,12 @@ pub const DIFFERENCES: &[(&str, &str)] = &[
     ("trust-proxy", "addresses and CIDR ranges; without it every peer is trusted, as in mod_wsgi"),
     ("directory-listing", "also under --url-alias directories (Apache lists the document root only); dotfiles and symlinks out are left out as the static rules refuse them"),
     ("error-document", "a local URL-PATH must name a static file (checked at start): a document the application would make is refused, since a refused request never reaches it"),
+    ("debug-mode", "the one worker process is the master's child with the terminal as stdin and stdout; Ctrl-C stops gracefully (exit handlers run), a second Ctrl-C at once"),
+    ("enable-profiler", "one cProfile dump per request (TIME-PID.pstats), not one per process at exit"),
+    ("coverage-directory", "default htmlcov in the working directory (rwsgi has no server root)"),
+    ("profiler-directory", "default pstats in the working directory (rwsgi has no server root)"),
+    ("recorder-directory", "default archive in the working directory (rwsgi has no server root)"),
+    ("slow-requests", "logged as a warning with the request's id, method, path, time so far and Python stack; no telemetry service needed"),
 ];
 
 /// The options of mod_wsgi-express 6.0.5's options.py, hidden ones

@@ -9,6 +9,7 @@
 mod cli;
 mod compat;
 pub mod container;
+mod debug;
 pub mod envvars;
 mod error;
 mod guard;
@@ -184,6 +185,8 @@ mod tests {
                 &["--working-directory", "/nonexistent/dir"][..],
                 "--working-directory",
             ),
+            (&["--slow-requests=-1"][..], "--slow-requests"),
+            (&["--slow-requests", "NaN"][..], "--slow-requests"),
         ] {
             let err = start(args).expect_err("invalid").to_string();
             assert!(err.contains(option), "{args:?}: {err}");
@@ -375,6 +378,7 @@ mod tests {
     fn sample_args(name: &str, values: usize) -> Vec<String> {
         let mut args = vec![format!("--{name}")];
         match (name, values) {
+            ("debugger-startup", _) => args.push("--enable-debugger".into()),
             (_, 0) => {}
             ("url-alias", _) => {
                 args.push("/x".into());

@@ -12,6 +12,8 @@ use std::path::{Path, PathBuf};
 /// Validates the options and resolves paths against the current directory.
 pub fn resolve(args: &StartServer) -> Result<ServerConfig, ConfError> {
     let processes = match args.processes {
+        // --debug-mode: one process, whatever --processes says.
+        _ if args.debug.wanted() => 1,
         None => 1,
         Some(crate::cli::Processes::Count(n)) => n,
         Some(crate::cli::Processes::Auto) => crate::container::auto_processes(
@@ -38,7 +40,8 @@ pub fn resolve(args: &StartServer) -> Result<ServerConfig, ConfError> {
         .iter()
         .map(|p| absolute(&cwd, p))
         .collect();
-    fits_the_channel(ServerConfig {
+    let debug = crate::debug::resolve(&args.debug, &cwd, &working_directory)?;
+    fits_the_channel(crate::debug::apply(ServerConfig {
         host: args.host.clone(),
         admin: match args.admin_port {
             Some(port) => Some(admin(args, port)?),
@@ -183,7 +186,12 @@ pub fn resolve(args: &StartServer) -> Result<ServerConfig, ConfError> {
         ignore_activity: args.ignore_activity.clone(),
         compress_responses: args.compress_responses,
         tls: crate::tls::resolve(args, &cwd)?,
-    })
+        debug,
+        slow_request_ms: match args.slow_requests {
+            Some(v) if v != 0.0 => seconds("slow-requests", v)?,
+            _ => 0,
+        },
+    }))
 }
 
 /// One warning naming the `--access-log-format` directives rendered as `-`.

@@ -56,6 +56,15 @@ pub fn summary(c: &ServerConfig) -> Vec<String> {
     if !c.statics.error_documents.is_empty() || c.statics.error_override {
         lines.push(error_pages_line(&c.statics));
     }
+    if c.slow_request_ms > 0 {
+        lines.push(format!(
+            "slow requests: logged with their Python stack after {}s (--slow-requests)",
+            secs(c.slow_request_ms)
+        ));
+    }
+    if let Some(debug) = &c.debug {
+        lines.extend(crate::debug::summary(debug));
+    }
     lines
 }
 

@@ -105,6 +105,9 @@ fn main() -> std::process::ExitCode {
                     return ExitCode::Config.into();
                 }
             }
+            if config.debug.is_some() {
+                spawn::give_workers_stdin();
+            }
             let code = match server::run(*config, log.clone()) {
                 Ok(code) => code.into(),
                 Err(e) => {

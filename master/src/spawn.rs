@@ -50,6 +50,14 @@ pub fn set_child_identity(run_as: &rwsgi_shared::config::RunAs) {
     let _ = CHILD_IDENTITY.set(env);
 }
 
+/// `--debug-mode`: workers read the master's standard input (the
+/// terminal, for pdb) instead of /dev/null.
+static WORKERS_GET_STDIN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+pub fn give_workers_stdin() {
+    WORKERS_GET_STDIN.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
 /// A started worker process and the master's end of its channel.
 pub struct Spawned {
     pub pid: u32,
@@ -92,7 +100,12 @@ pub fn spawn(
         .arg(channel_fd.to_string())
         .arg("--scoreboard-fd")
         .arg(scoreboard_fd.to_string())
-        .stdin(Stdio::null());
+        .stdin(
+            match WORKERS_GET_STDIN.load(std::sync::atomic::Ordering::Relaxed) {
+                true => Stdio::inherit(),
+                false => Stdio::null(),
+            },
+        );
     if let Some(env) = CHILD_IDENTITY.get() {
         cmd.envs(env.iter().map(|(k, v)| (k, v)));
     }

@@ -255,6 +255,12 @@ impl Supervisor {
                 }
                 _ => self.graceful_stop(now),
             },
+            // --debug-mode: Ctrl-C on the terminal stops as Apache's one
+            // process does, with the exit handlers (the coverage report);
+            // a second one stops at once.
+            Control::FastStop if self.config.debug.is_some() && !self.is_stopping() => {
+                self.graceful_stop(now)
+            }
             Control::FastStop => self.fast_stop(now),
             Control::Reload => self.reload(now, "reloading: starting a new generation of workers"),
             Control::AddWorker if !self.is_stopping() && self.wanted < self.max_workers / 2 => {

@@ -144,6 +144,7 @@ pub struct ServerBuilder {
     current_dir: Option<PathBuf>,
     stray_fd: Option<i32>,
     only_cpu: Option<usize>,
+    stdin_piped: bool,
 }
 
 impl ServerBuilder {
@@ -195,6 +196,13 @@ impl ServerBuilder {
         self
     }
 
+    /// The master's stdin is a pipe the test writes to (see
+    /// `Server::take_stdin`), as a terminal a user types into.
+    pub fn stdin_piped(mut self) -> Self {
+        self.stdin_piped = true;
+        self
+    }
+
     pub fn start(self) -> Server {
         let mut cmd = Command::new(binary("rwsgi"));
         cmd.arg("start-server");
@@ -202,7 +210,11 @@ impl ServerBuilder {
             cmd.args(["--host", "127.0.0.1", "--port", "0"]);
         }
         cmd.args(&self.args)
-            .stdin(Stdio::null())
+            .stdin(if self.stdin_piped {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .env_remove("VIRTUAL_ENV")
@@ -320,6 +332,7 @@ impl Server {
             current_dir: None,
             stray_fd: None,
             only_cpu: None,
+            stdin_piped: false,
         }
     }
 
@@ -348,6 +361,11 @@ impl Server {
 
     pub fn pid(&self) -> i32 {
         self.child.id() as i32
+    }
+
+    /// The write end of the master's stdin (`ServerBuilder::stdin_piped`).
+    pub fn take_stdin(&mut self) -> Option<std::process::ChildStdin> {
+        self.child.stdin.take()
     }
 
     /// Waits until the log contains `needle` or the master exits.

@@ -466,6 +466,17 @@ fn a_fast_stop_terminates_at_once_and_kills_a_second_later() {
 }
 
 #[test]
+fn in_debug_mode_a_first_ctrl_c_stops_gracefully_and_a_second_at_once() {
+    let mut h = Harness::started(&["--debug-mode"]);
+    let pid = h.sup.workers.iter().next().expect("w").1.pid;
+    let first = h.control(Control::FastStop);
+    assert!(!first.contains(&Action::Terminate { pid }), "{first:?}");
+    assert_eq!(stops(&first).len(), 1);
+    let second = h.control(Control::FastStop);
+    assert!(second.contains(&Action::Terminate { pid }), "{second:?}");
+}
+
+#[test]
 fn a_worker_that_never_gets_ready_is_killed_at_the_startup_timeout() {
     let mut h = Harness::new(&["--startup-timeout", "5"]);
     h.tick();

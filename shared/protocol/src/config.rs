@@ -432,6 +432,16 @@ pub struct ServerConfig {
     /// compressed when the client accepts it (see `http::coding`).
     #[serde(default)]
     pub compress_responses: bool,
+    /// `--debug-mode` and the debugging aids that imply it
+    /// (`--enable-debugger`, `--enable-coverage`, `--enable-profiler`,
+    /// `--enable-recorder`); `None`: not in debug mode.
+    #[serde(default)]
+    pub debug: Option<DebugConfig>,
+    /// `--slow-requests` (mod_wsgi 6's WSGISlowRequests): a request still
+    /// running after this long is logged once with its Python stack, and
+    /// goes on; 0: off. Owned by the worker's request watchdog.
+    #[serde(default)]
+    pub slow_request_ms: u64,
 }
 
 /// HTTPS (`--https-port` and the `--ssl-*` options of mod_wsgi-express).
@@ -458,6 +468,22 @@ pub struct TlsConfig {
     /// `--hsts-policy`: `Strict-Transport-Security` on HTTPS responses
     /// (with `--https-only`, as mod_wsgi-express).
     pub hsts: Option<String>,
+}
+
+/// mod_wsgi-express's debug mode: one process with one request thread, in
+/// the foreground, with the terminal as its standard input and output.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DebugConfig {
+    /// `--enable-debugger`: pdb post-mortem on an exception the application raises.
+    pub debugger: bool,
+    /// `--debugger-startup`: pdb once the application is loaded, to set breakpoints.
+    pub debugger_startup: bool,
+    /// `--enable-coverage`: the coverage HTML report's directory, written at exit.
+    pub coverage_directory: Option<PathBuf>,
+    /// `--enable-profiler`: a cProfile dump per request in this directory.
+    pub profiler_directory: Option<PathBuf>,
+    /// `--enable-recorder`: each request and response recorded in this directory.
+    pub recorder_directory: Option<PathBuf>,
 }
 
 /// Who the server runs as after start (`--user`, `--group`), looked up once.

@@ -103,14 +103,14 @@ fn mod_wsgi_express_options_not_implemented_are_accepted_with_a_warning() {
         "event",
         "--socket-prefix",
         "/tmp/x",
-        "--enable-debugger",
+        "--enable-gdb",
         &app("hello.py"),
     ]);
     assert_eq!(get(server.port, "/").text(), "Hello World!");
     let log = server.log.text();
     assert!(log.contains("--server-mpm is accepted"), "{log}");
     assert!(log.contains("--socket-prefix is accepted"), "{log}");
-    assert!(log.contains("--enable-debugger is accepted"), "{log}");
+    assert!(log.contains("--enable-gdb is accepted"), "{log}");
 }
 
 /// The 152 options of mod_wsgi-express 6.0.5's options.py (hidden ones
@@ -158,6 +158,7 @@ fn every_mod_wsgi_express_option_starts_the_server() {
         let name = option.trim_start_matches("--");
         let mut args = vec!["start-server", "--setup-only", option];
         match (name, values) {
+            ("debugger-startup", _) => args.push("--enable-debugger"),
             (_, "0") => {}
             ("url-alias", _) => args.extend(["/x", examples]),
             ("error-document", _) => args.extend(["404", "\"Not here\""]),

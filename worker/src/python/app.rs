@@ -185,11 +185,21 @@ fn load_with(
             script_dir,
         ),
     )?;
+    // --debug-mode: coverage measures the import too.
+    let aids = config
+        .debug
+        .as_ref()
+        .map(|d| super::debug::start(py, d))
+        .transpose()?;
     let callable = match spec.kind {
         AppType::Script => boot.call_method1("load_script", (&spec.entry_point, &spec.callable))?,
         AppType::Module => boot.call_method1("load_module", (&spec.entry_point, &spec.callable))?,
         AppType::Paste => boot.call_method1("load_paste", (&spec.entry_point,))?,
         AppType::Static => py.None().into_bound(py),
+    };
+    let callable = match &aids {
+        Some(aids) if spec.kind != AppType::Static => super::debug::wrap(aids, callable)?,
+        _ => callable,
     };
     let errors = Py::new(py, ErrorStream::new(log.clone()))?;
     let template = environ(boot, config, &errors)?;

@@ -8,8 +8,12 @@
 //! the option; it waits that much longer before it does (see the
 //! supervisor's `recycle_reason`).
 //!
+//! `--slow-requests` (mod_wsgi 6) shares the watchdog: a request running
+//! longer than its threshold is logged once, with its thread's Python
+//! stack, and goes on.
+//!
 //! A watchdog thread reads the request threads' start times (atomics) and
-//! takes the GIL only to interrupt. Both sides change a thread's state only
+//! takes the GIL only to interrupt or to read a slow request's stack. Both sides change a thread's state only
 //! while holding the GIL, and the request thread withdraws a pending
 //! exception as it ends its request, so an exception meant for one request
 //! never reaches the next one on the same thread.
@@ -19,7 +23,7 @@ use pyo3::prelude::*;
 use rwsgi_shared::config::ServerConfig;
 use rwsgi_shared::scoreboard::Scoreboard;
 use slog::{info, warn, Logger};
-use std::sync::atomic::{AtomicU64, AtomicU8, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -65,10 +69,18 @@ pub fn step(running_ms: Option<u64>, stage: Stage, request_ms: u64, interrupt_ms
         return Step::Wait;
     };
     match stage {
+        // Watching for --slow-requests alone: nothing is interrupted.
+        Stage::Running if interrupt_ms == 0 => Step::Wait,
         Stage::Running if running > request_ms => Step::Interrupt,
         Stage::Interrupted if running > request_ms.saturating_add(interrupt_ms) => Step::GiveUp,
         _ => Step::Wait,
     }
+}
+
+/// Whether a request running `running_ms` is to be logged as slow now
+/// (`--slow-requests`, 0: off): once per request.
+pub fn is_slow(running_ms: Option<u64>, logged: bool, slow_ms: u64) -> bool {
+    slow_ms > 0 && !logged && running_ms.is_some_and(|r| r > slow_ms)
 }
 
 #[derive(Default)]
@@ -80,6 +92,10 @@ struct Watched {
     ident: AtomicU64,
     /// A [`Stage`].
     stage: AtomicU8,
+    /// The running request was logged as slow.
+    slow_logged: AtomicBool,
+    /// The running request's id, for the slow-request record.
+    request_id: std::sync::Mutex<String>,
 }
 
 /// The request threads as the watchdog sees them.
@@ -87,6 +103,8 @@ pub struct Interrupts {
     epoch: Instant,
     request_ms: u64,
     interrupt_ms: u64,
+    /// `--slow-requests`; 0: off.
+    slow_ms: u64,
     threads: Box<[Watched]>,
     /// `RequestTimeout`, the class raised.
     class: Py<PyAny>,
@@ -97,7 +115,8 @@ pub struct Interrupts {
 }
 
 impl Interrupts {
-    /// With `--interrupt-timeout`: the shared state and its watchdog thread.
+    /// With `--interrupt-timeout` or `--slow-requests`: the shared state
+    /// and its watchdog thread.
     pub fn start(
         config: &ServerConfig,
         app: &Arc<Application>,
@@ -106,7 +125,7 @@ impl Interrupts {
         log: &Logger,
     ) -> Option<Arc<Interrupts>> {
         let t = config.timeouts;
-        if t.interrupt_ms == 0 {
+        if t.interrupt_ms == 0 && config.slow_request_ms == 0 {
             return None;
         }
         let class = Python::attach(|py| {
@@ -126,6 +145,7 @@ impl Interrupts {
             epoch: Instant::now(),
             request_ms: t.request_ms,
             interrupt_ms: t.interrupt_ms,
+            slow_ms: config.slow_request_ms,
             threads: (0..config.threads).map(|_| Watched::default()).collect(),
             class,
             app: app.clone(),
@@ -151,8 +171,8 @@ impl Interrupts {
         u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 
-    /// A request thread begins a request (with the GIL).
-    pub fn begin(&self, _py: Python<'_>, thread: usize) {
+    /// A request thread begins request `request_id` (with the GIL).
+    pub fn begin(&self, _py: Python<'_>, thread: usize, request_id: &str) {
         let Some(w) = self.threads.get(thread) else {
             return;
         };
@@ -162,6 +182,13 @@ impl Interrupts {
         #[allow(clippy::useless_conversion)]
         w.ident.store(u64::from(ident), Relaxed);
         w.stage.store(Stage::Running as u8, Relaxed);
+        w.slow_logged.store(false, Relaxed);
+        if self.slow_ms > 0 {
+            if let Ok(mut id) = w.request_id.lock() {
+                id.clear();
+                id.push_str(request_id);
+            }
+        }
         w.started.store(self.now_ms() + 1, Relaxed);
     }
 
@@ -190,15 +217,20 @@ impl Interrupts {
     }
 
     fn watch(&self) {
-        info!(self.log, "requests over --request-timeout are interrupted (--interrupt-timeout)";
-            "request_timeout_s" => self.request_ms as f64 / 1000.0,
-            "interrupt_timeout_s" => self.interrupt_ms as f64 / 1000.0);
+        if self.interrupt_ms > 0 {
+            info!(self.log, "requests over --request-timeout are interrupted (--interrupt-timeout)";
+                "request_timeout_s" => self.request_ms as f64 / 1000.0,
+                "interrupt_timeout_s" => self.interrupt_ms as f64 / 1000.0);
+        }
         loop {
             std::thread::sleep(TICK);
             let now = self.now_ms();
             for (thread, w) in self.threads.iter().enumerate() {
                 let started = w.started.load(Relaxed);
                 let running = (started != 0).then(|| now.saturating_sub(started - 1));
+                if is_slow(running, w.slow_logged.load(Relaxed), self.slow_ms) {
+                    self.log_slow(thread, started);
+                }
                 let stage = Stage::from_u8(w.stage.load(Relaxed));
                 match step(running, stage, self.request_ms, self.interrupt_ms) {
                     Step::Wait => {}
@@ -225,6 +257,35 @@ impl Interrupts {
             .worker(self.slot)
             .and_then(|sb| sb.thread(thread).map(|t| t.describe()))
             .unwrap_or_default()
+    }
+
+    /// Logs the request of `thread` that began at `started` as slow, with
+    /// its Python stack, if it still runs it. Like `interrupt`, a thread
+    /// holding the GIL in C code keeps the watchdog waiting here.
+    fn log_slow(&self, thread: usize, started: u64) {
+        let Some(w) = self.threads.get(thread) else {
+            return;
+        };
+        w.slow_logged.store(true, Relaxed);
+        let id = w.request_id.lock().map(|id| id.clone()).unwrap_or_default();
+        Python::attach(|py| {
+            // With the GIL the request thread cannot be between requests.
+            if w.started.load(Relaxed) != started {
+                return;
+            }
+            let stack = self
+                .app
+                .bootstrap
+                .bind(py)
+                .call_method1("thread_stack", (w.ident.load(Relaxed),))
+                .and_then(|s| s.extract::<String>())
+                .unwrap_or_default();
+            let running = self.now_ms().saturating_sub(started - 1);
+            warn!(self.log, "slow request: running for {:.1} s (--slow-requests {} s), still running\n{}",
+                running as f64 / 1000.0, self.slow_ms as f64 / 1000.0, stack.trim_end();
+                "request_id" => id, "request" => self.describe(thread), "thread" => thread,
+                "running_s" => running as f64 / 1000.0);
+        });
     }
 
     /// Raises RequestTimeout in `thread` if it still runs the request that
@@ -287,6 +348,20 @@ mod tests {
             Step::Interrupt
         );
         assert_eq!(step(Some(2500), Stage::Interrupted, 2000, 2000), Step::Wait);
+    }
+
+    #[test]
+    fn without_the_interrupt_nothing_is_interrupted() {
+        assert_eq!(step(Some(9000), Stage::Running, 2000, 0), Step::Wait);
+    }
+
+    #[test]
+    fn a_slow_request_is_logged_once_past_its_threshold() {
+        assert!(!is_slow(None, false, 1000));
+        assert!(!is_slow(Some(1000), false, 1000));
+        assert!(is_slow(Some(1001), false, 1000));
+        assert!(!is_slow(Some(5000), true, 1000));
+        assert!(!is_slow(Some(5000), false, 0));
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! other module of the worker: `wsgi` and `guard` build on it.
 
 mod app;
+mod debug;
 mod guard_scripts;
 mod init;
 mod interrupt;

@@ -97,7 +97,7 @@ pub fn handle(
     let queued = started.saturating_duration_since(queued_at);
     let request_id = crate::request_id::of(head.header("x-request-id"));
     if let Some(i) = ctx.interrupts {
-        i.begin(py, ctx.thread);
+        i.begin(py, ctx.thread, request_id.as_str());
     }
     let result = run(py, ctx, &mut conn, &head, body, request_id.as_str(), user);
     if let Some(i) = ctx.interrupts {
