@@ -75,9 +75,6 @@ pub const UNIMPLEMENTED: &[(&str, Takes, &str)] = &[
     ("response-buffer-size", Takes::One, "not applicable"),
     ("receive-buffer-size", Takes::One, "not applicable"),
     ("send-buffer-size", Takes::One, "not applicable"),
-    ("proxy-mount-point", Takes::Two, "not implemented"),
-    ("proxy-url-alias", Takes::Two, "not implemented"),
-    ("proxy-virtual-host", Takes::Two, "not implemented"),
     ("service-script", Takes::Two, "not implemented"),
     ("error-document", Takes::Two, "not implemented"),
     ("isatty", Takes::Flag, "not applicable"),
@@ -91,11 +88,6 @@ pub const UNIMPLEMENTED: &[(&str, Takes, &str)] = &[
         "http2",
         Takes::Flag,
         "HTTP/1.1 is served; terminate HTTP/2 in front of rwsgi",
-    ),
-    (
-        "proxy-timeout",
-        Takes::One,
-        "not applicable: no Apache proxy stage",
     ),
     (
         "response-flush-delay",
@@ -250,6 +242,8 @@ pub const DIFFERENCES: &[(&str, &str)] = &[
     ("process-group", "names the workers in `ps` `(wsgi:NAME)` and is the environ's mod_wsgi.process_group; without it that is empty (rwsgi has no daemon process groups, so no default group localhost:PORT)"),
     ("ignore-activity", "matches the raw (not percent-decoded) request path, and the path below it, as <Location> does"),
     ("trust-proxy", "addresses and CIDR ranges; without it every peer is trusted, as in mod_wsgi"),
+    ("proxy-mount-point", "http:// backends only, one backend connection per request, no WebSocket upgrade"),
+    ("proxy-virtual-host", "http:// backends only, one backend connection per request, no WebSocket upgrade"),
 ];
 
 /// The options of mod_wsgi-express 6.0.5's options.py, hidden ones

@@ -645,6 +645,16 @@ impl IoLoop<'_> {
                         self.ctx.statics.serve(token, conn, head, resolution);
                         return;
                     }
+                    Routed::Proxy(head, used, target) => {
+                        conn.buf.drain(..used);
+                        let fd = conn.stream.as_raw_fd();
+                        let registry = self.ctx.poll.registry();
+                        if registry.deregister(&mut SourceFd(&fd)).is_ok() {
+                            self.entries[token] = Some(Entry::Lane);
+                        }
+                        crate::proxy_pass::serve(self.ctx.pool, token, conn, head, target);
+                        return;
+                    }
                     Routed::App(head, used)
                         if self.ctx.config.server_status && head.path == "/server-status" =>
                     {

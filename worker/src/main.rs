@@ -17,6 +17,7 @@ mod host_gate;
 mod io_loop;
 mod net;
 mod pool;
+mod proxy_pass;
 mod python;
 mod receiving;
 mod request_id;
@@ -232,6 +233,7 @@ pub fn serve(
                 return ExitCode::Failure;
             }
         };
+    proxy_pass::start(&config, &pool, access.clone(), log);
     // Validated by the master's configuration already.
     let proxy = Arc::new(
         rwsgi_http::forwarded::Rules::new(&config.trust_proxy_headers, &config.trust_proxies)

@@ -267,7 +267,7 @@ fn follow_up(mut conn: Conn, ctx: &RequestContext<'_>, read_more: bool) -> Next 
                 }
                 // Static files are never served on a Python thread: the I/O
                 // thread routes the request again and hands it to a lane.
-                Routed::Static(..) => return Next::Idle(conn),
+                Routed::Static(..) | Routed::Proxy(..) => return Next::Idle(conn),
                 Routed::Partial => {}
                 Routed::Redirect(to) => {
                     crate::host_gate::send_redirect(&conn, &to, ctx.log);

@@ -469,7 +469,11 @@ impl LaneLoop {
             }
             // Not static, still arriving, or refused: the I/O thread's
             // business (timeouts, the parser's error responses, the app).
-            Routed::App(..) | Routed::Partial | Routed::Refused(_) | Routed::Redirect(_) => {
+            Routed::App(..)
+            | Routed::Proxy(..)
+            | Routed::Partial
+            | Routed::Refused(_)
+            | Routed::Redirect(_) => {
                 return Some(Step::GiveBack)
             }
         };

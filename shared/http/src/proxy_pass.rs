@@ -528,6 +528,16 @@ pub fn response_head(
     out
 }
 
+/// `X-Forwarded-Port`: Apache's `SERVER_PORT` under `UseCanonicalName
+/// Off`, the port of the Host the client used, else the port it reached.
+pub fn forwarded_port(host: Option<&[u8]>, local: u16) -> u16 {
+    host.and_then(|h| std::str::from_utf8(h).ok())
+        .and_then(|h| h.rsplit_once(':'))
+        .filter(|(name, _)| !name.is_empty() && (!name.starts_with('[') || name.ends_with(']')))
+        .and_then(|(_, port)| port.parse().ok())
+        .unwrap_or(local)
+}
+
 /// Why a backend exchange failed before the response head was relayed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Failure {
@@ -792,6 +802,15 @@ mod tests {
         assert_eq!(out, ["HTTP/1.1 200 OK", "Connection: close", "", ""]);
         let out = lines(&response_head(200, "OK", &hs(&[("Content-Length", "9")]), &route, "s", ClientFraming::None, true));
         assert!(out.contains(&"Content-Length: 9".to_owned()));
+    }
+
+    #[test]
+    fn the_forwarded_port_is_the_hosts_else_the_one_reached() {
+        assert_eq!(forwarded_port(Some(b"site:8000"), 80), 8000);
+        assert_eq!(forwarded_port(Some(b"site"), 8080), 8080);
+        assert_eq!(forwarded_port(Some(b"[::1]:81"), 8080), 81);
+        assert_eq!(forwarded_port(Some(b"[::1]"), 8080), 8080);
+        assert_eq!(forwarded_port(None, 8080), 8080);
     }
 
     #[test]

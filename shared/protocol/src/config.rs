@@ -394,6 +394,22 @@ pub struct ServerConfig {
     /// compressed when the client accepts it (see `http::coding`).
     #[serde(default)]
     pub compress_responses: bool,
+    /// `--proxy-mount-point`, `--proxy-virtual-host`, `--proxy-timeout`:
+    /// the reverse proxy (validated by `rwsgi_http::proxy_pass::Table`).
+    #[serde(default)]
+    pub proxy_pass: ProxyPassConfig,
+}
+
+/// The reverse proxy's routes, as given (checked at start).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProxyPassConfig {
+    /// `--proxy-mount-point` (and `--proxy-url-alias`): (URL path, URL).
+    pub mounts: Vec<(String, String)>,
+    /// `--proxy-virtual-host`: (host name, URL).
+    pub virtual_hosts: Vec<(String, String)>,
+    /// `--proxy-timeout` (default `--socket-timeout`): connecting to a
+    /// backend, and each wait on its socket.
+    pub timeout_ms: u64,
 }
 
 /// Who the server runs as after start (`--user`, `--group`), looked up once.
