@@ -18,6 +18,7 @@ mod misuse;
 mod observability;
 mod preload;
 mod proxies;
+mod proxy_mounts;
 mod reloading;
 mod rolling;
 mod statics;
