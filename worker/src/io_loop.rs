@@ -625,7 +625,10 @@ impl IoLoop<'_> {
                     // thread runs them first, then hands the request to a lane.
                     Routed::Static(head, used, resolution) if self.ctx.config.guard.enabled() => {
                         conn.buf.drain(..used);
-                        let guarded = GuardedStatic { resolution };
+                        let guarded = GuardedStatic {
+                            resolution,
+                            proxy: None,
+                        };
                         self.queue_job(token, conn, head, None, Some(guarded));
                         return;
                     }
@@ -643,6 +646,15 @@ impl IoLoop<'_> {
                             self.entries[token] = Some(Entry::Lane);
                         }
                         self.ctx.statics.serve(token, conn, head, resolution);
+                        return;
+                    }
+                    Routed::Proxy(head, used, target) if self.ctx.config.guard.enabled() => {
+                        conn.buf.drain(..used);
+                        let guarded = GuardedStatic {
+                            resolution: None,
+                            proxy: Some(target),
+                        };
+                        self.queue_job(token, conn, head, None, Some(guarded));
                         return;
                     }
                     Routed::Proxy(head, used, target) => {

@@ -122,7 +122,9 @@ fn serve(pool: &Pool, ctx: &RequestContext<'_>) {
                     Ok(Ran::Handled(h)) => h,
                     Ok(Ran::Static(job)) => {
                         let (conn, head, guarded) = *job;
-                        if ctx.statics.enabled() {
+                        if let Some(target) = guarded.proxy {
+                            crate::proxy_pass::serve(pool, token, conn, head, target);
+                        } else if ctx.statics.enabled() {
                             ctx.statics.serve(token, conn, head, guarded.resolution);
                         } else {
                             // Not routed here without lanes; close rather than hang.

@@ -421,3 +421,26 @@ fn a_backend_url_rwsgi_cannot_use_is_a_one_line_error_naming_the_option() {
         assert!(err.contains(option), "{args:?}: {err}");
     }
 }
+
+#[test]
+fn the_auth_script_guards_proxied_requests_as_the_rest_of_the_site() {
+    let backend = Backend::start();
+    let server = serve(&[
+        "--proxy-mount-point",
+        "/api",
+        &backend.url("/v1"),
+        "--auth-user-script",
+        &app("auth/users.py"),
+    ]);
+    let url = format!("http://127.0.0.1:{}/api/echo", server.port);
+    let (rc, head, _) = curl(&[&url]);
+    assert_eq!(rc, 0);
+    assert!(head.starts_with("http/1.1 401"), "{head}");
+    let (rc, head, _) = curl(&["--user", "alice:wrong", &url]);
+    assert_eq!(rc, 0);
+    assert!(head.starts_with("http/1.1 401"), "{head}");
+    let (rc, head, body) = curl(&["--user", "alice:wonder land", &url]);
+    assert_eq!(rc, 0);
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    assert_eq!(json(&body)["target"], "/v1/echo");
+}
