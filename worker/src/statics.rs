@@ -473,9 +473,7 @@ impl LaneLoop {
             | Routed::Proxy(..)
             | Routed::Partial
             | Routed::Refused(_)
-            | Routed::Redirect(_) => {
-                return Some(Step::GiveBack)
-            }
+            | Routed::Redirect(_) => return Some(Step::GiveBack),
         };
         let transfer = self.respond(&mut held.conn, head, resolution, Instant::now());
         held.state = State::Sending(Box::new(transfer));

@@ -59,12 +59,17 @@ impl Backend {
         let bracketed = host.len() > 2
             && host.starts_with('[')
             && host.ends_with(']')
-            && host[1..host.len() - 1].parse::<std::net::Ipv6Addr>().is_ok();
+            && host[1..host.len() - 1]
+                .parse::<std::net::Ipv6Addr>()
+                .is_ok();
         if host.is_empty() || !(bracketed || host.bytes().all(plain)) || authority.contains('@') {
             return Err(format!("{url}: {host} is not a host name or address"));
         }
         Ok(Backend {
-            host: host.trim_start_matches('[').trim_end_matches(']').to_owned(),
+            host: host
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_owned(),
             port,
             authority,
             path: path.trim_end_matches('/').to_owned(),
@@ -143,7 +148,7 @@ impl Table {
         // writes one per mount: the longest prefix is the one meant.
         table
             .mounts
-            .sort_by(|a, b| b.prefix.len().cmp(&a.prefix.len()));
+            .sort_by_key(|r| std::cmp::Reverse(r.prefix.len()));
         Ok(table)
     }
 
@@ -159,7 +164,10 @@ impl Table {
             return None;
         }
         let host = host_name(head.effective_host()?)?;
-        let route = self.hosts.iter().find(|r| r.host.as_deref() == Some(&host))?;
+        let route = self
+            .hosts
+            .iter()
+            .find(|r| r.host.as_deref() == Some(&host))?;
         forward(route, head)
     }
 
@@ -360,17 +368,29 @@ pub fn request_head(
         &merged("x-forwarded-for", fwd.client.as_bytes()),
     );
     if let Some(host) = head.header("host") {
-        field(&mut out, "X-Forwarded-Host", &merged("x-forwarded-host", host));
+        field(
+            &mut out,
+            "X-Forwarded-Host",
+            &merged("x-forwarded-host", host),
+        );
     }
     field(
         &mut out,
         "X-Forwarded-Server",
         &merged("x-forwarded-server", fwd.server.as_bytes()),
     );
-    field(&mut out, "X-Forwarded-Port", fwd.port.to_string().as_bytes());
+    field(
+        &mut out,
+        "X-Forwarded-Port",
+        fwd.port.to_string().as_bytes(),
+    );
     if route.host.is_none() {
         // mod_wsgi-express: the mount point, no trailing slash.
-        let prefix = if route.prefix.is_empty() { "/" } else { &route.prefix };
+        let prefix = if route.prefix.is_empty() {
+            "/"
+        } else {
+            &route.prefix
+        };
         field(&mut out, "X-Forwarded-Prefix", prefix.as_bytes());
     }
     match framing {
@@ -429,7 +449,9 @@ pub fn response_body(
         .filter(|(n, _)| n.eq_ignore_ascii_case("content-length"))
     {
         for part in v.split(|&b| b == b',') {
-            let s = std::str::from_utf8(part).map_err(|_| "a bad Content-Length")?.trim();
+            let s = std::str::from_utf8(part)
+                .map_err(|_| "a bad Content-Length")?
+                .trim();
             if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
                 return Err("a bad Content-Length");
             }
@@ -493,7 +515,11 @@ pub fn response_head(
     keep_alive: bool,
 ) -> Vec<u8> {
     let options = connection_options(headers.iter().map(|(n, v)| (n.as_str(), &v[..])));
-    let reason = if reason.is_empty() || !reason.bytes().all(|b| b == b' ' || b == b'\t' || b.is_ascii_graphic()) {
+    let reason = if reason.is_empty()
+        || !reason
+            .bytes()
+            .all(|b| b == b' ' || b == b'\t' || b.is_ascii_graphic())
+    {
         reason_phrase(status)
     } else {
         reason
@@ -578,7 +604,9 @@ mod tests {
     }
 
     fn pairs(v: &[(&str, &str)]) -> Vec<(String, String)> {
-        v.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+        v.iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
     }
 
     fn table() -> Table {
@@ -589,7 +617,7 @@ mod tests {
             ]),
             &pairs(&[("Side.Example.org", "http://127.0.0.1:9001")]),
         )
-        .unwrap()
+        .expect("valid")
     }
 
     fn forwarded(t: Option<Target>) -> (String, String) {
@@ -601,23 +629,36 @@ mod tests {
 
     #[test]
     fn backend_urls_are_http_host_port_and_path() {
-        let b = Backend::parse("http://Example.org:8080/v1/").unwrap();
-        assert_eq!((b.host.as_str(), b.port, b.path.as_str()), ("example.org", 8080, "/v1"));
+        let b = Backend::parse("http://Example.org:8080/v1/").expect("valid");
+        assert_eq!(
+            (b.host.as_str(), b.port, b.path.as_str()),
+            ("example.org", 8080, "/v1")
+        );
         assert_eq!(b.authority, "example.org:8080");
-        let b = Backend::parse("http://[::1]:81").unwrap();
+        let b = Backend::parse("http://[::1]:81").expect("valid");
         assert_eq!((b.host.as_str(), b.port, b.path.as_str()), ("::1", 81, ""));
-        assert_eq!(Backend::parse("http://h").unwrap().port, 80);
-        assert!(Backend::parse("https://h/").unwrap_err().contains("https"));
-        for bad in ["h:80", "ftp://h/", "http://", "http://h:0/", "http://h:x/", "http://u@h/", "http://h/?q"] {
+        assert_eq!(Backend::parse("http://h").expect("valid").port, 80);
+        assert!(Backend::parse("https://h/")
+            .expect_err("refused")
+            .contains("https"));
+        for bad in [
+            "h:80",
+            "ftp://h/",
+            "http://",
+            "http://h:0/",
+            "http://h:x/",
+            "http://u@h/",
+            "http://h/?q",
+        ] {
             assert!(Backend::parse(bad).is_err(), "{bad}");
         }
     }
 
     #[test]
     fn mounts_must_be_paths_and_errors_name_the_option() {
-        let bad = Table::new(&pairs(&[("api", "http://h/")]), &[]).unwrap_err();
+        let bad = Table::new(&pairs(&[("api", "http://h/")]), &[]).expect_err("refused");
         assert_eq!(bad.0, "proxy-mount-point");
-        let bad = Table::new(&[], &pairs(&[("h", "https://h/")])).unwrap_err();
+        let bad = Table::new(&[], &pairs(&[("h", "https://h/")])).expect_err("refused");
         assert_eq!(bad.0, "proxy-virtual-host");
         assert!(Table::new(&pairs(&[("/a/../b", "http://h/")]), &[]).is_err());
     }
@@ -646,7 +687,10 @@ mod tests {
     #[test]
     fn the_mount_itself_redirects_to_its_slash_form() {
         let t = table();
-        assert_eq!(t.by_path(&get("/api", "s")), Some(Target::Redirect("/api/".into())));
+        assert_eq!(
+            t.by_path(&get("/api", "s")),
+            Some(Target::Redirect("/api/".into()))
+        );
         assert_eq!(
             t.by_path(&get("/api?x=1", "s")),
             Some(Target::Redirect("/api/?x=1".into()))
@@ -680,7 +724,7 @@ mod tests {
 
     fn lines(bytes: &[u8]) -> Vec<String> {
         String::from_utf8(bytes.to_vec())
-            .unwrap()
+            .expect("valid")
             .split("\r\n")
             .map(str::to_owned)
             .collect()
@@ -703,7 +747,13 @@ mod tests {
             server: "localhost",
             port: 8000,
         };
-        let out = lines(&request_head(&h, &route, &target, &fwd, RequestFraming::Chunked));
+        let out = lines(&request_head(
+            &h,
+            &route,
+            &target,
+            &fwd,
+            RequestFraming::Chunked,
+        ));
         assert_eq!(
             out,
             [
@@ -726,33 +776,73 @@ mod tests {
         let Some(Target::Forward { route, target }) = t.by_host(&h) else {
             panic!()
         };
-        let out = lines(&request_head(&h, &route, &target, &fwd, RequestFraming::None));
+        let out = lines(&request_head(
+            &h,
+            &route,
+            &target,
+            &fwd,
+            RequestFraming::None,
+        ));
         assert!(!out.iter().any(|l| l.starts_with("X-Forwarded-Prefix")));
         assert!(out.contains(&"Host: 127.0.0.1:9001".to_owned()));
     }
 
     fn hs(v: &[(&str, &str)]) -> Vec<(String, Vec<u8>)> {
-        v.iter().map(|(a, b)| (a.to_string(), b.as_bytes().to_vec())).collect()
+        v.iter()
+            .map(|(a, b)| (a.to_string(), b.as_bytes().to_vec()))
+            .collect()
     }
 
     #[test]
     fn response_framing_follows_rfc_9112() {
         use ResponseBody::*;
-        assert_eq!(response_body(false, 200, &hs(&[("Content-Length", "5")])), Ok(Length(5)));
-        assert_eq!(response_body(true, 200, &hs(&[("Content-Length", "5")])), Ok(None));
+        assert_eq!(
+            response_body(false, 200, &hs(&[("Content-Length", "5")])),
+            Ok(Length(5))
+        );
+        assert_eq!(
+            response_body(true, 200, &hs(&[("Content-Length", "5")])),
+            Ok(None)
+        );
         assert_eq!(response_body(false, 304, &[]), Ok(None));
         assert_eq!(response_body(false, 204, &[]), Ok(None));
         assert_eq!(response_body(false, 200, &[]), Ok(UntilClose));
-        let te = hs(&[("Transfer-Encoding", "gzip, Chunked"), ("Content-Length", "3")]);
+        let te = hs(&[
+            ("Transfer-Encoding", "gzip, Chunked"),
+            ("Content-Length", "3"),
+        ]);
         assert_eq!(response_body(false, 200, &te), Ok(Chunked));
-        assert_eq!(response_body(false, 200, &hs(&[("Transfer-Encoding", "gzip")])), Ok(UntilClose));
-        assert_eq!(response_body(false, 200, &hs(&[("Content-Length", "5, 5")])), Ok(Length(5)));
-        assert!(response_body(false, 200, &hs(&[("Content-Length", "5"), ("content-length", "6")])).is_err());
+        assert_eq!(
+            response_body(false, 200, &hs(&[("Transfer-Encoding", "gzip")])),
+            Ok(UntilClose)
+        );
+        assert_eq!(
+            response_body(false, 200, &hs(&[("Content-Length", "5, 5")])),
+            Ok(Length(5))
+        );
+        assert!(response_body(
+            false,
+            200,
+            &hs(&[("Content-Length", "5"), ("content-length", "6")])
+        )
+        .is_err());
         assert!(response_body(false, 200, &hs(&[("Content-Length", "-1")])).is_err());
-        assert_eq!(client_framing(Chunked, Version::Http11), ClientFraming::Chunked);
-        assert_eq!(client_framing(UntilClose, Version::Http11), ClientFraming::Chunked);
-        assert_eq!(client_framing(Chunked, Version::Http10), ClientFraming::UntilClose);
-        assert_eq!(client_framing(Length(3), Version::Http10), ClientFraming::Length(3));
+        assert_eq!(
+            client_framing(Chunked, Version::Http11),
+            ClientFraming::Chunked
+        );
+        assert_eq!(
+            client_framing(UntilClose, Version::Http11),
+            ClientFraming::Chunked
+        );
+        assert_eq!(
+            client_framing(Chunked, Version::Http10),
+            ClientFraming::UntilClose
+        );
+        assert_eq!(
+            client_framing(Length(3), Version::Http10),
+            ClientFraming::Length(3)
+        );
     }
 
     #[test]
@@ -761,9 +851,18 @@ mod tests {
         let Some(Target::Forward { route, .. }) = t.by_path(&get("/api/x", "s")) else {
             panic!()
         };
-        let map = |v: &str| reverse_map(v.as_bytes(), &route, "site:8000").map(|b| String::from_utf8(b).unwrap());
-        assert_eq!(map("http://127.0.0.1:9000/v1/login?n=1"), Some("http://site:8000/api/login?n=1".into()));
-        assert_eq!(map("HTTP://127.0.0.1:9000/v1/"), Some("http://site:8000/api/".into()));
+        let map = |v: &str| {
+            reverse_map(v.as_bytes(), &route, "site:8000")
+                .map(|b| String::from_utf8(b).expect("valid"))
+        };
+        assert_eq!(
+            map("http://127.0.0.1:9000/v1/login?n=1"),
+            Some("http://site:8000/api/login?n=1".into())
+        );
+        assert_eq!(
+            map("HTTP://127.0.0.1:9000/v1/"),
+            Some("http://site:8000/api/".into())
+        );
         assert_eq!(map("http://127.0.0.1:9000/v2/x"), None);
         assert_eq!(map("/v1/relative"), None);
         assert_eq!(map("https://elsewhere/"), None);
@@ -784,7 +883,15 @@ mod tests {
             ("Location", "http://127.0.0.1:9000/v1/next"),
             ("Server", "backend"),
         ]);
-        let out = lines(&response_head(302, "Found", &headers, &route, "site", ClientFraming::Chunked, true));
+        let out = lines(&response_head(
+            302,
+            "Found",
+            &headers,
+            &route,
+            "site",
+            ClientFraming::Chunked,
+            true,
+        ));
         assert_eq!(
             out,
             [
@@ -798,9 +905,25 @@ mod tests {
                 ""
             ]
         );
-        let out = lines(&response_head(200, "", &hs(&[("Content-Length", "9")]), &route, "s", ClientFraming::UntilClose, true));
+        let out = lines(&response_head(
+            200,
+            "",
+            &hs(&[("Content-Length", "9")]),
+            &route,
+            "s",
+            ClientFraming::UntilClose,
+            true,
+        ));
         assert_eq!(out, ["HTTP/1.1 200 OK", "Connection: close", "", ""]);
-        let out = lines(&response_head(200, "OK", &hs(&[("Content-Length", "9")]), &route, "s", ClientFraming::None, true));
+        let out = lines(&response_head(
+            200,
+            "OK",
+            &hs(&[("Content-Length", "9")]),
+            &route,
+            "s",
+            ClientFraming::None,
+            true,
+        ));
         assert!(out.contains(&"Content-Length: 9".to_owned()));
     }
 

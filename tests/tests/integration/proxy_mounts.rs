@@ -175,7 +175,10 @@ fn requests_under_a_mount_reach_the_backend_at_its_path() {
 
     // Outside the mount: the application, as before.
     assert_eq!(rwsgi_tests::get(server.port, "/").text(), "Hello World!");
-    assert_eq!(rwsgi_tests::get(server.port, "/apix").text(), "Hello World!");
+    assert_eq!(
+        rwsgi_tests::get(server.port, "/apix").text(),
+        "Hello World!"
+    );
     // ".." never climbs out of the mount into the backend's other paths.
     let r = rwsgi_tests::get(server.port, "/api/../secret");
     assert_eq!(r.text(), "Hello World!");
@@ -206,7 +209,13 @@ fn the_backend_gets_x_forwarded_and_no_hop_by_hop_fields() {
     let r = request(server.port, raw.as_bytes()).expect("request");
     assert_eq!(r.status, 200, "{}", r.text());
     let h = seen(&r.body);
-    for gone in ["x-private", "keep-alive", "te", "upgrade", "proxy-authorization"] {
+    for gone in [
+        "x-private",
+        "keep-alive",
+        "te",
+        "upgrade",
+        "proxy-authorization",
+    ] {
         assert_eq!(header(&h, gone), None, "{gone} forwarded: {h:?}");
     }
     assert_eq!(header(&h, "x-kept"), Some("yes"));
@@ -263,7 +272,9 @@ fn a_streamed_response_reaches_the_client_piece_by_piece() {
     let text = String::from_utf8_lossy(&got);
     assert!(text.contains("second\n"), "{text}");
     // Re-chunked for the client, and ended properly.
-    assert!(text.to_ascii_lowercase().contains("transfer-encoding: chunked"));
+    assert!(text
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked"));
     assert!(text.ends_with("0\r\n\r\n"), "{text}");
 }
 
@@ -357,11 +368,7 @@ fn a_body_the_backend_cuts_short_is_never_complete_for_the_client() {
     assert_eq!(body, b"0123456789");
     // A body delimited by the backend's close is complete when it closes,
     // and re-chunked: the client connection can stay open.
-    let r = request(
-        server.port,
-        b"GET /api/close HTTP/1.1\r\nHost: a\r\n\r\n",
-    )
-    .expect("request");
+    let r = request(server.port, b"GET /api/close HTTP/1.1\r\nHost: a\r\n\r\n").expect("request");
     assert_eq!(r.text(), "until the end\n");
     assert_eq!(r.header("transfer-encoding"), Some("chunked"));
 }
@@ -387,16 +394,31 @@ fn a_proxied_virtual_host_takes_every_path_of_its_host() {
     assert_eq!(header(&h, "x-forwarded-server"), Some("side.example.test"));
     assert_eq!(header(&h, "x-forwarded-prefix"), None);
     // Another Host: this site's application.
-    assert_eq!(rwsgi_tests::get(server.port, "/echo").text(), "Hello World!");
+    assert_eq!(
+        rwsgi_tests::get(server.port, "/echo").text(),
+        "Hello World!"
+    );
 }
 
 #[test]
 fn a_backend_url_rwsgi_cannot_use_is_a_one_line_error_naming_the_option() {
     for (args, option) in [
-        (["--proxy-mount-point", "/api", "https://127.0.0.1/"], "--proxy-mount-point"),
-        (["--proxy-mount-point", "api", "http://127.0.0.1/"], "--proxy-mount-point"),
-        (["--proxy-url-alias", "/api", "ftp://127.0.0.1/"], "--proxy-url-alias"),
-        (["--proxy-virtual-host", "side.test", "127.0.0.1:80"], "--proxy-virtual-host"),
+        (
+            ["--proxy-mount-point", "/api", "https://127.0.0.1/"],
+            "--proxy-mount-point",
+        ),
+        (
+            ["--proxy-mount-point", "api", "http://127.0.0.1/"],
+            "--proxy-mount-point",
+        ),
+        (
+            ["--proxy-url-alias", "/api", "ftp://127.0.0.1/"],
+            "--proxy-url-alias",
+        ),
+        (
+            ["--proxy-virtual-host", "side.test", "127.0.0.1:80"],
+            "--proxy-virtual-host",
+        ),
     ] {
         let mut child = Command::new(rwsgi_tests::server::binary("rwsgi"))
             .arg("start-server")

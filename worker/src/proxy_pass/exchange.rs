@@ -148,7 +148,11 @@ fn redirect(p: &ProxyPass, conn: &Conn, head: &RequestHead, to: &str) -> Outcome
         dates.now(),
         body.len()
     );
-    let body_part: &[u8] = if head.method == "HEAD" { b"" } else { body.as_bytes() };
+    let body_part: &[u8] = if head.method == "HEAD" {
+        b""
+    } else {
+        body.as_bytes()
+    };
     let end = match send(p, conn, &[out.as_bytes(), body_part]) {
         Ok(()) => End::Close,
         Err(end) => end,
@@ -162,7 +166,10 @@ fn redirect(p: &ProxyPass, conn: &Conn, head: &RequestHead, to: &str) -> Outcome
 
 /// This site as the client named it: its Host, else our name and port.
 fn site(p: &ProxyPass, conn: &Conn, head: &RequestHead) -> String {
-    match head.header("host").and_then(|h| std::str::from_utf8(h).ok()) {
+    match head
+        .header("host")
+        .and_then(|h| std::str::from_utf8(h).ok())
+    {
         Some(h) if !h.is_empty() => h.to_owned(),
         _ => format!("{}:{}", p.config.server_name, local_port(conn)),
     }
@@ -253,7 +260,11 @@ impl Exchange<'_> {
             Ok(r) => r,
             Err((f, why)) => return self.fail(f, &why),
         };
-        let body = match response_body(self.head.method == "HEAD", response.status, &response.headers) {
+        let body = match response_body(
+            self.head.method == "HEAD",
+            response.status,
+            &response.headers,
+        ) {
             Ok(b) => b,
             Err(why) => return self.fail(Failure::Broken, why),
         };
@@ -280,7 +291,9 @@ impl Exchange<'_> {
             ResponseBody::None => Ok(()),
             ResponseBody::Length(n) => self.copy_length(&mut backend, &mut rest, n, &mut relayed),
             ResponseBody::Chunked => self.copy_chunked(&mut backend, &mut rest, &mut relayed),
-            ResponseBody::UntilClose => self.copy_until_close(&mut backend, &mut rest, &mut relayed),
+            ResponseBody::UntilClose => {
+                self.copy_until_close(&mut backend, &mut rest, &mut relayed)
+            }
         };
         let end = match complete {
             Ok(()) => match to_client {
@@ -327,8 +340,10 @@ impl Exchange<'_> {
         for addr in addrs {
             match TcpStream::connect_timeout(&addr, timeout) {
                 Ok(s) => {
-                    s.set_read_timeout(Some(timeout)).map_err(|e| e.to_string())?;
-                    s.set_write_timeout(Some(timeout)).map_err(|e| e.to_string())?;
+                    s.set_read_timeout(Some(timeout))
+                        .map_err(|e| e.to_string())?;
+                    s.set_write_timeout(Some(timeout))
+                        .map_err(|e| e.to_string())?;
                     let _ = s.set_nodelay(true);
                     return Ok(s);
                 }
@@ -342,7 +357,11 @@ impl Exchange<'_> {
     /// `Ok(true)`: all of it was read (the connection can carry another
     /// request); `Ok(false)`: the backend stopped taking it, and its
     /// response, if it sends one, still goes to the client.
-    fn send_body(&mut self, backend: &mut TcpStream, framing: RequestFraming) -> Result<bool, Outcome> {
+    fn send_body(
+        &mut self,
+        backend: &mut TcpStream,
+        framing: RequestFraming,
+    ) -> Result<bool, Outcome> {
         if framing == RequestFraming::None {
             return Ok(true);
         }
@@ -516,7 +535,10 @@ fn read_piece(backend: &mut TcpStream, buf: &mut Vec<u8>) -> Result<usize, &'sta
 }
 
 fn timed_out(e: &io::Error) -> bool {
-    matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut)
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+    )
 }
 
 /// Reads the backend's final response head (interim 1xx ones skipped);
