@@ -5,7 +5,9 @@ Binds 127.0.0.1 on a port the kernel picks and prints `port N` once
 listening. Every path is under /v1/ (the tests mount it with a path):
 
 - /v1/echo: JSON of what arrived (method, target, headers, body); a
-  chunked request body is decoded here.
+  chunked request body is decoded here. With `?flag=PATH`, PATH is created
+  once the first chunk of the body has arrived (the client sends the rest
+  only then).
 - /v1/stream?flag=PATH: a chunked response whose first piece goes out at
   once, the second only once PATH exists (the client has read the first).
 - /v1/redirect: a 302 to this backend's own URL (as it was addressed).
@@ -28,7 +30,7 @@ class Handler(BaseHTTPRequestHandler):
     def log_message(self, *args):
         pass
 
-    def read_body(self):
+    def read_body(self, flag=None):
         if self.headers.get('Transfer-Encoding', '').lower() == 'chunked':
             body = b''
             while True:
@@ -39,6 +41,9 @@ class Handler(BaseHTTPRequestHandler):
                     return body
                 body += self.rfile.read(size)
                 self.rfile.readline()
+                if flag:
+                    open(flag, 'w').close()
+                    flag = None
         return self.rfile.read(int(self.headers.get('Content-Length') or 0))
 
     def send(self, status, body, headers=()):
@@ -92,7 +97,7 @@ class Handler(BaseHTTPRequestHandler):
             self.wfile.write(b'until the end\n')
             self.close_connection = True
             return
-        body = self.read_body()
+        body = self.read_body(parse_qs(url.query).get('flag', [None])[0])
         echo = {
             'method': self.command,
             'target': self.path,

@@ -197,6 +197,32 @@ fn requests_under_a_mount_reach_the_backend_at_its_path() {
 }
 
 #[test]
+fn an_upload_reaches_the_backend_as_it_arrives() {
+    let backend = Backend::start();
+    let server = serve(&["--proxy-mount-point", "/api", &backend.url("/v1")]);
+    let dir = TempDir::new("upload-stream");
+    let flag = dir.0.join("first-chunk-arrived");
+    let mut s = connect(server.port);
+    s.write_all(
+        format!(
+            "POST /api/echo?flag={} HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n6\r\nfirst \r\n",
+            flag.display()
+        )
+        .as_bytes(),
+    )
+    .expect("send the first chunk");
+    // The rest is sent only once the backend has the first chunk: a proxy
+    // that waited for the whole body would wait forever.
+    assert!(
+        rwsgi_tests::poll_until(Duration::from_secs(20), || flag.exists()),
+        "the first chunk never reached the backend"
+    );
+    s.write_all(b"6\r\nsecond\r\n0\r\n\r\n").expect("send the rest");
+    let r = read_response(&mut s, &mut Vec::new(), false).expect("response");
+    assert_eq!(json(&r.body)["body"], "first second");
+}
+
+#[test]
 fn the_backend_gets_x_forwarded_and_no_hop_by_hop_fields() {
     let backend = Backend::start();
     let server = serve(&["--proxy-url-alias", "/api/", &backend.url("/v1/")]);

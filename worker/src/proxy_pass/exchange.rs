@@ -465,10 +465,15 @@ impl Exchange<'_> {
             let mut pos = 0;
             while pos < rest.len() && !decoder.is_done() {
                 out.clear();
-                pos += decoder
+                let used = decoder
                     .decode(&rest[pos..], &mut out, PIECE)
                     .map_err(|_| "the backend's chunked body is malformed")?;
                 self.relay_piece(&out, relayed)?;
+                if used == 0 {
+                    // Never happens with room for output; never spin on it.
+                    return Err("the backend's chunked body did not decode");
+                }
+                pos += used;
             }
             if decoder.is_done() {
                 return Ok(());
