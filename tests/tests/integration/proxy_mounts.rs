@@ -217,7 +217,8 @@ fn an_upload_reaches_the_backend_as_it_arrives() {
         rwsgi_tests::poll_until(Duration::from_secs(20), || flag.exists()),
         "the first chunk never reached the backend"
     );
-    s.write_all(b"6\r\nsecond\r\n0\r\n\r\n").expect("send the rest");
+    s.write_all(b"6\r\nsecond\r\n0\r\n\r\n")
+        .expect("send the rest");
     let r = read_response(&mut s, &mut Vec::new(), false).expect("response");
     assert_eq!(json(&r.body)["body"], "first second");
 }
