@@ -53,7 +53,32 @@ pub fn summary(c: &ServerConfig) -> Vec<String> {
     if c.guard.enabled() {
         lines.push(guard_line(&c.guard));
     }
+    if let Some(line) = proxy_line(&c.proxy_pass) {
+        lines.push(line);
+    }
     lines
+}
+
+/// `--proxy-mount-point`, `--proxy-virtual-host`: `proxied: /api -> URL,
+/// host side.example.org -> URL (timeout 60s)`.
+fn proxy_line(p: &rwsgi_shared::config::ProxyPassConfig) -> Option<String> {
+    let routes: Vec<String> = p
+        .mounts
+        .iter()
+        .map(|(path, url)| format!("{path} -> {url}"))
+        .chain(
+            p.virtual_hosts
+                .iter()
+                .map(|(host, url)| format!("host {host} -> {url}")),
+        )
+        .collect();
+    (!routes.is_empty()).then(|| {
+        format!(
+            "proxied: {} (--proxy-timeout {}s)",
+            routes.join(", "),
+            secs(p.timeout_ms)
+        )
+    })
 }
 
 /// `--auth-user-script`, `--host-access-script`: what guards the site.
