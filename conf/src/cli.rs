@@ -715,6 +715,45 @@ pub struct StartServer {
     /// WSGISlowRequests). Off unless given (0: off).
     #[arg(long, value_name = "SECONDS", env = "RWSGI_SLOW_REQUESTS")]
     pub slow_requests: Option<f64>,
+
+    /// Proxy requests under URL-PATH to another HTTP server (repeatable;
+    /// the longest prefix wins): /api/x with URL-PATH /api and URL
+    /// http://127.0.0.1:9000/v1 goes to /v1/x. Streamed both ways, without
+    /// Python; X-Forwarded-For, -Host, -Server, -Port and -Prefix are added
+    /// and the backend's redirects mapped back. http:// backends only.
+    #[arg(
+        long = "proxy-mount-point",
+        num_args = 2,
+        value_names = ["URL-PATH", "URL"],
+        action = clap::ArgAction::Append
+    )]
+    pub proxy_mount_points: Vec<String>,
+
+    /// mod_wsgi-express's hidden alias of --proxy-mount-point.
+    #[arg(
+        long = "proxy-url-alias",
+        num_args = 2,
+        value_names = ["URL-PATH", "URL"],
+        action = clap::ArgAction::Append,
+        hide = true
+    )]
+    pub proxy_url_aliases: Vec<String>,
+
+    /// Proxy every request whose Host is HOSTNAME to another HTTP server
+    /// (repeatable), whatever its path.
+    #[arg(
+        long = "proxy-virtual-host",
+        num_args = 2,
+        value_names = ["HOSTNAME", "URL"],
+        action = clap::ArgAction::Append
+    )]
+    pub proxy_virtual_hosts: Vec<String>,
+
+    /// Seconds to connect to a proxied backend and to wait on each read
+    /// from or write to it (default: --socket-timeout). No connection: 503;
+    /// no answer in time: 504.
+    #[arg(long, value_name = "SECONDS", env = "RWSGI_PROXY_TIMEOUT")]
+    pub proxy_timeout: Option<f64>,
 }
 
 /// The clap command with the mod_wsgi-express options rwsgi only accepts.

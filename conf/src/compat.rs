@@ -69,9 +69,6 @@ pub const UNIMPLEMENTED: &[(&str, Takes, &str)] = &[
     ("response-buffer-size", Takes::One, "not applicable"),
     ("receive-buffer-size", Takes::One, "not applicable"),
     ("send-buffer-size", Takes::One, "not applicable"),
-    ("proxy-mount-point", Takes::Two, "not implemented"),
-    ("proxy-url-alias", Takes::Two, "not implemented"),
-    ("proxy-virtual-host", Takes::Two, "not implemented"),
     ("service-script", Takes::Two, "not implemented"),
     ("isatty", Takes::Flag, "not applicable"),
     // Added with the whole of options.py (mod_wsgi-express 6.0.5).
@@ -84,11 +81,6 @@ pub const UNIMPLEMENTED: &[(&str, Takes, &str)] = &[
         "http2",
         Takes::Flag,
         "HTTP/1.1 is served; terminate HTTP/2 in front of rwsgi",
-    ),
-    (
-        "proxy-timeout",
-        Takes::One,
-        "not applicable: no Apache proxy stage",
     ),
     (
         "response-flush-delay",
@@ -233,6 +225,8 @@ pub const DIFFERENCES: &[(&str, &str)] = &[
     ("profiler-directory", "default pstats in the working directory (rwsgi has no server root)"),
     ("recorder-directory", "default archive in the working directory (rwsgi has no server root)"),
     ("slow-requests", "logged as a warning with the request's id, method, path, time so far and Python stack; no telemetry service needed"),
+    ("proxy-mount-point", "http:// backends only, one backend connection per request, no WebSocket upgrade"),
+    ("proxy-virtual-host", "http:// backends only, one backend connection per request, no WebSocket upgrade"),
 ];
 
 /// The options of mod_wsgi-express 6.0.5's options.py, hidden ones

@@ -295,15 +295,40 @@ mod tests {
             "--server-mpm",
             "event",
             "--with-newrelic",
-            "--proxy-mount-point",
-            "/a",
-            "http://b",
+            "--server-root",
+            "/tmp",
         ])
         .expect("valid");
         assert_eq!(warnings.len(), 3, "{warnings:?}");
         assert!(warnings
             .iter()
             .all(|w| w.contains("accepted for mod_wsgi-express compatibility")));
+    }
+
+    #[test]
+    fn proxy_mounts_and_aliases_add_up_and_the_timeout_defaults_to_the_socket_timeout() {
+        let (c, _) = start(&[
+            "--proxy-mount-point",
+            "/a",
+            "http://127.0.0.1:9000/",
+            "--proxy-url-alias",
+            "/b",
+            "http://127.0.0.1:9001/v1",
+            "--proxy-virtual-host",
+            "side.example.com",
+            "http://127.0.0.1:9002",
+            "--socket-timeout",
+            "7",
+        ])
+        .expect("valid");
+        let p = &c.proxy_pass;
+        assert_eq!(p.mounts.len(), 2);
+        assert_eq!(p.mounts[1].0, "/b");
+        assert_eq!(p.virtual_hosts[0].0, "side.example.com");
+        assert_eq!(p.timeout_ms, 7_000);
+        let (c, _) = start(&["--proxy-timeout", "2.5"]).expect("valid");
+        assert_eq!(c.proxy_pass.timeout_ms, 2_500);
+        assert!(start(&["--proxy-timeout", "-1"]).is_err());
     }
 
     #[test]
@@ -385,6 +410,13 @@ mod tests {
                 args.push(concat!(env!("CARGO_MANIFEST_DIR"), "/../examples").into());
             }
             ("error-document", _) => args.extend(["404".to_owned(), "\"Not here\"".to_owned()]),
+            ("proxy-mount-point" | "proxy-url-alias", _) => {
+                args.extend(["/x".to_owned(), "http://127.0.0.1:9000/".to_owned()])
+            }
+            ("proxy-virtual-host", _) => args.extend([
+                "side.example.com".to_owned(),
+                "http://127.0.0.1:9000/".to_owned(),
+            ]),
             (_, 2) => args.extend(["A".to_owned(), "1".to_owned()]),
             // Groups are checked for authenticated users only: refused alone.
             ("auth-group-script", _) => {

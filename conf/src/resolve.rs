@@ -191,7 +191,39 @@ pub fn resolve(args: &StartServer) -> Result<ServerConfig, ConfError> {
             Some(v) if v != 0.0 => seconds("slow-requests", v)?,
             _ => 0,
         },
+        proxy_pass: proxy_pass(args)?,
     }))
+}
+
+/// `--proxy-mount-point` (`--proxy-url-alias`), `--proxy-virtual-host`,
+/// `--proxy-timeout`: every URL checked here, so a worker never starts
+/// with a route it cannot serve.
+fn proxy_pass(args: &StartServer) -> Result<rwsgi_shared::config::ProxyPassConfig, ConfError> {
+    let pairs = |v: &[String]| -> Vec<(String, String)> {
+        v.chunks_exact(2)
+            .map(|p| (p[0].clone(), p[1].clone()))
+            .collect()
+    };
+    let mut mounts = pairs(&args.proxy_mount_points);
+    let aliases = pairs(&args.proxy_url_aliases);
+    let virtual_hosts = pairs(&args.proxy_virtual_hosts);
+    rwsgi_http::proxy_pass::Table::new(&mounts, &virtual_hosts)
+        .map_err(|(option, why)| invalid(option, why))?;
+    rwsgi_http::proxy_pass::Table::new(&aliases, &[])
+        .map_err(|(_, why)| invalid("proxy-url-alias", why))?;
+    mounts.extend(aliases);
+    // Apache's ProxyTimeout defaults to its Timeout (--socket-timeout,
+    // whose 0 is Apache's default of 60 s).
+    let timeout_ms = match args.proxy_timeout.filter(|t| *t != 0.0) {
+        Some(t) => seconds("proxy-timeout", t)?,
+        None if args.socket_timeout == 0.0 => 60_000,
+        None => seconds("socket-timeout", args.socket_timeout)?,
+    };
+    Ok(rwsgi_shared::config::ProxyPassConfig {
+        mounts,
+        virtual_hosts,
+        timeout_ms,
+    })
 }
 
 /// One warning naming the `--access-log-format` directives rendered as `-`.

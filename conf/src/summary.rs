@@ -65,6 +65,9 @@ pub fn summary(c: &ServerConfig) -> Vec<String> {
     if let Some(debug) = &c.debug {
         lines.extend(crate::debug::summary(debug));
     }
+    if let Some(line) = proxy_line(&c.proxy_pass) {
+        lines.push(line);
+    }
     lines
 }
 
@@ -84,6 +87,28 @@ fn error_pages_line(s: &rwsgi_shared::config::StaticConfig) -> String {
         parts.push("the application's 4xx and 5xx replaced too (--error-override)".to_owned());
     }
     format!("error pages: {}", parts.join(", "))
+}
+
+/// `--proxy-mount-point`, `--proxy-virtual-host`: `proxied: /api -> URL,
+/// host side.example.org -> URL (timeout 60s)`.
+fn proxy_line(p: &rwsgi_shared::config::ProxyPassConfig) -> Option<String> {
+    let routes: Vec<String> = p
+        .mounts
+        .iter()
+        .map(|(path, url)| format!("{path} -> {url}"))
+        .chain(
+            p.virtual_hosts
+                .iter()
+                .map(|(host, url)| format!("host {host} -> {url}")),
+        )
+        .collect();
+    (!routes.is_empty()).then(|| {
+        format!(
+            "proxied: {} (--proxy-timeout {}s)",
+            routes.join(", "),
+            secs(p.timeout_ms)
+        )
+    })
 }
 
 /// `--auth-user-script`, `--host-access-script`: what guards the site.

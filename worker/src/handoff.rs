@@ -31,6 +31,9 @@ pub struct QueuedRequest {
 /// What the I/O thread found for a static request (see `static_lanes::StaticRequest`).
 pub struct GuardedStatic {
     pub resolution: Option<rwsgi_http::statics::Resolution>,
+    /// A proxied request instead (`proxy_pass`): guarded as Apache's
+    /// `<Location />` guards the URLs mod_proxy maps, then relayed.
+    pub proxy: Option<rwsgi_http::proxy_pass::Target>,
 }
 
 /// What a request thread gives back to the I/O thread.

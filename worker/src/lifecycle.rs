@@ -161,6 +161,7 @@ pub fn serve(
             return ExitCode::Failure;
         }
     };
+    crate::proxy_pass::start(&config, &handoff, access.clone(), log);
     // Validated by the master's configuration already.
     let proxy = Arc::new(
         rwsgi_http::forwarded::Rules::new(&config.trust_proxy_headers, &config.trust_proxies)

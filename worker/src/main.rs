@@ -22,6 +22,7 @@ mod host_gate;
 mod io_loop;
 mod lifecycle;
 mod net;
+mod proxy_pass;
 mod python;
 mod receiving;
 mod request_id;

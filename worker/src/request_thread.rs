@@ -125,7 +125,9 @@ fn serve(handoff: &Handoff, ctx: &RequestContext<'_>) {
                     Ok(Ran::Handled(h)) => h,
                     Ok(Ran::Static(job)) => {
                         let (conn, head, guarded) = *job;
-                        if ctx.statics.enabled() {
+                        if let Some(target) = guarded.proxy {
+                            crate::proxy_pass::serve(handoff, token, conn, head, target);
+                        } else if ctx.statics.enabled() {
                             ctx.statics.serve(token, conn, head, guarded.resolution);
                         } else {
                             // Not routed here without lanes; close rather than hang.
@@ -276,7 +278,9 @@ fn follow_up(mut conn: Conn, ctx: &RequestContext<'_>, read_more: bool) -> Next 
                 }
                 // Static files are never served on a Python thread: the I/O
                 // thread hands it to a lane.
-                routed @ Routed::Static(..) => return Next::Route(conn, Box::new(routed)),
+                routed @ (Routed::Static(..) | Routed::Proxy(..)) => {
+                    return Next::Route(conn, Box::new(routed))
+                }
                 Routed::Partial => {}
                 Routed::Redirect(to) => {
                     crate::host_gate::send_redirect(&conn, &to, ctx.log);

@@ -6,6 +6,7 @@
 //! (`handoff::Returned::Routed`): each head is parsed once.
 
 use crate::host_gate::{Gate, Verdict, FORBIDDEN, NO_CERTIFICATE};
+use rwsgi_http::proxy_pass::Target;
 use rwsgi_http::statics::{Resolution, StaticFiles};
 use rwsgi_http::{parse_request_head, HttpError, Parsed, RequestHead};
 use rwsgi_shared::config::Limits;
@@ -26,6 +27,9 @@ pub enum Routed {
     /// A request for the static files (with what was found on disk, when
     /// routing needed to look: `--document-root` serves existing files only).
     Static(RequestHead, usize, Option<Resolution>),
+    /// A request for another HTTP server (`--proxy-mount-point`,
+    /// `--proxy-virtual-host`): relayed by `proxy_pass`, never by Python.
+    Proxy(RequestHead, usize, Target),
 }
 
 pub fn route(buf: &[u8], limits: &Limits, files: &StaticFiles, gate: &Gate<'_>) -> Routed {
@@ -36,6 +40,12 @@ pub fn route(buf: &[u8], limits: &Limits, files: &StaticFiles, gate: &Gate<'_>) 
     };
     // `--keep-alive-timeout 0`: answered with Connection: close.
     head.keep_alive &= limits.keep_alive;
+    // A proxied host name is a virtual host of its own, picked before
+    // this site's rules (as Apache picks the virtual host first).
+    let proxies = crate::proxy_pass::table();
+    if let Some(target) = proxies.and_then(|t| t.by_host(&head)) {
+        return Routed::Proxy(head, used, target);
+    }
     // Before anything else looks at the request: a Host the site does not
     // serve reaches neither the static files nor the application.
     match gate.check(&head) {
@@ -43,6 +53,10 @@ pub fn route(buf: &[u8], limits: &Limits, files: &StaticFiles, gate: &Gate<'_>) 
         Verdict::Forbidden => return Routed::Refused(FORBIDDEN),
         Verdict::NoCertificate => return Routed::Refused(NO_CERTIFICATE),
         Verdict::Redirect(to) => return Routed::Redirect(to),
+    }
+    // mod_proxy maps URLs before aliases and the application do.
+    if let Some(target) = proxies.and_then(|t| t.by_path(&head)) {
+        return Routed::Proxy(head, used, target);
     }
     if !files.enabled() {
         return Routed::App(head, used);

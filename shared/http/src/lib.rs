@@ -13,6 +13,7 @@
 
 pub mod access_log;
 pub mod forwarded;
+pub mod proxy_pass;
 pub mod proxy_protocol;
 pub mod statics;
 pub mod tls;

@@ -442,6 +442,10 @@ pub struct ServerConfig {
     /// goes on; 0: off. Owned by the worker's request watchdog.
     #[serde(default)]
     pub slow_request_ms: u64,
+    /// `--proxy-mount-point`, `--proxy-virtual-host`, `--proxy-timeout`:
+    /// the reverse proxy (validated by `rwsgi_http::proxy_pass::Table`).
+    #[serde(default)]
+    pub proxy_pass: ProxyPassConfig,
 }
 
 /// HTTPS (`--https-port` and the `--ssl-*` options of mod_wsgi-express).
@@ -484,6 +488,18 @@ pub struct DebugConfig {
     pub profiler_directory: Option<PathBuf>,
     /// `--enable-recorder`: each request and response recorded in this directory.
     pub recorder_directory: Option<PathBuf>,
+}
+
+/// The reverse proxy's routes, as given (checked at start).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProxyPassConfig {
+    /// `--proxy-mount-point` (and `--proxy-url-alias`): (URL path, URL).
+    pub mounts: Vec<(String, String)>,
+    /// `--proxy-virtual-host`: (host name, URL).
+    pub virtual_hosts: Vec<(String, String)>,
+    /// `--proxy-timeout` (default `--socket-timeout`): connecting to a
+    /// backend, and each wait on its socket.
+    pub timeout_ms: u64,
 }
 
 /// Who the server runs as after start (`--user`, `--group`), looked up once.

@@ -162,6 +162,12 @@ fn every_mod_wsgi_express_option_starts_the_server() {
             (_, "0") => {}
             ("url-alias", _) => args.extend(["/x", examples]),
             ("error-document", _) => args.extend(["404", "\"Not here\""]),
+            ("proxy-mount-point" | "proxy-url-alias", _) => {
+                args.extend(["/x", "http://127.0.0.1:9000/"])
+            }
+            ("proxy-virtual-host", _) => {
+                args.extend(["side.example.com", "http://127.0.0.1:9000/"])
+            }
             (_, "2") => args.extend(["A", "1"]),
             ("application-type", _) => args.push("script"),
             ("entry-point", _) => args.push(&hello),

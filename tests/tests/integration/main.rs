@@ -21,6 +21,7 @@ mod misuse;
 mod observability;
 mod preload;
 mod proxies;
+mod proxy_mounts;
 mod reloading;
 mod rolling;
 mod slow_requests;

@@ -129,8 +129,25 @@ impl IoLoop<'_> {
                 self.close(token, conn);
             }
             Next::GuardedStatic(head, resolution) => {
-                let guarded = GuardedStatic { resolution };
+                let guarded = GuardedStatic {
+                    resolution,
+                    proxy: None,
+                };
                 self.queue_job(token, conn, head, None, Some(guarded));
+            }
+            Next::GuardedProxy(head, target) => {
+                let guarded = GuardedStatic {
+                    resolution: None,
+                    proxy: Some(target),
+                };
+                self.queue_job(token, conn, head, None, Some(guarded));
+            }
+            Next::Proxy(head, target) => {
+                conn.accepted_at = None;
+                if self.unwatch(&conn).is_ok() {
+                    self.entries[token] = Some(Entry::Lane);
+                }
+                crate::proxy_pass::serve(self.ctx.handoff, token, conn, head, target);
             }
             Next::Lane(head, resolution) => {
                 conn.accepted_at = None;
@@ -272,6 +289,11 @@ enum Next {
     },
     /// The application's, for a request thread now.
     Queue(RequestHead),
+    /// Another server's (`--proxy-mount-point`): the guard scripts run on a
+    /// request thread first.
+    GuardedProxy(RequestHead, rwsgi_http::proxy_pass::Target),
+    /// Another server's, relayed by `proxy_pass` now.
+    Proxy(RequestHead, rwsgi_http::proxy_pass::Target),
 }
 
 /// What becomes of a connection whose `buffered` bytes were routed as
@@ -285,6 +307,10 @@ fn next(routed: Routed, buffered: usize, rules: Rules) -> (Next, usize) {
             (Next::GuardedStatic(head, resolution), used)
         }
         Routed::Static(head, used, resolution) => (Next::Lane(head, resolution), used),
+        Routed::Proxy(head, used, target) if rules.guard => {
+            (Next::GuardedProxy(head, target), used)
+        }
+        Routed::Proxy(head, used, target) => (Next::Proxy(head, target), used),
         Routed::App(head, used) if rules.server_status && head.path == "/server-status" => {
             (Next::StatusPage(head), used)
         }
