@@ -493,6 +493,30 @@ pub struct StartServer {
     #[arg(long, env = "RWSGI_STATIC_ALLOW_DOTFILES")]
     pub static_allow_dotfiles: bool,
 
+    /// mod_wsgi's application group: %{GLOBAL} (the default) is the main
+    /// interpreter, and so is any name here (see the README).
+    #[arg(long, value_name = "NAME", env = "RWSGI_APPLICATION_GROUP")]
+    pub application_group: Option<String>,
+
+    /// mod_wsgi's: do not destroy the interpreter at exit. rwsgi never
+    /// does (atexit handlers run, then the worker ends).
+    #[arg(long, env = "RWSGI_ORPHAN_INTERPRETER")]
+    pub orphan_interpreter: bool,
+
+    /// The admin listener (/metrics, /server-status, /healthz) on
+    /// 127.0.0.1:--telemetry-ui-port unless --admin-port is given.
+    #[arg(long, env = "RWSGI_ENABLE_TELEMETRY")]
+    pub enable_telemetry: bool,
+
+    /// The port of --enable-telemetry's listener (on 127.0.0.1).
+    #[arg(
+        long,
+        value_name = "NUMBER",
+        default_value_t = 8888,
+        env = "RWSGI_TELEMETRY_UI_PORT"
+    )]
+    pub telemetry_ui_port: u16,
+
     /// Accept HTTPS on this port too (TLS 1.2 and 1.3), with the certificate
     /// of --ssl-certificate-file and --ssl-certificate-key-file.
     #[arg(

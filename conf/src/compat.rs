@@ -73,11 +73,6 @@ pub const UNIMPLEMENTED: &[(&str, Takes, &str)] = &[
     ("isatty", Takes::Flag, "not applicable"),
     // Added with the whole of options.py (mod_wsgi-express 6.0.5).
     (
-        "application-group",
-        Takes::One,
-        "not applicable: one interpreter per worker process",
-    ),
-    (
         "http2",
         Takes::Flag,
         "HTTP/1.1 is served; terminate HTTP/2 in front of rwsgi",
@@ -89,16 +84,6 @@ pub const UNIMPLEMENTED: &[(&str, Takes, &str)] = &[
     ),
     (
         "telemetry-service",
-        Takes::One,
-        "not implemented: use --admin-port /metrics",
-    ),
-    (
-        "enable-telemetry",
-        Takes::Flag,
-        "not implemented: use --admin-port /metrics",
-    ),
-    (
-        "telemetry-ui-port",
         Takes::One,
         "not implemented: use --admin-port /metrics",
     ),
@@ -140,16 +125,6 @@ pub const UNIMPLEMENTED: &[(&str, Takes, &str)] = &[
         "not applicable: no Apache daemon sockets",
     ),
     (
-        "add-handler",
-        Takes::Two,
-        "not implemented: files with that extension are served as static files",
-    ),
-    (
-        "with-cgi",
-        Takes::Flag,
-        "not implemented: CGI scripts are not run",
-    ),
-    (
         "service-user",
         Takes::Two,
         "not implemented (goes with --service-script)",
@@ -163,11 +138,6 @@ pub const UNIMPLEMENTED: &[(&str, Takes, &str)] = &[
         "service-log-file",
         Takes::Two,
         "not implemented (goes with --service-script)",
-    ),
-    (
-        "orphan-interpreter",
-        Takes::Flag,
-        "not applicable: a worker's interpreter ends with it",
     ),
     (
         "embedded-mode",
@@ -189,6 +159,8 @@ pub const REFUSED: &[(&str, Takes, &str)] = &[
     ("include-file", Takes::One, "rwsgi cannot apply Apache configuration, which may hold access rules; move them to a proxy or the application and drop the option"),
     ("rewrite-rules", Takes::One, "rwsgi cannot apply Apache rewrite rules, which may forbid or redirect; move them to a proxy or the application and drop the option"),
     ("free-threading", Takes::Flag, "needs a free-threaded (PEP 703) Python build, and rwsgi's workers run on a Python with the GIL (as mod_wsgi-express, rwsgi exits rather than run with the GIL)"),
+    ("add-handler", Takes::Two, "rwsgi cannot run a handler script for files of an extension, and would serve those files as they are (their source) instead; serve them through the application and drop the option"),
+    ("with-cgi", Takes::Flag, "rwsgi does not run CGI scripts, and would serve .cgi files as they are (their source) instead; drop the option"),
     ("allow-override", Takes::One, "rwsgi cannot apply .htaccess files, which may hold access rules; move them to a proxy or the application and drop the option"),
 ];
 
@@ -215,6 +187,9 @@ pub const DIFFERENCES: &[(&str, &str)] = &[
     ("https-port", "served without --server-name too; TLS 1.2 and 1.3 only (rustls), certificates read again when their files change"),
     ("ssl-verify-client", "a client certificate is asked for in the handshake and required below these paths (no renegotiation); a request there without one, or on the plain port, gets 403"),
     ("https-only", "the redirect is a 301 to the host the client used (mod_wsgi-express: a 302 to --server-name)"),
+    ("application-group", "the application runs in the worker's main interpreter whatever the name (pyo3 has no sub-interpreters); each worker process holds this one application, so it is kept apart from others as a named group would be; the name is the environ's mod_wsgi.application_group"),
+    ("orphan-interpreter", "always so: a worker runs the atexit handlers and ends without destroying its interpreter"),
+    ("enable-telemetry", "rwsgi's own telemetry: the admin listener (/metrics for Prometheus, /server-status, /healthz) on 127.0.0.1:--telemetry-ui-port unless --admin-port says where; the mod_wsgi-telemetry package is not needed"),
     ("ignore-activity", "matches the raw (not percent-decoded) request path, and the path below it, as <Location> does"),
     ("trust-proxy", "addresses and CIDR ranges; without it every peer is trusted, as in mod_wsgi"),
     ("directory-listing", "also under --url-alias directories (Apache lists the document root only); dotfiles and symlinks out are left out as the static rules refuse them"),

@@ -736,4 +736,35 @@ mod tests {
         assert_eq!(c.statics.error_documents.len(), 3);
         assert!(c.statics.error_override && c.statics.directory_listing);
     }
+
+    /// mod_wsgi-express 6's options whose meaning rwsgi has in its own way.
+    #[test]
+    fn telemetry_and_application_group_map_onto_rwsgis_own() {
+        let (c, warnings) = start(&["--enable-telemetry"]).expect("valid");
+        assert!(warnings.is_empty(), "{warnings:?}");
+        let admin = c.admin.expect("an admin listener");
+        assert_eq!((admin.host.as_str(), admin.port), ("127.0.0.1", 8888));
+        let (c, _) = start(&["--enable-telemetry", "--telemetry-ui-port", "9999"]).expect("valid");
+        assert_eq!(c.admin.expect("admin").port, 9999);
+        let (c, _) = start(&["--enable-telemetry", "--admin-port", "9100"]).expect("valid");
+        assert_eq!(
+            c.admin.expect("admin").port,
+            9100,
+            "--admin-port says where"
+        );
+        let (c, _) = start(&["--application-group", "%{GLOBAL}"]).expect("valid");
+        assert_eq!(c.application_group, "");
+        let (c, _) = start(&["--application-group", "site"]).expect("valid");
+        assert_eq!(c.application_group, "site");
+        assert!(summary::summary(&c)
+            .iter()
+            .any(|l| l.contains("no sub-interpreters")));
+        for refused in [
+            &["--add-handler", ".php", "/x.wsgi"][..],
+            &["--with-cgi"][..],
+        ] {
+            let e = start(refused).expect_err("refused");
+            assert!(e.to_string().contains("their source"), "{e}");
+        }
+    }
 }

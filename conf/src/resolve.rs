@@ -45,6 +45,12 @@ pub fn resolve(args: &StartServer) -> Result<ServerConfig, ConfError> {
         host: args.host.clone(),
         admin: match args.admin_port {
             Some(port) => Some(admin(args, port)?),
+            // mod_wsgi-express's telemetry UI binds 127.0.0.1 too.
+            None if args.enable_telemetry => Some(rwsgi_shared::config::Admin {
+                host: "127.0.0.1".to_owned(),
+                port: args.telemetry_ui_port,
+                status_public: false,
+            }),
             None => None,
         },
         port: args.port,
@@ -185,6 +191,11 @@ pub fn resolve(args: &StartServer) -> Result<ServerConfig, ConfError> {
         // As Apache's <Location>, a path without a leading / matches nothing.
         ignore_activity: args.ignore_activity.clone(),
         compress_responses: args.compress_responses,
+        application_group: match args.application_group.as_deref() {
+            // mod_wsgi's environ says "" for the main interpreter.
+            None | Some("%{GLOBAL}") => String::new(),
+            Some(name) => name.to_owned(),
+        },
         tls: crate::tls::resolve(args, &cwd)?,
         debug,
         slow_request_ms: match args.slow_requests {

@@ -53,6 +53,12 @@ pub fn summary(c: &ServerConfig) -> Vec<String> {
     if c.guard.enabled() {
         lines.push(guard_line(&c.guard));
     }
+    if !c.application_group.is_empty() {
+        lines.push(format!(
+            "application group: {} (the workers' main interpreter: rwsgi has no sub-interpreters, and each worker process holds only this application)",
+            c.application_group
+        ));
+    }
     if !c.statics.error_documents.is_empty() || c.statics.error_override {
         lines.push(error_pages_line(&c.statics));
     }

@@ -428,6 +428,10 @@ pub struct ServerConfig {
     /// `--https-port` and the `--ssl-*` options; `None`: plain HTTP only.
     #[serde(default)]
     pub tls: Option<TlsConfig>,
+    /// `--application-group`: the environ's `mod_wsgi.application_group`
+    /// ("" for `%{GLOBAL}`, the main interpreter, where rwsgi always runs).
+    #[serde(default)]
+    pub application_group: String,
     /// `--compress-responses`: the application's textual responses are
     /// compressed when the client accepts it (see `http::coding`).
     #[serde(default)]

@@ -124,22 +124,35 @@ fn every_mod_wsgi_express_option_starts_the_server() {
         std::fs::read_to_string(rwsgi_tests::repo_root().join("conf/mod_wsgi_express_options.txt"))
             .expect("the option list");
     let refused = [
-        "https-port",
-        "ssl-port",
-        "ssl-certificate-file",
-        "ssl-certificate-key-file",
-        "ssl-certificate",
-        "ssl-ca-certificate-file",
-        "ssl-verify-client",
-        "ssl-certificate-chain-file",
-        "ssl-environment",
-        "https-only",
-        "hsts-policy",
         "include-file",
         "rewrite-rules",
         "allow-override",
         "free-threading",
+        "add-handler",
+        "with-cgi",
     ];
+    // The HTTPS options work together: each is given with a certificate.
+    let tls_dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("cli-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&tls_dir).expect("mkdir");
+    let made = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+        ])
+        .args(["-nodes", "-days", "2", "-subj", "/CN=localhost"])
+        .args(["-keyout", "site.key", "-out", "site.crt"])
+        .current_dir(&tls_dir)
+        .output()
+        .expect("the openssl command");
+    assert!(made.status.success());
+    let crt = tls_dir.join("site.crt").to_string_lossy().into_owned();
+    let key = tls_dir.join("site.key").to_string_lossy().into_owned();
+    let common = tls_dir.join("site").to_string_lossy().into_owned();
     let examples = rwsgi_tests::repo_root().join("examples");
     let examples = examples.to_str().expect("utf-8 path");
     let hello = app("hello.py");
@@ -159,6 +172,50 @@ fn every_mod_wsgi_express_option_starts_the_server() {
         let mut args = vec!["start-server", "--setup-only", option];
         match (name, values) {
             ("debugger-startup", _) => args.push("--enable-debugger"),
+            ("https-port" | "ssl-port", _) => args.extend([
+                "0",
+                "--ssl-certificate-file",
+                &crt,
+                "--ssl-certificate-key-file",
+                &key,
+            ]),
+            ("ssl-certificate-file", _) => args.extend([
+                &crt,
+                "--https-port",
+                "0",
+                "--ssl-certificate-key-file",
+                &key,
+            ]),
+            ("ssl-certificate-chain-file", _) => {
+                args.extend([&crt, "--https-port", "0", "--ssl-certificate", &common])
+            }
+            ("ssl-certificate-key-file", _) => {
+                args.extend([&key, "--https-port", "0", "--ssl-certificate-file", &crt])
+            }
+            ("ssl-certificate", _) => args.extend([&common, "--https-port", "0"]),
+            ("ssl-ca-certificate-file", _) => {
+                args.extend([&crt, "--https-port", "0", "--ssl-certificate", &common])
+            }
+            ("ssl-verify-client", _) => args.extend([
+                "/admin",
+                "--ssl-ca-certificate-file",
+                &crt,
+                "--https-port",
+                "0",
+                "--ssl-certificate",
+                &common,
+            ]),
+            ("ssl-environment" | "https-only", _) => {
+                args.extend(["--https-port", "0", "--ssl-certificate", &common])
+            }
+            ("hsts-policy", _) => args.extend([
+                "max-age=60",
+                "--https-only",
+                "--https-port",
+                "0",
+                "--ssl-certificate",
+                &common,
+            ]),
             (_, "0") => {}
             ("url-alias", _) => args.extend(["/x", examples]),
             ("error-document", _) => args.extend(["404", "\"Not here\""]),
@@ -274,8 +331,8 @@ fn without_an_entry_point_the_default_page_is_served() {
 }
 
 #[test]
-fn tls_and_apache_configuration_are_refused_by_name() {
-    for option in ["--https-port", "--include-file", "--ssl-certificate-file"] {
+fn apache_configuration_and_source_serving_options_are_refused_by_name() {
+    for option in ["--include-file", "--rewrite-rules"] {
         let (code, _, err) = rwsgi(&["start-server", option, "x", &app("hello.py")]);
         assert_eq!(code, 2, "{option}");
         assert!(
@@ -314,7 +371,8 @@ fn help_lists_every_mod_wsgi_express_option_with_its_status() {
     assert_eq!(code, 0);
     for line in [
         "--server-mpm: accepted with a warning",
-        "--https-port: refused",
+        "--https-port: implemented",
+        "--with-cgi: refused",
         "--max-clients: implemented, differently",
         "--processes: implemented",
     ] {

@@ -222,7 +222,7 @@ pub fn template<'py>(
     // mod_wsgi's daemon group name; "" (embedded mode) unless one is named.
     let group = config.process_group.as_deref().unwrap_or("");
     d.set_item("mod_wsgi.process_group", group)?;
-    d.set_item("mod_wsgi.application_group", "")?;
+    d.set_item("mod_wsgi.application_group", &config.application_group)?;
     for (name, value) in &config.python.environ {
         d.set_item(name, value)?;
     }
