@@ -78,7 +78,6 @@ pub const UNIMPLEMENTED: &[(&str, Takes, &str)] = &[
     ("proxy-mount-point", Takes::Two, "not implemented"),
     ("proxy-url-alias", Takes::Two, "not implemented"),
     ("proxy-virtual-host", Takes::Two, "not implemented"),
-    ("service-script", Takes::Two, "not implemented"),
     ("error-document", Takes::Two, "not implemented"),
     ("isatty", Takes::Flag, "not applicable"),
     // Added with the whole of options.py (mod_wsgi-express 6.0.5).
@@ -175,21 +174,6 @@ pub const UNIMPLEMENTED: &[(&str, Takes, &str)] = &[
         "not implemented: CGI scripts are not run",
     ),
     (
-        "service-user",
-        Takes::Two,
-        "not implemented (goes with --service-script)",
-    ),
-    (
-        "service-group",
-        Takes::Two,
-        "not implemented (goes with --service-script)",
-    ),
-    (
-        "service-log-file",
-        Takes::Two,
-        "not implemented (goes with --service-script)",
-    ),
-    (
         "orphan-interpreter",
         Takes::Flag,
         "not applicable: a worker's interpreter ends with it",
@@ -250,6 +234,8 @@ pub const DIFFERENCES: &[(&str, &str)] = &[
     ("process-group", "names the workers in `ps` `(wsgi:NAME)` and is the environ's mod_wsgi.process_group; without it that is empty (rwsgi has no daemon process groups, so no default group localhost:PORT)"),
     ("ignore-activity", "matches the raw (not percent-decoded) request path, and the path below it, as <Location> does"),
     ("trust-proxy", "addresses and CIDR ranges; without it every peer is trusted, as in mod_wsgi"),
+    ("service-script", "a supervised process that imports the script as mod_wsgi does and stays up until stopped; restarted with back-off when it dies and on reload (SIGUSR1); shown in `rwsgi status` and /metrics"),
+    ("service-log-file", "a relative FILE-NAME is relative to the start directory (rwsgi has no --log-directory); the file gets the service's stdout, stderr and log lines"),
 ];
 
 /// The options of mod_wsgi-express 6.0.5's options.py, hidden ones

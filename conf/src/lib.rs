@@ -14,6 +14,7 @@ mod error;
 mod guard;
 mod identity;
 mod resolve;
+mod services;
 mod summary;
 
 pub use cli::{Cli, Command, StartServer};
@@ -72,6 +73,7 @@ where
             let args = <StartServer as clap::FromArgMatches>::from_arg_matches(sub)?;
             let config = Box::new(resolve(&args)?);
             warnings.extend(resolve::access_log_warning(&args));
+            warnings.extend(services::warnings(&args));
             if args.setup_only {
                 return Ok(Invocation::SetupOnly { config, warnings });
             }
@@ -378,6 +380,10 @@ mod tests {
             ("url-alias", _) => {
                 args.push("/x".into());
                 args.push(concat!(env!("CARGO_MANIFEST_DIR"), "/../examples").into());
+            }
+            ("service-script", _) => {
+                args.push("A".into());
+                args.push(concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/hello/wsgi.py").into());
             }
             (_, 2) => args.extend(["A".to_owned(), "1".to_owned()]),
             // Groups are checked for authenticated users only: refused alone.

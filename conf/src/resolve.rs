@@ -182,6 +182,7 @@ pub fn resolve(args: &StartServer) -> Result<ServerConfig, ConfError> {
         // As Apache's <Location>, a path without a leading / matches nothing.
         ignore_activity: args.ignore_activity.clone(),
         compress_responses: args.compress_responses,
+        services: crate::services::resolve(args, &cwd)?,
     })
 }
 

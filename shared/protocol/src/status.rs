@@ -51,6 +51,22 @@ pub struct Status {
     pub master_counters: crate::scoreboard::MasterCounters,
     /// The running requests show their method only (`redact`).
     pub redacted: bool,
+    /// `--service-script` processes (from the service board, see `with_services`).
+    pub services: Vec<ServiceStatus>,
+}
+
+/// One `--service-script` process, as the service board shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServiceStatus {
+    pub name: String,
+    /// 0 when no process runs.
+    pub pid: u32,
+    pub state: &'static str,
+    pub starts: u64,
+    pub crashes: u64,
+    pub up_seconds: f64,
+    /// While waiting out a back-off: seconds until the next start.
+    pub restart_in_seconds: Option<f64>,
 }
 
 fn seconds(now_ms: u64, then_ms: u64) -> f64 {
@@ -137,7 +153,32 @@ impl Status {
             wanted: h.wanted_workers(),
             workers,
             redacted: false,
+            services: Vec::new(),
         }
+    }
+
+    /// Adds the services of the master's service board.
+    pub fn with_services(mut self, board: &crate::service_board::ServiceBoard, now: u64) -> Status {
+        use crate::service_board::ServiceState;
+        self.services = board
+            .read()
+            .into_iter()
+            .map(|r| ServiceStatus {
+                pid: r.pid,
+                state: r.state.as_str(),
+                starts: r.starts,
+                crashes: r.crashes,
+                up_seconds: if r.state == ServiceState::Running {
+                    seconds(now, r.started_at_ms)
+                } else {
+                    0.0
+                },
+                restart_in_seconds: (r.state == ServiceState::Waiting && r.next_start_ms > 0)
+                    .then(|| r.next_start_ms.saturating_sub(now) as f64 / 1000.0),
+                name: r.name,
+            })
+            .collect();
+        self
     }
 
     /// Keeps to what a stranger may see: a running request's path and
@@ -203,6 +244,29 @@ impl Status {
                 let _ = writeln!(out, "{r}");
             }
         }
+        if !self.services.is_empty() {
+            let _ = writeln!(
+                out,
+                "service                           pid      state     starts  crashes  up"
+            );
+            for s in &self.services {
+                let up = match s.restart_in_seconds {
+                    Some(r) => format!("restart in {r:.1} s"),
+                    None if s.state == "running" => age(s.up_seconds),
+                    None => "-".to_owned(),
+                };
+                let _ = writeln!(
+                    out,
+                    "{:<33} {:<8} {:<9} {:>6} {:>8}  {}",
+                    s.name,
+                    if s.pid == 0 { "-".to_owned() } else { s.pid.to_string() },
+                    s.state,
+                    s.starts,
+                    s.crashes,
+                    up
+                );
+            }
+        }
         out
     }
 
@@ -233,6 +297,15 @@ impl Status {
                     "request": r.request,
                     "seconds": r.seconds,
                 })).collect::<Vec<_>>(),
+            })).collect::<Vec<_>>(),
+            "services": self.services.iter().map(|s| serde_json::json!({
+                "name": s.name,
+                "pid": if s.pid == 0 { None } else { Some(s.pid) },
+                "state": s.state,
+                "starts": s.starts,
+                "crashes": s.crashes,
+                "up_seconds": s.up_seconds,
+                "restart_in_seconds": s.restart_in_seconds,
             })).collect::<Vec<_>>(),
         })
     }
