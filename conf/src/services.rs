@@ -85,7 +85,10 @@ pub fn resolve(args: &StartServer, cwd: &Path) -> Result<Vec<Service>, ConfError
             if file.is_dir() || !file.parent().is_some_and(Path::is_dir) {
                 return Err(invalid(
                     "service-log-file",
-                    format_args!("{name}: {} is not a file in an existing directory", file.display()),
+                    format_args!(
+                        "{name}: {} is not a file in an existing directory",
+                        file.display()
+                    ),
                 ));
             }
         }

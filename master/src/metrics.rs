@@ -422,9 +422,18 @@ mod tests {
             ..Scrape::default()
         };
         let text = exposition(scrape);
-        assert!(text.contains("rwsgi_service_up{service=\"consumer\"} 1\n"), "{text}");
-        assert!(text.contains("rwsgi_service_restarts_total{service=\"consumer\"} 2\n"), "{text}");
-        assert!(text.contains("rwsgi_service_crashes_total{service=\"consumer\"} 2\n"), "{text}");
+        assert!(
+            text.contains("rwsgi_service_up{service=\"consumer\"} 1\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("rwsgi_service_restarts_total{service=\"consumer\"} 2\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("rwsgi_service_crashes_total{service=\"consumer\"} 2\n"),
+            "{text}"
+        );
         assert!(!exposition(Scrape::default()).contains("rwsgi_service_"));
     }
 }

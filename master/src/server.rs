@@ -149,9 +149,7 @@ pub fn run(mut config: ServerConfig, log: Logger) -> Result<ExitCode, ServerErro
     let result = server.main_loop();
     if result.is_err() {
         // No service outlives a master that gives up.
-        server
-            .service_procs
-            .kill_all(&mut server.services);
+        server.service_procs.kill_all(&mut server.services);
     }
     result
 }
@@ -169,8 +167,7 @@ impl Server {
             );
             self.service_procs
                 .carry_out(service_actions, &mut self.services);
-            self.supervisor
-                .set_others_alive(self.services.any_alive());
+            self.supervisor.set_others_alive(self.services.any_alive());
             // Decide on what the previous turn (or the start) changed.
             let readings = self
                 .readings

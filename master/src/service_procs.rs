@@ -9,7 +9,7 @@ use crate::supervisor::Level;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use rwsgi_shared::channel::{Channel, Message};
-use rwsgi_shared::config::{RunAs, Service, ServerConfig};
+use rwsgi_shared::config::{RunAs, ServerConfig, Service};
 use rwsgi_shared::service_board::ServiceBoard;
 use slog::{error, info, warn, Logger};
 use std::os::fd::{AsRawFd, RawFd};
@@ -72,7 +72,9 @@ impl ServiceProcs {
                     message,
                 } => {
                     let log = match service {
-                        Some((name, pid)) => self.log.new(slog::o!("service" => name, "pid" => pid)),
+                        Some((name, pid)) => {
+                            self.log.new(slog::o!("service" => name, "pid" => pid))
+                        }
                         None => self.log.clone(),
                     };
                     match level {

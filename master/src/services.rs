@@ -30,9 +30,15 @@ pub const STABLE: Duration = Duration::from_secs(10);
 pub enum ServiceAction {
     /// Start service `index`, then report it with [`Services::started`]
     /// (or [`Services::start_failed`]).
-    Start { index: usize },
-    Terminate { pid: u32 },
-    Kill { pid: u32 },
+    Start {
+        index: usize,
+    },
+    Terminate {
+        pid: u32,
+    },
+    Kill {
+        pid: u32,
+    },
     Log {
         level: Level,
         /// (service, pid)
@@ -44,8 +50,13 @@ pub enum ServiceAction {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
     /// Due to start at `at`.
-    Waiting { at: Instant },
-    Running { pid: u32, since: Instant },
+    Waiting {
+        at: Instant,
+    },
+    Running {
+        pid: u32,
+        since: Instant,
+    },
     /// Asked to stop; killed at `deadline`; started again when reaped if `restart`.
     Stopping {
         pid: u32,
@@ -223,7 +234,10 @@ impl Services {
         if let Some(e) = self.entries.get_mut(index) {
             e.phase = Phase::Running { pid, since: now };
             e.starts += 1;
-            let msg = format!("started service {} (process group service:{})", e.name, e.name);
+            let msg = format!(
+                "started service {} (process group service:{})",
+                e.name, e.name
+            );
             let who = Some((e.name.clone(), pid));
             self.log(Level::Info, who, msg);
         }
@@ -347,7 +361,10 @@ mod tests {
         let t0 = Instant::now();
         let mut s = one(t0);
         assert!(!s.any_alive());
-        assert_eq!(s.tick(t0, 1, false), vec![ServiceAction::Start { index: 0 }]);
+        assert_eq!(
+            s.tick(t0, 1, false),
+            vec![ServiceAction::Start { index: 0 }]
+        );
         s.started(0, 100, t0);
         assert!(s.any_alive());
         assert_eq!(s.pids(), vec![100]);
@@ -398,7 +415,8 @@ mod tests {
         assert_eq!(starts(&s.tick(later, 1, false)), 1);
         s.started(0, 3, later);
         let much_later = later + STABLE;
-        s.died(3, "killed by SIGKILL", much_later).expect("a service");
+        s.died(3, "killed by SIGKILL", much_later)
+            .expect("a service");
         assert_eq!(starts(&s.tick(much_later, 1, false)), 1, "no back-off");
     }
 
@@ -417,10 +435,13 @@ mod tests {
         assert!(s
             .tick(t0 + SHUTDOWN, 1, true)
             .contains(&ServiceAction::Kill { pid: 7 }));
-        assert!(!s
-            .tick(t0 + SHUTDOWN * 2, 1, true)
-            .contains(&ServiceAction::Kill { pid: 7 }), "killed once");
-        s.died(7, "killed by SIGKILL", t0 + SHUTDOWN).expect("a service");
+        assert!(
+            !s.tick(t0 + SHUTDOWN * 2, 1, true)
+                .contains(&ServiceAction::Kill { pid: 7 }),
+            "killed once"
+        );
+        s.died(7, "killed by SIGKILL", t0 + SHUTDOWN)
+            .expect("a service");
         assert!(!s.any_alive());
         assert_eq!(starts(&s.tick(t0 + SHUTDOWN * 3, 1, true)), 0);
         assert_eq!(s.readings(t0, 1)[0].state, ServiceState::Stopped);
@@ -466,9 +487,16 @@ mod tests {
         s.tick(t0, 1, false);
         s.start_failed(0, "no such file", t0);
         assert!(!s.any_alive());
-        assert_eq!(starts(&s.tick(t0, 1, false)), 1, "the first retry is at once");
+        assert_eq!(
+            starts(&s.tick(t0, 1, false)),
+            1,
+            "the first retry is at once"
+        );
         s.start_failed(0, "no such file", t0);
         assert_eq!(starts(&s.tick(t0, 1, false)), 0);
-        assert_eq!(starts(&s.tick(t0 + Duration::from_millis(200), 1, false)), 1);
+        assert_eq!(
+            starts(&s.tick(t0 + Duration::from_millis(200), 1, false)),
+            1
+        );
     }
 }

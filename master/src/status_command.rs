@@ -98,7 +98,6 @@ fn master_pid(pid: Option<u32>) -> Result<u32, StatusError> {
     })
 }
 
-
 /// The status report of the master `pid` (or the only master running).
 pub fn report(pid: Option<u32>, json: bool) -> Result<String, StatusError> {
     let pid = master_pid(pid)?;

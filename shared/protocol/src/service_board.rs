@@ -122,8 +122,7 @@ impl ServiceBoard {
         for (entry, name) in l.entries.iter().zip(names) {
             pack(name.as_bytes(), &entry.name);
         }
-        l.count
-            .store(names.len().min(MAX_SERVICES) as u32, Relaxed);
+        l.count.store(names.len().min(MAX_SERVICES) as u32, Relaxed);
         l.version.store(LAYOUT_VERSION, Relaxed);
         l.magic.store(MAGIC, std::sync::atomic::Ordering::Release);
         Ok(board)
@@ -207,7 +206,10 @@ mod tests {
 
     #[test]
     fn status_sees_what_the_master_wrote_through_a_second_mapping() {
-        let names = vec!["consumer".to_owned(), "a-name-of-exactly-32-bytes-long!".to_owned()];
+        let names = vec![
+            "consumer".to_owned(),
+            "a-name-of-exactly-32-bytes-long!".to_owned(),
+        ];
         assert_eq!(names[1].len(), 32);
         let master = ServiceBoard::create(&names).expect("create");
         master.set(

@@ -259,7 +259,11 @@ impl Status {
                     out,
                     "{:<33} {:<8} {:<9} {:>6} {:>8}  {}",
                     s.name,
-                    if s.pid == 0 { "-".to_owned() } else { s.pid.to_string() },
+                    if s.pid == 0 {
+                        "-".to_owned()
+                    } else {
+                        s.pid.to_string()
+                    },
                     s.state,
                     s.starts,
                     s.crashes,

@@ -20,6 +20,7 @@ mod preload;
 mod proxies;
 mod reloading;
 mod rolling;
+mod services;
 mod statics;
 mod supervision;
 mod uploads;

@@ -9,7 +9,9 @@ mod output;
 pub use output::{LogSink, Source};
 mod stacks;
 
-pub use app::{load_application, log_exception, prepare_template, run_exit_handlers, Application};
+pub use app::{
+    bootstrap, load_application, log_exception, prepare_template, run_exit_handlers, Application,
+};
 pub use init::{start, Interpreter};
 pub use interrupt::Interrupts;
 pub use monitor::{watch_for_changes, watched, Watch, Watched};
