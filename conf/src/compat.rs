@@ -234,7 +234,6 @@ pub const DIFFERENCES: &[(&str, &str)] = &[
     ("process-group", "names the workers in `ps` `(wsgi:NAME)` and is the environ's mod_wsgi.process_group; without it that is empty (rwsgi has no daemon process groups, so no default group localhost:PORT)"),
     ("ignore-activity", "matches the raw (not percent-decoded) request path, and the path below it, as <Location> does"),
     ("trust-proxy", "addresses and CIDR ranges; without it every peer is trusted, as in mod_wsgi"),
-    ("service-script", "a supervised process that imports the script as mod_wsgi does and stays up until stopped; restarted with back-off when it dies and on reload (SIGUSR1); shown in `rwsgi status` and /metrics"),
     ("service-log-file", "a relative FILE-NAME is relative to the start directory (rwsgi has no --log-directory); the file gets the service's stdout, stderr and log lines"),
 ];
 

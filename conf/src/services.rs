@@ -121,3 +121,105 @@ pub fn warnings(args: &StartServer) -> Vec<String> {
     })
     .collect()
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use crate::{parse, ConfError, Invocation};
+    use rwsgi_shared::config::ServerConfig;
+
+    const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/hello/wsgi.py");
+
+    fn start(args: &[&str]) -> Result<(ServerConfig, Vec<String>), ConfError> {
+        let mut argv = vec!["rwsgi", "start-server"];
+        argv.extend_from_slice(args);
+        argv.push(SCRIPT);
+        match parse(argv)? {
+            Invocation::StartServer { config, warnings } => Ok((*config, warnings)),
+            _ => panic!("not start-server"),
+        }
+    }
+
+    fn error(args: &[&str]) -> String {
+        start(args).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn services_are_resolved_with_their_options() {
+        let (c, warnings) = start(&[
+            "--service-script",
+            "consumer",
+            SCRIPT,
+            "--service-script",
+            "cron",
+            SCRIPT,
+            "--service-log-file",
+            "cron",
+            "cron.log",
+        ])
+        .unwrap();
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert_eq!(c.services.len(), 2);
+        assert_eq!(c.services[0].name, "consumer");
+        assert!(c.services[0].script.is_absolute());
+        assert_eq!(c.services[0].log_file, None);
+        assert_eq!(c.services[0].run_as, None);
+        let cwd = std::env::current_dir().unwrap();
+        assert_eq!(c.services[1].log_file, Some(cwd.join("cron.log")));
+        assert!(start(&[]).unwrap().0.services.is_empty());
+    }
+
+    #[test]
+    fn bad_services_stop_the_start_naming_the_option() {
+        let e = error(&[
+            "--service-script",
+            "a",
+            SCRIPT,
+            "--service-script",
+            "a",
+            SCRIPT,
+        ]);
+        assert!(
+            e.contains("'--service-script'") && e.contains("named twice"),
+            "{e}"
+        );
+        let e = error(&["--service-script", "a b", SCRIPT]);
+        assert!(e.contains("not a service name"), "{e}");
+        let long = "x".repeat(33);
+        assert!(error(&["--service-script", &long, SCRIPT]).contains("not a service name"));
+        let e = error(&["--service-script", "a", "/no/such/script.py"]);
+        assert!(
+            e.contains("'--service-script'") && e.contains("not a file"),
+            "{e}"
+        );
+        let e = error(&[
+            "--service-script",
+            "a",
+            SCRIPT,
+            "--service-log-file",
+            "a",
+            "/no/such/dir/a.log",
+        ]);
+        assert!(e.contains("'--service-log-file'"), "{e}");
+        let e = error(&[
+            "--service-script",
+            "a",
+            SCRIPT,
+            "--service-user",
+            "a",
+            "no-such-user-here",
+        ]);
+        assert!(e.contains("'--service-user a'"), "{e}");
+    }
+
+    #[test]
+    fn options_for_an_undeclared_service_are_warned_about() {
+        let (c, warnings) = start(&["--service-group", "ghost", "0"]).unwrap();
+        assert!(c.services.is_empty());
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(
+            warnings[0].contains("--service-group ghost"),
+            "{warnings:?}"
+        );
+    }
+}

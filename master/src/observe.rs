@@ -130,7 +130,8 @@ impl Observer {
                 }
             }
             "/server-status" => {
-                let mut status = rwsgi_shared::status::Status::read(sb, now_ms);
+                let mut status = rwsgi_shared::status::Status::read(sb, now_ms)
+                    .with_service_readings(self.services.clone(), now_ms);
                 if !admin::may_see_requests(req.peer.ip(), self.status_public) {
                     status.redact();
                 }

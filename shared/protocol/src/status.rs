@@ -158,10 +158,18 @@ impl Status {
     }
 
     /// Adds the services of the master's service board.
-    pub fn with_services(mut self, board: &crate::service_board::ServiceBoard, now: u64) -> Status {
+    pub fn with_services(self, board: &crate::service_board::ServiceBoard, now: u64) -> Status {
+        self.with_service_readings(board.read(), now)
+    }
+
+    /// Adds the services as the master reads them.
+    pub fn with_service_readings(
+        mut self,
+        readings: Vec<crate::service_board::ServiceReading>,
+        now: u64,
+    ) -> Status {
         use crate::service_board::ServiceState;
-        self.services = board
-            .read()
+        self.services = readings
             .into_iter()
             .map(|r| ServiceStatus {
                 pid: r.pid,
@@ -338,12 +346,28 @@ impl Status {
                 );
             }
         }
+        let mut services = String::new();
+        if !self.services.is_empty() {
+            services.push_str("<h2>Services</h2><table border=\"1\"><tr><th>service</th><th>pid</th><th>state</th><th>starts</th><th>crashes</th></tr>");
+            for s in &self.services {
+                let _ = write!(
+                    services,
+                    "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                    escape_html(&s.name),
+                    s.pid,
+                    s.state,
+                    s.starts,
+                    s.crashes
+                );
+            }
+            services.push_str("</table>\n");
+        }
         format!(
             "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>rwsgi status</title></head><body>\n\
              <h1>rwsgi master {}</h1><p>up {}, generation {}, {} workers wanted{}</p>\n\
              <table border=\"1\"><tr><th>slot</th><th>pid</th><th>generation</th><th>state</th><th>busy/threads</th><th>queued</th><th>connections</th><th>requests</th><th>up</th></tr>{rows}</table>\n\
              <h2>Running requests</h2>{}<table border=\"1\"><tr><th>worker</th><th>thread</th><th>request</th><th>running for</th></tr>{running}</table>\n\
-             </body></html>\n",
+             {services}</body></html>\n",
             self.master,
             age(self.up_seconds),
             self.generation,
@@ -445,6 +469,53 @@ fn age(seconds: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn services_show_in_every_rendering() {
+        use crate::service_board::{ServiceReading, ServiceState};
+        let sb = Scoreboard::create(1234).expect("create");
+        let now = 100_000;
+        let reading = |name: &str, pid, state, next_start_ms| ServiceReading {
+            name: name.to_owned(),
+            pid,
+            state,
+            starts: 4,
+            crashes: 3,
+            started_at_ms: now - 5_000,
+            next_start_ms,
+        };
+        let status = Status::read(&sb, now).with_service_readings(
+            vec![
+                reading("consumer", 4321, ServiceState::Running, 0),
+                reading("cron", 0, ServiceState::Waiting, now + 1_600),
+            ],
+            now,
+        );
+        let text = status.text();
+        assert!(text.contains("consumer"), "{text}");
+        let line = text
+            .lines()
+            .find(|l| l.starts_with("consumer "))
+            .expect("line");
+        assert!(
+            line.contains("4321") && line.contains("running") && line.contains("5 s"),
+            "{line}"
+        );
+        let line = text.lines().find(|l| l.starts_with("cron ")).expect("line");
+        assert!(line.contains("restart in 1.6 s"), "{line}");
+        let json = status.json();
+        assert_eq!(json["services"][0]["pid"], 4321);
+        assert_eq!(json["services"][0]["crashes"], 3);
+        assert_eq!(json["services"][1]["pid"], serde_json::Value::Null);
+        assert_eq!(json["services"][1]["state"], "waiting");
+        assert!(status
+            .html()
+            .contains("<td>consumer</td><td>4321</td><td>running</td>"));
+        assert_eq!(
+            Status::read(&sb, now).json()["services"],
+            serde_json::json!([])
+        );
+    }
 
     #[test]
     fn a_redacted_status_shows_what_runs_and_for_how_long_but_no_path() {

@@ -226,6 +226,9 @@ fn service_users_are_checked_at_start_with_the_option_named() {
     let run = |args: &[&str]| {
         let out = std::process::Command::new(binary("rwsgi"))
             .arg("start-server")
+            // The options are resolved, then it exits: a server that
+            // accepted them would not run on and hang the test.
+            .arg("--setup-only")
             .args(["--host", "127.0.0.1", "--port", "0"])
             .args(["--service-script", "beat", &app("service_beat.py")])
             .args(args)
