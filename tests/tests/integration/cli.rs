@@ -160,6 +160,7 @@ fn every_mod_wsgi_express_option_starts_the_server() {
         match (name, values) {
             (_, "0") => {}
             ("url-alias", _) => args.extend(["/x", examples]),
+            ("service-script", _) => args.extend(["A", hello.as_str()]),
             (_, "2") => args.extend(["A", "1"]),
             ("application-type", _) => args.push("script"),
             ("entry-point", _) => args.push(&hello),
