@@ -309,3 +309,39 @@ fn a_root_master_runs_the_service_as_its_service_user() {
     // The workers keep the master's identity.
     assert_eq!(get(server.port, "/").status, 200);
 }
+
+#[test]
+fn a_server_that_cannot_start_leaves_no_service_behind() {
+    let dir = scratch("fail");
+    let beat = dir.join("beat");
+    let mut server = Server::builder()
+        .no_wait()
+        .env("RWSGI_TEST_BEAT", &beat.display().to_string())
+        .args(["--service-script", "beat", &app("service_beat.py")])
+        .arg(app("import_error.py"))
+        .start();
+    let status = server.wait_exit(WAIT).expect("the master gives up");
+    assert_eq!(status.code(), Some(3), "{}", server.log.text());
+    assert!(
+        server.log.text().contains("started service beat"),
+        "{}",
+        server.log.text()
+    );
+    // Whatever the service had time to do, its process is gone with the master.
+    if let Some(pid) = beat_pid(&beat) {
+        assert!(!alive(pid), "service {pid} outlived the master");
+    }
+    let leftover = std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/environ")).is_ok_and(|env| {
+                env.split(|b| *b == 0)
+                    .any(|kv| kv == format!("RWSGI_TEST_BEAT={}", beat.display()).as_bytes())
+            }) && alive(*pid)
+        })
+        .collect::<Vec<_>>();
+    assert!(leftover.is_empty(), "left behind: {leftover:?}");
+}
