@@ -182,14 +182,19 @@ impl ServiceProcs {
                 Ok(())
             });
         }
-        let child = cmd
+        let mut child = cmd
             .spawn()
             .map_err(|e| format!("cannot start {}: {e}", self.worker_bin.display()))?;
         drop(theirs);
         // The channel is empty: the configuration is queued at once, and
         // read by the service after our end is gone.
-        ours.send(&Message::Config(self.config_bytes.clone()), None)
-            .map_err(|e| format!("cannot send the configuration: {e}"))?;
+        if let Err(e) = ours.send(&Message::Config(self.config_bytes.clone()), None) {
+            // A process nobody knows of must not be left to run (or to be
+            // reaped as a stranger).
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(format!("cannot send the configuration: {e}"));
+        }
         Ok(child.id())
     }
 }

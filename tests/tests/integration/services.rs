@@ -99,6 +99,11 @@ fn a_service_runs_beside_the_workers_and_shows_in_status_and_metrics() {
         "{metrics}"
     );
     assert!(
+        server.log.text().contains("service beat: /"),
+        "the start-up summary names the service: {}",
+        server.log.text()
+    );
+    assert!(
         server
             .log
             .text()
