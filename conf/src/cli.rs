@@ -778,6 +778,47 @@ pub struct StartServer {
     /// no answer in time: 504.
     #[arg(long, value_name = "SECONDS", env = "RWSGI_PROXY_TIMEOUT")]
     pub proxy_timeout: Option<f64>,
+
+    /// Run a Python script in a supervised process of its own, named NAME
+    /// (repeatable): imported at start in the workers' environment, kept
+    /// running, restarted with back-off if it dies, restarted on reload,
+    /// stopped with the server. For a queue consumer or a scheduler.
+    #[arg(
+        long = "service-script",
+        num_args = 2,
+        value_names = ["SERVICE", "SCRIPT-PATH"],
+        action = clap::ArgAction::Append
+    )]
+    pub service_scripts: Vec<String>,
+
+    /// When started as root: the user service SERVICE runs as (repeatable).
+    #[arg(
+        long = "service-user",
+        num_args = 2,
+        value_names = ["SERVICE", "USERNAME"],
+        action = clap::ArgAction::Append
+    )]
+    pub service_users: Vec<String>,
+
+    /// When started as root: the group service SERVICE runs as (repeatable).
+    #[arg(
+        long = "service-group",
+        num_args = 2,
+        value_names = ["SERVICE", "GROUP"],
+        action = clap::ArgAction::Append
+    )]
+    pub service_groups: Vec<String>,
+
+    /// Append service SERVICE's output (stdout, stderr and its log lines)
+    /// to FILE-NAME instead of the server's log (repeatable; a relative
+    /// path is relative to the directory rwsgi starts in).
+    #[arg(
+        long = "service-log-file",
+        num_args = 2,
+        value_names = ["SERVICE", "FILE-NAME"],
+        action = clap::ArgAction::Append
+    )]
+    pub service_log_files: Vec<String>,
 }
 
 /// The clap command with the mod_wsgi-express options rwsgi only accepts.

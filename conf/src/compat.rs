@@ -69,7 +69,6 @@ pub const UNIMPLEMENTED: &[(&str, Takes, &str)] = &[
     ("response-buffer-size", Takes::One, "not applicable"),
     ("receive-buffer-size", Takes::One, "not applicable"),
     ("send-buffer-size", Takes::One, "not applicable"),
-    ("service-script", Takes::Two, "not implemented"),
     ("isatty", Takes::Flag, "not applicable"),
     // Added with the whole of options.py (mod_wsgi-express 6.0.5).
     (
@@ -123,21 +122,6 @@ pub const UNIMPLEMENTED: &[(&str, Takes, &str)] = &[
         "socket-prefix",
         Takes::One,
         "not applicable: no Apache daemon sockets",
-    ),
-    (
-        "service-user",
-        Takes::Two,
-        "not implemented (goes with --service-script)",
-    ),
-    (
-        "service-group",
-        Takes::Two,
-        "not implemented (goes with --service-script)",
-    ),
-    (
-        "service-log-file",
-        Takes::Two,
-        "not implemented (goes with --service-script)",
     ),
     (
         "embedded-mode",
@@ -202,6 +186,7 @@ pub const DIFFERENCES: &[(&str, &str)] = &[
     ("slow-requests", "logged as a warning with the request's id, method, path, time so far and Python stack; no telemetry service needed"),
     ("proxy-mount-point", "http:// backends only, one backend connection per request, no WebSocket upgrade"),
     ("proxy-virtual-host", "http:// backends only, one backend connection per request, no WebSocket upgrade"),
+    ("service-log-file", "a relative FILE-NAME is relative to the start directory (rwsgi has no --log-directory); the file gets the service's stdout, stderr and log lines"),
 ];
 
 /// The options of mod_wsgi-express 6.0.5's options.py, hidden ones

@@ -176,6 +176,47 @@ pub fn resolve(user: Option<&str>, group_name: Option<&str>) -> Result<Option<Ru
     plan(current, account, group)
 }
 
+/// `--service-user SERVICE USER` and `--service-group SERVICE GROUP`: who
+/// service `service` runs as, started by a master that runs as `master`
+/// (its `--user`, if any) or as the current identity. The same rule as
+/// `--user`: another identity needs root, and the master keeps root only
+/// without `--user`. Errors name the service option.
+pub fn resolve_service(
+    service: &str,
+    user: Option<&str>,
+    group_name: Option<&str>,
+    master: Option<&RunAs>,
+) -> Result<Option<RunAs>, ConfError> {
+    let rename = |e: ConfError| match e {
+        ConfError::Invalid(m) => {
+            let m = m
+                .replacen("'--user'", &format!("'--service-user {service}'"), 1)
+                .replacen("'--group'", &format!("'--service-group {service}'"), 1);
+            ConfError::Invalid(match master {
+                Some(run_as) if m.contains("needs the server to be started as root") => format!(
+                    "{m}; with --user {} the master gives up root at start, so its services run as that user",
+                    run_as.user
+                ),
+                _ => m,
+            })
+        }
+        other => other,
+    };
+    let account = user.map(account).transpose().map_err(rename)?;
+    let group = group_name.map(group).transpose().map_err(rename)?;
+    let current = match master {
+        Some(run_as) => Current {
+            uid: run_as.uid,
+            gid: run_as.gid,
+        },
+        None => Current {
+            uid: Uid::effective().as_raw(),
+            gid: Gid::effective().as_raw(),
+        },
+    };
+    plan(current, account, group).map_err(rename)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -15,6 +15,7 @@ mod error;
 mod guard;
 mod identity;
 mod resolve;
+mod services;
 mod summary;
 pub mod tls;
 
@@ -74,6 +75,7 @@ where
             let args = <StartServer as clap::FromArgMatches>::from_arg_matches(sub)?;
             let config = Box::new(resolve(&args)?);
             warnings.extend(resolve::access_log_warning(&args));
+            warnings.extend(services::warnings(&args));
             if args.setup_only {
                 return Ok(Invocation::SetupOnly { config, warnings });
             }
@@ -417,6 +419,10 @@ mod tests {
                 "side.example.com".to_owned(),
                 "http://127.0.0.1:9000/".to_owned(),
             ]),
+            ("service-script", _) => {
+                args.push("A".into());
+                args.push(concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/hello/wsgi.py").into());
+            }
             (_, 2) => args.extend(["A".to_owned(), "1".to_owned()]),
             // Groups are checked for authenticated users only: refused alone.
             ("auth-group-script", _) => {

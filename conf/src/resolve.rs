@@ -202,6 +202,7 @@ pub fn resolve(args: &StartServer) -> Result<ServerConfig, ConfError> {
             Some(v) if v != 0.0 => seconds("slow-requests", v)?,
             _ => 0,
         },
+        services: crate::services::resolve(args, &cwd)?,
         proxy_pass: proxy_pass(args)?,
     }))
 }

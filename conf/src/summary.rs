@@ -74,6 +74,21 @@ pub fn summary(c: &ServerConfig) -> Vec<String> {
     if let Some(line) = proxy_line(&c.proxy_pass) {
         lines.push(line);
     }
+    for s in &c.services {
+        lines.push(format!(
+            "service {}: {}{}{}",
+            s.name,
+            s.script.display(),
+            s.run_as
+                .as_ref()
+                .map(|r| format!(", as {} (uid {}, gid {})", r.user, r.uid, r.gid))
+                .unwrap_or_default(),
+            s.log_file
+                .as_ref()
+                .map(|f| format!(", output to {}", f.display()))
+                .unwrap_or_default()
+        ));
+    }
     lines
 }
 

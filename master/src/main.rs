@@ -18,6 +18,8 @@ mod procfs;
 mod readings;
 mod reap;
 mod server;
+mod service_procs;
+mod services;
 mod spawn;
 mod status_command;
 mod supervisor;

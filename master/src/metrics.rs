@@ -77,6 +77,8 @@ pub struct Scrape {
     pub utilization: f64,
     /// Connections waiting in the kernel's accept queue.
     pub backlog: Option<u64>,
+    /// `--service-script` processes.
+    pub services: Vec<rwsgi_shared::service_board::ServiceReading>,
 }
 
 /// Encodes the scrape.
@@ -126,6 +128,54 @@ fn histogram(
             &h.per_bucket(),
             None,
         )
+}
+
+/// `--service-script`: whether each service's process runs, its restarts
+/// (starts after the first) and its crashes (ends nobody asked for).
+fn encode_services(
+    e: &mut DescriptorEncoder<'_>,
+    services: &[rwsgi_shared::service_board::ServiceReading],
+) -> Result<(), std::fmt::Error> {
+    use rwsgi_shared::service_board::ServiceState;
+    {
+        let mut family = e.encode_descriptor(
+            "rwsgi_service_up",
+            "1 while the service's process runs (--service-script).",
+            None,
+            MetricType::Gauge,
+        )?;
+        for s in services {
+            let up = u64::from(s.state == ServiceState::Running);
+            family
+                .encode_family(&[("service", s.name.as_str())])?
+                .encode_gauge(&up)?;
+        }
+    }
+    {
+        let mut family = e.encode_descriptor(
+            "rwsgi_service_restarts",
+            "Times the service's process was started again (after a crash or a reload).",
+            None,
+            MetricType::Counter,
+        )?;
+        for s in services {
+            family
+                .encode_family(&[("service", s.name.as_str())])?
+                .encode_counter::<NoLabelSet, _, u64>(&s.starts.saturating_sub(1), None)?;
+        }
+    }
+    let mut family = e.encode_descriptor(
+        "rwsgi_service_crashes",
+        "Times the service's process ended without being asked to.",
+        None,
+        MetricType::Counter,
+    )?;
+    for s in services {
+        family
+            .encode_family(&[("service", s.name.as_str())])?
+            .encode_counter::<NoLabelSet, _, u64>(&s.crashes, None)?;
+    }
+    Ok(())
 }
 
 impl Collector for Scrape {
@@ -307,6 +357,9 @@ impl Collector for Scrape {
                     .encode_counter::<NoLabelSet, _, u64>(&cpu, None)?;
             }
         }
+        if !self.services.is_empty() {
+            encode_services(&mut e, &self.services)?;
+        }
         Ok(())
     }
 }
@@ -351,5 +404,36 @@ mod tests {
         );
         assert!(classic.contains("# TYPE rwsgi_request_duration_seconds histogram\n"));
         assert!(!classic.contains("# EOF"));
+    }
+
+    #[test]
+    fn services_are_labelled_by_name() {
+        use rwsgi_shared::service_board::{ServiceReading, ServiceState};
+        let scrape = Scrape {
+            services: vec![ServiceReading {
+                name: "consumer".into(),
+                pid: 42,
+                state: ServiceState::Running,
+                starts: 3,
+                crashes: 2,
+                started_at_ms: 1,
+                next_start_ms: 0,
+            }],
+            ..Scrape::default()
+        };
+        let text = exposition(scrape);
+        assert!(
+            text.contains("rwsgi_service_up{service=\"consumer\"} 1\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("rwsgi_service_restarts_total{service=\"consumer\"} 2\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("rwsgi_service_crashes_total{service=\"consumer\"} 2\n"),
+            "{text}"
+        );
+        assert!(!exposition(Scrape::default()).contains("rwsgi_service_"));
     }
 }

@@ -15,6 +15,7 @@ use mio::{Registry, Token};
 use rwsgi_shared::config::ServerConfig;
 use rwsgi_shared::metrics::MetricsSnapshot;
 use rwsgi_shared::scoreboard::{MasterCounters, Scoreboard, ThreadState};
+use rwsgi_shared::service_board::ServiceReading;
 use slog::{info, warn, Logger};
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -30,6 +31,8 @@ pub struct Observer {
     busy_samples: VecDeque<(Instant, u64, u64)>,
     /// The memory check against the cgroup limit was done.
     memory_checked: bool,
+    /// `--service-script` processes as of the last turn, for /metrics.
+    services: Vec<ServiceReading>,
     log: Logger,
 }
 
@@ -57,8 +60,14 @@ impl Observer {
             status_public: config.admin.as_ref().is_some_and(|a| a.status_public),
             busy_samples: VecDeque::new(),
             memory_checked: false,
+            services: Vec::new(),
             log,
         })
+    }
+
+    /// The services as the master's last turn left them.
+    pub fn set_services(&mut self, services: Vec<ServiceReading>) {
+        self.services = services;
     }
 
     /// Whether an event's token is the admin listener's or one of its connections'.
@@ -121,7 +130,8 @@ impl Observer {
                 }
             }
             "/server-status" => {
-                let mut status = rwsgi_shared::status::Status::read(sb, now_ms);
+                let mut status = rwsgi_shared::status::Status::read(sb, now_ms)
+                    .with_service_readings(self.services.clone(), now_ms);
                 if !admin::may_see_requests(req.peer.ip(), self.status_public) {
                     status.redact();
                 }
@@ -207,6 +217,7 @@ impl Observer {
                 .count(),
             utilization: self.utilization(),
             backlog: procfs::backlog(self.port),
+            services: self.services.clone(),
         }
     }
 

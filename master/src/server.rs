@@ -12,6 +12,8 @@ use crate::listener::{self, BindError};
 use crate::observe::Observer;
 use crate::readings::Readings;
 use crate::reap;
+use crate::service_procs::ServiceProcs;
+use crate::services::Services;
 use crate::spawn::{self, SpawnError};
 use crate::supervisor::{Action, Supervisor};
 use crate::template::Templates;
@@ -66,6 +68,9 @@ struct Server {
     readings: Readings,
     effects: Effects,
     observer: Observer,
+    /// `--service-script`: decided in `services`, carried out in `service_procs`.
+    services: Services,
+    service_procs: ServiceProcs,
 }
 
 /// Runs the server until it is stopped; returns the exit code.
@@ -128,8 +133,17 @@ pub fn run(mut config: ServerConfig, log: Logger) -> Result<ExitCode, ServerErro
         info!(log, "running as user {} (uid {}, gid {})", run_as.user, run_as.uid, run_as.gid;
             "uid" => run_as.uid, "gid" => run_as.gid);
     }
+    let supervisor = Supervisor::new(&config, MAX_WORKERS, Instant::now());
+    let service_names: Vec<String> = config.services.iter().map(|s| s.name.clone()).collect();
     let mut server = Server {
-        supervisor: Supervisor::new(&config, MAX_WORKERS, Instant::now()),
+        services: Services::new(
+            &service_names,
+            supervisor.generation(),
+            Duration::from_millis(config.timeouts.shutdown_ms),
+            Instant::now(),
+        ),
+        service_procs: ServiceProcs::new(&config, worker_bin.clone(), log.clone()),
+        supervisor,
         readings: Readings::new(&config),
         effects: Effects::new(&config, worker_bin, templates, dispatcher, log),
         observer,
@@ -141,13 +155,28 @@ pub fn run(mut config: ServerConfig, log: Logger) -> Result<ExitCode, ServerErro
     server
         .observer
         .publish(&server.supervisor, &server.scoreboard, template);
-    server.main_loop()
+    let result = server.main_loop();
+    if result.is_err() {
+        // No service outlives a master that gives up.
+        server.service_procs.kill_all(&mut server.services);
+    }
+    result
 }
 
 impl Server {
     fn main_loop(&mut self) -> Result<ExitCode, ServerError> {
         let mut events = Events::with_capacity(256);
         loop {
+            // Services first: they follow the workers' generation and stop,
+            // and a stop ends only once they are gone.
+            let service_actions = self.services.tick(
+                Instant::now(),
+                self.supervisor.generation(),
+                self.supervisor.is_stopping(),
+            );
+            self.service_procs
+                .carry_out(service_actions, &mut self.services);
+            self.supervisor.set_others_alive(self.services.any_alive());
             // Decide on what the previous turn (or the start) changed.
             let readings = self
                 .readings
@@ -198,6 +227,10 @@ impl Server {
                 self.decide(inputs)?;
             }
             for (pid, death) in reap::reap_all() {
+                if let Some(actions) = self.services.died(pid, &death.describe(), Instant::now()) {
+                    self.service_procs.carry_out(actions, &mut self.services);
+                    continue;
+                }
                 let inputs = self.effects.reaped(
                     pid,
                     death,
@@ -235,6 +268,10 @@ impl Server {
     /// Carries out the supervisor's actions, then publishes the master's
     /// state; `Some(code)` to exit.
     fn apply(&mut self, actions: Vec<Action>) -> Result<Option<ExitCode>, ServerError> {
+        if actions.iter().any(|a| matches!(a, Action::Fail { .. })) {
+            // Before the workers are killed and every child reaped.
+            self.service_procs.kill_all(&mut self.services);
+        }
         let exit = self.effects.carry_out(
             actions,
             &mut self.supervisor,
@@ -245,6 +282,11 @@ impl Server {
             &self.supervisor,
             &self.scoreboard,
             self.effects.template_pid(),
+        );
+        self.service_procs.publish(&self.services);
+        self.observer.set_services(
+            self.services
+                .readings(Instant::now(), rwsgi_shared::time::now_ms()),
         );
         Ok(exit)
     }

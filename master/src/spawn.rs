@@ -58,6 +58,14 @@ pub fn give_workers_stdin() {
     WORKERS_GET_STDIN.store(true, std::sync::atomic::Ordering::Relaxed);
 }
 
+/// Gives `cmd` the `HOME`, `USER` and `LOGNAME` every started process gets
+/// (see [`set_child_identity`]).
+pub fn child_identity_env(cmd: &mut Command) {
+    if let Some(env) = CHILD_IDENTITY.get() {
+        cmd.envs(env.iter().map(|(k, v)| (k, v)));
+    }
+}
+
 /// A started worker process and the master's end of its channel.
 pub struct Spawned {
     pub pid: u32,

@@ -4,6 +4,7 @@
 //! (with the same user, or root) can open it through /proc/PID/fd.
 
 use rwsgi_shared::scoreboard::Scoreboard;
+use rwsgi_shared::service_board::ServiceBoard;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StatusError {
@@ -46,29 +47,41 @@ fn is_master(cmdline: &str, runs_rwsgi: impl FnOnce() -> bool) -> bool {
         && (program.rsplit('/').next() == Some("rwsgi") || runs_rwsgi())
 }
 
-fn open(pid: u32) -> Result<Scoreboard, StatusError> {
+/// The memfd named `name` that process `pid` holds, opened through /proc.
+fn open_memfd(pid: u32, name: &str) -> Result<Option<std::fs::File>, StatusError> {
     let dir =
         std::fs::read_dir(format!("/proc/{pid}/fd")).map_err(|e| StatusError::Open(pid, e))?;
+    let wanted = format!("/memfd:{name}");
     for entry in dir.flatten() {
         let target = std::fs::read_link(entry.path()).unwrap_or_default();
-        if target
-            .to_string_lossy()
-            .starts_with("/memfd:rwsgi-scoreboard")
-        {
+        if target.to_string_lossy().starts_with(&wanted) {
             let file = std::fs::OpenOptions::new()
                 .read(true)
                 .write(true)
                 .open(entry.path())
                 .map_err(|e| StatusError::Open(pid, e))?;
-            return Ok(Scoreboard::attach(file.into())?);
+            return Ok(Some(file));
         }
     }
-    Err(StatusError::NoScoreboard(pid))
+    Ok(None)
 }
 
-/// Finds the scoreboard of master `pid` (or of the only master running).
-pub fn open_scoreboard(pid: Option<u32>) -> Result<Scoreboard, StatusError> {
-    let pid = match pid {
+fn open(pid: u32) -> Result<Scoreboard, StatusError> {
+    match open_memfd(pid, "rwsgi-scoreboard")? {
+        Some(file) => Ok(Scoreboard::attach(file.into())?),
+        None => Err(StatusError::NoScoreboard(pid)),
+    }
+}
+
+/// The `--service-script` board of master `pid`, if it has services.
+fn open_services(pid: u32) -> Option<ServiceBoard> {
+    let file = open_memfd(pid, rwsgi_shared::service_board::MEMFD_NAME).ok()??;
+    ServiceBoard::attach(file.into()).ok()
+}
+
+/// The pid of master `pid` (or of the only master running).
+fn master_pid(pid: Option<u32>) -> Result<u32, StatusError> {
+    Ok(match pid {
         Some(p) => p,
         None => match masters().as_slice() {
             [] => return Err(StatusError::NoMaster),
@@ -82,14 +95,18 @@ pub fn open_scoreboard(pid: Option<u32>) -> Result<Scoreboard, StatusError> {
                 ))
             }
         },
-    };
-    open(pid)
+    })
 }
 
 /// The status report of the master `pid` (or the only master running).
 pub fn report(pid: Option<u32>, json: bool) -> Result<String, StatusError> {
-    let sb = open_scoreboard(pid)?;
-    let status = rwsgi_shared::status::Status::read(&sb, rwsgi_shared::time::now_ms());
+    let pid = master_pid(pid)?;
+    let sb = open(pid)?;
+    let now = rwsgi_shared::time::now_ms();
+    let mut status = rwsgi_shared::status::Status::read(&sb, now);
+    if let Some(board) = open_services(pid) {
+        status = status.with_services(&board, now);
+    }
     Ok(if json {
         format!("{}\n", status.json())
     } else {

@@ -146,6 +146,9 @@ pub struct Supervisor {
     out: Vec<Action>,
     /// What happened to workers so far, for the metrics.
     stats: Stats,
+    /// Other processes of the master (`--service-script`) are still
+    /// alive: a stop ends only once they are gone too.
+    others_alive: bool,
 }
 
 /// Why workers exited, as the metrics label them.
@@ -183,7 +186,14 @@ impl Supervisor {
             reload_started: None,
             out: Vec::new(),
             stats: Stats::default(),
+            others_alive: false,
         }
+    }
+
+    /// Whether processes other than workers (services) are still alive;
+    /// set before each turn, so a stop waits for them.
+    pub fn set_others_alive(&mut self, alive: bool) {
+        self.others_alive = alive;
     }
 
     pub fn is_stopping(&self) -> bool {
@@ -422,7 +432,7 @@ impl Supervisor {
         self.recycle(now, now_ms, readings);
         self.reconcile(now);
         self.cut_stuck_drains(now, now_ms, readings);
-        if self.is_stopping() && self.workers.is_empty() {
+        if self.is_stopping() && self.workers.is_empty() && !self.others_alive {
             self.log(Level::Info, None, "stopped");
             self.out.push(Action::Exit(ExitCode::Ok));
         }

@@ -6,6 +6,9 @@
 //! idle connections and reads request heads without the GIL, N request
 //! threads run the application.
 //!
+//! With `--service NAME` it runs a `--service-script` instead (see
+//! `service`).
+//!
 //! With `--template` it is the template instead (see `template`): it starts
 //! Python once and forks workers, which go on from `lifecycle::serve`.
 //!
@@ -28,6 +31,7 @@ mod receiving;
 mod request_id;
 mod request_thread;
 mod route;
+mod service;
 mod signals;
 mod spool;
 mod static_lanes;
@@ -45,6 +49,10 @@ fn main() -> std::process::ExitCode {
     // First, before Python or any thread exists: a group signal arriving
     // during start-up must not kill the worker either.
     signals::leave_server_signals_to(nix::unistd::getppid().as_raw());
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    if service::requested(&argv) {
+        return service::main(&argv).into();
+    }
     let args = match args::parse(std::env::args().skip(1)) {
         Ok(a) => a,
         Err(e) => {

@@ -450,6 +450,11 @@ pub struct ServerConfig {
     /// the reverse proxy (validated by `rwsgi_http::proxy_pass::Table`).
     #[serde(default)]
     pub proxy_pass: ProxyPassConfig,
+    /// `--service-script NAME SCRIPT-PATH` (with `--service-user`,
+    /// `--service-group`, `--service-log-file`): supervised processes that
+    /// run a Python script beside the workers (see `Service`).
+    #[serde(default)]
+    pub services: Vec<Service>,
 }
 
 /// HTTPS (`--https-port` and the `--ssl-*` options of mod_wsgi-express).
@@ -505,6 +510,27 @@ pub struct ProxyPassConfig {
     /// backend, and each wait on its socket.
     pub timeout_ms: u64,
 }
+
+/// One `--service-script`: mod_wsgi-express's managed service, a daemon
+/// process group `service:NAME` of one process that imports the script
+/// at start and lives until the server stops or reloads.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Service {
+    /// The service's name (letters, digits, `.`, `_`, `-`; at most
+    /// [`SERVICE_NAME_MAX`] bytes).
+    pub name: String,
+    /// The script, absolute.
+    pub script: PathBuf,
+    /// `--service-user`/`--service-group`: who the process runs as;
+    /// `None`: as the master (after `--user`).
+    pub run_as: Option<RunAs>,
+    /// `--service-log-file`: the process's stdout and stderr are appended
+    /// to this file, absolute; `None`: the server's log.
+    pub log_file: Option<PathBuf>,
+}
+
+/// The longest service name (it is kept in the service board).
+pub const SERVICE_NAME_MAX: usize = 32;
 
 /// Who the server runs as after start (`--user`, `--group`), looked up once.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -16,5 +16,6 @@ pub mod origin;
 pub mod proctitle;
 pub mod rlimit;
 pub mod scoreboard;
+pub mod service_board;
 pub mod status;
 pub mod time;

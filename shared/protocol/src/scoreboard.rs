@@ -606,7 +606,7 @@ pub fn belongs(epoch: u32, stamp: u32) -> bool {
     epoch != 0 && stamp == epoch
 }
 
-fn pack(bytes: &[u8], out: &[AtomicU64]) {
+pub(crate) fn pack(bytes: &[u8], out: &[AtomicU64]) {
     for (i, word) in out.iter().enumerate() {
         let mut chunk = [0u8; 8];
         let start = i * 8;
@@ -618,7 +618,7 @@ fn pack(bytes: &[u8], out: &[AtomicU64]) {
     }
 }
 
-fn unpack(words: &[AtomicU64]) -> String {
+pub(crate) fn unpack(words: &[AtomicU64]) -> String {
     let mut bytes: Vec<u8> = words
         .iter()
         .flat_map(|w| w.load(Relaxed).to_le_bytes())

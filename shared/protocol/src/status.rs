@@ -51,6 +51,22 @@ pub struct Status {
     pub master_counters: crate::scoreboard::MasterCounters,
     /// The running requests show their method only (`redact`).
     pub redacted: bool,
+    /// `--service-script` processes (from the service board, see `with_services`).
+    pub services: Vec<ServiceStatus>,
+}
+
+/// One `--service-script` process, as the service board shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServiceStatus {
+    pub name: String,
+    /// 0 when no process runs.
+    pub pid: u32,
+    pub state: &'static str,
+    pub starts: u64,
+    pub crashes: u64,
+    pub up_seconds: f64,
+    /// While waiting out a back-off: seconds until the next start.
+    pub restart_in_seconds: Option<f64>,
 }
 
 fn seconds(now_ms: u64, then_ms: u64) -> f64 {
@@ -137,7 +153,40 @@ impl Status {
             wanted: h.wanted_workers(),
             workers,
             redacted: false,
+            services: Vec::new(),
         }
+    }
+
+    /// Adds the services of the master's service board.
+    pub fn with_services(self, board: &crate::service_board::ServiceBoard, now: u64) -> Status {
+        self.with_service_readings(board.read(), now)
+    }
+
+    /// Adds the services as the master reads them.
+    pub fn with_service_readings(
+        mut self,
+        readings: Vec<crate::service_board::ServiceReading>,
+        now: u64,
+    ) -> Status {
+        use crate::service_board::ServiceState;
+        self.services = readings
+            .into_iter()
+            .map(|r| ServiceStatus {
+                pid: r.pid,
+                state: r.state.as_str(),
+                starts: r.starts,
+                crashes: r.crashes,
+                up_seconds: if r.state == ServiceState::Running {
+                    seconds(now, r.started_at_ms)
+                } else {
+                    0.0
+                },
+                restart_in_seconds: (r.state == ServiceState::Waiting && r.next_start_ms > 0)
+                    .then(|| r.next_start_ms.saturating_sub(now) as f64 / 1000.0),
+                name: r.name,
+            })
+            .collect();
+        self
     }
 
     /// Keeps to what a stranger may see: a running request's path and
@@ -203,6 +252,33 @@ impl Status {
                 let _ = writeln!(out, "{r}");
             }
         }
+        if !self.services.is_empty() {
+            let _ = writeln!(
+                out,
+                "service                           pid      state     starts  crashes  up"
+            );
+            for s in &self.services {
+                let up = match s.restart_in_seconds {
+                    Some(r) => format!("restart in {r:.1} s"),
+                    None if s.state == "running" => age(s.up_seconds),
+                    None => "-".to_owned(),
+                };
+                let _ = writeln!(
+                    out,
+                    "{:<33} {:<8} {:<9} {:>6} {:>8}  {}",
+                    s.name,
+                    if s.pid == 0 {
+                        "-".to_owned()
+                    } else {
+                        s.pid.to_string()
+                    },
+                    s.state,
+                    s.starts,
+                    s.crashes,
+                    up
+                );
+            }
+        }
         out
     }
 
@@ -234,6 +310,15 @@ impl Status {
                     "seconds": r.seconds,
                 })).collect::<Vec<_>>(),
             })).collect::<Vec<_>>(),
+            "services": self.services.iter().map(|s| serde_json::json!({
+                "name": s.name,
+                "pid": if s.pid == 0 { None } else { Some(s.pid) },
+                "state": s.state,
+                "starts": s.starts,
+                "crashes": s.crashes,
+                "up_seconds": s.up_seconds,
+                "restart_in_seconds": s.restart_in_seconds,
+            })).collect::<Vec<_>>(),
         })
     }
 
@@ -261,12 +346,28 @@ impl Status {
                 );
             }
         }
+        let mut services = String::new();
+        if !self.services.is_empty() {
+            services.push_str("<h2>Services</h2><table border=\"1\"><tr><th>service</th><th>pid</th><th>state</th><th>starts</th><th>crashes</th></tr>");
+            for s in &self.services {
+                let _ = write!(
+                    services,
+                    "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                    escape_html(&s.name),
+                    s.pid,
+                    s.state,
+                    s.starts,
+                    s.crashes
+                );
+            }
+            services.push_str("</table>\n");
+        }
         format!(
             "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>rwsgi status</title></head><body>\n\
              <h1>rwsgi master {}</h1><p>up {}, generation {}, {} workers wanted{}</p>\n\
              <table border=\"1\"><tr><th>slot</th><th>pid</th><th>generation</th><th>state</th><th>busy/threads</th><th>queued</th><th>connections</th><th>requests</th><th>up</th></tr>{rows}</table>\n\
              <h2>Running requests</h2>{}<table border=\"1\"><tr><th>worker</th><th>thread</th><th>request</th><th>running for</th></tr>{running}</table>\n\
-             </body></html>\n",
+             {services}</body></html>\n",
             self.master,
             age(self.up_seconds),
             self.generation,
@@ -368,6 +469,53 @@ fn age(seconds: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn services_show_in_every_rendering() {
+        use crate::service_board::{ServiceReading, ServiceState};
+        let sb = Scoreboard::create(1234).expect("create");
+        let now = 100_000;
+        let reading = |name: &str, pid, state, next_start_ms| ServiceReading {
+            name: name.to_owned(),
+            pid,
+            state,
+            starts: 4,
+            crashes: 3,
+            started_at_ms: now - 5_000,
+            next_start_ms,
+        };
+        let status = Status::read(&sb, now).with_service_readings(
+            vec![
+                reading("consumer", 4321, ServiceState::Running, 0),
+                reading("cron", 0, ServiceState::Waiting, now + 1_600),
+            ],
+            now,
+        );
+        let text = status.text();
+        assert!(text.contains("consumer"), "{text}");
+        let line = text
+            .lines()
+            .find(|l| l.starts_with("consumer "))
+            .expect("line");
+        assert!(
+            line.contains("4321") && line.contains("running") && line.contains("5 s"),
+            "{line}"
+        );
+        let line = text.lines().find(|l| l.starts_with("cron ")).expect("line");
+        assert!(line.contains("restart in 1.6 s"), "{line}");
+        let json = status.json();
+        assert_eq!(json["services"][0]["pid"], 4321);
+        assert_eq!(json["services"][0]["crashes"], 3);
+        assert_eq!(json["services"][1]["pid"], serde_json::Value::Null);
+        assert_eq!(json["services"][1]["state"], "waiting");
+        assert!(status
+            .html()
+            .contains("<td>consumer</td><td>4321</td><td>running</td>"));
+        assert_eq!(
+            Status::read(&sb, now).json()["services"],
+            serde_json::json!([])
+        );
+    }
 
     #[test]
     fn a_redacted_status_shows_what_runs_and_for_how_long_but_no_path() {

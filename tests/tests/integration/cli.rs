@@ -225,6 +225,7 @@ fn every_mod_wsgi_express_option_starts_the_server() {
             ("proxy-virtual-host", _) => {
                 args.extend(["side.example.com", "http://127.0.0.1:9000/"])
             }
+            ("service-script", _) => args.extend(["A", hello.as_str()]),
             (_, "2") => args.extend(["A", "1"]),
             ("application-type", _) => args.push("script"),
             ("entry-point", _) => args.push(&hello),

@@ -24,6 +24,7 @@ mod proxies;
 mod proxy_mounts;
 mod reloading;
 mod rolling;
+mod services;
 mod slow_requests;
 mod statics;
 mod supervision;

@@ -42,7 +42,7 @@ pub enum LoadError {
 /// The server's Python helpers, compiled once per interpreter. A worker
 /// forked from a template uses the template's copy: compiling it again
 /// would dirty heap pages that every worker otherwise shares.
-fn bootstrap(py: Python<'_>) -> PyResult<Bound<'_, PyModule>> {
+pub fn bootstrap(py: Python<'_>) -> PyResult<Bound<'_, PyModule>> {
     static MODULE: pyo3::sync::PyOnceLock<Py<PyModule>> = pyo3::sync::PyOnceLock::new();
     MODULE
         .get_or_try_init(py, || {

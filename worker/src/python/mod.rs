@@ -9,10 +9,12 @@ mod init;
 mod interrupt;
 mod output;
 mod reload_watcher;
-pub use output::ErrorStream;
+pub use output::{ErrorStream, LogSink, Source};
 mod stacks;
 
-pub use app::{load_application, log_exception, prepare_template, run_exit_handlers, Application};
+pub use app::{
+    bootstrap, load_application, log_exception, prepare_template, run_exit_handlers, Application,
+};
 pub use init::{start, Interpreter};
 pub use interrupt::Interrupts;
 pub use reload_watcher::{watch_for_changes, watched, Watch, Watched};
