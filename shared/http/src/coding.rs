@@ -176,36 +176,155 @@ pub fn vary_with_accept_encoding(existing: Option<&str>) -> Option<String> {
 }
 
 /// A streaming compressor whose output accumulates until taken.
+///
+/// Making a compressor's state costs more than compressing a small
+/// response (gzip's and zstd's tables are hundreds of KiB, zeroed): each
+/// thread keeps the ones it finished and reuses them.
 pub struct Encoder(Inner);
 
 enum Inner {
-    Gzip(flate2::write::GzEncoder<Vec<u8>>),
+    Gzip(Gzip),
     Br(Box<brotli::CompressorWriter<Vec<u8>>>),
-    Zstd(zstd::stream::write::Encoder<'static, Vec<u8>>),
+    Zstd(Zstd),
+}
+
+thread_local! {
+    static DEFLATE: std::cell::RefCell<Option<flate2::write::DeflateEncoder<Vec<u8>>>> =
+        const { std::cell::RefCell::new(None) };
+    static ZSTD: std::cell::RefCell<Option<zstd::zstd_safe::CCtx<'static>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// gzip (RFC 1952): deflate between a fixed header and a CRC-32 trailer,
+/// written here so that the deflate state can be reused.
+struct Gzip {
+    deflate: flate2::write::DeflateEncoder<Vec<u8>>,
+    crc: flate2::Crc,
+}
+
+/// The gzip header flate2 writes too: no name, no time, OS unknown.
+const GZIP_HEADER: [u8; 10] = [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff];
+
+impl Gzip {
+    fn new() -> Gzip {
+        let mut deflate = DEFLATE.with(|d| d.borrow_mut().take()).unwrap_or_else(|| {
+            flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::new(GZIP_LEVEL))
+        });
+        deflate.get_mut().extend_from_slice(&GZIP_HEADER);
+        Gzip {
+            deflate,
+            crc: flate2::Crc::new(),
+        }
+    }
+
+    fn write(&mut self, data: &[u8]) -> io::Result<()> {
+        self.crc.update(data);
+        self.deflate.write_all(data)
+    }
+
+    fn finish(mut self) -> io::Result<Vec<u8>> {
+        self.deflate.try_finish()?;
+        let mut out = self.deflate.reset(Vec::new())?;
+        out.extend_from_slice(&self.crc.sum().to_le_bytes());
+        out.extend_from_slice(&self.crc.amount().to_le_bytes());
+        DEFLATE.with(|d| *d.borrow_mut() = Some(self.deflate));
+        Ok(out)
+    }
+}
+
+/// zstd through a reused compression context.
+struct Zstd {
+    cctx: Option<zstd::zstd_safe::CCtx<'static>>,
+    out: Vec<u8>,
+}
+
+fn zstd_error(code: usize) -> io::Error {
+    io::Error::other(zstd::zstd_safe::get_error_name(code))
+}
+
+impl Zstd {
+    fn new() -> io::Result<Zstd> {
+        let cctx = match ZSTD.with(|z| z.borrow_mut().take()) {
+            Some(c) => c,
+            None => {
+                let mut c = zstd::zstd_safe::CCtx::try_create()
+                    .ok_or_else(|| io::Error::other("cannot make a zstd context"))?;
+                c.set_parameter(zstd::zstd_safe::CParameter::CompressionLevel(ZSTD_LEVEL))
+                    .map_err(zstd_error)?;
+                c
+            }
+        };
+        Ok(Zstd {
+            cctx: Some(cctx),
+            out: Vec::new(),
+        })
+    }
+
+    /// Feeds `input` (all of it), then flushes or ends the frame as asked.
+    fn run(
+        &mut self,
+        input: &[u8],
+        end: zstd::zstd_safe::zstd_sys::ZSTD_EndDirective,
+    ) -> io::Result<()> {
+        use zstd::zstd_safe::zstd_sys::ZSTD_EndDirective;
+        let Some(cctx) = self.cctx.as_mut() else {
+            return Err(io::Error::other("zstd stream already ended"));
+        };
+        let mut inbuf = zstd::zstd_safe::InBuffer::around(input);
+        loop {
+            let pos = self.out.len();
+            self.out.reserve(zstd::zstd_safe::CCtx::out_size());
+            let mut outbuf = zstd::zstd_safe::OutBuffer::around_pos(&mut self.out, pos);
+            let left = cctx
+                .compress_stream2(&mut outbuf, &mut inbuf, end)
+                .map_err(zstd_error)?;
+            let done = match end {
+                ZSTD_EndDirective::ZSTD_e_continue => inbuf.pos() == input.len(),
+                _ => left == 0,
+            };
+            if done {
+                return Ok(());
+            }
+        }
+    }
+
+    fn finish(mut self) -> io::Result<Vec<u8>> {
+        self.run(
+            &[],
+            zstd::zstd_safe::zstd_sys::ZSTD_EndDirective::ZSTD_e_end,
+        )?;
+        if let Some(mut cctx) = self.cctx.take() {
+            if cctx
+                .reset(zstd::zstd_safe::ResetDirective::SessionOnly)
+                .is_ok()
+            {
+                ZSTD.with(|z| *z.borrow_mut() = Some(cctx));
+            }
+        }
+        Ok(std::mem::take(&mut self.out))
+    }
 }
 
 impl Encoder {
     pub fn new(coding: Coding) -> io::Result<Encoder> {
         Ok(Encoder(match coding {
-            Coding::Gzip => Inner::Gzip(flate2::write::GzEncoder::new(
-                Vec::new(),
-                flate2::Compression::new(GZIP_LEVEL),
-            )),
+            Coding::Gzip => Inner::Gzip(Gzip::new()),
             Coding::Br => Inner::Br(Box::new(brotli::CompressorWriter::new(
                 Vec::new(),
                 4096,
                 BROTLI_QUALITY,
                 BROTLI_WINDOW,
             ))),
-            Coding::Zstd => Inner::Zstd(zstd::stream::write::Encoder::new(Vec::new(), ZSTD_LEVEL)?),
+            Coding::Zstd => Inner::Zstd(Zstd::new()?),
         }))
     }
 
     pub fn write(&mut self, data: &[u8]) -> io::Result<()> {
+        use zstd::zstd_safe::zstd_sys::ZSTD_EndDirective;
         match &mut self.0 {
-            Inner::Gzip(e) => e.write_all(data),
+            Inner::Gzip(e) => e.write(data),
             Inner::Br(e) => e.write_all(data),
-            Inner::Zstd(e) => e.write_all(data),
+            Inner::Zstd(e) => e.run(data, ZSTD_EndDirective::ZSTD_e_continue),
         }
     }
 
@@ -213,28 +332,29 @@ impl Encoder {
     /// flush): a streamed block reaches the reader without waiting for the
     /// next one, at some cost in ratio.
     pub fn flush(&mut self) -> io::Result<()> {
+        use zstd::zstd_safe::zstd_sys::ZSTD_EndDirective;
         match &mut self.0 {
-            Inner::Gzip(e) => e.flush(),
+            Inner::Gzip(e) => e.deflate.flush(),
             Inner::Br(e) => e.flush(),
-            Inner::Zstd(e) => e.flush(),
+            Inner::Zstd(e) => e.run(&[], ZSTD_EndDirective::ZSTD_e_flush),
         }
     }
 
     /// How many compressed bytes wait to be taken.
     pub fn produced(&self) -> usize {
         match &self.0 {
-            Inner::Gzip(e) => e.get_ref().len(),
+            Inner::Gzip(e) => e.deflate.get_ref().len(),
             Inner::Br(e) => e.get_ref().len(),
-            Inner::Zstd(e) => e.get_ref().len(),
+            Inner::Zstd(e) => e.out.len(),
         }
     }
 
     /// The compressed bytes produced so far.
     pub fn take(&mut self) -> Vec<u8> {
         std::mem::take(match &mut self.0 {
-            Inner::Gzip(e) => e.get_mut(),
+            Inner::Gzip(e) => e.deflate.get_mut(),
             Inner::Br(e) => e.get_mut(),
-            Inner::Zstd(e) => e.get_mut(),
+            Inner::Zstd(e) => &mut e.out,
         })
     }
 
@@ -358,6 +478,25 @@ mod tests {
             Coding::Zstd => out = zstd::stream::decode_all(data).expect("zstd"),
         }
         out
+    }
+
+    #[test]
+    fn a_reused_compressor_starts_each_stream_afresh() {
+        for coding in PREFERENCE {
+            for round in 0..3 {
+                let text = format!("round {round}: ").repeat(100 + round * 50);
+                // An abandoned stream is not reused half-done.
+                let mut dropped = Encoder::new(coding).expect("encoder");
+                dropped.write(b"never finished").expect("write");
+                drop(dropped);
+                let whole = compress(coding, text.as_bytes()).expect("compress");
+                assert_eq!(
+                    decode(coding, &whole),
+                    text.as_bytes(),
+                    "{coding:?} {round}"
+                );
+            }
+        }
     }
 
     #[test]
