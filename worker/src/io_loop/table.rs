@@ -107,7 +107,10 @@ impl IoLoop<'_> {
     /// The master reads this to enforce `--max-clients`.
     pub(super) fn publish_connections(&self) {
         if let Some(sb) = self.ctx.scoreboard.worker(self.ctx.slot) {
-            sb.set_connections(self.entries.len() - self.free.len());
+            // HTTPS connections still in their handshake are this
+            // worker's too: --max-clients counts them.
+            let handshaking = self.ctx.tls.map_or(0, |t| t.handshaking());
+            sb.set_connections(self.entries.len() - self.free.len() + handshaking);
         }
         self.publish_fd_headroom(false);
     }

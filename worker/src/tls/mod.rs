@@ -26,7 +26,7 @@ use rwsgi_shared::origin::Origin;
 use slog::{error, info, warn, Logger};
 use std::net::TcpStream;
 use std::os::fd::AsRawFd;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 use tunnel::{Pumped, Tunnel};
@@ -48,6 +48,8 @@ pub struct Bridge {
     incoming: Mutex<Vec<Incoming>>,
     waker: Waker,
     stopping: AtomicBool,
+    /// Connections taken and not yet through their handshake.
+    handshaking: AtomicUsize,
     /// Set by the thread when it has finished.
     finished: (Mutex<bool>, Condvar),
 }
@@ -78,6 +80,7 @@ impl Bridge {
             incoming: Mutex::new(Vec::new()),
             waker,
             stopping: AtomicBool::new(false),
+            handshaking: AtomicUsize::new(0),
             finished: (Mutex::new(false), Condvar::new()),
         });
         let mut run = Run {
@@ -111,8 +114,14 @@ impl Bridge {
         stream.local_addr().is_ok_and(|a| a.port() == self.port)
     }
 
+    /// Connections in their handshake (counted as the worker's).
+    pub fn handshaking(&self) -> usize {
+        self.handshaking.load(Ordering::Relaxed)
+    }
+
     /// Takes a connection of the HTTPS port for its handshake.
     pub fn adopt(&self, incoming: Incoming) {
+        self.handshaking.fetch_add(1, Ordering::Relaxed);
         lock(&self.incoming).push(incoming);
         let _ = self.waker.wake();
     }
@@ -201,6 +210,7 @@ impl Run {
             let arrived = std::mem::take(&mut *lock(&self.bridge.incoming));
             for incoming in arrived {
                 if stopping {
+                    self.bridge.handshaking.fetch_sub(1, Ordering::Relaxed);
                     continue;
                 }
                 self.add(incoming, &mut scratch);
@@ -229,6 +239,7 @@ impl Run {
             Ok(c) => c,
             Err(e) => {
                 warn!(self.log, "cannot start a TLS session: {}", e);
+                self.bridge.handshaking.fetch_sub(1, Ordering::Relaxed);
                 return;
             }
         };
@@ -249,6 +260,7 @@ impl Run {
             .is_err()
         {
             self.free.push(index);
+            self.bridge.handshaking.fetch_sub(1, Ordering::Relaxed);
             return;
         }
         self.tunnels[index] = Some(Tunnel::new(
@@ -270,6 +282,7 @@ impl Run {
         match t.pump(scratch, &mut |conn| adopt(handoff, conn)) {
             Pumped::Open => {
                 if let Some(fd) = t.newly_paired() {
+                    self.bridge.handshaking.fetch_sub(1, Ordering::Relaxed);
                     let (_, inner_token) = tokens(index);
                     let registered = self.poll.registry().register(
                         &mut mio::unix::SourceFd(&fd),
@@ -295,6 +308,9 @@ impl Run {
 
     fn remove(&mut self, index: usize) {
         if let Some(Some(t)) = self.tunnels.get_mut(index).map(Option::take) {
+            if !t.paired() {
+                self.bridge.handshaking.fetch_sub(1, Ordering::Relaxed);
+            }
             t.deregister(self.poll.registry());
             self.free.push(index);
         }

@@ -75,6 +75,12 @@ impl Tunnel {
         }
     }
 
+    /// Through the handshake, with the worker's end of its pair handed on
+    /// (and registered).
+    pub fn paired(&self) -> bool {
+        self.inner_registered
+    }
+
     pub fn origin(&self) -> &Origin {
         &self.origin
     }
