@@ -485,3 +485,27 @@ fn bad_tls_material_stops_the_start_with_a_line_naming_the_option() {
     let (code, err) = setup_only(&["--https-port", "0", "--ssl-certificate", &common]);
     assert_eq!(code, 0, "{err}");
 }
+
+#[test]
+fn silent_clients_on_the_https_port_hold_no_thread_and_are_dropped() {
+    use std::io::Read;
+    let pki = Pki::new();
+    let (_server, port) = serve(&pki, &["--threads", "1", "--header-timeout", "2"]);
+    // Twenty connections that never say hello: handshakes wait in the TLS
+    // thread, not on the one request thread.
+    let mut silent: Vec<std::net::TcpStream> = (0..20)
+        .map(|_| std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect"))
+        .collect();
+    let (status, _, _) = curl(&pki, &format!("https://localhost:{port}/environ"), &[]);
+    assert_eq!(status, 200, "served while twenty handshakes wait");
+    // Each is closed once its handshake time is up.
+    for s in &mut silent {
+        s.set_read_timeout(Some(Duration::from_secs(30)))
+            .expect("timeout");
+        let mut buf = [0u8; 16];
+        assert!(
+            matches!(s.read(&mut buf), Ok(0) | Err(_)),
+            "closed by the server"
+        );
+    }
+}
