@@ -503,9 +503,10 @@ fn silent_clients_on_the_https_port_hold_no_thread_and_are_dropped() {
         s.set_read_timeout(Some(Duration::from_secs(30)))
             .expect("timeout");
         let mut buf = [0u8; 16];
-        assert!(
-            matches!(s.read(&mut buf), Ok(0) | Err(_)),
-            "closed by the server"
-        );
+        match s.read(&mut buf) {
+            Ok(0) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+            other => panic!("a silent handshake was not closed: {other:?}"),
+        }
     }
 }
