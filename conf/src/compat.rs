@@ -78,11 +78,6 @@ pub const UNIMPLEMENTED: &[(&str, Takes, &str)] = &[
         "not applicable: one interpreter per worker process",
     ),
     (
-        "http2",
-        Takes::Flag,
-        "HTTP/1.1 is served; terminate HTTP/2 in front of rwsgi",
-    ),
-    (
         "response-flush-delay",
         Takes::One,
         "not applicable: responses are written as they come",

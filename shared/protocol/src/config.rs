@@ -446,6 +446,10 @@ pub struct ServerConfig {
     /// the reverse proxy (validated by `rwsgi_http::proxy_pass::Table`).
     #[serde(default)]
     pub proxy_pass: ProxyPassConfig,
+    /// `--http2`: h2 by ALPN on the HTTPS port, h2c with prior knowledge
+    /// on the plain port (see the worker's `h2` module).
+    #[serde(default)]
+    pub http2: bool,
 }
 
 /// HTTPS (`--https-port` and the `--ssl-*` options of mod_wsgi-express).
