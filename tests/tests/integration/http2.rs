@@ -229,6 +229,9 @@ fn curl_speaks_h2_by_alpn_over_tls_and_h2c_with_prior_knowledge() {
     let (version, _, body) = curl(&[&url]);
     assert_eq!(version, "1.1");
     assert_eq!(rwsgi_tests::json(&body)["SERVER_PROTOCOL"], "HTTP/1.1");
+    // An `Upgrade: h2c` request is served as HTTP/1.1 (no upgrade offered).
+    let (version, status, _) = curl(&["--http2", &url]);
+    assert_eq!((version.as_str(), status), ("1.1", 200));
     let url = format!("https://localhost:{https}/environ");
     let (version, _, _) = curl(&["--cacert", &pki.p("ca.crt"), "--http1.1", &url]);
     assert_eq!(version, "1.1");
@@ -490,6 +493,40 @@ print(sent < 5000 or g is not None, g.error_code if g else None)
     let url = format!("http://127.0.0.1:{}/pid", server.port);
     let (version, status, _) = curl(&["--http2-prior-knowledge", &url]);
     assert_eq!((version.as_str(), status), ("2", 200));
+}
+
+#[test]
+fn ping_and_settings_floods_queue_nothing_and_the_connection_still_serves() {
+    let (server, _) = serve(None, &[]);
+    let script = format!(
+        "{H2_CLIENT}\n{}",
+        r#"
+s, c = conn(int(sys.argv[1]))
+s.settimeout(2)
+sent = 0
+try:
+    # Never reading the acks: the server answers one at a time, then stops
+    # reading until they are taken.
+    for i in range(20000):
+        c.ping(b"%08d" % i)
+        if i % 2 == 0:
+            c.update_settings({h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: 100 + i % 7})
+        s.sendall(c.data_to_send())
+        sent += 1
+except socket.timeout:
+    pass
+s.settimeout(20)
+sid = get(s, c, "/pid")
+seen = events(s, c, lambda seen: ended(seen, sid), deadline=60)
+print(sent > 0, status(seen, sid), goaway(seen) is None)
+"#
+    );
+    let script = script.replace(
+        "import socket, sys, time",
+        "import socket, sys, time, h2.settings",
+    );
+    let out = python(&script, &[&server.port.to_string()]);
+    assert_eq!(out.trim(), "True 200 True", "{}", server.log.text());
 }
 
 #[test]

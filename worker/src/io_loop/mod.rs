@@ -172,7 +172,7 @@ impl IoLoop<'_> {
                 // An h2 stream whose request is on its way here counts too.
                 let idle = !busy
                     && self.ctx.handoff.queued() == 0
-                    && self.ctx.http2.map_or(true, |h| h.quiet());
+                    && self.ctx.http2.is_none_or(|h| h.quiet());
                 match drain_end(idle, Instant::now(), deadline) {
                     None => {}
                     Some(DrainEnd::Drained) => {

@@ -99,7 +99,7 @@ impl IoLoop<'_> {
             }
         };
         if to_http2 {
-            return self.to_http2(token);
+            return self.hand_to_http2(token);
         }
         match outcome {
             Ok(None) => {}
@@ -120,7 +120,7 @@ impl IoLoop<'_> {
 
     /// An h2c connection: out of this loop (its entry freed, its socket
     /// not closed), to the h2 thread with the bytes read so far.
-    fn to_http2(&mut self, token: usize) {
+    fn hand_to_http2(&mut self, token: usize) {
         let Some(h2) = self.ctx.http2 else {
             return;
         };
