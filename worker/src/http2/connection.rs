@@ -18,10 +18,11 @@ use tokio::time::{sleep_until, timeout, Instant};
 
 /// SETTINGS_MAX_CONCURRENT_STREAMS: as nginx and mod_http2 (100).
 pub const MAX_STREAMS: u32 = 100;
-/// Streams of one connection still being relayed, reset ones included:
-/// past this, new streams are refused (REFUSED_STREAM). A reset stream
-/// no longer counts in the h2 crate's concurrency, but its request may
-/// still be running here (rapid reset, CVE-2023-44487).
+/// Streams of one connection still being relayed: past this, new streams
+/// are refused (REFUSED_STREAM). A stream the h2 crate has closed (reset,
+/// or answered while its body was still coming) no longer counts in its
+/// concurrency, but may keep a task here until the task notices: this
+/// bounds those (rapid reset, CVE-2023-44487).
 const MAX_RELAYING: usize = 2 * MAX_STREAMS as usize;
 /// Streams reset by the client before they were accepted, at any one time,
 /// before the connection is closed with ENHANCE_YOUR_CALM.

@@ -178,10 +178,11 @@ async fn run(arrivals: &mut mpsc::UnboundedReceiver<Conn>, shared: Arc<Shared>) 
         }
         tokio::select! {
             arrived = arrivals.recv() => match arrived {
-                Some(conn) if now == Phase::Serving => {
+                // Draining too (a handshake that was under way): it is
+                // sent GOAWAY at once, so its client retries elsewhere.
+                Some(conn) if now != Phase::Stopping => {
                     connections.spawn(connection::serve(conn, Arc::clone(&shared)));
                 }
-                // Draining: not spoken to yet, closed.
                 Some(_) => {}
                 None => return,
             },
