@@ -571,6 +571,11 @@ pub struct StartServer {
     #[arg(long, value_name = "PARAMS", env = "RWSGI_HSTS_POLICY")]
     pub hsts_policy: Option<String>,
 
+    /// Serve HTTP/2: h2 by ALPN on --https-port, and h2c with prior
+    /// knowledge (no Upgrade) on the plain port.
+    #[arg(long, env = "RWSGI_HTTP2")]
+    pub http2: bool,
+
     /// Compress textual responses (HTML, CSS, JavaScript, JSON, XML, plain
     /// text, SVG) with zstd, Brotli or gzip, as the client's Accept-Encoding
     /// prefers: the application's and static files without a precompressed

@@ -72,11 +72,6 @@ pub const UNIMPLEMENTED: &[(&str, Takes, &str)] = &[
     ("isatty", Takes::Flag, "not applicable"),
     // Added with the whole of options.py (mod_wsgi-express 6.0.5).
     (
-        "http2",
-        Takes::Flag,
-        "HTTP/1.1 is served; terminate HTTP/2 in front of rwsgi",
-    ),
-    (
         "response-flush-delay",
         Takes::One,
         "not applicable: responses are written as they come",

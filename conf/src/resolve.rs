@@ -197,6 +197,7 @@ pub fn resolve(args: &StartServer) -> Result<ServerConfig, ConfError> {
             Some(name) => name.to_owned(),
         },
         tls: crate::tls::resolve(args, &cwd)?,
+        http2: args.http2,
         debug,
         slow_request_ms: match args.slow_requests {
             Some(v) if v != 0.0 => seconds("slow-requests", v)?,

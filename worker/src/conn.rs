@@ -34,6 +34,12 @@ pub struct Conn {
     /// thread's socket pair (see `tls`), and this is what the handshake
     /// established. It never goes back to the master.
     pub tls: Option<Arc<rwsgi_http::tls::Facts>>,
+    /// Speaks HTTP/2 (`--http2`): for the connection the TLS thread hands
+    /// the h2 thread, its ALPN chose `h2`; for the connection of one h2
+    /// stream (the worker's end of the h2 thread's pair), its request came
+    /// over HTTP/2 (SERVER_PROTOCOL). Like `tls`, it never goes back to
+    /// the master.
+    pub http2: bool,
 }
 
 impl Conn {
@@ -46,6 +52,7 @@ impl Conn {
             since: Instant::now(),
             accepted_at: None,
             tls: None,
+            http2: false,
         }
     }
 

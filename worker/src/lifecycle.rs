@@ -179,7 +179,14 @@ pub fn serve(
         interrupts: python::Interrupts::start(&config, &app, &scoreboard, slot, log),
     };
     let threads = request_thread::start(config.threads, &shared, slot, log);
-    let tls = match crate::tls::Bridge::start(&config, &handoff, log) {
+    let http2 = match crate::http2::H2::start(&config, &handoff, log) {
+        Ok(h) => h,
+        Err(e) => {
+            error!(log, "cannot serve HTTP/2: {}", e);
+            return ExitCode::Failure;
+        }
+    };
+    let tls = match crate::tls::Bridge::start(&config, &handoff, http2.clone(), log) {
         Ok(t) => t,
         Err(e) => {
             error!(log, "cannot serve HTTPS: {}", e);
@@ -219,6 +226,7 @@ pub fn serve(
         statics: &statics,
         proxy: &proxy,
         tls: tls.as_deref(),
+        http2: http2.as_deref(),
         log,
     });
     if let Some(sb) = scoreboard.worker(slot) {
@@ -240,6 +248,11 @@ pub fn serve(
     }
     for t in all {
         let _ = t.join();
+    }
+    if let Some(http2) = &http2 {
+        // The last streams' responses are in the h2 thread: out to their
+        // clients (through the TLS thread for h2 over TLS, hence first).
+        http2.finish(deadline.saturating_duration_since(std::time::Instant::now()));
     }
     if let Some(tls) = &tls {
         // The last responses are in the socket pairs: out to their clients.

@@ -22,6 +22,7 @@ mod error_pages;
 mod guard;
 mod handoff;
 mod host_gate;
+mod http2;
 mod io_loop;
 mod lifecycle;
 mod net;

@@ -455,6 +455,10 @@ pub struct ServerConfig {
     /// run a Python script beside the workers (see `Service`).
     #[serde(default)]
     pub services: Vec<Service>,
+    /// `--http2`: h2 by ALPN on the HTTPS port, h2c with prior knowledge
+    /// on the plain port (see the worker's `h2` module).
+    #[serde(default)]
+    pub http2: bool,
 }
 
 /// HTTPS (`--https-port` and the `--ssl-*` options of mod_wsgi-express).

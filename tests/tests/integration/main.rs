@@ -11,6 +11,7 @@ mod deploy;
 mod error_documents;
 mod faults;
 mod hosts;
+mod http2;
 mod http_rules;
 mod identity;
 mod interrupt;

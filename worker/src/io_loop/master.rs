@@ -109,6 +109,10 @@ impl IoLoop<'_> {
             return;
         }
         info!(self.ctx.log, "draining: finishing in-flight requests");
+        if let Some(h2) = self.ctx.http2 {
+            // GOAWAY: open streams finish, no new ones start.
+            h2.drain();
+        }
         if let Some(sb) = self.ctx.scoreboard.worker(self.ctx.slot) {
             sb.set_state(WorkerState::Draining);
         }
@@ -129,7 +133,7 @@ impl IoLoop<'_> {
     /// bytes already read) so a reload closes nothing; otherwise it is closed.
     pub(super) fn give_up(&mut self, conn: Conn) {
         let _ = self.unwatch(&conn);
-        if conn.tls.is_some() {
+        if conn.tls.is_some() || conn.http2 {
             // Its TLS session lives in this worker: closing it (the TLS
             // thread sends close_notify) is the only way to let it go.
             return;

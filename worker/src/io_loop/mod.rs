@@ -53,6 +53,8 @@ pub struct Context<'a> {
     pub proxy: &'a rwsgi_http::forwarded::Rules,
     /// `--https-port`: the thread that terminates TLS.
     pub tls: Option<&'a crate::tls::Bridge>,
+    /// `--http2`: the thread that speaks h2 (h2c connections go to it).
+    pub http2: Option<&'a crate::http2::H2>,
     pub log: &'a Logger,
 }
 
@@ -167,7 +169,10 @@ impl IoLoop<'_> {
                     .entries
                     .iter()
                     .any(|e| matches!(e, Some(Entry::Busy | Entry::Lane | Entry::Body(_))));
-                let idle = !busy && self.ctx.handoff.queued() == 0;
+                // An h2 stream whose request is on its way here counts too.
+                let idle = !busy
+                    && self.ctx.handoff.queued() == 0
+                    && self.ctx.http2.is_none_or(|h| h.quiet());
                 match drain_end(idle, Instant::now(), deadline) {
                     None => {}
                     Some(DrainEnd::Drained) => {

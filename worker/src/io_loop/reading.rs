@@ -8,6 +8,7 @@ use super::{Entry, IoLoop};
 use crate::conn::{Conn, READ_CHUNK};
 use crate::handoff::{GuardedStatic, QueuedRequest};
 use crate::host_gate::Gate;
+use crate::http2::Preface;
 use crate::net;
 use crate::receiving::{Pump, Receiving};
 use crate::route::{route, Routed};
@@ -22,6 +23,7 @@ impl IoLoop<'_> {
     /// Reads what the client sent; queues the request once its head is complete.
     pub(super) fn read_conn(&mut self, token: usize) {
         let limits = self.ctx.config.limits;
+        let h2c = self.ctx.http2.is_some();
         let conn = match self.entries.get_mut(token) {
             Some(Some(Entry::Idle(conn))) => conn,
             Some(Some(Entry::Body(_))) => return self.receive(token),
@@ -35,6 +37,7 @@ impl IoLoop<'_> {
             _ => return,
         };
         let files = self.ctx.statics.files();
+        let mut to_http2 = false;
         let outcome = loop {
             // --proxy-protocol: the load balancer names the client first,
             // and only a peer --trust-proxy trusts may (asked again of a
@@ -59,7 +62,17 @@ impl IoLoop<'_> {
                     }
                 }
             }
-            if conn.origin.preamble_done() && !conn.buf.is_empty() {
+            // --http2: h2c with prior knowledge opens with the preface; a
+            // beginning of it waits for the rest.
+            let preface = match h2c && conn.served == 0 && conn.tls.is_none() && !conn.http2 {
+                true if conn.origin.preamble_done() => crate::http2::preface(&conn.buf),
+                _ => Preface::No,
+            };
+            if preface == Preface::Yes {
+                to_http2 = true;
+                break Ok(None);
+            }
+            if conn.origin.preamble_done() && !conn.buf.is_empty() && preface == Preface::No {
                 let gate = Gate {
                     vhost: self.ctx.config.virtual_host.as_ref(),
                     proxy: self.ctx.proxy,
@@ -85,6 +98,9 @@ impl IoLoop<'_> {
                 Err(_) => break Err(None),
             }
         };
+        if to_http2 {
+            return self.hand_to_http2(token);
+        }
         match outcome {
             Ok(None) => {}
             Ok(Some(routed)) => {
@@ -99,6 +115,18 @@ impl IoLoop<'_> {
                     self.close(token, conn);
                 }
             }
+        }
+    }
+
+    /// An h2c connection: out of this loop (its entry freed, its socket
+    /// not closed), to the h2 thread with the bytes read so far.
+    fn hand_to_http2(&mut self, token: usize) {
+        let Some(h2) = self.ctx.http2 else {
+            return;
+        };
+        if let Some(Entry::Idle(conn)) = self.take(token) {
+            let _ = self.unwatch(&conn);
+            h2.adopt(conn);
         }
     }
 

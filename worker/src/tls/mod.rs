@@ -58,21 +58,29 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-/// The ALPN protocols announced.
+/// The ALPN protocols announced, most preferred first: without `--http2`,
+/// and with it.
 const ALPN: [&[u8]; 1] = [b"http/1.1"];
+const ALPN_H2: [&[u8]; 2] = [b"h2", b"http/1.1"];
 
 impl Bridge {
     /// Starts the thread when `--https-port` is set.
+    /// `http2`: connections whose ALPN chose `h2` go to it.
     pub fn start(
         config: &Arc<ServerConfig>,
         handoff: &Arc<Handoff>,
+        http2: Option<Arc<crate::http2::H2>>,
         log: &Logger,
     ) -> Result<Option<Arc<Bridge>>, String> {
         let Some(tls) = config.tls.clone() else {
             return Ok(None);
         };
+        let alpn: &'static [&'static [u8]] = match http2 {
+            Some(_) => &ALPN_H2,
+            None => &ALPN,
+        };
         let rustls_config =
-            rwsgi_http::tls::server_config(&files(&tls), &ALPN).map_err(|e| e.to_string())?;
+            rwsgi_http::tls::server_config(&files(&tls), alpn).map_err(|e| e.to_string())?;
         let poll = Poll::new().map_err(|e| e.to_string())?;
         let waker = Waker::new(poll.registry(), WAKE).map_err(|e| e.to_string())?;
         let bridge = Arc::new(Bridge {
@@ -87,6 +95,8 @@ impl Bridge {
             bridge: Arc::clone(&bridge),
             poll,
             handoff: Arc::clone(handoff),
+            http2,
+            alpn,
             tunnels: Vec::new(),
             free: Vec::new(),
             rustls: rustls_config,
@@ -171,6 +181,8 @@ struct Run {
     bridge: Arc<Bridge>,
     poll: Poll,
     handoff: Arc<Handoff>,
+    http2: Option<Arc<crate::http2::H2>>,
+    alpn: &'static [&'static [u8]],
     tunnels: Vec<Option<Tunnel>>,
     free: Vec<usize>,
     rustls: Arc<rustls::ServerConfig>,
@@ -278,8 +290,8 @@ impl Run {
         let Some(Some(t)) = self.tunnels.get_mut(index) else {
             return;
         };
-        let handoff = &self.handoff;
-        match t.pump(scratch, &mut |conn| adopt(handoff, conn)) {
+        let (handoff, http2) = (&self.handoff, self.http2.as_deref());
+        match t.pump(scratch, &mut |conn| adopt(handoff, http2, conn)) {
             Pumped::Open => {
                 if let Some(fd) = t.newly_paired() {
                     self.bridge.handshaking.fetch_sub(1, Ordering::Relaxed);
@@ -348,7 +360,7 @@ impl Run {
         if seen.is_none() || seen == self.files_seen {
             return;
         }
-        match rwsgi_http::tls::server_config(&files(&self.tls), &ALPN) {
+        match rwsgi_http::tls::server_config(&files(&self.tls), self.alpn) {
             Ok(config) => {
                 self.rustls = config;
                 self.files_seen = seen;
@@ -363,6 +375,11 @@ impl Run {
     }
 }
 
-fn adopt(handoff: &Handoff, conn: Conn) {
-    handoff.give_back(Returned::Adopt(Box::new(conn)));
+/// The plaintext end of a connection whose handshake is done: to the h2
+/// thread when ALPN chose `h2`, else to the I/O thread.
+fn adopt(handoff: &Handoff, http2: Option<&crate::http2::H2>, conn: Conn) {
+    match (conn.http2, http2) {
+        (true, Some(h2)) => h2.adopt(conn),
+        _ => handoff.give_back(Returned::Adopt(Box::new(conn))),
+    }
 }

@@ -250,6 +250,8 @@ impl Tunnel {
         let mut conn = Conn::new(stream, self.origin, Vec::new());
         conn.accepted_at = self.accepted_at;
         conn.tls = Some(Arc::new(Facts::of(&self.tls)));
+        // Only announced with --http2 (see `ALPN_H2`).
+        conn.http2 = self.tls.alpn_protocol() == Some(b"h2");
         self.inner = Some(ours);
         adopt(conn);
         Ok(())

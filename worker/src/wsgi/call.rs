@@ -39,6 +39,10 @@ pub(super) fn call_app(
                 environ.set_item(name, value)?;
             }
         }
+        if prepared.http2 {
+            // The h2 thread wrote it as HTTP/1.1 for the worker's parser.
+            environ.set_item(pyo3::intern!(py, "SERVER_PROTOCOL"), "HTTP/2")?;
+        }
         if let Some(user) = user {
             environ.set_item(pyo3::intern!(py, "REMOTE_USER"), &user.name)?;
             environ.set_item(pyo3::intern!(py, "AUTH_TYPE"), user.scheme.as_str())?;

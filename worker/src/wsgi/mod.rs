@@ -181,6 +181,8 @@ fn run(
 struct Prepared {
     /// An HTTPS request: what its handshake established.
     tls: Option<Arc<rwsgi_http::tls::Facts>>,
+    /// The request came over HTTP/2 (`Conn::http2`).
+    http2: bool,
     path_info: String,
     /// The client and scheme after the trusted proxy headers.
     proxied: rwsgi_http::forwarded::Adjusted,
@@ -267,6 +269,7 @@ fn prepare(
     match (Py::new(py, input), Py::new(py, response)) {
         (Ok(input), Ok(response)) => Ok(Prepared {
             tls: conn.tls.clone(),
+            http2: conn.http2,
             path_info,
             proxied,
             lease,
