@@ -216,7 +216,18 @@ impl Run {
             for event in events.iter() {
                 match event.token() {
                     WAKE => {}
-                    Token(t) => self.pump((t - 2) / 2, &mut scratch),
+                    Token(t) => {
+                        let index = (t - 2) / 2;
+                        if let Some(Some(tunnel)) = self.tunnels.get_mut(index) {
+                            let any = event.is_error();
+                            tunnel.ready(
+                                (t - 2) % 2 == 1,
+                                any || event.is_readable() || event.is_read_closed(),
+                                any || event.is_writable() || event.is_write_closed(),
+                            );
+                        }
+                        self.pump(index, &mut scratch)
+                    }
                 }
             }
             let arrived = std::mem::take(&mut *lock(&self.bridge.incoming));

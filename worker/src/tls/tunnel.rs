@@ -49,6 +49,19 @@ pub struct Tunnel {
     app_done: bool,
     /// Since when the tunnel has been waiting to flush its last bytes.
     closing_since: Option<Instant>,
+    /// What each socket may do without blocking, as far as we know: set by
+    /// the poll's (edge-triggered) events, cleared by `WouldBlock`. A call
+    /// that would only return `WouldBlock` is not made: it was a third of
+    /// this thread's system calls.
+    ready: Ready,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Ready {
+    tcp_read: bool,
+    tcp_write: bool,
+    inner_read: bool,
+    inner_write: bool,
 }
 
 impl Tunnel {
@@ -72,6 +85,12 @@ impl Tunnel {
             app_told: false,
             app_done: false,
             closing_since: None,
+            ready: Ready {
+                tcp_read: true,
+                tcp_write: true,
+                inner_read: true,
+                inner_write: true,
+            },
         }
     }
 
@@ -79,6 +98,19 @@ impl Tunnel {
     /// (and registered).
     pub fn paired(&self) -> bool {
         self.inner_registered
+    }
+
+    /// An event: the socket (`inner`: the pair's end, else the client's)
+    /// may read or write again.
+    pub fn ready(&mut self, inner: bool, read: bool, write: bool) {
+        let r = &mut self.ready;
+        let (can_read, can_write) = if inner {
+            (&mut r.inner_read, &mut r.inner_write)
+        } else {
+            (&mut r.tcp_read, &mut r.tcp_write)
+        };
+        *can_read |= read;
+        *can_write |= write;
     }
 
     pub fn origin(&self) -> &Origin {
@@ -122,7 +154,7 @@ impl Tunnel {
         loop {
             let mut moved = false;
             // The client's bytes into rustls.
-            if !self.client_done && self.to_app.len() < TO_APP_LIMIT {
+            if !self.client_done && self.ready.tcp_read && self.to_app.len() < TO_APP_LIMIT {
                 match self.tls.read_tls(&mut self.tcp) {
                     Ok(0) => {
                         self.client_done = true;
@@ -136,7 +168,7 @@ impl Tunnel {
                             return Pumped::Done(Some(format!("TLS error: {e}")));
                         }
                     }
-                    Err(e) if retry(&e) => {}
+                    Err(e) if retry(&e) => self.ready.tcp_read = false,
                     Err(e) => return Pumped::Done(Some(format!("read: {e}"))),
                 }
             }
@@ -172,14 +204,17 @@ impl Tunnel {
                         }
                     }
                 }
-                while !self.to_app.is_empty() {
+                while !self.to_app.is_empty() && self.ready.inner_write {
                     match inner.write(&self.to_app) {
                         Ok(0) => break,
                         Ok(n) => {
                             self.to_app.drain(..n);
                             moved = true;
                         }
-                        Err(e) if retry(&e) => break,
+                        Err(e) if retry(&e) => {
+                            self.ready.inner_write = false;
+                            break;
+                        }
                         // The worker closed its end: nothing more goes in.
                         Err(_) => {
                             self.to_app.clear();
@@ -194,7 +229,7 @@ impl Tunnel {
                 }
                 // The worker's bytes into rustls, one chunk at a time while
                 // the client keeps up.
-                if !self.app_done && !self.tls.wants_write() {
+                if !self.app_done && self.ready.inner_read && !self.tls.wants_write() {
                     match inner.read(scratch) {
                         Ok(0) => {
                             self.app_done = true;
@@ -207,7 +242,7 @@ impl Tunnel {
                             }
                             moved = true;
                         }
-                        Err(e) if retry(&e) => {}
+                        Err(e) if retry(&e) => self.ready.inner_read = false,
                         Err(_) => {
                             self.app_done = true;
                             self.tls.send_close_notify();
@@ -217,11 +252,14 @@ impl Tunnel {
                 }
             }
             // rustls's records to the client.
-            while self.tls.wants_write() {
+            while self.tls.wants_write() && self.ready.tcp_write {
                 match self.tls.write_tls(&mut self.tcp) {
                     Ok(0) => break,
                     Ok(_) => moved = true,
-                    Err(e) if retry(&e) => break,
+                    Err(e) if retry(&e) => {
+                        self.ready.tcp_write = false;
+                        break;
+                    }
                     Err(e) => return Pumped::Done(Some(format!("write: {e}"))),
                 }
             }
