@@ -6,6 +6,7 @@
 pub mod client;
 pub mod haproxy;
 pub mod load;
+pub mod pki;
 pub mod server;
 pub mod skip;
 pub mod wait;

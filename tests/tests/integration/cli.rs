@@ -132,27 +132,10 @@ fn every_mod_wsgi_express_option_starts_the_server() {
         "with-cgi",
     ];
     // The HTTPS options work together: each is given with a certificate.
-    let tls_dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("cli-tls-{}", std::process::id()));
-    std::fs::create_dir_all(&tls_dir).expect("mkdir");
-    let made = Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-        ])
-        .args(["-nodes", "-days", "2", "-subj", "/CN=localhost"])
-        .args(["-keyout", "site.key", "-out", "site.crt"])
-        .current_dir(&tls_dir)
-        .output()
-        .expect("the openssl command");
-    assert!(made.status.success());
-    let crt = tls_dir.join("site.crt").to_string_lossy().into_owned();
-    let key = tls_dir.join("site.key").to_string_lossy().into_owned();
-    let common = tls_dir.join("site").to_string_lossy().into_owned();
+    let pki = rwsgi_tests::pki::Pki::new();
+    let crt = pki.p("server.crt");
+    let key = pki.p("server.key");
+    let common = pki.p("server");
     let examples = rwsgi_tests::repo_root().join("examples");
     let examples = examples.to_str().expect("utf-8 path");
     let hello = app("hello.py");
