@@ -18,7 +18,7 @@
 //! handlers (within `--shutdown-timeout`) and exits. Copies sent to the
 //! whole process group are ignored, as in a worker: the master decides.
 
-use crate::python::{self, LogSink, Source};
+use crate::python::{self, LogSink};
 use pyo3::prelude::*;
 use rwsgi_shared::channel::Channel;
 use rwsgi_shared::config::ServerConfig;
@@ -158,50 +158,14 @@ pub fn main(args: &[String]) -> ExitCode {
     }
 }
 
-/// The worker's preparation of the interpreter, before the script runs:
-/// output into the log, signals left to rwsgi, `import rwsgi`/`mod_wsgi`,
-/// `--python-warnings` and `--switch-interval`, `sys.path`.
+/// The worker's preparation of the interpreter, before the script runs.
 fn output(
     py: Python<'_>,
     config: &ServerConfig,
     log: &Logger,
 ) -> PyResult<(Py<LogSink>, Py<LogSink>)> {
     let boot = python::bootstrap(py)?;
-    let stdout = Py::new(py, LogSink::new(log.clone(), Source::Stdout))?;
-    let stderr = Py::new(py, LogSink::new(log.clone(), Source::Stderr))?;
-    let server = Py::new(py, LogSink::new(log.clone(), Source::Server))?;
-    boot.call_method1(
-        "install_output",
-        (stdout.clone_ref(py), stderr.clone_ref(py)),
-    )?;
-    boot.call_method1("restrict_signals", (server.getattr(py, "message")?,))?;
-    boot.call_method0("install_modules")?;
-    boot.call_method1(
-        "apply_python_options",
-        (
-            config.python.warnoptions.clone(),
-            config.python.switch_interval_us.map(|us| us as f64 / 1e6),
-        ),
-    )?;
-    let paths: Vec<String> = config
-        .python
-        .python_paths
-        .iter()
-        .map(|p| p.to_string_lossy().into_owned())
-        .collect();
-    boot.call_method1(
-        "prepare_path",
-        (
-            config
-                .python
-                .working_directory
-                .to_string_lossy()
-                .into_owned(),
-            paths,
-            None::<String>,
-        ),
-    )?;
-    Ok((stdout, stderr))
+    python::prepare_interpreter(py, &boot, config, None, log)
 }
 
 /// Imports the script as mod_wsgi imports a script: a module named after

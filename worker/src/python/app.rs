@@ -135,14 +135,18 @@ pub fn load_application(
     })
 }
 
-fn load_with(
+/// What the interpreter needs before any of the user's code runs (the
+/// application, or a `--service-script`): output into the log, signals
+/// left to rwsgi, `import rwsgi`/`mod_wsgi` for RequestTimeout,
+/// `--python-warnings` and `--switch-interval`, and `sys.path` (with
+/// `script_dir`, a script's own directory, first).
+pub fn prepare_interpreter(
     py: Python<'_>,
     boot: &Bound<'_, PyModule>,
     config: &ServerConfig,
-    environ: EnvironTemplate,
+    script_dir: Option<String>,
     log: &Logger,
-) -> PyResult<Application> {
-    let spec = &config.app;
+) -> PyResult<(Py<LogSink>, Py<LogSink>)> {
     let stdout = Py::new(py, LogSink::new(log.clone(), Source::Stdout))?;
     let stderr = Py::new(py, LogSink::new(log.clone(), Source::Stderr))?;
     let server = Py::new(py, LogSink::new(log.clone(), Source::Server))?;
@@ -151,9 +155,7 @@ fn load_with(
         (stdout.clone_ref(py), stderr.clone_ref(py)),
     )?;
     boot.call_method1("restrict_signals", (server.getattr(py, "message")?,))?;
-    // Before the application imports: `import rwsgi` / `mod_wsgi` for RequestTimeout.
     boot.call_method0("install_modules")?;
-    // --python-warnings and --switch-interval, before the application runs.
     boot.call_method1(
         "apply_python_options",
         (
@@ -161,12 +163,6 @@ fn load_with(
             config.python.switch_interval_us.map(|us| us as f64 / 1e6),
         ),
     )?;
-    let script_dir = match spec.kind {
-        AppType::Script | AppType::Paste => std::path::Path::new(&spec.entry_point)
-            .parent()
-            .map(|p| p.to_string_lossy().into_owned()),
-        _ => None,
-    };
     let paths: Vec<String> = config
         .python
         .python_paths
@@ -185,6 +181,24 @@ fn load_with(
             script_dir,
         ),
     )?;
+    Ok((stdout, stderr))
+}
+
+fn load_with(
+    py: Python<'_>,
+    boot: &Bound<'_, PyModule>,
+    config: &ServerConfig,
+    environ: EnvironTemplate,
+    log: &Logger,
+) -> PyResult<Application> {
+    let spec = &config.app;
+    let script_dir = match spec.kind {
+        AppType::Script | AppType::Paste => std::path::Path::new(&spec.entry_point)
+            .parent()
+            .map(|p| p.to_string_lossy().into_owned()),
+        _ => None,
+    };
+    let (stdout, stderr) = prepare_interpreter(py, boot, config, script_dir, log)?;
     // --debug-mode: coverage measures the import too.
     let aids = config
         .debug

@@ -9,11 +9,12 @@ mod init;
 mod interrupt;
 mod output;
 mod reload_watcher;
-pub use output::{ErrorStream, LogSink, Source};
+pub use output::{ErrorStream, LogSink};
 mod stacks;
 
 pub use app::{
-    bootstrap, load_application, log_exception, prepare_template, run_exit_handlers, Application,
+    bootstrap, load_application, log_exception, prepare_interpreter, prepare_template,
+    run_exit_handlers, Application,
 };
 pub use init::{start, Interpreter};
 pub use interrupt::Interrupts;
