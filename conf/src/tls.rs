@@ -117,17 +117,7 @@ pub fn resolve(args: &StartServer, cwd: &Path) -> Result<Option<TlsConfig>, Conf
         hsts: args.hsts_policy.clone(),
     };
     // The workers build the same: what fails here would fail there.
-    rwsgi_http::tls::server_config(&files(&config), &[b"http/1.1"])
+    rwsgi_http::tls::server_config(&config, &[b"http/1.1"])
         .map_err(|e| ConfError::Invalid(e.to_string()))?;
     Ok(Some(config))
-}
-
-/// The files of a TLS configuration, as the HTTP crate reads them.
-pub fn files(c: &TlsConfig) -> rwsgi_http::tls::Files {
-    rwsgi_http::tls::Files {
-        certificate: c.certificate.clone(),
-        key: c.key.clone(),
-        chain: c.chain.clone(),
-        client_ca: c.client_ca.clone(),
-    }
 }

@@ -10,22 +10,10 @@
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;
-use std::path::{Path, PathBuf};
+use rwsgi_shared::config::TlsConfig;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::SystemTime;
-
-/// The files of a TLS listener, as the options name them.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Files {
-    /// `--ssl-certificate-file` (or `--ssl-certificate` + `.crt`).
-    pub certificate: PathBuf,
-    /// `--ssl-certificate-key-file` (or `--ssl-certificate` + `.key`).
-    pub key: PathBuf,
-    /// `--ssl-certificate-chain-file`: intermediates sent after the leaf.
-    pub chain: Option<PathBuf>,
-    /// `--ssl-ca-certificate-file`: the CAs client certificates must chain to.
-    pub client_ca: Option<PathBuf>,
-}
 
 /// Why TLS material cannot be served; the text names the option.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -109,7 +97,12 @@ fn check_validity(path: &Path, der: &CertificateDer<'_>, now: SystemTime) -> Res
 
 /// The server configuration for `files`, announcing `alpn` (most preferred
 /// first). Fails with the first problem a user must fix.
-pub fn server_config(files: &Files, alpn: &[&[u8]]) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+/// `files`: the paths the `--ssl-*` options name (the rest of the
+/// configuration is not read here).
+pub fn server_config(
+    files: &TlsConfig,
+    alpn: &[&[u8]],
+) -> Result<Arc<rustls::ServerConfig>, TlsError> {
     let mut chain = certificates("ssl-certificate-file", &files.certificate)?;
     check_validity(&files.certificate, &chain[0], SystemTime::now())?;
     if let Some(path) = &files.chain {
@@ -360,11 +353,16 @@ mod tests {
 
     #[test]
     fn a_missing_file_names_its_option() {
-        let files = Files {
+        let files = TlsConfig {
+            port: 443,
             certificate: "/nonexistent/site.crt".into(),
             key: "/nonexistent/site.key".into(),
             chain: None,
             client_ca: None,
+            verify_paths: Vec::new(),
+            environment: false,
+            https_only: false,
+            hsts: None,
         };
         let e = server_config(&files, &[]).expect_err("missing");
         assert!(

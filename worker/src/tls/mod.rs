@@ -80,7 +80,7 @@ impl Bridge {
             None => &ALPN,
         };
         let rustls_config =
-            rwsgi_http::tls::server_config(&files(&tls), alpn).map_err(|e| e.to_string())?;
+            rwsgi_http::tls::server_config(&tls, alpn).map_err(|e| e.to_string())?;
         let poll = Poll::new().map_err(|e| e.to_string())?;
         let waker = Waker::new(poll.registry(), WAKE).map_err(|e| e.to_string())?;
         let bridge = Arc::new(Bridge {
@@ -166,15 +166,6 @@ pub fn hsts(config: &ServerConfig) -> Option<&str> {
         .as_ref()
         .filter(|t| t.https_only)
         .and_then(|t| t.hsts.as_deref())
-}
-
-fn files(tls: &TlsConfig) -> rwsgi_http::tls::Files {
-    rwsgi_http::tls::Files {
-        certificate: tls.certificate.clone(),
-        key: tls.key.clone(),
-        chain: tls.chain.clone(),
-        client_ca: tls.client_ca.clone(),
-    }
 }
 
 struct Run {
@@ -371,7 +362,7 @@ impl Run {
         if seen.is_none() || seen == self.files_seen {
             return;
         }
-        match rwsgi_http::tls::server_config(&files(&self.tls), self.alpn) {
+        match rwsgi_http::tls::server_config(&self.tls, self.alpn) {
             Ok(config) => {
                 self.rustls = config;
                 self.files_seen = seen;
