@@ -54,3 +54,21 @@ pub fn test_venv() -> PathBuf {
     );
     venv
 }
+
+/// Runs `script` with the test virtualenv's Python (`args` in `sys.argv`);
+/// its standard output, or a panic showing both outputs when it fails.
+pub fn venv_python(script: &str, args: &[&str]) -> String {
+    let out = std::process::Command::new(test_venv().join("bin/python"))
+        .arg("-c")
+        .arg(script)
+        .args(args)
+        .output()
+        .expect("python from the test venv");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "python: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}

@@ -4,7 +4,7 @@
 //! the option.
 
 use rwsgi_tests::server::binary;
-use rwsgi_tests::{app, json, request, test_venv, Server};
+use rwsgi_tests::{app, json, request, Server};
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -48,16 +48,7 @@ fn browse(base: &str, code: &str) -> serde_json::Value {
     let script = format!(
         "import json, requests\nbase = {base:?}\nout = {{}}\ndef page(r):\n    return [r.status_code, r.headers.get('Content-Type'), r.headers.get('Content-Length'), r.text, r.headers.get('Location')]\n{code}\nprint(json.dumps(out))\n"
     );
-    let output = Command::new(test_venv().join("bin/python"))
-        .args(["-c", &script])
-        .output()
-        .expect("python from the test venv");
-    assert!(
-        output.status.success(),
-        "python: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    json(&output.stdout)
+    json(rwsgi_tests::venv_python(&script, &[]).as_bytes())
 }
 
 fn raw(port: u16, bytes: &str) -> rwsgi_tests::Response {

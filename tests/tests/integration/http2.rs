@@ -7,7 +7,7 @@
 
 use nix::sys::signal::Signal;
 use rwsgi_tests::pki::{https_port, Pki};
-use rwsgi_tests::{app, test_venv, Server};
+use rwsgi_tests::{app, Server};
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
@@ -65,19 +65,7 @@ fn curl(args: &[&str]) -> (String, u16, Vec<u8>) {
 }
 
 fn python(script: &str, args: &[&str]) -> String {
-    let out = Command::new(test_venv().join("bin/python"))
-        .arg("-c")
-        .arg(script)
-        .args(args)
-        .output()
-        .expect("python");
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "python: {stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
+    rwsgi_tests::venv_python(script, args)
 }
 
 fn tool(name: &str) -> bool {

@@ -2,9 +2,8 @@
 //! python requests follows the links of a listing whose names hold spaces,
 //! non-ASCII letters and HTML; `..` never lists the directory above.
 
-use rwsgi_tests::{app, json, request, test_venv, Server};
+use rwsgi_tests::{app, json, request, Server};
 use std::path::PathBuf;
-use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// A fixture directory, removed when dropped: `htdocs/` next to `secret.txt`.
@@ -59,16 +58,7 @@ fn browse(base: &str, code: &str) -> serde_json::Value {
     let script = format!(
         "import json, re, requests\nfrom urllib.parse import urljoin\nbase = {base:?}\nout = {{}}\n{code}\nprint(json.dumps(out))\n"
     );
-    let output = Command::new(test_venv().join("bin/python"))
-        .args(["-c", &script])
-        .output()
-        .expect("python from the test venv");
-    assert!(
-        output.status.success(),
-        "python: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    json(&output.stdout)
+    json(rwsgi_tests::venv_python(&script, &[]).as_bytes())
 }
 
 /// What a browser does with a listing: every link followed.
