@@ -28,6 +28,10 @@ pub struct Cli {
 pub enum Command {
     /// Start the server on a WSGI application.
     StartServer(Box<StartServer>),
+    /// Check the options and write SERVER-ROOT/apachectl, a control script
+    /// that runs the server with them later (`apachectl start`, `stop`,
+    /// `graceful`, ...), as mod_wsgi-express's setup-server does.
+    SetupServer(Box<StartServer>),
     /// Show the workers and running requests of a running server (from its scoreboard).
     Status(Status),
 }
@@ -831,6 +835,7 @@ pub fn command() -> clap::Command {
     use clap::CommandFactory;
     let cmd = Cli::command();
     cmd.mut_subcommand("start-server", crate::compat::add_unimplemented)
+        .mut_subcommand("setup-server", crate::compat::add_unimplemented)
 }
 
 /// The most request threads a worker can have: one scoreboard block each.

@@ -28,7 +28,7 @@ pub const UNIMPLEMENTED: &[(&str, Takes, &str)] = &[
     (
         "server-root",
         Takes::One,
-        "not applicable: no Apache configuration",
+        "start-server writes no configuration; setup-server writes its control script there",
     ),
     ("server-mpm", Takes::One, "not applicable: no Apache MPM"),
     (

@@ -16,6 +16,7 @@ mod guard;
 mod identity;
 mod resolve;
 mod services;
+pub mod setup_server;
 mod summary;
 pub mod tls;
 
@@ -50,9 +51,21 @@ pub enum Invocation {
         config: Box<ServerConfig>,
         warnings: Vec<String>,
     },
+    /// `setup-server`: the options are valid; write the control script that
+    /// runs `start-server` with `args` into `server_root`.
+    SetupServer {
+        config: Box<ServerConfig>,
+        warnings: Vec<String>,
+        server_root: std::path::PathBuf,
+        args: Vec<String>,
+    },
     /// Print the scoreboard of a running server.
     Status { pid: Option<u32>, json: bool },
 }
+
+/// mod_wsgi-express's commands for Apache's own httpd, which rwsgi has no
+/// use for: named in the error rather than "unrecognized subcommand".
+const APACHE_MODULE_COMMANDS: &[&str] = &["module-config", "module-location", "install-module"];
 
 /// Parses `args` (including the program name). Help, version and usage
 /// errors come back as `ConfError::Clap`, which prints itself like clap does.
@@ -62,7 +75,15 @@ where
     T: Into<std::ffi::OsString> + Clone,
 {
     let args = split_two_value_equals(args.into_iter().map(Into::into));
-    let matches = cli::command().try_get_matches_from(args)?;
+    if let Some(cmd) = args.get(1).and_then(|a| a.to_str()) {
+        if APACHE_MODULE_COMMANDS.contains(&cmd) {
+            return Err(ConfError::Invalid(format!(
+                "{cmd} is mod_wsgi-express's command for loading mod_wsgi into Apache; rwsgi is the server itself and has no module to {}: run `rwsgi start-server`",
+                if cmd == "install-module" { "install" } else { "configure" }
+            )));
+        }
+    }
+    let matches = cli::command().try_get_matches_from(args.clone())?;
     let (name, sub) = matches.subcommand().ok_or(ConfError::Invalid(
         "a command is required; try `rwsgi start-server --help`".into(),
     ))?;
@@ -80,6 +101,49 @@ where
                 return Ok(Invocation::SetupOnly { config, warnings });
             }
             Ok(Invocation::StartServer { config, warnings })
+        }
+        "setup-server" => {
+            if let Some(refusal) = compat::refused(sub) {
+                return Err(ConfError::Invalid(refusal));
+            }
+            // --server-root is where the script goes; the server ignores it.
+            let mut warnings: Vec<String> = compat::warnings(sub)
+                .into_iter()
+                .filter(|w| !w.contains("--server-root "))
+                .collect();
+            let parsed = <StartServer as clap::FromArgMatches>::from_arg_matches(sub)?;
+            let config = Box::new(resolve(&parsed)?);
+            warnings.extend(resolve::access_log_warning(&parsed));
+            warnings.extend(services::warnings(&parsed));
+            let server_root = sub
+                .get_many::<String>("server-root")
+                .and_then(|mut v| v.next_back().cloned())
+                .map(std::path::PathBuf::from)
+                .unwrap_or_else(|| {
+                    setup_server::default_server_root(
+                        &std::env::temp_dir(),
+                        &parsed.host,
+                        parsed.port,
+                        nix::unistd::getuid().as_raw(),
+                    )
+                });
+            let mut given = Vec::new();
+            for a in args.iter().skip(2) {
+                match a.to_str() {
+                    Some(s) => given.push(s.to_owned()),
+                    None => {
+                        return Err(ConfError::Invalid(format!(
+                            "setup-server: the argument {a:?} is not UTF-8, and the control script could not hold it"
+                        )))
+                    }
+                }
+            }
+            Ok(Invocation::SetupServer {
+                config,
+                warnings,
+                server_root,
+                args: setup_server::start_arguments(&given),
+            })
         }
         "status" => {
             let args = <cli::Status as clap::FromArgMatches>::from_arg_matches(sub)?;
@@ -126,7 +190,9 @@ mod tests {
         match parse(argv)? {
             Invocation::StartServer { config, warnings }
             | Invocation::SetupOnly { config, warnings } => Ok((*config, warnings)),
-            Invocation::Status { .. } => panic!("not start-server"),
+            Invocation::Status { .. } | Invocation::SetupServer { .. } => {
+                panic!("not start-server")
+            }
         }
     }
 

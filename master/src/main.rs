@@ -20,6 +20,7 @@ mod reap;
 mod server;
 mod service_procs;
 mod services;
+mod setup_command;
 mod spawn;
 mod status_command;
 mod supervisor;
@@ -53,6 +54,36 @@ fn main() -> std::process::ExitCode {
                 ExitCode::Failure.into()
             }
         },
+        Invocation::SetupServer {
+            config,
+            warnings,
+            server_root,
+            args,
+        } => {
+            let log = logger(config.log_format, config.log_level, "master");
+            for w in &warnings {
+                warn!(log, "{}", w);
+            }
+            for line in summary(&config) {
+                info!(log, "{}", line);
+            }
+            match setup_command::write(&config, &server_root, &args) {
+                Ok(script) => {
+                    println!("Server Root        : {}", server_root.display());
+                    println!("Control Script     : {}", script.display());
+                    ExitCode::Ok.into()
+                }
+                Err(e) => {
+                    error!(
+                        log,
+                        "setup-server: cannot write {}: {}",
+                        server_root.display(),
+                        e
+                    );
+                    ExitCode::Config.into()
+                }
+            }
+        }
         Invocation::SetupOnly { config, warnings } => {
             // For image build steps: what would run, then exit 0.
             let log = logger(config.log_format, config.log_level, "master");

@@ -26,6 +26,7 @@ mod proxy_mounts;
 mod reloading;
 mod rolling;
 mod services;
+mod setup_server;
 mod slow_requests;
 mod statics;
 mod supervision;
