@@ -17,6 +17,7 @@ mod identity;
 mod resolve;
 mod services;
 mod summary;
+mod telemetry;
 pub mod tls;
 
 pub use cli::{Cli, Command, StartServer};

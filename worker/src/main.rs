@@ -18,6 +18,7 @@
 mod access_log;
 mod args;
 mod conn;
+mod docs;
 mod error_pages;
 mod guard;
 mod handoff;
@@ -37,6 +38,7 @@ mod signals;
 mod spool;
 mod static_lanes;
 mod template;
+mod telemetry;
 mod tls;
 mod wsgi;
 

@@ -19,3 +19,4 @@ pub mod scoreboard;
 pub mod service_board;
 pub mod status;
 pub mod time;
+pub mod server_metrics;

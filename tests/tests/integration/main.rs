@@ -29,6 +29,7 @@ mod services;
 mod slow_requests;
 mod statics;
 mod supervision;
+mod telemetry;
 mod tls;
 mod uploads;
 mod wsgi;

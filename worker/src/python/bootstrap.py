@@ -344,11 +344,27 @@ class _ModWsgiShim:
 
         module = types.ModuleType(spec.name, "rwsgi's stand-in for mod_wsgi's embedded module.")
         module.RequestTimeout = RequestTimeout
+        module.server_metrics = server_metrics
         return module
 
     @staticmethod
     def exec_module(module):
         pass
+
+
+# What answers server_metrics(): set by the worker with --server-metrics.
+_server_metrics = None
+
+
+def server_metrics():
+    """mod_wsgi.server_metrics(): the server's processes and their threads
+    as a dict (mod_wsgi's keys), or None without --server-metrics."""
+    return None if _server_metrics is None else _server_metrics()
+
+
+def install_server_metrics(source):
+    global _server_metrics
+    _server_metrics = source
 
 
 def install_modules():
@@ -358,6 +374,7 @@ def install_modules():
 
     rwsgi = types.ModuleType("rwsgi", "The rwsgi server's Python API.")
     rwsgi.RequestTimeout = RequestTimeout
+    rwsgi.server_metrics = server_metrics
     sys.modules.setdefault("rwsgi", rwsgi)
     if _ModWsgiShim not in sys.meta_path:
         sys.meta_path.insert(0, _ModWsgiShim)
