@@ -166,6 +166,7 @@ impl Drop for Scratch {
 const STARTED: u8 = 5;
 const REQUEST: u8 = 2;
 const SLOW: u8 = 4;
+const STOPPING: u8 = 6;
 const STOPPED: u8 = 7;
 
 /// Receives datagrams until `done` says so or `limit` passes.
@@ -252,6 +253,11 @@ fn workers_push_mod_wsgi_telemetry_datagrams_to_the_ingester_socket() {
     assert_eq!(sample.u64(50), Some(2), "{sample:?}");
     assert!(sample.u64(40).is_some_and(|rss| rss > 0), "{sample:?}");
     assert_eq!(counted(&got), 4, "{got:#?}");
+    // Busy thread time over available thread time, the slow request's
+    // seconds spread over the intervals it ran in.
+    for s in got.iter().filter(|s| s.kind == REQUEST) {
+        assert!(s.f64(22).is_some_and(|c| (0.0..=1.0).contains(&c)), "{s:?}");
+    }
     let ok: u64 = got.iter().filter(|s| s.kind == REQUEST).filter_map(|s| s.u64(121)).sum();
     assert_eq!(ok, 4, "status 2xx totals: {got:#?}");
     // The slow request: seen running past the threshold, then completed,
@@ -278,7 +284,10 @@ fn workers_push_mod_wsgi_telemetry_datagrams_to_the_ingester_socket() {
         got.iter().any(|s| s.kind == STOPPED)
     });
     assert!(stopped, "{got:#?}");
-    let stop = got.iter().find(|s| s.kind == STOPPED).expect("stopped");
+    let stop_at = got.iter().position(|s| s.kind == STOPPED).expect("stopped");
+    let stopping_at = got.iter().position(|s| s.kind == STOPPING).expect("stopping");
+    assert!(stopping_at < stop_at, "{got:#?}");
+    let stop = &got[stop_at];
     assert_eq!(stop.u64(132), Some(4), "{stop:?}");
     assert_eq!(stop.u64(135), Some(1), "{stop:?}");
 }

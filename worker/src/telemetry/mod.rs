@@ -58,6 +58,9 @@ struct Previous {
     metrics: MetricsSnapshot,
     cpu: (f64, f64),
     thread_requests: Vec<u64>,
+    /// Thread time spent in requests, running ones included so far, µs
+    /// (as the master's utilization counts it).
+    busy_us: u64,
 }
 
 pub struct Reporter {
@@ -68,6 +71,8 @@ pub struct Reporter {
     interval: Duration,
     slow_ms: u64,
     capture_user_agent: bool,
+    /// `process_stopping` was sent (once, when the worker starts draining).
+    stopping_sent: std::sync::atomic::AtomicBool,
     identity: Identity,
     started_wall: f64,
     started: Instant,
@@ -124,6 +129,7 @@ impl Reporter {
             interval: Duration::from_millis(t.interval_ms),
             slow_ms: config.slow_request_ms,
             capture_user_agent: t.capture_user_agent,
+            stopping_sent: std::sync::atomic::AtomicBool::new(false),
             identity: Identity {
                 hostname: std::fs::read_to_string("/proc/sys/kernel/hostname")
                     .map(|h| h.trim().to_owned())
@@ -210,7 +216,6 @@ impl Reporter {
 
     fn run(&self) {
         let mut previous = self.measure();
-        let mut stopping_sent = false;
         loop {
             let (lock, wake) = &self.stop;
             let Ok(guard) = lock.lock() else { return };
@@ -225,20 +230,35 @@ impl Reporter {
                 return;
             }
             let w = self.scoreboard.worker(self.slot);
-            if !stopping_sent && w.is_some_and(|w| w.state() == WorkerState::Draining) {
-                stopping_sent = true;
-                let busy = w.map_or(0, |w| w.busy_threads());
-                let d = self.identified(self.header(Kind::ProcessStopping, Self::now_wall()));
-                self.send(d.u64(field::ACTIVE_REQUESTS_AT_DECISION, u64::from(busy)));
+            if w.is_some_and(|w| w.state() == WorkerState::Draining) {
+                self.send_stopping();
             }
         }
     }
 
+    /// `process_stopping`, once: the worker stops taking requests.
+    fn send_stopping(&self) {
+        if self.stopping_sent.swap(true, Relaxed) {
+            return;
+        }
+        let busy = self.scoreboard.worker(self.slot).map_or(0, |w| w.busy_threads());
+        let d = self.identified(self.header(Kind::ProcessStopping, Self::now_wall()));
+        self.send(d.u64(field::ACTIVE_REQUESTS_AT_DECISION, u64::from(busy)));
+    }
+
     fn measure(&self) -> Previous {
         let w = self.scoreboard.worker(self.slot);
+        let metrics = w.map(|w| w.metrics().snapshot()).unwrap_or_default();
+        let mono = rwsgi_shared::time::now_ms();
+        let running_us: u64 = (0..self.threads)
+            .filter_map(|t| w.and_then(|w| w.thread(t)))
+            .filter(|th| th.state() == ThreadState::Busy && th.request_started_ms() != 0)
+            .map(|th| mono.saturating_sub(th.request_started_ms()) * 1000)
+            .sum();
         Previous {
             at: Instant::now(),
-            metrics: w.map(|w| w.metrics().snapshot()).unwrap_or_default(),
+            busy_us: metrics.busy_us + running_us,
+            metrics,
             cpu: cpu_times(),
             thread_requests: (0..self.threads)
                 .map(|t| w.and_then(|w| w.thread(t)).map_or(0, |th| th.requests()))
@@ -254,7 +274,7 @@ impl Reporter {
         let (m, p) = (&now.metrics, &previous.metrics);
         let count = m.requests_total().saturating_sub(p.requests_total());
         let w = self.scoreboard.worker(self.slot);
-        let busy_us = m.busy_us.saturating_sub(p.busy_us) as f64;
+        let busy_us = now.busy_us.saturating_sub(previous.busy_us) as f64;
         let user = (now.cpu.0 - previous.cpu.0).max(0.0) / period;
         let system = (now.cpu.1 - previous.cpu.1).max(0.0) / period;
         let mut d = self.header(Kind::Request, Self::now_wall());
@@ -272,7 +292,7 @@ impl Reporter {
             .f64(field::REQUEST_THROUGHPUT, count as f64 / period)
             .f64(
                 field::CAPACITY_UTILIZATION,
-                busy_us / 1e6 / (period * self.threads.max(1) as f64),
+                (busy_us / 1e6 / (period * self.threads.max(1) as f64)).clamp(0.0, 1.0),
             )
             .f64(field::CPU_USER_UTILIZATION, user)
             .f64(field::CPU_SYSTEM_UTILIZATION, system)
@@ -404,6 +424,8 @@ impl Reporter {
     /// sample (the partial interval) and `process_stopped`. `graceful`:
     /// every request finished.
     pub fn finish(&self, graceful: bool) {
+        // A drain shorter than an interval was not seen by the thread.
+        self.send_stopping();
         if let Ok(mut stop) = self.stop.0.lock() {
             *stop = true;
         }
