@@ -398,6 +398,8 @@ mod tests {
             "server-name" => "example.com",
             "python-warnings" => "ignore::DeprecationWarning",
             "envvars-script" => concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/hello/wsgi.py"),
+            "telemetry-service" => "unix:/tmp/rwsgi-telemetry.sock",
+            "telemetry-options" => "+CaptureUserAgent",
             _ => "1",
         }
         .to_owned()

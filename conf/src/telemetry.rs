@@ -9,6 +9,12 @@ use std::path::{Path, PathBuf};
 
 /// The telemetry configuration, or `None` without `--telemetry-service`.
 pub fn resolve(args: &StartServer, cwd: &Path) -> Result<Option<TelemetryConfig>, ConfError> {
+    // Checked with or without a service, as Apache checks the directive.
+    let mut capture_user_agent = false;
+    for arg in &args.telemetry_options {
+        capture_user_agent =
+            apply_options(capture_user_agent, arg).map_err(|e| invalid("telemetry-options", e))?;
+    }
     let Some(target) = args.telemetry_service.as_deref() else {
         return Ok(None);
     };
@@ -20,11 +26,6 @@ pub fn resolve(args: &StartServer, cwd: &Path) -> Result<Option<TelemetryConfig>
             "telemetry-interval",
             format_args!("{interval}: must be at least 0.5 seconds"),
         ));
-    }
-    let mut capture_user_agent = false;
-    for arg in &args.telemetry_options {
-        capture_user_agent =
-            apply_options(capture_user_agent, arg).map_err(|e| invalid("telemetry-options", e))?;
     }
     Ok(Some(TelemetryConfig {
         socket: cwd.join(socket),
@@ -75,9 +76,7 @@ fn apply_options(current: bool, directive: &str) -> Result<bool, String> {
             return Err("cannot mix +/- form with absolute names in a single directive".to_owned());
         }
         match (name.to_ascii_lowercase().as_str(), sign) {
-            ("none" | "all", Some(_)) => {
-                return Err(format!("'{name}' may not have a +/- prefix"))
-            }
+            ("none" | "all", Some(_)) => return Err(format!("'{name}' may not have a +/- prefix")),
             ("none", None) => replaced = false,
             ("all", None) | ("captureuseragent", None) => replaced = true,
             ("captureuseragent", Some(on)) => changed = on,
@@ -93,8 +92,11 @@ mod tests {
 
     #[test]
     fn only_a_unix_target_is_taken() {
-        assert_eq!(target_path("unix:/run/t.sock"), Ok(PathBuf::from("/run/t.sock")));
-        let udp = target_path("udp:127.0.0.1:9000").unwrap_err();
+        assert_eq!(
+            target_path("unix:/run/t.sock"),
+            Ok(PathBuf::from("/run/t.sock"))
+        );
+        let udp = target_path("udp:127.0.0.1:9000").expect_err("refused");
         assert!(udp.contains("remote 'udp:host:port' targets are no longer supported"));
         assert!(target_path("unix:").is_err());
         assert!(target_path(&format!("unix:/{}", "x".repeat(120))).is_err());

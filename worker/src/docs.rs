@@ -22,9 +22,24 @@ pub const PREFIX: &str = "/__wsgi__/docs";
 /// Each page: its file name under [`PREFIX`], its title, its Markdown, and
 /// the repository path other pages link it by.
 const PAGES: &[(&str, &str, &str, &str)] = &[
-    ("index.html", "rwsgi", include_str!("../../README.md"), "README.md"),
-    ("docker.html", "rwsgi in containers", include_str!("../../docker/README.md"), "docker/README.md"),
-    ("bench.html", "rwsgi benchmarks", include_str!("../../bench/README.md"), "bench/README.md"),
+    (
+        "index.html",
+        "rwsgi",
+        include_str!("../../README.md"),
+        "README.md",
+    ),
+    (
+        "docker.html",
+        "rwsgi in containers",
+        include_str!("../../docker/README.md"),
+        "docker/README.md",
+    ),
+    (
+        "bench.html",
+        "rwsgi benchmarks",
+        include_str!("../../bench/README.md"),
+        "bench/README.md",
+    ),
 ];
 
 /// Documentation requests being written at once; past it, 503.
@@ -36,7 +51,10 @@ static IN_FLIGHT: AtomicUsize = AtomicUsize::new(0);
 
 /// Whether `path` is the documentation's (the app never sees it then).
 pub fn is_docs(path: &str) -> bool {
-    path == PREFIX || path.strip_prefix(PREFIX).is_some_and(|rest| rest.starts_with('/'))
+    path == PREFIX
+        || path
+            .strip_prefix(PREFIX)
+            .is_some_and(|rest| rest.starts_with('/'))
 }
 
 /// What a documentation path gets: status, extra header, content type, body.
@@ -45,7 +63,12 @@ fn answer(path: &str) -> (u16, String, &'static str, Arc<String>) {
     let rest = path.strip_prefix(PREFIX).unwrap_or("");
     if rest.is_empty() {
         let to = format!("{PREFIX}/");
-        return (301, format!("Location: {to}\r\n"), "text/plain; charset=utf-8", Arc::new(format!("{to}\n")));
+        return (
+            301,
+            format!("Location: {to}\r\n"),
+            "text/plain; charset=utf-8",
+            Arc::new(format!("{to}\n")),
+        );
     }
     let name = match rest.trim_start_matches('/') {
         "" => "index.html",
@@ -53,8 +76,18 @@ fn answer(path: &str) -> (u16, String, &'static str, Arc<String>) {
     };
     let pages = RENDERED.get_or_init(|| PAGES.iter().map(|p| Arc::new(render(p.1, p.2))).collect());
     match PAGES.iter().position(|p| p.0 == name) {
-        Some(i) => (200, String::new(), "text/html; charset=utf-8", Arc::clone(&pages[i])),
-        None => (404, String::new(), "text/plain; charset=utf-8", Arc::new("404 Not Found\n".to_owned())),
+        Some(i) => (
+            200,
+            String::new(),
+            "text/html; charset=utf-8",
+            Arc::clone(&pages[i]),
+        ),
+        None => (
+            404,
+            String::new(),
+            "text/plain; charset=utf-8",
+            Arc::new("404 Not Found\n".to_owned()),
+        ),
     }
 }
 
@@ -72,7 +105,12 @@ fn render(title: &str, markdown: &str) -> String {
     let mut options = pulldown_cmark::Options::empty();
     options.insert(pulldown_cmark::Options::ENABLE_TABLES);
     let events = Parser::new_ext(markdown, options).map(|e| match e {
-        Event::Start(Tag::Link { link_type, dest_url, title, id }) => Event::Start(Tag::Link {
+        Event::Start(Tag::Link {
+            link_type,
+            dest_url,
+            title,
+            id,
+        }) => Event::Start(Tag::Link {
             link_type,
             dest_url: relink(dest_url.into_static()),
             title,
@@ -96,15 +134,22 @@ fn render(title: &str, markdown: &str) -> String {
 pub fn serve(pool: &Arc<Handoff>, token: usize, conn: Conn, head: RequestHead) {
     let (status, extra, kind, body) = if IN_FLIGHT.fetch_add(1, Ordering::SeqCst) >= MAX_IN_FLIGHT {
         IN_FLIGHT.fetch_sub(1, Ordering::SeqCst);
-        (503, String::new(), "text/plain; charset=utf-8", Arc::new("503 Service Unavailable\n".to_owned()))
+        (
+            503,
+            String::new(),
+            "text/plain; charset=utf-8",
+            Arc::new("503 Service Unavailable\n".to_owned()),
+        )
     } else {
         let runner = Arc::clone(pool);
-        let spawned = std::thread::Builder::new().name("rwsgi-docs".into()).spawn(move || {
-            let (status, extra, kind, body) = answer(&head.path);
-            write_response(&conn, &head, status, &extra, kind, &body);
-            IN_FLIGHT.fetch_sub(1, Ordering::SeqCst);
-            runner.give_back(Returned::Close(token, conn));
-        });
+        let spawned = std::thread::Builder::new()
+            .name("rwsgi-docs".into())
+            .spawn(move || {
+                let (status, extra, kind, body) = answer(&head.path);
+                write_response(&conn, &head, status, &extra, kind, &body);
+                IN_FLIGHT.fetch_sub(1, Ordering::SeqCst);
+                runner.give_back(Returned::Close(token, conn));
+            });
         if spawned.is_err() {
             // The connection went with the closure: its socket is closed.
             IN_FLIGHT.fetch_sub(1, Ordering::SeqCst);
@@ -116,7 +161,14 @@ pub fn serve(pool: &Arc<Handoff>, token: usize, conn: Conn, head: RequestHead) {
     pool.give_back(Returned::Close(token, conn));
 }
 
-fn write_response(conn: &Conn, head: &RequestHead, status: u16, extra: &str, kind: &str, body: &str) {
+fn write_response(
+    conn: &Conn,
+    head: &RequestHead,
+    status: u16,
+    extra: &str,
+    kind: &str,
+    body: &str,
+) {
     let mut dates = rwsgi_http::DateCache::default();
     let mut out = format!(
         "HTTP/1.1 {status} {}\r\nServer: {}\r\nDate: {}\r\n{extra}Content-Type: {kind}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
@@ -148,7 +200,10 @@ fn write_all_by(conn: &Conn, mut bytes: &[u8], deadline: Instant) {
                 }
                 let ms = nix::poll::PollTimeout::try_from(left.as_millis().min(1000) as i32)
                     .unwrap_or(nix::poll::PollTimeout::ZERO);
-                let mut fds = [nix::poll::PollFd::new(conn.stream.as_fd(), nix::poll::PollFlags::POLLOUT)];
+                let mut fds = [nix::poll::PollFd::new(
+                    conn.stream.as_fd(),
+                    nix::poll::PollFlags::POLLOUT,
+                )];
                 let _ = nix::poll::poll(&mut fds, ms);
             }
             Err(_) => return,
@@ -178,7 +233,10 @@ mod tests {
         assert_eq!(answer("/__wsgi__/docs").0, 301);
         assert_eq!(answer("/__wsgi__/docs/bench.html").0, 200);
         assert_eq!(answer("/__wsgi__/docs/nothing").0, 404);
-        let html = render("t", "see [the docker guide](docker/README.md#run) and <b>x</b> & `a<b`");
+        let html = render(
+            "t",
+            "see [the docker guide](docker/README.md#run) and <b>x</b> & `a<b`",
+        );
         assert!(html.contains("href=\"docker.html#run\""), "{html}");
         assert!(html.contains("<code>a&lt;b</code>"), "{html}");
     }

@@ -37,8 +37,8 @@ mod service;
 mod signals;
 mod spool;
 mod static_lanes;
-mod template;
 mod telemetry;
+mod template;
 mod tls;
 mod wsgi;
 

@@ -712,7 +712,10 @@ mod tests {
         assert_eq!(seen.free_threads(), 3);
         assert_eq!(seen.oldest_request().map(|(i, _)| i), Some(1));
         assert_eq!(seen.thread(1).expect("thread").describe(), "GET /hello");
-        assert_eq!(seen.thread(1).expect("thread").client().to_string(), "127.0.0.1:5000");
+        assert_eq!(
+            seen.thread(1).expect("thread").client().to_string(),
+            "127.0.0.1:5000"
+        );
         slot.end_request(1);
         assert_eq!(seen.free_threads(), 4);
         assert_eq!(seen.requests(), 1);

@@ -54,14 +54,23 @@ pub struct Thread {
 /// Reads the model; `now_ms` on the monotonic clock the scoreboard uses,
 /// `wall_ms` the same instant on the wall clock.
 pub fn read(sb: &Scoreboard, now_ms: u64, wall_ms: u64) -> ServerMetrics {
-    let epoch = |mono_ms: u64| wall_ms.saturating_sub(now_ms.saturating_sub(mono_ms)) as f64 / 1000.0;
+    let epoch =
+        |mono_ms: u64| wall_ms.saturating_sub(now_ms.saturating_sub(mono_ms)) as f64 / 1000.0;
     let h = sb.header();
     let processes = sb
         .workers()
         .filter(|(_, w)| w.pid() != 0)
         .map(|(slot, w)| {
-            let state = if w.attached() { w.state() } else { WorkerState::Starting };
-            let threads = if w.attached() { w.threads() as usize } else { 0 };
+            let state = if w.attached() {
+                w.state()
+            } else {
+                WorkerState::Starting
+            };
+            let threads = if w.attached() {
+                w.threads() as usize
+            } else {
+                0
+            };
             let workers = (0..threads.min(MAX_THREADS))
                 .filter_map(|t| w.thread(t).map(|th| (t, th)))
                 .map(|(t, th)| {
@@ -111,8 +120,8 @@ mod tests {
     #[test]
     fn the_slots_in_use_are_listed_with_their_threads() {
         let master = Scoreboard::create(1).expect("create");
-        let worker = Scoreboard::attach(master.fd().try_clone_to_owned().expect("dup"))
-            .expect("attach");
+        let worker =
+            Scoreboard::attach(master.fd().try_clone_to_owned().expect("dup")).expect("attach");
         let epoch = master.worker(2).expect("slot").claim(3, 2);
         master.worker(2).expect("slot").set_pid(4242);
         let slot = worker.worker(2).expect("slot");
@@ -127,14 +136,20 @@ mod tests {
         assert_eq!(m.running_time, 2);
         assert_eq!(m.processes.len(), 1);
         let p = &m.processes[0];
-        assert_eq!((p.process_num, p.pid, p.generation, p.quiescing), (2, 4242, 3, false));
+        assert_eq!(
+            (p.process_num, p.pid, p.generation, p.quiescing),
+            (2, 4242, 3, false)
+        );
         assert_eq!(p.workers.len(), 2);
         let (idle, busy) = (&p.workers[0], &p.workers[1]);
         assert_eq!((idle.status, idle.access_count), ("_", 1));
         assert_eq!(idle.client.as_deref(), Some("10.0.0.9"));
         assert_eq!(idle.request.as_deref(), Some("GET /a"));
         assert_eq!(idle.start_time, None);
-        assert_eq!((busy.status, busy.request.as_deref()), ("W", Some("POST /b")));
+        assert_eq!(
+            (busy.status, busy.request.as_deref()),
+            ("W", Some("POST /b"))
+        );
         let started = busy.start_time.expect("a start time");
         assert!((started - (1_000_000_000.0 - 2.0)).abs() < 0.5, "{started}");
     }

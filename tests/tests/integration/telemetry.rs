@@ -26,12 +26,23 @@ fn server_metrics_show_the_workers_and_the_requests_they_served() {
     let r = get(server.port, "/server-metrics");
     assert_eq!(r.status, 200, "{}", server.log.text());
     let m = json(&r.body);
-    for key in ["server_limit", "thread_limit", "running_generation", "running_time"] {
+    for key in [
+        "server_limit",
+        "thread_limit",
+        "running_generation",
+        "running_time",
+    ] {
         assert!(m[key].is_u64(), "{key}: {m}");
     }
-    assert!(m["restart_time"].as_f64() <= m["current_time"].as_f64(), "{m}");
+    assert!(
+        m["restart_time"].as_f64() <= m["current_time"].as_f64(),
+        "{m}"
+    );
     let processes = m["processes"].as_array().expect("processes");
-    let mut pids: Vec<i64> = processes.iter().map(|p| p["pid"].as_i64().expect("pid")).collect();
+    let mut pids: Vec<i64> = processes
+        .iter()
+        .map(|p| p["pid"].as_i64().expect("pid"))
+        .collect();
     pids.sort();
     let mut workers: Vec<i64> = server.worker_pids().into_iter().map(i64::from).collect();
     workers.sort();
@@ -46,7 +57,10 @@ fn server_metrics_show_the_workers_and_the_requests_they_served() {
         })
         .collect();
     // The five requests before, counted where they ran; this one running.
-    let served: u64 = threads.iter().map(|t| t["access_count"].as_u64().expect("count")).sum();
+    let served: u64 = threads
+        .iter()
+        .map(|t| t["access_count"].as_u64().expect("count"))
+        .sum();
     assert_eq!(served, 5, "{m}");
     let running: Vec<_> = threads.iter().filter(|t| t["status"] == "W").collect();
     assert_eq!(running.len(), 1, "{m}");
@@ -142,7 +156,12 @@ fn decode(buf: &[u8]) -> Sample {
         fields.insert(id, value);
     }
     assert_eq!(o, buf.len(), "trailing bytes");
-    Sample { kind, pid, seq, fields }
+    Sample {
+        kind,
+        pid,
+        seq,
+        fields,
+    }
 }
 
 /// A directory of the test's own, removed at the end.
@@ -234,16 +253,17 @@ fn workers_push_mod_wsgi_telemetry_datagrams_to_the_ingester_socket() {
             .sum::<u64>()
     };
     let all_seen = receive_until(&socket, &mut got, Duration::from_secs(20), |got| {
-        got.iter().any(|s| s.kind == STARTED)
-            && got.iter().any(completed_slow)
-            && counted(got) >= 4
+        got.iter().any(|s| s.kind == STARTED) && got.iter().any(completed_slow) && counted(got) >= 4
     });
     assert!(all_seen, "datagrams: {got:#?}\nlog:\n{}", server.log.text());
     assert!(got.iter().all(|s| s.pid == worker), "{got:#?}");
     let started = got.iter().find(|s| s.kind == STARTED).expect("started");
     assert_eq!(started.text(6), Some("tele"));
     assert_eq!(started.u64(7), Some(server.pid() as u64));
-    assert!(started.text(2).is_some_and(|v| v.starts_with('3')), "{started:?}");
+    assert!(
+        started.text(2).is_some_and(|v| v.starts_with('3')),
+        "{started:?}"
+    );
     // The sequence numbers grow by one per datagram of the process.
     let seqs: Vec<u32> = got.iter().map(|s| s.seq).collect();
     assert!(seqs.windows(2).all(|w| w[1] == w[0] + 1), "{seqs:?}");
@@ -258,7 +278,11 @@ fn workers_push_mod_wsgi_telemetry_datagrams_to_the_ingester_socket() {
     for s in got.iter().filter(|s| s.kind == REQUEST) {
         assert!(s.f64(22).is_some_and(|c| (0.0..=1.0).contains(&c)), "{s:?}");
     }
-    let ok: u64 = got.iter().filter(|s| s.kind == REQUEST).filter_map(|s| s.u64(121)).sum();
+    let ok: u64 = got
+        .iter()
+        .filter(|s| s.kind == REQUEST)
+        .filter_map(|s| s.u64(121))
+        .sum();
     assert_eq!(ok, 4, "status 2xx totals: {got:#?}");
     // The slow request: seen running past the threshold, then completed,
     // both records with the same start stamp (the ingester's key).
@@ -285,7 +309,10 @@ fn workers_push_mod_wsgi_telemetry_datagrams_to_the_ingester_socket() {
     });
     assert!(stopped, "{got:#?}");
     let stop_at = got.iter().position(|s| s.kind == STOPPED).expect("stopped");
-    let stopping_at = got.iter().position(|s| s.kind == STOPPING).expect("stopping");
+    let stopping_at = got
+        .iter()
+        .position(|s| s.kind == STOPPING)
+        .expect("stopping");
     assert!(stopping_at < stop_at, "{got:#?}");
     let stop = &got[stop_at];
     assert_eq!(stop.u64(132), Some(4), "{stop:?}");
@@ -295,7 +322,12 @@ fn workers_push_mod_wsgi_telemetry_datagrams_to_the_ingester_socket() {
 #[test]
 fn a_udp_telemetry_target_is_refused_with_mod_wsgi_express_message() {
     let out = std::process::Command::new(binary("rwsgi"))
-        .args(["start-server", "--telemetry-service", "udp:127.0.0.1:9", &app("hello.py")])
+        .args([
+            "start-server",
+            "--telemetry-service",
+            "udp:127.0.0.1:9",
+            &app("hello.py"),
+        ])
         .stdin(std::process::Stdio::null())
         .output()
         .expect("run rwsgi");
@@ -323,14 +355,29 @@ fn enable_docs_serves_rwsgi_documentation_without_the_application() {
     let base = format!("http://127.0.0.1:{}/__wsgi__/docs", server.port);
     let (head, body) = curl(&format!("{base}/"));
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
-    assert!(head.to_ascii_lowercase().contains("content-type: text/html"), "{head}");
-    let readme = std::fs::read_to_string(rwsgi_tests::repo_root().join("README.md")).expect("README");
-    let title = readme.lines().next().expect("a title").trim_start_matches("# ");
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("content-type: text/html"),
+        "{head}"
+    );
+    let readme =
+        std::fs::read_to_string(rwsgi_tests::repo_root().join("README.md")).expect("README");
+    let title = readme
+        .lines()
+        .next()
+        .expect("a title")
+        .trim_start_matches("# ");
     assert!(body.contains(&format!(">{title}</h1>")), "{body:.400}");
-    assert!(body.contains("href=\"docker.html"), "the guides link each other");
+    assert!(
+        body.contains("href=\"docker.html"),
+        "the guides link each other"
+    );
     assert!(!body.contains("app saw"), "{body:.400}");
     let (head, body) = curl(&format!("{base}/docker.html"));
-    assert!(head.starts_with("HTTP/1.1 200") && body.contains("<h1"), "{head}");
+    assert!(
+        head.starts_with("HTTP/1.1 200") && body.contains("<h1"),
+        "{head}"
+    );
     let (head, _) = curl(&base);
     assert!(head.starts_with("HTTP/1.1 301"), "{head}");
     assert!(head.contains("/__wsgi__/docs/"), "{head}");

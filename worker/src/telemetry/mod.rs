@@ -106,7 +106,10 @@ impl Reporter {
         }) {
             Ok(s) => s,
             Err(e) => {
-                warn!(log, "--telemetry-service: no socket, metrics will not be sent: {}", e);
+                warn!(
+                    log,
+                    "--telemetry-service: no socket, metrics will not be sent: {}", e
+                );
                 return None;
             }
         };
@@ -207,7 +210,10 @@ impl Reporter {
     fn send_started(&self) {
         let mut d = self.header(Kind::ProcessStarted, self.started_wall);
         d = d.bytes(field::PYTHON_VERSION, &self.identity.python_version);
-        d = self.identified(d).u64(field::PROCESS_PARENT_PID, u64::from(self.identity.parent_pid));
+        d = self.identified(d).u64(
+            field::PROCESS_PARENT_PID,
+            u64::from(self.identity.parent_pid),
+        );
         if self.identity.switch_interval > 0.0 {
             d = d.f64(field::SWITCH_INTERVAL, self.identity.switch_interval);
         }
@@ -219,7 +225,8 @@ impl Reporter {
         loop {
             let (lock, wake) = &self.stop;
             let Ok(guard) = lock.lock() else { return };
-            let Ok((guard, _)) = wake.wait_timeout_while(guard, self.interval, |stop| !*stop) else {
+            let Ok((guard, _)) = wake.wait_timeout_while(guard, self.interval, |stop| !*stop)
+            else {
                 return;
             };
             let stopping = *guard;
@@ -241,7 +248,10 @@ impl Reporter {
         if self.stopping_sent.swap(true, Relaxed) {
             return;
         }
-        let busy = self.scoreboard.worker(self.slot).map_or(0, |w| w.busy_threads());
+        let busy = self
+            .scoreboard
+            .worker(self.slot)
+            .map_or(0, |w| w.busy_threads());
         let d = self.identified(self.header(Kind::ProcessStopping, Self::now_wall()));
         self.send(d.u64(field::ACTIVE_REQUESTS_AT_DECISION, u64::from(busy)));
     }
@@ -279,8 +289,12 @@ impl Reporter {
         let system = (now.cpu.1 - previous.cpu.1).max(0.0) / period;
         let mut d = self.header(Kind::Request, Self::now_wall());
         d = d.bytes(field::PYTHON_VERSION, &self.identity.python_version);
-        d = self.identified(d)
-            .u64(field::PROCESS_PARENT_PID, u64::from(self.identity.parent_pid))
+        d = self
+            .identified(d)
+            .u64(
+                field::PROCESS_PARENT_PID,
+                u64::from(self.identity.parent_pid),
+            )
             .f64(field::SAMPLE_PERIOD, period)
             .f64(field::TELEMETRY_INTERVAL, self.interval.as_secs_f64())
             .f64(field::SLOW_REQUESTS_THRESHOLD, self.slow_ms as f64 / 1000.0);
@@ -309,7 +323,9 @@ impl Reporter {
             );
         let answered = m.duration.count().saturating_sub(p.duration.count());
         if answered > 0 {
-            let mean = |now_us: u64, then_us: u64| now_us.saturating_sub(then_us) as f64 / 1e6 / answered as f64;
+            let mean = |now_us: u64, then_us: u64| {
+                now_us.saturating_sub(then_us) as f64 / 1e6 / answered as f64
+            };
             let queue = mean(m.queue_wait.sum_us, p.queue_wait.sum_us);
             let app = mean(m.duration.sum_us, p.duration.sum_us);
             d = d
@@ -319,7 +335,10 @@ impl Reporter {
         }
         for (c, _) in CLASSES.iter().enumerate() {
             let of = |s: &MetricsSnapshot| s.requests.iter().map(|row| row[c]).sum::<u64>();
-            d = d.u64(field::STATUS_1XX_TOTAL + c as u16, of(m).saturating_sub(of(p)));
+            d = d.u64(
+                field::STATUS_1XX_TOTAL + c as u16,
+                of(m).saturating_sub(of(p)),
+            );
         }
         let completed: Vec<i32> = now
             .thread_requests
@@ -349,7 +368,11 @@ impl Reporter {
     /// Completed slow requests first, then those still running past the
     /// threshold (as mod_wsgi orders them).
     fn send_slow(&self, mono: u64) {
-        let done = self.completed.lock().map(|mut c| std::mem::take(&mut *c)).unwrap_or_default();
+        let done = self
+            .completed
+            .lock()
+            .map(|mut c| std::mem::take(&mut *c))
+            .unwrap_or_default();
         for bytes in done {
             self.send_bytes(bytes);
         }
@@ -393,8 +416,16 @@ impl Reporter {
         let head = c.head;
         let text = |name: &str| head.header(name).map(String::from_utf8_lossy);
         let host = text("host");
-        let agent = if self.capture_user_agent { text("user-agent") } else { None };
-        let protocol = if c.conn.http2 { "HTTP/2.0" } else { head.version.as_str() };
+        let agent = if self.capture_user_agent {
+            text("user-agent")
+        } else {
+            None
+        };
+        let protocol = if c.conn.http2 {
+            "HTTP/2.0"
+        } else {
+            head.version.as_str()
+        };
         let d = self
             .header(Kind::SlowRequest, Self::now_wall())
             .u64(field::SLOW_RECORD_STATE, 1)
@@ -402,12 +433,22 @@ impl Reporter {
             .f64(field::SLOW_DURATION, c.took.as_secs_f64())
             .u64(field::SLOW_THREAD_ID, c.thread as u64)
             .bytes(field::SLOW_METHOD, &head.method)
-            .bytes(field::SLOW_SCHEME, if c.conn.tls.is_some() { "https" } else { "http" })
+            .bytes(
+                field::SLOW_SCHEME,
+                if c.conn.tls.is_some() {
+                    "https"
+                } else {
+                    "http"
+                },
+            )
             .bytes_if(field::SLOW_HOSTNAME, host.as_deref())
             .bytes(field::SLOW_SCRIPT_NAME, "")
             .bytes(field::SLOW_PATH_INFO, &head.path)
             .bytes(field::SLOW_PROTOCOL, protocol)
-            .bytes(field::SLOW_PEER_IP, &c.conn.origin.client().ip().to_string())
+            .bytes(
+                field::SLOW_PEER_IP,
+                &c.conn.origin.client().ip().to_string(),
+            )
             .bytes_if(field::SLOW_USER_AGENT, agent.as_deref())
             .f64(field::SLOW_QUEUE_TIME, c.queued.as_secs_f64())
             .f64(field::SLOW_APPLICATION_TIME, c.took.as_secs_f64())
@@ -469,7 +510,11 @@ fn memory() -> (u64, u64) {
         .unwrap_or(4096) as u64;
     let rss = std::fs::read_to_string("/proc/self/statm")
         .ok()
-        .and_then(|s| s.split_whitespace().nth(1).and_then(|n| n.parse::<u64>().ok()))
+        .and_then(|s| {
+            s.split_whitespace()
+                .nth(1)
+                .and_then(|n| n.parse::<u64>().ok())
+        })
         .map_or(0, |pages| pages * page);
     (rss, max)
 }
