@@ -321,16 +321,32 @@ fn workers_push_mod_wsgi_telemetry_datagrams_to_the_ingester_socket() {
 
 #[test]
 fn a_udp_telemetry_target_is_refused_with_mod_wsgi_express_message() {
-    let out = std::process::Command::new(binary("rwsgi"))
+    use std::os::unix::process::CommandExt;
+    let mut child = std::process::Command::new(binary("rwsgi"))
         .args([
             "start-server",
+            "--port",
+            "0",
             "--telemetry-service",
             "udp:127.0.0.1:9",
-            &app("hello.py"),
         ])
+        .arg(app("hello.py"))
         .stdin(std::process::Stdio::null())
-        .output()
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .process_group(0)
+        .spawn()
         .expect("run rwsgi");
+    // Refused at once; a server that started instead is stopped.
+    let end = Instant::now() + Duration::from_secs(30);
+    while child.try_wait().expect("wait").is_none() && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    if child.try_wait().expect("wait").is_none() {
+        let group = nix::unistd::Pid::from_raw(-(child.id() as i32));
+        let _ = nix::sys::signal::kill(group, nix::sys::signal::Signal::SIGKILL);
+    }
+    let out = child.wait_with_output().expect("rwsgi's output");
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
