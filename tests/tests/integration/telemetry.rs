@@ -366,7 +366,7 @@ fn curl(url: &str) -> (String, String) {
 }
 
 #[test]
-fn enable_docs_serves_rwsgi_documentation_without_the_application() {
+fn enable_docs_serves_rwsgi_documentation_and_without_it_the_path_is_the_apps() {
     let server = Server::start(&["--enable-docs", &app("metrics.py")]);
     let base = format!("http://127.0.0.1:{}/__wsgi__/docs", server.port);
     let (head, body) = curl(&format!("{base}/"));
@@ -399,11 +399,8 @@ fn enable_docs_serves_rwsgi_documentation_without_the_application() {
     assert!(head.contains("/__wsgi__/docs/"), "{head}");
     // Other paths are the application's as before.
     assert_eq!(get(server.port, "/other").text(), "app saw /other");
-}
-
-#[test]
-fn without_enable_docs_the_docs_path_is_the_applications() {
-    let server = Server::start(&[&app("metrics.py")]);
-    let r = get(server.port, "/__wsgi__/docs/");
+    // Without the option the path is the application's, as before.
+    let plain = Server::start(&[&app("metrics.py")]);
+    let r = get(plain.port, "/__wsgi__/docs/");
     assert_eq!(r.text(), "app saw /__wsgi__/docs/");
 }
