@@ -10,6 +10,10 @@ def application(environ, start_response):
     path = environ["PATH_INFO"]
     if path == "/server-metrics":
         body = json.dumps(mod_wsgi.server_metrics())
+    elif path == "/process-metrics":
+        body = json.dumps(mod_wsgi.process_metrics())
+    elif path == "/start-recording":
+        body = json.dumps(mod_wsgi.start_recording_metrics())
     elif path == "/sleep":
         time.sleep(float(environ.get("QUERY_STRING") or 2))
         body = "slept"

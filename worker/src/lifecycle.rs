@@ -125,6 +125,14 @@ pub fn serve(
             return ExitCode::Failure;
         }
     }
+    if config.telemetry.is_none() {
+        let installed = pyo3::Python::attach(|py| {
+            python::server_metrics::install_process(py, scoreboard.clone(), slot, config.threads)
+        });
+        if let Err(e) = installed {
+            slog::warn!(log, "mod_wsgi.process_metrics() is unavailable: {}", e);
+        }
+    }
     // Files changed after this instant may not be in the code being loaded.
     let now = std::time::SystemTime::now();
     let (app, load_started) = match preloaded {

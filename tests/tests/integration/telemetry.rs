@@ -75,6 +75,47 @@ fn without_server_metrics_the_function_returns_none() {
     assert_eq!((r.status, r.text()), (200, "null".to_owned()));
 }
 
+#[test]
+fn process_metrics_answer_once_recording_starts_and_never_with_telemetry() {
+    let server = Server::start(&["--threads", "2", &app("metrics.py")]);
+    assert_eq!(get(server.port, "/process-metrics").text(), "null");
+    assert_eq!(get(server.port, "/start-recording").text(), "null");
+    for _ in 0..3 {
+        assert_eq!(get(server.port, "/hello").status, 200);
+    }
+    let r = get(server.port, "/process-metrics");
+    assert_eq!(r.status, 200, "{}", server.log.text());
+    let m = json(&r.body);
+    assert_eq!(
+        m["pid"].as_i64(),
+        Some(i64::from(server.worker_pids()[0])),
+        "{m}"
+    );
+    // The five requests before this one, which is running.
+    assert_eq!(m["request_count"], 5, "{m}");
+    assert_eq!(m["request_threads"], 2, "{m}");
+    assert_eq!(m["active_requests"], 1, "{m}");
+    let threads = m["threads"].as_array().expect("threads");
+    assert_eq!(threads.len(), 2, "{m}");
+    let per_thread: u64 = threads
+        .iter()
+        .map(|t| t["request_count"].as_u64().expect("n"))
+        .sum();
+    assert_eq!(per_thread, 5, "{m}");
+    assert!(m["memory_rss"].as_u64().is_some_and(|v| v > 0), "{m}");
+    assert!(m["cpu_time"].as_f64().is_some_and(|v| v > 0.0), "{m}");
+    assert!(
+        m["request_busy_time"].as_f64().is_some_and(|v| v >= 0.0),
+        "{m}"
+    );
+    // With a telemetry service the reporter is the one consumer (mod_wsgi).
+    let dir = Scratch::new();
+    let target = format!("unix:{}", dir.0.join("nobody.sock").display());
+    let told = Server::start(&["--telemetry-service", &target, &app("metrics.py")]);
+    assert_eq!(get(told.port, "/start-recording").status, 200);
+    assert_eq!(get(told.port, "/process-metrics").text(), "null");
+}
+
 /// One datagram as mod_wsgi-telemetry's wire.py decodes it.
 #[derive(Debug)]
 struct Sample {
@@ -169,7 +210,9 @@ struct Scratch(std::path::PathBuf);
 
 impl Scratch {
     fn new() -> Scratch {
-        let dir = std::env::temp_dir().join(format!("rwsgi-telemetry-{}", std::process::id()));
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("rwsgi-telemetry-{}-{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("scratch dir");
         Scratch(dir)

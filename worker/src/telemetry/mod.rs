@@ -18,6 +18,7 @@
 
 mod wire;
 
+use crate::python::server_metrics::{cpu_times, memory};
 use pyo3::types::PyAnyMethods as _;
 use rwsgi_shared::config::ServerConfig;
 use rwsgi_shared::metrics::{MetricsSnapshot, CLASSES};
@@ -486,35 +487,4 @@ impl Reporter {
         self.send(d);
         slog::debug!(self.log, "telemetry reporter stopped");
     }
-}
-
-/// User and system CPU seconds of this process.
-fn cpu_times() -> (f64, f64) {
-    use nix::sys::resource::{getrusage, UsageWho};
-    match getrusage(UsageWho::RUSAGE_SELF) {
-        Ok(u) => {
-            let secs = |t: nix::sys::time::TimeVal| t.tv_sec() as f64 + t.tv_usec() as f64 / 1e6;
-            (secs(u.user_time()), secs(u.system_time()))
-        }
-        Err(_) => (0.0, 0.0),
-    }
-}
-
-/// Resident and peak resident memory of this process, bytes.
-fn memory() -> (u64, u64) {
-    use nix::sys::resource::{getrusage, UsageWho};
-    let max = getrusage(UsageWho::RUSAGE_SELF).map_or(0, |u| u.max_rss() as u64 * 1024);
-    let page = nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)
-        .ok()
-        .flatten()
-        .unwrap_or(4096) as u64;
-    let rss = std::fs::read_to_string("/proc/self/statm")
-        .ok()
-        .and_then(|s| {
-            s.split_whitespace()
-                .nth(1)
-                .and_then(|n| n.parse::<u64>().ok())
-        })
-        .map_or(0, |pages| pages * page);
-    (rss, max)
 }
