@@ -828,6 +828,34 @@ pub struct StartServer {
         action = clap::ArgAction::Append
     )]
     pub service_log_files: Vec<String>,
+
+    /// mod_wsgi.server_metrics() returns the server's scoreboard (its
+    /// processes and their threads) to the application as a dict; without
+    /// this option it returns None (mod_wsgi's WSGIServerMetrics).
+    #[arg(long, env = "RWSGI_SERVER_METRICS")]
+    pub server_metrics: bool,
+
+    /// Push each worker's metrics to a mod_wsgi-telemetry ingester at
+    /// unix:/path/to/socket (a unix datagram socket), in mod_wsgi 6's wire
+    /// format: started and stopped events, a sample each
+    /// --telemetry-interval, and slow requests with --slow-requests.
+    #[arg(long, value_name = "TARGET", env = "RWSGI_TELEMETRY_SERVICE")]
+    pub telemetry_service: Option<String>,
+
+    /// Seconds between two telemetry samples (at least 0.5; default 1).
+    #[arg(long, value_name = "SECONDS", env = "RWSGI_TELEMETRY_INTERVAL")]
+    pub telemetry_interval: Option<f64>,
+
+    /// A WSGITelemetryOptions toggle (repeatable): "+CaptureUserAgent"
+    /// adds the User-Agent to slow-request records; also "-Flag", an
+    /// absolute list, "None", "All".
+    #[arg(long, value_name = "ARGS", action = clap::ArgAction::Append)]
+    pub telemetry_options: Vec<String>,
+
+    /// Serve rwsgi's documentation (README and the docker and bench
+    /// guides) at /__wsgi__/docs/, without the application.
+    #[arg(long, env = "RWSGI_ENABLE_DOCS")]
+    pub enable_docs: bool,
 }
 
 /// The clap command with the mod_wsgi-express options rwsgi only accepts.

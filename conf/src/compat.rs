@@ -48,7 +48,6 @@ pub const UNIMPLEMENTED: &[(&str, Takes, &str)] = &[
     ),
     ("daemon-backlog", Takes::One, "not applicable"),
     ("enable-sendfile", Takes::Flag, "sendfile is always used"),
-    ("server-metrics", Takes::Flag, "not implemented yet"),
     ("error-log-format", Takes::One, "not applicable"),
     ("access-log-name", Takes::One, "logs go to the terminal"),
     ("error-log-name", Takes::One, "logs go to the terminal"),
@@ -65,7 +64,6 @@ pub const UNIMPLEMENTED: &[(&str, Takes, &str)] = &[
     ("python-eggs", Takes::One, "not applicable"),
     ("with-newrelic", Takes::Flag, "not implemented"),
     ("with-php5", Takes::Flag, "not applicable"),
-    ("enable-docs", Takes::Flag, "not implemented"),
     ("response-buffer-size", Takes::One, "not applicable"),
     ("receive-buffer-size", Takes::One, "not applicable"),
     ("send-buffer-size", Takes::One, "not applicable"),
@@ -75,21 +73,6 @@ pub const UNIMPLEMENTED: &[(&str, Takes, &str)] = &[
         "response-flush-delay",
         Takes::One,
         "not applicable: responses are written as they come",
-    ),
-    (
-        "telemetry-service",
-        Takes::One,
-        "not implemented: use --admin-port /metrics",
-    ),
-    (
-        "telemetry-interval",
-        Takes::One,
-        "not implemented: use --admin-port /metrics",
-    ),
-    (
-        "telemetry-options",
-        Takes::One,
-        "not implemented: use --admin-port /metrics",
     ),
     (
         "verbose-debugging",
@@ -178,9 +161,12 @@ pub const DIFFERENCES: &[(&str, &str)] = &[
     ("coverage-directory", "default htmlcov in the working directory (rwsgi has no server root)"),
     ("profiler-directory", "default pstats in the working directory (rwsgi has no server root)"),
     ("recorder-directory", "default archive in the working directory (rwsgi has no server root)"),
-    ("slow-requests", "logged as a warning with the request's id, method, path, time so far and Python stack; no telemetry service needed"),
+    ("slow-requests", "logged as a warning with the request's id, method, path, time so far and Python stack; no telemetry service needed (with --telemetry-service, also sent there as slow_request records)"),
     ("proxy-mount-point", "http:// backends only, one backend connection per request, no WebSocket upgrade"),
     ("proxy-virtual-host", "http:// backends only, one backend connection per request, no WebSocket upgrade"),
+    ("server-metrics", "mod_wsgi.server_metrics() (and rwsgi.server_metrics()) lists the worker slots in use, each with its threads (Apache lists every scoreboard slot); a thread's bytes_served, stop_time, last_used and vhost are not recorded and left out, its start_time is given while a request runs"),
+    ("telemetry-service", "each worker sends mod_wsgi 6's datagrams itself; what rwsgi does not measure is left out (Apache and mod_wsgi versions, server time, GIL wait, I/O totals, per-phase histograms and min/max, the shutdown reason, GC records); queue_time is from accept to the application's start"),
+    ("enable-docs", "rwsgi's documentation (its README and the docker and bench guides), not mod_wsgi's"),
     ("service-log-file", "a relative FILE-NAME is relative to the start directory (rwsgi has no --log-directory); the file gets the service's stdout, stderr and log lines"),
 ];
 

@@ -18,6 +18,7 @@ mod resolve;
 mod services;
 pub mod setup_server;
 mod summary;
+mod telemetry;
 pub mod tls;
 
 pub use cli::{Cli, Command, StartServer};
@@ -463,6 +464,8 @@ mod tests {
             "server-name" => "example.com",
             "python-warnings" => "ignore::DeprecationWarning",
             "envvars-script" => concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/hello/wsgi.py"),
+            "telemetry-service" => "unix:/tmp/rwsgi-telemetry.sock",
+            "telemetry-options" => "+CaptureUserAgent",
             _ => "1",
         }
         .to_owned()

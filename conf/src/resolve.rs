@@ -205,6 +205,9 @@ pub fn resolve(args: &StartServer) -> Result<ServerConfig, ConfError> {
         },
         services: crate::services::resolve(args, &cwd)?,
         proxy_pass: proxy_pass(args)?,
+        server_metrics: args.server_metrics,
+        telemetry: crate::telemetry::resolve(args, &cwd)?,
+        enable_docs: args.enable_docs,
     }))
 }
 

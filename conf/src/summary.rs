@@ -68,6 +68,23 @@ pub fn summary(c: &ServerConfig) -> Vec<String> {
             secs(c.slow_request_ms)
         ));
     }
+    if let Some(t) = &c.telemetry {
+        lines.push(format!(
+            "telemetry: each worker sends mod_wsgi's datagrams to unix:{} every {}s{} (--telemetry-service)",
+            t.socket.display(),
+            secs(t.interval_ms),
+            if t.capture_user_agent { ", slow requests with their User-Agent" } else { "" }
+        ));
+    }
+    if c.server_metrics {
+        lines.push(
+            "server metrics: mod_wsgi.server_metrics() returns the scoreboard (--server-metrics)"
+                .to_owned(),
+        );
+    }
+    if c.enable_docs {
+        lines.push("documentation: rwsgi's, at /__wsgi__/docs/ (--enable-docs)".to_owned());
+    }
     if let Some(debug) = &c.debug {
         lines.extend(crate::debug::summary(debug));
     }

@@ -117,6 +117,22 @@ pub fn serve(
     if let Err(e) = pyo3::Python::attach(|py| python::install_dump(py, log)) {
         slog::warn!(log, "stack dumps without the GIL are unavailable: {}", e);
     }
+    if config.server_metrics {
+        let installed =
+            pyo3::Python::attach(|py| python::server_metrics::install(py, scoreboard.clone()));
+        if let Err(e) = installed {
+            error!(log, "--server-metrics: {}", e);
+            return ExitCode::Failure;
+        }
+    }
+    if config.telemetry.is_none() {
+        let installed = pyo3::Python::attach(|py| {
+            python::server_metrics::install_process(py, scoreboard.clone(), slot, config.threads)
+        });
+        if let Err(e) = installed {
+            slog::warn!(log, "mod_wsgi.process_metrics() is unavailable: {}", e);
+        }
+    }
     // Files changed after this instant may not be in the code being loaded.
     let now = std::time::SystemTime::now();
     let (app, load_started) = match preloaded {
@@ -177,7 +193,9 @@ pub fn serve(
         access,
         proxy: Arc::clone(&proxy),
         interrupts: python::Interrupts::start(&config, &app, &scoreboard, slot, log),
+        telemetry: crate::telemetry::Reporter::start(&config, &scoreboard, slot, log),
     };
+    let telemetry = shared.telemetry.clone();
     let threads = request_thread::start(config.threads, &shared, slot, log);
     let http2 = match crate::http2::H2::start(&config, &handoff, log) {
         Ok(h) => h,
@@ -242,12 +260,18 @@ pub fn serve(
     while all.iter().any(|t| !t.is_finished()) {
         if std::time::Instant::now() >= deadline {
             slog::warn!(log, "request threads still running at the end of --shutdown-timeout; exiting without atexit handlers");
+            if let Some(t) = &telemetry {
+                t.finish(false);
+            }
             return ExitCode::Ok;
         }
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
     for t in all {
         let _ = t.join();
+    }
+    if let Some(t) = &telemetry {
+        t.finish(true);
     }
     if let Some(http2) = &http2 {
         // The last streams' responses are in the h2 thread: out to their

@@ -18,6 +18,7 @@
 mod access_log;
 mod args;
 mod conn;
+mod docs;
 mod error_pages;
 mod guard;
 mod handoff;
@@ -36,6 +37,7 @@ mod service;
 mod signals;
 mod spool;
 mod static_lanes;
+mod telemetry;
 mod template;
 mod tls;
 mod wsgi;

@@ -33,6 +33,8 @@ pub struct Shared {
     pub proxy: Arc<rwsgi_http::forwarded::Rules>,
     /// `None` without `--interrupt-timeout`.
     pub interrupts: Option<Arc<crate::python::Interrupts>>,
+    /// `None` without `--telemetry-service`.
+    pub telemetry: Option<Arc<crate::telemetry::Reporter>>,
 }
 
 pub fn start(n: usize, shared: &Shared, slot: usize, log: &Logger) -> Vec<JoinHandle<()>> {
@@ -54,6 +56,7 @@ pub fn start(n: usize, shared: &Shared, slot: usize, log: &Logger) -> Vec<JoinHa
                         access: shared.access.as_deref(),
                         proxy: &shared.proxy,
                         interrupts: shared.interrupts.as_deref(),
+                        telemetry: shared.telemetry.as_deref(),
                         log: &log,
                     };
                     serve(&shared.handoff, &ctx);

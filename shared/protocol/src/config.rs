@@ -459,6 +459,29 @@ pub struct ServerConfig {
     /// on the plain port (see the worker's `h2` module).
     #[serde(default)]
     pub http2: bool,
+    /// `--server-metrics`: `mod_wsgi.server_metrics()` returns the
+    /// scoreboard as a dict (None without it, as in mod_wsgi).
+    #[serde(default)]
+    pub server_metrics: bool,
+    /// `--telemetry-service unix:PATH` (mod_wsgi 6's WSGITelemetryService):
+    /// each worker pushes mod_wsgi's telemetry datagrams there.
+    #[serde(default)]
+    pub telemetry: Option<TelemetryConfig>,
+    /// `--enable-docs`: rwsgi's documentation at /__wsgi__/docs/, served
+    /// without the application.
+    #[serde(default)]
+    pub enable_docs: bool,
+}
+
+/// `--telemetry-service`, `--telemetry-interval`, `--telemetry-options`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TelemetryConfig {
+    /// The ingester's unix datagram socket (the PATH of `unix:PATH`).
+    pub socket: PathBuf,
+    /// Between two samples (at least 500 ms, as mod_wsgi requires).
+    pub interval_ms: u64,
+    /// `+CaptureUserAgent`: slow-request records carry the User-Agent.
+    pub capture_user_agent: bool,
 }
 
 /// HTTPS (`--https-port` and the `--ssl-*` options of mod_wsgi-express).

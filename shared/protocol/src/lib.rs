@@ -16,6 +16,7 @@ pub mod origin;
 pub mod proctitle;
 pub mod rlimit;
 pub mod scoreboard;
+pub mod server_metrics;
 pub mod service_board;
 pub mod status;
 pub mod time;

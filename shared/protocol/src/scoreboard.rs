@@ -668,6 +668,18 @@ impl ThreadSlot {
     pub fn requests(&self) -> u64 {
         self.requests.load(Relaxed)
     }
+    /// The client of the current (or last) request (`mod_wsgi.server_metrics()`).
+    pub fn client(&self) -> std::net::SocketAddr {
+        let mut octets = [0u8; 16];
+        for (i, w) in self.client_ip.iter().enumerate() {
+            octets[i * 8..i * 8 + 8].copy_from_slice(&w.load(Relaxed).to_le_bytes());
+        }
+        let ip = std::net::Ipv6Addr::from(octets);
+        let ip = ip
+            .to_ipv4_mapped()
+            .map_or(std::net::IpAddr::V6(ip), std::net::IpAddr::V4);
+        std::net::SocketAddr::new(ip, self.client_port.load(Relaxed) as u16)
+    }
     /// Method and path prefix of the current request, for logs and status.
     pub fn describe(&self) -> String {
         format!(
@@ -700,6 +712,10 @@ mod tests {
         assert_eq!(seen.free_threads(), 3);
         assert_eq!(seen.oldest_request().map(|(i, _)| i), Some(1));
         assert_eq!(seen.thread(1).expect("thread").describe(), "GET /hello");
+        assert_eq!(
+            seen.thread(1).expect("thread").client().to_string(),
+            "127.0.0.1:5000"
+        );
         slot.end_request(1);
         assert_eq!(seen.free_threads(), 4);
         assert_eq!(seen.requests(), 1);

@@ -234,6 +234,8 @@ fn every_mod_wsgi_express_option_starts_the_server() {
             ("auth-group", _) => args.push("wsgi"),
             ("map-head-to-get", _) => args.push("On"),
             ("server-alias", _) => args.push("www.example.com"),
+            ("telemetry-service", _) => args.push("unix:/tmp/rwsgi-telemetry.sock"),
+            ("telemetry-options", _) => args.push("+CaptureUserAgent"),
             ("user", _) => args.push(&me.name),
             ("group", _) => args.push(&my_group),
             _ => args.push("2"),

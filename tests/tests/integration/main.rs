@@ -30,6 +30,7 @@ mod setup_server;
 mod slow_requests;
 mod statics;
 mod supervision;
+mod telemetry;
 mod tls;
 mod uploads;
 mod wsgi;

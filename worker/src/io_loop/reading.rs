@@ -139,6 +139,7 @@ impl IoLoop<'_> {
             guard: c.guard.enabled(),
             server_status: c.server_status,
             chunked_request: c.chunked_request,
+            docs: c.enable_docs,
         };
         let (next, used) = next(routed, conn.buf.len(), rules);
         conn.buf.drain(..used);
@@ -155,6 +156,13 @@ impl IoLoop<'_> {
             Next::StatusPage(head) => {
                 self.server_status(&conn, &head);
                 self.close(token, conn);
+            }
+            Next::Docs(head) => {
+                conn.accepted_at = None;
+                if self.unwatch(&conn).is_ok() {
+                    self.entries[token] = Some(Entry::Lane);
+                }
+                crate::docs::serve(self.ctx.handoff, token, conn, head);
             }
             Next::GuardedStatic(head, resolution) => {
                 let guarded = GuardedStatic {
@@ -291,6 +299,8 @@ struct Rules {
     guard: bool,
     server_status: bool,
     chunked_request: bool,
+    /// `--enable-docs`.
+    docs: bool,
 }
 
 /// What becomes of a connection whose bytes were routed.
@@ -304,6 +314,8 @@ enum Next {
     Redirect(String),
     /// `--server-status`: answered here, then closed.
     StatusPage(RequestHead),
+    /// `--enable-docs`: the documentation, written by a thread of its own.
+    Docs(RequestHead),
     /// A static file: a lane serves it.
     Lane(RequestHead, Option<Resolution>),
     /// A static file behind the guard scripts: a request thread runs them,
@@ -341,6 +353,9 @@ fn next(routed: Routed, buffered: usize, rules: Rules) -> (Next, usize) {
         Routed::Proxy(head, used, target) => (Next::Proxy(head, target), used),
         Routed::App(head, used) if rules.server_status && head.path == "/server-status" => {
             (Next::StatusPage(head), used)
+        }
+        Routed::App(head, used) if rules.docs && crate::docs::is_docs(&head.path) => {
+            (Next::Docs(head), used)
         }
         Routed::App(head, used) => match body_plan(&head, buffered - used, rules.chunked_request) {
             BodyPlan::Receive { send_continue } => (

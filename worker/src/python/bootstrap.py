@@ -344,11 +344,55 @@ class _ModWsgiShim:
 
         module = types.ModuleType(spec.name, "rwsgi's stand-in for mod_wsgi's embedded module.")
         module.RequestTimeout = RequestTimeout
+        module.server_metrics = server_metrics
+        module.process_metrics = process_metrics
+        module.start_recording_metrics = start_recording_metrics
         return module
 
     @staticmethod
     def exec_module(module):
         pass
+
+
+# What answers server_metrics(): set by the worker with --server-metrics.
+_server_metrics = None
+
+
+def server_metrics():
+    """mod_wsgi.server_metrics(): the server's processes and their threads
+    as a dict (mod_wsgi's keys), or None without --server-metrics."""
+    return None if _server_metrics is None else _server_metrics()
+
+
+def install_server_metrics(source):
+    global _server_metrics
+    _server_metrics = source
+
+
+# What answers process_metrics() (not set with --telemetry-service), and
+# whether the application asked for it (start_recording_metrics()).
+_process_metrics = None
+_recording_metrics = False
+
+
+def start_recording_metrics():
+    """mod_wsgi.start_recording_metrics(): process_metrics() answers from now on."""
+    global _recording_metrics
+    _recording_metrics = True
+
+
+def process_metrics():
+    """mod_wsgi.process_metrics(): this worker's figures as a dict (mod_wsgi's
+    keys), or None before start_recording_metrics() and with
+    --telemetry-service."""
+    if _process_metrics is None or not _recording_metrics:
+        return None
+    return _process_metrics()
+
+
+def install_process_metrics(source):
+    global _process_metrics
+    _process_metrics = source
 
 
 def install_modules():
@@ -358,6 +402,9 @@ def install_modules():
 
     rwsgi = types.ModuleType("rwsgi", "The rwsgi server's Python API.")
     rwsgi.RequestTimeout = RequestTimeout
+    rwsgi.server_metrics = server_metrics
+    rwsgi.process_metrics = process_metrics
+    rwsgi.start_recording_metrics = start_recording_metrics
     sys.modules.setdefault("rwsgi", rwsgi)
     if _ModWsgiShim not in sys.meta_path:
         sys.meta_path.insert(0, _ModWsgiShim)

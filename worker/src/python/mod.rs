@@ -9,6 +9,7 @@ mod init;
 mod interrupt;
 mod output;
 mod reload_watcher;
+pub mod server_metrics;
 pub use output::{ErrorStream, LogSink};
 mod stacks;
 

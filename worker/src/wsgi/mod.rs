@@ -43,6 +43,8 @@ pub struct RequestContext<'a> {
     pub proxy: &'a rwsgi_http::forwarded::Rules,
     /// `None` without `--interrupt-timeout`.
     pub interrupts: Option<&'a crate::python::Interrupts>,
+    /// `None` without `--telemetry-service`.
+    pub telemetry: Option<&'a crate::telemetry::Reporter>,
     pub log: &'a Logger,
 }
 
@@ -94,6 +96,10 @@ pub fn handle(
         }
     }
     let started = Instant::now();
+    // The start the scoreboard shows, which telemetry keys slow requests by.
+    let started_ms = sb
+        .and_then(|sb| sb.thread(ctx.thread))
+        .map_or(0, |t| t.request_started_ms());
     let queued = started.saturating_duration_since(queued_at);
     let request_id = crate::request_id::of(head.header("x-request-id"));
     if let Some(i) = ctx.interrupts {
@@ -115,6 +121,17 @@ pub fn handle(
         } else {
             m.request(&head.method, result.status, micros(took), micros(queued));
         }
+    }
+    if let Some(t) = ctx.telemetry {
+        t.request_ended(&crate::telemetry::Completed {
+            thread: ctx.thread,
+            started_ms,
+            took,
+            queued,
+            status: result.status,
+            head: &head,
+            conn: &conn,
+        });
     }
     conn.served += 1;
     if let Some(access) = ctx.access {
