@@ -396,7 +396,9 @@ mod tests {
             "limit-request-body" => "1000",
             "server-name" => "example.com",
             "python-warnings" => "ignore::DeprecationWarning",
-            "envvars-script" => concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/hello/wsgi.py"),
+            "envvars-script" | "mime-types" => {
+                concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/hello/wsgi.py")
+            }
             _ => "1",
         }
         .to_owned()

@@ -11,6 +11,7 @@ mod dispatch;
 mod effects;
 mod listener;
 mod liveness;
+mod log_files;
 mod metrics;
 mod observe;
 mod privileges;
@@ -27,7 +28,7 @@ mod template;
 
 use rwsgi_conf::{summary, Invocation};
 use rwsgi_shared::exit::ExitCode;
-use rwsgi_shared::log::logger;
+use rwsgi_shared::log::{file_logger, logger};
 use slog::{error, info, warn};
 
 fn main() -> std::process::ExitCode {
@@ -86,12 +87,43 @@ fn main() -> std::process::ExitCode {
                     }
                 }
             }
+            if let Some(dir) = &config.python_eggs {
+                // As mod_wsgi's python-eggs=: every process started gets it.
+                prepare_eggs_directory(dir, config.run_as.as_ref());
+                std::env::set_var("PYTHON_EGG_CACHE", dir);
+            }
+            // Before the logger: its records are cut to fit the pipe.
+            let mut log_files = match &config.log_files {
+                None => None,
+                Some(files) => match log_files::start(
+                    files,
+                    config.log_format,
+                    config.run_as.as_ref(),
+                    config.debug.is_some(),
+                ) {
+                    Ok(f) => Some(f),
+                    Err(e) => {
+                        eprintln!("rwsgi: error: {e}");
+                        return ExitCode::Config.into();
+                    }
+                },
+            };
             let log = logger(config.log_format, config.log_level, "master");
+            let startup = log_files
+                .as_mut()
+                .and_then(|f| f.take_startup())
+                .map(|file| file_logger(config.log_format, config.log_level, file));
             for w in &warnings {
                 warn!(log, "{}", w);
+                if let Some(s) = &startup {
+                    warn!(s, "{}", w);
+                }
             }
             for line in summary(&config) {
                 info!(log, "{}", line);
+                if let Some(s) = &startup {
+                    info!(s, "{}", line);
+                }
             }
             if !config.trust_proxy_headers.is_empty() && config.trust_proxies.is_empty() {
                 warn!(log, "--trust-proxy-header without --trust-proxy: those headers are trusted from every client; name your proxies with --trust-proxy ADDRESS|CIDR");
@@ -114,13 +146,30 @@ fn main() -> std::process::ExitCode {
                 Ok(code) => code.into(),
                 Err(e) => {
                     error!(log, "{:#}", e);
+                    if let Some(s) = &startup {
+                        error!(s, "{:#}", e);
+                    }
                     e.exit_code().into()
                 }
             };
             if let Some(path) = &pid_file {
                 let _ = std::fs::remove_file(path);
             }
+            if let Some(files) = log_files {
+                files.finish();
+            }
             code
         }
+    }
+}
+
+/// `--python-eggs`: created if missing (and given to `--user`), as
+/// mod_wsgi-express does; a failure is the application's to report.
+fn prepare_eggs_directory(dir: &std::path::Path, run_as: Option<&rwsgi_shared::config::RunAs>) {
+    if dir.exists() || std::fs::create_dir_all(dir).is_err() {
+        return;
+    }
+    if let Some(who) = run_as {
+        let _ = std::os::unix::fs::chown(dir, Some(who.uid), Some(who.gid));
     }
 }
