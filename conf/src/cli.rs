@@ -855,11 +855,21 @@ pub struct StartServer {
 
     /// With --rotate-logs: the size in MB (fractions allowed) a log file
     /// reaches before it is rotated.
-    #[arg(long, value_name = "MB", default_value_t = 5.0, env = "RWSGI_MAX_LOG_SIZE")]
+    #[arg(
+        long,
+        value_name = "MB",
+        default_value_t = 5.0,
+        env = "RWSGI_MAX_LOG_SIZE"
+    )]
     pub max_log_size: f64,
 
     /// With --rotate-logs: how many rotated files of each log are kept.
-    #[arg(long, value_name = "NUMBER", default_value_t = 10, env = "RWSGI_MAX_LOG_FILES")]
+    #[arg(
+        long,
+        value_name = "NUMBER",
+        default_value_t = 10,
+        env = "RWSGI_MAX_LOG_FILES"
+    )]
     pub max_log_files: u32,
 
     /// Accepted for mod_wsgi-express CMDs: rwsgi rotates the logs itself.
@@ -877,11 +887,21 @@ pub struct StartServer {
     pub mime_types: Option<PathBuf>,
 
     /// SO_RCVBUF of the listening sockets, in bytes (0: the system's default).
-    #[arg(long, value_name = "NUMBER", default_value_t = 0, env = "RWSGI_RECEIVE_BUFFER_SIZE")]
+    #[arg(
+        long,
+        value_name = "NUMBER",
+        default_value_t = 0,
+        env = "RWSGI_RECEIVE_BUFFER_SIZE"
+    )]
     pub receive_buffer_size: u32,
 
     /// SO_SNDBUF of the listening sockets, in bytes (0: the system's default).
-    #[arg(long, value_name = "NUMBER", default_value_t = 0, env = "RWSGI_SEND_BUFFER_SIZE")]
+    #[arg(
+        long,
+        value_name = "NUMBER",
+        default_value_t = 0,
+        env = "RWSGI_SEND_BUFFER_SIZE"
+    )]
     pub send_buffer_size: u32,
 
     /// Log at debug level (unless --log-level says otherwise).

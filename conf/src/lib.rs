@@ -23,7 +23,7 @@ pub use cli::{Cli, Command, StartServer};
 pub use compat::UNIMPLEMENTED;
 pub use error::ConfError;
 pub use resolve::resolve;
-pub use summary::summary;
+pub use summary::{log_files_line, summary};
 
 use rwsgi_shared::config::ServerConfig;
 

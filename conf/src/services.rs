@@ -81,7 +81,10 @@ pub fn resolve(args: &StartServer, cwd: &Path) -> Result<Vec<Service>, ConfError
             master.as_ref(),
         )?;
         // As mod_wsgi-express: a relative name is in --log-directory.
-        let log_base = args.log_directory.as_ref().map_or(cwd.to_owned(), |d| cwd.join(d));
+        let log_base = args
+            .log_directory
+            .as_ref()
+            .map_or(cwd.to_owned(), |d| cwd.join(d));
         let log_file = value_for(&args.service_log_files, name).map(|f| log_base.join(f));
         if let Some(file) = &log_file {
             if file.is_dir() || !file.parent().is_some_and(Path::is_dir) {

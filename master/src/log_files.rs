@@ -190,7 +190,11 @@ fn append(path: &Path) -> std::io::Result<File> {
 
 /// Where one log's lines go.
 enum Target {
-    File { path: PathBuf, file: File, size: u64 },
+    File {
+        path: PathBuf,
+        file: File,
+        size: u64,
+    },
     /// The terminal, for a log without a file of its own.
     Fd(File),
 }
@@ -416,7 +420,8 @@ mod tests {
     use super::*;
 
     fn temp(name: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("rwsgi-logfiles-{}-{name}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("rwsgi-logfiles-{}-{name}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         dir

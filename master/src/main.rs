@@ -93,20 +93,9 @@ fn main() -> std::process::ExitCode {
                 std::env::set_var("PYTHON_EGG_CACHE", dir);
             }
             // Before the logger: its records are cut to fit the pipe.
-            let mut log_files = match &config.log_files {
-                None => None,
-                Some(files) => match log_files::start(
-                    files,
-                    config.log_format,
-                    config.run_as.as_ref(),
-                    config.debug.is_some(),
-                ) {
-                    Ok(f) => Some(f),
-                    Err(e) => {
-                        eprintln!("rwsgi: error: {e}");
-                        return ExitCode::Config.into();
-                    }
-                },
+            let mut log_files = match start_log_files(&config) {
+                Ok(files) => files,
+                Err(code) => return code.into(),
             };
             let log = logger(config.log_format, config.log_level, "master");
             let startup = log_files
@@ -171,5 +160,30 @@ fn prepare_eggs_directory(dir: &std::path::Path, run_as: Option<&rwsgi_shared::c
     }
     if let Some(who) = run_as {
         let _ = std::os::unix::fs::chown(dir, Some(who.uid), Some(who.gid));
+    }
+}
+
+/// `--log-directory` …: says on the terminal where the logs go, then
+/// sends them there (see `log_files`).
+fn start_log_files(
+    config: &rwsgi_shared::config::ServerConfig,
+) -> Result<Option<log_files::LogFiles>, ExitCode> {
+    let Some(files) = &config.log_files else {
+        return Ok(None);
+    };
+    let terminal = logger(config.log_format, config.log_level, "master");
+    info!(terminal, "{}", rwsgi_conf::log_files_line(files));
+    let keep_stdout = config.debug.is_some();
+    match log_files::start(
+        files,
+        config.log_format,
+        config.run_as.as_ref(),
+        keep_stdout,
+    ) {
+        Ok(f) => Ok(Some(f)),
+        Err(e) => {
+            error!(terminal, "{}", e);
+            Err(ExitCode::Config)
+        }
     }
 }

@@ -143,7 +143,10 @@ pub fn serve(
         true => match access_log::AccessLog::new(
             &config.access_log_format,
             config.log_format,
-            config.log_files.as_ref().is_some_and(|f| f.access.is_some()),
+            config
+                .log_files
+                .as_ref()
+                .is_some_and(|f| f.access.is_some()),
         ) {
             Ok(a) => Some(Arc::new(a)),
             Err(e) => {

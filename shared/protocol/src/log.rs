@@ -171,12 +171,13 @@ impl Write for RecordWriter {
         }
         let record = std::mem::take(&mut self.buf);
         let marked = self.marked;
-        let result = fit(&record, self.format, self.limit)
-            .iter()
-            .try_for_each(|piece| match marked {
-                false => write_once(piece),
-                true => write_once(&[&[ACCESS_MARK][..], piece].concat()),
-            });
+        let result =
+            fit(&record, self.format, self.limit)
+                .iter()
+                .try_for_each(|piece| match marked {
+                    false => write_once(piece),
+                    true => write_once(&[&[ACCESS_MARK][..], piece].concat()),
+                });
         self.buf = record;
         self.buf.clear();
         result

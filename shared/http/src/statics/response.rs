@@ -712,10 +712,19 @@ mod tests {
         ]
         .into_iter()
         .collect();
-        assert_eq!(content_type_with("d/a.THING", &extra), "application/x-thing");
-        assert_eq!(content_type_with("a.css", &extra), "text/x-mine; charset=utf-8");
+        assert_eq!(
+            content_type_with("d/a.THING", &extra),
+            "application/x-thing"
+        );
+        assert_eq!(
+            content_type_with("a.css", &extra),
+            "text/x-mine; charset=utf-8"
+        );
         assert_eq!(content_type_with("a.png", &extra), "image/png");
-        assert_eq!(content_type_with("thing", &extra), "application/octet-stream");
+        assert_eq!(
+            content_type_with("thing", &extra),
+            "application/octet-stream"
+        );
     }
 
     #[test]
