@@ -843,8 +843,96 @@ pub fn parse_mime_types(text: &str) -> Vec<(String, String)> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod log_and_mime_tests {
     use super::*;
+    use rwsgi_shared::config::{LogFiles, LogLevel};
+
+    fn config(args: &[&str]) -> Result<ServerConfig, ConfError> {
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/hello/wsgi.py");
+        let mut argv = vec!["rwsgi", "start-server"];
+        argv.extend_from_slice(args);
+        argv.push(script);
+        match crate::parse(argv)? {
+            crate::Invocation::StartServer { config, .. } => Ok(*config),
+            _ => panic!("not start-server"),
+        }
+    }
+
+    fn files(args: &[&str]) -> Option<LogFiles> {
+        config(args).unwrap().log_files
+    }
+
+    #[test]
+    fn log_files_are_named_as_mod_wsgi_express_names_them() {
+        let cwd = std::env::current_dir().unwrap();
+        assert_eq!(files(&[]), None);
+        assert_eq!(files(&["--access-log", "--rotate-logs"]), None);
+        let f = files(&["--log-directory", "/l", "--access-log-name", "a.log"]).unwrap();
+        assert_eq!(f.error, Some("/l/error_log".into()));
+        // No access log without --access-log, no start-up log without --startup-log.
+        assert_eq!((f.access, f.startup, f.rotate), (None, None, None));
+        let f = files(&[
+            "--log-directory",
+            "logs",
+            "--access-log",
+            "--startup-log",
+            "--error-log-name",
+            "/abs/err",
+            "--log-to-terminal",
+        ])
+        .unwrap();
+        assert_eq!(f.error, Some("/abs/err".into()));
+        assert_eq!(f.access, Some(cwd.join("logs/access_log")));
+        assert_eq!(f.startup, Some(cwd.join("logs/startup_log")));
+        // A bare name is a path from the start directory, unless the
+        // terminal was asked for.
+        let f = files(&["--access-log", "--access-log-name", "acc"]).unwrap();
+        assert_eq!((f.error, f.access), (None, Some(cwd.join("acc"))));
+        assert_eq!(files(&["--error-log-name", "e", "--log-to-terminal"]), None);
+        let f = files(&[
+            "--log-directory",
+            "/l",
+            "--rotate-logs",
+            "--max-log-size",
+            "0.5",
+        ]);
+        let rotate = f.unwrap().rotate.unwrap();
+        assert_eq!((rotate.max_bytes, rotate.keep), (524_288, 10));
+        for bad in [
+            &[
+                "--log-directory",
+                "/l",
+                "--rotate-logs",
+                "--max-log-size",
+                "0",
+            ][..],
+            &[
+                "--log-directory",
+                "/l",
+                "--rotate-logs",
+                "--max-log-files",
+                "0",
+            ][..],
+        ] {
+            assert!(config(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn verbose_debugging_is_debug_unless_the_level_is_given() {
+        assert_eq!(config(&[]).unwrap().log_level, LogLevel::Info);
+        let c = config(&["--verbose-debugging"]).unwrap();
+        assert_eq!(c.log_level, LogLevel::Debug);
+        let c = config(&["--verbose-debugging", "--log-level", "warn"]).unwrap();
+        assert_eq!(c.log_level, LogLevel::Warn);
+    }
+
+    #[test]
+    fn an_unreadable_mime_types_file_names_the_option() {
+        let e = config(&["--mime-types", "/nonexistent/mime.types"]).unwrap_err();
+        assert!(e.to_string().contains("--mime-types"), "{e}");
+    }
 
     #[test]
     fn mime_types_lines_comments_and_nginx_blocks() {

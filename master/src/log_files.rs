@@ -385,11 +385,23 @@ fn note_line(format: LogFormat, msg: &str) -> Vec<u8> {
     line
 }
 
+/// How long the reader goes on after the master is done.
+const LAST_DRAIN: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// The reader: until the pipe ends, or until it is told to stop and
 /// nothing more is waiting in it.
 fn run(mut drain: Drain, read: OwnedFd, stop: &AtomicBool) {
     let mut buf = vec![0u8; 64 * 1024];
+    // Once told to stop: a process the master does not wait for (an
+    // application's daemon child) may hold the pipe and keep writing.
+    let mut stopping_since = None;
     loop {
+        if stop.load(Ordering::Relaxed) {
+            let since = *stopping_since.get_or_insert_with(std::time::Instant::now);
+            if since.elapsed() > LAST_DRAIN {
+                break;
+            }
+        }
         if REOPEN.swap(false, Ordering::Relaxed) {
             drain.reopen();
         }

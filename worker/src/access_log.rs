@@ -19,13 +19,22 @@ pub struct AccessLog {
 }
 
 impl AccessLog {
-    pub fn new(spec: &str, log_format: LogFormat, own_file: bool) -> Result<AccessLog, String> {
+    /// `slot`: the worker's, for the JSON records' `worker` field.
+    pub fn new(
+        spec: &str,
+        log_format: LogFormat,
+        own_file: bool,
+        slot: usize,
+    ) -> Result<AccessLog, String> {
         let json = log_format == LogFormat::Json;
         Ok(AccessLog {
             format: Format::parse(spec)?,
             json,
             own_file,
-            json_to_file: (own_file && json).then(rwsgi_shared::log::access_logger),
+            json_to_file: (own_file && json).then(|| {
+                rwsgi_shared::log::access_logger()
+                    .new(slog::o!("worker" => slot, "pid" => std::process::id()))
+            }),
         })
     }
 

@@ -147,6 +147,7 @@ pub fn serve(
                 .log_files
                 .as_ref()
                 .is_some_and(|f| f.access.is_some()),
+            slot,
         ) {
             Ok(a) => Some(Arc::new(a)),
             Err(e) => {

@@ -42,7 +42,15 @@ struct FileServer {
 
 impl FileServer {
     fn start(error_log: &Path, args: &[&str]) -> FileServer {
-        let child = Command::new(rwsgi_tests::server::binary("rwsgi"))
+        FileServer::start_in(error_log, args, None)
+    }
+
+    fn start_in(error_log: &Path, args: &[&str], cwd: Option<&Path>) -> FileServer {
+        let mut cmd = Command::new(rwsgi_tests::server::binary("rwsgi"));
+        if let Some(dir) = cwd {
+            cmd.current_dir(dir);
+        }
+        let child = cmd
             .arg("start-server")
             .args(["--host", "127.0.0.1", "--port", "0"])
             .args(args)
@@ -178,22 +186,26 @@ fn log_directory_gets_the_error_access_and_startup_logs() {
 }
 
 /// `--error-log-name` and `--access-log-name` without a directory: paths
-/// relative to where rwsgi starts.
+/// relative to where rwsgi starts; with `--log-format json` both files
+/// hold JSON records.
 #[test]
 fn log_names_without_a_directory_are_paths() {
     let dir = temp_dir("names");
-    let server = FileServer::start(
+    let server = FileServer::start_in(
         &dir.join("my-errors.log"),
         &[
             "--working-directory",
             &dir.display().to_string(),
             "--error-log-name",
-            &dir.join("my-errors.log").display().to_string(),
+            "my-errors.log",
             "--access-log",
             "--access-log-name",
-            &dir.join("sub/my-access.log").display().to_string(),
+            "sub/my-access.log",
+            "--log-format",
+            "json",
             &app("chatty.py"),
         ],
+        Some(&dir),
     );
     assert_eq!(get(server.port, "/r/named").status, 200);
     let access = dir.join("sub/my-access.log");
@@ -201,7 +213,15 @@ fn log_names_without_a_directory_are_paths() {
         read(&access).contains("/r/named")
     });
     server.stop();
-    assert!(read(&dir.join("my-errors.log")).contains("printed named END"));
+    let record: serde_json::Value =
+        serde_json::from_str(read(&access).trim()).expect("one JSON record");
+    assert_eq!(record["path"], "/r/named");
+    assert_eq!(record["status"], 200);
+    let errors = read(&dir.join("my-errors.log"));
+    assert!(errors.contains("\"msg\":\"printed named END\""), "{errors}");
+    for line in errors.lines() {
+        serde_json::from_str::<serde_json::Value>(line).expect("a JSON record");
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }
 
