@@ -507,3 +507,51 @@ fn verbose_debugging_is_the_debug_level() {
     assert!(!server.log.text().contains("static file not found"));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `--user`: the master opens the files as root; workers running as the
+/// user write through the pipe, and the reader, running as the user after
+/// the start, rotates in the log directory it created and gave the user.
+#[test]
+fn log_files_with_user_are_written_and_rotated() {
+    let nobody_runs_python = Command::new("setpriv")
+        .args(["--reuid=nobody", "--regid=nogroup", "--clear-groups"])
+        .arg(rwsgi_tests::test_venv().join("bin/python"))
+        .args(["-c", "import sys"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !nix::unistd::geteuid().is_root() || !nobody_runs_python {
+        eprintln!(
+            "\n!!!!!!!! SKIPPED: --user needs root and a Python that nobody can run !!!!!!!!\n"
+        );
+        return;
+    }
+    let dir = temp_dir("user");
+    let logs = dir.join("logs");
+    let server = FileServer::start(
+        &logs.join("error_log"),
+        &[
+            "--user",
+            "nobody",
+            "--log-directory",
+            &logs.display().to_string(),
+            "--access-log",
+            "--rotate-logs",
+            "--max-log-size",
+            "0.002",
+            &app("chatty.py"),
+        ],
+    );
+    for i in 0..30 {
+        assert_eq!(get(server.port, &format!("/r/user{i}")).status, 200);
+    }
+    server.stop();
+    let errors = read_rotated(&logs.join("error_log"));
+    let access = read_rotated(&logs.join("access_log"));
+    assert!(logs.join("error_log.1").exists());
+    for i in 0..30 {
+        assert_eq!(errors.matches(&format!("printed user{i} END,")).count(), 1);
+        assert_eq!(access.matches(&format!("GET /r/user{i} ")).count(), 1);
+    }
+    assert!(!errors.contains("cannot rotate"), "{errors}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
