@@ -16,6 +16,8 @@
 
 use nix::fcntl::{fcntl, FcntlArg, OFlag};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+// The copies of standard error and output every child inherits.
+use nix::unistd::{dup2_stderr, dup2_stdout};
 use rwsgi_shared::config::{LogFiles as LogFilesConfig, LogFormat, LogRotation, RunAs};
 use rwsgi_shared::log::ACCESS_MARK;
 use std::fs::{File, OpenOptions};
@@ -29,9 +31,9 @@ use std::thread::JoinHandle;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LogFilesError {
-    #[error("--log-directory: cannot create {0}: {1}")]
+    #[error("log files: cannot create the directory {0}: {1}")]
     Directory(PathBuf, std::io::Error),
-    #[error("--log-directory: cannot open the log file {0}: {1}")]
+    #[error("log files: cannot open {0}: {1}")]
     Open(PathBuf, std::io::Error),
     #[error("log files: {0}")]
     Pipe(std::io::Error),
@@ -91,9 +93,9 @@ pub fn start(
     fcntl(read.as_fd(), FcntlArg::F_SETFL(OFlag::O_NONBLOCK)).map_err(pipe_error)?;
     // Room for bursts while the reader waits on the disk (best effort).
     let _ = fcntl(write.as_fd(), FcntlArg::F_SETPIPE_SZ(1 << 20));
-    redirect(&write, libc::STDERR_FILENO)?;
+    dup2_stderr(&write).map_err(pipe_error)?;
     if !keep_stdout {
-        redirect(&write, libc::STDOUT_FILENO)?;
+        dup2_stdout(&write).map_err(pipe_error)?;
     }
     drop(write);
     let stop = Arc::new(AtomicBool::new(false));
@@ -130,9 +132,9 @@ impl LogFiles {
         let Some(thread) = self.thread.take() else {
             return;
         };
-        let _ = redirect(&self.terminal, libc::STDERR_FILENO);
+        let _ = dup2_stderr(&self.terminal);
         if self.stdout_too {
-            let _ = redirect(&self.terminal, libc::STDOUT_FILENO);
+            let _ = dup2_stdout(&self.terminal);
         }
         self.stop.store(true, Ordering::Relaxed);
         let _ = thread.join();
@@ -151,17 +153,6 @@ fn pipe_error(e: nix::Error) -> LogFilesError {
 
 fn dup_cloexec(fd: std::os::fd::BorrowedFd<'_>) -> Result<OwnedFd, LogFilesError> {
     fd.try_clone_to_owned().map_err(LogFilesError::Pipe)
-}
-
-/// Makes `target` (0 to 2) a copy of `fd`, inherited by every child.
-fn redirect(fd: &OwnedFd, target: i32) -> Result<(), LogFilesError> {
-    use std::os::fd::AsRawFd;
-    // SAFETY: dup2 on two open descriptors; `target` is a standard stream
-    // that no Rust object owns.
-    if unsafe { libc::dup2(fd.as_raw_fd(), target) } == -1 {
-        return Err(LogFilesError::Pipe(std::io::Error::last_os_error()));
-    }
-    Ok(())
 }
 
 /// Opens `path` for appending, creating it and its directory; a directory

@@ -130,6 +130,15 @@ impl RecordWriter {
 /// it starts no line of text a program writes.)
 pub const ACCESS_MARK: u8 = 0x1e;
 
+/// A record that is not an access record never holds [`ACCESS_MARK`]: a
+/// line the application logs (with text from a request in it) cannot pass
+/// for an access record. (JSON escapes it anyway.)
+pub fn unmark(record: &mut [u8]) {
+    for b in record.iter_mut().filter(|b| **b == ACCESS_MARK) {
+        *b = b' ';
+    }
+}
+
 /// Writes an access record (one line, with its newline) marked with
 /// [`ACCESS_MARK`], whole, with one `write(2)`.
 pub fn write_access_record(record: &[u8], format: LogFormat) -> io::Result<()> {
@@ -169,8 +178,11 @@ impl Write for RecordWriter {
         if self.buf.is_empty() {
             return Ok(());
         }
-        let record = std::mem::take(&mut self.buf);
+        let mut record = std::mem::take(&mut self.buf);
         let marked = self.marked;
+        if !marked {
+            unmark(&mut record);
+        }
         let result =
             fit(&record, self.format, self.limit)
                 .iter()
@@ -383,6 +395,13 @@ mod tests {
         let joined: Vec<u8> = pieces.concat();
         assert!(joined.starts_with(&r[..1000]));
         assert!(String::from_utf8(joined).unwrap().trim_end().ends_with(CUT));
+    }
+
+    #[test]
+    fn only_access_records_carry_the_mark() {
+        let mut r = b"INFO forged \x1e127.0.0.1 - - GET /admin\n".to_vec();
+        unmark(&mut r);
+        assert_eq!(r, b"INFO forged  127.0.0.1 - - GET /admin\n");
     }
 
     #[test]

@@ -149,9 +149,12 @@ fn log_directory_gets_the_error_access_and_startup_logs() {
     for i in 0..6 {
         assert_eq!(get(server.port, &format!("/r/tag{i}")).status, 200);
     }
+    // A print with the access records' separator in it (from the URL)
+    // stays in the error log: it cannot forge an access record.
+    assert_eq!(get(server.port, "/r/forged%1E10.0.0.1").status, 200);
     let access = logs.join("access_log");
     wait_until("the access records", START, || {
-        read(&access).lines().count() >= 6
+        read(&access).lines().count() >= 7
     });
     let terminal = server.stop();
     let (errors, access, startup) = (
@@ -174,6 +177,7 @@ fn log_directory_gets_the_error_access_and_startup_logs() {
     for line in access.lines() {
         assert!(line.starts_with("127.0.0.1 - - ["), "{line}");
     }
+    assert!(errors.contains("printed forged 10.0.0.1 END"), "{errors}");
     assert!(startup.contains("processes x"), "{startup}");
     assert!(!startup.contains("printed"), "{startup}");
     // One line on the terminal, naming the files.
