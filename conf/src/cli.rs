@@ -413,8 +413,9 @@ pub struct StartServer {
     /// Minimum level of the log: emerg, alert, crit, error, warn, notice,
     /// info, debug (any case); Apache's trace1..trace8 are debug, and
     /// `warn wsgi:info` takes the wsgi: level.
-    #[arg(long, default_value = "info", env = "RWSGI_LOG_LEVEL", value_parser = parse_log_level)]
-    pub log_level: LogLevelArg,
+    /// (Default info; debug with --verbose-debugging.)
+    #[arg(long, env = "RWSGI_LOG_LEVEL", value_parser = parse_log_level)]
+    pub log_level: Option<LogLevelArg>,
 
     /// Log format: human-readable text or one JSON object per line.
     #[arg(long, value_enum, default_value = "text", env = "RWSGI_LOG_FORMAT")]
@@ -820,7 +821,7 @@ pub struct StartServer {
 
     /// Append service SERVICE's output (stdout, stderr and its log lines)
     /// to FILE-NAME instead of the server's log (repeatable; a relative
-    /// path is relative to the directory rwsgi starts in).
+    /// path is relative to --log-directory, or to the start directory).
     #[arg(
         long = "service-log-file",
         num_args = 2,
@@ -856,6 +857,88 @@ pub struct StartServer {
     /// guides) at /__wsgi__/docs/, without the application.
     #[arg(long, env = "RWSGI_ENABLE_DOCS")]
     pub enable_docs: bool,
+
+    /// Write the logs to files in this directory instead of the terminal:
+    /// the error log (the server's and the application's lines) and, with
+    /// --access-log, the access log (created if missing).
+    #[arg(long, value_name = "DIRECTORY-PATH", env = "RWSGI_LOG_DIRECTORY")]
+    pub log_directory: Option<PathBuf>,
+
+    /// The error log's file name in --log-directory (default error_log);
+    /// given without --log-directory, a path (relative to the start
+    /// directory) the error log is written to.
+    #[arg(long, value_name = "FILE-NAME", env = "RWSGI_ERROR_LOG_NAME")]
+    pub error_log_name: Option<PathBuf>,
+
+    /// The access log's file name in --log-directory (default access_log);
+    /// given without --log-directory, a path the access log is written to.
+    #[arg(long, value_name = "FILE-NAME", env = "RWSGI_ACCESS_LOG_NAME")]
+    pub access_log_name: Option<PathBuf>,
+
+    /// With --startup-log, the file in --log-directory that also gets the
+    /// master's lines until it serves (default startup_log).
+    #[arg(long, value_name = "FILE-NAME", env = "RWSGI_STARTUP_LOG_NAME")]
+    pub startup_log_name: Option<PathBuf>,
+
+    /// Rotate the log files: a file about to grow past --max-log-size
+    /// becomes NAME.1 (NAME.1 becomes NAME.2 …; --max-log-files are kept).
+    #[arg(long, env = "RWSGI_ROTATE_LOGS")]
+    pub rotate_logs: bool,
+
+    /// With --rotate-logs: the size in MB (fractions allowed) a log file
+    /// reaches before it is rotated.
+    #[arg(
+        long,
+        value_name = "MB",
+        default_value_t = 5.0,
+        env = "RWSGI_MAX_LOG_SIZE"
+    )]
+    pub max_log_size: f64,
+
+    /// With --rotate-logs: how many rotated files of each log are kept.
+    #[arg(
+        long,
+        value_name = "NUMBER",
+        default_value_t = 10,
+        env = "RWSGI_MAX_LOG_FILES"
+    )]
+    pub max_log_files: u32,
+
+    /// Accepted for mod_wsgi-express CMDs: rwsgi rotates the logs itself.
+    #[arg(long, value_name = "FILE-PATH", hide = true)]
+    pub rotatelogs_executable: Option<PathBuf>,
+
+    /// The directory Python eggs are unpacked to (PYTHON_EGG_CACHE of the
+    /// workers; created if missing).
+    #[arg(long, value_name = "DIRECTORY-PATH", env = "RWSGI_PYTHON_EGGS")]
+    pub python_eggs: Option<PathBuf>,
+
+    /// A mime.types file (`type/subtype ext1 ext2` lines, # comments)
+    /// whose mappings add to and override the built-in static-file types.
+    #[arg(long, value_name = "FILE-PATH", env = "RWSGI_MIME_TYPES")]
+    pub mime_types: Option<PathBuf>,
+
+    /// SO_RCVBUF of the listening sockets, in bytes (0: the system's default).
+    #[arg(
+        long,
+        value_name = "NUMBER",
+        default_value_t = 0,
+        env = "RWSGI_RECEIVE_BUFFER_SIZE"
+    )]
+    pub receive_buffer_size: u32,
+
+    /// SO_SNDBUF of the listening sockets, in bytes (0: the system's default).
+    #[arg(
+        long,
+        value_name = "NUMBER",
+        default_value_t = 0,
+        env = "RWSGI_SEND_BUFFER_SIZE"
+    )]
+    pub send_buffer_size: u32,
+
+    /// Log at debug level (unless --log-level says otherwise).
+    #[arg(long, hide = true, env = "RWSGI_VERBOSE_DEBUGGING")]
+    pub verbose_debugging: bool,
 }
 
 /// The clap command with the mod_wsgi-express options rwsgi only accepts.

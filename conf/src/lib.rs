@@ -25,7 +25,7 @@ pub use cli::{Cli, Command, StartServer};
 pub use compat::UNIMPLEMENTED;
 pub use error::ConfError;
 pub use resolve::resolve;
-pub use summary::summary;
+pub use summary::{log_files_line, summary};
 
 use rwsgi_shared::config::ServerConfig;
 
@@ -463,7 +463,9 @@ mod tests {
             "limit-request-body" => "1000",
             "server-name" => "example.com",
             "python-warnings" => "ignore::DeprecationWarning",
-            "envvars-script" => concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/hello/wsgi.py"),
+            "envvars-script" | "mime-types" => {
+                concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/hello/wsgi.py")
+            }
             "telemetry-service" => "unix:/tmp/rwsgi-telemetry.sock",
             "telemetry-options" => "+CaptureUserAgent",
             _ => "1",

@@ -80,7 +80,12 @@ pub fn resolve(args: &StartServer, cwd: &Path) -> Result<Vec<Service>, ConfError
             value_for(&args.service_groups, name),
             master.as_ref(),
         )?;
-        let log_file = value_for(&args.service_log_files, name).map(|f| cwd.join(f));
+        // As mod_wsgi-express: a relative name is in --log-directory.
+        let log_base = args
+            .log_directory
+            .as_ref()
+            .map_or(cwd.to_owned(), |d| cwd.join(d));
+        let log_file = value_for(&args.service_log_files, name).map(|f| log_base.join(f));
         if let Some(file) = &log_file {
             if file.is_dir() || !file.parent().is_some_and(Path::is_dir) {
                 return Err(invalid(

@@ -91,6 +91,9 @@ pub fn summary(c: &ServerConfig) -> Vec<String> {
     if let Some(line) = proxy_line(&c.proxy_pass) {
         lines.push(line);
     }
+    if let Some(files) = &c.log_files {
+        lines.push(log_files_line(files));
+    }
     for s in &c.services {
         lines.push(format!(
             "service {}: {}{}{}",
@@ -246,4 +249,27 @@ fn container_line() -> String {
         "container: {cpus}, {memory}, {} CPUs in the affinity mask",
         crate::container::affinity_cpus()
     )
+}
+
+/// `--log-directory` and its file names, `--rotate-logs`.
+pub fn log_files_line(f: &rwsgi_shared::config::LogFiles) -> String {
+    let name = |p: &Option<std::path::PathBuf>| match p {
+        Some(p) => p.display().to_string(),
+        None => "the terminal".to_owned(),
+    };
+    let mut line = format!("log files: error log {}", name(&f.error));
+    if f.access.is_some() {
+        line.push_str(&format!(", access log {}", name(&f.access)));
+    }
+    if f.startup.is_some() {
+        line.push_str(&format!(", start-up log {}", name(&f.startup)));
+    }
+    match f.rotate {
+        Some(r) => line.push_str(&format!(
+            "; rotated past {} bytes, {} old files of each kept (--rotate-logs)",
+            r.max_bytes, r.keep
+        )),
+        None => line.push_str("; not rotated"),
+    }
+    line
 }

@@ -141,7 +141,7 @@ impl Admin {
         registry: &Registry,
         token: Token,
     ) -> Result<(Admin, SocketAddr), crate::listener::BindError> {
-        let mut listener = crate::listener::bind(host, port, BACKLOG)?;
+        let mut listener = crate::listener::bind(host, port, BACKLOG, Default::default())?;
         let addr = listener
             .local_addr()
             .map_err(|e| crate::listener::BindError::Other(([0, 0, 0, 0], port).into(), e))?;

@@ -15,8 +15,23 @@ pub enum BindError {
     Other(SocketAddr, std::io::Error),
 }
 
+/// SO_RCVBUF and SO_SNDBUF for the listening sockets (`--receive-buffer-size`,
+/// `--send-buffer-size`); 0 leaves the system's default. Set before
+/// `listen`, as Apache does: accepted connections inherit them, and the
+/// receive buffer's size decides the TCP window offered in the handshake.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Buffers {
+    pub receive: u32,
+    pub send: u32,
+}
+
 /// Binds a non-blocking, close-on-exec TCP listener.
-pub fn bind(host: &str, port: u16, backlog: i32) -> Result<mio::net::TcpListener, BindError> {
+pub fn bind(
+    host: &str,
+    port: u16,
+    backlog: i32,
+    buffers: Buffers,
+) -> Result<mio::net::TcpListener, BindError> {
     let addr = if host.is_empty() {
         SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port)
     } else {
@@ -38,7 +53,48 @@ pub fn bind(host: &str, port: u16, backlog: i32) -> Result<mio::net::TcpListener
         Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP)).map_err(map)?;
     socket.set_reuse_address(true).map_err(map)?;
     socket.set_nonblocking(true).map_err(map)?;
+    if buffers.receive > 0 {
+        socket
+            .set_recv_buffer_size(buffers.receive as usize)
+            .map_err(map)?;
+    }
+    if buffers.send > 0 {
+        socket
+            .set_send_buffer_size(buffers.send as usize)
+            .map_err(map)?;
+    }
     socket.bind(&SockAddr::from(addr)).map_err(map)?;
     socket.listen(backlog).map_err(map)?;
     Ok(mio::net::TcpListener::from_std(socket.into()))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    /// The sizes reach the connections the listener accepts (Linux
+    /// doubles what was asked for, for its bookkeeping).
+    #[test]
+    fn accepted_connections_inherit_the_buffer_sizes() {
+        let wanted = Buffers {
+            receive: 50000,
+            send: 30000,
+        };
+        let listener = bind("127.0.0.1", 0, 8, wanted).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut client = std::net::TcpStream::connect(addr).unwrap();
+        client.write_all(b"x").unwrap();
+        let std_listener: std::net::TcpListener = listener.into();
+        std_listener.set_nonblocking(false).unwrap();
+        let (conn, _) = std_listener.accept().unwrap();
+        let conn = Socket::from(conn);
+        assert_eq!(conn.recv_buffer_size().unwrap(), 2 * 50000);
+        assert_eq!(conn.send_buffer_size().unwrap(), 2 * 30000);
+
+        let plain = bind("127.0.0.1", 0, 8, Buffers::default()).unwrap();
+        let plain = Socket::from(std::net::TcpListener::from(plain));
+        assert_ne!(plain.recv_buffer_size().unwrap(), 2 * 50000);
+    }
 }

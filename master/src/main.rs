@@ -11,6 +11,7 @@ mod dispatch;
 mod effects;
 mod listener;
 mod liveness;
+mod log_files;
 mod metrics;
 mod observe;
 mod privileges;
@@ -28,7 +29,7 @@ mod template;
 
 use rwsgi_conf::{summary, Invocation};
 use rwsgi_shared::exit::ExitCode;
-use rwsgi_shared::log::logger;
+use rwsgi_shared::log::{file_logger, logger};
 use slog::{error, info, warn};
 
 fn main() -> std::process::ExitCode {
@@ -117,12 +118,32 @@ fn main() -> std::process::ExitCode {
                     }
                 }
             }
+            if let Some(dir) = &config.python_eggs {
+                // As mod_wsgi's python-eggs=: every process started gets it.
+                prepare_eggs_directory(dir, config.run_as.as_ref());
+                std::env::set_var("PYTHON_EGG_CACHE", dir);
+            }
+            // Before the logger: its records are cut to fit the pipe.
+            let mut log_files = match start_log_files(&config) {
+                Ok(files) => files,
+                Err(code) => return code.into(),
+            };
             let log = logger(config.log_format, config.log_level, "master");
+            let startup = log_files
+                .as_mut()
+                .and_then(|f| f.take_startup())
+                .map(|file| file_logger(config.log_format, config.log_level, file));
             for w in &warnings {
                 warn!(log, "{}", w);
+                if let Some(s) = &startup {
+                    warn!(s, "{}", w);
+                }
             }
             for line in summary(&config) {
                 info!(log, "{}", line);
+                if let Some(s) = &startup {
+                    info!(s, "{}", line);
+                }
             }
             if !config.trust_proxy_headers.is_empty() && config.trust_proxies.is_empty() {
                 warn!(log, "--trust-proxy-header without --trust-proxy: those headers are trusted from every client; name your proxies with --trust-proxy ADDRESS|CIDR");
@@ -145,13 +166,55 @@ fn main() -> std::process::ExitCode {
                 Ok(code) => code.into(),
                 Err(e) => {
                     error!(log, "{:#}", e);
+                    if let Some(s) = &startup {
+                        error!(s, "{:#}", e);
+                    }
                     e.exit_code().into()
                 }
             };
             if let Some(path) = &pid_file {
                 let _ = std::fs::remove_file(path);
             }
+            if let Some(files) = log_files {
+                files.finish();
+            }
             code
+        }
+    }
+}
+
+/// `--python-eggs`: created if missing (and given to `--user`), as
+/// mod_wsgi-express does; a failure is the application's to report.
+fn prepare_eggs_directory(dir: &std::path::Path, run_as: Option<&rwsgi_shared::config::RunAs>) {
+    if dir.exists() || std::fs::create_dir_all(dir).is_err() {
+        return;
+    }
+    if let Some(who) = run_as {
+        let _ = std::os::unix::fs::chown(dir, Some(who.uid), Some(who.gid));
+    }
+}
+
+/// `--log-directory` …: says on the terminal where the logs go, then
+/// sends them there (see `log_files`).
+fn start_log_files(
+    config: &rwsgi_shared::config::ServerConfig,
+) -> Result<Option<log_files::LogFiles>, ExitCode> {
+    let Some(files) = &config.log_files else {
+        return Ok(None);
+    };
+    let terminal = logger(config.log_format, config.log_level, "master");
+    info!(terminal, "{}", rwsgi_conf::log_files_line(files));
+    let keep_stdout = config.debug.is_some();
+    match log_files::start(
+        files,
+        config.log_format,
+        config.run_as.as_ref(),
+        keep_stdout,
+    ) {
+        Ok(f) => Ok(Some(f)),
+        Err(e) => {
+            error!(terminal, "{}", e);
+            Err(ExitCode::Config)
         }
     }
 }

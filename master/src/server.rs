@@ -99,7 +99,11 @@ pub fn run(mut config: ServerConfig, log: Logger) -> Result<ExitCode, ServerErro
         Duration::from_millis(config.timeouts.startup_ms),
         log.clone(),
     );
-    let listener = listener::bind(&config.host, config.port, config.listen_backlog)?;
+    let buffers = listener::Buffers {
+        receive: config.receive_buffer_size,
+        send: config.send_buffer_size,
+    };
+    let listener = listener::bind(&config.host, config.port, config.listen_backlog, buffers)?;
     let bound = listener.local_addr()?;
     // `--port 0` binds a port the kernel chooses: the workers (SERVER_PORT)
     // and the log (for whoever started the server) get the real one.
@@ -107,7 +111,7 @@ pub fn run(mut config: ServerConfig, log: Logger) -> Result<ExitCode, ServerErro
     let mut sockets = vec![(listener, LISTENER)];
     let mut secure_bound = None;
     if let Some(tls) = &mut config.tls {
-        let secure = listener::bind(&config.host, tls.port, config.listen_backlog)?;
+        let secure = listener::bind(&config.host, tls.port, config.listen_backlog, buffers)?;
         let bound = secure.local_addr()?;
         // As for --port 0: the workers tell HTTPS connections by this port.
         tls.port = bound.port();
@@ -214,6 +218,9 @@ impl Server {
                 }
             }
             for control in controls {
+                if control == control::Control::Reload {
+                    crate::log_files::reopen();
+                }
                 let actions = self.supervisor.control(control, Instant::now());
                 self.apply(actions)?;
             }

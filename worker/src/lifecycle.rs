@@ -156,7 +156,15 @@ pub fn serve(
     };
     let access = match config.access_log {
         false => None,
-        true => match access_log::AccessLog::new(&config.access_log_format, config.log_format) {
+        true => match access_log::AccessLog::new(
+            &config.access_log_format,
+            config.log_format,
+            config
+                .log_files
+                .as_ref()
+                .is_some_and(|f| f.access.is_some()),
+            slot,
+        ) {
             Ok(a) => Some(Arc::new(a)),
             Err(e) => {
                 error!(log, "--access-log-format: {}", e);

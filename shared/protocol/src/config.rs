@@ -304,6 +304,11 @@ pub struct StaticConfig {
     /// `WSGIErrorOverride On`).
     #[serde(default)]
     pub error_override: bool,
+    /// `--mime-types FILE`: extension (lower case, no dot) and type read
+    /// from an Apache-style mime.types file; they come before the built-in
+    /// table.
+    #[serde(default)]
+    pub mime_types: Vec<(String, String)>,
 }
 
 /// `--error-document CODE DOCUMENT`, classified as Apache's `ErrorDocument`
@@ -471,6 +476,22 @@ pub struct ServerConfig {
     /// without the application.
     #[serde(default)]
     pub enable_docs: bool,
+    /// `--log-directory`, `--error-log-name`, `--access-log-name`,
+    /// `--startup-log-name`, `--rotate-logs`: log files the master writes;
+    /// `None`: everything goes to the terminal (standard error).
+    #[serde(default)]
+    pub log_files: Option<LogFiles>,
+    /// `--python-eggs`: `PYTHON_EGG_CACHE` of every process started.
+    #[serde(default)]
+    pub python_eggs: Option<PathBuf>,
+    /// `--receive-buffer-size`, `--send-buffer-size` (Apache's
+    /// ReceiveBufferSize, SendBufferSize): SO_RCVBUF and SO_SNDBUF of the
+    /// listening sockets, which accepted connections inherit; 0: the
+    /// system's default.
+    #[serde(default)]
+    pub receive_buffer_size: u32,
+    #[serde(default)]
+    pub send_buffer_size: u32,
 }
 
 /// `--telemetry-service`, `--telemetry-interval`, `--telemetry-options`.
@@ -482,6 +503,27 @@ pub struct TelemetryConfig {
     pub interval_ms: u64,
     /// `+CaptureUserAgent`: slow-request records carry the User-Agent.
     pub capture_user_agent: bool,
+}
+
+/// Log files (see the master's `log_files`): each path absolute; `None`:
+/// that log goes to standard error as without log files.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogFiles {
+    /// The master's, the workers' and the application's lines.
+    pub error: Option<PathBuf>,
+    /// The access records (`--access-log`); `Some` only with it.
+    pub access: Option<PathBuf>,
+    /// `--startup-log`: the master's lines until it serves.
+    pub startup: Option<PathBuf>,
+    /// `--rotate-logs`: each file is renamed NAME.1 (NAME.1 to NAME.2 …)
+    /// when it would grow past `max_bytes`; `keep` renamed files are kept.
+    pub rotate: Option<LogRotation>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogRotation {
+    pub max_bytes: u64,
+    pub keep: u32,
 }
 
 /// HTTPS (`--https-port` and the `--ssl-*` options of mod_wsgi-express).

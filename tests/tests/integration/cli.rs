@@ -227,6 +227,8 @@ fn every_mod_wsgi_express_option_starts_the_server() {
             ("python-warnings", _) => args.push("ignore::DeprecationWarning"),
             // Only checked to exist: --setup-only does not source it.
             ("envvars-script", _) => args.push(&hello),
+            // Read at start: any readable file (lines without a / are no types).
+            ("mime-types", _) => args.push(&hello),
             ("host-access-script" | "auth-user-script", _) => args.push(&hello),
             // Groups are checked for authenticated users only: refused alone.
             ("auth-group-script", _) => args.extend([hello.as_str(), "--auth-user-script", &hello]),

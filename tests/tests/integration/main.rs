@@ -17,6 +17,7 @@ mod identity;
 mod interrupt;
 mod lifecycle;
 mod listings;
+mod logfiles;
 mod logs;
 mod misuse;
 mod observability;

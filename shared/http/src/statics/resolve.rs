@@ -3,7 +3,7 @@
 use super::compressed::Compressed;
 use super::listing;
 use super::path::{self, Refused};
-use super::response::{content_type, etag, FileInfo, Options};
+use super::response::{content_type_with, etag, FileInfo, Options};
 use crate::coding::{self, Coding};
 use crate::RequestHead;
 use nix::errno::Errno;
@@ -129,6 +129,8 @@ pub struct StaticFiles {
     compressed: Option<Compressed>,
     /// `openat2` works here (Linux 5.6+, allowed by seccomp).
     beneath: AtomicBool,
+    /// `--mime-types`: extension to type, before the built-in table.
+    mime_types: std::collections::HashMap<String, String>,
 }
 
 fn open_flags() -> OFlag {
@@ -159,6 +161,8 @@ impl StaticFiles {
                 max_age: config.max_age,
             },
             beneath: AtomicBool::new(true),
+            // Later lines of the file win, as in Apache's TypesConfig.
+            mime_types: config.mime_types.iter().cloned().collect(),
         };
         let mut problems = Vec::new();
         for m in files.aliases.iter().chain(files.document_root.iter()) {
@@ -420,7 +424,7 @@ impl StaticFiles {
             Place::Under(_, rel) => *rel,
             Place::Exact(p) => p.to_str().unwrap_or_default(),
         };
-        let content_type = content_type(name);
+        let content_type = content_type_with(name, &self.mime_types);
         let acceptable = accept.map(coding::acceptable).unwrap_or_default();
         let original_modified = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
         let mut chosen = (file, meta, None);

@@ -4,6 +4,7 @@
 
 use super::range::{self, Ranges};
 use crate::{error_response, reason_phrase, RequestHead, Version, SERVER_HEADER};
+use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -79,8 +80,26 @@ pub fn etag(len: u64, modified: SystemTime, inode: u64) -> String {
 
 /// `Content-Type` for a file name, with `charset=utf-8` for text.
 pub fn content_type(name: &str) -> String {
-    let Some(mime) = mime_guess::from_path(name).first() else {
-        return "application/octet-stream".to_owned();
+    content_type_with(name, &HashMap::new())
+}
+
+/// As [`content_type`], with `extra` (extension in lower case to type,
+/// from `--mime-types`) looked up before the built-in table.
+pub fn content_type_with(name: &str, extra: &HashMap<String, String>) -> String {
+    let base = name.rsplit('/').next().unwrap_or(name);
+    let from_file = base
+        .rsplit_once('.')
+        .and_then(|(_, ext)| extra.get(&ext.to_ascii_lowercase()));
+    let mime = match from_file {
+        Some(t) => match t.parse::<mime_guess::Mime>() {
+            Ok(m) => m,
+            // Not a type the parser takes: sent as the file says.
+            Err(_) => return t.clone(),
+        },
+        None => match mime_guess::from_path(name).first() {
+            Some(m) => m,
+            None => return "application/octet-stream".to_owned(),
+        },
     };
     let textual = mime.type_() == mime_guess::mime::TEXT
         || matches!(
@@ -687,6 +706,25 @@ mod tests {
         assert_eq!(content_type("a.svg"), "image/svg+xml; charset=utf-8");
         assert_eq!(content_type("a.png"), "image/png");
         assert_eq!(content_type("LICENSE"), "application/octet-stream");
+        let extra: HashMap<String, String> = [
+            ("thing".to_owned(), "application/x-thing".to_owned()),
+            ("css".to_owned(), "text/x-mine".to_owned()),
+        ]
+        .into_iter()
+        .collect();
+        assert_eq!(
+            content_type_with("d/a.THING", &extra),
+            "application/x-thing"
+        );
+        assert_eq!(
+            content_type_with("a.css", &extra),
+            "text/x-mine; charset=utf-8"
+        );
+        assert_eq!(content_type_with("a.png", &extra), "image/png");
+        assert_eq!(
+            content_type_with("thing", &extra),
+            "application/octet-stream"
+        );
     }
 
     #[test]
