@@ -170,17 +170,14 @@ fn write_response(
     body: &str,
 ) {
     let mut dates = rwsgi_http::DateCache::default();
-    let mut out = format!(
-        "HTTP/1.1 {status} {}\r\nServer: {}\r\nDate: {}\r\n{extra}Content-Type: {kind}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        rwsgi_http::reason_phrase(status),
-        rwsgi_http::SERVER_HEADER,
+    let out = rwsgi_http::closing_response(
+        status,
         dates.now(),
-        body.len()
-    )
-    .into_bytes();
-    if head.method != "HEAD" {
-        out.extend_from_slice(body.as_bytes());
-    }
+        extra,
+        kind,
+        body.as_bytes(),
+        head.method != "HEAD",
+    );
     write_all_by(conn, &out, Instant::now() + WRITE_TIMEOUT);
 }
 

@@ -17,7 +17,7 @@
 
 use rwsgi_http::forwarded::Rules;
 use rwsgi_http::tls::Facts;
-use rwsgi_http::{HttpError, RequestHead, SERVER_HEADER};
+use rwsgi_http::{HttpError, RequestHead};
 use rwsgi_shared::config::{TlsConfig, VirtualHost};
 use rwsgi_shared::origin::Origin;
 use std::net::IpAddr;
@@ -264,11 +264,14 @@ pub fn send_redirect(conn: &crate::conn::Conn, to: &str, log: &slog::Logger) {
 /// The 301 response; the connection is closed after it.
 pub fn redirect_response(location: &str, date: &str) -> Vec<u8> {
     let body = format!("301 Moved Permanently: {location}\n");
-    format!(
-        "HTTP/1.1 301 Moved Permanently\r\nServer: {SERVER_HEADER}\r\nDate: {date}\r\nLocation: {location}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
+    rwsgi_http::closing_response(
+        301,
+        date,
+        &format!("Location: {location}\r\n"),
+        "text/plain; charset=utf-8",
+        body.as_bytes(),
+        true,
     )
-    .into_bytes()
 }
 
 #[cfg(test)]

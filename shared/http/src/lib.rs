@@ -33,4 +33,4 @@ pub use error::HttpError;
 pub(crate) use head::{is_pchar, is_valid_host};
 pub use head::{parse_request_head, BodyKind, Parsed, RequestHead, Version};
 pub use intake::{framing_allowance, plan as body_plan, BodyPlan, Fed, Intake};
-pub use response::{error_response, reason_phrase, DateCache, SERVER_HEADER};
+pub use response::{closing_response, error_response, reason_phrase, DateCache, SERVER_HEADER};

@@ -60,6 +60,30 @@ impl DateCache {
     }
 }
 
+/// A complete response the server makes itself (a redirect, a status or
+/// documentation page) after which the connection is closed: `extra` is
+/// header lines, each ending in CRLF; no body for a HEAD (`with_body`
+/// false), its length all the same.
+pub fn closing_response(
+    status: u16,
+    date: &str,
+    extra: &str,
+    content_type: &str,
+    body: &[u8],
+    with_body: bool,
+) -> Vec<u8> {
+    let mut out = format!(
+        "HTTP/1.1 {status} {}\r\nServer: {SERVER_HEADER}\r\nDate: {date}\r\n{extra}Content-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        reason_phrase(status),
+        body.len()
+    )
+    .into_bytes();
+    if with_body {
+        out.extend_from_slice(body);
+    }
+    out
+}
+
 /// A complete response the server sends on its own (parser rejections, 503,
 /// 500 before headers): small plain-text body, `Connection: close` unless
 /// `keep_alive`.
@@ -72,4 +96,26 @@ pub fn error_response(status: u16, date: &str, keep_alive: bool) -> Vec<u8> {
         if keep_alive { "keep-alive" } else { "close" }
     )
     .into_bytes()
+}
+
+#[cfg(test)]
+mod closing_tests {
+    use super::closing_response;
+
+    #[test]
+    fn a_closing_response_frames_its_body_and_leaves_it_out_for_head() {
+        let r = closing_response(
+            301,
+            "D",
+            "Location: /x/\r\n",
+            "text/plain",
+            b"moved\n",
+            true,
+        );
+        let text = String::from_utf8(r).unwrap_or_default();
+        assert!(text.starts_with("HTTP/1.1 301 Moved Permanently\r\n"));
+        assert!(text.contains("\r\nLocation: /x/\r\nContent-Type: text/plain\r\nContent-Length: 6\r\nConnection: close\r\n\r\nmoved\n"));
+        let head = closing_response(301, "D", "", "text/plain", b"moved\n", false);
+        assert!(head.ends_with(b"Content-Length: 6\r\nConnection: close\r\n\r\n"));
+    }
 }

@@ -31,17 +31,14 @@ impl IoLoop<'_> {
             }
         };
         let mut dates = rwsgi_http::DateCache::default();
-        let mut out = format!(
-            "HTTP/1.1 {status} {}\r\nServer: {}\r\nDate: {}\r\nContent-Type: {kind}\r\nContent-Length: {}\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n",
-            rwsgi_http::reason_phrase(status),
-            rwsgi_http::SERVER_HEADER,
+        let out = rwsgi_http::closing_response(
+            status,
             dates.now(),
-            body.len()
-        )
-        .into_bytes();
-        if head.method != "HEAD" {
-            out.extend_from_slice(body.as_bytes());
-        }
+            "Cache-Control: no-store\r\n",
+            kind,
+            body.as_bytes(),
+            head.method != "HEAD",
+        );
         // Best effort on the non-blocking socket: a status page is a few KiB.
         let _ = (&conn.stream).write_all(&out);
     }

@@ -142,25 +142,26 @@ fn redirect(p: &ProxyPass, conn: &Conn, head: &RequestHead, to: &str) -> Outcome
         location.replace('&', "&amp;").replace('"', "&quot;").replace('<', "&lt;")
     );
     let mut dates = DateCache::default();
-    let out = format!(
-        "HTTP/1.1 302 Found\r\nServer: {}\r\nDate: {}\r\nLocation: {location}\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        rwsgi_http::SERVER_HEADER,
+    let out = rwsgi_http::closing_response(
+        302,
         dates.now(),
-        body.len()
+        &format!("Location: {location}\r\n"),
+        "text/html; charset=utf-8",
+        body.as_bytes(),
+        head.method != "HEAD",
     );
-    let body_part: &[u8] = if head.method == "HEAD" {
-        b""
-    } else {
-        body.as_bytes()
-    };
-    let end = match send(p, conn, &[out.as_bytes(), body_part]) {
+    let end = match send(p, conn, &[&out]) {
         Ok(()) => End::Close,
         Err(end) => end,
     };
     Outcome {
         end,
         status: 302,
-        bytes: body_part.len() as u64,
+        bytes: if head.method == "HEAD" {
+            0
+        } else {
+            body.len() as u64
+        },
     }
 }
 
