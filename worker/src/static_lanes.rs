@@ -214,9 +214,9 @@ struct Held {
     conn: Conn,
     /// The I/O thread's token for this connection.
     token: usize,
-    /// Registered in the lane's poller (readable and writable, edge-triggered)
-    /// until the connection leaves the lane.
-    registered: bool,
+    /// Registered in the lane's poller (edge-triggered) until the
+    /// connection leaves the lane, with this interest (see [`interest`]).
+    registered: Option<Interest>,
     /// Bytes may be waiting in the socket: set by a readable event, cleared
     /// by a read that came back short. Reading a socket known to be empty
     /// after every response was one wasted system call per request (the
@@ -345,7 +345,7 @@ impl LaneLoop {
         self.held[slot] = Some(Held {
             conn,
             token,
-            registered: false,
+            registered: None,
             unread: true,
             entered: Instant::now(),
             state: State::Sending(Box::new(transfer)),
@@ -513,16 +513,18 @@ impl LaneLoop {
         let Some(Some(held)) = self.held.get_mut(slot) else {
             return;
         };
-        if held.registered {
+        let wanted = interest(matches!(held.state, State::Sending(_)));
+        if held.registered == Some(wanted) {
             return;
         }
         let fd = held.conn.stream.as_raw_fd();
-        match self.poll.registry().register(
-            &mut SourceFd(&fd),
-            Token(slot + 1),
-            Interest::READABLE | Interest::WRITABLE,
-        ) {
-            Ok(()) => held.registered = true,
+        let (registry, token) = (self.poll.registry(), Token(slot + 1));
+        let done = match held.registered {
+            Some(_) => registry.reregister(&mut SourceFd(&fd), token, wanted),
+            None => registry.register(&mut SourceFd(&fd), token, wanted),
+        };
+        match done {
+            Ok(()) => held.registered = Some(wanted),
             Err(e) => {
                 warn!(self.log, "static files: cannot watch a socket"; "error" => %e);
                 let step = match held.state {
@@ -540,7 +542,7 @@ impl LaneLoop {
             return;
         };
         self.free.push(slot);
-        if held.registered {
+        if held.registered.is_some() {
             let fd = held.conn.stream.as_raw_fd();
             let _ = self.poll.registry().deregister(&mut SourceFd(&fd));
         }
@@ -577,6 +579,19 @@ impl LaneLoop {
             }
             self.leave(slot, step);
         }
+    }
+}
+
+/// What a held connection waits for: room to send while `sending`, only
+/// the next request while lingering. An HTTPS connection's socket is the TLS
+/// thread's Unix socket pair, which signals room each time that thread
+/// reads a response from it: watched for it while lingering, it woke the
+/// lane once per request for nothing.
+fn interest(sending: bool) -> Interest {
+    if sending {
+        Interest::READABLE | Interest::WRITABLE
+    } else {
+        Interest::READABLE
     }
 }
 
@@ -766,6 +781,12 @@ fn access_log(access: &AccessLog, log: &Logger, conn: &Conn, t: &Transfer, ok: b
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_lingering_connection_is_not_watched_for_room_to_send() {
+        assert!(interest(true).is_writable() && interest(true).is_readable());
+        assert!(!interest(false).is_writable() && interest(false).is_readable());
+    }
 
     #[test]
     fn a_body_is_skipped_only_when_all_of_it_is_here() {

@@ -364,3 +364,186 @@ fn silent_clients_on_the_https_port_hold_no_thread_and_are_dropped() {
         }
     }
 }
+
+/// A TLS client in the test venv's Python for what curl does not do:
+/// pipelining, reading slowly, uploading while the worker is slow to
+/// read, sending half a record. Prints `ok` when every check held.
+const TLS_CLIENT: &str = r#"
+import socket, ssl, sys, time
+port, ca, mode, size = int(sys.argv[1]), sys.argv[2], sys.argv[3], int(sys.argv[4])
+ctx = ssl.create_default_context(cafile=ca)
+deadline = time.monotonic() + 60
+
+def connect():
+    raw = socket.create_connection(("127.0.0.1", port), timeout=20)
+    return ctx.wrap_socket(raw, server_hostname="localhost")
+
+def responses(s, count, pace=0.0):
+    data, out = b"", []
+    while len(out) < count:
+        assert time.monotonic() < deadline, "too slow"
+        end = data.find(b"\r\n\r\n")
+        if end >= 0:
+            head = data[:end].decode("latin-1").lower().split("\r\n")
+            length = [int(l.split(":", 1)[1]) for l in head if l.startswith("content-length:")]
+            length = length[0] if length else 0
+            if len(data) >= end + 4 + length:
+                out.append((head[0].split()[1], data[end + 4:end + 4 + length]))
+                data = data[end + 4 + length:]
+                continue
+        chunk = s.recv(16384)
+        assert chunk, "closed after %d responses" % len(out)
+        data += chunk
+        if pace:
+            time.sleep(pace)
+    assert data == b"", "bytes past the responses"
+    return out
+
+def pattern(n):
+    return bytes(i * 7 % 251 for i in range(n))
+
+if mode == "pipelined":
+    s = connect()
+    upload = b"u" * 3000
+    reqs = []
+    for i in range(size):
+        if i % 3 == 0:
+            reqs.append(b"GET /static/small.txt HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        else:
+            reqs.append(b"POST /echo HTTP/1.1\r\nHost: localhost\r\nContent-Length: %d\r\n\r\n%s"
+                        % (len(upload) + i, upload + b"v" * i))
+    s.sendall(b"".join(reqs))
+    got = responses(s, size)
+    for i, (status, body) in enumerate(got):
+        assert status == "200", (i, status)
+        want = b"small file" if i % 3 == 0 else upload + b"v" * i
+        assert body == want, (i, len(body))
+elif mode == "slow-reader":
+    s = connect()
+    s.sendall(b"GET /static/big.bin HTTP/1.1\r\nHost: localhost\r\n\r\n"
+              b"POST /echo HTTP/1.1\r\nHost: localhost\r\nContent-Length: 5\r\n\r\nhello")
+    # Every buffer on the way fills before the first byte is read.
+    time.sleep(1)
+    (status, body), (status2, body2) = responses(s, 2, pace=0.002)
+    assert status == "200" and body == pattern(size), (status, len(body))
+    assert (status2, body2) == ("200", b"hello")
+elif mode == "upload":
+    s = connect()
+    body = pattern(size)
+    s.sendall(b"POST /echo HTTP/1.1\r\nHost: localhost\r\nContent-Length: %d\r\n\r\n" % size + body)
+    [(status, echoed)] = responses(s, 1)
+    assert status == "200" and echoed == body, (status, len(echoed))
+elif mode == "half-record":
+    # The records by hand (a memory BIO), so half of one can be sent.
+    raw = socket.create_connection(("127.0.0.1", port), timeout=20)
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    tls = ctx.wrap_bio(incoming, outgoing, server_hostname="localhost")
+    def flush():
+        out = outgoing.read()
+        if out:
+            raw.sendall(out)
+    def feed():
+        chunk = raw.recv(65536)
+        if chunk:
+            incoming.write(chunk)
+        else:
+            incoming.write_eof()
+        return chunk
+    while True:
+        try:
+            tls.do_handshake()
+            break
+        except ssl.SSLWantReadError:
+            flush()
+            assert feed(), "closed in the handshake"
+    flush()
+    def half_request():
+        tls.write(b"GET /static/small.txt HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        record = outgoing.read()
+        raw.sendall(record[: len(record) // 2])
+        return record[len(record) // 2:]
+    rest = half_request()
+    # The one request thread and the TLS thread serve others meanwhile.
+    other = connect()
+    other.sendall(b"GET /environ HTTP/1.1\r\nHost: localhost\r\n\r\n")
+    assert responses(other, 1)[0][0] == "200"
+    other.close()
+    time.sleep(0.5)
+    raw.sendall(rest)
+    data = b""
+    while b"small file" not in data:
+        assert feed(), "closed before the response"
+        try:
+            data += tls.read(65536)
+        except ssl.SSLWantReadError:
+            pass
+    assert data.startswith(b"HTTP/1.1 200"), data
+    # Half a record again, then silence: the server ends the connection.
+    half_request()
+    while True:
+        assert time.monotonic() < deadline, "a stalled record kept the connection open"
+        try:
+            if not feed():
+                break
+        except ConnectionResetError:
+            break
+print("ok")
+"#;
+
+fn tls_client(pki: &Pki, port: u16, mode: &str, size: usize) -> String {
+    rwsgi_tests::venv_python(
+        TLS_CLIENT,
+        &[&port.to_string(), &pki.p("ca.crt"), mode, &size.to_string()],
+    )
+}
+
+/// Serves `htdocs` with `big.bin` of `size` bytes and `small.txt`.
+fn serve_files(pki: &Pki, size: usize, extra: &[&str]) -> (Server, u16) {
+    let statics = pki.dir.join("htdocs");
+    std::fs::create_dir_all(&statics).expect("mkdir");
+    let big: Vec<u8> = (0..size as u32).map(|i| (i * 7 % 251) as u8).collect();
+    std::fs::write(statics.join("big.bin"), &big).expect("file");
+    std::fs::write(statics.join("small.txt"), b"small file").expect("file");
+    let htdocs = statics.to_string_lossy().into_owned();
+    let mut args = vec!["--url-alias", "/static", &htdocs];
+    args.extend_from_slice(extra);
+    serve(pki, &args)
+}
+
+#[test]
+fn pipelined_requests_over_https_are_answered_in_order() {
+    let pki = Pki::new();
+    let (_server, port) = serve_files(&pki, 1000, &[]);
+    // Static (a lane) and application requests mixed, all sent at once.
+    assert_eq!(tls_client(&pki, port, "pipelined", 60).trim(), "ok");
+}
+
+#[test]
+fn large_https_transfers_survive_a_slow_reader_and_a_slow_application() {
+    let pki = Pki::new();
+    let size = 6 * 1024 * 1024;
+    let (_server, port) = serve_files(&pki, size, &[]);
+    // A response larger than every buffer on its way, read slowly.
+    assert_eq!(tls_client(&pki, port, "slow-reader", size).trim(), "ok");
+    // An upload larger than the socket pair holds: the TLS thread waits
+    // for the application to read and resumes.
+    assert_eq!(tls_client(&pki, port, "upload", size).trim(), "ok");
+}
+
+#[test]
+fn half_a_tls_record_waits_for_the_rest_and_a_stalled_one_is_closed() {
+    let pki = Pki::new();
+    let (_server, port) = serve_files(
+        &pki,
+        1000,
+        &[
+            "--threads",
+            "1",
+            "--keep-alive-timeout",
+            "2",
+            "--header-timeout",
+            "2",
+        ],
+    );
+    assert_eq!(tls_client(&pki, port, "half-record", 0).trim(), "ok");
+}

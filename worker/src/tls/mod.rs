@@ -301,14 +301,25 @@ impl Run {
                     let registered = self.poll.registry().register(
                         &mut mio::unix::SourceFd(&fd),
                         inner_token,
-                        Interest::READABLE | Interest::WRITABLE,
+                        tunnel::pair_interest(false),
                     );
                     if registered.is_err() {
                         self.remove(index);
                         return;
                     }
                     // Bytes may have come with the handshake's end.
-                    self.pump(index, scratch);
+                    return self.pump(index, scratch);
+                }
+                if let Some((fd, interest)) = t.pair_interest_change() {
+                    let (_, inner_token) = tokens(index);
+                    let changed = self.poll.registry().reregister(
+                        &mut mio::unix::SourceFd(&fd),
+                        inner_token,
+                        interest,
+                    );
+                    if changed.is_err() {
+                        self.remove(index);
+                    }
                 }
             }
             Pumped::Done(why) => {

@@ -7,6 +7,7 @@
 //! so a direction paused for a full buffer resumes when the buffer drains.
 
 use crate::conn::Conn;
+use mio::Interest;
 use rwsgi_http::tls::Facts;
 use rwsgi_shared::origin::Origin;
 use std::io::{ErrorKind, Read, Write};
@@ -36,6 +37,9 @@ pub struct Tunnel {
     inner: Option<UnixStream>,
     /// Registered with the poll yet?
     inner_registered: bool,
+    /// Whether the pair's registration includes writability (see
+    /// [`pair_interest`]).
+    inner_watch_write: bool,
     /// Decrypted bytes not yet written to the pair.
     to_app: Vec<u8>,
     origin: Origin,
@@ -77,6 +81,7 @@ impl Tunnel {
             tls,
             inner: None,
             inner_registered: false,
+            inner_watch_write: false,
             to_app: Vec::new(),
             origin,
             accepted_at,
@@ -128,6 +133,18 @@ impl Tunnel {
         Some(fd)
     }
 
+    /// The pair's interest when it is not what it is registered with, after
+    /// a pump (the caller re-registers it).
+    pub fn pair_interest_change(&mut self) -> Option<(RawFd, Interest)> {
+        let inner = self.inner.as_ref().filter(|_| self.inner_registered)?;
+        let watch_write = !self.ready.inner_write;
+        if watch_write == self.inner_watch_write {
+            return None;
+        }
+        self.inner_watch_write = watch_write;
+        Some((inner.as_raw_fd(), pair_interest(watch_write)))
+    }
+
     pub fn deregister(&self, registry: &mio::Registry) {
         let _ = registry.deregister(&mut mio::unix::SourceFd(&self.tcp.as_raw_fd()));
         if let (Some(inner), true) = (&self.inner, self.inner_registered) {
@@ -155,7 +172,12 @@ impl Tunnel {
             let mut moved = false;
             // The client's bytes into rustls.
             if !self.client_done && self.ready.tcp_read && self.to_app.len() < TO_APP_LIMIT {
-                match self.tls.read_tls(&mut self.tcp) {
+                let mut probe = ShortRead::new(&mut self.tcp);
+                let read = self.tls.read_tls(&mut probe);
+                if probe.drained {
+                    self.ready.tcp_read = false;
+                }
+                match read {
                     Ok(0) => {
                         self.client_done = true;
                         moved = true;
@@ -237,6 +259,9 @@ impl Tunnel {
                             moved = true;
                         }
                         Ok(n) => {
+                            if drained(n, scratch.len()) {
+                                self.ready.inner_read = false;
+                            }
                             if self.tls.writer().write_all(&scratch[..n]).is_err() {
                                 return Pumped::Done(Some("TLS write failed".into()));
                             }
@@ -296,6 +321,89 @@ impl Tunnel {
     }
 }
 
+/// What the poll watches on the pair's end: readability, and writability
+/// only while a write to it is waiting for room (`blocked`).
+///
+/// Every read the worker makes from its end wakes a watcher of this end's
+/// writability (a Unix socket signals room whether or not a writer ran out
+/// of it, unlike TCP), which was one wake-up of this thread per request
+/// for nothing.
+pub fn pair_interest(blocked: bool) -> Interest {
+    if blocked {
+        Interest::READABLE | Interest::WRITABLE
+    } else {
+        Interest::READABLE
+    }
+}
+
+/// Whether a read of `n` bytes into room for `asked` emptied the socket.
+///
+/// A stream socket's read returns less than asked only when nothing more
+/// was there, and with edge-triggered readiness anything arriving later is
+/// a new event: the read that would only say `WouldBlock` is not made
+/// (one system call per request in each direction).
+fn drained(n: usize, asked: usize) -> bool {
+    n > 0 && n < asked
+}
+
+/// The client's socket as rustls reads it, noting whether a read emptied
+/// it (rustls chooses how much room it offers).
+struct ShortRead<'a> {
+    tcp: &'a mut TcpStream,
+    drained: bool,
+}
+
+impl<'a> ShortRead<'a> {
+    fn new(tcp: &'a mut TcpStream) -> ShortRead<'a> {
+        ShortRead {
+            tcp,
+            drained: false,
+        }
+    }
+}
+
+impl Read for ShortRead<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.tcp.read(buf)?;
+        self.drained = drained(n, buf.len());
+        Ok(n)
+    }
+}
+
 fn retry(e: &std::io::Error) -> bool {
     matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::Interrupted)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_short_read_empties_the_socket_and_a_full_one_may_not() {
+        assert!(drained(100, 16384));
+        assert!(!drained(16384, 16384), "more may be waiting");
+        // End of stream and errors are told apart elsewhere.
+        assert!(!drained(0, 16384));
+    }
+
+    #[test]
+    fn the_pair_is_watched_for_room_only_while_a_write_waits_for_it() {
+        assert!(!pair_interest(false).is_writable());
+        assert!(pair_interest(true).is_writable());
+        assert!(pair_interest(false).is_readable() && pair_interest(true).is_readable());
+    }
+
+    #[test]
+    fn a_short_read_of_the_client_is_noted() {
+        let (mut ours, theirs) = std::os::unix::net::UnixStream::pair().expect("pair");
+        let mut tcp = TcpStream::from(OwnedFd::from(theirs));
+        ours.write_all(b"hello").expect("write");
+        let mut probe = ShortRead::new(&mut tcp);
+        let mut buf = [0u8; 16];
+        assert_eq!(probe.read(&mut buf).expect("read"), 5);
+        assert!(probe.drained);
+        ours.write_all(&[7; 16]).expect("write");
+        assert_eq!(probe.read(&mut buf).expect("read"), 16);
+        assert!(!probe.drained, "a full read says nothing");
+    }
 }
