@@ -2,6 +2,7 @@
 //! its streams accepted and each relayed by a task of its own, GOAWAY when
 //! the worker drains or the connection has been idle too long.
 
+use super::pool::Pool;
 use super::relay::{self, StreamCtx};
 use super::{Phase, Shared};
 use crate::conn::Conn;
@@ -133,6 +134,7 @@ pub async fn serve(conn: Conn, shared: Arc<Shared>) {
         }
     };
     let open = Arc::new(AtomicUsize::new(0));
+    let pool = Arc::new(Pool::new(settings.internal_idle));
     let mut phase = shared.phase.clone();
     let mut watching_phase = true;
     let mut going_away = false;
@@ -160,6 +162,7 @@ pub async fn serve(conn: Conn, shared: Arc<Shared>) {
                         origin,
                         tls: tls.clone(),
                         open: Arc::clone(&open),
+                        pool: Arc::clone(&pool),
                     };
                     tokio::spawn(relay::relay(request, respond, ctx));
                 }
