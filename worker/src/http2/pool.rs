@@ -6,6 +6,7 @@
 //! per h2 connection because they carry its client's address and TLS
 //! facts.
 
+use std::os::fd::AsRawFd;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 use tokio::net::UnixStream;
@@ -53,6 +54,22 @@ struct Idle {
     since: Instant,
 }
 
+/// An idle connection has nothing to say: a byte, or its end, means the
+/// worker closed it (draining, its keep-alive timeout, shed at
+/// `--max-clients`). Asked of the socket (a peek), not of tokio's last
+/// readiness, which may not have seen the close yet.
+fn quiet(stream: &UnixStream) -> bool {
+    use nix::sys::socket::{recv, MsgFlags};
+    let flags = MsgFlags::MSG_PEEK | MsgFlags::MSG_DONTWAIT;
+    loop {
+        match recv(stream.as_raw_fd(), &mut [0u8; 1], flags) {
+            Err(nix::errno::Errno::EINTR) => {}
+            Err(nix::errno::Errno::EAGAIN) => return true,
+            _ => return false,
+        }
+    }
+}
+
 pub struct Pool {
     idle: Mutex<Vec<Idle>>,
     /// Kept no longer than this: the I/O thread closes a connection idle
@@ -77,11 +94,8 @@ impl Pool {
                 idle.clear();
                 return None;
             }
-            // An idle connection has nothing to say: a byte or its end
-            // means the worker closed it (draining, shed at --max-clients).
-            match c.conn.stream.try_read(&mut [0u8; 1]) {
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Some(c.conn),
-                _ => {}
+            if quiet(&c.conn.stream) {
+                return Some(c.conn);
             }
         }
         None
@@ -99,8 +113,63 @@ impl Pool {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    /// An internal connection (counted in `count`) and its other end.
+    fn internal(count: &Arc<AtomicUsize>) -> (Internal, std::os::unix::net::UnixStream) {
+        let (ours, theirs) = std::os::unix::net::UnixStream::pair().unwrap();
+        ours.set_nonblocking(true).unwrap();
+        (Internal::new(UnixStream::from_std(ours).unwrap(), count), theirs)
+    }
+
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn a_quiet_connection_is_reused_and_a_closed_one_is_not() {
+        let _rt = runtime().enter();
+        let count = Arc::new(AtomicUsize::new(0));
+        let pool = Pool::new(Duration::from_secs(60));
+        let (a, _a_peer) = internal(&count);
+        let (b, b_peer) = internal(&count);
+        pool.put(a);
+        pool.put(b);
+        assert_eq!(count.load(Ordering::SeqCst), 2);
+        // The last one put is taken first; its peer closed it meanwhile.
+        drop(b_peer);
+        let taken = pool.take().unwrap();
+        assert_eq!(count.load(Ordering::SeqCst), 1);
+        assert!(pool.take().is_none());
+        drop(taken);
+        assert_eq!(count.load(Ordering::SeqCst), 0);
+    }
+
+    #[test]
+    fn a_connection_idle_too_long_or_beyond_the_cap_is_closed() {
+        let _rt = runtime().enter();
+        let count = Arc::new(AtomicUsize::new(0));
+        let stale = Pool::new(Duration::ZERO);
+        let (a, _peer) = internal(&count);
+        stale.put(a);
+        std::thread::sleep(Duration::from_millis(2));
+        assert!(stale.take().is_none());
+        let pool = Pool::new(Duration::from_secs(60));
+        let mut peers = Vec::new();
+        for _ in 0..MAX_IDLE + 3 {
+            let (c, peer) = internal(&count);
+            peers.push(peer);
+            pool.put(c);
+        }
+        assert_eq!(count.load(Ordering::SeqCst), MAX_IDLE);
+    }
 
     const CLEAN: Ended = Ended {
         request_sent: true,

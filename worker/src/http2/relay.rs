@@ -335,10 +335,14 @@ async fn download(
         }
     };
     let (body, closes) = (head.body, head.close);
+    // END_STREAM on the HEADERS frame when there is no body, on the last
+    // DATA frame otherwise: never an empty frame of its own.
+    let empty = matches!(body, Body::Empty | Body::Length(0));
     let mut send = respond
-        .send_response(head.response, body == Body::Empty)
+        .send_response(head.response, empty)
         .map_err(|_| Cut::Client)?;
     let clean = match body {
+        _ if empty => buf.is_empty(),
         Body::Empty => buf.is_empty(),
         Body::Length(n) => {
             let mut left = n;

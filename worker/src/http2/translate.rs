@@ -180,9 +180,12 @@ fn hop_by_hop(name: &[u8]) -> bool {
 /// Parses the response head at the start of `buf`; `None` while it is
 /// incomplete. `head_request`: the request was a HEAD (no body follows).
 pub fn response_head(buf: &[u8], head_request: bool) -> Result<Option<(Head, usize)>, BadHead> {
-    let mut fields = [httparse::EMPTY_HEADER; MAX_RESPONSE_FIELDS];
-    let mut parsed = httparse::Response::new(&mut fields);
-    let used = match parsed.parse(buf) {
+    // Uninitialised: 256 fields are 8 KiB to clear per response otherwise.
+    let mut fields = [const { std::mem::MaybeUninit::<httparse::Header<'_>>::uninit() };
+        MAX_RESPONSE_FIELDS];
+    let mut parsed = httparse::Response::new(&mut []);
+    let config = httparse::ParserConfig::default();
+    let used = match config.parse_response_with_uninit_headers(&mut parsed, buf, &mut fields) {
         Ok(httparse::Status::Complete(n)) => n,
         Ok(httparse::Status::Partial) => return Ok(None),
         Err(e) => return Err(BadHead(e.to_string())),
