@@ -41,7 +41,10 @@ pub struct Internal {
 }
 
 impl Internal {
-    pub fn new(stream: UnixStream, count: &std::sync::Arc<std::sync::atomic::AtomicUsize>) -> Internal {
+    pub fn new(
+        stream: UnixStream,
+        count: &std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    ) -> Internal {
         Internal {
             stream,
             _counted: super::Held::new(count),
@@ -123,7 +126,10 @@ mod tests {
     fn internal(count: &Arc<AtomicUsize>) -> (Internal, std::os::unix::net::UnixStream) {
         let (ours, theirs) = std::os::unix::net::UnixStream::pair().unwrap();
         ours.set_nonblocking(true).unwrap();
-        (Internal::new(UnixStream::from_std(ours).unwrap(), count), theirs)
+        (
+            Internal::new(UnixStream::from_std(ours).unwrap(), count),
+            theirs,
+        )
     }
 
     fn runtime() -> tokio::runtime::Runtime {
@@ -135,7 +141,8 @@ mod tests {
 
     #[test]
     fn a_quiet_connection_is_reused_and_a_closed_one_is_not() {
-        let _rt = runtime().enter();
+        let rt = runtime();
+        let _entered = rt.enter();
         let count = Arc::new(AtomicUsize::new(0));
         let pool = Pool::new(Duration::from_secs(60));
         let (a, _a_peer) = internal(&count);
@@ -154,7 +161,8 @@ mod tests {
 
     #[test]
     fn a_connection_idle_too_long_or_beyond_the_cap_is_closed() {
-        let _rt = runtime().enter();
+        let rt = runtime();
+        let _entered = rt.enter();
         let count = Arc::new(AtomicUsize::new(0));
         let stale = Pool::new(Duration::ZERO);
         let (a, _peer) = internal(&count);

@@ -181,8 +181,8 @@ fn hop_by_hop(name: &[u8]) -> bool {
 /// incomplete. `head_request`: the request was a HEAD (no body follows).
 pub fn response_head(buf: &[u8], head_request: bool) -> Result<Option<(Head, usize)>, BadHead> {
     // Uninitialised: 256 fields are 8 KiB to clear per response otherwise.
-    let mut fields = [const { std::mem::MaybeUninit::<httparse::Header<'_>>::uninit() };
-        MAX_RESPONSE_FIELDS];
+    let mut fields =
+        [const { std::mem::MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_RESPONSE_FIELDS];
     let mut parsed = httparse::Response::new(&mut []);
     let config = httparse::ParserConfig::default();
     let used = match config.parse_response_with_uninit_headers(&mut parsed, buf, &mut fields) {
