@@ -89,9 +89,14 @@ pub async fn relay(
     let framing = translate::framing(&parts.headers, body.is_end_stream());
     let mut head = translate::request_head(&parts, framing);
     let head_request = parts.method == http::Method::HEAD;
+    // Body bytes still to come, when their number is known.
+    let mut left = match framing {
+        Framing::Length => translate::declared_length(&parts.headers),
+        Framing::None | Framing::Chunked => None,
+    };
     drop(parts);
     // The whole request in one write when its body is here already.
-    let Ok(whole) = ready_body(&mut body, &mut head, framing).await else {
+    let Ok(whole) = ready_body(&mut body, &mut head, framing, &mut left).await else {
         return;
     };
     let shared = &ctx.shared;
@@ -110,12 +115,15 @@ pub async fn relay(
                 }
             },
         };
-        let rest = (!whole).then_some(&mut body);
+        let rest = (!whole).then_some(Rest {
+            body: &mut body,
+            framing,
+            left,
+        });
         let (answered, request_sent) = exchange(
             &mut internal.stream,
             &head[written..],
             rest,
-            framing,
             &mut respond,
             head_request,
             shared,
@@ -149,17 +157,22 @@ pub async fn relay(
 }
 
 /// The body's DATA frames already received, appended to the request
-/// `head` (up to `READY_BODY`): true when that was the whole body. Its
-/// window is given back at once, the bytes being held here.
+/// `head` (up to `READY_BODY`): true when that was the whole body (its
+/// end, or all of a known length, `left` counting down). Its window is
+/// given back at once, the bytes being held here.
 async fn ready_body(
     body: &mut RecvStream,
     head: &mut Vec<u8>,
     framing: Framing,
+    left: &mut Option<u64>,
 ) -> Result<bool, h2::Error> {
     if framing == Framing::None {
         return Ok(true);
     }
     poll_fn(|cx| loop {
+        if *left == Some(0) {
+            return Poll::Ready(Ok(true));
+        }
         if body.is_end_stream() {
             if framing == Framing::Chunked {
                 head.extend_from_slice(translate::LAST_CHUNK);
@@ -172,6 +185,7 @@ async fn ready_body(
         match body.poll_data(cx) {
             Poll::Ready(Some(Ok(data))) => {
                 translate::body_bytes(head, &data, framing);
+                count_down(left, data.len());
                 let _ = body.flow_control().release_capacity(data.len());
             }
             Poll::Ready(Some(Err(e))) => return Poll::Ready(Err(e)),
@@ -220,13 +234,12 @@ fn pair(ctx: &StreamCtx, request: &[u8]) -> std::io::Result<(Internal, usize)> {
 
 /// One request and its response on an internal connection: `pending` (what
 /// of the head and body is not written yet), then the rest of the body
-/// from `body`, while the response is read back and sent. Returns how the
+/// from `rest`, while the response is read back and sent. Returns how the
 /// response ended and whether the whole request was written.
 async fn exchange(
     stream: &mut UnixStream,
     pending: &[u8],
-    body: Option<&mut RecvStream>,
-    framing: Framing,
+    rest: Option<Rest<'_>>,
     respond: &mut SendResponse<Bytes>,
     head_request: bool,
     shared: &Shared,
@@ -234,8 +247,8 @@ async fn exchange(
     let (mut rd, mut wr) = stream.split();
     let upload = async {
         wr.write_all(pending).await?;
-        match body {
-            Some(body) => upload(body, &mut wr, framing).await,
+        match rest {
+            Some(rest) => upload(rest, &mut wr).await,
             None => Ok(()),
         }
     };
@@ -256,15 +269,36 @@ async fn exchange(
     }
 }
 
+/// What of a request body is still to come from its DATA frames.
+struct Rest<'a> {
+    body: &'a mut RecvStream,
+    framing: Framing,
+    /// Bytes still to come, when their number is known.
+    left: Option<u64>,
+}
+
+/// Counts `n` body bytes off what is `left` of a known length.
+fn count_down(left: &mut Option<u64>, n: usize) {
+    if let Some(l) = left {
+        *l = l.saturating_sub(n as u64);
+    }
+}
+
 /// The rest of the request body into the internal connection; each DATA
 /// frame's window is given back to the client once the worker took it.
-async fn upload(
-    body: &mut RecvStream,
-    wr: &mut WriteHalf<'_>,
-    framing: Framing,
-) -> std::io::Result<()> {
+/// A body of known length is whole at its last byte: the worker may answer
+/// before the client's END_STREAM comes, and the request counts as sent.
+async fn upload(rest: Rest<'_>, wr: &mut WriteHalf<'_>) -> std::io::Result<()> {
+    let Rest {
+        body,
+        framing,
+        mut left,
+    } = rest;
     let mut framed = Vec::new();
-    while let Some(data) = body.data().await {
+    while left != Some(0) {
+        let Some(data) = body.data().await else {
+            break;
+        };
         let data = data.map_err(std::io::Error::other)?;
         let n = data.len();
         if framing == Framing::Chunked {
@@ -274,6 +308,7 @@ async fn upload(
         } else {
             wr.write_all(&data).await?;
         }
+        count_down(&mut left, n);
         let _ = body.flow_control().release_capacity(n);
     }
     if framing == Framing::Chunked {

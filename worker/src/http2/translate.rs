@@ -52,6 +52,13 @@ pub fn framing(headers: &HeaderMap, end_of_stream: bool) -> Framing {
     }
 }
 
+/// The `content-length` a request announced (the h2 crate holds its DATA
+/// frames to it).
+pub fn declared_length(headers: &HeaderMap) -> Option<u64> {
+    let value = headers.get(http::header::CONTENT_LENGTH)?;
+    value.to_str().ok()?.trim().parse().ok()
+}
+
 /// Request fields not passed on: `host` (`:authority` is written as the
 /// Host when present), those h2 forbids anyway (RFC 9113 8.2.2), and
 /// `expect`/`transfer-encoding`, which the bridge decides itself.
@@ -284,6 +291,7 @@ mod tests {
             .unwrap();
         let p = parts(req);
         assert_eq!(framing(&p.headers, false), Framing::Length);
+        assert_eq!(declared_length(&p.headers), Some(5));
         let head = String::from_utf8(request_head(&p, Framing::Length)).unwrap();
         assert!(head.starts_with("POST /a/b?x=1 HTTP/1.1\r\nhost: example.com:8443\r\n"));
         assert!(head.contains("content-type: text/plain\r\n"));
