@@ -60,7 +60,7 @@ impl AccessLog {
             "method" => &r.head.method,
             "path" => &r.head.path,
             "query" => &r.head.query,
-            "protocol" => r.head.version.as_str(),
+            "protocol" => r.protocol(),
             "status" => r.status,
             "bytes" => r.bytes,
             "duration_us" => r.took.as_micros() as u64,

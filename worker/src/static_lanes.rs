@@ -767,6 +767,7 @@ fn access_log(access: &AccessLog, log: &Logger, conn: &Conn, t: &Transfer, ok: b
         log,
         &Record {
             client: conn.origin.client().ip(),
+            http2: conn.http2,
             head: &t.head,
             status: t.status,
             bytes: if ok { t.body_bytes } else { 0 },

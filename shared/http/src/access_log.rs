@@ -23,6 +23,18 @@ pub struct Record<'a> {
     pub request_id: &'a str,
     /// Response headers, for `%{Name}o`.
     pub response_headers: &'a [(String, String)],
+    /// The request came over HTTP/2 (the worker read it as HTTP/1.1).
+    pub http2: bool,
+}
+
+impl Record<'_> {
+    /// The protocol as Apache logs it (`%H`, the end of `%r`).
+    pub fn protocol(&self) -> &'static str {
+        match self.http2 {
+            true => "HTTP/2.0",
+            false => self.head.version.as_str(),
+        }
+    }
 }
 
 /// A parsed `--access-log-format`.
@@ -197,7 +209,7 @@ impl Format {
                         "{} {} {}",
                         r.head.method,
                         escape(r.head.target.as_bytes()),
-                        r.head.version.as_str()
+                        r.protocol()
                     );
                 }
                 Piece::Status => {
@@ -226,7 +238,7 @@ impl Format {
                         out.push_str(&escape(r.head.query.as_bytes()));
                     }
                 }
-                Piece::Protocol => out.push_str(r.head.version.as_str()),
+                Piece::Protocol => out.push_str(r.protocol()),
                 Piece::RequestHeader(name) => match r.head.header(name) {
                     Some(v) => out.push_str(&escape(v)),
                     None => out.push('-'),
@@ -287,7 +299,19 @@ mod tests {
             queue_wait: Some(Duration::from_micros(42)),
             request_id: "abc",
             response_headers: out,
+            http2: false,
         }
+    }
+
+    #[test]
+    fn an_http2_request_is_logged_as_apache_logs_it() {
+        let h = head(b"GET /p HTTP/1.1\r\nHost: h\r\n\r\n");
+        let f = Format::parse("\"%r\" %H").expect("format");
+        let r = Record {
+            http2: true,
+            ..record(&h, &[])
+        };
+        assert_eq!(f.render(&r), "\"GET /p HTTP/2.0\" HTTP/2.0");
     }
 
     #[test]

@@ -468,3 +468,170 @@ fn sigterm_sends_goaway_and_the_open_stream_finishes() {
         .expect("rwsgi exits");
     assert_eq!(status.code(), Some(0), "{}", server.log.text());
 }
+
+/// Requests with bodies and their whole responses over `H2_CLIENT`'s
+/// socket: `request(s, c, method, path, body, length)` sends a body (with
+/// a content-length when `length`), returns (status, body), acking DATA so
+/// that any number of streams fits in the windows.
+const H2_REQUESTS: &str = r#"
+def send_body(s, c, sid, body):
+    while body:
+        n = min(len(body), c.local_flow_control_window(sid), c.max_outbound_frame_size)
+        if n == 0:
+            events(s, c, lambda seen: any(isinstance(e, h2.events.WindowUpdated) for e in seen), deadline=10)
+            continue
+        c.send_data(sid, body[:n])
+        s.sendall(c.data_to_send())
+        body = body[n:]
+    c.end_stream(sid)
+    s.sendall(c.data_to_send())
+
+def response(s, c, sid):
+    got = []
+    def done(seen):
+        for e in seen[len(got):]:
+            got.append(e)
+            if isinstance(e, h2.events.DataReceived):
+                c.acknowledge_received_data(e.flow_controlled_length, e.stream_id)
+        s.sendall(c.data_to_send())
+        return ended(seen, sid) or any(
+            isinstance(e, h2.events.StreamReset) and e.stream_id == sid for e in seen)
+    seen = events(s, c, done)
+    data = b"".join(e.data for e in seen if isinstance(e, h2.events.DataReceived) and e.stream_id == sid)
+    return status(seen, sid), data
+
+def request(s, c, method, path, body=b"", length=True):
+    sid = c.get_next_available_stream_id()
+    headers = [(":method", method), (":path", path), (":scheme", "http"), (":authority", "localhost")]
+    if length:
+        headers.append(("content-length", str(len(body))))
+    c.send_headers(sid, headers, end_stream=method == "GET")
+    s.sendall(c.data_to_send())
+    if method != "GET":
+        send_body(s, c, sid, body)
+    return response(s, c, sid)
+
+def sockets(pid):
+    # The worker's socket descriptors: an internal connection is one pair
+    # of them, both ends in the worker.
+    found = set()
+    for fd in os.listdir("/proc/%d/fd" % pid):
+        try:
+            target = os.readlink("/proc/%d/fd/%s" % (pid, fd))
+        except OSError:
+            continue
+        if target.startswith("socket:"):
+            found.add(target)
+    return found
+"#;
+
+fn h2_script(body: &str) -> String {
+    format!("{H2_CLIENT}\n{H2_REQUESTS}\nimport os, json\n{body}")
+}
+
+#[test]
+fn sequential_streams_reuse_internal_connections_and_get_their_own_responses() {
+    // A keep-alive timeout no pause of a loaded machine reaches: the
+    // internal connection is never idle long enough to be let go.
+    let (server, _) = serve(None, &["--keep-alive-timeout", "60"]);
+    let script = h2_script(
+        r#"
+import urllib.request
+port = int(sys.argv[1])
+pid = json.loads(urllib.request.urlopen("http://127.0.0.1:%d/pid" % port).read())["pid"]
+before = sockets(pid)
+s, c = conn(port)
+kept = None
+wrong = []
+for i in range(40):
+    # Bodies of every size and framing, and bodiless requests, in turn.
+    payload = (b"stream %d;" % i) * (i * 157 % 6000)
+    if i % 4 == 0:
+        st, body = request(s, c, "GET", "/environ")
+        ok = st == "200" and json.loads(body)["SERVER_PROTOCOL"] == "HTTP/2"
+    else:
+        st, body = request(s, c, "POST", "/echo", payload, length=i % 4 != 3)
+        ok = st == "200" and body == payload
+    if not ok:
+        wrong.append((i, st, body[:80]))
+    now = sockets(pid) - before
+    kept = now if kept is None else kept & now
+# One internal connection (a socket pair, both ends in the worker) served
+# every stream: without reuse, each had its own, closed after it.
+print(wrong, len(kept) >= 2)
+"#,
+    );
+    let out = python(&script, &[&server.port.to_string()]);
+    assert_eq!(out.trim(), "[] True", "{}", server.log.text());
+}
+
+#[test]
+fn a_stream_reset_mid_response_leaves_nothing_for_the_next_streams() {
+    let dir =
+        PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("h2-reset-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    std::fs::write(dir.join("big.bin"), vec![b'b'; 2 * 1024 * 1024]).expect("write");
+    let htdocs = dir.to_string_lossy().into_owned();
+    let (server, _) = serve(None, &["--url-alias", "/static", &htdocs]);
+    // A static file and a large application response, each cut by the
+    // client after its first DATA frame; then streams on the same h2
+    // connection (and the internal connections it keeps) must get their
+    // own responses, none of the cut ones' bytes.
+    let script = h2_script(
+        r#"
+s, c = conn(int(sys.argv[1]))
+wrong = []
+for round in range(6):
+    if round % 2 == 0:
+        sid = get(s, c, "/static/big.bin")
+    else:
+        sid = c.get_next_available_stream_id()
+        c.send_headers(sid, [(":method", "POST"), (":path", "/echo"), (":scheme", "http"),
+                             (":authority", "localhost"), ("content-length", "200000")])
+        s.sendall(c.data_to_send())
+        send_body(s, c, sid, b"e" * 200000)
+    got = events(s, c, lambda seen: any(
+        isinstance(e, h2.events.DataReceived) and e.stream_id == sid for e in seen))
+    for e in got:
+        if isinstance(e, h2.events.DataReceived):
+            c.acknowledge_received_data(e.flow_controlled_length, e.stream_id)
+    # More than the stream's window is on its way: it is cut mid-response.
+    c.reset_stream(sid, 8)
+    s.sendall(c.data_to_send())
+    for i in range(5):
+        payload = b"after %d %d;" % (round, i) * (i * 300)
+        st, body = request(s, c, "POST", "/echo", payload)
+        if st != "200" or body != payload:
+            wrong.append((round, i, st, body[:40]))
+        st, body = request(s, c, "GET", "/method")
+        if st != "200" or body != b"the body":
+            wrong.append((round, i, st, body[:40]))
+print(wrong)
+"#,
+    );
+    let out = python(&script, &[&server.port.to_string()]);
+    assert_eq!(out.trim(), "[]", "{}", server.log.text());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn the_access_log_shows_h2_requests_as_http2() {
+    let (server, _) = serve(None, &["--access-log"]);
+    let url = format!("http://127.0.0.1:{}/pid?h2", server.port);
+    let (version, status, _) = curl(&["--http2-prior-knowledge", &url]);
+    assert_eq!((version.as_str(), status), ("2", 200));
+    let url = format!("http://127.0.0.1:{}/pid?h1", server.port);
+    let (version, _, _) = curl(&[&url]);
+    assert_eq!(version, "1.1");
+    // As Apache's mod_log_config writes them.
+    assert!(
+        server
+            .log
+            .wait_for("\"GET /pid?h2 HTTP/2.0\" 200", Duration::from_secs(10)),
+        "{}",
+        server.log.text()
+    );
+    assert!(server
+        .log
+        .wait_for("\"GET /pid?h1 HTTP/1.1\" 200", Duration::from_secs(10)));
+}

@@ -347,6 +347,7 @@ pub fn refuse(
             ctx.log,
             &Record {
                 client: conn.origin.client().ip(),
+                http2: conn.http2,
                 head,
                 status: refusal.status,
                 bytes: 0,

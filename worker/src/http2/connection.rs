@@ -2,6 +2,7 @@
 //! its streams accepted and each relayed by a task of its own, GOAWAY when
 //! the worker drains or the connection has been idle too long.
 
+use super::pool::Pool;
 use super::relay::{self, StreamCtx};
 use super::{Phase, Shared};
 use crate::conn::Conn;
@@ -14,7 +15,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::time::{sleep_until, timeout, Instant};
+use tokio::time::{timeout, Instant};
 
 /// SETTINGS_MAX_CONCURRENT_STREAMS: as nginx and mod_http2 (100).
 pub const MAX_STREAMS: u32 = 100;
@@ -133,6 +134,7 @@ pub async fn serve(conn: Conn, shared: Arc<Shared>) {
         }
     };
     let open = Arc::new(AtomicUsize::new(0));
+    let pool = Arc::new(Pool::new(settings.internal_idle));
     let mut phase = shared.phase.clone();
     let mut watching_phase = true;
     let mut going_away = false;
@@ -140,7 +142,10 @@ pub async fn serve(conn: Conn, shared: Arc<Shared>) {
     let idle = settings.idle;
     let mut accepted: u64 = 0;
     let mut accepted_at_check = 0;
-    let mut next_check = Instant::now() + idle;
+    // One timer for the connection's life, reset rather than made anew
+    // on each turn of the loop (a turn per stream).
+    let check = tokio::time::sleep_until(Instant::now() + idle);
+    tokio::pin!(check);
     loop {
         if !going_away && *phase.borrow() != Phase::Serving {
             h2.graceful_shutdown();
@@ -160,6 +165,7 @@ pub async fn serve(conn: Conn, shared: Arc<Shared>) {
                         origin,
                         tls: tls.clone(),
                         open: Arc::clone(&open),
+                        pool: Arc::clone(&pool),
                     };
                     tokio::spawn(relay::relay(request, respond, ctx));
                 }
@@ -181,8 +187,8 @@ pub async fn serve(conn: Conn, shared: Arc<Shared>) {
                     watching_phase = false;
                 }
             }
-            _ = sleep_until(next_check) => {
-                next_check = Instant::now() + idle;
+            () = &mut check => {
+                check.as_mut().reset(Instant::now() + idle);
                 let quiet = open.load(Ordering::SeqCst) == 0 && accepted == accepted_at_check;
                 accepted_at_check = accepted;
                 if quiet {

@@ -7,7 +7,8 @@
 //! tokio runtime with the h2 crate (framing, HPACK, flow control, and the
 //! known attacks' bounds). Each stream becomes one HTTP/1.1 request on a
 //! socket pair whose other end the I/O thread adopts as a connection of its
-//! own ([`relay`]), one level up from what the TLS thread does: parsing,
+//! own ([`relay`]), kept for the connection's next streams ([`pool`]), one
+//! level up from what the TLS thread does: parsing,
 //! request threads, static lanes, timeouts and the environ's rules work on
 //! it unchanged, `Conn::http2` making SERVER_PROTOCOL `HTTP/2`. HTTP/1.1
 //! pays nothing for it: without `--http2` the thread does not exist, and
@@ -15,6 +16,7 @@
 //! once.
 
 mod connection;
+mod pool;
 mod relay;
 mod translate;
 
@@ -46,6 +48,8 @@ struct Shared {
     phase: watch::Receiver<Phase>,
     /// Streams being relayed, in every connection.
     streams: Arc<AtomicUsize>,
+    /// Internal connections open, in every connection.
+    internal: Arc<AtomicUsize>,
     log: Logger,
 }
 
@@ -58,13 +62,37 @@ struct Settings {
     idle: Duration,
     /// Largest response head read back from the worker.
     max_response_head: usize,
+    /// An internal connection idle longer is not reused: half the
+    /// keep-alive timeout after which the I/O thread closes it.
+    internal_idle: Duration,
 }
 
 pub struct H2 {
-    incoming: mpsc::UnboundedSender<Conn>,
+    incoming: mpsc::UnboundedSender<(Conn, Held)>,
     phase: watch::Sender<Phase>,
     streams: Arc<AtomicUsize>,
+    /// Client connections this thread holds.
+    connections: Arc<AtomicUsize>,
+    /// Internal connections open (see `pool`): the I/O thread holds their
+    /// other ends, which are no client's.
+    internal: Arc<AtomicUsize>,
     finished: Arc<(Mutex<bool>, Condvar)>,
+}
+
+/// One in a count while it lives.
+struct Held(Arc<AtomicUsize>);
+
+impl Held {
+    fn new(count: &Arc<AtomicUsize>) -> Held {
+        count.fetch_add(1, Ordering::SeqCst);
+        Held(Arc::clone(count))
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -89,6 +117,7 @@ impl H2 {
         let (incoming, mut arrivals) = mpsc::unbounded_channel();
         let (phase, phase_rx) = watch::channel(Phase::Serving);
         let streams = Arc::new(AtomicUsize::new(0));
+        let internal = Arc::new(AtomicUsize::new(0));
         let t = &config.timeouts;
         let shared = Arc::new(Shared {
             handoff: Arc::clone(handoff),
@@ -100,9 +129,11 @@ impl H2 {
                     ms => ms,
                 }),
                 max_response_head: config.limits.header_buffer.max(64 * 1024),
+                internal_idle: Duration::from_millis(t.keep_alive_ms / 2),
             },
             phase: phase_rx,
             streams: Arc::clone(&streams),
+            internal: Arc::clone(&internal),
             log: log.new(slog::o!("thread" => "h2")),
         });
         let finished = Arc::new((Mutex::new(false), Condvar::new()));
@@ -120,14 +151,26 @@ impl H2 {
             incoming,
             phase,
             streams,
+            connections: Arc::new(AtomicUsize::new(0)),
+            internal,
             finished,
         })))
     }
 
     /// Takes a connection that speaks HTTP/2 (its buffered bytes first).
     pub fn adopt(&self, conn: Conn) {
-        // The thread only ends after `finish`, when no one adopts any more.
-        let _ = self.incoming.send(conn);
+        // The thread only ends after `finish`, when no one adopts any more
+        // (and a connection it never took is not counted).
+        let _ = self.incoming.send((conn, Held::new(&self.connections)));
+    }
+
+    /// What this thread adds to the connections the I/O thread holds, for
+    /// `--max-clients`: each client connection counts once, as over
+    /// HTTP/1.1, and the I/O thread's ends of internal connections not at
+    /// all.
+    pub fn held(&self, by_io_thread: usize) -> usize {
+        let internal = self.internal.load(Ordering::SeqCst);
+        by_io_thread.saturating_sub(internal) + self.connections.load(Ordering::SeqCst)
     }
 
     /// The worker drains: GOAWAY on every connection, open streams finish.
@@ -168,7 +211,7 @@ impl H2 {
 
 /// The thread's loop: connections as they arrive, until it stops and the
 /// last has ended.
-async fn run(arrivals: &mut mpsc::UnboundedReceiver<Conn>, shared: Arc<Shared>) {
+async fn run(arrivals: &mut mpsc::UnboundedReceiver<(Conn, Held)>, shared: Arc<Shared>) {
     let mut connections = tokio::task::JoinSet::new();
     let mut phase = shared.phase.clone();
     loop {
@@ -180,8 +223,12 @@ async fn run(arrivals: &mut mpsc::UnboundedReceiver<Conn>, shared: Arc<Shared>) 
             arrived = arrivals.recv() => match arrived {
                 // Draining too (a handshake that was under way): it is
                 // sent GOAWAY at once, so its client retries elsewhere.
-                Some(conn) if now != Phase::Stopping => {
-                    connections.spawn(connection::serve(conn, Arc::clone(&shared)));
+                Some((conn, held)) if now != Phase::Stopping => {
+                    let shared = Arc::clone(&shared);
+                    connections.spawn(async move {
+                        let _held = held;
+                        connection::serve(conn, shared).await;
+                    });
                 }
                 Some(_) => {}
                 None => return,

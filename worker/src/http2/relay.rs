@@ -1,10 +1,13 @@
-//! One h2 stream: a socket pair whose other end the I/O thread adopts as a
-//! connection of its own, the request written into it as HTTP/1.1 (its
+//! One h2 stream, relayed as one HTTP/1.1 request on an internal
+//! connection: a socket pair whose other end the I/O thread adopts as a
+//! connection of its own, new or kept from an earlier stream of the same h2
+//! connection ([`Pool`]). The request is written into it as HTTP/1.1 (its
 //! body from the DATA frames, as they come and as the worker reads them),
 //! and the HTTP/1.1 response read back and sent as the stream's response,
 //! DATA only as fast as the client's flow-control window lets it, so a
 //! slow stream holds only its own buffers and never blocks another.
 
+use super::pool::{self, Ended, Internal, Pool};
 use super::translate::{self, Body, Framing};
 use super::Shared;
 use crate::conn::Conn;
@@ -20,11 +23,18 @@ use std::net::TcpStream;
 use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::task::Poll;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::unix::{ReadHalf, WriteHalf};
+use tokio::net::UnixStream;
 
-/// Bytes read from the worker per DATA frame at most.
+/// Bytes read from the worker at a time: a response head and a small body
+/// in one read; a large body in few (the h2 crate cuts DATA frames itself).
 const CHUNK: usize = 16 * 1024;
+const BODY_CHUNK: usize = 64 * 1024;
+/// Request body bytes already received with the HEADERS that are written
+/// with the head, in one write, at most.
+const READY_BODY: usize = 64 * 1024;
 
 /// What a stream shares with its connection.
 pub struct StreamCtx {
@@ -33,6 +43,8 @@ pub struct StreamCtx {
     pub tls: Option<Arc<rwsgi_http::tls::Facts>>,
     /// Streams of the connection still relaying (this one counted).
     pub open: Arc<AtomicUsize>,
+    /// The connection's idle internal connections.
+    pub pool: Arc<Pool>,
 }
 
 /// Counts a stream as open (in its connection and in the worker) while
@@ -52,6 +64,18 @@ enum Cut {
     Client,
     /// The worker ended or garbled its response: reset with this reason.
     Worker(Reason),
+    /// The internal connection closed before a byte of a response: the
+    /// worker did not take the request (it drains, or closed an idle
+    /// connection as the request came).
+    Unanswered,
+}
+
+/// How a whole response ended, for the internal connection's reuse.
+struct Answered {
+    /// Nothing came after the response.
+    clean: bool,
+    /// `Connection: close`, or a body delimited by the close.
+    closes: bool,
 }
 
 pub async fn relay(
@@ -61,63 +85,138 @@ pub async fn relay(
 ) {
     ctx.shared.streams.fetch_add(1, Ordering::SeqCst);
     let _counted = Counted(Arc::clone(&ctx.open), Arc::clone(&ctx.shared.streams));
-    let (parts, body) = request.into_parts();
+    let (parts, mut body) = request.into_parts();
     let framing = translate::framing(&parts.headers, body.is_end_stream());
-    let head = translate::request_head(&parts, framing);
+    let mut head = translate::request_head(&parts, framing);
     let head_request = parts.method == http::Method::HEAD;
-    let (rd, wr, rest) = match pair(&ctx, head) {
-        Ok(p) => p,
-        Err(e) => {
-            debug!(ctx.shared.log, "cannot relay an h2 stream"; "error" => %e);
-            respond.send_reset(Reason::INTERNAL_ERROR);
-            return;
-        }
+    // Body bytes still to come, when their number is known.
+    let mut left = match framing {
+        Framing::Length => translate::declared_length(&parts.headers),
+        Framing::None | Framing::Chunked => None,
     };
-    let upload = upload(body, wr, rest, framing);
+    drop(parts);
+    // The whole request in one write when its body is here already.
+    let Ok(whole) = ready_body(&mut body, &mut head, framing, &mut left).await else {
+        return;
+    };
     let shared = &ctx.shared;
-    let download = async move {
-        if let Err(Cut::Worker(reason)) = download(rd, &mut respond, head_request, shared).await {
-            respond.send_reset(reason);
-        }
-    };
-    tokio::pin!(upload);
-    tokio::pin!(download);
-    let mut uploading = true;
-    // The write half outlives the upload: dropping it would half-close the
-    // pair, which a connection still being read would take for an abort.
-    let mut _kept = None;
+    let mut from_pool = true;
     loop {
-        tokio::select! {
-            up = &mut upload, if uploading => {
-                uploading = false;
-                _kept = up.ok();
+        let taken = if from_pool { ctx.pool.take() } else { None };
+        let reused = taken.is_some();
+        let (mut internal, written) = match taken {
+            Some(s) => (s, 0),
+            None => match pair(&ctx, &head) {
+                Ok(p) => p,
+                Err(e) => {
+                    debug!(shared.log, "cannot relay an h2 stream"; "error" => %e);
+                    respond.send_reset(Reason::INTERNAL_ERROR);
+                    return;
+                }
+            },
+        };
+        let rest = (!whole).then_some(Rest {
+            body: &mut body,
+            framing,
+            left,
+        });
+        let (answered, request_sent) = exchange(
+            &mut internal.stream,
+            &head[written..],
+            rest,
+            &mut respond,
+            head_request,
+            shared,
+        )
+        .await;
+        let reason = match answered {
+            Ok(a) => {
+                let ended = Ended {
+                    request_sent,
+                    response_read: a.clean,
+                    worker_closes: a.closes,
+                };
+                if pool::reusable(ended) {
+                    ctx.pool.put(internal);
+                }
+                return;
             }
-            () = &mut download => return,
-        }
+            // The idle connection was closed as it was taken: the request,
+            // all of it still here, goes once more on a new one.
+            Err(Cut::Unanswered) if reused && whole => {
+                from_pool = false;
+                continue;
+            }
+            Err(Cut::Unanswered) => Reason::REFUSED_STREAM,
+            Err(Cut::Worker(reason)) => reason,
+            Err(Cut::Client) => return,
+        };
+        respond.send_reset(reason);
+        return;
     }
 }
 
-/// The socket pair: the worker's end adopted by the I/O thread with the
-/// head already in it (so it finds a complete request head, as it would
-/// from a client), ours split for both directions. Returns what of the
-/// head did not fit in the pair's buffer.
-fn pair(
-    ctx: &StreamCtx,
-    head: Vec<u8>,
-) -> std::io::Result<(OwnedReadHalf, OwnedWriteHalf, Vec<u8>)> {
+/// The body's DATA frames already received, appended to the request
+/// `head` (up to `READY_BODY`): true when that was the whole body (its
+/// end, or all of a known length, `left` counting down). Its window is
+/// given back at once, the bytes being held here.
+async fn ready_body(
+    body: &mut RecvStream,
+    head: &mut Vec<u8>,
+    framing: Framing,
+    left: &mut Option<u64>,
+) -> Result<bool, h2::Error> {
+    if framing == Framing::None {
+        return Ok(true);
+    }
+    poll_fn(|cx| loop {
+        if *left == Some(0) {
+            return Poll::Ready(Ok(true));
+        }
+        if body.is_end_stream() {
+            if framing == Framing::Chunked {
+                head.extend_from_slice(translate::LAST_CHUNK);
+            }
+            return Poll::Ready(Ok(true));
+        }
+        if head.len() > READY_BODY {
+            return Poll::Ready(Ok(false));
+        }
+        match body.poll_data(cx) {
+            Poll::Ready(Some(Ok(data))) => {
+                translate::body_bytes(head, &data, framing);
+                count_down(left, data.len());
+                let _ = body.flow_control().release_capacity(data.len());
+            }
+            Poll::Ready(Some(Err(e))) => return Poll::Ready(Err(e)),
+            // Ended (trailers may follow the DATA frames): `is_end_stream`
+            // says so on the next turn, or the rest is uploaded.
+            Poll::Ready(None) if body.is_end_stream() => {}
+            Poll::Ready(None) | Poll::Pending => return Poll::Ready(Ok(false)),
+        }
+    })
+    .await
+}
+
+/// A new internal connection: the worker's end adopted by the I/O thread
+/// with as much of `request` already in it as fits (so it finds a complete
+/// request head, as it would from a client). Returns ours and how much of
+/// the request it took.
+fn pair(ctx: &StreamCtx, request: &[u8]) -> std::io::Result<(Internal, usize)> {
     let (mut ours, theirs) = std::os::unix::net::UnixStream::pair()?;
     ours.set_nonblocking(true)?;
     theirs.set_nonblocking(true)?;
     let mut written = 0;
-    while written < head.len() {
-        match ours.write(&head[written..]) {
+    while written < request.len() {
+        match ours.write(&request[written..]) {
             Ok(n) => written += n,
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e),
         }
     }
-    let ours = tokio::net::UnixStream::from_std(ours)?;
+    // Counted before the I/O thread counts its end.
+    let ours = Internal::new(UnixStream::from_std(ours)?, &ctx.shared.internal);
     // As the TLS thread does: the worker reads and writes the pair as it
     // would a TCP socket.
     let mut conn = Conn::new(
@@ -130,49 +229,105 @@ fn pair(
     ctx.shared
         .handoff
         .give_back(Returned::Adopt(Box::new(conn)));
-    let (rd, wr) = ours.into_split();
-    Ok((rd, wr, head[written..].to_vec()))
+    Ok((ours, written))
 }
 
-/// The rest of the head, then the request body into the pair; each DATA
-/// frame's window is given back to the client once the worker took it.
-async fn upload(
-    mut body: RecvStream,
-    mut wr: OwnedWriteHalf,
-    rest: Vec<u8>,
+/// One request and its response on an internal connection: `pending` (what
+/// of the head and body is not written yet), then the rest of the body
+/// from `rest`, while the response is read back and sent. Returns how the
+/// response ended and whether the whole request was written.
+async fn exchange(
+    stream: &mut UnixStream,
+    pending: &[u8],
+    rest: Option<Rest<'_>>,
+    respond: &mut SendResponse<Bytes>,
+    head_request: bool,
+    shared: &Shared,
+) -> (Result<Answered, Cut>, bool) {
+    let (mut rd, mut wr) = stream.split();
+    let upload = async {
+        wr.write_all(pending).await?;
+        match rest {
+            Some(rest) => upload(rest, &mut wr).await,
+            None => Ok(()),
+        }
+    };
+    let download = download(&mut rd, respond, head_request, shared);
+    tokio::pin!(upload);
+    tokio::pin!(download);
+    // An upload that failed leaves its half of the connection open: a
+    // half-close would be taken for an abort of a request still being read.
+    let mut sent = None;
+    loop {
+        tokio::select! {
+            // First: a request written to its end is seen as such before
+            // the response that follows it.
+            biased;
+            up = &mut upload, if sent.is_none() => sent = Some(up.is_ok()),
+            answered = &mut download => return (answered, sent == Some(true)),
+        }
+    }
+}
+
+/// What of a request body is still to come from its DATA frames.
+struct Rest<'a> {
+    body: &'a mut RecvStream,
     framing: Framing,
-) -> std::io::Result<OwnedWriteHalf> {
-    wr.write_all(&rest).await?;
-    while let Some(data) = body.data().await {
+    /// Bytes still to come, when their number is known.
+    left: Option<u64>,
+}
+
+/// Counts `n` body bytes off what is `left` of a known length.
+fn count_down(left: &mut Option<u64>, n: usize) {
+    if let Some(l) = left {
+        *l = l.saturating_sub(n as u64);
+    }
+}
+
+/// The rest of the request body into the internal connection; each DATA
+/// frame's window is given back to the client once the worker took it.
+/// A body of known length is whole at its last byte: the worker may answer
+/// before the client's END_STREAM comes, and the request counts as sent.
+async fn upload(rest: Rest<'_>, wr: &mut WriteHalf<'_>) -> std::io::Result<()> {
+    let Rest {
+        body,
+        framing,
+        mut left,
+    } = rest;
+    let mut framed = Vec::new();
+    while left != Some(0) {
+        let Some(data) = body.data().await else {
+            break;
+        };
         let data = data.map_err(std::io::Error::other)?;
         let n = data.len();
         if framing == Framing::Chunked {
-            if n > 0 {
-                wr.write_all(format!("{n:x}\r\n").as_bytes()).await?;
-                wr.write_all(&data).await?;
-                wr.write_all(b"\r\n").await?;
-            }
+            framed.clear();
+            translate::body_bytes(&mut framed, &data, framing);
+            wr.write_all(&framed).await?;
         } else {
             wr.write_all(&data).await?;
         }
+        count_down(&mut left, n);
         let _ = body.flow_control().release_capacity(n);
     }
     if framing == Framing::Chunked {
-        wr.write_all(b"0\r\n\r\n").await?;
+        wr.write_all(translate::LAST_CHUNK).await?;
     }
-    Ok(wr)
+    Ok(())
 }
 
 /// Reads from the worker, or learns that the client reset the stream.
 async fn read_or_reset<F>(
-    rd: &mut OwnedReadHalf,
+    rd: &mut ReadHalf<'_>,
     buf: &mut BytesMut,
+    want: usize,
     mut reset: F,
 ) -> Result<usize, Cut>
 where
-    F: FnMut(&mut std::task::Context<'_>) -> std::task::Poll<Result<Reason, h2::Error>>,
+    F: FnMut(&mut std::task::Context<'_>) -> Poll<Result<Reason, h2::Error>>,
 {
-    buf.reserve(CHUNK);
+    buf.reserve(want);
     tokio::select! {
         read = rd.read_buf(buf) => read.map_err(|_| Cut::Worker(Reason::INTERNAL_ERROR)),
         _ = poll_fn(&mut reset) => Err(Cut::Client),
@@ -181,11 +336,11 @@ where
 
 /// The worker's response, as the stream's.
 async fn download(
-    mut rd: OwnedReadHalf,
+    rd: &mut ReadHalf<'_>,
     respond: &mut SendResponse<Bytes>,
     head_request: bool,
     shared: &Shared,
-) -> Result<(), Cut> {
+) -> Result<Answered, Cut> {
     let mut buf = BytesMut::with_capacity(CHUNK);
     let head = loop {
         match translate::response_head(&buf, head_request) {
@@ -207,21 +362,23 @@ async fn download(
                 return Err(Cut::Worker(Reason::INTERNAL_ERROR));
             }
         }
-        if read_or_reset(&mut rd, &mut buf, |cx| respond.poll_reset(cx)).await? == 0 {
-            // Closed unanswered: the worker is draining (or was refused
-            // the connection); the request was not processed.
-            return Err(Cut::Worker(match buf.is_empty() {
-                true => Reason::REFUSED_STREAM,
-                false => Reason::INTERNAL_ERROR,
-            }));
+        if read_or_reset(rd, &mut buf, CHUNK, |cx| respond.poll_reset(cx)).await? == 0 {
+            return Err(match buf.is_empty() {
+                true => Cut::Unanswered,
+                false => Cut::Worker(Reason::INTERNAL_ERROR),
+            });
         }
     };
-    let body = head.body;
+    let (body, closes) = (head.body, head.close);
+    // END_STREAM on the HEADERS frame when there is no body, on the last
+    // DATA frame otherwise: never an empty frame of its own.
+    let empty = matches!(body, Body::Empty | Body::Length(0));
     let mut send = respond
-        .send_response(head.response, body == Body::Empty)
+        .send_response(head.response, empty)
         .map_err(|_| Cut::Client)?;
-    match body {
-        Body::Empty => Ok(()),
+    let clean = match body {
+        _ if empty => buf.is_empty(),
+        Body::Empty => buf.is_empty(),
         Body::Length(n) => {
             let mut left = n;
             loop {
@@ -230,9 +387,10 @@ async fn download(
                 let data = buf.split_to(take).freeze();
                 send_all(&mut send, data, left == 0).await?;
                 if left == 0 {
-                    return Ok(());
+                    break buf.is_empty();
                 }
-                if read_or_reset(&mut rd, &mut buf, |cx| send.poll_reset(cx)).await? == 0 {
+                let want = usize::try_from(left).unwrap_or(usize::MAX).min(BODY_CHUNK);
+                if read_or_reset(rd, &mut buf, want, |cx| send.poll_reset(cx)).await? == 0 {
                     return Err(Cut::Worker(Reason::INTERNAL_ERROR));
                 }
             }
@@ -240,8 +398,9 @@ async fn download(
         Body::UntilClose => loop {
             let data = buf.split().freeze();
             send_all(&mut send, data, false).await?;
-            if read_or_reset(&mut rd, &mut buf, |cx| send.poll_reset(cx)).await? == 0 {
-                return send_all(&mut send, Bytes::new(), true).await;
+            if read_or_reset(rd, &mut buf, BODY_CHUNK, |cx| send.poll_reset(cx)).await? == 0 {
+                send_all(&mut send, Bytes::new(), true).await?;
+                break false;
             }
         },
         Body::Chunked => {
@@ -258,14 +417,18 @@ async fn download(
                     send_all(&mut send, data, done).await?;
                 }
                 if done {
-                    return Ok(());
+                    break buf.is_empty();
                 }
-                if read_or_reset(&mut rd, &mut buf, |cx| send.poll_reset(cx)).await? == 0 {
+                if read_or_reset(rd, &mut buf, BODY_CHUNK, |cx| send.poll_reset(cx)).await? == 0 {
                     return Err(Cut::Worker(Reason::INTERNAL_ERROR));
                 }
             }
         }
-    }
+    };
+    Ok(Answered {
+        clean,
+        closes: closes || body == Body::UntilClose,
+    })
 }
 
 /// Sends `data` as the client's window allows, waiting for more window

@@ -52,6 +52,13 @@ pub fn framing(headers: &HeaderMap, end_of_stream: bool) -> Framing {
     }
 }
 
+/// The `content-length` a request announced (the h2 crate holds its DATA
+/// frames to it).
+pub fn declared_length(headers: &HeaderMap) -> Option<u64> {
+    let value = headers.get(http::header::CONTENT_LENGTH)?;
+    value.to_str().ok()?.trim().parse().ok()
+}
+
 /// Request fields not passed on: `host` (`:authority` is written as the
 /// Host when present), those h2 forbids anyway (RFC 9113 8.2.2), and
 /// `expect`/`transfer-encoding`, which the bridge decides itself.
@@ -68,10 +75,10 @@ fn dropped_request_field(name: &HeaderName, has_authority: bool) -> bool {
     ) || (has_authority && name == http::header::HOST)
 }
 
-/// The request as HTTP/1.1 bytes, head only: `Connection: close`, as each
-/// stream has a connection of its own.
+/// The request as HTTP/1.1 bytes, head only, keep-alive (the internal
+/// connection carries the h2 connection's next stream after it).
 pub fn request_head(parts: &http::request::Parts, framing: Framing) -> Vec<u8> {
-    let mut out = Vec::with_capacity(256);
+    let mut out = Vec::with_capacity(512);
     out.extend_from_slice(parts.method.as_str().as_bytes());
     out.push(b' ');
     let target = match (&parts.method, parts.uri.path_and_query()) {
@@ -107,9 +114,25 @@ pub fn request_head(parts: &http::request::Parts, framing: Framing) -> Vec<u8> {
     if framing == Framing::Chunked {
         out.extend_from_slice(b"transfer-encoding: chunked\r\n");
     }
-    out.extend_from_slice(b"connection: close\r\n\r\n");
+    out.extend_from_slice(b"\r\n");
     out
 }
+
+/// A DATA frame's bytes as the internal connection carries them.
+pub fn body_bytes(out: &mut Vec<u8>, data: &[u8], framing: Framing) {
+    match framing {
+        Framing::Chunked if data.is_empty() => {}
+        Framing::Chunked => {
+            out.extend_from_slice(format!("{:x}\r\n", data.len()).as_bytes());
+            out.extend_from_slice(data);
+            out.extend_from_slice(b"\r\n");
+        }
+        Framing::Length | Framing::None => out.extend_from_slice(data),
+    }
+}
+
+/// The end of a chunked body.
+pub const LAST_CHUNK: &[u8] = b"0\r\n\r\n";
 
 fn field(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
     out.extend_from_slice(name);
@@ -136,6 +159,8 @@ pub struct Head {
     pub body: Body,
     /// A 1xx before the final response (a `100 Continue`).
     pub informational: bool,
+    /// `Connection: close`: the worker closes the connection after it.
+    pub close: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -162,9 +187,12 @@ fn hop_by_hop(name: &[u8]) -> bool {
 /// Parses the response head at the start of `buf`; `None` while it is
 /// incomplete. `head_request`: the request was a HEAD (no body follows).
 pub fn response_head(buf: &[u8], head_request: bool) -> Result<Option<(Head, usize)>, BadHead> {
-    let mut fields = [httparse::EMPTY_HEADER; MAX_RESPONSE_FIELDS];
-    let mut parsed = httparse::Response::new(&mut fields);
-    let used = match parsed.parse(buf) {
+    // Uninitialised: 256 fields are 8 KiB to clear per response otherwise.
+    let mut fields =
+        [const { std::mem::MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_RESPONSE_FIELDS];
+    let mut parsed = httparse::Response::new(&mut []);
+    let config = httparse::ParserConfig::default();
+    let used = match config.parse_response_with_uninit_headers(&mut parsed, buf, &mut fields) {
         Ok(httparse::Status::Complete(n)) => n,
         Ok(httparse::Status::Partial) => return Ok(None),
         Err(e) => return Err(BadHead(e.to_string())),
@@ -175,7 +203,14 @@ pub fn response_head(buf: &[u8], head_request: bool) -> Result<Option<(Head, usi
     *response.status_mut() = status;
     let mut chunked = false;
     let mut length = None;
+    let mut close = false;
     for f in parsed.headers.iter() {
+        if f.name.eq_ignore_ascii_case("connection") {
+            close |= f
+                .value
+                .split(|&b| b == b',')
+                .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"close"));
+        }
         if f.name.eq_ignore_ascii_case("transfer-encoding") {
             chunked = f
                 .value
@@ -214,6 +249,7 @@ pub fn response_head(buf: &[u8], head_request: bool) -> Result<Option<(Head, usi
             response,
             body,
             informational,
+            close,
         },
         used,
     )))
@@ -255,6 +291,7 @@ mod tests {
             .unwrap();
         let p = parts(req);
         assert_eq!(framing(&p.headers, false), Framing::Length);
+        assert_eq!(declared_length(&p.headers), Some(5));
         let head = String::from_utf8(request_head(&p, Framing::Length)).unwrap();
         assert!(head.starts_with("POST /a/b?x=1 HTTP/1.1\r\nhost: example.com:8443\r\n"));
         assert!(head.contains("content-type: text/plain\r\n"));
@@ -262,7 +299,8 @@ mod tests {
         assert!(head.contains("cookie: a=1; b=2\r\n"));
         assert!(!head.contains("ignored"));
         assert!(!head.contains("te:"));
-        assert!(head.ends_with("connection: close\r\n\r\n"));
+        assert!(head.ends_with("cookie: a=1; b=2\r\n\r\n"));
+        assert!(!head.contains("connection"));
     }
 
     #[test]
@@ -288,6 +326,7 @@ mod tests {
         let (head, used) = response_head(raw, false).unwrap().unwrap();
         assert_eq!(&raw[used..], b"body");
         assert_eq!(head.body, Body::Chunked);
+        assert!(head.close);
         let h = head.response.headers();
         assert_eq!(h["content-type"], "text/plain");
         assert_eq!(h.get_all("set-cookie").iter().count(), 2);
@@ -315,6 +354,8 @@ mod tests {
             Body::Empty
         );
         assert_eq!(body_of(b"HTTP/1.1 200 OK\r\n\r\n", false), Body::UntilClose);
+        let kept = response_head(b"HTTP/1.1 200 OK\r\nConnection: keep-alive\r\n\r\n", false);
+        assert!(!kept.unwrap().unwrap().0.close);
         let cont = response_head(b"HTTP/1.1 100 Continue\r\n\r\n", false)
             .unwrap()
             .unwrap()

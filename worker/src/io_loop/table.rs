@@ -110,7 +110,10 @@ impl IoLoop<'_> {
             // HTTPS connections still in their handshake are this
             // worker's too: --max-clients counts them.
             let handshaking = self.ctx.tls.map_or(0, |t| t.handshaking());
-            sb.set_connections(self.entries.len() - self.free.len() + handshaking);
+            let held = self.entries.len() - self.free.len();
+            // HTTP/2 clients are the h2 thread's (see `H2::held`).
+            let held = self.ctx.http2.map_or(held, |h2| h2.held(held));
+            sb.set_connections(held + handshaking);
         }
         self.publish_fd_headroom(false);
     }

@@ -82,7 +82,8 @@ impl IoLoop<'_> {
                 "closed" => self.shed, "per_worker" => self.budget());
             self.shed = 0;
         }
-        self.publish_fd_headroom(false);
+        // The h2 and TLS threads' connections change without this loop.
+        self.publish_connections();
         if let Some(sb) = self.ctx.scoreboard.worker(self.ctx.slot) {
             sb.heartbeat();
             sb.set_idle_connections(idle);

@@ -78,6 +78,7 @@ pub(super) fn run(
             &p.log,
             &Record {
                 client: conn.origin.client().ip(),
+                http2: conn.http2,
                 head: &head,
                 status: outcome.status,
                 bytes: outcome.bytes,

@@ -139,6 +139,7 @@ pub fn handle(
             ctx.log,
             &Record {
                 client: conn.origin.client().ip(),
+                http2: conn.http2,
                 head: &head,
                 status: result.status,
                 bytes: result.body_bytes,
