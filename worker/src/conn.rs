@@ -1,11 +1,12 @@
 //! A client connection owned by this worker.
 
+use crate::transport::Transport;
 use rwsgi_http::HttpError;
 use rwsgi_shared::config::Limits;
 use rwsgi_shared::metrics::Metrics;
 use rwsgi_shared::origin::Origin;
 use slog::{info, Logger};
-use std::io::Write;
+use std::io::IoSlice;
 use std::net::TcpStream;
 use std::sync::Arc;
 use std::time::Instant;
@@ -17,7 +18,9 @@ pub const READ_CHUNK: usize = 16 * 1024;
 const _: () = assert!(READ_CHUNK <= rwsgi_shared::channel::MAX_READ_AHEAD);
 
 pub struct Conn {
-    pub stream: TcpStream,
+    /// The socket, and the TLS session of an HTTPS connection: every read
+    /// and write goes through it.
+    pub transport: Transport,
     /// The TCP peer, and the client its PROXY preamble claimed: two
     /// addresses, so trust is never decided on the claim.
     pub origin: Origin,
@@ -30,9 +33,9 @@ pub struct Conn {
     /// When the master accepted it, until its first request starts: that
     /// request's queue wait counts from there.
     pub accepted_at: Option<Instant>,
-    /// An HTTPS connection: `stream` is then the worker's end of the TLS
-    /// thread's socket pair (see `tls`), and this is what the handshake
-    /// established. It never goes back to the master.
+    /// An HTTPS connection: what the handshake established (the session
+    /// is in `transport`; for an h2 stream's connection, the h2 thread
+    /// holds it). It never goes back to the master.
     pub tls: Option<Arc<rwsgi_http::tls::Facts>>,
     /// Speaks HTTP/2 (`--http2`): for the connection the TLS thread hands
     /// the h2 thread, its ALPN chose `h2`; for the connection of one h2
@@ -44,8 +47,12 @@ pub struct Conn {
 
 impl Conn {
     pub fn new(stream: TcpStream, origin: Origin, buffered: Vec<u8>) -> Conn {
+        Conn::with(Transport::new_plain(stream), origin, buffered)
+    }
+
+    pub fn with(transport: Transport, origin: Origin, buffered: Vec<u8>) -> Conn {
         Conn {
-            stream,
+            transport,
             origin,
             buf: buffered,
             served: 0,
@@ -60,7 +67,7 @@ impl Conn {
     /// the caller then closes the connection gracefully. Best effort: the
     /// socket is non-blocking and an error page is small.
     pub fn reject(
-        &self,
+        &mut self,
         err: &HttpError,
         limits: &Limits,
         metrics: Option<&Metrics>,
@@ -71,6 +78,6 @@ impl Conn {
         }
         info!(log, "request refused"; "status" => err.status, "reason" => err.explain(limits), "client" => %self.origin);
         let response = crate::error_pages::response(err.status, None, false).bytes;
-        let _ = (&self.stream).write(&response);
+        let _ = self.transport.try_write(&[IoSlice::new(&response)]);
     }
 }

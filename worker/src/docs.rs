@@ -11,10 +11,9 @@ use crate::conn::Conn;
 use crate::handoff::{Handoff, Returned};
 use pulldown_cmark::{html, CowStr, Event, Parser, Tag};
 use rwsgi_http::RequestHead;
-use std::io::Write as _;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The URL prefix, as mod_wsgi-express's.
 pub const PREFIX: &str = "/__wsgi__/docs";
@@ -131,7 +130,7 @@ fn render(title: &str, markdown: &str) -> String {
 
 /// Answers `head` on `conn` in a thread of its own, then hands the
 /// connection back to be closed.
-pub fn serve(pool: &Arc<Handoff>, token: usize, conn: Conn, head: RequestHead) {
+pub fn serve(pool: &Arc<Handoff>, token: usize, mut conn: Conn, head: RequestHead) {
     let (status, extra, kind, body) = if IN_FLIGHT.fetch_add(1, Ordering::SeqCst) >= MAX_IN_FLIGHT {
         IN_FLIGHT.fetch_sub(1, Ordering::SeqCst);
         (
@@ -146,7 +145,7 @@ pub fn serve(pool: &Arc<Handoff>, token: usize, conn: Conn, head: RequestHead) {
             .name("rwsgi-docs".into())
             .spawn(move || {
                 let (status, extra, kind, body) = answer(&head.path);
-                write_response(&conn, &head, status, &extra, kind, &body);
+                write_response(&mut conn, &head, status, &extra, kind, &body);
                 IN_FLIGHT.fetch_sub(1, Ordering::SeqCst);
                 runner.give_back(Returned::Close(token, conn));
             });
@@ -157,12 +156,12 @@ pub fn serve(pool: &Arc<Handoff>, token: usize, conn: Conn, head: RequestHead) {
         }
         return;
     };
-    write_response(&conn, &head, status, &extra, kind, &body);
+    write_response(&mut conn, &head, status, &extra, kind, &body);
     pool.give_back(Returned::Close(token, conn));
 }
 
 fn write_response(
-    conn: &Conn,
+    conn: &mut Conn,
     head: &RequestHead,
     status: u16,
     extra: &str,
@@ -178,34 +177,8 @@ fn write_response(
         body.as_bytes(),
         head.method != "HEAD",
     );
-    write_all_by(conn, &out, Instant::now() + WRITE_TIMEOUT);
-}
-
-/// Writes `bytes` to the non-blocking socket, waiting for room, until
-/// done, an error, or `deadline`.
-fn write_all_by(conn: &Conn, mut bytes: &[u8], deadline: Instant) {
-    use std::os::fd::AsFd as _;
-    while !bytes.is_empty() {
-        match (&conn.stream).write(bytes) {
-            Ok(0) => return,
-            Ok(n) => bytes = &bytes[n..],
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                let left = deadline.saturating_duration_since(Instant::now());
-                if left.is_zero() {
-                    return;
-                }
-                let ms = nix::poll::PollTimeout::try_from(left.as_millis().min(1000) as i32)
-                    .unwrap_or(nix::poll::PollTimeout::ZERO);
-                let mut fds = [nix::poll::PollFd::new(
-                    conn.stream.as_fd(),
-                    nix::poll::PollFlags::POLLOUT,
-                )];
-                let _ = nix::poll::poll(&mut fds, ms);
-            }
-            Err(_) => return,
-        }
-    }
+    // Waits for room at most WRITE_TIMEOUT at a time.
+    let _ = conn.transport.write_all(&[&out], WRITE_TIMEOUT);
 }
 
 #[cfg(test)]

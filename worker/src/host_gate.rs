@@ -255,10 +255,13 @@ fn is_loopback(ip: IpAddr) -> bool {
 }
 
 /// Answers a request for the parent domain; the caller closes the connection.
-pub fn send_redirect(conn: &crate::conn::Conn, to: &str, log: &slog::Logger) {
+pub fn send_redirect(conn: &mut crate::conn::Conn, to: &str, log: &slog::Logger) {
     slog::info!(log, "redirected to the www. server name (--server-name)"; "location" => to, "client" => %conn.origin);
     let mut dates = rwsgi_http::DateCache::default();
-    let _ = std::io::Write::write(&mut &conn.stream, &redirect_response(to, dates.now()));
+    let response = redirect_response(to, dates.now());
+    let _ = conn
+        .transport
+        .try_write(&[std::io::IoSlice::new(&response)]);
 }
 
 /// The 301 response; the connection is closed after it.

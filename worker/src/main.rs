@@ -40,6 +40,7 @@ mod static_lanes;
 mod telemetry;
 mod template;
 mod tls;
+mod transport;
 mod wsgi;
 
 use rwsgi_shared::channel::{Channel, Message};

@@ -9,7 +9,6 @@
 //! [`body_allowance`], the body's version of the head's rule.
 
 use crate::conn::Conn;
-use crate::net;
 use crate::spool::{Spool, Spooled};
 use rwsgi_http::{Fed, HttpError, Intake, RequestHead};
 use rwsgi_shared::config::Timeouts;
@@ -86,7 +85,7 @@ impl Receiving {
             if read >= TURN {
                 return Pump::Yield;
             }
-            match net::try_read(&self.conn.stream, &mut self.conn.buf, BODY_READ) {
+            match self.conn.transport.try_read(&mut self.conn.buf, BODY_READ) {
                 Ok(Some(0)) | Err(_) => return Pump::Closed,
                 Ok(Some(n)) => read += n,
                 Ok(None) => return Pump::Pending,

@@ -3,7 +3,6 @@
 
 use crate::conn::{Conn, READ_CHUNK};
 use crate::handoff::{GuardedStatic, Handoff, QueuedRequest, Returned};
-use crate::net;
 use crate::python::Application;
 use crate::route::{route, Routed};
 use crate::wsgi::{self, RequestContext};
@@ -138,7 +137,7 @@ fn serve(handoff: &Handoff, ctx: &RequestContext<'_>) {
                         }
                         return next_request(handoff, ctx);
                     }
-                    Err(conn) => {
+                    Err(mut conn) => {
                         // Waited too long for a thread: the client has likely given up.
                         conn.reject(
                             &HttpError::new(503, "request waited longer than --queue-timeout"),
@@ -226,15 +225,14 @@ fn next_request(handoff: &Handoff, ctx: &RequestContext<'_>) -> Option<QueuedReq
 }
 
 /// Writes what is left of the response, then decides the connection's fate.
-fn after_response(handled: wsgi::Handled, ctx: &RequestContext<'_>, handoff: &Handoff) -> Next {
+fn after_response(mut handled: wsgi::Handled, ctx: &RequestContext<'_>, handoff: &Handoff) -> Next {
     let timeout = Duration::from_millis(ctx.config.timeouts.socket_ms);
     if !handled.unsent.is_empty()
-        && net::write_all(
-            std::os::fd::AsFd::as_fd(&handled.conn.stream),
-            &[&handled.unsent],
-            timeout,
-        )
-        .is_err()
+        && handled
+            .conn
+            .transport
+            .write_all(&[&handled.unsent], timeout)
+            .is_err()
     {
         return Next::Close(handled.conn);
     }
@@ -286,7 +284,7 @@ fn follow_up(mut conn: Conn, ctx: &RequestContext<'_>, read_more: bool) -> Next 
                 }
                 Routed::Partial => {}
                 Routed::Redirect(to) => {
-                    crate::host_gate::send_redirect(&conn, &to, ctx.log);
+                    crate::host_gate::send_redirect(&mut conn, &to, ctx.log);
                     return Next::Close(conn);
                 }
                 Routed::Refused(e) => {
@@ -305,7 +303,7 @@ fn follow_up(mut conn: Conn, ctx: &RequestContext<'_>, read_more: bool) -> Next 
         if attempt == 1 || !read_more {
             break;
         }
-        match net::try_read(&conn.stream, &mut conn.buf, READ_CHUNK) {
+        match conn.transport.try_read(&mut conn.buf, READ_CHUNK) {
             Ok(Some(0)) | Err(_) => return Next::Close(conn),
             Ok(Some(_)) => {}
             Ok(None) => break,

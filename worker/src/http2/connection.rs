@@ -98,12 +98,16 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Prefixed<T> {
 
 pub async fn serve(conn: Conn, shared: Arc<Shared>) {
     let Conn {
-        stream,
+        transport,
         buf,
         origin,
         tls,
         ..
     } = conn;
+    // h2c, or the worker's end of the TLS thread's pair for `h2` over TLS.
+    let Some(stream) = transport.into_plain() else {
+        return;
+    };
     let Ok(socket) = tokio::net::TcpStream::from_std(stream) else {
         return;
     };

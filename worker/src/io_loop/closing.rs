@@ -3,7 +3,6 @@
 
 use super::{Entry, IoLoop};
 use crate::conn::Conn;
-use crate::net;
 use std::time::{Duration, Instant};
 
 /// A closing connection is read and drained for at most this long (as
@@ -46,8 +45,8 @@ pub(super) enum Drained {
 /// Reads and drops whatever has arrived, `left` bytes at most.
 fn drain_input(conn: &mut Conn, left: &mut u64) -> Drained {
     loop {
-        conn.buf.clear();
-        match net::try_read(&conn.stream, &mut conn.buf, LINGER_READ) {
+        // Raw bytes: after our close_notify nothing needs decrypting.
+        match conn.transport.discard(&mut conn.buf, LINGER_READ) {
             Ok(Some(0)) | Err(_) => return Drained::Over,
             Ok(Some(n)) => match left.checked_sub(n as u64) {
                 Some(l) => *left = l,
@@ -67,7 +66,8 @@ impl IoLoop<'_> {
     /// not read yet: a 413 for an upload still in flight would reach curl
     /// as "connection reset".
     pub(super) fn close(&mut self, token: usize, mut conn: Conn) {
-        let _ = conn.stream.shutdown(std::net::Shutdown::Write);
+        // close_notify first over TLS, then the FIN.
+        conn.transport.close();
         let mut left = LINGER_BYTES;
         if let Drained::Over = drain_input(&mut conn, &mut left) {
             let _ = self.unwatch(&conn);

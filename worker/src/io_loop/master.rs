@@ -133,11 +133,11 @@ impl IoLoop<'_> {
     /// bytes already read) so a reload closes nothing; otherwise it is closed.
     pub(super) fn give_up(&mut self, conn: Conn) {
         let _ = self.unwatch(&conn);
-        if conn.tls.is_some() || conn.http2 {
-            // Its TLS session lives in this worker: closing it (the TLS
-            // thread sends close_notify) is the only way to let it go.
+        let Some(socket) = conn.transport.plain().filter(|_| !conn.http2) else {
+            // Its TLS session lives in this worker: closing it (dropping
+            // it sends close_notify) is the only way to let it go.
             return;
-        }
+        };
         if let Mode::Draining {
             hand_back: true, ..
         } = self.mode
@@ -150,7 +150,7 @@ impl IoLoop<'_> {
             // hand-backs waits for room rather than losing connections.
             if let Err(e) = self.ctx.channel.send_waiting(
                 &msg,
-                Some(std::os::fd::AsFd::as_fd(&conn.stream)),
+                Some(std::os::fd::AsFd::as_fd(socket)),
                 HAND_BACK_PATIENCE,
             ) {
                 warn!(self.ctx.log, "could not hand a connection back to the master; closing it";
@@ -165,7 +165,7 @@ impl IoLoop<'_> {
             return;
         }
         self.make_room();
-        let fd = conn.stream.as_raw_fd();
+        let fd = conn.transport.fd();
         let token = self.insert(Entry::Idle(conn));
         // When watching fails the entry is freed, which closes the socket.
         if self.watch(token, fd) {

@@ -9,7 +9,6 @@ use crate::conn::{Conn, READ_CHUNK};
 use crate::handoff::{GuardedStatic, QueuedRequest};
 use crate::host_gate::Gate;
 use crate::http2::Preface;
-use crate::net;
 use crate::receiving::{Pump, Receiving};
 use crate::route::{route, Routed};
 use crate::spool::Spooled;
@@ -87,7 +86,7 @@ impl IoLoop<'_> {
                 }
             }
             let before = conn.buf.len();
-            match net::try_read(&conn.stream, &mut conn.buf, READ_CHUNK) {
+            match conn.transport.try_read(&mut conn.buf, READ_CHUNK) {
                 Ok(Some(0)) => break Err(None),
                 Ok(Some(_)) => {
                     if before == 0 {
@@ -110,7 +109,7 @@ impl IoLoop<'_> {
             }
             Err(None) => self.drop_conn(token),
             Err(Some(e)) => {
-                if let Some(Entry::Idle(conn)) = self.entries[token].replace(Entry::Busy) {
+                if let Some(Entry::Idle(mut conn)) = self.entries[token].replace(Entry::Busy) {
                     conn.reject(&e, &limits, self.metrics(), self.ctx.log);
                     self.close(token, conn);
                 }
@@ -150,11 +149,11 @@ impl IoLoop<'_> {
                 self.close(token, conn);
             }
             Next::Redirect(to) => {
-                crate::host_gate::send_redirect(&conn, &to, self.ctx.log);
+                crate::host_gate::send_redirect(&mut conn, &to, self.ctx.log);
                 self.close(token, conn);
             }
             Next::StatusPage(head) => {
-                self.server_status(&conn, &head);
+                self.server_status(&mut conn, &head);
                 self.close(token, conn);
             }
             Next::Docs(head) => {
@@ -241,14 +240,13 @@ impl IoLoop<'_> {
         head: RequestHead,
         send_continue: bool,
     ) {
-        use std::io::Write as _;
         const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
         // The wait for a thread starts when the body is complete.
         conn.accepted_at = None;
-        let receiving = Receiving::new(conn, head, self.ctx.config.limits.request_body);
+        let mut receiving = Receiving::new(conn, head, self.ctx.config.limits.request_body);
         // A fresh socket's send buffer takes 25 bytes whole, or is broken.
         let sent = !send_continue
-            || matches!((&receiving.conn.stream).write(CONTINUE), Ok(n) if n == CONTINUE.len());
+            || matches!(receiving.conn.transport.try_write(&[std::io::IoSlice::new(CONTINUE)]), Ok(w) if w.accepted == CONTINUE.len());
         self.entries[token] = Some(Entry::Body(Box::new(receiving)));
         if !sent {
             self.drop_conn(token);
@@ -271,7 +269,7 @@ impl IoLoop<'_> {
         let Some(Entry::Body(r)) = self.entries[token].replace(Entry::Busy) else {
             return;
         };
-        let (conn, head, spooled) = r.finish();
+        let (mut conn, head, spooled) = r.finish();
         let error = match (pumped, spooled) {
             (Pump::Complete, Ok(body)) => return self.queue(token, conn, head, Some(body)),
             (Pump::Refused(e), _) => e,

@@ -4,7 +4,6 @@
 
 use super::{Entry, IoLoop, Mode};
 use crate::handoff::Returned;
-use std::os::fd::AsRawFd;
 use std::time::Instant;
 
 impl IoLoop<'_> {
@@ -29,7 +28,7 @@ impl IoLoop<'_> {
             *slot = Some(Entry::Busy);
             // Watched here again from now on (a closing connection too: its
             // client's FIN must wake this loop).
-            if !self.watch(*token, conn.stream.as_raw_fd()) {
+            if !self.watch(*token, conn.transport.fd()) {
                 // Dropping `r` closes the socket.
                 return;
             }

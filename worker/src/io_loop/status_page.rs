@@ -7,8 +7,7 @@ impl IoLoop<'_> {
     /// `--server-status`: the status page, for loopback clients only (as
     /// mod_wsgi-express allows it) after the trust rules, answered here
     /// without Python.
-    pub(super) fn server_status(&self, conn: &Conn, head: &rwsgi_http::RequestHead) {
-        use std::io::Write as _;
+    pub(super) fn server_status(&self, conn: &mut Conn, head: &rwsgi_http::RequestHead) {
         let (status, kind, body) = if !self
             .ctx
             .proxy
@@ -40,6 +39,6 @@ impl IoLoop<'_> {
             head.method != "HEAD",
         );
         // Best effort on the non-blocking socket: a status page is a few KiB.
-        let _ = (&conn.stream).write_all(&out);
+        let _ = conn.transport.try_write(&[std::io::IoSlice::new(&out)]);
     }
 }

@@ -7,7 +7,7 @@ use crate::conn::Conn;
 use mio::unix::SourceFd;
 use mio::{Interest, Token};
 use slog::warn;
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::RawFd;
 
 /// Descriptors kept free for what a request opens (static files, the
 /// application's own), on top of those the connections use.
@@ -100,7 +100,7 @@ impl IoLoop<'_> {
     /// Stops watching a connection's socket here (it closes, or another
     /// thread watches it now).
     pub(super) fn unwatch(&self, conn: &Conn) -> std::io::Result<()> {
-        let fd = conn.stream.as_raw_fd();
+        let fd = conn.transport.fd();
         self.ctx.poll.registry().deregister(&mut SourceFd(&fd))
     }
 

@@ -18,7 +18,7 @@ impl IoLoop<'_> {
             return;
         }
         if let Some(Entry::Body(r)) = self.entries[token].replace(Entry::Busy) {
-            let conn = r.into_conn();
+            let mut conn = r.into_conn();
             let e = HttpError::new(408, "request body not received in time");
             conn.reject(&e, &self.ctx.config.limits, self.metrics(), self.ctx.log);
             self.close(token, conn);
@@ -68,7 +68,7 @@ impl IoLoop<'_> {
             match verdict {
                 None => idle += 1,
                 Some(Expiry::Head) => {
-                    if let Some(Entry::Idle(conn)) = self.entries[token].replace(Entry::Busy) {
+                    if let Some(Entry::Idle(mut conn)) = self.entries[token].replace(Entry::Busy) {
                         let e = HttpError::new(408, "request head not received in time");
                         conn.reject(&e, &limits, self.metrics(), self.ctx.log);
                         self.close(token, conn);

@@ -13,7 +13,6 @@
 use super::ProxyPass;
 use crate::conn::Conn;
 use crate::handoff::Returned;
-use crate::net;
 use rwsgi_http::access_log::Record;
 use rwsgi_http::proxy_pass::{
     client_framing, failure_status, forwarded_port, request_head, response_body, response_head,
@@ -26,7 +25,6 @@ use rwsgi_http::{
 use slog::{debug, info};
 use std::io::{self, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
-use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
 
 /// Most bytes read from one side before they are written to the other.
@@ -63,7 +61,7 @@ pub(super) fn run(
 ) -> Returned {
     let started = Instant::now();
     let outcome = match target {
-        Target::Redirect(to) => redirect(p, &conn, &head, &to),
+        Target::Redirect(to) => redirect(p, &mut conn, &head, &to),
         Target::Forward { route, target } => Exchange {
             p,
             conn: &mut conn,
@@ -93,8 +91,8 @@ pub(super) fn run(
 }
 
 /// Answers `status` without a backend (too many requests in flight).
-pub(super) fn refuse(p: &ProxyPass, token: usize, conn: Conn, status: u16) -> Returned {
-    let end = error(p, &conn, status);
+pub(super) fn refuse(p: &ProxyPass, token: usize, mut conn: Conn, status: u16) -> Returned {
+    let end = error(p, &mut conn, status);
     finish(token, conn, end)
 }
 
@@ -118,13 +116,15 @@ fn socket_timeout(p: &ProxyPass) -> Duration {
 }
 
 /// Writes to the client; any failure ends the exchange (nobody to answer).
-fn send(p: &ProxyPass, conn: &Conn, parts: &[&[u8]]) -> Result<(), End> {
-    net::write_all(conn.stream.as_fd(), parts, socket_timeout(p)).map_err(|_| End::Abort)
+fn send(p: &ProxyPass, conn: &mut Conn, parts: &[&[u8]]) -> Result<(), End> {
+    conn.transport
+        .write_all(parts, socket_timeout(p))
+        .map_err(|_| End::Abort)
 }
 
 /// An error page, then the connection closes (the request's body, if
 /// any, was not read).
-fn error(p: &ProxyPass, conn: &Conn, status: u16) -> End {
+fn error(p: &ProxyPass, conn: &mut Conn, status: u16) -> End {
     let mut dates = DateCache::default();
     let page = error_response(status, dates.now(), false);
     match send(p, conn, &[&page]) {
@@ -135,7 +135,7 @@ fn error(p: &ProxyPass, conn: &Conn, status: u16) -> End {
 
 /// The mount point without its slash: 302 to the slash form, as
 /// mod_wsgi-express's rewrite rule does (`http://%{HTTP_HOST}...`).
-fn redirect(p: &ProxyPass, conn: &Conn, head: &RequestHead, to: &str) -> Outcome {
+fn redirect(p: &ProxyPass, conn: &mut Conn, head: &RequestHead, to: &str) -> Outcome {
     let site = site(p, conn, head);
     let location = format!("http://{site}{to}");
     let body = format!(
@@ -178,24 +178,27 @@ fn site(p: &ProxyPass, conn: &Conn, head: &RequestHead) -> String {
 }
 
 fn local_port(conn: &Conn) -> u16 {
-    conn.stream.local_addr().map_or(0, |a| a.port())
+    conn.transport.local_port()
 }
 
 /// The client's socket as a body source, each wait bounded.
 struct ClientBody<'a> {
-    conn: &'a Conn,
+    conn: &'a mut Conn,
     timeout: Duration,
 }
 
 impl BodySource for ClientBody<'_> {
     fn read_more(&mut self, buf: &mut Vec<u8>, max: usize) -> Result<usize, BodyError> {
-        net::read_some(self.conn.stream.as_fd(), buf, max, self.timeout).map_err(|e| {
-            if e.kind() == io::ErrorKind::TimedOut {
-                BodyError::TimedOut
-            } else {
-                BodyError::Io(e.to_string())
-            }
-        })
+        self.conn
+            .transport
+            .read_some(buf, max, self.timeout)
+            .map_err(|e| {
+                if e.kind() == io::ErrorKind::TimedOut {
+                    BodyError::TimedOut
+                } else {
+                    BodyError::Io(e.to_string())
+                }
+            })
     }
 }
 
@@ -330,7 +333,7 @@ impl Exchange<'_> {
     }
 
     /// The client gets the status of `failure`, logged with why.
-    fn fail(&self, failure: Failure, why: &str) -> Outcome {
+    fn fail(&mut self, failure: Failure, why: &str) -> Outcome {
         let status = failure_status(failure);
         info!(self.p.log, "proxy: backend failed"; "status" => status, "why" => why,
             "backend" => &self.route.backend.authority, "path" => &self.head.path);
@@ -427,7 +430,7 @@ impl Exchange<'_> {
     }
 
     /// Writes a relayed piece of body in the client's framing.
-    fn relay_piece(&self, piece: &[u8], relayed: &mut Relayed) -> Result<(), &'static str> {
+    fn relay_piece(&mut self, piece: &[u8], relayed: &mut Relayed) -> Result<(), &'static str> {
         if piece.is_empty() {
             return Ok(());
         }
@@ -443,7 +446,7 @@ impl Exchange<'_> {
     }
 
     fn copy_length(
-        &self,
+        &mut self,
         backend: &mut TcpStream,
         rest: &mut Vec<u8>,
         mut left: u64,
@@ -464,7 +467,7 @@ impl Exchange<'_> {
     }
 
     fn copy_chunked(
-        &self,
+        &mut self,
         backend: &mut TcpStream,
         rest: &mut Vec<u8>,
         relayed: &mut Relayed,
@@ -496,7 +499,7 @@ impl Exchange<'_> {
     }
 
     fn copy_until_close(
-        &self,
+        &mut self,
         backend: &mut TcpStream,
         rest: &mut Vec<u8>,
         relayed: &mut Relayed,

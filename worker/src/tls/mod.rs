@@ -322,6 +322,16 @@ impl Run {
                     }
                 }
             }
+            Pumped::Established => {
+                let Some(t) = self.tunnels.get_mut(index).and_then(Option::take) else {
+                    return;
+                };
+                // The I/O thread watches the socket from now on.
+                t.deregister(self.poll.registry());
+                self.free.push(index);
+                self.bridge.handshaking.fetch_sub(1, Ordering::Relaxed);
+                adopt(&self.handoff, self.http2.as_deref(), t.into_conn());
+            }
             Pumped::Done(why) => {
                 if let Some(why) = why {
                     info!(self.log, "TLS connection ended"; "why" => why, "client" => %t.origin());

@@ -1,18 +1,22 @@
-//! One HTTPS connection: its handshake, then bytes moved both ways between
-//! the client's TCP socket (through rustls) and the worker's end of a Unix
-//! socket pair, with bounded buffers so neither side can make it grow.
+//! One HTTPS connection: its handshake; then, for HTTP/1.1, the connection
+//! itself with its session ([`Tunnel::into_conn`]: the worker's threads
+//! encrypt and decrypt as they do the I/O, see `transport`), or, for `h2`,
+//! bytes moved both ways between the client's TCP socket (through rustls)
+//! and the worker's end of a Unix socket pair for the h2 thread, with
+//! bounded buffers so neither side can make it grow.
 //!
 //! Readiness is edge-triggered: every event on either socket runs [`Tunnel::pump`],
 //! which moves everything it can in every direction until nothing moves,
 //! so a direction paused for a full buffer resumes when the buffer drains.
 
 use crate::conn::Conn;
+use crate::transport::Transport;
 use mio::Interest;
 use rwsgi_http::tls::Facts;
 use rwsgi_shared::origin::Origin;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, TcpStream};
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -26,6 +30,9 @@ const TO_APP_LIMIT: usize = 64 * 1024;
 /// What became of a connection after moving its bytes.
 pub enum Pumped {
     Open,
+    /// The handshake is done and ALPN did not choose `h2`: the connection
+    /// is to be taken out ([`Tunnel::into_conn`]).
+    Established,
     /// Over; the reason is logged when it is worth a line.
     Done(Option<String>),
 }
@@ -199,6 +206,8 @@ impl Tunnel {
                     if self.client_done {
                         return Pumped::Done(None);
                     }
+                } else if self.tls.alpn_protocol() != Some(b"h2") {
+                    return Pumped::Established;
                 } else {
                     match self.pair(adopt) {
                         Ok(()) => moved = true,
@@ -301,8 +310,26 @@ impl Tunnel {
         }
     }
 
-    /// The handshake is done: a socket pair, the worker's end adopted as a
-    /// connection that carries what the handshake established.
+    /// The handshake is done (HTTP/1.1): the connection with its session,
+    /// what rustls has to send sent as far as the socket takes it (the
+    /// rest goes first with the next write), and the plaintext that came
+    /// with the handshake's end in its buffer. The caller has deregistered
+    /// the socket from this thread's poll.
+    pub fn into_conn(mut self) -> Conn {
+        let _ = crate::transport::flush(&mut self.tls, self.tcp.as_fd());
+        let mut buf = Vec::new();
+        // The end of the stream, if it came too, is rustls's to tell again.
+        let _ = crate::transport::take_plaintext(&mut self.tls, &mut buf);
+        let facts = Arc::new(Facts::of(&self.tls));
+        let transport = Transport::new_tls(self.tcp, Box::new(self.tls));
+        let mut conn = Conn::with(transport, self.origin, buf);
+        conn.accepted_at = self.accepted_at;
+        conn.tls = Some(facts);
+        conn
+    }
+
+    /// The handshake chose `h2`: a socket pair, the worker's end adopted as
+    /// a connection that carries what the handshake established.
     fn pair(&mut self, adopt: &mut dyn FnMut(Conn)) -> std::io::Result<()> {
         let (ours, theirs) = UnixStream::pair()?;
         ours.set_nonblocking(true)?;

@@ -105,7 +105,7 @@ pub(super) fn respond(
     // (it kept `write` or `wsgi.input`): then the connection cannot be
     // trusted to carry anything more, and closes.
     let (Ok(mut r), Ok(mut i)) = (response.try_borrow_mut(py), input.try_borrow_mut(py)) else {
-        lease.revoke(py);
+        lease.revoke(py, &mut conn.transport);
         for (e, what) in &raised {
             log_error(py, ctx, e, what);
         }
@@ -224,7 +224,7 @@ pub(super) fn respond(
     drop(r);
     // From here on, whatever the application kept raises instead of
     // touching the socket, which may soon belong to another client.
-    lease.revoke(py);
+    lease.revoke(py, &mut conn.transport);
     conn.buf = i.detach();
     Outcome {
         request_read,

@@ -20,7 +20,6 @@
 //! once the request is over, every method raises `ValueError`.
 
 use super::lease::Lease;
-use crate::net;
 use crate::spool::Spooled;
 use pyo3::exceptions::{PyOSError, PyValueError};
 use pyo3::prelude::*;
@@ -139,11 +138,11 @@ impl BodySource for SocketSource<'_, '_> {
         let timeout = self.rule.timeout;
         let lease = self.lease;
         let mut read = move || {
-            lease.io(|fd| {
+            lease.io(|io| {
                 if send_continue {
-                    net::write_all(fd, &[b"HTTP/1.1 100 Continue\r\n\r\n"], timeout)?;
+                    io.write_all(&[b"HTTP/1.1 100 Continue\r\n\r\n"], timeout)?;
                 }
-                net::read_some(fd, buf, max, wait)
+                io.read_some(buf, max, wait)
             })
         };
         let n = match self.py {

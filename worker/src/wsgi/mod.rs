@@ -247,7 +247,7 @@ fn prepare(
     if let (Some(_), Some(tls)) = (&conn.tls, &ctx.config.tls) {
         environ::over_tls(&mut proxied, head, tls.port);
     }
-    let lease = Arc::new(Lease::new(&conn.stream));
+    let lease = Arc::new(Lease::new(&mut conn.transport));
     let input = match body {
         // Received by the I/O thread: nothing here waits on the client.
         Some(body) => Input::spooled(
@@ -295,7 +295,7 @@ fn prepare(
             response,
         }),
         _ => {
-            lease.revoke(py);
+            lease.revoke(py, &mut conn.transport);
             Err(error_page(500, head))
         }
     }

@@ -15,7 +15,6 @@
 use super::compression::Compression;
 use super::headers::{self, Refused};
 use super::lease::Lease;
-use crate::net;
 use pyo3::exceptions::{PyAssertionError, PyOSError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyString, PyTuple};
@@ -385,7 +384,7 @@ impl StartResponse {
         parts.push(&self.out);
         parts.extend_from_slice(extra);
         let lease = &self.lease;
-        let result = py.detach(|| lease.io(|fd| net::write_all(fd, &parts, timeout)));
+        let result = py.detach(|| lease.io(|io| io.write_all(&parts, timeout)));
         self.out.clear();
         self.on_wire = true;
         result.map_err(|e| {
@@ -541,7 +540,7 @@ impl StartResponse {
         let lease = &self.lease;
         self.on_wire = true;
         let sent = py
-            .detach(|| lease.io(|sock| net::send_file(sock, file, offset, count, timeout)))
+            .detach(|| lease.io(|io| io.send_file(file, offset, count, timeout)))
             .map_err(|e| {
                 self.client_gone = true;
                 self.keep_alive = false;

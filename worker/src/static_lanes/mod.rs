@@ -18,36 +18,31 @@
 //! the I/O thread, which owns idle connections; a head the lane routed goes
 //! back routed, so it is not parsed again.
 
+mod transfer;
+
 use crate::access_log::AccessLog;
 use crate::conn::{Conn, READ_CHUNK};
 use crate::handoff::{Handoff, Returned};
-use crate::net;
 use crate::route::{route, Routed};
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token, Waker};
-use nix::errno::Errno;
-use nix::sys::socket::{sendmsg, MsgFlags, SockaddrStorage};
 use rwsgi_http::access_log::Record;
-use rwsgi_http::statics::{self, Plan, Resolution, Segment, StaticFiles};
+use rwsgi_http::statics::{self, Plan, Resolution, StaticFiles};
 use rwsgi_http::{BodyKind, DateCache, RequestHead};
 use rwsgi_shared::config::ServerConfig;
 use rwsgi_shared::scoreboard::Scoreboard;
 use slog::{debug, error, info, o, warn, Logger};
 use std::collections::VecDeque;
-use std::fs::File;
-use std::io::{self, IoSlice};
-use std::os::fd::AsRawFd;
-use std::os::unix::fs::FileExt;
+use std::io;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+use transfer::Transfer;
 
 /// Lanes per worker. Serving a file is a few system calls; two lanes keep
 /// one busy with `open`s while the other writes.
 const LANES: usize = 2;
-/// Files up to this size are read and sent with the head in one `sendmsg`.
-const SMALL_FILE: u64 = 32 * 1024;
 /// How often a lane looks for stalled transfers and lingering connections.
 const SWEEP: Duration = Duration::from_millis(100);
 /// How long a lane keeps a keep-alive connection after a static response,
@@ -241,21 +236,6 @@ enum State {
     Lingering,
 }
 
-/// A response being written.
-struct Transfer {
-    head: RequestHead,
-    file: Option<File>,
-    /// What is left to send: the head first, then the body.
-    parts: VecDeque<Segment>,
-    /// Bytes of the first part already sent (when it is `Bytes`).
-    sent_of_first: usize,
-    keep_alive: bool,
-    status: u16,
-    body_bytes: u64,
-    started: Instant,
-    last_progress: Instant,
-}
-
 /// What to do with a held connection next.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Step {
@@ -426,7 +406,7 @@ impl LaneLoop {
         };
         let next = loop {
             match &mut held.state {
-                State::Sending(t) => match t.advance(&held.conn) {
+                State::Sending(t) => match t.advance(&mut held.conn) {
                     Ok(false) => break Step::Wait,
                     Ok(true) => {
                         held.conn.served += 1;
@@ -470,7 +450,7 @@ impl LaneLoop {
             if !held.unread {
                 return Some(Step::Wait);
             }
-            match net::try_read(&held.conn.stream, &mut held.conn.buf, READ_CHUNK) {
+            match held.conn.transport.try_read(&mut held.conn.buf, READ_CHUNK) {
                 Ok(None) => {
                     held.unread = false;
                     return Some(Step::Wait);
@@ -517,7 +497,7 @@ impl LaneLoop {
         if held.registered == Some(wanted) {
             return;
         }
-        let fd = held.conn.stream.as_raw_fd();
+        let fd = held.conn.transport.fd();
         let (registry, token) = (self.poll.registry(), Token(slot + 1));
         let done = match held.registered {
             Some(_) => registry.reregister(&mut SourceFd(&fd), token, wanted),
@@ -543,7 +523,7 @@ impl LaneLoop {
         };
         self.free.push(slot);
         if held.registered.is_some() {
-            let fd = held.conn.stream.as_raw_fd();
+            let fd = held.conn.transport.fd();
             let _ = self.poll.registry().deregister(&mut SourceFd(&fd));
         }
         match step {
@@ -644,122 +624,6 @@ fn swept(held: Duration, quiet: Option<Duration>, stalled: Duration) -> Option<S
     }
 }
 
-/// Moves past `n` bytes just sent from the leading in-memory `parts`
-/// (`sent_of_first` of the first were sent before).
-fn consume_sent(parts: &mut VecDeque<Segment>, sent_of_first: &mut usize, n: usize) {
-    let in_memory = parts.iter().map_while(|p| match p {
-        Segment::Bytes(b) => Some(b.len()),
-        Segment::File { .. } => None,
-    });
-    let (done, into) = net::after_write(in_memory, *sent_of_first, n);
-    parts.drain(..done);
-    *sent_of_first = into;
-}
-
-impl Transfer {
-    fn new(head: RequestHead, plan: Plan, file: Option<File>, started: Instant) -> Transfer {
-        let body_bytes = plan.body_len();
-        let mut parts = VecDeque::with_capacity(plan.body.len() + 1);
-        parts.push_back(Segment::Bytes(plan.head));
-        let mut keep_alive = plan.keep_alive;
-        for segment in plan.body {
-            match (segment, &file) {
-                // Small: read it now, so head and body leave in one packet.
-                (Segment::File { offset, len }, Some(f)) if len <= SMALL_FILE => {
-                    let mut bytes = vec![0; len as usize];
-                    match f.read_exact_at(&mut bytes, offset) {
-                        Ok(()) => parts.push_back(Segment::Bytes(bytes)),
-                        Err(_) => {
-                            // Shrunk since it was opened: the length is sent already.
-                            keep_alive = false;
-                            break;
-                        }
-                    }
-                }
-                (segment, _) => parts.push_back(segment),
-            }
-        }
-        Transfer {
-            head,
-            file,
-            parts,
-            sent_of_first: 0,
-            keep_alive,
-            status: plan.status,
-            body_bytes,
-            started,
-            last_progress: Instant::now(),
-        }
-    }
-
-    /// Sends as much as the socket takes. `Ok(true)`: all sent;
-    /// `Ok(false)`: the socket is full.
-    fn advance(&mut self, conn: &Conn) -> io::Result<bool> {
-        loop {
-            let sent = match self.parts.front() {
-                None => return Ok(true),
-                Some(Segment::Bytes(_)) => self.send_bytes(conn),
-                Some(Segment::File { .. }) => self.send_file(conn),
-            };
-            match sent {
-                Ok(()) => self.last_progress = Instant::now(),
-                Err(Errno::EINTR) => {}
-                Err(Errno::EAGAIN) => return Ok(false),
-                Err(e) => return Err(e.into()),
-            }
-        }
-    }
-
-    /// One `sendmsg` of the leading in-memory parts; `MSG_MORE` when file
-    /// bytes follow, so the head does not leave in a packet of its own.
-    fn send_bytes(&mut self, conn: &Conn) -> Result<(), Errno> {
-        let mut slices = Vec::with_capacity(4);
-        let mut file_follows = false;
-        for (i, part) in self.parts.iter().enumerate() {
-            match part {
-                Segment::Bytes(b) => {
-                    let from = if i == 0 { self.sent_of_first } else { 0 };
-                    slices.push(IoSlice::new(&b[from..]));
-                }
-                Segment::File { .. } => {
-                    file_follows = true;
-                    break;
-                }
-            }
-            if slices.len() == 64 {
-                break;
-            }
-        }
-        let mut flags = MsgFlags::MSG_NOSIGNAL;
-        if file_follows {
-            flags |= MsgFlags::from_bits_retain(libc::MSG_MORE);
-        }
-        let n = sendmsg::<SockaddrStorage>(conn.stream.as_raw_fd(), &slices, &[], flags, None)?;
-        drop(slices);
-        consume_sent(&mut self.parts, &mut self.sent_of_first, n);
-        Ok(())
-    }
-
-    fn send_file(&mut self, conn: &Conn) -> Result<(), Errno> {
-        let Some(Segment::File { offset, len }) = self.parts.front_mut() else {
-            return Ok(());
-        };
-        let Some(file) = &self.file else {
-            return Err(Errno::EBADF);
-        };
-        let n = net::send_file_once(&conn.stream, file, offset, *len)?;
-        if n == 0 {
-            // The file shrank after its length was sent.
-            return Err(Errno::EIO);
-        }
-        *len -= n as u64;
-        if *len == 0 {
-            self.parts.pop_front();
-        }
-        Ok(())
-    }
-}
-
 /// One Apache combined line, like the application's requests get.
 fn access_log(access: &AccessLog, log: &Logger, conn: &Conn, t: &Transfer, ok: bool) {
     let id = crate::request_id::of(t.head.header("x-request-id"));
@@ -821,37 +685,5 @@ mod tests {
             swept(soon, Some(stalled + Duration::from_millis(1)), stalled),
             Some(Step::Close)
         );
-    }
-
-    fn bytes(parts: &VecDeque<Segment>) -> Vec<Vec<u8>> {
-        parts
-            .iter()
-            .filter_map(|p| match p {
-                Segment::Bytes(b) => Some(b.clone()),
-                Segment::File { .. } => None,
-            })
-            .collect()
-    }
-
-    #[test]
-    fn bytes_sent_move_through_the_parts() {
-        let mut parts: VecDeque<Segment> = VecDeque::from([
-            Segment::Bytes(b"head".to_vec()),
-            Segment::Bytes(b"body".to_vec()),
-            Segment::File { offset: 0, len: 9 },
-        ]);
-        let mut first = 0;
-        consume_sent(&mut parts, &mut first, 3);
-        assert_eq!((parts.len(), first), (3, 3));
-        // The rest of the head and part of the body.
-        consume_sent(&mut parts, &mut first, 3);
-        assert_eq!((parts.len(), first), (2, 2));
-        assert_eq!(bytes(&parts), [b"body".to_vec()]);
-        consume_sent(&mut parts, &mut first, 2);
-        assert_eq!((parts.len(), first), (1, 0));
-        // The file part is sendfile's: bytes sent never eat into it.
-        consume_sent(&mut parts, &mut first, 5);
-        assert_eq!(parts.front(), Some(&Segment::File { offset: 0, len: 9 }));
-        assert_eq!(first, 0);
     }
 }
