@@ -33,5 +33,6 @@ mod statics;
 mod supervision;
 mod telemetry;
 mod tls;
+mod tls_paths;
 mod uploads;
 mod wsgi;
