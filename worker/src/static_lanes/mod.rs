@@ -563,10 +563,8 @@ impl LaneLoop {
 }
 
 /// What a held connection waits for: room to send while `sending`, only
-/// the next request while lingering. An HTTPS connection's socket is the TLS
-/// thread's Unix socket pair, which signals room each time that thread
-/// reads a response from it: watched for it while lingering, it woke the
-/// lane once per request for nothing.
+/// the next request while lingering (room would wake the lane for
+/// nothing).
 fn interest(sending: bool) -> Interest {
     if sending {
         Interest::READABLE | Interest::WRITABLE

@@ -1,16 +1,23 @@
-//! HTTPS (`--https-port`): a thread of the worker terminates TLS and passes
-//! plaintext on.
+//! HTTPS (`--https-port`): a thread of the worker runs the TLS handshakes.
 //!
 //! The master hands HTTPS connections over like the others; the I/O thread
 //! tells them apart by their local port and gives them to this thread
 //! ([`Bridge::adopt`]). It runs each handshake (bounded by the header
-//! timeout, off the request threads), then pairs the connection with a Unix
-//! socket pair: the worker's end becomes an ordinary [`Conn`] carrying what
-//! the handshake established (`Conn::tls`), and everything the rest of the
-//! worker does (parsing, request threads, static lanes with `sendfile`,
-//! keep-alive, timeouts) works on it unchanged, while this thread moves
-//! bytes between the pair and rustls ([`tunnel`]). Plain HTTP pays nothing
-//! for it, and TLS cannot be forgotten on some path of the worker.
+//! timeout, off the request threads), then:
+//!
+//! - HTTP/1.1 (ALPN `http/1.1`, or none): it sends what rustls has to send
+//!   (the handshake's end, TLS 1.3 session tickets), and hands the I/O
+//!   thread a [`Conn`] whose transport is the TCP socket with its rustls
+//!   session, the plaintext already decrypted in its buffer. From then on
+//!   the thread that does the connection's I/O (the I/O thread, a request
+//!   thread under its request's lease, a static lane, a proxy thread)
+//!   encrypts and decrypts as it goes (see `transport`): a request costs
+//!   this thread nothing. The socket is private to the transport, so TLS
+//!   cannot be forgotten on some path, and a plain connection's transport
+//!   makes the system calls it always made.
+//! - `h2` (with `--http2`): the connection stays here and is tunnelled
+//!   ([`tunnel`]): bytes move between rustls and a Unix socket pair whose
+//!   other end goes to the h2 thread as a plain connection.
 //!
 //! The certificate files are read again when they change (renewals need
 //! no restart); a new certificate that does not load leaves the old one
