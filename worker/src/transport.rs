@@ -461,3 +461,172 @@ impl Write for Sock<'_> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+    use rustls::{ClientConnection, DigitallySignedStruct, SignatureScheme};
+    use std::os::unix::net::UnixStream;
+    use std::sync::Arc;
+
+    /// The client of these tests trusts any certificate: what is tested is
+    /// the server's I/O, not the verification.
+    #[derive(Debug)]
+    struct AnyCertificate(Vec<SignatureScheme>);
+
+    impl ServerCertVerifier for AnyCertificate {
+        fn verify_server_cert(
+            &self,
+            _: &CertificateDer<'_>,
+            _: &[CertificateDer<'_>],
+            _: &ServerName<'_>,
+            _: &[u8],
+            _: UnixTime,
+        ) -> Result<ServerCertVerified, rustls::Error> {
+            Ok(ServerCertVerified::assertion())
+        }
+        fn verify_tls12_signature(
+            &self,
+            _: &[u8],
+            _: &CertificateDer<'_>,
+            _: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, rustls::Error> {
+            Ok(HandshakeSignatureValid::assertion())
+        }
+        fn verify_tls13_signature(
+            &self,
+            _: &[u8],
+            _: &CertificateDer<'_>,
+            _: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, rustls::Error> {
+            Ok(HandshakeSignatureValid::assertion())
+        }
+        fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+            self.0.clone()
+        }
+    }
+
+    /// A server session (on a non-blocking Unix socket) and a client
+    /// session (on a blocking one) through their handshake.
+    fn sessions() -> (ServerConnection, UnixStream, ClientConnection, UnixStream) {
+        static MADE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = MADE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("rwsgi-transport-{}-{n}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        let made = std::process::Command::new("openssl")
+            .args(["req", "-x509", "-newkey", "ec", "-pkeyopt"])
+            .args(["ec_paramgen_curve:prime256v1", "-nodes", "-days", "2"])
+            .args(["-subj", "/CN=t", "-keyout", "t.key", "-out", "t.crt"])
+            .current_dir(&dir)
+            .output()
+            .expect("the openssl command");
+        assert!(made.status.success());
+        let cert = CertificateDer::from_pem_file(dir.join("t.crt")).expect("certificate");
+        let key = PrivateKeyDer::from_pem_file(dir.join("t.key")).expect("key");
+        let _ = std::fs::remove_dir_all(&dir);
+        #[allow(deprecated)]
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let schemes = provider
+            .signature_verification_algorithms
+            .supported_schemes();
+        let server = rustls::ServerConfig::builder_with_provider(Arc::clone(&provider))
+            .with_safe_default_protocol_versions()
+            .expect("versions")
+            .with_no_client_auth()
+            .with_single_cert(vec![cert], key)
+            .expect("server config");
+        let client = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("versions")
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(AnyCertificate(schemes)))
+            .with_no_client_auth();
+        let mut s = ServerConnection::new(Arc::new(server)).expect("server");
+        let mut c =
+            ClientConnection::new(Arc::new(client), "t".try_into().expect("name")).expect("client");
+        while s.is_handshaking() || c.is_handshaking() {
+            let mut wire = Vec::new();
+            c.write_tls(&mut wire).expect("client hello");
+            s.read_tls(&mut wire.as_slice()).expect("server reads");
+            s.process_new_packets().expect("server");
+            wire.clear();
+            s.write_tls(&mut wire).expect("server flight");
+            c.read_tls(&mut wire.as_slice()).expect("client reads");
+            c.process_new_packets().expect("client");
+        }
+        let (ours, theirs) = UnixStream::pair().expect("pair");
+        ours.set_nonblocking(true).expect("non-blocking");
+        (s, ours, c, theirs)
+    }
+
+    fn send(c: &mut ClientConnection, sock: &mut UnixStream, data: &[u8]) {
+        c.writer().write_all(data).expect("plaintext");
+        while c.wants_write() {
+            c.write_tls(sock).expect("ciphertext");
+        }
+    }
+
+    #[test]
+    fn a_read_moves_all_the_plaintext_rustls_holds_even_past_its_bound() {
+        let (mut s, ours, mut c, mut theirs) = sessions();
+        // Three records of 10 KiB, read with a bound of 4 KiB.
+        let data: Vec<u8> = (0..30 * 1024u32).map(|i| (i % 251) as u8).collect();
+        for piece in data.chunks(10 * 1024) {
+            send(&mut c, &mut theirs, piece);
+        }
+        let mut io = Io::new(ours.as_fd(), Some(&mut s));
+        let mut buf = Vec::new();
+        let mut reads = 0;
+        while buf.len() < data.len() {
+            let n = io.try_read(&mut buf, 4096).expect("read").expect("data");
+            reads += 1;
+            assert!(reads < 100);
+            if buf.len() < data.len() {
+                // Stopped at its bound: reported like a full read, so the
+                // caller reads again.
+                assert!(n >= 4096, "{n}");
+            }
+        }
+        assert_eq!(buf, data);
+        // Nothing was left in rustls for an event that will not come.
+        assert!(io.try_read(&mut buf, 4096).expect("read").is_none());
+    }
+
+    #[test]
+    fn half_a_record_is_nothing_yet_and_close_notify_is_the_end() {
+        let (mut s, ours, mut c, mut theirs) = sessions();
+        c.writer().write_all(b"hello").expect("plaintext");
+        let mut wire = Vec::new();
+        c.write_tls(&mut wire).expect("ciphertext");
+        theirs.write_all(&wire[..wire.len() / 2]).expect("half");
+        let mut io = Io::new(ours.as_fd(), Some(&mut s));
+        let mut buf = Vec::new();
+        assert_eq!(io.try_read(&mut buf, 4096).expect("read"), None);
+        theirs.write_all(&wire[wire.len() / 2..]).expect("rest");
+        c.send_close_notify();
+        while c.wants_write() {
+            c.write_tls(&mut theirs).expect("close_notify");
+        }
+        assert_eq!(io.try_read(&mut buf, 4096).expect("read"), Some(5));
+        assert_eq!(buf, b"hello");
+        assert_eq!(io.try_read(&mut buf, 4096).expect("read"), Some(0));
+    }
+
+    #[test]
+    fn a_lent_session_leaves_the_connection_unusable_until_it_is_back() {
+        let (s, ours, _c, _theirs) = sessions();
+        let tcp = TcpStream::from(std::os::fd::OwnedFd::from(ours));
+        let mut t = Transport::new_tls(tcp, Box::new(s));
+        let (_, session) = t.lend();
+        assert!(session.is_some());
+        let mut buf = Vec::new();
+        let e = t.try_read(&mut buf, 16).expect_err("no plaintext I/O");
+        assert_eq!(e.kind(), io::ErrorKind::NotConnected);
+        assert!(t.write_all(&[b"x"], Duration::from_secs(1)).is_err());
+        t.restore(session);
+        assert_eq!(t.try_read(&mut buf, 16).expect("read"), None);
+    }
+}
