@@ -63,9 +63,41 @@ pub fn bind(
             .set_send_buffer_size(buffers.send as usize)
             .map_err(map)?;
     }
+    // Accepted connections inherit it: no setsockopt per connection.
+    socket.set_tcp_nodelay(true).map_err(map)?;
+    defer_accept(&socket);
     socket.bind(&SockAddr::from(addr)).map_err(map)?;
     socket.listen(backlog).map_err(map)?;
     Ok(mio::net::TcpListener::from_std(socket.into()))
+}
+
+/// How long the kernel keeps a connection that has sent nothing before it
+/// hands it over anyway: one retransmission of its SYN-ACK.
+const DEFER_ACCEPT_SECS: libc::c_int = 1;
+
+/// TCP_DEFER_ACCEPT (nginx's `listen ... deferred`): the kernel completes
+/// a connection for `accept` only once its first bytes have arrived. Every
+/// client of this server speaks first (an HTTP request, a PROXY preamble, a
+/// TLS ClientHello, the HTTP/2 preface), so the worker that gets it finds
+/// the request already there and reads it at once, instead of reading
+/// nothing, waiting for the poller, and reading again. A connection that
+/// stays silent is handed over after `DEFER_ACCEPT_SECS` all the same, and
+/// `--header-timeout` applies to it from then on. Best effort: without the
+/// option the server works as before.
+fn defer_accept(socket: &Socket) {
+    use std::os::fd::AsRawFd;
+    let secs = DEFER_ACCEPT_SECS;
+    // SAFETY: a valid socket descriptor, and a pointer to a c_int that
+    // outlives the call, with its size.
+    unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_DEFER_ACCEPT,
+            std::ptr::from_ref(&secs).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        );
+    }
 }
 
 #[cfg(test)]
