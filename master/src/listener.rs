@@ -129,4 +129,25 @@ mod tests {
         let plain = Socket::from(std::net::TcpListener::from(plain));
         assert_ne!(plain.recv_buffer_size().unwrap(), 2 * 50000);
     }
+
+    /// A connection is handed to `accept` once it has sent something, and
+    /// comes with TCP_NODELAY already set: the master makes no call for it.
+    #[test]
+    fn accepts_wait_for_the_first_bytes_and_inherit_nodelay() {
+        let listener = bind("127.0.0.1", 0, 8, Buffers::default()).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let std_listener: std::net::TcpListener = listener.into();
+        let mut client = std::net::TcpStream::connect(addr).unwrap();
+        // Connected on the client's side, yet nothing to accept: a
+        // bounded look, well under the one second the kernel waits.
+        for _ in 0..20 {
+            let err = std_listener.accept().unwrap_err();
+            assert_eq!(err.kind(), std::io::ErrorKind::WouldBlock);
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        client.write_all(b"GET / HTTP/1.1\r\n").unwrap();
+        std_listener.set_nonblocking(false).unwrap();
+        let (conn, _) = std_listener.accept().unwrap();
+        assert!(conn.nodelay().unwrap());
+    }
 }
