@@ -144,7 +144,7 @@ impl Dispatcher {
             };
             match listener.socket.accept() {
                 Ok((stream, peer)) => {
-                    let _ = stream.set_nodelay(true);
+                    // TCP_NODELAY comes from the listener (see `listener::bind`).
                     // The worker owns the socket from here; blocking mode is its choice.
                     let fd = OwnedFd::from(stream);
                     let conn = Pending {

@@ -81,6 +81,34 @@ pub fn read_some(
 /// Writes every byte of `parts`, waiting up to `timeout` whenever the socket
 /// buffer stays full (the timeout is per stall, not per response).
 pub fn write_all(fd: BorrowedFd<'_>, parts: &[&[u8]], timeout: Duration) -> io::Result<()> {
+    send_all(fd, parts, timeout, Then::More)
+}
+
+/// `write_all` for the last bytes a connection carries, when the caller
+/// closes it right after: they go with MSG_MORE, so the kernel holds the
+/// last segment for the FIN that the close appends to it. One packet
+/// instead of two per `Connection: close` response, and on loopback each
+/// packet is the sender's work too (the receiver's stack runs in its
+/// context). The close must follow at once: until it does (or 200 ms pass)
+/// the tail of the response waits in the kernel.
+pub fn write_all_then_close(
+    fd: BorrowedFd<'_>,
+    parts: &[&[u8]],
+    timeout: Duration,
+) -> io::Result<()> {
+    send_all(fd, parts, timeout, Then::Close)
+}
+
+/// What follows the bytes `send_all` writes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Then {
+    /// Perhaps more, perhaps nothing for a while: sent at once.
+    More,
+    /// The close of the connection (see `write_all_then_close`).
+    Close,
+}
+
+fn send_all(fd: BorrowedFd<'_>, parts: &[&[u8]], timeout: Duration, then: Then) -> io::Result<()> {
     let mut part = 0;
     let mut offset = 0;
     let mut slices: Vec<IoSlice<'_>> = Vec::with_capacity(parts.len());
@@ -100,7 +128,18 @@ pub fn write_all(fd: BorrowedFd<'_>, parts: &[&[u8]], timeout: Duration) -> io::
                 .filter(|p| !p.is_empty())
                 .map(|p| IoSlice::new(p)),
         );
-        match nix::sys::uio::writev(fd, &slices) {
+        let sent = match then {
+            Then::More => nix::sys::uio::writev(fd, &slices),
+            Then::Close => nix::sys::socket::sendmsg::<()>(
+                fd.as_raw_fd(),
+                &slices,
+                &[],
+                // nix names no MSG_MORE.
+                nix::sys::socket::MsgFlags::from_bits_retain(libc::MSG_MORE | libc::MSG_NOSIGNAL),
+                None,
+            ),
+        };
+        match sent {
             Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
             Ok(n) => {
                 let (done, into) = after_write(parts[part..].iter().map(|p| p.len()), offset, n);

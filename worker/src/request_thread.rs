@@ -227,25 +227,28 @@ fn next_request(handoff: &Handoff, ctx: &RequestContext<'_>) -> Option<QueuedReq
 /// Writes what is left of the response, then decides the connection's fate.
 fn after_response(mut handled: wsgi::Handled, ctx: &RequestContext<'_>, handoff: &Handoff) -> Next {
     let timeout = Duration::from_millis(ctx.config.timeouts.socket_ms);
-    if !handled.unsent.is_empty()
-        && handled
-            .conn
-            .transport
-            .write_all(&[&handled.unsent], timeout)
-            .is_err()
-    {
-        return Next::Close(handled.conn);
+    let closing = match handled.keep_alive {
+        true => None,
+        false => Some(closing(handled.request_read, handled.conn.buf.len())),
+    };
+    if !handled.unsent.is_empty() {
+        let transport = &mut handled.conn.transport;
+        let written = match closing {
+            Some(Closing::Now) => transport.write_all_then_close(&[&handled.unsent], timeout),
+            _ => transport.write_all(&[&handled.unsent], timeout),
+        };
+        if written.is_err() {
+            return Next::Close(handled.conn);
+        }
     }
-    if handled.keep_alive {
-        return follow_up(handled.conn, ctx, handoff.queued() == 0);
-    }
-    match closing(handled.request_read, handled.conn.buf.len()) {
-        Closing::Now => {
+    match closing {
+        None => follow_up(handled.conn, ctx, handoff.queued() == 0),
+        Some(Closing::Now) => {
             // Closing the socket also takes it out of the I/O thread's poll.
             drop(handled.conn);
             Next::Closed
         }
-        Closing::Linger => Next::Close(handled.conn),
+        Some(Closing::Linger) => Next::Close(handled.conn),
     }
 }
 

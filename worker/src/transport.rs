@@ -152,6 +152,16 @@ impl Transport {
         self.io()?.write_all(parts, timeout)
     }
 
+    /// The last bytes before the connection is closed at once (see
+    /// `net::write_all_then_close`); over TLS, the close_notify that the
+    /// drop sends follows them.
+    pub fn write_all_then_close(&mut self, parts: &[&[u8]], timeout: Duration) -> io::Result<()> {
+        match &self.0 {
+            Inner::Plain(tcp) => net::write_all_then_close(tcp.as_fd(), parts, timeout),
+            Inner::Tls(_) => self.write_all(parts, timeout),
+        }
+    }
+
     pub fn try_write(&mut self, parts: &[IoSlice<'_>]) -> io::Result<Written> {
         self.io()?.try_write(parts)
     }

@@ -70,7 +70,7 @@ impl IoLoop<'_> {
         conn.transport.close();
         let mut left = LINGER_BYTES;
         if let Drained::Over = drain_input(&mut conn, &mut left) {
-            let _ = self.unwatch(&conn);
+            self.unwatch(token, &conn);
             self.take(token);
             return;
         }
@@ -81,23 +81,16 @@ impl IoLoop<'_> {
             last_read: now,
             left,
         });
-        // The connection stays registered under its token, so a FIN or
-        // more data wakes the loop.
+        // Watched under its token, so a FIN or more data wakes the loop.
         if let Some(slot @ Some(_)) = self.entries.get_mut(token) {
             *slot = Some(closing);
+            self.watch(token);
         }
     }
 
-    /// Forgets a connection and closes its socket.
+    /// Forgets a connection and closes its socket (`take` stops watching it).
     pub(super) fn drop_conn(&mut self, token: usize) {
-        let conn = match self.take(token) {
-            Some(Entry::Idle(conn)) => conn,
-            Some(Entry::Closing(c)) => c.conn,
-            Some(Entry::Body(r)) => r.conn,
-            // A request thread gave the connection up: its socket is closed.
-            Some(Entry::Busy | Entry::Lane) | None => return,
-        };
-        let _ = self.unwatch(&conn);
+        self.take(token);
     }
 }
 

@@ -131,8 +131,8 @@ impl IoLoop<'_> {
 
     /// While draining: an idle connection goes back to the master (with any
     /// bytes already read) so a reload closes nothing; otherwise it is closed.
+    /// The connection is no longer watched here (see `IoLoop::take`).
     pub(super) fn give_up(&mut self, conn: Conn) {
-        let _ = self.unwatch(&conn);
         let Some(socket) = conn.transport.plain().filter(|_| !conn.http2) else {
             // Its TLS session lives in this worker: closing it (dropping
             // it sends close_notify) is the only way to let it go.
@@ -165,11 +165,8 @@ impl IoLoop<'_> {
             return;
         }
         self.make_room();
-        let fd = conn.transport.fd();
         let token = self.insert(Entry::Idle(conn));
-        // When watching fails the entry is freed, which closes the socket.
-        if self.watch(token, fd) {
-            self.read_conn(token);
-        }
+        // Read at once: it is watched only if it must wait (see `watch`).
+        self.read_conn(token);
     }
 }

@@ -99,6 +99,9 @@ struct IoLoop<'a> {
     /// again after this round of events (epoll will not report them again).
     again: Vec<usize>,
     fds: Fds,
+    /// Per token: whether the connection's socket is registered in the
+    /// poller (see `IoLoop::watch`).
+    watched: Vec<bool>,
 }
 
 pub fn run(ctx: Context<'_>) -> std::io::Result<()> {
@@ -117,6 +120,7 @@ pub fn run(ctx: Context<'_>) -> std::io::Result<()> {
         recv_buf: Vec::new(),
         shed: 0,
         again: Vec::new(),
+        watched: Vec::new(),
         fds: Fds {
             limit: rwsgi_shared::rlimit::nofile().0,
             baseline: std::fs::read_dir("/proc/self/fd").map_or(64, |d| d.count() as u64),

@@ -101,7 +101,10 @@ impl IoLoop<'_> {
             return self.hand_to_http2(token);
         }
         match outcome {
-            Ok(None) => {}
+            // Waits for more here.
+            Ok(None) => {
+                self.watch(token);
+            }
             Ok(Some(routed)) => {
                 if let Some(Entry::Idle(conn)) = self.entries[token].replace(Entry::Busy) {
                     self.dispatch(token, conn, routed);
@@ -124,7 +127,6 @@ impl IoLoop<'_> {
             return;
         };
         if let Some(Entry::Idle(conn)) = self.take(token) {
-            let _ = self.unwatch(&conn);
             h2.adopt(conn);
         }
     }
@@ -143,7 +145,10 @@ impl IoLoop<'_> {
         let (next, used) = next(routed, conn.buf.len(), rules);
         conn.buf.drain(..used);
         match next {
-            Next::Wait => self.entries[token] = Some(Entry::Idle(conn)),
+            Next::Wait => {
+                self.entries[token] = Some(Entry::Idle(conn));
+                self.watch(token);
+            }
             Next::Refuse(e) => {
                 conn.reject(&e, &c.limits, self.metrics(), self.ctx.log);
                 self.close(token, conn);
@@ -158,9 +163,8 @@ impl IoLoop<'_> {
             }
             Next::Docs(head) => {
                 conn.accepted_at = None;
-                if self.unwatch(&conn).is_ok() {
-                    self.entries[token] = Some(Entry::Lane);
-                }
+                self.unwatch(token, &conn);
+                self.entries[token] = Some(Entry::Lane);
                 crate::docs::serve(self.ctx.handoff, token, conn, head);
             }
             Next::GuardedStatic(head, resolution) => {
@@ -179,16 +183,14 @@ impl IoLoop<'_> {
             }
             Next::Proxy(head, target) => {
                 conn.accepted_at = None;
-                if self.unwatch(&conn).is_ok() {
-                    self.entries[token] = Some(Entry::Lane);
-                }
+                self.unwatch(token, &conn);
+                self.entries[token] = Some(Entry::Lane);
                 crate::proxy_pass::serve(self.ctx.handoff, token, conn, head, target);
             }
             Next::Lane(head, resolution) => {
                 conn.accepted_at = None;
-                if self.unwatch(&conn).is_ok() {
-                    self.entries[token] = Some(Entry::Lane);
-                }
+                self.unwatch(token, &conn);
+                self.entries[token] = Some(Entry::Lane);
                 self.ctx.statics.serve(token, conn, head, resolution);
             }
             Next::Receive {
@@ -262,7 +264,10 @@ impl IoLoop<'_> {
         };
         let pumped = r.pump();
         match pumped {
-            Pump::Pending => return,
+            Pump::Pending => {
+                self.watch(token);
+                return;
+            }
             Pump::Yield => return self.again.push(token),
             _ => {}
         }

@@ -12,10 +12,10 @@ impl IoLoop<'_> {
             self.adopt(*conn);
             return;
         }
-        let (token, conn) = match &r {
-            Returned::Idle(token, conn)
-            | Returned::Close(token, conn)
-            | Returned::Routed(token, conn, _) => (token, conn),
+        let token = match &r {
+            Returned::Idle(token, _)
+            | Returned::Close(token, _)
+            | Returned::Routed(token, _, _) => *token,
             Returned::Closed(token) => {
                 // Its socket is closed (which took it out of the poll):
                 // only the entry is left to free.
@@ -24,14 +24,9 @@ impl IoLoop<'_> {
             }
             Returned::Adopt(_) => return,
         };
-        if let Some(slot @ Some(Entry::Lane)) = self.entries.get_mut(*token) {
+        if let Some(slot @ Some(Entry::Lane)) = self.entries.get_mut(token) {
+            // Watched here again once it waits here (see `IoLoop::watch`).
             *slot = Some(Entry::Busy);
-            // Watched here again from now on (a closing connection too: its
-            // client's FIN must wake this loop).
-            if !self.watch(*token, conn.transport.fd()) {
-                // Dropping `r` closes the socket.
-                return;
-            }
         }
         match r {
             Returned::Closed(_) | Returned::Adopt(_) => {}
@@ -39,8 +34,7 @@ impl IoLoop<'_> {
             Returned::Routed(token, mut conn, routed) => {
                 if let Mode::Draining { .. } = self.mode {
                     // Goes back to the master with the head still buffered.
-                    self.take(token);
-                    self.give_up(conn);
+                    self.hand_away(token, conn);
                     return;
                 }
                 conn.since = Instant::now();
@@ -48,8 +42,7 @@ impl IoLoop<'_> {
             }
             Returned::Idle(token, mut conn) => {
                 if let Mode::Draining { .. } = self.mode {
-                    self.take(token);
-                    self.give_up(conn);
+                    self.hand_away(token, conn);
                     return;
                 }
                 conn.since = Instant::now();
@@ -60,5 +53,15 @@ impl IoLoop<'_> {
                 self.read_conn(token);
             }
         }
+    }
+
+    /// A connection given back while draining leaves (see `give_up`). Its
+    /// entry is `Busy`, so `take` cannot see whether it is still watched:
+    /// it is deregistered here first, or the descriptor, alive in the
+    /// master, would keep reporting to a token another connection gets.
+    fn hand_away(&mut self, token: usize, conn: crate::conn::Conn) {
+        self.unwatch(token, &conn);
+        self.take(token);
+        self.give_up(conn);
     }
 }

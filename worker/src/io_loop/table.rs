@@ -7,7 +7,6 @@ use crate::conn::Conn;
 use mio::unix::SourceFd;
 use mio::{Interest, Token};
 use slog::warn;
-use std::os::fd::RawFd;
 
 /// Descriptors kept free for what a request opens (static files, the
 /// application's own), on top of those the connections use.
@@ -65,6 +64,7 @@ impl IoLoop<'_> {
             }
             None => {
                 self.entries.push(Some(entry));
+                self.watched.push(false);
                 self.entries.len() - 1
             }
         };
@@ -72,18 +72,49 @@ impl IoLoop<'_> {
         token
     }
 
+    /// Takes a connection's entry out of the table. A connection still in
+    /// it stops being watched here (it closes, or goes to another thread);
+    /// one a request thread or a lane holds was already taken out of the
+    /// poll, or closed, which took it out.
     pub(super) fn take(&mut self, token: usize) -> Option<Entry> {
         let e = self.entries.get_mut(token)?.take();
-        if e.is_some() {
+        if let Some(entry) = &e {
+            let conn = match entry {
+                Entry::Idle(conn) => Some(conn),
+                Entry::Closing(c) => Some(&c.conn),
+                Entry::Body(r) => Some(&r.conn),
+                Entry::Busy | Entry::Lane => None,
+            };
+            match conn {
+                Some(conn) => self.unwatch(token, conn),
+                // Closed by whoever held it, if it was: no descriptor to
+                // deregister (its number may already be another file's).
+                None => self.watched[token] = false,
+            }
             self.free.push(token);
             self.publish_connections();
         }
         e
     }
 
-    /// Watches connection `token`'s socket `fd` in this loop's poller. When
-    /// that fails (logged), the entry is freed.
-    pub(super) fn watch(&mut self, token: usize, fd: RawFd) -> bool {
+    /// Makes sure connection `token`'s socket is watched in this loop's
+    /// poller: called when it is left to wait here for its client. A
+    /// connection is registered only then, not when it arrives: a request
+    /// that arrives whole (the common case: the listener defers accepts
+    /// until data has come) runs and closes without an `epoll_ctl` of its
+    /// own. Registering a socket that is already readable reports it at
+    /// once, so nothing that arrived before is missed. When registering
+    /// fails (logged), the entry is freed, which closes the socket.
+    pub(super) fn watch(&mut self, token: usize) -> bool {
+        if self.watched.get(token).copied().unwrap_or(true) {
+            return true;
+        }
+        let fd = match self.entries.get(token) {
+            Some(Some(Entry::Idle(conn))) => conn.transport.fd(),
+            Some(Some(Entry::Closing(c))) => c.conn.transport.fd(),
+            Some(Some(Entry::Body(r))) => r.conn.transport.fd(),
+            _ => return true,
+        };
         let registered = self.ctx.poll.registry().register(
             &mut SourceFd(&fd),
             Token(token + FIRST_CONN),
@@ -94,14 +125,18 @@ impl IoLoop<'_> {
             self.take(token);
             return false;
         }
+        self.watched[token] = true;
         true
     }
 
-    /// Stops watching a connection's socket here (it closes, or another
-    /// thread watches it now).
-    pub(super) fn unwatch(&self, conn: &Conn) -> std::io::Result<()> {
-        let fd = conn.transport.fd();
-        self.ctx.poll.registry().deregister(&mut SourceFd(&fd))
+    /// Stops watching connection `token`'s socket here (it closes, or
+    /// another thread watches it now). Nothing to do when it was not.
+    pub(super) fn unwatch(&mut self, token: usize, conn: &Conn) {
+        if let Some(w @ true) = self.watched.get_mut(token) {
+            *w = false;
+            let fd = conn.transport.fd();
+            let _ = self.ctx.poll.registry().deregister(&mut SourceFd(&fd));
+        }
     }
 
     /// The master reads this to enforce `--max-clients`.
