@@ -158,3 +158,30 @@ pub fn https_port(server: &Server) -> u16 {
         .and_then(|p| p.parse().ok())
         .expect("a port")
 }
+
+impl Pki {
+    /// The options that serve HTTPS on a port of the kernel's choosing
+    /// with this PKI's server certificate.
+    pub fn https_args(&self) -> Vec<String> {
+        vec![
+            "--https-port".to_owned(),
+            "0".to_owned(),
+            "--ssl-certificate-file".to_owned(),
+            self.p("server.crt"),
+            "--ssl-certificate-key-file".to_owned(),
+            self.p("server.key"),
+        ]
+    }
+}
+
+/// A server for `app` (in tests/apps) with HTTPS (see `Pki::https_args`)
+/// and `extra` options: the server, and its HTTPS port.
+pub fn serve_https(pki: &Pki, app: &str, extra: &[&str]) -> (Server, u16) {
+    let mut args = pki.https_args();
+    args.extend(extra.iter().map(|s| (*s).to_owned()));
+    args.push(crate::app(app));
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let server = Server::start(&refs);
+    let port = https_port(&server);
+    (server, port)
+}

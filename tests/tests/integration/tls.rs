@@ -3,7 +3,7 @@
 //! openssl s_client), the application and static files over TLS, client
 //! certificates, `--https-only`, renewals, and bad material refused at start.
 
-use rwsgi_tests::pki::{https_port, Pki};
+use rwsgi_tests::pki::Pki;
 use rwsgi_tests::server::binary;
 use rwsgi_tests::{app, Server};
 use std::process::Command;
@@ -36,20 +36,7 @@ fn curl(pki: &Pki, url: &str, extra: &[&str]) -> (u16, String, Vec<u8>) {
 }
 
 fn serve(pki: &Pki, extra: &[&str]) -> (Server, u16) {
-    let mut args = vec![
-        "--https-port".to_owned(),
-        "0".to_owned(),
-        "--ssl-certificate-file".to_owned(),
-        pki.p("server.crt"),
-        "--ssl-certificate-key-file".to_owned(),
-        pki.p("server.key"),
-    ];
-    args.extend(extra.iter().map(|s| (*s).to_owned()));
-    args.push(app("app.py"));
-    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-    let server = Server::start(&refs);
-    let port = https_port(&server);
-    (server, port)
+    rwsgi_tests::pki::serve_https(pki, "app.py", extra)
 }
 
 #[test]

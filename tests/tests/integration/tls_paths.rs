@@ -7,7 +7,7 @@
 //! a `write` kept past its request; `--proxy-mount-point`. Clients: Python's
 //! `ssl` (test venv) and curl, trusting the test CA.
 
-use rwsgi_tests::pki::{https_port, Pki};
+use rwsgi_tests::pki::Pki;
 use rwsgi_tests::{app, Server};
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -179,20 +179,7 @@ fn client(pki: &Pki, port: u16, mode: &str, args: &[&str]) -> String {
 }
 
 fn serve(pki: &Pki, extra: &[&str]) -> (Server, u16) {
-    let mut args = vec![
-        "--https-port".to_owned(),
-        "0".to_owned(),
-        "--ssl-certificate-file".to_owned(),
-        pki.p("server.crt"),
-        "--ssl-certificate-key-file".to_owned(),
-        pki.p("server.key"),
-    ];
-    args.extend(extra.iter().map(|s| (*s).to_owned()));
-    args.push(app("tls_paths.py"));
-    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-    let server = Server::start(&refs);
-    let port = https_port(&server);
-    (server, port)
+    rwsgi_tests::pki::serve_https(pki, "tls_paths.py", extra)
 }
 
 #[test]
@@ -220,7 +207,11 @@ fn a_large_file_wrapper_response_over_https_survives_a_slow_reader() {
         .collect();
     let file = pki.dir.join("five.bin");
     std::fs::write(&file, &data).expect("file");
-    let (_server, port) = serve(&pki, &[]);
+    // The connection's keep-alive time runs from the response's last write
+    // into the socket, while the slow client may still be reading what the
+    // buffers hold: long enough that a loaded machine does not close it
+    // under the follow-up request.
+    let (_server, port) = serve(&pki, &["--keep-alive-timeout", "60"]);
     let file = file.to_string_lossy().into_owned();
     let path = format!("/file?{file}");
     assert_eq!(
