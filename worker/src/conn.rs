@@ -37,11 +37,9 @@ pub struct Conn {
     /// is in `transport`; for an h2 stream's connection, the h2 thread
     /// holds it). It never goes back to the master.
     pub tls: Option<Arc<rwsgi_http::tls::Facts>>,
-    /// Speaks HTTP/2 (`--http2`): for the connection the TLS thread hands
-    /// the h2 thread, its ALPN chose `h2`; for the connection of one h2
-    /// stream (the worker's end of the h2 thread's pair), its request came
-    /// over HTTP/2 (SERVER_PROTOCOL). Like `tls`, it never goes back to
-    /// the master.
+    /// The connection of one h2 stream (the worker's end of the h2
+    /// thread's pair): its request came over HTTP/2 (SERVER_PROTOCOL).
+    /// Like `tls`, it never goes back to the master.
     pub http2: bool,
 }
 

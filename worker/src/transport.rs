@@ -473,7 +473,7 @@ impl Write for Sock<'_> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
     use rustls::pki_types::pem::PemObject;
@@ -521,7 +521,7 @@ mod tests {
 
     /// A server session (on a non-blocking Unix socket) and a client
     /// session (on a blocking one) through their handshake.
-    fn sessions() -> (ServerConnection, UnixStream, ClientConnection, UnixStream) {
+    pub(crate) fn sessions() -> (ServerConnection, UnixStream, ClientConnection, UnixStream) {
         static MADE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let n = MADE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let dir = std::env::temp_dir().join(format!("rwsgi-transport-{}-{n}", std::process::id()));

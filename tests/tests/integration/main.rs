@@ -10,6 +10,7 @@ mod debugging;
 mod deploy;
 mod error_documents;
 mod faults;
+mod h2_tls;
 mod hosts;
 mod http2;
 mod http_rules;

@@ -4,10 +4,12 @@
 
 use super::pool::Pool;
 use super::relay::{self, StreamCtx};
-use super::{Phase, Shared};
-use crate::conn::Conn;
+use super::tls_io::TlsIo;
+use super::{Client, Phase, Shared};
 use bytes::Bytes;
 use h2::Reason;
+use rwsgi_http::tls::Facts;
+use rwsgi_shared::origin::Origin;
 use slog::{debug, info};
 use std::io;
 use std::pin::Pin;
@@ -37,12 +39,23 @@ const CONNECTION_WINDOW: u32 = 1024 * 1024;
 /// Response bytes buffered per connection before senders wait.
 const SEND_BUFFER: usize = 256 * 1024;
 
-/// The bytes the I/O thread read before it recognised the preface, then
-/// the socket.
+/// The bytes read before the connection came here (by the I/O thread
+/// before it recognised the preface; decrypted with the TLS handshake's
+/// end), then the connection.
 struct Prefixed<T> {
     prefix: Vec<u8>,
     at: usize,
     inner: T,
+}
+
+impl<T> Prefixed<T> {
+    fn new(prefix: Vec<u8>, inner: T) -> Prefixed<T> {
+        Prefixed {
+            prefix,
+            at: 0,
+            inner,
+        }
+    }
 }
 
 impl<T: AsyncRead + Unpin> AsyncRead for Prefixed<T> {
@@ -96,26 +109,34 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Prefixed<T> {
     }
 }
 
-pub async fn serve(conn: Conn, shared: Arc<Shared>) {
-    let Conn {
-        transport,
-        buf,
+pub async fn serve(client: Client, shared: Arc<Shared>) {
+    let Client {
+        tcp,
+        session,
+        prefix,
         origin,
         tls,
-        ..
-    } = conn;
-    // h2c, or the worker's end of the TLS thread's pair for `h2` over TLS.
-    let Some(stream) = transport.into_plain() else {
+    } = client;
+    let Ok(socket) = tokio::net::TcpStream::from_std(tcp) else {
         return;
     };
-    let Ok(socket) = tokio::net::TcpStream::from_std(stream) else {
-        return;
-    };
-    let io = Prefixed {
-        prefix: buf,
-        at: 0,
-        inner: socket,
-    };
+    match session {
+        // `h2` over TLS: this thread encrypts and decrypts.
+        Some(session) => {
+            let io = Prefixed::new(prefix, TlsIo::new(socket, session));
+            run(io, origin, tls, shared).await;
+        }
+        // h2c.
+        None => run(Prefixed::new(prefix, socket), origin, tls, shared).await,
+    }
+}
+
+async fn run<T: AsyncRead + AsyncWrite + Unpin>(
+    io: Prefixed<T>,
+    origin: Origin,
+    tls: Option<Arc<Facts>>,
+    shared: Arc<Shared>,
+) {
     let settings = &shared.settings;
     let mut builder = h2::server::Builder::new();
     builder

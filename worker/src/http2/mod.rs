@@ -1,16 +1,17 @@
 //! HTTP/2 (`--http2`): a thread of the worker speaks h2 to clients and
 //! HTTP/1.1 to the rest of the worker.
 //!
-//! Connections come to it already plaintext: from the TLS thread when ALPN
-//! chose `h2`, and from the I/O thread when a plain connection opens with
-//! the HTTP/2 preface (h2c with prior knowledge). It runs them on a small
-//! tokio runtime with the h2 crate (framing, HPACK, flow control, and the
-//! known attacks' bounds). Each stream becomes one HTTP/1.1 request on a
-//! socket pair whose other end the I/O thread adopts as a connection of its
-//! own ([`relay`]), kept for the connection's next streams ([`pool`]), one
-//! level up from what the TLS thread does: parsing,
-//! request threads, static lanes, timeouts and the environ's rules work on
-//! it unchanged, `Conn::http2` making SERVER_PROTOCOL `HTTP/2`. HTTP/1.1
+//! Connections come to it from the TLS thread when ALPN chose `h2`, the
+//! handshake done and the rustls session with them (this thread then
+//! encrypts and decrypts in its own I/O, [`tls_io`]), and from the I/O
+//! thread when a plain connection opens with the HTTP/2 preface (h2c with
+//! prior knowledge). It runs them on a small tokio runtime with the h2
+//! crate (framing, HPACK, flow control, and the known attacks' bounds).
+//! Each stream becomes one HTTP/1.1 request on a socket pair whose other
+//! end the I/O thread adopts as a connection of its own ([`relay`]), kept
+//! for the connection's next streams ([`pool`]): parsing, request threads,
+//! static lanes, timeouts and the environ's rules work on it unchanged,
+//! `Conn::http2` making SERVER_PROTOCOL `HTTP/2`. HTTP/1.1
 //! pays nothing for it: without `--http2` the thread does not exist, and
 //! with it a plain connection's first bytes are compared with the preface
 //! once.
@@ -18,13 +19,16 @@
 mod connection;
 mod pool;
 mod relay;
+mod tls_io;
 mod translate;
 
 pub use translate::{preface, Preface};
 
 use crate::conn::Conn;
 use crate::handoff::Handoff;
+use crate::transport::Session;
 use rwsgi_shared::config::ServerConfig;
+use rwsgi_shared::origin::Origin;
 use slog::{error, Logger};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
@@ -67,8 +71,19 @@ struct Settings {
     internal_idle: Duration,
 }
 
+/// A client connection for this thread.
+struct Client {
+    tcp: std::net::TcpStream,
+    /// `h2` over TLS: the session, through its handshake.
+    session: Option<Session>,
+    /// Bytes read (or decrypted) before it came here: they come first.
+    prefix: Vec<u8>,
+    origin: Origin,
+    tls: Option<Arc<rwsgi_http::tls::Facts>>,
+}
+
 pub struct H2 {
-    incoming: mpsc::UnboundedSender<(Conn, Held)>,
+    incoming: mpsc::UnboundedSender<(Client, Held)>,
     phase: watch::Sender<Phase>,
     streams: Arc<AtomicUsize>,
     /// Client connections this thread holds.
@@ -157,11 +172,44 @@ impl H2 {
         })))
     }
 
-    /// Takes a connection that speaks HTTP/2 (its buffered bytes first).
+    /// Takes a plain connection that opened with the HTTP/2 preface (its
+    /// buffered bytes first).
     pub fn adopt(&self, conn: Conn) {
+        let Conn {
+            transport,
+            buf,
+            origin,
+            tls,
+            ..
+        } = conn;
+        // The I/O thread's connections for h2c are plain.
+        let Some(tcp) = transport.into_plain() else {
+            return;
+        };
+        self.take(Client {
+            tcp,
+            session: None,
+            prefix: buf,
+            origin,
+            tls,
+        });
+    }
+
+    /// Takes a connection whose TLS handshake chose `h2`, with its session.
+    pub fn adopt_tls(&self, done: crate::tls::Established) {
+        self.take(Client {
+            tcp: done.tcp,
+            session: Some(done.session),
+            prefix: done.buf,
+            origin: done.origin,
+            tls: Some(done.facts),
+        });
+    }
+
+    fn take(&self, client: Client) {
         // The thread only ends after `finish`, when no one adopts any more
         // (and a connection it never took is not counted).
-        let _ = self.incoming.send((conn, Held::new(&self.connections)));
+        let _ = self.incoming.send((client, Held::new(&self.connections)));
     }
 
     /// What this thread adds to the connections the I/O thread holds, for
@@ -211,7 +259,7 @@ impl H2 {
 
 /// The thread's loop: connections as they arrive, until it stops and the
 /// last has ended.
-async fn run(arrivals: &mut mpsc::UnboundedReceiver<(Conn, Held)>, shared: Arc<Shared>) {
+async fn run(arrivals: &mut mpsc::UnboundedReceiver<(Client, Held)>, shared: Arc<Shared>) {
     let mut connections = tokio::task::JoinSet::new();
     let mut phase = shared.phase.clone();
     loop {
@@ -223,11 +271,11 @@ async fn run(arrivals: &mut mpsc::UnboundedReceiver<(Conn, Held)>, shared: Arc<S
             arrived = arrivals.recv() => match arrived {
                 // Draining too (a handshake that was under way): it is
                 // sent GOAWAY at once, so its client retries elsewhere.
-                Some((conn, held)) if now != Phase::Stopping => {
+                Some((client, held)) if now != Phase::Stopping => {
                     let shared = Arc::clone(&shared);
                     connections.spawn(async move {
                         let _held = held;
-                        connection::serve(conn, shared).await;
+                        connection::serve(client, shared).await;
                     });
                 }
                 Some(_) => {}

@@ -3,30 +3,34 @@
 //! The master hands HTTPS connections over like the others; the I/O thread
 //! tells them apart by their local port and gives them to this thread
 //! ([`Bridge::adopt`]). It runs each handshake (bounded by the header
-//! timeout, off the request threads), then:
+//! timeout, off the request threads), then
 //!
-//! - HTTP/1.1 (ALPN `http/1.1`, or none): it sends what rustls has to send
-//!   (the handshake's end, TLS 1.3 session tickets), and hands the I/O
-//!   thread a [`Conn`] whose transport is the TCP socket with its rustls
-//!   session, the plaintext already decrypted in its buffer. From then on
-//!   the thread that does the connection's I/O (the I/O thread, a request
+//! it sends what rustls has to send (the handshake's end, TLS 1.3 session
+//! tickets) and hands the connection on with its rustls session, the
+//! plaintext already decrypted kept to be read first
+//! ([`handshake::Established`]):
+//!
+//! - HTTP/1.1 (ALPN `http/1.1`, or none): to the I/O thread, as a [`Conn`]
+//!   whose transport is the TCP socket with its session. From then on the
+//!   thread that does the connection's I/O (the I/O thread, a request
 //!   thread under its request's lease, a static lane, a proxy thread)
 //!   encrypts and decrypts as it goes (see `transport`): a request costs
 //!   this thread nothing. The socket is private to the transport, so TLS
 //!   cannot be forgotten on some path, and a plain connection's transport
 //!   makes the system calls it always made.
-//! - `h2` (with `--http2`): the connection stays here and is tunnelled
-//!   ([`tunnel`]): bytes move between rustls and a Unix socket pair whose
-//!   other end goes to the h2 thread as a plain connection.
+//! - `h2` (with `--http2`): to the h2 thread, which encrypts and decrypts
+//!   in its own I/O (`http2::tls_io`): a stream costs this thread nothing
+//!   either.
 //!
 //! The certificate files are read again when they change (renewals need
 //! no restart); a new certificate that does not load leaves the old one
 //! serving, with an error in the log.
 
-mod tunnel;
+mod handshake;
 
-use crate::conn::Conn;
 use crate::handoff::{Handoff, Returned};
+pub use handshake::Established;
+use handshake::{Handshake, Pumped};
 use mio::{Events, Interest, Poll, Token, Waker};
 use rwsgi_shared::config::{ServerConfig, TlsConfig};
 use rwsgi_shared::origin::Origin;
@@ -36,7 +40,6 @@ use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant, SystemTime};
-use tunnel::{Pumped, Tunnel};
 
 const WAKE: Token = Token(0);
 const SWEEP: Duration = Duration::from_millis(250);
@@ -104,12 +107,11 @@ impl Bridge {
             handoff: Arc::clone(handoff),
             http2,
             alpn,
-            tunnels: Vec::new(),
+            handshakes: Vec::new(),
             free: Vec::new(),
             rustls: rustls_config,
             tls,
             handshake: Duration::from_millis(config.timeouts.header_ms),
-            flush: Duration::from_millis(config.timeouts.socket_ms),
             files_seen: None,
             log: log.new(slog::o!("thread" => "tls")),
         };
@@ -144,8 +146,7 @@ impl Bridge {
     }
 
     /// At the worker's exit, after the request threads: handshakes still
-    /// running are dropped, responses already given are flushed to their
-    /// clients, within `within`.
+    /// running are dropped, within `within`.
     pub fn finish(&self, within: Duration) {
         self.stopping.store(true, Ordering::SeqCst);
         let _ = self.waker.wake();
@@ -181,20 +182,19 @@ struct Run {
     handoff: Arc<Handoff>,
     http2: Option<Arc<crate::http2::H2>>,
     alpn: &'static [&'static [u8]],
-    tunnels: Vec<Option<Tunnel>>,
+    handshakes: Vec<Option<Handshake>>,
     free: Vec<usize>,
     rustls: Arc<rustls::ServerConfig>,
     tls: TlsConfig,
     handshake: Duration,
-    flush: Duration,
     /// The certificate files' modification times when last loaded.
     files_seen: Option<Vec<SystemTime>>,
     log: Logger,
 }
 
-/// Tokens: the waker, then two per tunnel (its TCP side, its pair side).
-fn tokens(index: usize) -> (Token, Token) {
-    (Token(2 + 2 * index), Token(3 + 2 * index))
+/// Tokens: the waker, then one per handshake.
+fn token(index: usize) -> Token {
+    Token(1 + index)
 }
 
 impl Run {
@@ -202,7 +202,6 @@ impl Run {
         let mut events = Events::with_capacity(256);
         let mut last_sweep = Instant::now();
         let mut last_reload_check = Instant::now();
-        let mut scratch = vec![0u8; tunnel::CHUNK];
         loop {
             if let Err(e) = self.poll.poll(&mut events, Some(SWEEP)) {
                 if e.kind() != std::io::ErrorKind::Interrupted {
@@ -215,16 +214,15 @@ impl Run {
                 match event.token() {
                     WAKE => {}
                     Token(t) => {
-                        let index = (t - 2) / 2;
-                        if let Some(Some(tunnel)) = self.tunnels.get_mut(index) {
+                        let index = t - 1;
+                        if let Some(Some(h)) = self.handshakes.get_mut(index) {
                             let any = event.is_error();
-                            tunnel.ready(
-                                (t - 2) % 2 == 1,
+                            h.ready(
                                 any || event.is_readable() || event.is_read_closed(),
                                 any || event.is_writable() || event.is_write_closed(),
                             );
                         }
-                        self.pump(index, &mut scratch)
+                        self.pump(index)
                     }
                 }
             }
@@ -234,13 +232,13 @@ impl Run {
                     self.bridge.handshaking.fetch_sub(1, Ordering::Relaxed);
                     continue;
                 }
-                self.add(incoming, &mut scratch);
+                self.add(incoming);
             }
             if last_sweep.elapsed() >= SWEEP || stopping {
                 last_sweep = Instant::now();
                 self.sweep(stopping);
             }
-            if stopping && self.tunnels.iter().all(Option::is_none) {
+            if stopping && self.handshakes.iter().all(Option::is_none) {
                 return;
             }
             if last_reload_check.elapsed() >= RELOAD_CHECK {
@@ -250,7 +248,7 @@ impl Run {
         }
     }
 
-    fn add(&mut self, incoming: Incoming, scratch: &mut [u8]) {
+    fn add(&mut self, incoming: Incoming) {
         let Incoming {
             stream,
             origin,
@@ -265,17 +263,16 @@ impl Run {
             }
         };
         let index = self.free.pop().unwrap_or_else(|| {
-            self.tunnels.push(None);
-            self.tunnels.len() - 1
+            self.handshakes.push(None);
+            self.handshakes.len() - 1
         });
-        let (tcp_token, _) = tokens(index);
         let fd = stream.as_raw_fd();
         if self
             .poll
             .registry()
             .register(
                 &mut mio::unix::SourceFd(&fd),
-                tcp_token,
+                token(index),
                 Interest::READABLE | Interest::WRITABLE,
             )
             .is_err()
@@ -284,7 +281,7 @@ impl Run {
             self.bridge.handshaking.fetch_sub(1, Ordering::Relaxed);
             return;
         }
-        self.tunnels[index] = Some(Tunnel::new(
+        self.handshakes[index] = Some(Handshake::new(
             stream,
             tls,
             origin,
@@ -292,56 +289,28 @@ impl Run {
             Instant::now() + self.handshake,
         ));
         // The ClientHello may be here already.
-        self.pump(index, scratch);
+        self.pump(index);
     }
 
-    fn pump(&mut self, index: usize, scratch: &mut [u8]) {
-        let Some(Some(t)) = self.tunnels.get_mut(index) else {
+    fn pump(&mut self, index: usize) {
+        let Some(Some(h)) = self.handshakes.get_mut(index) else {
             return;
         };
-        let (handoff, http2) = (&self.handoff, self.http2.as_deref());
-        match t.pump(scratch, &mut |conn| adopt(handoff, http2, conn)) {
-            Pumped::Open => {
-                if let Some(fd) = t.newly_paired() {
-                    self.bridge.handshaking.fetch_sub(1, Ordering::Relaxed);
-                    let (_, inner_token) = tokens(index);
-                    let registered = self.poll.registry().register(
-                        &mut mio::unix::SourceFd(&fd),
-                        inner_token,
-                        tunnel::pair_interest(false),
-                    );
-                    if registered.is_err() {
-                        self.remove(index);
-                        return;
-                    }
-                    // Bytes may have come with the handshake's end.
-                    return self.pump(index, scratch);
-                }
-                if let Some((fd, interest)) = t.pair_interest_change() {
-                    let (_, inner_token) = tokens(index);
-                    let changed = self.poll.registry().reregister(
-                        &mut mio::unix::SourceFd(&fd),
-                        inner_token,
-                        interest,
-                    );
-                    if changed.is_err() {
-                        self.remove(index);
-                    }
-                }
-            }
+        match h.pump() {
+            Pumped::Open => {}
             Pumped::Established => {
-                let Some(t) = self.tunnels.get_mut(index).and_then(Option::take) else {
+                let Some(h) = self.handshakes.get_mut(index).and_then(Option::take) else {
                     return;
                 };
-                // The I/O thread watches the socket from now on.
-                t.deregister(self.poll.registry());
+                // The thread that serves it watches the socket from now on.
+                h.deregister(self.poll.registry());
                 self.free.push(index);
                 self.bridge.handshaking.fetch_sub(1, Ordering::Relaxed);
-                adopt(&self.handoff, self.http2.as_deref(), t.into_conn());
+                adopt(&self.handoff, self.http2.as_deref(), h.established());
             }
             Pumped::Done(why) => {
                 if let Some(why) = why {
-                    info!(self.log, "TLS connection ended"; "why" => why, "client" => %t.origin());
+                    info!(self.log, "TLS connection ended"; "why" => why, "client" => %h.origin());
                 }
                 self.remove(index);
             }
@@ -349,22 +318,19 @@ impl Run {
     }
 
     fn remove(&mut self, index: usize) {
-        if let Some(Some(t)) = self.tunnels.get_mut(index).map(Option::take) {
-            if !t.paired() {
-                self.bridge.handshaking.fetch_sub(1, Ordering::Relaxed);
-            }
-            t.deregister(self.poll.registry());
+        if let Some(Some(h)) = self.handshakes.get_mut(index).map(Option::take) {
+            self.bridge.handshaking.fetch_sub(1, Ordering::Relaxed);
+            h.deregister(self.poll.registry());
             self.free.push(index);
         }
     }
 
-    /// Handshakes past their deadline, and closes that cannot flush, end.
+    /// Handshakes past their deadline end.
     fn sweep(&mut self, stopping: bool) {
         let now = Instant::now();
-        let flush = self.flush;
-        for index in 0..self.tunnels.len() {
-            let expired = match &mut self.tunnels[index] {
-                Some(t) => t.expired(now, stopping, flush),
+        for index in 0..self.handshakes.len() {
+            let expired = match &self.handshakes[index] {
+                Some(h) => h.expired(now, stopping),
                 None => false,
             };
             if expired {
@@ -405,11 +371,11 @@ impl Run {
     }
 }
 
-/// The plaintext end of a connection whose handshake is done: to the h2
-/// thread when ALPN chose `h2`, else to the I/O thread.
-fn adopt(handoff: &Handoff, http2: Option<&crate::http2::H2>, conn: Conn) {
-    match (conn.http2, http2) {
-        (true, Some(h2)) => h2.adopt(conn),
-        _ => handoff.give_back(Returned::Adopt(Box::new(conn))),
+/// A connection whose handshake is done: to the h2 thread when ALPN chose
+/// `h2`, else to the I/O thread.
+fn adopt(handoff: &Handoff, http2: Option<&crate::http2::H2>, done: Established) {
+    match (done.h2, http2) {
+        (true, Some(h2)) => h2.adopt_tls(done),
+        _ => handoff.give_back(Returned::Adopt(Box::new(done.into_conn()))),
     }
 }
