@@ -57,6 +57,42 @@ pub fn test_venv() -> PathBuf {
 
 /// Runs `script` with the test virtualenv's Python (`args` in `sys.argv`);
 /// its standard output, or a panic showing both outputs when it fails.
+/// Python functions for client scripts that look at a worker through
+/// /proc: `unix_sockets(pid)`, how many Unix sockets it holds, and
+/// `switches(pid, thread_name)`, how often that thread has been switched
+/// out (woken). Put it before a script given to `venv_python`.
+pub const PROCFS_PY: &str = r#"
+import os
+
+def unix_sockets(pid):
+    inodes = set()
+    with open("/proc/net/unix") as f:
+        next(f)
+        for line in f:
+            fields = line.split()
+            if len(fields) >= 7:
+                inodes.add(fields[6])
+    n = 0
+    for fd in os.listdir("/proc/%d/fd" % pid):
+        try:
+            target = os.readlink("/proc/%d/fd/%s" % (pid, fd))
+        except OSError:
+            continue
+        if target.startswith("socket:[") and target[8:-1] in inodes:
+            n += 1
+    return n
+
+def switches(pid, name):
+    for tid in os.listdir("/proc/%d/task" % pid):
+        with open("/proc/%d/task/%s/comm" % (pid, tid)) as f:
+            if f.read().strip() != name:
+                continue
+        with open("/proc/%d/task/%s/status" % (pid, tid)) as f:
+            return sum(int(l.split()[1]) for l in f if "ctxt_switches" in l)
+    raise AssertionError("no thread " + name)
+
+"#;
+
 pub fn venv_python(script: &str, args: &[&str]) -> String {
     let out = std::process::Command::new(test_venv().join("bin/python"))
         .arg("-c")

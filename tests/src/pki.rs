@@ -172,6 +172,17 @@ impl Pki {
             self.p("server.key"),
         ]
     }
+
+    /// Runs a Python client `script` from the test venv with the
+    /// arguments `PORT CA-FILE MODE ARGS...` (the CA that signed the
+    /// server's certificate); its stdout.
+    pub fn client(&self, script: &str, port: u16, mode: &str, args: &[&str]) -> String {
+        let port = port.to_string();
+        let ca = self.p("ca.crt");
+        let mut all = vec![port.as_str(), ca.as_str(), mode];
+        all.extend_from_slice(args);
+        crate::venv_python(script, &all)
+    }
 }
 
 /// A server for `app` (in tests/apps) with HTTPS (see `Pki::https_args`)

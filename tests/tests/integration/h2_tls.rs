@@ -6,8 +6,8 @@
 //! test venv), curl, h2load, trusting the test CA.
 
 use nix::sys::signal::Signal;
-use rwsgi_tests::pki::{https_port, Pki};
-use rwsgi_tests::{app, Server};
+use rwsgi_tests::pki::Pki;
+use rwsgi_tests::Server;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -99,33 +99,6 @@ class Conn:
 def frame(kind, flags, sid, payload):
     return len(payload).to_bytes(3, "big") + bytes([kind, flags]) + sid.to_bytes(4, "big") + payload
 
-def unix_sockets(pid):
-    inodes = set()
-    with open("/proc/net/unix") as f:
-        next(f)
-        for line in f:
-            fields = line.split()
-            if len(fields) >= 7:
-                inodes.add(fields[6])
-    n = 0
-    for fd in os.listdir("/proc/%d/fd" % pid):
-        try:
-            target = os.readlink("/proc/%d/fd/%s" % (pid, fd))
-        except OSError:
-            continue
-        if target.startswith("socket:[") and target[8:-1] in inodes:
-            n += 1
-    return n
-
-def switches(pid, name):
-    for tid in os.listdir("/proc/%d/task" % pid):
-        with open("/proc/%d/task/%s/comm" % (pid, tid)) as f:
-            if f.read().strip() != name:
-                continue
-        with open("/proc/%d/task/%s/status" % (pid, tid)) as f:
-            return sum(int(l.split()[1]) for l in f if "ctxt_switches" in l)
-    raise AssertionError("no thread " + name)
-
 if mode == "no-pairs":
     worker = int(args[0])
     before = unix_sockets(worker)
@@ -177,32 +150,14 @@ fn venv_python() -> PathBuf {
 }
 
 fn client(pki: &Pki, port: u16, mode: &str, args: &[&str]) -> String {
-    let port = port.to_string();
-    let ca = pki.p("ca.crt");
-    let mut all = vec![port.as_str(), ca.as_str(), mode];
-    all.extend_from_slice(args);
-    rwsgi_tests::venv_python(CLIENT, &all)
+    pki.client(&[rwsgi_tests::PROCFS_PY, CLIENT].concat(), port, mode, args)
 }
 
 /// A server with `--http2` and HTTPS: (server, https port).
 fn serve(pki: &Pki, extra: &[&str]) -> (Server, u16) {
-    let mut args = vec![
-        "--http2".to_owned(),
-        "--processes".to_owned(),
-        "1".to_owned(),
-        "--https-port".to_owned(),
-        "0".to_owned(),
-        "--ssl-certificate-file".to_owned(),
-        pki.p("server.crt"),
-        "--ssl-certificate-key-file".to_owned(),
-        pki.p("server.key"),
-    ];
-    args.extend(extra.iter().map(|s| (*s).to_owned()));
-    args.push(app("app.py"));
-    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-    let server = Server::start(&refs);
-    let port = https_port(&server);
-    (server, port)
+    let mut args = vec!["--http2", "--processes", "1"];
+    args.extend_from_slice(extra);
+    rwsgi_tests::pki::serve_https(pki, "app.py", &args)
 }
 
 fn tool(name: &str) -> bool {

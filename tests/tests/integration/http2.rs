@@ -16,14 +16,7 @@ use std::time::Duration;
 fn serve(pki: Option<&Pki>, extra: &[&str]) -> (Server, u16) {
     let mut args: Vec<String> = vec!["--http2".into(), "--processes".into(), "1".into()];
     if let Some(pki) = pki {
-        args.extend([
-            "--https-port".to_owned(),
-            "0".to_owned(),
-            "--ssl-certificate-file".to_owned(),
-            pki.p("server.crt"),
-            "--ssl-certificate-key-file".to_owned(),
-            pki.p("server.key"),
-        ]);
+        args.extend(pki.https_args());
     }
     args.extend(extra.iter().map(|s| (*s).to_owned()));
     args.push(app("app.py"));

@@ -61,33 +61,6 @@ def get(s, path):
     assert rest == b"", rest
     return status, body
 
-def unix_sockets(pid):
-    inodes = set()
-    with open("/proc/net/unix") as f:
-        next(f)
-        for line in f:
-            fields = line.split()
-            if len(fields) >= 7:
-                inodes.add(fields[6])
-    n = 0
-    for fd in os.listdir("/proc/%d/fd" % pid):
-        try:
-            target = os.readlink("/proc/%d/fd/%s" % (pid, fd))
-        except OSError:
-            continue
-        if target.startswith("socket:[") and target[8:-1] in inodes:
-            n += 1
-    return n
-
-def switches(pid, name):
-    for tid in os.listdir("/proc/%d/task" % pid):
-        with open("/proc/%d/task/%s/comm" % (pid, tid)) as f:
-            if f.read().strip() != name:
-                continue
-        with open("/proc/%d/task/%s/status" % (pid, tid)) as f:
-            return sum(int(l.split()[1]) for l in f if "ctxt_switches" in l)
-    raise AssertionError("no thread " + name)
-
 if mode == "no-pairs":
     worker = int(args[0])
     before = unix_sockets(worker)
@@ -171,11 +144,7 @@ elif mode == "kept-write":
 "#;
 
 fn client(pki: &Pki, port: u16, mode: &str, args: &[&str]) -> String {
-    let port = port.to_string();
-    let ca = pki.p("ca.crt");
-    let mut all = vec![port.as_str(), ca.as_str(), mode];
-    all.extend_from_slice(args);
-    rwsgi_tests::venv_python(CLIENT, &all)
+    pki.client(&[rwsgi_tests::PROCFS_PY, CLIENT].concat(), port, mode, args)
 }
 
 fn serve(pki: &Pki, extra: &[&str]) -> (Server, u16) {
