@@ -76,6 +76,19 @@ enum Entry {
     Body(Box<Receiving>),
 }
 
+impl Entry {
+    /// The connection this loop holds in the entry, if it holds one (a
+    /// request thread or a lane has it otherwise).
+    fn held(&self) -> Option<&Conn> {
+        match self {
+            Entry::Idle(conn) => Some(conn),
+            Entry::Closing(c) => Some(&c.conn),
+            Entry::Body(r) => Some(&r.conn),
+            Entry::Busy | Entry::Lane => None,
+        }
+    }
+}
+
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Mode {
     Serving,

@@ -79,13 +79,7 @@ impl IoLoop<'_> {
     pub(super) fn take(&mut self, token: usize) -> Option<Entry> {
         let e = self.entries.get_mut(token)?.take();
         if let Some(entry) = &e {
-            let conn = match entry {
-                Entry::Idle(conn) => Some(conn),
-                Entry::Closing(c) => Some(&c.conn),
-                Entry::Body(r) => Some(&r.conn),
-                Entry::Busy | Entry::Lane => None,
-            };
-            match conn {
+            match entry.held() {
                 Some(conn) => self.unwatch(token, conn),
                 // Closed by whoever held it, if it was: no descriptor to
                 // deregister (its number may already be another file's).
@@ -105,15 +99,18 @@ impl IoLoop<'_> {
     /// own. Registering a socket that is already readable reports it at
     /// once, so nothing that arrived before is missed. When registering
     /// fails (logged), the entry is freed, which closes the socket.
-    pub(super) fn watch(&mut self, token: usize) -> bool {
+    pub(super) fn watch(&mut self, token: usize) {
         if self.watched.get(token).copied().unwrap_or(true) {
-            return true;
+            return;
         }
-        let fd = match self.entries.get(token) {
-            Some(Some(Entry::Idle(conn))) => conn.transport.fd(),
-            Some(Some(Entry::Closing(c))) => c.conn.transport.fd(),
-            Some(Some(Entry::Body(r))) => r.conn.transport.fd(),
-            _ => return true,
+        let Some(fd) = self
+            .entries
+            .get(token)
+            .and_then(Option::as_ref)
+            .and_then(Entry::held)
+            .map(|conn| conn.transport.fd())
+        else {
+            return;
         };
         let registered = self.ctx.poll.registry().register(
             &mut SourceFd(&fd),
@@ -123,10 +120,9 @@ impl IoLoop<'_> {
         if let Err(e) = registered {
             warn!(self.ctx.log, "cannot watch a connection"; "error" => %e);
             self.take(token);
-            return false;
+            return;
         }
         self.watched[token] = true;
-        true
     }
 
     /// Stops watching connection `token`'s socket here (it closes, or
