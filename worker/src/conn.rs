@@ -38,9 +38,11 @@ pub struct Conn {
     /// holds it). It never goes back to the master.
     pub tls: Option<Arc<rwsgi_http::tls::Facts>>,
     /// The connection of one h2 stream (the worker's end of the h2
-    /// thread's pair): its request came over HTTP/2 (SERVER_PROTOCOL).
-    /// Like `tls`, it never goes back to the master.
-    pub http2: bool,
+    /// thread's pair, tied to it): its request came over HTTP/2
+    /// (SERVER_PROTOCOL). It carries one request at a time, and goes back
+    /// to its pair's pool after each (see `http2::pool`); like `tls`, it
+    /// never goes back to the master.
+    pub http2: Option<crate::http2::WorkerEnd>,
 }
 
 impl Conn {
@@ -57,7 +59,7 @@ impl Conn {
             since: Instant::now(),
             accepted_at: None,
             tls: None,
-            http2: false,
+            http2: None,
         }
     }
 

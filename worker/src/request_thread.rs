@@ -255,6 +255,14 @@ fn after_response(mut handled: wsgi::Handled, ctx: &RequestContext<'_>, handoff:
 /// After a keep-alive response: if the next request head is already complete
 /// (or arrives without waiting), run it on this thread and skip a hand-off.
 fn follow_up(mut conn: Conn, ctx: &RequestContext<'_>, read_more: bool) -> Next {
+    if conn.http2.is_some() {
+        // An h2 stream's: one request, and its next one comes with the
+        // connection from its pool. Anything more on it is not a request.
+        return match conn.buf.is_empty() {
+            true => Next::Idle(conn),
+            false => Next::Close(conn),
+        };
+    }
     let limits = ctx.config.limits;
     for attempt in 0..2 {
         if !conn.buf.is_empty() {

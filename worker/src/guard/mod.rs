@@ -347,7 +347,7 @@ pub fn refuse(
             ctx.log,
             &Record {
                 client: conn.origin.client().ip(),
-                http2: conn.http2,
+                http2: conn.http2.is_some(),
                 head,
                 status: refusal.status,
                 bytes: 0,

@@ -159,7 +159,7 @@ async fn run<T: AsyncRead + AsyncWrite + Unpin>(
         }
     };
     let open = Arc::new(AtomicUsize::new(0));
-    let pool = Arc::new(Pool::new(settings.internal_idle));
+    let pool = Arc::new(Pool::default());
     let mut phase = shared.phase.clone();
     let mut watching_phase = true;
     let mut going_away = false;

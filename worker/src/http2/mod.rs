@@ -8,9 +8,10 @@
 //! prior knowledge). It runs them on a small tokio runtime with the h2
 //! crate (framing, HPACK, flow control, and the known attacks' bounds).
 //! Each stream becomes one HTTP/1.1 request on a socket pair whose other
-//! end the I/O thread adopts as a connection of its own ([`relay`]), kept
-//! for the connection's next streams ([`pool`]): parsing, request threads,
-//! static lanes, timeouts and the environ's rules work on it unchanged,
+//! end the I/O thread adopts as a connection of its own, the request
+//! already in its buffer ([`relay`]); the pair is kept for the
+//! connection's next streams ([`pool`]). Parsing, request threads, static
+//! lanes, timeouts and the environ's rules work on it unchanged,
 //! `Conn::http2` making SERVER_PROTOCOL `HTTP/2`. HTTP/1.1
 //! pays nothing for it: without `--http2` the thread does not exist, and
 //! with it a plain connection's first bytes are compared with the preface
@@ -22,6 +23,7 @@ mod relay;
 mod tls_io;
 mod translate;
 
+pub use pool::{go_home, WorkerEnd};
 pub use translate::{preface, Preface};
 
 use crate::conn::Conn;
@@ -52,7 +54,8 @@ struct Shared {
     phase: watch::Receiver<Phase>,
     /// Streams being relayed, in every connection.
     streams: Arc<AtomicUsize>,
-    /// Internal connections open, in every connection.
+    /// Worker's ends of internal connections away from their pools (the
+    /// I/O thread's table holds them), in every connection.
     internal: Arc<AtomicUsize>,
     log: Logger,
 }
@@ -66,9 +69,6 @@ struct Settings {
     idle: Duration,
     /// Largest response head read back from the worker.
     max_response_head: usize,
-    /// An internal connection idle longer is not reused: half the
-    /// keep-alive timeout after which the I/O thread closes it.
-    internal_idle: Duration,
 }
 
 /// A client connection for this thread.
@@ -88,8 +88,8 @@ pub struct H2 {
     streams: Arc<AtomicUsize>,
     /// Client connections this thread holds.
     connections: Arc<AtomicUsize>,
-    /// Internal connections open (see `pool`): the I/O thread holds their
-    /// other ends, which are no client's.
+    /// Worker's ends of internal connections in the I/O thread's table
+    /// (see `pool`): no client's.
     internal: Arc<AtomicUsize>,
     finished: Arc<(Mutex<bool>, Condvar)>,
 }
@@ -144,7 +144,6 @@ impl H2 {
                     ms => ms,
                 }),
                 max_response_head: config.limits.header_buffer.max(64 * 1024),
-                internal_idle: Duration::from_millis(t.keep_alive_ms / 2),
             },
             phase: phase_rx,
             streams: Arc::clone(&streams),
@@ -214,8 +213,7 @@ impl H2 {
 
     /// What this thread adds to the connections the I/O thread holds, for
     /// `--max-clients`: each client connection counts once, as over
-    /// HTTP/1.1, and the I/O thread's ends of internal connections not at
-    /// all.
+    /// HTTP/1.1, and the worker's ends of internal connections not at all.
     pub fn held(&self, by_io_thread: usize) -> usize {
         let internal = self.internal.load(Ordering::SeqCst);
         by_io_thread.saturating_sub(internal) + self.connections.load(Ordering::SeqCst)

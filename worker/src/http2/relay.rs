@@ -18,7 +18,6 @@ use h2::{Reason, RecvStream, SendStream};
 use rwsgi_shared::origin::Origin;
 use slog::debug;
 use std::future::poll_fn;
-use std::io::Write;
 use std::net::TcpStream;
 use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -26,7 +25,6 @@ use std::sync::Arc;
 use std::task::Poll;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::unix::{ReadHalf, WriteHalf};
-use tokio::net::UnixStream;
 
 /// Bytes read from the worker at a time: a response head and a small body
 /// in one read; a large body in few (the h2 crate cuts DATA frames itself).
@@ -85,75 +83,69 @@ pub async fn relay(
 ) {
     ctx.shared.streams.fetch_add(1, Ordering::SeqCst);
     let _counted = Counted(Arc::clone(&ctx.open), Arc::clone(&ctx.shared.streams));
+    let shared = &ctx.shared;
     let (parts, mut body) = request.into_parts();
     let framing = translate::framing(&parts.headers, body.is_end_stream());
-    let mut head = translate::request_head(&parts, framing);
     let head_request = parts.method == http::Method::HEAD;
     // Body bytes still to come, when their number is known.
     let mut left = match framing {
         Framing::Length => translate::declared_length(&parts.headers),
         Framing::None | Framing::Chunked => None,
     };
-    drop(parts);
-    // The whole request in one write when its body is here already.
-    let Ok(whole) = ready_body(&mut body, &mut head, framing, &mut left).await else {
-        return;
-    };
-    let shared = &ctx.shared;
-    let mut from_pool = true;
-    loop {
-        let taken = if from_pool { ctx.pool.take() } else { None };
-        let reused = taken.is_some();
-        let (mut internal, written) = match taken {
-            Some(s) => (s, 0),
-            None => match pair(&ctx, &head) {
-                Ok(p) => p,
-                Err(e) => {
-                    debug!(shared.log, "cannot relay an h2 stream"; "error" => %e);
-                    respond.send_reset(Reason::INTERNAL_ERROR);
-                    return;
-                }
-            },
-        };
-        let rest = (!whole).then_some(Rest {
-            body: &mut body,
-            framing,
-            left,
-        });
-        let (answered, request_sent) = exchange(
-            &mut internal.stream,
-            &head[written..],
-            rest,
-            &mut respond,
-            head_request,
-            shared,
-        )
-        .await;
-        let reason = match answered {
-            Ok(a) => {
-                let ended = Ended {
-                    request_sent,
-                    response_read: a.clean,
-                    worker_closes: a.closes,
-                };
-                if pool::reusable(ended) {
-                    ctx.pool.put(internal);
-                }
+    let (mut internal, mut conn) = match ctx.pool.take() {
+        Some(pair) => pair,
+        None => match new_pair(&ctx) {
+            Ok(pair) => pair,
+            Err(e) => {
+                debug!(shared.log, "cannot relay an h2 stream"; "error" => %e);
+                respond.send_reset(Reason::INTERNAL_ERROR);
                 return;
             }
-            // The idle connection was closed as it was taken: the request,
-            // all of it still here, goes once more on a new one.
-            Err(Cut::Unanswered) if reused && whole => {
-                from_pool = false;
-                continue;
+        },
+    };
+    // The request goes into the worker's end's buffer, where the I/O
+    // thread finds it as if it had read it: its head, and its body as far
+    // as it is here already.
+    translate::request_head(&parts, framing, &mut conn.buf);
+    drop(parts);
+    let whole = match ready_body(&mut body, &mut conn.buf, framing, &mut left).await {
+        Ok(whole) => whole,
+        Err(_) => {
+            // The client's error: the pair carried nothing.
+            conn.buf.clear();
+            ctx.pool.put_ours(internal);
+            pool::go_home(conn);
+            return;
+        }
+    };
+    conn.since = std::time::Instant::now();
+    pool::leaving(&mut conn, &shared.internal);
+    shared.handoff.give_back(Returned::Adopt(Box::new(conn)));
+    let rest = (!whole).then_some(Rest {
+        body: &mut body,
+        framing,
+        left,
+    });
+    let (answered, request_sent) =
+        exchange(&mut internal, rest, &mut respond, head_request, shared).await;
+    let reason = match answered {
+        Ok(a) => {
+            let ended = Ended {
+                request_sent,
+                response_read: a.clean,
+                worker_closes: a.closes,
+            };
+            if pool::reusable(ended) {
+                ctx.pool.put_ours(internal);
             }
-            Err(Cut::Unanswered) => Reason::REFUSED_STREAM,
-            Err(Cut::Worker(reason)) => reason,
-            Err(Cut::Client) => return,
-        };
-        respond.send_reset(reason);
-        return;
-    }
+            return;
+        }
+        // The worker did not take the request (it drains).
+        Err(Cut::Unanswered) => Reason::REFUSED_STREAM,
+        Err(Cut::Worker(reason)) => reason,
+        Err(Cut::Client) => return,
+    };
+    respond.send_reset(reason);
 }
 
 /// The body's DATA frames already received, appended to the request
@@ -198,25 +190,10 @@ async fn ready_body(
     .await
 }
 
-/// A new internal connection: the worker's end adopted by the I/O thread
-/// with as much of `request` already in it as fits (so it finds a complete
-/// request head, as it would from a client). Returns ours and how much of
-/// the request it took.
-fn pair(ctx: &StreamCtx, request: &[u8]) -> std::io::Result<(Internal, usize)> {
-    let (mut ours, theirs) = std::os::unix::net::UnixStream::pair()?;
-    ours.set_nonblocking(true)?;
-    theirs.set_nonblocking(true)?;
-    let mut written = 0;
-    while written < request.len() {
-        match ours.write(&request[written..]) {
-            Ok(n) => written += n,
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    // Counted before the I/O thread counts its end.
-    let ours = Internal::new(UnixStream::from_std(ours)?, &ctx.shared.internal);
+/// A new internal connection: our end, and the worker's as a connection
+/// of this stream's h2 connection (its client, its TLS facts).
+fn new_pair(ctx: &StreamCtx) -> std::io::Result<(Internal, Conn)> {
+    let (ours, theirs, end) = pool::pair(&ctx.pool)?;
     // As the TLS thread does: the worker reads and writes the pair as it
     // would a TCP socket.
     let mut conn = Conn::new(
@@ -225,34 +202,30 @@ fn pair(ctx: &StreamCtx, request: &[u8]) -> std::io::Result<(Internal, usize)> {
         Vec::new(),
     );
     conn.tls = ctx.tls.clone();
-    conn.http2 = true;
-    ctx.shared
-        .handoff
-        .give_back(Returned::Adopt(Box::new(conn)));
-    Ok((ours, written))
+    conn.http2 = Some(end);
+    Ok((ours, conn))
 }
 
-/// One request and its response on an internal connection: `pending` (what
-/// of the head and body is not written yet), then the rest of the body
-/// from `rest`, while the response is read back and sent. Returns how the
-/// response ended and whether the whole request was written.
+/// One request and its response on an internal connection whose worker's
+/// end has the request in its buffer: the rest of the body from `rest`,
+/// while the response is read back and sent. Returns how the response
+/// ended and whether the whole request was written.
 async fn exchange(
-    stream: &mut UnixStream,
-    pending: &[u8],
+    internal: &mut Internal,
     rest: Option<Rest<'_>>,
     respond: &mut SendResponse<Bytes>,
     head_request: bool,
     shared: &Shared,
 ) -> (Result<Answered, Cut>, bool) {
+    let Internal { stream, buf, .. } = internal;
     let (mut rd, mut wr) = stream.split();
     let upload = async {
-        wr.write_all(pending).await?;
         match rest {
             Some(rest) => upload(rest, &mut wr).await,
             None => Ok(()),
         }
     };
-    let download = download(&mut rd, respond, head_request, shared);
+    let download = download(&mut rd, buf, respond, head_request, shared);
     tokio::pin!(upload);
     tokio::pin!(download);
     // An upload that failed leaves its half of the connection open: a
@@ -337,11 +310,15 @@ where
 /// The worker's response, as the stream's.
 async fn download(
     rd: &mut ReadHalf<'_>,
+    buf: &mut BytesMut,
     respond: &mut SendResponse<Bytes>,
     head_request: bool,
     shared: &Shared,
 ) -> Result<Answered, Cut> {
-    let mut buf = BytesMut::with_capacity(CHUNK);
+    // The last response's bytes are sent (or dropped): its allocation is
+    // reused unless a DATA frame still holds it.
+    buf.clear();
+    buf.reserve(CHUNK);
     let head = loop {
         match translate::response_head(&buf, head_request) {
             Ok(Some((head, used))) => {
@@ -362,7 +339,7 @@ async fn download(
                 return Err(Cut::Worker(Reason::INTERNAL_ERROR));
             }
         }
-        if read_or_reset(rd, &mut buf, CHUNK, |cx| respond.poll_reset(cx)).await? == 0 {
+        if read_or_reset(rd, buf, CHUNK, |cx| respond.poll_reset(cx)).await? == 0 {
             return Err(match buf.is_empty() {
                 true => Cut::Unanswered,
                 false => Cut::Worker(Reason::INTERNAL_ERROR),
@@ -390,7 +367,7 @@ async fn download(
                     break buf.is_empty();
                 }
                 let want = usize::try_from(left).unwrap_or(usize::MAX).min(BODY_CHUNK);
-                if read_or_reset(rd, &mut buf, want, |cx| send.poll_reset(cx)).await? == 0 {
+                if read_or_reset(rd, buf, want, |cx| send.poll_reset(cx)).await? == 0 {
                     return Err(Cut::Worker(Reason::INTERNAL_ERROR));
                 }
             }
@@ -398,7 +375,7 @@ async fn download(
         Body::UntilClose => loop {
             let data = buf.split().freeze();
             send_all(&mut send, data, false).await?;
-            if read_or_reset(rd, &mut buf, BODY_CHUNK, |cx| send.poll_reset(cx)).await? == 0 {
+            if read_or_reset(rd, buf, BODY_CHUNK, |cx| send.poll_reset(cx)).await? == 0 {
                 send_all(&mut send, Bytes::new(), true).await?;
                 break false;
             }
@@ -419,7 +396,7 @@ async fn download(
                 if done {
                     break buf.is_empty();
                 }
-                if read_or_reset(rd, &mut buf, BODY_CHUNK, |cx| send.poll_reset(cx)).await? == 0 {
+                if read_or_reset(rd, buf, BODY_CHUNK, |cx| send.poll_reset(cx)).await? == 0 {
                     return Err(Cut::Worker(Reason::INTERNAL_ERROR));
                 }
             }

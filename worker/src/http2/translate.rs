@@ -76,9 +76,9 @@ fn dropped_request_field(name: &HeaderName, has_authority: bool) -> bool {
 }
 
 /// The request as HTTP/1.1 bytes, head only, keep-alive (the internal
-/// connection carries the h2 connection's next stream after it).
-pub fn request_head(parts: &http::request::Parts, framing: Framing) -> Vec<u8> {
-    let mut out = Vec::with_capacity(512);
+/// connection carries the h2 connection's next stream after it), appended
+/// to `out`.
+pub fn request_head(parts: &http::request::Parts, framing: Framing, out: &mut Vec<u8>) {
     out.extend_from_slice(parts.method.as_str().as_bytes());
     out.push(b' ');
     let target = match (&parts.method, parts.uri.path_and_query()) {
@@ -93,7 +93,7 @@ pub fn request_head(parts: &http::request::Parts, framing: Framing) -> Vec<u8> {
     out.extend_from_slice(b" HTTP/1.1\r\n");
     let authority = parts.uri.authority();
     if let Some(a) = authority {
-        field(&mut out, b"host", a.as_str().as_bytes());
+        field(out, b"host", a.as_str().as_bytes());
     }
     let mut cookies: Vec<&[u8]> = Vec::new();
     for (name, value) in &parts.headers {
@@ -106,16 +106,15 @@ pub fn request_head(parts: &http::request::Parts, framing: Framing) -> Vec<u8> {
             cookies.push(value.as_bytes());
             continue;
         }
-        field(&mut out, name.as_str().as_bytes(), value.as_bytes());
+        field(out, name.as_str().as_bytes(), value.as_bytes());
     }
     if !cookies.is_empty() {
-        field(&mut out, b"cookie", &cookies.join(&b"; "[..]));
+        field(out, b"cookie", &cookies.join(&b"; "[..]));
     }
     if framing == Framing::Chunked {
         out.extend_from_slice(b"transfer-encoding: chunked\r\n");
     }
     out.extend_from_slice(b"\r\n");
-    out
 }
 
 /// A DATA frame's bytes as the internal connection carries them.
@@ -276,6 +275,12 @@ mod tests {
         req.into_parts().0
     }
 
+    fn head_of(p: &http::request::Parts, framing: Framing) -> Vec<u8> {
+        let mut out = Vec::new();
+        request_head(p, framing, &mut out);
+        out
+    }
+
     #[test]
     fn a_request_becomes_http11_with_its_authority_as_host() {
         let req = http::Request::builder()
@@ -292,7 +297,7 @@ mod tests {
         let p = parts(req);
         assert_eq!(framing(&p.headers, false), Framing::Length);
         assert_eq!(declared_length(&p.headers), Some(5));
-        let head = String::from_utf8(request_head(&p, Framing::Length)).unwrap();
+        let head = String::from_utf8(head_of(&p, Framing::Length)).unwrap();
         assert!(head.starts_with("POST /a/b?x=1 HTTP/1.1\r\nhost: example.com:8443\r\n"));
         assert!(head.contains("content-type: text/plain\r\n"));
         assert!(head.contains("content-length: 5\r\n"));
@@ -313,10 +318,10 @@ mod tests {
         let p = parts(req);
         assert_eq!(framing(&p.headers, false), Framing::Chunked);
         assert_eq!(framing(&p.headers, true), Framing::None);
-        let head = String::from_utf8(request_head(&p, Framing::Chunked)).unwrap();
+        let head = String::from_utf8(head_of(&p, Framing::Chunked)).unwrap();
         assert!(head.starts_with("PUT /u HTTP/1.1\r\n"));
         assert!(head.contains("transfer-encoding: chunked\r\n"));
-        let head = String::from_utf8(request_head(&p, Framing::None)).unwrap();
+        let head = String::from_utf8(head_of(&p, Framing::None)).unwrap();
         assert!(!head.contains("transfer-encoding"));
     }
 

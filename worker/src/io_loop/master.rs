@@ -133,7 +133,7 @@ impl IoLoop<'_> {
     /// bytes already read) so a reload closes nothing; otherwise it is closed.
     /// The connection is no longer watched here (see `IoLoop::take`).
     pub(super) fn give_up(&mut self, conn: Conn) {
-        let Some(socket) = conn.transport.plain().filter(|_| !conn.http2) else {
+        let Some(socket) = conn.transport.plain().filter(|_| conn.http2.is_none()) else {
             // Its TLS session lives in this worker: closing it (dropping
             // it sends close_notify) is the only way to let it go.
             return;

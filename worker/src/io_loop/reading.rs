@@ -63,10 +63,11 @@ impl IoLoop<'_> {
             }
             // --http2: h2c with prior knowledge opens with the preface; a
             // beginning of it waits for the rest.
-            let preface = match h2c && conn.served == 0 && conn.tls.is_none() && !conn.http2 {
-                true if conn.origin.preamble_done() => crate::http2::preface(&conn.buf),
-                _ => Preface::No,
-            };
+            let preface =
+                match h2c && conn.served == 0 && conn.tls.is_none() && conn.http2.is_none() {
+                    true if conn.origin.preamble_done() => crate::http2::preface(&conn.buf),
+                    _ => Preface::No,
+                };
             if preface == Preface::Yes {
                 to_http2 = true;
                 break Ok(None);

@@ -1,6 +1,7 @@
 //! The return path: connections the request threads and the static lanes
 //! give back (to wait for the next request, to close, closed, or with the
-//! next request's head already routed).
+//! next request's head already routed). An h2 stream's connection that
+//! comes back idle goes on to its pair's pool, never to wait here.
 
 use super::{Entry, IoLoop, Mode};
 use crate::handoff::Returned;
@@ -39,6 +40,15 @@ impl IoLoop<'_> {
                 }
                 conn.since = Instant::now();
                 self.dispatch(token, conn, *routed);
+            }
+            Returned::Idle(token, conn) if conn.http2.is_some() => {
+                // An h2 stream's: its pair's pool keeps it for the next
+                // stream, whose request comes with it (draining: none will).
+                self.unwatch(token, &conn);
+                self.take(token);
+                if let Mode::Serving = self.mode {
+                    crate::http2::go_home(conn);
+                }
             }
             Returned::Idle(token, mut conn) => {
                 if let Mode::Draining { .. } = self.mode {

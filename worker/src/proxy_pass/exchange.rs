@@ -76,7 +76,7 @@ pub(super) fn run(
             &p.log,
             &Record {
                 client: conn.origin.client().ip(),
-                http2: conn.http2,
+                http2: conn.http2.is_some(),
                 head: &head,
                 status: outcome.status,
                 bytes: outcome.bytes,

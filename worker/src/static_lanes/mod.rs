@@ -416,7 +416,10 @@ impl LaneLoop {
                         if let Some(access) = &self.statics.access {
                             access_log(access, &self.log, &held.conn, t, true);
                         }
-                        match after_response(t.keep_alive, held.entered.elapsed()) {
+                        // An h2 stream's connection goes back at once, its
+                        // next request coming with it from its pool.
+                        let h2 = held.conn.http2.is_some();
+                        match after_response(t.keep_alive, h2, held.entered.elapsed()) {
                             Some(step) => break step,
                             None => held.state = State::Lingering,
                         }
@@ -599,11 +602,12 @@ fn body_to_skip(body: BodyKind, buffered: usize) -> Option<usize> {
 
 /// Where a connection goes once its response is sent, `held` after it
 /// came to the lane: closed without keep-alive, back to the I/O thread
-/// after `LINGER`, else it lingers here for the next request (`None`).
-fn after_response(keep_alive: bool, held: Duration) -> Option<Step> {
+/// at once for an h2 stream's (`h2`) or after `LINGER`, else it lingers
+/// here for the next request (`None`).
+fn after_response(keep_alive: bool, h2: bool, held: Duration) -> Option<Step> {
     if !keep_alive {
         Some(Step::Close)
-    } else if held >= LINGER {
+    } else if h2 || held >= LINGER {
         Some(Step::GiveBack)
     } else {
         None
@@ -629,7 +633,7 @@ fn access_log(access: &AccessLog, log: &Logger, conn: &Conn, t: &Transfer, ok: b
         log,
         &Record {
             client: conn.origin.client().ip(),
-            http2: conn.http2,
+            http2: conn.http2.is_some(),
             head: &t.head,
             status: t.status,
             bytes: if ok { t.body_bytes } else { 0 },
@@ -664,10 +668,13 @@ mod tests {
     #[test]
     fn after_a_response_a_connection_closes_lingers_or_goes_back() {
         let soon = LINGER / 3;
-        assert_eq!(after_response(false, soon), Some(Step::Close));
-        assert_eq!(after_response(true, soon), None);
-        assert_eq!(after_response(true, LINGER), Some(Step::GiveBack));
-        assert_eq!(after_response(false, LINGER * 2), Some(Step::Close));
+        assert_eq!(after_response(false, false, soon), Some(Step::Close));
+        assert_eq!(after_response(true, false, soon), None);
+        assert_eq!(after_response(true, false, LINGER), Some(Step::GiveBack));
+        assert_eq!(after_response(false, false, LINGER * 2), Some(Step::Close));
+        // An h2 stream's connection never lingers in a lane.
+        assert_eq!(after_response(true, true, soon), Some(Step::GiveBack));
+        assert_eq!(after_response(false, true, soon), Some(Step::Close));
     }
 
     #[test]

@@ -422,7 +422,7 @@ impl Reporter {
         } else {
             None
         };
-        let protocol = if c.conn.http2 {
+        let protocol = if c.conn.http2.is_some() {
             "HTTP/2.0"
         } else {
             head.version.as_str()

@@ -139,7 +139,7 @@ pub fn handle(
             ctx.log,
             &Record {
                 client: conn.origin.client().ip(),
-                http2: conn.http2,
+                http2: conn.http2.is_some(),
                 head: &head,
                 status: result.status,
                 bytes: result.body_bytes,
@@ -287,7 +287,7 @@ fn prepare(
     match (Py::new(py, input), Py::new(py, response)) {
         (Ok(input), Ok(response)) => Ok(Prepared {
             tls: conn.tls.clone(),
-            http2: conn.http2,
+            http2: conn.http2.is_some(),
             path_info,
             proxied,
             lease,
