@@ -14,6 +14,11 @@ use std::time::Instant;
 
 pub const WAKER: Token = Token(1);
 
+/// The token of an h2 stream's connection that the h2 thread queued itself
+/// (`http2::direct`): it is in no table of the I/O thread. Kept alive, it
+/// goes straight back to its pair's pool; closed, it needs nothing.
+pub const DIRECT: usize = usize::MAX;
+
 /// A request ready to run.
 pub struct QueuedRequest {
     pub conn: Conn,
@@ -149,6 +154,11 @@ impl Handoff {
     }
 
     pub fn give_back(&self, returned: Returned) {
+        let returned = match returned {
+            Returned::Idle(DIRECT, conn) => return crate::http2::go_home(conn),
+            Returned::Closed(DIRECT) => return,
+            other => other,
+        };
         lock(&self.returns).push(returned);
         // Pairs with the fence in `io_sleep`: either the I/O thread sees this
         // return before it sleeps, or we see that it sleeps and wake it.

@@ -205,7 +205,12 @@ pub fn serve(
     };
     let telemetry = shared.telemetry.clone();
     let threads = request_thread::start(config.threads, &shared, slot, log);
-    let http2 = match crate::http2::H2::start(&config, &handoff, log) {
+    let router = crate::http2::Router {
+        config: config.clone(),
+        files: statics.shared_files(),
+        proxy: Arc::clone(&proxy),
+    };
+    let http2 = match crate::http2::H2::start(&config, &handoff, router, log) {
         Ok(h) => h,
         Err(e) => {
             error!(log, "cannot serve HTTP/2: {}", e);

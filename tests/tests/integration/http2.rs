@@ -628,3 +628,70 @@ fn the_access_log_shows_h2_requests_as_http2() {
         .log
         .wait_for("\"GET /pid?h1 HTTP/1.1\" 200", Duration::from_secs(10)));
 }
+
+#[test]
+fn application_streams_bypass_the_io_thread_and_every_path_keeps_its_own_responses() {
+    let dir =
+        PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("h2-paths-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    std::fs::write(dir.join("small.txt"), b"a static file\n").expect("write");
+    let htdocs = dir.to_string_lossy().into_owned();
+    let (server, _) = serve(
+        None,
+        &[
+            "--url-alias",
+            "/static",
+            &htdocs,
+            "--keep-alive-timeout",
+            "60",
+        ],
+    );
+    let script = format!(
+        "{}{}",
+        rwsgi_tests::PROCFS_PY,
+        h2_script(
+            r#"
+import urllib.request
+port = int(sys.argv[1])
+pid = json.loads(urllib.request.urlopen("http://127.0.0.1:%d/pid" % port).read())["pid"]
+s, c = conn(port)
+wrong = []
+st, body = request(s, c, "GET", "/pid")
+# The application's streams go from the h2 thread to the request threads
+# and back to their pair's pool: the I/O thread (the worker's main thread)
+# wakes only for its sweeps, not for each stream.
+woke = switches(pid, "rwsgi-worker")
+started = time.monotonic()
+for i in range(300):
+    st, body = request(s, c, "GET", "/method")
+    if st != "200" or body != b"the body":
+        wrong.append((i, st, body[:40]))
+woke = switches(pid, "rwsgi-worker") - woke
+sweeps = int((time.monotonic() - started) / 0.25) + 1
+quiet = woke <= 2 * sweeps + 20
+# Every other path, in turn on the same connection and its pairs: a body
+# the application leaves unread (the worker closes that pair), a static
+# file (a lane), a body larger than what comes with the request (the I/O
+# thread receives it), a streamed response.
+for i in range(8):
+    st, body = request(s, c, "POST", "/pid", b"x" * 3000)
+    if st != "200" or b"pid" not in body:
+        wrong.append(("unread", i, st, body[:40]))
+    st, body = request(s, c, "GET", "/static/small.txt")
+    if st != "200" or body != b"a static file\n":
+        wrong.append(("static", i, st, body[:40]))
+    payload = b"%d;" % i * 60000
+    st, body = request(s, c, "POST", "/echo", payload, length=i % 2 == 0)
+    if st != "200" or body != payload:
+        wrong.append(("upload", i, st, len(body)))
+    st, body = request(s, c, "GET", "/stream")
+    if st != "200" or body != b"part 0\npart 1\npart 2\n":
+        wrong.append(("stream", i, st, body[:40]))
+print(wrong, quiet or "the I/O thread woke %d times in 300 streams (%d sweeps)" % (woke, sweeps))
+"#
+        )
+    );
+    let out = python(&script, &[&server.port.to_string()]);
+    assert_eq!(out.trim(), "[] True", "{}", server.log.text());
+    let _ = std::fs::remove_dir_all(&dir);
+}

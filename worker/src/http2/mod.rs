@@ -18,11 +18,13 @@
 //! once.
 
 mod connection;
+mod direct;
 mod pool;
 mod relay;
 mod tls_io;
 mod translate;
 
+pub use direct::Router;
 pub use pool::{go_home, WorkerEnd};
 pub use translate::{preface, Preface};
 
@@ -50,6 +52,7 @@ enum Phase {
 /// What the h2 thread's connections and streams share.
 struct Shared {
     handoff: Arc<Handoff>,
+    router: Router,
     settings: Settings,
     phase: watch::Receiver<Phase>,
     /// Streams being relayed, in every connection.
@@ -119,6 +122,7 @@ impl H2 {
     pub fn start(
         config: &ServerConfig,
         handoff: &Arc<Handoff>,
+        router: Router,
         log: &Logger,
     ) -> Result<Option<Arc<H2>>, String> {
         if !config.http2 {
@@ -136,6 +140,7 @@ impl H2 {
         let t = &config.timeouts;
         let shared = Arc::new(Shared {
             handoff: Arc::clone(handoff),
+            router,
             settings: Settings {
                 max_header_list: u32::try_from(config.limits.header_buffer).unwrap_or(u32::MAX),
                 handshake: Duration::from_millis(t.header_ms.max(1)),

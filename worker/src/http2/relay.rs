@@ -119,8 +119,12 @@ pub async fn relay(
         }
     };
     conn.since = std::time::Instant::now();
-    pool::leaving(&mut conn, &shared.internal);
-    shared.handoff.give_back(Returned::Adopt(Box::new(conn)));
+    // The application's request goes to a request thread from here; any
+    // other to the I/O thread, which routes it as it would a client's.
+    if let Err(mut conn) = shared.router.queue(&shared.handoff, conn) {
+        pool::leaving(&mut conn, &shared.internal);
+        shared.handoff.give_back(Returned::Adopt(Box::new(conn)));
+    }
     let rest = (!whole).then_some(Rest {
         body: &mut body,
         framing,
@@ -320,7 +324,7 @@ async fn download(
     buf.clear();
     buf.reserve(CHUNK);
     let head = loop {
-        match translate::response_head(&buf, head_request) {
+        match translate::response_head(buf, head_request) {
             Ok(Some((head, used))) => {
                 let _ = buf.split_to(used);
                 if head.informational {
@@ -385,7 +389,7 @@ async fn download(
             let mut out = Vec::with_capacity(CHUNK);
             loop {
                 let used = decoder
-                    .decode(&buf, &mut out, usize::MAX)
+                    .decode(buf, &mut out, usize::MAX)
                     .map_err(|_| Cut::Worker(Reason::INTERNAL_ERROR))?;
                 let _ = buf.split_to(used);
                 let done = decoder.is_done();

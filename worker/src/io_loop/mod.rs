@@ -36,6 +36,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use table::Fds;
 
+pub(crate) use reading::{next, Next, Rules};
+
 const CHANNEL: Token = Token(0);
 const FIRST_CONN: usize = 2;
 const SWEEP: Duration = Duration::from_millis(250);

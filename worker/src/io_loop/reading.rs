@@ -137,13 +137,7 @@ impl IoLoop<'_> {
     /// The connection's entry is `Busy`; `routed`'s head is still in `conn.buf`.
     pub(super) fn dispatch(&mut self, token: usize, mut conn: Conn, routed: Routed) {
         let c = self.ctx.config;
-        let rules = Rules {
-            guard: c.guard.enabled(),
-            server_status: c.server_status,
-            chunked_request: c.chunked_request,
-            docs: c.enable_docs,
-        };
-        let (next, used) = next(routed, conn.buf.len(), rules);
+        let (next, used) = next(routed, conn.buf.len(), Rules::of(c));
         conn.buf.drain(..used);
         match next {
             Next::Wait => {
@@ -298,7 +292,7 @@ impl IoLoop<'_> {
 
 /// The options that decide what becomes of a routed head.
 #[derive(Debug, Clone, Copy, Default)]
-struct Rules {
+pub(crate) struct Rules {
     /// `--auth-user-script` or `--host-access-script`.
     guard: bool,
     server_status: bool,
@@ -307,9 +301,20 @@ struct Rules {
     docs: bool,
 }
 
+impl Rules {
+    pub(crate) fn of(c: &rwsgi_shared::config::ServerConfig) -> Rules {
+        Rules {
+            guard: c.guard.enabled(),
+            server_status: c.server_status,
+            chunked_request: c.chunked_request,
+            docs: c.enable_docs,
+        }
+    }
+}
+
 /// What becomes of a connection whose bytes were routed.
 #[derive(Debug)]
-enum Next {
+pub(crate) enum Next {
     /// Not a complete head yet: wait for more.
     Wait,
     /// Answered with this error, then closed.
@@ -342,7 +347,7 @@ enum Next {
 
 /// What becomes of a connection whose `buffered` bytes were routed as
 /// `routed`, and how many of those bytes the head took.
-fn next(routed: Routed, buffered: usize, rules: Rules) -> (Next, usize) {
+pub(crate) fn next(routed: Routed, buffered: usize, rules: Rules) -> (Next, usize) {
     match routed {
         Routed::Partial => (Next::Wait, 0),
         Routed::Refused(e) => (Next::Refuse(e), 0),

@@ -4,13 +4,19 @@
 //! comes back idle goes on to its pair's pool, never to wait here.
 
 use super::{Entry, IoLoop, Mode};
-use crate::handoff::Returned;
+use crate::handoff::{Returned, DIRECT};
 use std::time::Instant;
 
 impl IoLoop<'_> {
     pub(super) fn returned(&mut self, r: Returned) {
         if let Returned::Adopt(conn) = r {
             self.adopt(*conn);
+            return;
+        }
+        if let Returned::Close(DIRECT, conn) | Returned::Routed(DIRECT, conn, _) = r {
+            // Queued by the h2 thread: in the table only for its close.
+            let token = self.insert(Entry::Busy);
+            self.close(token, conn);
             return;
         }
         let token = match &r {
