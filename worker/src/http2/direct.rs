@@ -28,7 +28,7 @@ impl Router {
     /// Queues the request in `conn.buf` when it is a request thread's
     /// business and nothing else's; otherwise gives the connection back,
     /// its buffer untouched.
-    pub fn queue(&self, handoff: &Handoff, mut conn: Conn) -> Result<(), Conn> {
+    pub fn queue(&self, handoff: &Handoff, mut conn: Conn) -> Result<(), Box<Conn>> {
         let c = &*self.config;
         let gate = Gate {
             vhost: c.virtual_host.as_ref(),
@@ -39,10 +39,10 @@ impl Router {
         };
         let routed = match route(&conn.buf, &c.limits, &self.files, &gate) {
             app @ Routed::App(..) => app,
-            _ => return Err(conn),
+            _ => return Err(Box::new(conn)),
         };
         let (Next::Queue(head), used) = next(routed, conn.buf.len(), Rules::of(c)) else {
-            return Err(conn);
+            return Err(Box::new(conn));
         };
         conn.buf.drain(..used);
         handoff.push(QueuedRequest {

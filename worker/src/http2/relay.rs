@@ -123,7 +123,7 @@ pub async fn relay(
     // other to the I/O thread, which routes it as it would a client's.
     if let Err(mut conn) = shared.router.queue(&shared.handoff, conn) {
         pool::leaving(&mut conn, &shared.internal);
-        shared.handoff.give_back(Returned::Adopt(Box::new(conn)));
+        shared.handoff.give_back(Returned::Adopt(conn));
     }
     let rest = (!whole).then_some(Rest {
         body: &mut body,
