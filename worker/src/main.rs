@@ -15,12 +15,6 @@
 //! This file only reads the arguments and what the master sends first;
 //! `lifecycle` is the worker's life from there, `template` the template's.
 
-/// The worker's own allocations (buffers, the h2 thread's frames and
-/// header maps) from mimalloc: glibc's malloc was a tenth of the h2
-/// thread's time. Python keeps its own allocator.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 mod access_log;
 mod args;
 mod conn;
