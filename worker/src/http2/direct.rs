@@ -26,9 +26,10 @@ pub struct Router {
 
 impl Router {
     /// Queues the request in `conn.buf` when it is a request thread's
-    /// business and nothing else's; otherwise gives the connection back,
-    /// its buffer untouched.
-    pub fn queue(&self, handoff: &Handoff, mut conn: Conn) -> Result<(), Box<Conn>> {
+    /// business and nothing else's, true when a request thread is owed a
+    /// wake for it (see `Handoff::push_unwoken`); otherwise gives the
+    /// connection back, its buffer untouched.
+    pub fn queue(&self, handoff: &Handoff, mut conn: Conn) -> Result<bool, Box<Conn>> {
         let c = &*self.config;
         let gate = Gate {
             vhost: c.virtual_host.as_ref(),
@@ -45,14 +46,13 @@ impl Router {
             return Err(Box::new(conn));
         };
         conn.buf.drain(..used);
-        handoff.push(QueuedRequest {
+        Ok(handoff.push_unwoken(QueuedRequest {
             conn,
             head,
             token: DIRECT,
             queued_at: Instant::now(),
             body: None,
             guarded_static: None,
-        });
-        Ok(())
+        }))
     }
 }

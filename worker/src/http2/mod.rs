@@ -34,7 +34,7 @@ use crate::transport::Session;
 use rwsgi_shared::config::ServerConfig;
 use rwsgi_shared::origin::Origin;
 use slog::{error, Logger};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
@@ -60,7 +60,33 @@ struct Shared {
     /// Worker's ends of internal connections away from their pools (the
     /// I/O thread's table holds them), in every connection.
     internal: Arc<AtomicUsize>,
+    /// Request threads are owed a wake for streams queued this turn: the
+    /// waker task gives it after the turn's other tasks ([`wake_threads`]).
+    wake_owed: AtomicBool,
+    wakes: tokio::sync::Notify,
     log: Logger,
+}
+
+impl Shared {
+    /// A stream was queued for the request threads: wake them after this
+    /// turn's other streams are queued too.
+    fn owe_wake(&self) {
+        if !self.wake_owed.swap(true, Ordering::SeqCst) {
+            self.wakes.notify_one();
+        }
+    }
+}
+
+/// Wakes the request threads owed a wake, once per turn of the runtime:
+/// woken by the first stream queued in a turn, this task runs after the
+/// tasks already scheduled (the runtime runs them in order), so a burst
+/// of streams costs one round of wakes.
+async fn wake_threads(shared: Arc<Shared>) {
+    loop {
+        shared.wakes.notified().await;
+        shared.wake_owed.store(false, Ordering::SeqCst);
+        shared.handoff.wake_for_queued();
+    }
 }
 
 struct Settings {
@@ -153,6 +179,8 @@ impl H2 {
             phase: phase_rx,
             streams: Arc::clone(&streams),
             internal: Arc::clone(&internal),
+            wake_owed: AtomicBool::new(false),
+            wakes: tokio::sync::Notify::new(),
             log: log.new(slog::o!("thread" => "h2")),
         });
         let finished = Arc::new((Mutex::new(false), Condvar::new()));
@@ -265,6 +293,8 @@ impl H2 {
 async fn run(arrivals: &mut mpsc::UnboundedReceiver<(Client, Held)>, shared: Arc<Shared>) {
     let mut connections = tokio::task::JoinSet::new();
     let mut phase = shared.phase.clone();
+    // Ends with the runtime.
+    tokio::spawn(wake_threads(Arc::clone(&shared)));
     loop {
         let now = *phase.borrow_and_update();
         if now == Phase::Stopping && connections.is_empty() {

@@ -121,9 +121,13 @@ pub async fn relay(
     conn.since = std::time::Instant::now();
     // The application's request goes to a request thread from here; any
     // other to the I/O thread, which routes it as it would a client's.
-    if let Err(mut conn) = shared.router.queue(&shared.handoff, conn) {
-        pool::leaving(&mut conn, &shared.internal);
-        shared.handoff.give_back(Returned::Adopt(conn));
+    match shared.router.queue(&shared.handoff, conn) {
+        Ok(true) => shared.owe_wake(),
+        Ok(false) => {}
+        Err(mut conn) => {
+            pool::leaving(&mut conn, &shared.internal);
+            shared.handoff.give_back(Returned::Adopt(conn));
+        }
     }
     let rest = (!whole).then_some(Rest {
         body: &mut body,
