@@ -18,9 +18,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use tokio::net::UnixStream;
 
-/// Pairs kept per h2 connection (h2load and browsers keep 6 to 10 streams
-/// in flight); past this, halves coming back are closed.
-pub const MAX_KEPT: usize = 16;
+/// Pairs kept per h2 connection, whole or with one end back (h2load and
+/// browsers keep 6 to 10 streams in flight); past this, ends coming back
+/// are closed.
+pub const MAX_KEPT: usize = 32;
 
 /// How one stream's exchange on an internal connection ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,9 +87,14 @@ pub fn go_home(mut conn: Conn) {
         return;
     };
     end.counted = None;
-    if let Some(pool) = end.pool.upgrade() {
-        pool.put(Half::Theirs(conn));
+    let Some(pool) = end.pool.upgrade() else {
+        return;
+    };
+    // A large body's buffer is not kept for the next stream's head.
+    if conn.buf.capacity() > crate::conn::READ_CHUNK {
+        conn.buf = Vec::new();
     }
+    pool.put(Half::Theirs(conn));
 }
 
 /// A new pair: our end, and the worker's as a connection (the worker
@@ -188,7 +194,7 @@ impl Pool {
         }
         let slot = match slots.iter().position(|s| Arc::ptr_eq(&s.pair, &pair)) {
             Some(at) => Some(&mut slots[at]),
-            None if slots.len() < 2 * MAX_KEPT => {
+            None if slots.len() < MAX_KEPT => {
                 slots.push(Slot {
                     pair,
                     ours: None,
@@ -304,12 +310,12 @@ mod tests {
         let _entered = rt.enter();
         let pool = Arc::new(Pool::default());
         let mut kept = Vec::new();
-        for _ in 0..3 * MAX_KEPT {
+        for _ in 0..2 * MAX_KEPT {
             let (ours, theirs) = new_pair(&pool);
             pool.put_ours(ours);
             kept.push(theirs);
         }
-        assert_eq!(super::super::lock(&pool.slots).len(), 2 * MAX_KEPT);
+        assert_eq!(super::super::lock(&pool.slots).len(), MAX_KEPT);
     }
 
     const CLEAN: Ended = Ended {

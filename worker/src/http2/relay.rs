@@ -1,9 +1,10 @@
 //! One h2 stream, relayed as one HTTP/1.1 request on an internal
-//! connection: a socket pair whose other end the I/O thread adopts as a
-//! connection of its own, new or kept from an earlier stream of the same h2
-//! connection ([`Pool`]). The request is written into it as HTTP/1.1 (its
-//! body from the DATA frames, as they come and as the worker reads them),
-//! and the HTTP/1.1 response read back and sent as the stream's response,
+//! connection: a socket pair, new or kept from an earlier stream of the
+//! same h2 connection ([`Pool`]). The request, as HTTP/1.1, goes into the
+//! buffer of the worker's end, which is queued for a request thread
+//! (`direct`) or given to the I/O thread; the rest of a body comes through
+//! the pair from the DATA frames, as they come and as the worker reads
+//! them. The HTTP/1.1 response is read back and sent as the stream's response,
 //! DATA only as fast as the client's flow-control window lets it, so a
 //! slow stream holds only its own buffers and never blocks another.
 
