@@ -330,8 +330,7 @@ async fn download(
     buf.reserve(CHUNK);
     let head = loop {
         match translate::response_head(buf, head_request) {
-            Ok(Some((head, used))) => {
-                let _ = buf.split_to(used);
+            Ok(Some(head)) => {
                 if head.informational {
                     // `100 Continue`: the client may be waiting for it.
                     let _ = respond.send_informational(head.response);

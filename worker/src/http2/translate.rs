@@ -2,6 +2,7 @@
 //! HTTP/1.1 request for the worker's own connection code, and the worker's
 //! HTTP/1.1 response head read back as an h2 response. No I/O here.
 
+use bytes::BytesMut;
 use http::header::{HeaderName, HeaderValue};
 use http::{HeaderMap, Method, StatusCode};
 
@@ -183,9 +184,11 @@ fn hop_by_hop(name: &[u8]) -> bool {
     .any(|h| name.eq_ignore_ascii_case(h))
 }
 
-/// Parses the response head at the start of `buf`; `None` while it is
-/// incomplete. `head_request`: the request was a HEAD (no body follows).
-pub fn response_head(buf: &[u8], head_request: bool) -> Result<Option<(Head, usize)>, BadHead> {
+/// Parses the response head at the start of `buf`, and takes it off
+/// `buf`; `None` while it is incomplete. `head_request`: the request was a
+/// HEAD (no body follows). The header values are slices of the head's own
+/// bytes, not copies.
+pub fn response_head(buf: &mut BytesMut, head_request: bool) -> Result<Option<Head>, BadHead> {
     // Uninitialised: 256 fields are 8 KiB to clear per response otherwise.
     let mut fields =
         [const { std::mem::MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_RESPONSE_FIELDS];
@@ -198,11 +201,12 @@ pub fn response_head(buf: &[u8], head_request: bool) -> Result<Option<(Head, usi
     };
     let code = parsed.code.unwrap_or(500);
     let status = StatusCode::from_u16(code).map_err(|e| BadHead(e.to_string()))?;
-    let mut response = http::Response::new(());
-    *response.status_mut() = status;
     let mut chunked = false;
     let mut length = None;
     let mut close = false;
+    // The fields kept: their names, and where their values are in `buf`.
+    let start = buf.as_ptr() as usize;
+    let mut kept = Vec::with_capacity(parsed.headers.len());
     for f in parsed.headers.iter() {
         if f.name.eq_ignore_ascii_case("connection") {
             close |= f
@@ -226,8 +230,18 @@ pub fn response_head(buf: &[u8], head_request: bool) -> Result<Option<(Head, usi
             continue;
         }
         let name = HeaderName::from_bytes(f.name.as_bytes()).map_err(|e| BadHead(e.to_string()))?;
-        let value = HeaderValue::from_bytes(f.value).map_err(|e| BadHead(e.to_string()))?;
-        response.headers_mut().append(name, value);
+        let at = f.value.as_ptr() as usize - start;
+        kept.push((name, at..at + f.value.len()));
+    }
+    let head = buf.split_to(used).freeze();
+    let mut response = http::Response::new(());
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.reserve(kept.len());
+    for (name, at) in kept {
+        let value =
+            HeaderValue::from_maybe_shared(head.slice(at)).map_err(|e| BadHead(e.to_string()))?;
+        headers.append(name, value);
     }
     let informational = status.is_informational();
     let body = if head_request
@@ -243,15 +257,12 @@ pub fn response_head(buf: &[u8], head_request: bool) -> Result<Option<(Head, usi
     } else {
         Body::UntilClose
     };
-    Ok(Some((
-        Head {
-            response,
-            body,
-            informational,
-            close,
-        },
-        used,
-    )))
+    Ok(Some(Head {
+        response,
+        body,
+        informational,
+        close,
+    }))
 }
 
 #[cfg(test)]
@@ -328,8 +339,9 @@ mod tests {
     #[test]
     fn a_response_head_loses_its_hop_by_hop_fields() {
         let raw = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nConnection: close\r\nTransfer-Encoding: chunked\r\nKeep-Alive: x\r\nSet-Cookie: a\r\nSet-Cookie: b\r\n\r\nbody";
-        let (head, used) = response_head(raw, false).unwrap().unwrap();
-        assert_eq!(&raw[used..], b"body");
+        let mut buf = BytesMut::from(&raw[..]);
+        let head = response_head(&mut buf, false).unwrap().unwrap();
+        assert_eq!(&buf[..], b"body");
         assert_eq!(head.body, Body::Chunked);
         assert!(head.close);
         let h = head.response.headers();
@@ -342,8 +354,9 @@ mod tests {
 
     #[test]
     fn the_response_body_is_delimited_as_http11_says() {
-        let body_of =
-            |raw: &[u8], head_request| response_head(raw, head_request).unwrap().unwrap().0.body;
+        let parse =
+            |raw: &[u8], head_request| response_head(&mut BytesMut::from(raw), head_request);
+        let body_of = |raw: &[u8], head_request| parse(raw, head_request).unwrap().unwrap().body;
         let len = b"HTTP/1.1 200 OK\r\nContent-Length: 12\r\n\r\n";
         assert_eq!(body_of(len, false), Body::Length(12));
         assert_eq!(body_of(len, true), Body::Empty);
@@ -359,16 +372,15 @@ mod tests {
             Body::Empty
         );
         assert_eq!(body_of(b"HTTP/1.1 200 OK\r\n\r\n", false), Body::UntilClose);
-        let kept = response_head(b"HTTP/1.1 200 OK\r\nConnection: keep-alive\r\n\r\n", false);
-        assert!(!kept.unwrap().unwrap().0.close);
-        let cont = response_head(b"HTTP/1.1 100 Continue\r\n\r\n", false)
+        let kept = parse(b"HTTP/1.1 200 OK\r\nConnection: keep-alive\r\n\r\n", false);
+        assert!(!kept.unwrap().unwrap().close);
+        let cont = parse(b"HTTP/1.1 100 Continue\r\n\r\n", false)
             .unwrap()
-            .unwrap()
-            .0;
+            .unwrap();
         assert!(cont.informational);
-        assert!(response_head(b"HTTP/1.1 200 OK\r\nA: b\r\n", false)
+        assert!(parse(b"HTTP/1.1 200 OK\r\nA: b\r\n", false)
             .unwrap()
             .is_none());
-        assert!(response_head(b"garbage\r\n\r\n", false).is_err());
+        assert!(parse(b"garbage\r\n\r\n", false).is_err());
     }
 }
