@@ -14,6 +14,9 @@
 
 use crate::conn::Conn;
 use bytes::BytesMut;
+use rwsgi_shared::origin::Origin;
+use std::net::TcpStream;
+use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use tokio::net::UnixStream;
@@ -97,11 +100,14 @@ pub fn go_home(mut conn: Conn) {
     pool.put(Half::Theirs(conn));
 }
 
-/// A new pair: our end, and the worker's as a connection (the worker
-/// reads and writes it as it would a TCP socket), not yet counted.
+/// A new pair of `pool`: our end, and the worker's as a connection of
+/// `origin`'s (with its TLS facts), which the worker reads and writes as it
+/// would a TCP socket. Not yet counted (see [`leaving`]).
 pub fn pair(
     pool: &Arc<Pool>,
-) -> std::io::Result<(Internal, std::os::unix::net::UnixStream, WorkerEnd)> {
+    origin: Origin,
+    tls: Option<Arc<rwsgi_http::tls::Facts>>,
+) -> std::io::Result<(Internal, Conn)> {
     let (ours, theirs) = std::os::unix::net::UnixStream::pair()?;
     ours.set_nonblocking(true)?;
     theirs.set_nonblocking(true)?;
@@ -111,12 +117,14 @@ pub fn pair(
         buf: BytesMut::new(),
         pair: Arc::clone(&pair),
     };
-    let end = WorkerEnd {
+    let mut conn = Conn::new(TcpStream::from(OwnedFd::from(theirs)), origin, Vec::new());
+    conn.tls = tls;
+    conn.http2 = Some(WorkerEnd {
         pair,
         pool: Arc::downgrade(pool),
         counted: None,
-    };
-    Ok((internal, theirs, end))
+    });
+    Ok((internal, conn))
 }
 
 /// Counts the worker's end as held by the I/O thread from now on.
@@ -218,9 +226,6 @@ impl Pool {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use rwsgi_shared::origin::Origin;
-    use std::net::TcpStream;
-    use std::os::fd::OwnedFd;
     use std::sync::atomic::AtomicUsize;
 
     fn runtime() -> tokio::runtime::Runtime {
@@ -232,11 +237,7 @@ mod tests {
 
     /// A new pair of `pool`: our end and the worker's connection.
     fn new_pair(pool: &Arc<Pool>) -> (Internal, Conn) {
-        let (ours, theirs, end) = pair(pool).unwrap();
-        let origin = Origin::accepted("127.0.0.1:1".parse().unwrap());
-        let mut conn = Conn::new(TcpStream::from(OwnedFd::from(theirs)), origin, Vec::new());
-        conn.http2 = Some(end);
-        (ours, conn)
+        pair(pool, Origin::accepted("127.0.0.1:1".parse().unwrap()), None).unwrap()
     }
 
     #[test]

@@ -11,7 +11,6 @@
 use super::pool::{self, Ended, Internal, Pool};
 use super::translate::{self, Body, Framing};
 use super::Shared;
-use crate::conn::Conn;
 use crate::handoff::Returned;
 use bytes::{Bytes, BytesMut};
 use h2::server::SendResponse;
@@ -19,8 +18,6 @@ use h2::{Reason, RecvStream, SendStream};
 use rwsgi_shared::origin::Origin;
 use slog::debug;
 use std::future::poll_fn;
-use std::net::TcpStream;
-use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::Poll;
@@ -95,7 +92,7 @@ pub async fn relay(
     };
     let (mut internal, mut conn) = match ctx.pool.take() {
         Some(pair) => pair,
-        None => match new_pair(&ctx) {
+        None => match pool::pair(&ctx.pool, ctx.origin, ctx.tls.clone()) {
             Ok(pair) => pair,
             Err(e) => {
                 debug!(shared.log, "cannot relay an h2 stream"; "error" => %e);
@@ -197,22 +194,6 @@ async fn ready_body(
         }
     })
     .await
-}
-
-/// A new internal connection: our end, and the worker's as a connection
-/// of this stream's h2 connection (its client, its TLS facts).
-fn new_pair(ctx: &StreamCtx) -> std::io::Result<(Internal, Conn)> {
-    let (ours, theirs, end) = pool::pair(&ctx.pool)?;
-    // As the TLS thread does: the worker reads and writes the pair as it
-    // would a TCP socket.
-    let mut conn = Conn::new(
-        TcpStream::from(OwnedFd::from(theirs)),
-        ctx.origin,
-        Vec::new(),
-    );
-    conn.tls = ctx.tls.clone();
-    conn.http2 = Some(end);
-    Ok((ours, conn))
 }
 
 /// One request and its response on an internal connection whose worker's
